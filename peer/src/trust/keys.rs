@@ -1,0 +1,212 @@
+//! ed25519 keys. A node's key is also its libp2p identity, so a certificate's subject and the
+//! node's PeerId always name the same key.
+//!
+//! Signatures are domain-separated (every message is prefixed with a context string) and checked
+//! with ed25519-dalek's `verify_strict` everywhere, so single and batch verification can never
+//! disagree on an edge-case signature (the ZIP-215 pitfall).
+
+use std::fmt;
+use std::str::FromStr;
+
+use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
+use libp2p_identity::PeerId;
+use rand_core::OsRng;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// A public key that does not parse.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    /// Not 32 bytes, not a valid curve point, or not a PeerId/hex string.
+    #[error(
+        "invalid ed25519 public key `{0}`: expected a libp2p PeerId (12D3KooW...) or 64 hex digits"
+    )]
+    InvalidPublicKey(String),
+}
+
+/// An ed25519 public key: a node's identity.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PublicKey([u8; 32]);
+
+impl PublicKey {
+    /// Parses 32 raw bytes, checking they are a valid curve point.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, KeyError> {
+        let array: [u8; 32] = bytes
+            .try_into()
+            .map_err(|_| KeyError::InvalidPublicKey(hex::encode(bytes)))?;
+        VerifyingKey::from_bytes(&array)
+            .map_err(|_| KeyError::InvalidPublicKey(hex::encode(bytes)))?;
+        Ok(Self(array))
+    }
+
+    /// The raw 32 bytes.
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+
+    /// The libp2p PeerId of this key (identity multihash of its protobuf encoding).
+    pub fn peer_id(&self) -> PeerId {
+        #[allow(clippy::expect_used)] // invariant: checked to be a valid point at construction
+        let key = libp2p_identity::ed25519::PublicKey::try_from_bytes(&self.0)
+            .expect("PublicKey holds a valid ed25519 point");
+        libp2p_identity::PublicKey::from(key).to_peer_id()
+    }
+
+    /// The key of a libp2p PeerId, if the PeerId inlines an ed25519 key.
+    pub fn from_peer_id(peer: &PeerId) -> Option<Self> {
+        let multihash = peer.as_ref();
+        // Identity multihash (code 0) of the protobuf-encoded public key.
+        if multihash.code() != 0 {
+            return None;
+        }
+        let key = libp2p_identity::PublicKey::try_decode_protobuf(multihash.digest()).ok()?;
+        let ed = key.try_into_ed25519().ok()?;
+        Self::from_bytes(&ed.to_bytes()).ok()
+    }
+
+    /// Verifies a domain-separated signature (strict rules).
+    pub fn verify(&self, context: &[u8], message: &[u8], signature: &[u8; 64]) -> bool {
+        let Ok(key) = VerifyingKey::from_bytes(&self.0) else {
+            return false;
+        };
+        key.verify_strict(
+            &domain_message(context, message),
+            &Signature::from_bytes(signature),
+        )
+        .is_ok()
+    }
+
+    /// The dalek verifying key.
+    pub fn verifying_key(&self) -> Option<VerifyingKey> {
+        VerifyingKey::from_bytes(&self.0).ok()
+    }
+}
+
+fn domain_message(context: &[u8], message: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(context.len() + 1 + message.len());
+    out.extend_from_slice(context);
+    out.push(0);
+    out.extend_from_slice(message);
+    out
+}
+
+impl fmt::Display for PublicKey {
+    /// Keys are shown as their PeerId, the same string libp2p logs.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.peer_id())
+    }
+}
+
+impl fmt::Debug for PublicKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "PublicKey({})", self.peer_id())
+    }
+}
+
+impl FromStr for PublicKey {
+    type Err = KeyError;
+
+    /// Accepts a PeerId string or 64 hex digits.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let s = s.trim();
+        if let Ok(bytes) = hex::decode(s) {
+            return Self::from_bytes(&bytes);
+        }
+        let peer = PeerId::from_str(s).map_err(|_| KeyError::InvalidPublicKey(s.to_string()))?;
+        Self::from_peer_id(&peer).ok_or_else(|| KeyError::InvalidPublicKey(s.to_string()))
+    }
+}
+
+impl Serialize for PublicKey {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serde_bytes::Bytes::new(&self.0).serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for PublicKey {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let bytes = serde_bytes::ByteBuf::deserialize(deserializer)?;
+        Self::from_bytes(&bytes).map_err(serde::de::Error::custom)
+    }
+}
+
+/// An ed25519 secret key (zeroized on drop).
+#[derive(Clone)]
+pub struct SecretKey(SigningKey);
+
+impl SecretKey {
+    /// A fresh key from the operating system's randomness.
+    pub fn generate() -> Self {
+        Self(SigningKey::generate(&mut OsRng))
+    }
+
+    /// A key from its 32-byte seed.
+    pub fn from_seed(seed: &[u8; 32]) -> Self {
+        Self(SigningKey::from_bytes(seed))
+    }
+
+    /// The 32-byte seed (secret!).
+    pub fn seed(&self) -> [u8; 32] {
+        self.0.to_bytes()
+    }
+
+    /// The matching public key.
+    pub fn public(&self) -> PublicKey {
+        PublicKey(self.0.verifying_key().to_bytes())
+    }
+
+    /// Signs `message` under `context` (domain separation).
+    pub fn sign(&self, context: &[u8], message: &[u8]) -> [u8; 64] {
+        self.0.sign(&domain_message(context, message)).to_bytes()
+    }
+
+    /// The same key as a libp2p identity keypair.
+    pub fn to_libp2p(&self) -> libp2p_identity::Keypair {
+        let mut seed = self.seed();
+        #[allow(clippy::expect_used)] // invariant: any 32 bytes are a valid ed25519 seed
+        let secret = libp2p_identity::ed25519::SecretKey::try_from_bytes(&mut seed)
+            .expect("a 32-byte seed is a valid ed25519 secret key");
+        libp2p_identity::Keypair::from(libp2p_identity::ed25519::Keypair::from(secret))
+    }
+
+    pub(crate) fn signing_key(&self) -> &SigningKey {
+        &self.0
+    }
+}
+
+impl fmt::Debug for SecretKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SecretKey({})", self.public())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn peer_id_and_public_key_name_the_same_key() {
+        let key = SecretKey::generate();
+        let libp2p = key.to_libp2p();
+        assert_eq!(libp2p.public().to_peer_id(), key.public().peer_id());
+        let parsed: PublicKey = key.public().to_string().parse().unwrap();
+        assert_eq!(parsed, key.public());
+        let from_hex: PublicKey = hex::encode(key.public().as_bytes()).parse().unwrap();
+        assert_eq!(from_hex, key.public());
+    }
+
+    #[test]
+    fn signatures_are_bound_to_their_context() {
+        let key = SecretKey::generate();
+        let sig = key.sign(b"a", b"message");
+        assert!(key.public().verify(b"a", b"message", &sig));
+        assert!(!key.public().verify(b"b", b"message", &sig));
+        assert!(!key.public().verify(b"a", b"messagf", &sig));
+    }
+
+    #[test]
+    fn garbage_public_keys_are_refused_with_a_message() {
+        let err = "not-a-key".parse::<PublicKey>().unwrap_err().to_string();
+        assert!(err.contains("not-a-key"), "{err}");
+        assert!(PublicKey::from_bytes(&[1, 2, 3]).is_err());
+    }
+}

@@ -1,0 +1,133 @@
+//! Signed revocation lists and the set of revocations that chain verification honours.
+//!
+//! A list is signed by the root or by a principal. A revocation is honoured when it comes from
+//! the root (it revokes any key) or from the issuer of the revoked certificate (a principal
+//! revokes the peers it admitted, a peer the clients it registered).
+
+use std::collections::HashMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::cert::CertificateBody;
+use super::keys::{PublicKey, SecretKey};
+use super::signed::{Document, Signed};
+use crate::time::UnixSeconds;
+
+/// One revoked key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Revocation {
+    /// The revoked key.
+    pub subject: PublicKey,
+    /// When it was revoked.
+    #[serde(rename = "revokedAt")]
+    pub revoked_at: UnixSeconds,
+    /// Why (for operators).
+    pub reason: String,
+}
+
+/// The content of a revocation list.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RevocationListBody {
+    /// The signer of the list.
+    pub issuer: PublicKey,
+    /// Increases with every new version of the issuer's list.
+    pub sequence: u64,
+    /// When this version was signed.
+    #[serde(rename = "issuedAt")]
+    pub issued_at: UnixSeconds,
+    /// The revoked keys.
+    pub revoked: Vec<Revocation>,
+}
+
+impl Document for RevocationListBody {
+    const CONTEXT: &'static [u8] = b"mediachain/revocations/v1";
+    const PEM_LABEL: &'static str = "MEDIACHAIN REVOCATION LIST";
+    const WHAT: &'static str = "revocation list";
+}
+
+/// A signed revocation list.
+pub type RevocationList = Signed<RevocationListBody>;
+
+impl RevocationList {
+    /// An empty list of `issuer`, sequence 0.
+    pub fn empty(issuer: &SecretKey, now: UnixSeconds) -> Self {
+        Signed::sign(
+            RevocationListBody {
+                issuer: issuer.public(),
+                sequence: 0,
+                issued_at: now,
+                revoked: vec![],
+            },
+            issuer,
+        )
+    }
+
+    /// The next version of this list with `revocation` added (re-signed by `issuer`).
+    pub fn with(&self, issuer: &SecretKey, revocation: Revocation, now: UnixSeconds) -> Self {
+        let mut body = self.body.clone();
+        body.sequence += 1;
+        body.issued_at = now;
+        body.revoked.retain(|r| r.subject != revocation.subject);
+        body.revoked.push(revocation);
+        Signed::sign(body, issuer)
+    }
+}
+
+/// Why a revocation list was not taken into a [`RevocationSet`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RevocationError {
+    /// The signature does not verify against the list's issuer.
+    #[error("revocation list of {0} has an invalid signature")]
+    BadSignature(PublicKey),
+}
+
+/// The revocations known to a node, indexed for O(1) lookup during verification.
+#[derive(Debug, Clone)]
+pub struct RevocationSet {
+    root: PublicKey,
+    by_issuer_and_subject: HashMap<(PublicKey, PublicKey), String>,
+}
+
+impl RevocationSet {
+    /// No revocations yet, for the network whose root key is `root`.
+    pub fn new(root: PublicKey) -> Self {
+        Self {
+            root,
+            by_issuer_and_subject: HashMap::new(),
+        }
+    }
+
+    /// Takes a signed list. Lists only add revocations, so an older version is harmless.
+    pub fn add(&mut self, list: &RevocationList) -> Result<(), RevocationError> {
+        let issuer = list.body.issuer;
+        if !list.signed_by(&issuer) {
+            return Err(RevocationError::BadSignature(issuer));
+        }
+        for revocation in &list.body.revoked {
+            self.by_issuer_and_subject
+                .insert((issuer, revocation.subject), revocation.reason.clone());
+        }
+        Ok(())
+    }
+
+    /// Whether a certificate's subject is revoked by its issuer or by the root, and by whom.
+    pub fn revocation_of(&self, cert: &CertificateBody) -> Option<(PublicKey, &str)> {
+        [cert.issuer, self.root].into_iter().find_map(|by| {
+            self.by_issuer_and_subject
+                .get(&(by, cert.subject))
+                .map(|reason| (by, reason.as_str()))
+        })
+    }
+
+    /// Number of revoked (issuer, subject) pairs.
+    pub fn len(&self) -> usize {
+        self.by_issuer_and_subject.len()
+    }
+
+    /// Whether no revocation is known.
+    pub fn is_empty(&self) -> bool {
+        self.by_issuer_and_subject.is_empty()
+    }
+}

@@ -1,0 +1,228 @@
+//! Specification tests of the tower of trust.
+
+use proptest::prelude::*;
+
+use super::*;
+
+const NOW: u64 = 1_700_000_000;
+const YEAR: u64 = 365 * 24 * 3600;
+
+struct Tower {
+    root: SecretKey,
+    principal: SecretKey,
+    peer: SecretKey,
+    client: SecretKey,
+    principal_chain: Chain,
+    peer_chain: Chain,
+    client_chain: Chain,
+}
+
+fn tower() -> Tower {
+    let root = SecretKey::generate();
+    let principal = SecretKey::generate();
+    let peer = SecretKey::generate();
+    let client = SecretKey::generate();
+    let principal_chain = Chain(vec![Certificate::issue(
+        &root,
+        principal.public(),
+        Level::Principal,
+        NOW - 10,
+        NOW + YEAR,
+    )]);
+    let peer_chain = Chain::extend(
+        Certificate::issue(&principal, peer.public(), Level::Peer, NOW - 10, NOW + YEAR),
+        &principal_chain,
+    );
+    let client_chain = Chain::extend(
+        Certificate::issue(&peer, client.public(), Level::Client, NOW - 10, NOW + 3600),
+        &peer_chain,
+    );
+    Tower {
+        root,
+        principal,
+        peer,
+        client,
+        principal_chain,
+        peer_chain,
+        client_chain,
+    }
+}
+
+fn none(t: &Tower) -> RevocationSet {
+    RevocationSet::new(t.root.public())
+}
+
+#[test]
+fn every_level_verifies_up_to_the_root() {
+    let t = tower();
+    let root = t.root.public();
+    assert_eq!(
+        t.principal_chain
+            .verify(&root, &none(&t), NOW, Level::Principal),
+        Ok(t.principal.public())
+    );
+    assert_eq!(
+        t.peer_chain.verify(&root, &none(&t), NOW, Level::Peer),
+        Ok(t.peer.public())
+    );
+    assert_eq!(
+        t.client_chain.verify(&root, &none(&t), NOW, Level::Client),
+        Ok(t.client.public())
+    );
+}
+
+#[test]
+fn a_client_certificate_is_not_a_peer_certificate() {
+    let t = tower();
+    let err = t
+        .client_chain
+        .verify(&t.root.public(), &none(&t), NOW, Level::Peer)
+        .unwrap_err();
+    assert!(matches!(
+        err,
+        CertError::WrongLevel {
+            expected: Level::Peer,
+            found: Level::Client,
+            ..
+        }
+    ));
+    assert!(
+        err.to_string()
+            .contains("is Level-2, but Level-1 is required"),
+        "{err}"
+    );
+}
+
+#[test]
+fn expiry_and_start_of_validity_are_enforced() {
+    let t = tower();
+    let root = t.root.public();
+    let late = NOW + 3600;
+    assert!(matches!(
+        t.client_chain.verify(&root, &none(&t), late, Level::Client),
+        Err(CertError::Expired { not_after, .. }) if not_after == NOW + 3600
+    ));
+    assert!(matches!(
+        t.client_chain
+            .verify(&root, &none(&t), NOW - 11, Level::Client),
+        Err(CertError::NotYetValid { .. })
+    ));
+}
+
+#[test]
+fn revocation_by_root_or_by_issuer_is_honoured_but_not_by_strangers() {
+    let t = tower();
+    let root = t.root.public();
+    let revoke = |by: &SecretKey, who: &SecretKey| {
+        let list = RevocationList::empty(by, NOW).with(
+            by,
+            Revocation {
+                subject: who.public(),
+                revoked_at: NOW,
+                reason: "misbehaved".into(),
+            },
+            NOW,
+        );
+        let mut set = none(&t);
+        set.add(&list).unwrap();
+        set
+    };
+    // The root revokes a principal: every chain through it fails.
+    let by_root = revoke(&t.root, &t.principal);
+    assert!(matches!(
+        t.client_chain.verify(&root, &by_root, NOW, Level::Client),
+        Err(CertError::Revoked { subject, .. }) if subject == t.principal.public()
+    ));
+    // The root may also revoke a client directly.
+    assert!(t
+        .client_chain
+        .verify(&root, &revoke(&t.root, &t.client), NOW, Level::Client)
+        .is_err());
+    // The principal revokes the peer it admitted.
+    let by_principal = revoke(&t.principal, &t.peer);
+    assert!(matches!(
+        t.peer_chain.verify(&root, &by_principal, NOW, Level::Peer),
+        Err(CertError::Revoked { .. })
+    ));
+    // A stranger's list about the peer means nothing.
+    let stranger = SecretKey::generate();
+    assert!(t
+        .peer_chain
+        .verify(&root, &revoke(&stranger, &t.peer), NOW, Level::Peer)
+        .is_ok());
+}
+
+#[test]
+fn a_forged_revocation_list_is_refused() {
+    let t = tower();
+    let mut list = RevocationList::empty(&t.root, NOW);
+    list.body.revoked.push(Revocation {
+        subject: t.peer.public(),
+        revoked_at: NOW,
+        reason: "x".into(),
+    });
+    assert!(none(&t).add(&list).is_err());
+}
+
+#[test]
+fn a_chain_to_another_root_or_with_a_gap_is_refused() {
+    let t = tower();
+    let other_root = SecretKey::generate().public();
+    assert!(matches!(
+        t.peer_chain
+            .verify(&other_root, &none(&t), NOW, Level::Peer),
+        Err(CertError::UnknownRoot { .. })
+    ));
+    // A peer certificate followed by someone else's principal certificate.
+    let other = tower();
+    let spliced = Chain(vec![
+        t.peer_chain.0[0].clone(),
+        other.principal_chain.0[0].clone(),
+    ]);
+    assert!(matches!(
+        spliced.verify(&other.root.public(), &none(&other), NOW, Level::Peer),
+        Err(CertError::BrokenChain { .. })
+    ));
+    // A peer signing a Level-1 certificate (only principals may).
+    let rogue = Chain::extend(
+        Certificate::issue(&t.peer, t.client.public(), Level::Peer, NOW - 1, NOW + 10),
+        &t.peer_chain,
+    );
+    assert!(matches!(
+        rogue.verify(&t.root.public(), &none(&t), NOW, Level::Peer),
+        Err(CertError::Malformed { .. })
+    ));
+    assert_eq!(
+        Chain(vec![]).verify(&t.root.public(), &none(&t), NOW, Level::Peer),
+        Err(CertError::Empty)
+    );
+}
+
+#[test]
+fn chains_round_trip_through_pem() {
+    let t = tower();
+    let pem = t.client_chain.to_pem();
+    assert_eq!(pem.matches("BEGIN MEDIACHAIN CERTIFICATE").count(), 3);
+    assert_eq!(Chain::from_pem(&pem).unwrap(), t.client_chain);
+    assert!(
+        Chain::from_pem("-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n").is_err()
+    );
+    let _ = &t.client;
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+    #[test]
+    fn any_tampered_byte_is_rejected(cert_index in 0usize..3, byte in any::<usize>(), flip in 1u8..) {
+        let t = tower();
+        let mut chain = t.client_chain.clone();
+        let mut bytes = chain.0[cert_index].to_bytes();
+        let i = byte % bytes.len();
+        bytes[i] ^= flip;
+        // Either the bytes no longer parse, or the parsed chain fails verification.
+        if let Ok(cert) = Certificate::from_bytes(&bytes) {
+            chain.0[cert_index] = cert;
+            prop_assert!(chain.verify(&t.root.public(), &none(&t), NOW, Level::Client).is_err());
+        }
+    }
+}
