@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# The e2e step of CI: tools, apiserver-harness tests, and (when enabled) the offline kind cluster
+# with its smoke test. See e2e/README.md.
+#
+#   bash e2e/ci.sh
+#
+# Environment:
+#   MEDIACHAIN_E2E_CACHE   cache root (default /var/cache/mediachain-e2e)
+#   MEDIACHAIN_E2E_KIND    1 = also build the node image, create the kind cluster and
+#                          run the smoke test; 0 (default for now) = apiserver harness only
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+
+KIND_ENABLED=${MEDIACHAIN_E2E_KIND:-0}
+
+if [ "$KIND_ENABLED" = 1 ]; then
+  step "tools (all)" bash "$E2E_DIR/tools.sh" all >/dev/null
+else
+  step "tools (harness)" bash "$E2E_DIR/tools.sh" harness >/dev/null
+fi
+# shellcheck disable=SC1091
+. "$E2E_CACHE/tools.env"
+
+harness_tests() { (cd "$REPO_ROOT" && cargo test -p kube-harness); }
+step "apiserver harness tests (cargo test -p kube-harness)" harness_tests
+
+if [ "$KIND_ENABLED" = 1 ]; then
+  step "kind cluster + smoke test" bash "$E2E_DIR/kind/cluster.sh" smoke
+else
+  log "kind cluster: SKIPPED (MEDIACHAIN_E2E_KIND=$KIND_ENABLED)"
+fi
+log "e2e: all requested steps passed"

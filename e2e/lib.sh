@@ -1,0 +1,64 @@
+# shellcheck shell=bash
+# Shared helpers for the e2e scripts. Sourced, not executed.
+
+E2E_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+REPO_ROOT="$(cd "$E2E_DIR/.." && pwd)"
+# shellcheck source=versions.env
+. "$E2E_DIR/versions.env"
+
+# Cache root, outside the repository, shared by CI runs on the same machine.
+E2E_CACHE_ROOT="${MEDIACHAIN_E2E_CACHE:-/var/cache/mediachain-e2e}"
+# Per-Kubernetes-version directory: built binaries and images live here.
+E2E_CACHE="$E2E_CACHE_ROOT/$KUBE_VERSION"
+E2E_BIN="$E2E_CACHE/bin"
+mkdir -p "$E2E_BIN"
+
+# Go caches shared by every version (module downloads are content-addressed).
+export GOMODCACHE="${GOMODCACHE_OVERRIDE:-$E2E_CACHE_ROOT/gomod}"
+export GOCACHE="${GOCACHE_OVERRIDE:-$E2E_CACHE_ROOT/gocache}"
+export GOFLAGS="-mod=mod -buildvcs=false"
+export GOTOOLCHAIN=local
+export CGO_ENABLED=0
+
+_E2E_T0=$(date +%s)
+log() { printf '[e2e %s +%ss] %s\n' "$(date +%H:%M:%S)" "$(($(date +%s) - _E2E_T0))" "$*" >&2; }
+die() { log "ERROR: $*"; exit 1; }
+
+# step NAME CMD...: run CMD, log its duration.
+step() {
+  local name=$1 t0 rc
+  shift
+  t0=$(date +%s)
+  log "==> $name"
+  "$@" && rc=0 || rc=$?
+  if [ "$rc" = 0 ]; then log "<== $name ($(($(date +%s) - t0))s)"; else log "<== $name FAILED rc=$rc ($(($(date +%s) - t0))s)"; fi
+  return "$rc"
+}
+
+# wait_for DESCRIPTION TIMEOUT_SECONDS CMD...: poll CMD every 2s until it succeeds.
+wait_for() {
+  local what=$1 timeout=$2 deadline
+  shift 2
+  deadline=$(($(date +%s) + timeout))
+  until "$@" >/dev/null 2>&1; do
+    if [ "$(date +%s)" -ge "$deadline" ]; then
+      log "timed out after ${timeout}s waiting for: $what"
+      return 1
+    fi
+    sleep 2
+  done
+}
+
+# Version ldflags so that `kubectl version`, kubeadm and kubelet report KUBE_VERSION.
+kube_ldflags() {
+  local v=$KUBE_VERSION major minor
+  major=${v#v}; major=${major%%.*}
+  minor=${v#v*.}; minor=${minor%%.*}
+  local f="-s -w"
+  for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+    f+=" -X $pkg.gitVersion=$v -X $pkg.gitMajor=$major -X $pkg.gitMinor=$minor"
+    f+=" -X $pkg.gitTreeState=clean -X $pkg.gitCommit=0000000000000000000000000000000000000000"
+    f+=" -X $pkg.buildDate=1970-01-01T00:00:00Z"
+  done
+  printf '%s' "$f"
+}

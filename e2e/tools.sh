@@ -1,0 +1,122 @@
+#!/usr/bin/env bash
+# Build (once per version, cached) the Kubernetes tools the tests need, from Go modules only.
+#
+#   bash e2e/tools.sh [harness|kind|all]     (default: all)
+#
+# stdout: `export NAME=path` lines (use: eval "$(bash e2e/tools.sh)"); logs go to stderr.
+# Also writes the same lines to $MEDIACHAIN_E2E_CACHE/<kube-version>/tools.env.
+#   harness: kube-apiserver, etcd, kubectl      (Rust apiserver harness)
+#   kind:    + kubeadm, kubelet, kube-controller-manager, kube-scheduler, kube-proxy, kind, helm
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+
+MODE=${1:-all}
+LDFLAGS=$(kube_ldflags)
+
+# k8s.io/kubernetes as a dependency: its go.mod replaces every k8s.io/* staging module with
+# ./staging/src/..., which Go ignores for a dependency, so pin each to the published v0.x.
+kube_module() {
+  local dir=$E2E_CACHE/src/kubernetes
+  if [ -f "$dir/.ready" ]; then echo "$dir"; return; fi
+  mkdir -p "$dir"
+  local kmod
+  (cd "$dir" && printf 'module mediachain.local/e2e/kubebuild\n\ngo 1.23.0\n' >go.mod \
+    && go mod download -json "k8s.io/kubernetes@$KUBE_VERSION" >dl.json)
+  kmod=$(sed -n 's/.*"GoMod": "\(.*\)".*/\1/p' "$dir/dl.json")
+  {
+    printf 'module mediachain.local/e2e/kubebuild\n\ngo 1.23.0\n\nrequire k8s.io/kubernetes %s\n\nreplace (\n' "$KUBE_VERSION"
+    local m v
+    for m in $(sed -n 's#^\s*\(k8s.io/[a-z0-9-]*\) => ./staging/src/.*#\1#p' "$kmod"); do
+      v=$(staging_version "$m") || continue
+      printf '\t%s => %s %s\n' "$m" "$m" "$v"
+    done
+    printf ')\n'
+  } >"$dir/go.mod.tmp"
+  mv "$dir/go.mod.tmp" "$dir/go.mod"
+  touch "$dir/.ready"
+  echo "$dir"
+}
+
+# staging_version MODULE: KUBE_STAGING_VERSION if the module proxy has it, else the newest
+# published patch of the same minor (a few staging modules lack some patch releases there).
+staging_version() {
+  local m=$1 v
+  if go mod download "$m@$KUBE_STAGING_VERSION" >/dev/null 2>&1; then
+    echo "$KUBE_STAGING_VERSION"; return
+  fi
+  v=$(go list -m -versions "$m" 2>/dev/null | tr ' ' '\n' | grep "^${KUBE_STAGING_VERSION%.*}\." | sort -V | tail -1)
+  if [ -z "$v" ]; then
+    log "note: no ${KUBE_STAGING_VERSION%.*}.x of $m on the module proxy (not needed unless imported)"
+    return 1
+  fi
+  log "WARNING: $m@$KUBE_STAGING_VERSION is not on the module proxy; using $v"
+  echo "$v"
+}
+
+# build_kube NAME...: build k8s.io/kubernetes/cmd/NAME for every NAME not yet in the cache.
+build_kube() {
+  local missing=() n dir
+  for n in "$@"; do [ -x "$E2E_BIN/$n" ] || missing+=("k8s.io/kubernetes/cmd/$n"); done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  dir=$(kube_module)
+  log "go build ${missing[*]}"
+  (cd "$dir" && go build -trimpath -ldflags "$LDFLAGS" -o "$E2E_BIN/" "${missing[@]}")
+}
+
+# go_tool NAME MODULE@VERSION PACKAGE [EXTRA_LDFLAGS]: build one binary in its own module.
+go_tool() {
+  local name=$1 modver=$2 pkg=$3 extra=${4:-}
+  [ -x "$E2E_BIN/$name" ] && return 0
+  local dir=$E2E_CACHE/src/$name
+  mkdir -p "$dir"
+  (cd "$dir" && printf 'module mediachain.local/e2e/%s\n\ngo 1.23.0\n' "$name" >go.mod \
+    && go get "$modver" \
+    && go build -trimpath -ldflags "-s -w $extra" -o "$E2E_BIN/$name" "$pkg")
+}
+
+build_etcd() {
+  # etcd v3.5's main package is the root of go.etcd.io/etcd/server/v3.
+  go_tool etcd "go.etcd.io/etcd/server/v3@$ETCD_VERSION" go.etcd.io/etcd/server/v3
+}
+
+build_kind() {
+  go_tool kind "sigs.k8s.io/kind@$KIND_VERSION" sigs.k8s.io/kind
+}
+
+build_helm() {
+  go_tool helm "helm.sh/helm/v3@$HELM_VERSION" helm.sh/helm/v3/cmd/helm \
+    "-X helm.sh/helm/v3/internal/version.version=$HELM_VERSION"
+}
+
+harness() {
+  step "build kube-apiserver kubectl" build_kube kube-apiserver kubectl
+  step "build etcd $ETCD_VERSION" build_etcd
+}
+
+kind_tools() {
+  step "build kubeadm kubelet control-plane binaries" build_kube \
+    kube-apiserver kubectl kubeadm kubelet kube-controller-manager kube-scheduler kube-proxy
+  step "build kind $KIND_VERSION" build_kind
+  step "build helm $HELM_VERSION" build_helm
+}
+
+case "$MODE" in
+  harness) harness ;;
+  kind) harness; kind_tools ;;
+  all) harness; kind_tools ;;
+  *) die "usage: $0 [harness|kind|all]" ;;
+esac
+
+env_file=$E2E_CACHE/tools.env
+{
+  echo "export MEDIACHAIN_E2E_CACHE=$E2E_CACHE_ROOT"
+  echo "export KUBE_VERSION=$KUBE_VERSION"
+  for pair in KUBE_APISERVER_BIN:kube-apiserver ETCD_BIN:etcd KUBECTL_BIN:kubectl \
+    KUBEADM_BIN:kubeadm KUBELET_BIN:kubelet KIND_BIN:kind HELM_BIN:helm; do
+    var=${pair%%:*} bin=$E2E_BIN/${pair#*:}
+    [ -x "$bin" ] && echo "export $var=$bin"
+  done
+} >"$env_file.tmp"
+mv "$env_file.tmp" "$env_file"
+log "tools env written to $env_file"
+cat "$env_file"
