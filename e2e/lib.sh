@@ -62,3 +62,18 @@ kube_ldflags() {
   done
   printf '%s' "$f"
 }
+
+# go_tool NAME MODULE@VERSION PACKAGE [EXTRA_LDFLAGS]: build one binary in its own module.
+go_tool() {
+  local name=$1 modver=$2 pkg=$3 extra=${4:-}
+  # Rebuild when the pinned MODULE@VERSION changes.
+  if [ -x "$E2E_BIN/$name" ] && [ "$(cat "$E2E_BIN/.$name.version" 2>/dev/null)" = "$modver" ]; then
+    return 0
+  fi
+  local dir=$E2E_CACHE/src/$name
+  mkdir -p "$dir"
+  (cd "$dir" && printf 'module mediachain.local/e2e/%s\n\ngo 1.23.0\n' "$name" >go.mod \
+    && go get "$modver" \
+    && go build -trimpath -ldflags "-s -w $extra" -o "$E2E_BIN/$name" "$pkg")
+  echo "$modver" >"$E2E_BIN/.$name.version"
+}

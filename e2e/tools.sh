@@ -63,17 +63,6 @@ build_kube() {
   (cd "$dir" && go build -trimpath -ldflags "$LDFLAGS" -o "$E2E_BIN/" "${missing[@]}")
 }
 
-# go_tool NAME MODULE@VERSION PACKAGE [EXTRA_LDFLAGS]: build one binary in its own module.
-go_tool() {
-  local name=$1 modver=$2 pkg=$3 extra=${4:-}
-  [ -x "$E2E_BIN/$name" ] && return 0
-  local dir=$E2E_CACHE/src/$name
-  mkdir -p "$dir"
-  (cd "$dir" && printf 'module mediachain.local/e2e/%s\n\ngo 1.23.0\n' "$name" >go.mod \
-    && go get "$modver" \
-    && go build -trimpath -ldflags "-s -w $extra" -o "$E2E_BIN/$name" "$pkg")
-}
-
 build_etcd() {
   # etcd v3.5's main package is the root of go.etcd.io/etcd/server/v3.
   go_tool etcd "go.etcd.io/etcd/server/v3@$ETCD_VERSION" go.etcd.io/etcd/server/v3
