@@ -34,15 +34,15 @@ pub enum StoreError {
     #[error("object does not match its CID: claimed {claimed}, the bytes hash to {actual}")]
     CidMismatch {
         /// The CID given.
-        claimed: Cid,
+        claimed: String,
         /// The CID of the bytes.
-        actual: Cid,
+        actual: String,
     },
     /// The object is over the size limit.
     #[error("object {cid} is {size} bytes, over the limit of {limit} bytes")]
     TooLarge {
         /// The object's CID.
-        cid: Cid,
+        cid: String,
         /// Its size.
         size: usize,
         /// The limit.
@@ -52,7 +52,7 @@ pub enum StoreError {
     #[error("unsupported CID {cid}: {reason}")]
     UnsupportedCid {
         /// The CID.
-        cid: Cid,
+        cid: String,
         /// Why.
         reason: &'static str,
     },
@@ -60,7 +60,7 @@ pub enum StoreError {
     #[error("object {cid} is labelled dag-cbor but is not: {source}")]
     InvalidDagCbor {
         /// The CID.
-        cid: Cid,
+        cid: String,
         /// The decoding error.
         source: CodecError,
     },
@@ -68,7 +68,7 @@ pub enum StoreError {
     #[error("object {cid} is not a Mediachain object: {source}")]
     NotAnObject {
         /// The CID.
-        cid: Cid,
+        cid: String,
         /// The model error.
         source: ModelError,
     },
@@ -124,40 +124,40 @@ impl Store {
     pub fn verify(&self, cid: &Cid, bytes: &[u8]) -> Result<(), StoreError> {
         if bytes.len() > self.max_object_size {
             return Err(StoreError::TooLarge {
-                cid: *cid,
+                cid: cid.to_string(),
                 size: bytes.len(),
                 limit: self.max_object_size,
             });
         }
         if cid.version() != ipld_core::cid::Version::V1 {
             return Err(StoreError::UnsupportedCid {
-                cid: *cid,
+                cid: cid.to_string(),
                 reason: "only CIDv1 is accepted",
             });
         }
         if cid.hash().code() != codec::SHA2_256 || cid.hash().size() != 32 {
             return Err(StoreError::UnsupportedCid {
-                cid: *cid,
+                cid: cid.to_string(),
                 reason: "only sha2-256 multihashes are accepted",
             });
         }
         let codec = cid.codec();
         if codec != DAG_CBOR && codec != RAW {
             return Err(StoreError::UnsupportedCid {
-                cid: *cid,
+                cid: cid.to_string(),
                 reason: "only dag-cbor and raw codecs are accepted",
             });
         }
         let digest: [u8; 32] = Sha256::digest(bytes).into();
         if cid.hash().digest() != digest {
             return Err(StoreError::CidMismatch {
-                claimed: *cid,
-                actual: codec::cid_of(codec, bytes),
+                claimed: cid.to_string(),
+                actual: codec::cid_of(codec, bytes).to_string(),
             });
         }
         if codec == DAG_CBOR {
             codec::decode(bytes)
-                .map_err(|source| StoreError::InvalidDagCbor { cid: *cid, source })?;
+                .map_err(|source| StoreError::InvalidDagCbor { cid: cid.to_string(), source })?;
         }
         Ok(())
     }
@@ -181,7 +181,7 @@ impl Store {
     /// Encodes and stores a Mediachain object.
     pub fn put_object(&self, object: &Object) -> Result<Cid, StoreError> {
         let Encoded { cid, bytes } = object.encode().map_err(|source| StoreError::NotAnObject {
-            cid: codec::cid_of(DAG_CBOR, &[]),
+            cid: "(unencodable)".to_string(),
             source,
         })?;
         self.put(&cid, &bytes)?;
@@ -198,7 +198,7 @@ impl Store {
         self.get(cid)?
             .map(|bytes| {
                 Object::decode(&bytes)
-                    .map_err(|source| StoreError::NotAnObject { cid: *cid, source })
+                    .map_err(|source| StoreError::NotAnObject { cid: cid.to_string(), source })
             })
             .transpose()
     }

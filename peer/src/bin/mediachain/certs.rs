@@ -5,13 +5,17 @@ use std::time::Duration;
 
 use clap::Subcommand;
 use mediachain::time;
-use mediachain::trust::{keyfile, Certificate, Chain, Level, Revocation, RevocationList, RevocationSet};
+use mediachain::trust::{
+    keyfile, Certificate, Chain, Level, Revocation, RevocationList, RevocationSet,
+};
 
 use crate::error::CliError;
 use crate::input::{self, PassphraseArgs};
 
 fn parse_level(s: &str) -> Result<Level, String> {
-    let n: u8 = s.parse().map_err(|_| format!("`{s}` is not a level: use 0, 1 or 2"))?;
+    let n: u8 = s
+        .parse()
+        .map_err(|_| format!("`{s}` is not a level: use 0, 1 or 2"))?;
     Level::try_from(n)
 }
 
@@ -87,34 +91,47 @@ pub struct RevokeArgs {
 }
 
 fn read_chain(path: &Path) -> Result<Chain, CliError> {
-    Chain::from_pem(&input::read_text(path)?).map_err(|e| CliError::Input(format!("{}: {e}", path.display())))
+    Chain::from_pem(&input::read_text(path)?)
+        .map_err(|e| CliError::Input(format!("{}: {e}", path.display())))
 }
 
 fn read_revocations(path: &Path) -> Result<RevocationList, CliError> {
     let mut lists = RevocationList::many_from_pem(&input::read_text(path)?)
         .map_err(|e| CliError::Input(format!("{}: {e}", path.display())))?;
-    lists.pop().ok_or_else(|| CliError::Input(format!("{}: empty revocation list file", path.display())))
+    lists
+        .pop()
+        .ok_or_else(|| CliError::Input(format!("{}: empty revocation list file", path.display())))
 }
 
 /// Runs a certificate command.
 pub fn run(cmd: CertCommand) -> Result<(), CliError> {
     match cmd {
-        CertCommand::Issue { issuer_key, issuer_chain, subject, level, valid_for, out, passphrase } => {
+        CertCommand::Issue {
+            issuer_key,
+            issuer_chain,
+            subject,
+            level,
+            valid_for,
+            out,
+            passphrase,
+        } => {
             let issuer = input::secret_key(&issuer_key, &passphrase)?;
             let subject = input::public_key(&subject)?;
             let parent = match (level.issuer_level(), issuer_chain) {
                 (None, None) => Chain::default(),
                 (None, Some(_)) => {
-                    return Err(CliError::Input("a Level-0 certificate is signed by the root: drop --issuer-chain".into()))
+                    return Err(CliError::Input(
+                        "a Level-0 certificate is signed by the root: drop --issuer-chain".into(),
+                    ))
                 }
-                (Some(needed), None) => {
-                    return Err(CliError::Input(format!(
-                        "issuing {level} needs --issuer-chain: the issuer's {needed} certificate chain"
-                    )))
-                }
+                (Some(needed), None) => return Err(CliError::Input(format!(
+                    "issuing {level} needs --issuer-chain: the issuer's {needed} certificate chain"
+                ))),
                 (Some(needed), Some(path)) => {
                     let chain = read_chain(&path)?;
-                    let leaf = chain.leaf().ok_or_else(|| CliError::Input(format!("{}: empty chain", path.display())))?;
+                    let leaf = chain.leaf().ok_or_else(|| {
+                        CliError::Input(format!("{}: empty chain", path.display()))
+                    })?;
                     if leaf.body.level != needed {
                         return Err(CliError::Rejected(format!(
                             "{level} certificates are issued by {needed} holders; {} holds a {} certificate",
@@ -134,18 +151,31 @@ pub fn run(cmd: CertCommand) -> Result<(), CliError> {
                 }
             };
             let now = time::now();
-            let cert = Certificate::issue(&issuer, subject, level, now, now.saturating_add(valid_for.as_secs()));
+            let cert = Certificate::issue(
+                &issuer,
+                subject,
+                level,
+                now,
+                now.saturating_add(valid_for.as_secs()),
+            );
             let chain = Chain::extend(cert, &parent);
             keyfile::write_secret(&out, &chain.to_pem(), true)?;
             println!("issued {level} certificate for {subject}");
             Ok(())
         }
-        CertCommand::Verify { chain, root, level, revocations, at } => {
+        CertCommand::Verify {
+            chain,
+            root,
+            level,
+            revocations,
+            at,
+        } => {
             let chain = read_chain(&chain)?;
             let root = input::public_key(&root)?;
             let mut set = RevocationSet::new(root);
             for path in &revocations {
-                set.add(&read_revocations(path)?).map_err(|e| CliError::Rejected(format!("{}: {e}", path.display())))?;
+                set.add(&read_revocations(path)?)
+                    .map_err(|e| CliError::Rejected(format!("{}: {e}", path.display())))?;
             }
             let subject = chain
                 .verify(&root, &set, at.unwrap_or_else(time::now), level)
@@ -161,8 +191,12 @@ pub fn run(cmd: CertCommand) -> Result<(), CliError> {
                     b.level,
                     b.subject,
                     b.issuer,
-                    humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + Duration::from_secs(b.not_before)),
-                    humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + Duration::from_secs(b.not_after)),
+                    humantime::format_rfc3339_seconds(
+                        std::time::UNIX_EPOCH + Duration::from_secs(b.not_before)
+                    ),
+                    humantime::format_rfc3339_seconds(
+                        std::time::UNIX_EPOCH + Duration::from_secs(b.not_after)
+                    ),
                 );
             }
             Ok(())
@@ -189,7 +223,15 @@ pub fn revoke(args: RevokeArgs) -> Result<(), CliError> {
     } else {
         RevocationList::empty(&issuer, now)
     };
-    let next = current.with(&issuer, Revocation { subject, revoked_at: now, reason: args.reason }, now);
+    let next = current.with(
+        &issuer,
+        Revocation {
+            subject,
+            revoked_at: now,
+            reason: args.reason,
+        },
+        now,
+    );
     keyfile::write_secret(&args.list, &next.to_pem(), true)?;
     println!("revoked {subject} (list sequence {})", next.body.sequence);
     Ok(())

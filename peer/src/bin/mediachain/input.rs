@@ -29,7 +29,9 @@ pub fn public_key(arg: &str) -> Result<PublicKey, CliError> {
                 "{arg}: is a private key file; give the public key (see `mediachain key show`)"
             )));
         }
-        return text.parse().map_err(|e| CliError::Input(format!("{arg}: {e}")));
+        return text
+            .parse()
+            .map_err(|e| CliError::Input(format!("{arg}: {e}")));
     }
     Err(CliError::Input(format!(
         "`{arg}` is neither a public key (PeerId or 64 hex digits) nor a file holding one"

@@ -54,13 +54,20 @@ pub enum RootCommand {
     },
 }
 
-fn write_key(out: &std::path::Path, key: &SecretKey, passphrase: Option<&str>, force: bool) -> Result<(), CliError> {
+fn write_key(
+    out: &std::path::Path,
+    key: &SecretKey,
+    passphrase: Option<&str>,
+    force: bool,
+) -> Result<(), CliError> {
     let text = match passphrase {
         Some(pass) => {
             if pass.is_empty() {
                 return Err(CliError::Passphrase("refusing an empty passphrase".into()));
             }
-            zeroize::Zeroizing::new(keyfile::encrypt(key, pass, KdfParams::default()).map_err(CliError::Input)?)
+            zeroize::Zeroizing::new(
+                keyfile::encrypt(key, pass, KdfParams::default()).map_err(CliError::Input)?,
+            )
         }
         None => keyfile::to_plain_pem(key).map_err(CliError::Input)?,
     };
@@ -71,9 +78,18 @@ fn write_key(out: &std::path::Path, key: &SecretKey, passphrase: Option<&str>, f
 /// Runs a key command.
 pub fn run_key(cmd: KeyCommand) -> Result<(), CliError> {
     match cmd {
-        KeyCommand::Generate { out, encrypt, force, passphrase } => {
+        KeyCommand::Generate {
+            out,
+            encrypt,
+            force,
+            passphrase,
+        } => {
             let key = SecretKey::generate();
-            let pass = if encrypt { Some(passphrase.get("New passphrase: ")?) } else { None };
+            let pass = if encrypt {
+                Some(passphrase.get("New passphrase: ")?)
+            } else {
+                None
+            };
             write_key(&out, &key, pass.as_deref().map(String::as_str), force)?;
             println!("{}", key.public());
             Ok(())
@@ -90,8 +106,13 @@ pub fn run_key(cmd: KeyCommand) -> Result<(), CliError> {
 /// Runs a root command.
 pub fn run_root(cmd: RootCommand) -> Result<(), CliError> {
     match cmd {
-        RootCommand::Init { dir, force, passphrase } => {
-            std::fs::create_dir_all(&dir).map_err(|e| CliError::Input(format!("{}: {e}", dir.display())))?;
+        RootCommand::Init {
+            dir,
+            force,
+            passphrase,
+        } => {
+            std::fs::create_dir_all(&dir)
+                .map_err(|e| CliError::Input(format!("{}: {e}", dir.display())))?;
             let key = SecretKey::generate();
             let pass = passphrase.get("New root passphrase: ")?;
             write_key(&dir.join("root.key"), &key, Some(&pass), force)?;

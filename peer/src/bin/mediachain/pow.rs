@@ -56,22 +56,38 @@ pub enum PowCommand {
 }
 
 fn resource(hex_text: &str) -> Result<Vec<u8>, CliError> {
-    hex::decode(hex_text.trim()).map_err(|e| CliError::Input(format!("--resource must be hex: {e}")))
+    hex::decode(hex_text.trim())
+        .map_err(|e| CliError::Input(format!("--resource must be hex: {e}")))
 }
 
 /// Runs a proof-of-work command.
 pub fn run(cmd: PowCommand) -> Result<(), CliError> {
     match cmd {
-        PowCommand::Solve { purpose, resource: text, bits } => {
+        PowCommand::Solve {
+            purpose,
+            resource: text,
+            bits,
+        } => {
             let started = std::time::Instant::now();
-            let stamp = pow::solve(purpose.into(), &resource(&text)?, bits).map_err(|e| CliError::Input(e.to_string()))?;
+            let stamp = pow::solve(purpose.into(), &resource(&text)?, bits)
+                .map_err(|e| CliError::Input(e.to_string()))?;
             eprintln!("solved {bits} bits in {:.2?}", started.elapsed());
             println!("{}", stamp.nonce);
             Ok(())
         }
-        PowCommand::Check { purpose, resource: text, bits, nonce } => {
-            pow::verify(&PowStamp { bits, nonce }, purpose.into(), &resource(&text)?, bits)
-                .map_err(|e| CliError::Rejected(e.to_string()))?;
+        PowCommand::Check {
+            purpose,
+            resource: text,
+            bits,
+            nonce,
+        } => {
+            pow::verify(
+                &PowStamp { bits, nonce },
+                purpose.into(),
+                &resource(&text)?,
+                bits,
+            )
+            .map_err(|e| CliError::Rejected(e.to_string()))?;
             println!("valid");
             Ok(())
         }

@@ -92,7 +92,8 @@ fn json_object(path: &Path) -> Result<Object, CliError> {
 }
 
 fn import_entries(dir: &Path) -> Result<Vec<PathBuf>, CliError> {
-    let read = std::fs::read_dir(dir).map_err(|e| CliError::Input(format!("{}: {e}", dir.display())))?;
+    let read =
+        std::fs::read_dir(dir).map_err(|e| CliError::Input(format!("{}: {e}", dir.display())))?;
     let mut paths = vec![];
     for entry in read {
         let entry = entry.map_err(|e| CliError::Input(format!("{}: {e}", dir.display())))?;
@@ -113,30 +114,45 @@ pub fn run(cmd: StoreCommand) -> Result<(), CliError> {
                 let cid = if json {
                     store.put_object(&json_object(&path)?)?
                 } else {
-                    let bytes = std::fs::read(&path).map_err(|e| CliError::Input(format!("{}: {e}", path.display())))?;
-                    store.put_blob(&bytes).map_err(|e| CliError::from(e))?
+                    let bytes = std::fs::read(&path)
+                        .map_err(|e| CliError::Input(format!("{}: {e}", path.display())))?;
+                    store.put_blob(&bytes)?
                 };
                 println!("{cid}");
             }
             Ok(())
         }
-        StoreCommand::Get { store, cid, json, out } => {
+        StoreCommand::Get {
+            store,
+            cid,
+            json,
+            out,
+        } => {
             let cid = parse_cid(&cid)?;
-            let bytes = store.open()?.get(&cid)?.ok_or_else(|| CliError::Input(format!("{cid}: not in the store")))?;
+            let bytes = store
+                .open()?
+                .get(&cid)?
+                .ok_or_else(|| CliError::Input(format!("{cid}: not in the store")))?;
             let bytes = if json {
                 if cid.codec() != DAG_CBOR {
-                    return Err(CliError::Input(format!("{cid} is a raw blob, not DAG-CBOR: drop --json")));
+                    return Err(CliError::Input(format!(
+                        "{cid} is a raw blob, not DAG-CBOR: drop --json"
+                    )));
                 }
                 let ipld = codec::decode(&bytes).map_err(|e| CliError::Input(e.to_string()))?;
-                let mut text = serde_ipld_dagjson::to_vec(&ipld).map_err(|e| CliError::Input(e.to_string()))?;
+                let mut text = serde_ipld_dagjson::to_vec(&ipld)
+                    .map_err(|e| CliError::Input(e.to_string()))?;
                 text.push(b'\n');
                 text
             } else {
                 bytes
             };
             match out {
-                Some(path) => std::fs::write(&path, bytes).map_err(|e| CliError::Input(format!("{}: {e}", path.display()))),
-                None => std::io::stdout().write_all(&bytes).map_err(|e| CliError::Input(format!("stdout: {e}"))),
+                Some(path) => std::fs::write(&path, bytes)
+                    .map_err(|e| CliError::Input(format!("{}: {e}", path.display()))),
+                None => std::io::stdout()
+                    .write_all(&bytes)
+                    .map_err(|e| CliError::Input(format!("stdout: {e}"))),
             }
         }
         StoreCommand::Has { store, cid } => {
@@ -161,7 +177,10 @@ pub fn run(cmd: StoreCommand) -> Result<(), CliError> {
             let total = paths.len();
             let mut failure = None;
             let objects = paths.into_iter().map_while(|path| {
-                let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+                let name = path
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default();
                 let read = parse_cid(&name).and_then(|cid| {
                     std::fs::read(&path)
                         .map(|bytes| (cid, bytes))
@@ -176,12 +195,20 @@ pub fn run(cmd: StoreCommand) -> Result<(), CliError> {
                 }
             });
             let report = store.import(objects, batch, |r| {
-                eprintln!("imported {}/{total} (new {}, present {})", r.added + r.present, r.added, r.present);
+                eprintln!(
+                    "imported {}/{total} (new {}, present {})",
+                    r.added + r.present,
+                    r.added,
+                    r.present
+                );
             })?;
             if let Some(err) = failure {
                 return Err(err);
             }
-            println!("added {} objects ({} bytes), {} already present", report.added, report.bytes, report.present);
+            println!(
+                "added {} objects ({} bytes), {} already present",
+                report.added, report.bytes, report.present
+            );
             Ok(())
         }
     }
