@@ -17,6 +17,7 @@ set -euo pipefail
 export DOCKER_BUILDKIT=0
 
 KIND_SRC=$(cd "$E2E_CACHE/src/kind" && go list -m -f '{{.Dir}}' sigs.k8s.io/kind)
+NODE_IMAGE_SCRIPT=$(readlink -f "${BASH_SOURCE[0]}")
 WORK=$E2E_CACHE/node-build
 mkdir -p "$WORK"
 
@@ -283,7 +284,7 @@ main() {
   step "cluster images from Go modules" build_images
   local inputs
   inputs=$( (echo "$BASE_IMAGE $KUBE_VERSION"; for i in "${IMAGES[@]}"; do docker image inspect -f '{{.Id}}' "$i"; done
-    sha256sum "$E2E_BIN"/kubeadm "$E2E_BIN"/kubelet "$E2E_BIN"/kubectl "$0") | sha256sum | cut -c1-12)
+    sha256sum "$E2E_BIN"/kubeadm "$E2E_BIN"/kubelet "$E2E_BIN"/kubectl | cut -c1-64; sha256sum <"$NODE_IMAGE_SCRIPT") | sha256sum | cut -c1-12)
   NODE_IMAGE=mediachain.local/kind-node:$KUBE_VERSION-$inputs
   if have_image "$NODE_IMAGE"; then
     log "node image $NODE_IMAGE is cached"

@@ -290,7 +290,7 @@ impl Chain {
                     not_after: body.not_after,
                 });
             }
-            if let Some((by, reason)) = revocations.revocation_of(body) {
+            if let Some((by, reason)) = revocations.revocation_of(body, now) {
                 return Err(CertError::Revoked {
                     subject: body.subject,
                     by,

@@ -2,7 +2,7 @@
 //!
 //! A list is signed by the root or by a principal. A revocation is honoured when it comes from
 //! the root (it revokes any key) or from the issuer of the revoked certificate (a principal
-//! revokes the peers it admitted, a peer the clients it registered).
+//! revokes the peers it admitted, a peer the clients it registered), from its `revokedAt` on.
 
 use std::collections::HashMap;
 
@@ -87,7 +87,7 @@ pub enum RevocationError {
 #[derive(Debug, Clone)]
 pub struct RevocationSet {
     root: PublicKey,
-    by_issuer_and_subject: HashMap<(PublicKey, PublicKey), String>,
+    by_issuer_and_subject: HashMap<(PublicKey, PublicKey), (UnixSeconds, String)>,
 }
 
 impl RevocationSet {
@@ -106,18 +106,23 @@ impl RevocationSet {
             return Err(RevocationError::BadSignature(issuer));
         }
         for revocation in &list.body.revoked {
-            self.by_issuer_and_subject
-                .insert((issuer, revocation.subject), revocation.reason.clone());
+            self.by_issuer_and_subject.insert(
+                (issuer, revocation.subject),
+                (revocation.revoked_at, revocation.reason.clone()),
+            );
         }
         Ok(())
     }
 
-    /// Whether a certificate's subject is revoked by its issuer or by the root, and by whom.
-    pub fn revocation_of(&self, cert: &CertificateBody) -> Option<(PublicKey, &str)> {
+    /// Whether a certificate's subject is revoked, at time `at`, by its issuer or by the root, and
+    /// by whom. A revocation takes effect at its `revokedAt`: what the key signed before stays
+    /// verifiable, so replaying history gives the same answer on every node.
+    pub fn revocation_of(&self, cert: &CertificateBody, at: UnixSeconds) -> Option<(PublicKey, &str)> {
         [cert.issuer, self.root].into_iter().find_map(|by| {
             self.by_issuer_and_subject
                 .get(&(by, cert.subject))
-                .map(|reason| (by, reason.as_str()))
+                .filter(|(revoked_at, _)| *revoked_at <= at)
+                .map(|(_, reason)| (by, reason.as_str()))
         })
     }
 
