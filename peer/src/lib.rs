@@ -8,6 +8,7 @@
 //! The protocol layers (`model`, `trust`) are pure: no I/O beyond reading and writing the
 //! files a caller names, so the operator can depend on them without sled, libp2p or warp.
 
+pub mod journal;
 pub mod model;
 #[cfg(feature = "store")]
 pub mod store;

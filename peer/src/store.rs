@@ -156,8 +156,10 @@ impl Store {
             });
         }
         if codec == DAG_CBOR {
-            codec::decode(bytes)
-                .map_err(|source| StoreError::InvalidDagCbor { cid: cid.to_string(), source })?;
+            codec::decode(bytes).map_err(|source| StoreError::InvalidDagCbor {
+                cid: cid.to_string(),
+                source,
+            })?;
         }
         Ok(())
     }
@@ -197,8 +199,10 @@ impl Store {
     pub fn get_object(&self, cid: &Cid) -> Result<Option<Object>, StoreError> {
         self.get(cid)?
             .map(|bytes| {
-                Object::decode(&bytes)
-                    .map_err(|source| StoreError::NotAnObject { cid: cid.to_string(), source })
+                Object::decode(&bytes).map_err(|source| StoreError::NotAnObject {
+                    cid: cid.to_string(),
+                    source,
+                })
             })
             .transpose()
     }

@@ -278,6 +278,21 @@ impl Chain {
                     subject: body.subject,
                 });
             }
+        }
+        self.verify_validity(revocations, now)?;
+        Ok(leaf)
+    }
+
+    /// The time-dependent half of [`Chain::verify`]: every certificate is inside its validity
+    /// window at `now` and not revoked by then. Cheap; callers that cached the signature checks of
+    /// a chain still run this on every use.
+    pub fn verify_validity(
+        &self,
+        revocations: &RevocationSet,
+        now: UnixSeconds,
+    ) -> Result<(), CertError> {
+        for cert in &self.0 {
+            let body = &cert.body;
             if now < body.not_before {
                 return Err(CertError::NotYetValid {
                     subject: body.subject,
@@ -298,6 +313,6 @@ impl Chain {
                 });
             }
         }
-        Ok(leaf)
+        Ok(())
     }
 }

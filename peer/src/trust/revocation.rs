@@ -117,7 +117,11 @@ impl RevocationSet {
     /// Whether a certificate's subject is revoked, at time `at`, by its issuer or by the root, and
     /// by whom. A revocation takes effect at its `revokedAt`: what the key signed before stays
     /// verifiable, so replaying history gives the same answer on every node.
-    pub fn revocation_of(&self, cert: &CertificateBody, at: UnixSeconds) -> Option<(PublicKey, &str)> {
+    pub fn revocation_of(
+        &self,
+        cert: &CertificateBody,
+        at: UnixSeconds,
+    ) -> Option<(PublicKey, &str)> {
         [cert.issuer, self.root].into_iter().find_map(|by| {
             self.by_issuer_and_subject
                 .get(&(by, cert.subject))

@@ -157,13 +157,23 @@ fn a_revocation_takes_effect_at_its_revoked_at_time() {
     let t = tower();
     let list = RevocationList::empty(&t.root, NOW).with(
         &t.root,
-        Revocation { subject: t.peer.public(), revoked_at: NOW + 100, reason: "later".into() },
+        Revocation {
+            subject: t.peer.public(),
+            revoked_at: NOW + 100,
+            reason: "later".into(),
+        },
         NOW,
     );
     let mut set = none(&t);
     set.add(&list).unwrap();
-    assert!(t.peer_chain.verify(&t.root.public(), &set, NOW + 99, Level::Peer).is_ok());
-    assert!(t.peer_chain.verify(&t.root.public(), &set, NOW + 100, Level::Peer).is_err());
+    assert!(t
+        .peer_chain
+        .verify(&t.root.public(), &set, NOW + 99, Level::Peer)
+        .is_ok());
+    assert!(t
+        .peer_chain
+        .verify(&t.root.public(), &set, NOW + 100, Level::Peer)
+        .is_err());
 }
 
 #[test]

@@ -124,9 +124,11 @@ pub fn run(cmd: CertCommand) -> Result<(), CliError> {
                         "a Level-0 certificate is signed by the root: drop --issuer-chain".into(),
                     ))
                 }
-                (Some(needed), None) => return Err(CliError::Input(format!(
+                (Some(needed), None) => {
+                    return Err(CliError::Input(format!(
                     "issuing {level} needs --issuer-chain: the issuer's {needed} certificate chain"
-                ))),
+                )))
+                }
                 (Some(needed), Some(path)) => {
                     let chain = read_chain(&path)?;
                     let leaf = chain.leaf().ok_or_else(|| {

@@ -1,0 +1,145 @@
+//! Blocks of the Journal: a parent link (or Nil), height, timestamp, the committer's Level-1
+//! chain, the transactions it committed and the journal entries they produced, signed by the
+//! committer. Blocks are DAG-CBOR objects of type `block` in the datastore.
+//!
+//! The genesis block (height 0, chained to Nil) is unsigned and deterministic: it is derived from
+//! the network name and the bootstrap dataset, so every peer of a network computes the same CID.
+
+use serde::{Deserialize, Serialize};
+
+use super::transaction::{canonical, Transaction};
+use crate::model::{codec, nil_cid, Cid, JournalEntry};
+use crate::time::UnixSeconds;
+use crate::trust::{Certificate, Chain, PublicKey, SecretKey};
+
+/// Signature context of blocks.
+pub const BLOCK_CONTEXT: &[u8] = b"mediachain/block/v1";
+
+/// A block of the journal.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Block {
+    /// Always `block`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// The parent block's CID, or Nil for the genesis block.
+    pub chain: Cid,
+    /// Distance from genesis (genesis is 0).
+    pub height: u64,
+    /// When the committer wrote the block.
+    pub timestamp: UnixSeconds,
+    /// The network this block belongs to.
+    pub network: String,
+    /// The committer's Level-1 chain, leaf first (empty for genesis).
+    pub committer: Vec<Certificate>,
+    /// The transactions committed, in order.
+    pub transactions: Vec<Transaction>,
+    /// The journal entries the transactions produced (after merging), in order.
+    pub entries: Vec<JournalEntry>,
+    /// The committer's signature over the block with this field empty.
+    #[serde(with = "serde_bytes")]
+    pub signature: Vec<u8>,
+}
+
+impl Block {
+    /// The genesis block of `network`, journaling the bootstrap dataset `entries`.
+    pub fn genesis(network: &str, entries: Vec<JournalEntry>) -> Self {
+        Self {
+            kind: "block".into(),
+            chain: nil_cid(),
+            height: 0,
+            timestamp: 0,
+            network: network.into(),
+            committer: vec![],
+            transactions: vec![],
+            entries,
+            signature: vec![],
+        }
+    }
+
+    /// A block on top of `parent` (CID and height), signed by `committer`.
+    pub fn commit(
+        parent: (Cid, u64),
+        network: &str,
+        timestamp: UnixSeconds,
+        committer: (&SecretKey, &Chain),
+        transactions: Vec<Transaction>,
+        entries: Vec<JournalEntry>,
+    ) -> Self {
+        let mut block = Self {
+            kind: "block".into(),
+            chain: parent.0,
+            height: parent.1 + 1,
+            timestamp,
+            network: network.into(),
+            committer: committer.1 .0.clone(),
+            transactions,
+            entries,
+            signature: vec![],
+        };
+        block.signature = committer
+            .0
+            .sign(BLOCK_CONTEXT, &block.signing_bytes())
+            .to_vec();
+        block
+    }
+
+    fn signing_bytes(&self) -> Vec<u8> {
+        if self.signature.is_empty() {
+            return canonical(self);
+        }
+        canonical(&Self {
+            signature: vec![],
+            ..self.clone()
+        })
+    }
+
+    /// Canonical DAG-CBOR of the block.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        canonical(self)
+    }
+
+    /// The block's CID.
+    pub fn cid(&self) -> Cid {
+        codec::dag_cbor_cid(&self.to_bytes())
+    }
+
+    /// Decodes a block from untrusted bytes (canonical DAG-CBOR only).
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, String> {
+        let block: Self =
+            serde_ipld_dagcbor::from_slice(bytes).map_err(|e| format!("not a block: {e}"))?;
+        if block.kind != "block" {
+            return Err(format!("object of type `{}` is not a block", block.kind));
+        }
+        if block.to_bytes() != bytes {
+            return Err("block is not in canonical DAG-CBOR form".into());
+        }
+        Ok(block)
+    }
+
+    /// The committer's key (the leaf of its chain), if any.
+    pub fn committer_key(&self) -> Option<PublicKey> {
+        self.committer.first().map(|c| c.body.subject)
+    }
+
+    /// The committer's chain.
+    pub fn committer_chain(&self) -> Chain {
+        Chain(self.committer.clone())
+    }
+
+    /// Whether the committer's signature verifies.
+    pub fn signature_valid(&self) -> bool {
+        let (Some(key), Ok(signature)) = (
+            self.committer_key(),
+            <[u8; 64]>::try_from(self.signature.as_slice()),
+        ) else {
+            return false;
+        };
+        key.verify(BLOCK_CONTEXT, &self.signing_bytes(), &signature)
+    }
+
+    /// Whether this is a genesis block (height 0 on Nil).
+    pub fn is_genesis(&self) -> bool {
+        self.height == 0 && self.chain == nil_cid()
+    }
+}

@@ -1,0 +1,517 @@
+//! The journal as a state machine: a tree of verified blocks, the canonical chain chosen by fork
+//! choice, and the index at its tip.
+//!
+//! Blocks on the tip are verified and applied at once. Blocks on a side branch are checked
+//! statelessly and kept; when a branch becomes heavier, the index rolls back to the common
+//! ancestor and the branch is applied block by block with full verification (a failure marks the
+//! block invalid and restores the previous chain). Transactions of the abandoned blocks that the
+//! new chain lacks are handed back as orphans, to be replayed through verification and merge.
+
+use std::cmp::Ordering;
+use std::collections::{HashMap, HashSet};
+
+use tracing::{debug, info, info_span, warn};
+
+use super::block::Block;
+use super::fork::{Schedule, TipScore};
+use super::index::{delta_of, Index, IndexError};
+use super::merge::{derive, Derivation, Mode};
+use super::objects::Objects;
+use super::transaction::{Transaction, TxId};
+use super::verify::{
+    check_block, check_transaction, BlockRejection, ChainCache, Rules, TxRejection,
+};
+use crate::model::{Cid, JournalEntry, Object};
+use crate::time::UnixSeconds;
+use crate::trust::{Chain, SecretKey};
+
+/// What is known of a block that passed stateless checks.
+#[derive(Debug, Clone, Copy)]
+struct Header {
+    parent: Cid,
+    height: u64,
+    timestamp: UnixSeconds,
+    weight: u64,
+}
+
+/// What adding a block did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Added {
+    /// Already known.
+    Known,
+    /// It extends the canonical chain.
+    Extended,
+    /// It is on a side branch that is not (yet) heavier.
+    SideBranch,
+    /// Its branch won: the chain reorganised; these transactions left the chain and must be
+    /// replayed.
+    Reorganized {
+        /// The tip before.
+        old_tip: Cid,
+        /// Transactions of abandoned blocks missing from the new chain.
+        orphans: Vec<Transaction>,
+    },
+}
+
+/// Why the journal failed (as opposed to refusing a block).
+#[derive(Debug, thiserror::Error)]
+pub enum JournalError {
+    /// The index failed.
+    #[error(transparent)]
+    Index(#[from] IndexError),
+    /// The object store failed.
+    #[error("object store: {0}")]
+    Objects(String),
+    /// A block the chain needs cannot be read.
+    #[error("block {0} is missing or corrupt in the datastore")]
+    MissingBlock(Cid),
+    /// The genesis block does not match the index.
+    #[error("{0}")]
+    Genesis(String),
+}
+
+/// The journal of one node.
+pub struct Journal<I, O> {
+    rules: Rules,
+    schedule: Schedule,
+    index: I,
+    objects: O,
+    genesis: Cid,
+    headers: HashMap<Cid, Header>,
+    invalid: HashSet<Cid>,
+    cache: ChainCache,
+}
+
+/// Block outcome or a refusal.
+pub type AddResult = Result<Result<Added, BlockRejection>, JournalError>;
+
+impl<I: Index, O: Objects> Journal<I, O> {
+    /// Opens the journal over `index` and `objects`, applying `genesis` if the index is empty and
+    /// reloading the headers of the canonical chain otherwise.
+    pub fn open(
+        rules: Rules,
+        schedule: Schedule,
+        index: I,
+        objects: O,
+        genesis: &Block,
+    ) -> Result<Self, JournalError> {
+        let genesis_cid = genesis.cid();
+        let mut journal = Self {
+            rules,
+            schedule,
+            index,
+            objects,
+            genesis: genesis_cid,
+            headers: HashMap::new(),
+            invalid: HashSet::new(),
+            cache: ChainCache::default(),
+        };
+        match journal.index.block_at(0)? {
+            Some(existing) if existing != genesis_cid => {
+                return Err(JournalError::Genesis(format!(
+                    "the index holds genesis {existing}, but this network's genesis is {genesis_cid}"
+                )))
+            }
+            Some(_) => journal.load_headers()?,
+            None => {
+                for entry in &genesis.entries {
+                    if let JournalEntry::Insert { reference, .. } | JournalEntry::Update { reference, .. } = entry {
+                        if !journal.objects.contains(reference) {
+                            return Err(JournalError::Genesis(format!("bootstrap object {reference} is not in the datastore")));
+                        }
+                    }
+                }
+                journal.store_block(genesis)?;
+                let delta = delta_of(&journal.index, genesis_cid, 0, &genesis.entries, vec![])?;
+                journal.index.apply(&delta)?;
+                journal.headers.insert(
+                    genesis_cid,
+                    Header { parent: genesis.chain, height: 0, timestamp: genesis.timestamp, weight: 0 },
+                );
+            }
+        }
+        Ok(journal)
+    }
+
+    fn load_headers(&mut self) -> Result<(), JournalError> {
+        let Some((_, tip_height)) = self.index.tip()? else {
+            return Ok(());
+        };
+        let mut weight = 0;
+        for height in 0..=tip_height {
+            let cid = self
+                .index
+                .block_at(height)?
+                .ok_or(JournalError::MissingBlock(self.genesis))?;
+            let block = self.load_block(&cid)?;
+            weight += self.schedule.weight(block.height, block.committer_key());
+            self.headers.insert(
+                cid,
+                Header {
+                    parent: block.chain,
+                    height: block.height,
+                    timestamp: block.timestamp,
+                    weight,
+                },
+            );
+        }
+        Ok(())
+    }
+
+    /// The verification rules.
+    pub fn rules(&self) -> &Rules {
+        &self.rules
+    }
+
+    /// Replaces the revocations (and forgets cached chain checks).
+    pub fn set_rules(&mut self, rules: Rules) {
+        self.rules = rules;
+        self.cache = ChainCache::default();
+    }
+
+    /// The committer schedule.
+    pub fn schedule(&self) -> &Schedule {
+        &self.schedule
+    }
+
+    /// Replaces the committer schedule (membership changed).
+    pub fn set_schedule(&mut self, schedule: Schedule) {
+        self.schedule = schedule;
+    }
+
+    /// The index at the tip.
+    pub fn index(&self) -> &I {
+        &self.index
+    }
+
+    /// The object store.
+    pub fn objects(&self) -> &O {
+        &self.objects
+    }
+
+    /// The genesis block's CID.
+    pub fn genesis(&self) -> Cid {
+        self.genesis
+    }
+
+    /// The tip of the canonical chain.
+    pub fn tip(&self) -> Result<(Cid, u64), JournalError> {
+        self.index
+            .tip()?
+            .ok_or_else(|| JournalError::Genesis("the journal has no genesis".into()))
+    }
+
+    /// Whether the block is known (valid so far).
+    pub fn knows(&self, cid: &Cid) -> bool {
+        self.headers.contains_key(cid)
+    }
+
+    /// Reads a stored block.
+    pub fn load_block(&self, cid: &Cid) -> Result<Block, JournalError> {
+        let bytes = self
+            .objects
+            .get_bytes(cid)
+            .ok_or(JournalError::MissingBlock(*cid))?;
+        Block::from_bytes(&bytes).map_err(|_| JournalError::MissingBlock(*cid))
+    }
+
+    fn store_block(&self, block: &Block) -> Result<Cid, JournalError> {
+        let bytes = block.to_bytes();
+        let cid = crate::model::codec::dag_cbor_cid(&bytes);
+        self.objects
+            .put_bytes(&cid, &bytes)
+            .map_err(JournalError::Objects)?;
+        Ok(cid)
+    }
+
+    fn score(&self, cid: Cid) -> Option<TipScore> {
+        self.headers.get(&cid).map(|h| TipScore {
+            weight: h.weight,
+            height: h.height,
+            cid,
+        })
+    }
+
+    /// Checks a transaction for admission: stateless rules at `now`, then the DESIGN entry rules
+    /// against the current index (no merging).
+    pub fn admit(
+        &mut self,
+        tx: &Transaction,
+        now: UnixSeconds,
+    ) -> Result<Result<(), TxRejection>, JournalError> {
+        if let Err(reason) = check_transaction(tx, &self.rules, &mut self.cache, now) {
+            return Ok(Err(reason));
+        }
+        let derivation = derive(
+            &self.index,
+            &self.objects,
+            vec![tx.clone()],
+            Mode::Admission,
+        )?;
+        Ok(match derivation.rejected.into_iter().next() {
+            Some((_, reason)) => Err(reason),
+            None => Ok(()),
+        })
+    }
+
+    /// Builds and signs the next block from `candidates` (invalid or duplicate ones are left
+    /// out and returned with their reason), applies it, and returns it.
+    pub fn commit(
+        &mut self,
+        committer: (&SecretKey, &Chain),
+        candidates: Vec<Transaction>,
+        timestamp: UnixSeconds,
+    ) -> Result<(Block, Vec<(TxId, TxRejection)>), JournalError> {
+        let (tip, height) = self.tip()?;
+        let parent_ts = self.headers.get(&tip).map(|h| h.timestamp).unwrap_or(0);
+        let timestamp = timestamp.max(parent_ts);
+        let mut rejected = vec![];
+        let mut valid = Vec::with_capacity(candidates.len());
+        for tx in candidates.into_iter().take(self.rules.max_txs_per_block) {
+            match check_transaction(&tx, &self.rules, &mut self.cache, timestamp) {
+                Ok(()) => valid.push(tx),
+                Err(reason) => rejected.push((tx.id(), reason)),
+            }
+        }
+        let derivation = derive(&self.index, &self.objects, valid, Mode::Commit)?;
+        rejected.extend(derivation.rejected.iter().cloned());
+        let block = Block::commit(
+            (tip, height),
+            &self.rules.network,
+            timestamp,
+            committer,
+            derivation.accepted.clone(),
+            derivation.entries.clone(),
+        );
+        self.apply_derived(&block, derivation)?;
+        Ok((block, rejected))
+    }
+
+    /// Adds a block received from anywhere: verifies it and updates the chain.
+    pub fn add_block(&mut self, block: &Block) -> AddResult {
+        let cid = block.cid();
+        let _span = info_span!("add_block", %cid, height = block.height).entered();
+        if self.headers.contains_key(&cid) {
+            return Ok(Ok(Added::Known));
+        }
+        if block.is_genesis() {
+            return Ok(Err(BlockRejection::WrongGenesis(cid)));
+        }
+        if self.invalid.contains(&cid) || self.invalid.contains(&block.chain) {
+            return Ok(Err(BlockRejection::InvalidParent(block.chain)));
+        }
+        let Some(parent) = self.headers.get(&block.chain).copied() else {
+            return Ok(Err(BlockRejection::UnknownParent(block.chain)));
+        };
+        if let Err(reason) = check_block(
+            block,
+            (parent.height, parent.timestamp),
+            &self.rules,
+            &mut self.cache,
+        ) {
+            warn!(%reason, "block refused");
+            return Ok(Err(reason));
+        }
+        let (tip, _) = self.tip()?;
+        if block.chain == tip {
+            if let Err(reason) = self.apply_verified(block)? {
+                self.invalid.insert(cid);
+                return Ok(Err(reason));
+            }
+            self.store_block(block)?;
+            self.insert_header(cid, block, parent);
+            return Ok(Ok(Added::Extended));
+        }
+        self.store_block(block)?;
+        self.insert_header(cid, block, parent);
+        let (Some(candidate), Some(current)) = (self.score(cid), self.score(tip)) else {
+            return Ok(Ok(Added::SideBranch));
+        };
+        if candidate.compare(&current) != Ordering::Greater {
+            debug!("kept on a side branch");
+            return Ok(Ok(Added::SideBranch));
+        }
+        self.reorganize(cid)
+    }
+
+    fn insert_header(&mut self, cid: Cid, block: &Block, parent: Header) {
+        let weight = parent.weight + self.schedule.weight(block.height, block.committer_key());
+        self.headers.insert(
+            cid,
+            Header {
+                parent: block.chain,
+                height: block.height,
+                timestamp: block.timestamp,
+                weight,
+            },
+        );
+    }
+
+    /// Verifies `block` (whose parent is the tip) against the index and applies it.
+    fn apply_verified(
+        &mut self,
+        block: &Block,
+    ) -> Result<Result<(), BlockRejection>, JournalError> {
+        let derivation = derive(
+            &self.index,
+            &self.objects,
+            block.transactions.clone(),
+            Mode::Commit,
+        )?;
+        if let Some((id, reason)) = derivation.rejected.first() {
+            let index = block
+                .transactions
+                .iter()
+                .position(|t| t.id() == *id)
+                .unwrap_or(0);
+            return Ok(Err(BlockRejection::Transaction {
+                index,
+                id: *id,
+                reason: Box::new(reason.clone()),
+            }));
+        }
+        if derivation.entries != block.entries {
+            let at = derivation
+                .entries
+                .iter()
+                .zip(&block.entries)
+                .position(|(a, b)| a != b)
+                .unwrap_or(derivation.entries.len().min(block.entries.len()));
+            return Ok(Err(BlockRejection::WrongEntries { at }));
+        }
+        self.apply_derived(block, derivation)?;
+        Ok(Ok(()))
+    }
+
+    fn apply_derived(&mut self, block: &Block, derivation: Derivation) -> Result<(), JournalError> {
+        let cid = self.store_block(block)?;
+        for link in &derivation.link_cells {
+            self.objects
+                .put_bytes(&link.cid, &link.bytes)
+                .map_err(JournalError::Objects)?;
+        }
+        let txs = derivation.accepted.iter().map(Transaction::id).collect();
+        let delta = delta_of(&self.index, cid, block.height, &block.entries, txs)?;
+        self.index.apply(&delta)?;
+        if !self.headers.contains_key(&cid) {
+            if let Some(parent) = self.headers.get(&block.chain).copied() {
+                self.insert_header(cid, block, parent);
+            }
+        }
+        Ok(())
+    }
+
+    /// Branch from the canonical chain to `tip`: the blocks not on the canonical chain, oldest
+    /// first, and the height of the common ancestor.
+    fn branch_to(&self, tip: Cid) -> Result<(Vec<Cid>, u64), JournalError> {
+        let mut branch = vec![];
+        let mut cursor = tip;
+        loop {
+            let header = self
+                .headers
+                .get(&cursor)
+                .ok_or(JournalError::MissingBlock(cursor))?;
+            if self.index.block_at(header.height)? == Some(cursor) {
+                branch.reverse();
+                return Ok((branch, header.height));
+            }
+            branch.push(cursor);
+            cursor = header.parent;
+        }
+    }
+
+    fn reorganize(&mut self, new_tip: Cid) -> AddResult {
+        let (old_tip, old_height) = self.tip()?;
+        let (branch, ancestor) = self.branch_to(new_tip)?;
+        let _span = info_span!("reorganize", %old_tip, %new_tip, ancestor).entered();
+        let mut abandoned = vec![];
+        for _ in ancestor..old_height {
+            let delta = self.index.revert_tip()?;
+            abandoned.push(delta.block);
+        }
+        abandoned.reverse();
+        for (i, cid) in branch.iter().enumerate() {
+            let block = self.load_block(cid)?;
+            if let Err(reason) = self.apply_verified(&block)? {
+                warn!(block = %cid, %reason, "branch holds an invalid block: staying on the old chain");
+                for bad in &branch[i..] {
+                    self.invalid.insert(*bad);
+                    self.headers.remove(bad);
+                }
+                for _ in 0..i {
+                    self.index.revert_tip()?;
+                }
+                for old in &abandoned {
+                    let block = self.load_block(old)?;
+                    if let Err(reason) = self.apply_verified(&block)? {
+                        return Err(JournalError::Genesis(format!(
+                            "cannot restore block {old}: {reason}"
+                        )));
+                    }
+                }
+                return Ok(Err(reason));
+            }
+        }
+        let mut orphans = vec![];
+        for cid in &abandoned {
+            for tx in self.load_block(cid)?.transactions {
+                if self.index.tx_height(&tx.id())?.is_none() {
+                    orphans.push(tx);
+                }
+            }
+        }
+        info!(
+            abandoned = abandoned.len(),
+            applied = branch.len(),
+            orphans = orphans.len(),
+            "chain reorganised"
+        );
+        Ok(Ok(Added::Reorganized { old_tip, orphans }))
+    }
+
+    /// Transactions in known blocks off the canonical chain that the chain has not committed,
+    /// oldest first (by timestamp, then id): what partition healing replays.
+    pub fn side_transactions(&self) -> Result<Vec<Transaction>, JournalError> {
+        let mut seen = HashSet::new();
+        let mut out = vec![];
+        for (cid, header) in &self.headers {
+            if self.index.block_at(header.height)? == Some(*cid) {
+                continue;
+            }
+            for tx in self.load_block(cid)?.transactions {
+                let id = tx.id();
+                if self.index.tx_height(&id)?.is_none() && seen.insert(id) {
+                    out.push(tx);
+                }
+            }
+        }
+        out.sort_by_key(|tx| (tx.body.timestamp, tx.id()));
+        Ok(out)
+    }
+
+    /// The history of a canonical: its chain of cells from the head back to Nil.
+    pub fn history(
+        &self,
+        canonical: &Cid,
+        limit: usize,
+    ) -> Result<Vec<(Cid, Object)>, JournalError> {
+        let mut out = vec![];
+        let Some(mut cursor) = self.index.head(canonical)? else {
+            return Ok(out);
+        };
+        let nil = crate::model::nil_cid();
+        while cursor != nil && out.len() < limit {
+            let object = self
+                .objects
+                .object(&cursor)
+                .ok_or(JournalError::MissingBlock(cursor))?;
+            let next = match &object {
+                Object::Cell(cell) => cell.chain,
+                _ => nil,
+            };
+            out.push((cursor, object));
+            cursor = next;
+        }
+        Ok(out)
+    }
+}

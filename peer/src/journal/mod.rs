@@ -1,0 +1,35 @@
+//! The Journal blockchain (DESIGN sections 3 and 4), as pure, deterministic protocol logic.
+//!
+//! - [`transaction`]: a client's signed entries with a proof of work;
+//! - [`block`]: signed blocks and the deterministic genesis;
+//! - [`verify`]: stateless rules and typed rejections;
+//! - [`merge`]: from transactions to entries — duplicates collapse, conflicts merge;
+//! - [`index`]: canonical -> head, with per-block deltas for rollback;
+//! - [`fork`]: the committer rotation and fork choice;
+//! - [`ledger`]: the state machine tying them together (apply, reorganise, orphans);
+//! - [`rebuild`]: the index from nothing but the newest block and the datastore.
+//!
+//! Nothing here touches the network; storage is reached only through the [`index::Index`] and
+//! [`objects::Objects`] traits.
+
+pub mod block;
+pub mod fork;
+pub mod index;
+pub mod ledger;
+pub mod merge;
+pub mod objects;
+pub mod rebuild;
+mod serde_entry;
+pub mod transaction;
+pub mod verify;
+
+pub use block::Block;
+pub use fork::{Schedule, TipScore};
+pub use index::{Delta, Index, IndexRead, MemIndex};
+pub use ledger::{Added, Journal, JournalError};
+pub use objects::{MemObjects, Objects};
+pub use transaction::{Transaction, TxId};
+pub use verify::{BlockRejection, Rules, TxRejection};
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,376 @@
+//! Verification rules (DESIGN section 3): what makes a transaction or a block acceptable.
+//!
+//! Stateless checks (certificates, signatures, proof of work, sizes) live here; the checks that
+//! depend on the index are part of the derivation in `merge`. Certificate chains are verified in
+//! two parts: signatures and structure once per distinct chain (cached), validity windows and
+//! revocations at the time of use (cheap), so the cache never changes an answer.
+
+use std::collections::HashMap;
+
+use sha2::{Digest, Sha256};
+
+use super::block::Block;
+use super::transaction::{Transaction, TxId};
+use crate::model::{Cid, JournalEntry};
+use crate::time::UnixSeconds;
+use crate::trust::{pow, CertError, Chain, Level, PowError, PublicKey, RevocationSet};
+
+/// The network's verification parameters.
+#[derive(Debug, Clone)]
+pub struct Rules {
+    /// Network name (blocks of other networks are refused).
+    pub network: String,
+    /// The pinned root key.
+    pub root: PublicKey,
+    /// Known revocations.
+    pub revocations: RevocationSet,
+    /// Required proof-of-work bits per transaction.
+    pub tx_pow_bits: u8,
+    /// Most entries in one transaction.
+    pub max_entries_per_tx: usize,
+    /// Most transactions in one block.
+    pub max_txs_per_block: usize,
+    /// How far a transaction's timestamp may be ahead of its block's.
+    pub max_clock_skew: UnixSeconds,
+}
+
+impl Rules {
+    /// Rules with the usual limits.
+    pub fn new(network: &str, root: PublicKey, tx_pow_bits: u8) -> Self {
+        Self {
+            network: network.into(),
+            root,
+            revocations: RevocationSet::new(root),
+            tx_pow_bits,
+            max_entries_per_tx: 64,
+            max_txs_per_block: 10_000,
+            max_clock_skew: 120,
+        }
+    }
+}
+
+/// Why a transaction is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TxRejection {
+    /// The client's signature does not verify.
+    #[error("client signature is invalid")]
+    BadSignature,
+    /// The client's certificate chain is not an acceptable Level-2 chain.
+    #[error("client certificate: {0}")]
+    Certificate(#[from] CertError),
+    /// The certificate is for another key than the signer.
+    #[error("certificate is for {certified}, but the transaction is signed by {client}")]
+    CertificateMismatch {
+        /// Certified key.
+        certified: PublicKey,
+        /// Signing key.
+        client: PublicKey,
+    },
+    /// Missing or insufficient proof of work.
+    #[error("proof of work: {0}")]
+    ProofOfWork(#[from] PowError),
+    /// No entries.
+    #[error("transaction has no entries")]
+    Empty,
+    /// Over the entry limit.
+    #[error("transaction has {count} entries, the limit is {limit}")]
+    TooManyEntries {
+        /// Entries.
+        count: usize,
+        /// Limit.
+        limit: usize,
+    },
+    /// Clients may not journal merges.
+    #[error("clients may not submit chainMerge entries")]
+    ClientMerge,
+    /// Timestamped too far in the future.
+    #[error("transaction timestamp {timestamp} is ahead of {now}")]
+    FromTheFuture {
+        /// The transaction's timestamp.
+        timestamp: UnixSeconds,
+        /// The reference time.
+        now: UnixSeconds,
+    },
+    /// Already committed.
+    #[error("transaction {0} is already committed")]
+    Duplicate(TxId),
+    /// A referenced object is not in the datastore.
+    #[error("object {0} is not in the datastore")]
+    UnknownObject(Cid),
+    /// `insert` of something that is not an entity or artefact.
+    #[error("{0} is not an entity or artefact")]
+    NotAPrincipal(Cid),
+    /// `insert` of a canonical already in the index (admission only; commits collapse these).
+    #[error("{0} is already in the index")]
+    AlreadyInserted(Cid),
+    /// `update` of a canonical not in the index.
+    #[error("{0} has not been inserted")]
+    NotInserted(Cid),
+    /// `update` whose `chain` is not a cell of that canonical on top of `chainPrevious`.
+    #[error("{0}")]
+    BadCell(Box<BadCell>),
+    /// `update` on a head that is not current (admission only; commits merge these).
+    #[error("update of {} is based on {}, but the head is {}", .0.reference, .0.previous, .0.head)]
+    StaleHead(Box<StaleHead>),
+}
+
+/// Details of [`TxRejection::BadCell`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("update cell {cell} does not extend {reference} from {previous}: {detail}")]
+pub struct BadCell {
+    /// The cell.
+    pub cell: Cid,
+    /// The canonical.
+    pub reference: Cid,
+    /// The claimed previous head.
+    pub previous: Cid,
+    /// What is wrong.
+    pub detail: String,
+}
+
+/// Details of [`TxRejection::StaleHead`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StaleHead {
+    /// The canonical.
+    pub reference: Cid,
+    /// The claimed previous head.
+    pub previous: Cid,
+    /// The current head.
+    pub head: Cid,
+}
+
+impl TxRejection {
+    /// A short label for metrics.
+    pub fn label(&self) -> &'static str {
+        match self {
+            TxRejection::BadSignature => "bad_signature",
+            TxRejection::Certificate(_) | TxRejection::CertificateMismatch { .. } => "certificate",
+            TxRejection::ProofOfWork(_) => "proof_of_work",
+            TxRejection::Empty | TxRejection::TooManyEntries { .. } | TxRejection::ClientMerge => {
+                "malformed"
+            }
+            TxRejection::FromTheFuture { .. } => "timestamp",
+            TxRejection::Duplicate(_) => "duplicate",
+            TxRejection::UnknownObject(_) => "unknown_object",
+            _ => "invalid_entry",
+        }
+    }
+}
+
+/// Why a block is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BlockRejection {
+    /// Not a block of this network.
+    #[error("block belongs to network `{0}`")]
+    WrongNetwork(String),
+    /// The parent is unknown (fetch it first).
+    #[error("parent block {0} is unknown")]
+    UnknownParent(Cid),
+    /// The parent was found invalid.
+    #[error("parent block {0} is invalid")]
+    InvalidParent(Cid),
+    /// Height is not parent + 1.
+    #[error("block height {found} should be {expected}")]
+    WrongHeight {
+        /// Expected height.
+        expected: u64,
+        /// Found height.
+        found: u64,
+    },
+    /// Timestamp before the parent's.
+    #[error("block timestamp {timestamp} is before its parent's {parent}")]
+    TimeTravel {
+        /// Block timestamp.
+        timestamp: UnixSeconds,
+        /// Parent timestamp.
+        parent: UnixSeconds,
+    },
+    /// A genesis block other than the network's.
+    #[error("genesis block {0} is not this network's genesis")]
+    WrongGenesis(Cid),
+    /// The committer is not an admitted peer.
+    #[error("committer certificate: {0}")]
+    Committer(CertError),
+    /// Bad committer signature.
+    #[error("committer signature is invalid")]
+    BadSignature,
+    /// Over the transaction limit.
+    #[error("block has {count} transactions, the limit is {limit}")]
+    TooManyTransactions {
+        /// Transactions.
+        count: usize,
+        /// Limit.
+        limit: usize,
+    },
+    /// A transaction is invalid.
+    #[error("transaction {index} ({id}): {reason}")]
+    Transaction {
+        /// Position in the block.
+        index: usize,
+        /// Its id.
+        id: TxId,
+        /// Why.
+        reason: Box<TxRejection>,
+    },
+    /// The entries are not what the transactions produce.
+    #[error("block entries differ from what its transactions produce (at entry {at})")]
+    WrongEntries {
+        /// First differing position.
+        at: usize,
+    },
+    /// The index could not be read.
+    #[error("{0}")]
+    Index(String),
+}
+
+impl BlockRejection {
+    /// A short label for metrics.
+    pub fn label(&self) -> &'static str {
+        match self {
+            BlockRejection::WrongNetwork(_) | BlockRejection::WrongGenesis(_) => "wrong_network",
+            BlockRejection::UnknownParent(_) => "unknown_parent",
+            BlockRejection::InvalidParent(_) => "invalid_parent",
+            BlockRejection::WrongHeight { .. } | BlockRejection::TimeTravel { .. } => "malformed",
+            BlockRejection::Committer(_) => "committer_certificate",
+            BlockRejection::BadSignature => "bad_signature",
+            BlockRejection::TooManyTransactions { .. } => "too_large",
+            BlockRejection::Transaction { .. } => "invalid_transaction",
+            BlockRejection::WrongEntries { .. } => "wrong_entries",
+            BlockRejection::Index(_) => "storage",
+        }
+    }
+}
+
+/// Cache of certificate chains whose signatures and structure were verified.
+#[derive(Debug, Default)]
+pub struct ChainCache {
+    verified: HashMap<[u8; 32], PublicKey>,
+}
+
+impl ChainCache {
+    /// Verifies `chain` as a `level` chain at time `at`, reusing earlier signature checks.
+    pub fn verify(
+        &mut self,
+        rules: &Rules,
+        chain: &Chain,
+        level: Level,
+        at: UnixSeconds,
+    ) -> Result<PublicKey, CertError> {
+        let mut hasher = Sha256::new();
+        hasher.update([level.number()]);
+        for cert in &chain.0 {
+            hasher.update(cert.to_bytes());
+        }
+        let key: [u8; 32] = hasher.finalize().into();
+        if let Some(subject) = self.verified.get(&key) {
+            chain.verify_validity(&rules.revocations, at)?;
+            return Ok(*subject);
+        }
+        let subject = chain.verify(&rules.root, &rules.revocations, at, level)?;
+        if self.verified.len() > 100_000 {
+            self.verified.clear();
+        }
+        self.verified.insert(key, subject);
+        Ok(subject)
+    }
+}
+
+/// Stateless checks of a transaction: shape, client certificate at the transaction's time,
+/// signature and proof of work. `now` bounds the timestamp (a block's time, or the clock).
+pub fn check_transaction(
+    tx: &Transaction,
+    rules: &Rules,
+    cache: &mut ChainCache,
+    now: UnixSeconds,
+) -> Result<(), TxRejection> {
+    let entries = &tx.body.entries;
+    if entries.is_empty() {
+        return Err(TxRejection::Empty);
+    }
+    if entries.len() > rules.max_entries_per_tx {
+        return Err(TxRejection::TooManyEntries {
+            count: entries.len(),
+            limit: rules.max_entries_per_tx,
+        });
+    }
+    if entries
+        .iter()
+        .any(|e| matches!(e, JournalEntry::ChainMerge { .. }))
+    {
+        return Err(TxRejection::ClientMerge);
+    }
+    if tx.body.timestamp > now.saturating_add(rules.max_clock_skew) {
+        return Err(TxRejection::FromTheFuture {
+            timestamp: tx.body.timestamp,
+            now,
+        });
+    }
+    pow::verify(
+        &tx.pow,
+        pow::Purpose::Transaction,
+        &tx.id().0,
+        rules.tx_pow_bits,
+    )?;
+    let certified = cache.verify(rules, &tx.chain(), Level::Client, tx.body.timestamp)?;
+    if certified != tx.body.client {
+        return Err(TxRejection::CertificateMismatch {
+            certified,
+            client: tx.body.client,
+        });
+    }
+    if !tx.signature_valid() {
+        return Err(TxRejection::BadSignature);
+    }
+    Ok(())
+}
+
+/// Stateless checks of a non-genesis block against its parent's height and timestamp.
+pub fn check_block(
+    block: &Block,
+    parent: (u64, UnixSeconds),
+    rules: &Rules,
+    cache: &mut ChainCache,
+) -> Result<(), BlockRejection> {
+    if block.network != rules.network {
+        return Err(BlockRejection::WrongNetwork(block.network.clone()));
+    }
+    if block.height != parent.0 + 1 {
+        return Err(BlockRejection::WrongHeight {
+            expected: parent.0 + 1,
+            found: block.height,
+        });
+    }
+    if block.timestamp < parent.1 {
+        return Err(BlockRejection::TimeTravel {
+            timestamp: block.timestamp,
+            parent: parent.1,
+        });
+    }
+    cache
+        .verify(
+            rules,
+            &block.committer_chain(),
+            Level::Peer,
+            block.timestamp,
+        )
+        .map_err(BlockRejection::Committer)?;
+    if !block.signature_valid() {
+        return Err(BlockRejection::BadSignature);
+    }
+    if block.transactions.len() > rules.max_txs_per_block {
+        return Err(BlockRejection::TooManyTransactions {
+            count: block.transactions.len(),
+            limit: rules.max_txs_per_block,
+        });
+    }
+    for (index, tx) in block.transactions.iter().enumerate() {
+        check_transaction(tx, rules, cache, block.timestamp).map_err(|reason| {
+            BlockRejection::Transaction {
+                index,
+                id: tx.id(),
+                reason: Box::new(reason),
+            }
+        })?;
+    }
+    Ok(())
+}
