@@ -1,0 +1,347 @@
+//! The `MediachainPeer` custom resource: a set of peers of one Mediachain network.
+//!
+//! Types only: defaults, schema and printer columns. No logic that talks to the cluster lives
+//! here; `crdgen` turns these types into the manifests under `crds/`.
+
+use k8s_openapi::api::core::v1::ResourceRequirements;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use kube::CustomResource;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// API group of the operator's kinds.
+pub const GROUP: &str = "mediachain.io";
+
+/// Desired state of a set of Mediachain peers (one StatefulSet) of one network.
+#[derive(CustomResource, Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[kube(
+    group = "mediachain.io",
+    version = "v1alpha1",
+    kind = "MediachainPeer",
+    namespaced,
+    shortname = "mcp",
+    status = "MediachainPeerStatus",
+    printcolumn = r#"{"name":"Network","type":"string","jsonPath":".spec.network"}"#,
+    printcolumn = r#"{"name":"Replicas","type":"integer","jsonPath":".spec.replicas"}"#,
+    printcolumn = r#"{"name":"Ready","type":"integer","jsonPath":".status.readyReplicas"}"#,
+    printcolumn = r#"{"name":"Height","type":"integer","jsonPath":".status.journalHeight"}"#,
+    printcolumn = r#"{"name":"Status","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].reason"}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+)]
+#[serde(rename_all = "camelCase")]
+pub struct MediachainPeerSpec {
+    /// Network name (the genesis block is derived from it). Every MediachainPeer of the same
+    /// network in a namespace shares one seed list, the ConfigMap `<network>-seeds`.
+    pub network: String,
+
+    /// Number of peers (pods). Must be between 1 and 256.
+    #[serde(default = "default_replicas")]
+    pub replicas: i32,
+
+    /// Container image of the peer (`mediachain-peer run`).
+    #[serde(default = "default_image")]
+    pub image: String,
+
+    /// Image pull policy (`Always`, `IfNotPresent`, `Never`); Kubernetes' default when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_pull_policy: Option<String>,
+
+    /// CPU and memory requests and limits of the peer container.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<ResourceRequirements>,
+
+    /// Persistent storage of each peer's datastore and journal.
+    #[serde(default)]
+    pub storage: StorageSpec,
+
+    /// Where the network's trust material comes from, and how peer certificates are issued.
+    pub trust: TrustSpec,
+
+    /// Extra seed multiaddrs (e.g. peers of the network outside this cluster).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub seeds: Vec<String>,
+
+    /// Block commit parameters, passed to every peer.
+    #[serde(default)]
+    pub consensus: ConsensusSpec,
+
+    /// Overlay connectivity parameters.
+    #[serde(default)]
+    pub connectivity: ConnectivitySpec,
+
+    /// The Service that clients use (HTTP API on port 8080).
+    #[serde(default)]
+    pub client_service: ClientServiceSpec,
+
+    /// Optional Ingress to the client API.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ingress: Option<IngressSpec>,
+
+    /// The PodDisruptionBudget that bounds voluntary disruptions.
+    #[serde(default)]
+    pub disruption_budget: DisruptionBudgetSpec,
+
+    /// Escape hatch: a partial PodTemplateSpec merged over the generated one. Objects merge
+    /// recursively, lists of named items (containers, volumes, env, ...) merge by `name`, other
+    /// lists and scalars replace, `null` removes a field.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "preserve_unknown_object")]
+    pub pod_overrides: Option<serde_json::Value>,
+}
+
+/// Persistent volume settings.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct StorageSpec {
+    /// Size of each peer's volume (a Kubernetes quantity, e.g. `10Gi`).
+    #[serde(default = "default_storage_size")]
+    pub size: String,
+    /// StorageClass of the volumes; the cluster default when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage_class_name: Option<String>,
+    /// What happens to the volumes when the resource is deleted or scaled down.
+    #[serde(default)]
+    pub retention: RetentionSpec,
+}
+
+impl Default for StorageSpec {
+    fn default() -> Self {
+        Self {
+            size: default_storage_size(),
+            storage_class_name: None,
+            retention: RetentionSpec::default(),
+        }
+    }
+}
+
+/// PVC retention policy (the StatefulSet's `persistentVolumeClaimRetentionPolicy`). The
+/// per-peer identity Secrets follow the same policy so that a key and its data stay together.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RetentionSpec {
+    /// On deletion of the MediachainPeer: `Delete` (default) or `Retain` the volumes.
+    #[serde(default = "default_when_deleted")]
+    pub when_deleted: RetentionPolicy,
+    /// On scale down: `Retain` (default: scaling up again resumes the same peer with its data
+    /// and key) or `Delete` (volumes and identities of removed peers are deleted).
+    #[serde(default = "default_when_scaled")]
+    pub when_scaled: RetentionPolicy,
+}
+
+impl Default for RetentionSpec {
+    fn default() -> Self {
+        Self {
+            when_deleted: default_when_deleted(),
+            when_scaled: default_when_scaled(),
+        }
+    }
+}
+
+/// Keep or delete.
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+pub enum RetentionPolicy {
+    /// Keep the object.
+    Retain,
+    /// Delete the object.
+    Delete,
+}
+
+impl RetentionPolicy {
+    /// The Kubernetes spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RetentionPolicy::Retain => "Retain",
+            RetentionPolicy::Delete => "Delete",
+        }
+    }
+}
+
+/// The network's trust material and certificate issuance.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TrustSpec {
+    /// Secret (same namespace) with `principal.key` (PKCS#8 PEM Level-0 key), `principal.chain`
+    /// (its Level-0 certificate) and `root.pub` (the root PeerId); optional `revocations.pem`.
+    pub principal_secret_name: String,
+    /// Validity of issued Level-1 peer certificates, in hours.
+    #[serde(default = "default_cert_validity_hours")]
+    pub certificate_validity_hours: u32,
+    /// Re-issue a peer certificate when less than this many hours of validity remain.
+    #[serde(default = "default_renew_before_hours")]
+    pub renew_before_hours: u32,
+}
+
+/// Block commit parameters (flags of `mediachain-peer run`); unset means the peer's default.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ConsensusSpec {
+    /// Wait interval that collects transactions into a block (e.g. `1s`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub block_interval: Option<String>,
+    /// Delay after which out-of-turn committers may commit (e.g. `5s`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub commit_timeout: Option<String>,
+    /// Client registration proof-of-work difficulty, in bits.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub registration_pow_bits: Option<u32>,
+    /// Per-transaction proof-of-work difficulty, in bits.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transaction_pow_bits: Option<u32>,
+    /// Largest object accepted, in bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_object_size: Option<u64>,
+}
+
+/// Overlay connectivity parameters.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ConnectivitySpec {
+    /// N of the N-cut guarantee: the overlay stays connected when any N peers fail.
+    #[serde(default = "default_target_connectivity")]
+    pub target_connectivity: u32,
+}
+
+impl Default for ConnectivitySpec {
+    fn default() -> Self {
+        Self {
+            target_connectivity: default_target_connectivity(),
+        }
+    }
+}
+
+/// The client Service.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ClientServiceSpec {
+    /// Service type: `ClusterIP` (default), `NodePort` or `LoadBalancer`.
+    #[serde(default = "default_service_type", rename = "type")]
+    pub type_: String,
+    /// Extra annotations (e.g. for a cloud load balancer).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub annotations: std::collections::BTreeMap<String, String>,
+}
+
+impl Default for ClientServiceSpec {
+    fn default() -> Self {
+        Self {
+            type_: default_service_type(),
+            annotations: Default::default(),
+        }
+    }
+}
+
+/// An Ingress in front of the client Service.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct IngressSpec {
+    /// Host name routed to the client API.
+    pub host: String,
+    /// IngressClass; the cluster default when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub class_name: Option<String>,
+    /// Secret holding the TLS certificate for `host`; plain HTTP when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_secret_name: Option<String>,
+    /// Extra annotations (e.g. for the ingress controller).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub annotations: std::collections::BTreeMap<String, String>,
+}
+
+/// The PodDisruptionBudget.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DisruptionBudgetSpec {
+    /// Create the PodDisruptionBudget (default true).
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// Peers that may be voluntarily disrupted at once (default 1). Must not exceed
+    /// `connectivity.targetConnectivity`, or evictions alone could break the N-cut guarantee.
+    #[serde(default = "default_max_unavailable")]
+    pub max_unavailable: i32,
+}
+
+impl Default for DisruptionBudgetSpec {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            max_unavailable: default_max_unavailable(),
+        }
+    }
+}
+
+/// Observed state, written by the operator only.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MediachainPeerStatus {
+    /// The `metadata.generation` this status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// `Ready`, `Progressing` and `Degraded`, each with a reason.
+    #[serde(default)]
+    pub conditions: Vec<Condition>,
+    /// Peers the StatefulSet currently runs.
+    #[serde(default)]
+    pub replicas: i32,
+    /// Peers whose readiness probe passes (admitted to the overlay, journal synced).
+    #[serde(default)]
+    pub ready_replicas: i32,
+    /// Each peer's identity.
+    #[serde(default)]
+    pub peers: Vec<PeerIdentityStatus>,
+    /// Highest journal height reported by a ready peer, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub journal_height: Option<u64>,
+}
+
+/// One peer's identity as issued by the operator.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PeerIdentityStatus {
+    /// Pod name (`<resource>-<ordinal>`).
+    pub name: String,
+    /// libp2p PeerId of the peer's key.
+    pub peer_id: String,
+    /// End of the Level-1 certificate's validity, Unix seconds.
+    pub certificate_not_after: u64,
+}
+
+fn preserve_unknown_object(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "type": "object",
+        "x-kubernetes-preserve-unknown-fields": true,
+    })
+}
+
+fn default_replicas() -> i32 {
+    3
+}
+fn default_image() -> String {
+    "mediachain-peer:latest".into()
+}
+fn default_storage_size() -> String {
+    "10Gi".into()
+}
+fn default_when_deleted() -> RetentionPolicy {
+    RetentionPolicy::Delete
+}
+fn default_when_scaled() -> RetentionPolicy {
+    RetentionPolicy::Retain
+}
+fn default_cert_validity_hours() -> u32 {
+    24 * 90
+}
+fn default_renew_before_hours() -> u32 {
+    24 * 30
+}
+fn default_target_connectivity() -> u32 {
+    3
+}
+fn default_service_type() -> String {
+    "ClusterIP".into()
+}
+fn default_true() -> bool {
+    true
+}
+fn default_max_unavailable() -> i32 {
+    1
+}

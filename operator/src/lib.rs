@@ -1,0 +1,100 @@
+//! The Mediachain operator: runs `MediachainPeer` resources as StatefulSets of peers.
+//!
+//! Layout (kube-rs/controller-rs style, with stackable's reconcile pipeline):
+//! - [`crd`]: the custom resource types (the `crdgen` binary prints their CRD);
+//! - [`naming`]: names and labels of everything the operator creates;
+//! - [`reconcile`]: one module per step — dereference -> validate (pure) -> build (pure) ->
+//!   apply (the only writer) -> status;
+//! - [`controller`]: the `kube` runtime Controller, its context, error policy and leader election;
+//! - [`metrics`], [`telemetry`]: Prometheus metrics, the `/metrics` + `/healthz` server, tracing.
+
+pub mod controller;
+pub mod crd;
+pub mod metrics;
+pub mod naming;
+pub mod overrides;
+pub mod reconcile;
+pub mod telemetry;
+pub mod testing;
+
+/// Everything that can make a reconcile fail. Each variant has a [`Error::category`], which is
+/// the reason of the Kubernetes Event published for it and the label of the failure metric.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The Secret named by `spec.trust.principalSecretName` does not exist.
+    #[error("principal Secret {namespace}/{name} not found: create it with principal.key, principal.chain and root.pub")]
+    MissingPrincipalSecret {
+        /// Namespace.
+        namespace: String,
+        /// Secret name.
+        name: String,
+    },
+    /// The principal Secret exists but its content is unusable.
+    #[error("principal Secret {name}: {detail}")]
+    InvalidPrincipal {
+        /// Secret name.
+        name: String,
+        /// What is wrong.
+        detail: String,
+    },
+    /// The spec cannot be realised.
+    #[error("invalid spec: {0}")]
+    InvalidSpec(String),
+    /// An existing per-peer identity Secret holds no usable key. The operator never replaces a
+    /// key by itself: the peer's identity would silently change.
+    #[error("identity Secret {name}: {detail}; delete the Secret to have a new key issued")]
+    CorruptIdentity {
+        /// Secret name.
+        name: String,
+        /// What is wrong.
+        detail: String,
+    },
+    /// A Kubernetes API call failed.
+    #[error("{context}: {source}")]
+    Kube {
+        /// What was being done.
+        context: String,
+        /// The client error.
+        #[source]
+        source: Box<kube::Error>,
+    },
+    /// Building an object failed (a bug or an unusable override).
+    #[error("building {what}: {detail}")]
+    Build {
+        /// Which object.
+        what: String,
+        /// What failed.
+        detail: String,
+    },
+}
+
+impl Error {
+    /// Short PascalCase category: the Event reason and the metric label.
+    pub fn category(&self) -> &'static str {
+        match self {
+            Error::MissingPrincipalSecret { .. } => "MissingPrincipalSecret",
+            Error::InvalidPrincipal { .. } => "InvalidPrincipal",
+            Error::InvalidSpec(_) => "InvalidSpec",
+            Error::CorruptIdentity { .. } => "CorruptIdentity",
+            Error::Kube { .. } => "KubeApiError",
+            Error::Build { .. } => "BuildFailed",
+        }
+    }
+
+    /// Whether the user must change something (spec or referenced Secrets) to fix it.
+    pub fn is_user_error(&self) -> bool {
+        !matches!(self, Error::Kube { .. })
+    }
+
+    /// Wraps a client error with what was being done.
+    pub fn kube(context: impl Into<String>) -> impl FnOnce(kube::Error) -> Error {
+        let context = context.into();
+        move |source| Error::Kube {
+            context,
+            source: Box::new(source),
+        }
+    }
+}
+
+/// Result alias of the operator.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

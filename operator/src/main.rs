@@ -1,0 +1,95 @@
+//! `mediachain-operator`: runs the MediachainPeer controller while holding the leader Lease,
+//! and serves `/metrics`, `/healthz` and `/readyz`.
+//!
+//! Environment: `POD_NAMESPACE` (Lease namespace, default `default`), `POD_NAME` (Lease holder,
+//! default the host name), `METRICS_ADDR` (default `0.0.0.0:8080`), `CLUSTER_DOMAIN` (default
+//! `cluster.local`), `LEASE_NAME` (default `mediachain-operator`), `LOG_FORMAT=json`, `RUST_LOG`.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use mediachain_operator::controller::{self, Context, Leadership};
+use mediachain_operator::metrics::Metrics;
+use mediachain_operator::reconcile::Settings;
+use mediachain_operator::telemetry;
+
+fn env_or(name: &str, default: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| default.to_string())
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    telemetry::init_logging();
+    let addr: SocketAddr = match env_or("METRICS_ADDR", "0.0.0.0:8080").parse() {
+        Ok(addr) => addr,
+        Err(e) => {
+            tracing::error!(error = %e, "METRICS_ADDR is not an address");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    let client = match kube::Client::try_default().await {
+        Ok(client) => client,
+        Err(e) => {
+            tracing::error!(error = %e, "no Kubernetes client configuration");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    let metrics = Arc::new(Metrics::default());
+    tokio::spawn(telemetry::serve(addr, metrics.clone()));
+
+    let holder = std::env::var("POD_NAME")
+        .or_else(|_| std::env::var("HOSTNAME"))
+        .unwrap_or_else(|_| format!("mediachain-operator-{}", std::process::id()));
+    let leadership = Leadership::new(
+        client.clone(),
+        &env_or("POD_NAMESPACE", "default"),
+        &env_or("LEASE_NAME", "mediachain-operator"),
+        &holder,
+        Duration::from_secs(15),
+    );
+    tracing::info!(%holder, "waiting for the leader Lease");
+    tokio::select! {
+        () = leadership.acquire() => {}
+        _ = tokio::signal::ctrl_c() => return std::process::ExitCode::SUCCESS,
+    }
+    metrics.leader.set(1);
+    tracing::info!(%holder, "leading");
+
+    let settings = Settings {
+        cluster_domain: env_or("CLUSTER_DOMAIN", "cluster.local"),
+    };
+    let ctx = Arc::new(Context::new(client, metrics.clone(), settings));
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let controller = tokio::spawn(controller::run(ctx, async move {
+        let _ = stop_rx.await;
+    }));
+    let code = tokio::select! {
+        () = leadership.hold() => {
+            tracing::error!("lost the leader Lease; exiting so that another replica leads");
+            std::process::ExitCode::FAILURE
+        }
+        _ = shutdown_signal() => std::process::ExitCode::SUCCESS,
+    };
+    metrics.leader.set(0);
+    let _ = stop_tx.send(());
+    let _ = tokio::time::timeout(Duration::from_secs(20), controller).await;
+    leadership.step_down().await;
+    code
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        if let Ok(mut term) =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}

@@ -1,0 +1,80 @@
+//! Names and labels of the objects the operator creates, derived only from the resource.
+//!
+//! Seed lists and pod DNS names are computed from these, deterministically, so that every
+//! reconcile (of any resource of a network) produces the same objects.
+
+use std::collections::BTreeMap;
+
+use crate::crd::MediachainPeer;
+
+/// Field manager of every server-side apply.
+pub const FIELD_MANAGER: &str = "mediachain-operator";
+/// Label holding the network name.
+pub const NETWORK_LABEL: &str = "mediachain.io/network";
+/// Label of per-peer identity Secrets holding the pod name.
+pub const PEER_LABEL: &str = "mediachain.io/peer";
+/// Label of per-peer identity Secrets holding the ordinal.
+pub const ORDINAL_LABEL: &str = "mediachain.io/ordinal";
+/// Annotation of identity Secrets: the peer's PeerId.
+pub const PEER_ID_ANNOTATION: &str = "mediachain.io/peer-id";
+/// Annotation of identity Secrets: end of certificate validity (Unix seconds).
+pub const NOT_AFTER_ANNOTATION: &str = "mediachain.io/certificate-not-after";
+/// Pod-template annotation: digest of the identities, so renewed certificates roll the pods.
+pub const IDENTITY_DIGEST_ANNOTATION: &str = "mediachain.io/identity-digest";
+/// Overlay port.
+pub const P2P_PORT: i32 = 4001;
+/// HTTP port (client API, probes, metrics).
+pub const HTTP_PORT: i32 = 8080;
+
+/// Name of the StatefulSet, PodDisruptionBudget, client Service and Ingress.
+pub fn workload(mp: &MediachainPeer) -> String {
+    mp.metadata.name.clone().unwrap_or_default()
+}
+
+/// Name of the headless Service that gives pods stable DNS names.
+pub fn headless_service(mp: &MediachainPeer) -> String {
+    format!("{}-peers", workload(mp))
+}
+
+/// Pod name of a peer.
+pub fn pod(mp: &MediachainPeer, ordinal: i32) -> String {
+    format!("{}-{ordinal}", workload(mp))
+}
+
+/// Name of a peer's identity Secret (`<resource>-<ordinal>-identity`, per the peer contract).
+pub fn identity_secret(mp: &MediachainPeer, ordinal: i32) -> String {
+    format!("{}-{ordinal}-identity", workload(mp))
+}
+
+/// Name of the network's seed-list ConfigMap (`<network>-seeds`).
+pub fn seeds_config_map(network: &str) -> String {
+    format!("{network}-seeds")
+}
+
+/// Stable DNS name of a peer's pod.
+pub fn pod_dns(mp: &MediachainPeer, ordinal: i32, namespace: &str, cluster_domain: &str) -> String {
+    format!(
+        "{}.{}.{namespace}.svc.{cluster_domain}",
+        pod(mp, ordinal),
+        headless_service(mp)
+    )
+}
+
+/// Labels selecting the pods of one resource (also set on every object it owns).
+pub fn selector_labels(mp: &MediachainPeer) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        ("app.kubernetes.io/name".into(), "mediachain-peer".into()),
+        ("app.kubernetes.io/instance".into(), workload(mp)),
+    ])
+}
+
+/// Labels of every object the operator creates for a resource.
+pub fn labels(mp: &MediachainPeer) -> BTreeMap<String, String> {
+    let mut labels = selector_labels(mp);
+    labels.insert(
+        "app.kubernetes.io/managed-by".into(),
+        "mediachain-operator".into(),
+    );
+    labels.insert(NETWORK_LABEL.into(), mp.spec.network.clone());
+    labels
+}

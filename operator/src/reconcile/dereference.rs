@@ -1,0 +1,86 @@
+//! Step 1: read what a `MediachainPeer` points to. Reads only; never writes.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use k8s_openapi::api::core::v1::{Pod, Secret};
+use kube::api::ListParams;
+use kube::{Api, Client, ResourceExt};
+
+use crate::crd::MediachainPeer;
+use crate::naming;
+use crate::{Error, Result};
+
+/// Everything the later steps need from the cluster besides the resource itself.
+#[derive(Debug, Clone, Default)]
+pub struct Found {
+    /// The principal Secret, or `None` when it does not exist.
+    pub principal: Option<Secret>,
+    /// This resource's existing identity Secrets, by name.
+    pub identities: BTreeMap<String, Secret>,
+    /// Every MediachainPeer of the same network in the namespace (this one included).
+    pub network_members: Vec<MediachainPeer>,
+    /// Names of this resource's pods that exist (in any phase).
+    pub pods: BTreeSet<String>,
+}
+
+/// Reads the principal Secret, the identity Secrets, the network's members and the pods.
+pub async fn dereference(client: &Client, mp: &MediachainPeer) -> Result<Found> {
+    let ns = mp
+        .namespace()
+        .ok_or_else(|| Error::InvalidSpec("MediachainPeer has no namespace".into()))?;
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), &ns);
+    let principal_name = &mp.spec.trust.principal_secret_name;
+    let principal = if principal_name.is_empty() {
+        None
+    } else {
+        secrets
+            .get_opt(principal_name)
+            .await
+            .map_err(Error::kube(format!("reading Secret {ns}/{principal_name}")))?
+    };
+
+    let selector = selector(&naming::selector_labels(mp));
+    let identities = secrets
+        .list(&ListParams::default().labels(&format!("{selector},{}", naming::ORDINAL_LABEL)))
+        .await
+        .map_err(Error::kube(format!("listing identity Secrets in {ns}")))?
+        .items
+        .into_iter()
+        .map(|s| (s.name_any(), s))
+        .collect();
+
+    let peers: Api<MediachainPeer> = Api::namespaced(client.clone(), &ns);
+    let network_members = peers
+        .list(&ListParams::default())
+        .await
+        .map_err(Error::kube(format!("listing MediachainPeers in {ns}")))?
+        .items
+        .into_iter()
+        .filter(|other| other.spec.network == mp.spec.network)
+        .collect();
+
+    let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
+    let pods = pods
+        .list_metadata(&ListParams::default().labels(&selector))
+        .await
+        .map_err(Error::kube(format!("listing pods in {ns}")))?
+        .items
+        .into_iter()
+        .map(|p| p.name_any())
+        .collect();
+
+    Ok(Found {
+        principal,
+        identities,
+        network_members,
+        pods,
+    })
+}
+
+fn selector(labels: &BTreeMap<String, String>) -> String {
+    labels
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(",")
+}

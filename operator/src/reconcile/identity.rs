@@ -1,0 +1,194 @@
+//! Per-peer identities (pure): which Level-1 keys and certificates each peer's Secret must hold.
+//!
+//! Rules: an existing key is never regenerated (a Secret with an unreadable key is an error the
+//! user resolves); a certificate is re-issued with the same key when it expires within
+//! `renewBeforeHours`, when it no longer verifies (e.g. a new principal or root), or when it was
+//! not issued by the current principal. A peer certificate never outlives the principal's.
+
+use std::path::Path;
+
+use k8s_openapi::api::core::v1::Secret;
+use mediachain::trust::{keyfile, Certificate, Chain, Level, RevocationSet, SecretKey};
+
+use super::validate::Valid;
+use crate::{Error, Result};
+
+/// Identity Secret key holding the peer's PKCS#8 PEM key.
+pub const PEER_KEY: &str = "peer.key";
+/// Identity Secret key holding the peer's chain (leaf first).
+pub const PEER_CHAIN: &str = "peer.chain";
+/// Backdating of `notBefore`, to tolerate clock skew between nodes.
+pub const CLOCK_SKEW_SECS: u64 = 300;
+
+/// What happened to an identity in this pass.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChangeKind {
+    /// A new key and certificate were issued.
+    Issued,
+    /// The certificate was renewed before expiry (same key).
+    Renewed,
+    /// The certificate did not verify against the current principal and root; re-issued (same key).
+    Reissued,
+}
+
+/// An identity change, for events and logs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Change {
+    /// Identity Secret name.
+    pub secret: String,
+    /// The peer's PeerId.
+    pub peer_id: String,
+    /// What happened.
+    pub kind: ChangeKind,
+}
+
+/// The desired content of one identity Secret.
+#[derive(Clone)]
+pub struct Identity {
+    /// Peer ordinal.
+    pub ordinal: i32,
+    /// Secret name.
+    pub secret: String,
+    /// PKCS#8 PEM key (existing text kept byte for byte).
+    pub key_pem: String,
+    /// Chain PEM (existing text kept byte for byte unless re-issued).
+    pub chain_pem: String,
+    /// PeerId of the key.
+    pub peer_id: String,
+    /// End of the leaf certificate's validity, Unix seconds.
+    pub not_after: u64,
+    /// What changed in this pass, if anything.
+    pub change: Option<ChangeKind>,
+}
+
+impl std::fmt::Debug for Identity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Identity")
+            .field("secret", &self.secret)
+            .field("peer_id", &self.peer_id)
+            .field("not_after", &self.not_after)
+            .field("change", &self.change)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Plans the identity of `ordinal`, given its existing Secret (if any).
+pub fn plan(
+    valid: &Valid,
+    ordinal: i32,
+    secret: String,
+    existing: Option<&Secret>,
+    now: u64,
+    keygen: &mut dyn FnMut() -> SecretKey,
+) -> Result<Identity> {
+    let trust = &valid.resource.spec.trust;
+    let principal = &valid.principal;
+    let principal_not_after = principal.chain.leaf().map_or(0, |leaf| leaf.body.not_after);
+    let achievable = now
+        .saturating_add(u64::from(trust.certificate_validity_hours) * 3600)
+        .min(principal_not_after);
+    let renew_before = u64::from(trust.renew_before_hours) * 3600;
+
+    let (key, key_pem, change_if_issued) = match existing {
+        None => {
+            let key = keygen();
+            let pem = keyfile::to_plain_pem(&key).map_err(|detail| Error::Build {
+                what: format!("Secret {secret}"),
+                detail: format!("encoding a new key: {detail}"),
+            })?;
+            (key, pem.to_string(), ChangeKind::Issued)
+        }
+        Some(existing) => {
+            let corrupt = |detail: String| Error::CorruptIdentity {
+                name: secret.clone(),
+                detail,
+            };
+            let key_pem = data_text(existing, PEER_KEY)
+                .ok_or_else(|| corrupt(format!("no UTF-8 `{PEER_KEY}`")))?;
+            let key = keyfile::parse(Path::new(PEER_KEY), &key_pem, None)
+                .map_err(|e| corrupt(e.to_string()))?;
+            if let Some(chain_pem) = data_text(existing, PEER_CHAIN) {
+                if let Ok(chain) = Chain::from_pem(&chain_pem) {
+                    let verified = chain.verify(
+                        &principal.root,
+                        &RevocationSet::new(principal.root),
+                        now,
+                        Level::Peer,
+                    );
+                    let leaf = chain.leaf().map(|c| c.body.clone());
+                    if let (Ok(subject), Some(leaf)) = (verified, leaf) {
+                        let ours = subject == key.public() && leaf.issuer == principal.key.public();
+                        let fresh = leaf.not_after.saturating_sub(now) > renew_before
+                            || leaf.not_after >= achievable;
+                        if ours && fresh {
+                            return Ok(Identity {
+                                ordinal,
+                                secret,
+                                key_pem,
+                                chain_pem,
+                                peer_id: key.public().to_string(),
+                                not_after: leaf.not_after,
+                                change: None,
+                            });
+                        }
+                        let kind = if ours {
+                            ChangeKind::Renewed
+                        } else {
+                            ChangeKind::Reissued
+                        };
+                        return Ok(issue(
+                            valid, ordinal, secret, key, key_pem, now, achievable, kind,
+                        ));
+                    }
+                }
+            }
+            (key, key_pem, ChangeKind::Reissued)
+        }
+    };
+    Ok(issue(
+        valid,
+        ordinal,
+        secret,
+        key,
+        key_pem,
+        now,
+        achievable,
+        change_if_issued,
+    ))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn issue(
+    valid: &Valid,
+    ordinal: i32,
+    secret: String,
+    key: SecretKey,
+    key_pem: String,
+    now: u64,
+    not_after: u64,
+    kind: ChangeKind,
+) -> Identity {
+    let principal = &valid.principal;
+    let cert = Certificate::issue(
+        &principal.key,
+        key.public(),
+        Level::Peer,
+        now.saturating_sub(CLOCK_SKEW_SECS),
+        not_after,
+    );
+    let chain = Chain::extend(cert, &principal.chain);
+    Identity {
+        ordinal,
+        secret,
+        key_pem,
+        chain_pem: chain.to_pem(),
+        peer_id: key.public().to_string(),
+        not_after,
+        change: Some(kind),
+    }
+}
+
+fn data_text(secret: &Secret, key: &str) -> Option<String> {
+    let bytes = secret.data.as_ref()?.get(key)?;
+    String::from_utf8(bytes.0.clone()).ok()
+}

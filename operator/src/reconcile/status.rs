@@ -1,0 +1,217 @@
+//! Step 5: the resource's status. [`compute`] and [`compute_failure`] are pure; [`write`] and
+//! [`write_failure`] patch the status subresource only when something changed.
+//!
+//! Conditions keep their `lastTransitionTime` unless their status flips, so a steady resource
+//! gets no status write at all (no churn, no self-triggered reconciles).
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use k8s_openapi::chrono::{DateTime, Utc};
+use kube::api::{Patch, PatchParams};
+use kube::{Api, Client, Resource, ResourceExt};
+
+use super::apply::Applied;
+use crate::crd::{MediachainPeer, MediachainPeerStatus};
+use crate::naming::FIELD_MANAGER;
+use crate::{Error, Result};
+
+/// Condition type: every peer passes its readiness probe.
+pub const READY: &str = "Ready";
+/// Condition type: a rollout or scale is under way.
+pub const PROGRESSING: &str = "Progressing";
+/// Condition type: the operator cannot realise the spec.
+pub const DEGRADED: &str = "Degraded";
+
+/// The status after a successful apply.
+pub fn compute(mp: &MediachainPeer, applied: &Applied, now: DateTime<Utc>) -> MediachainPeerStatus {
+    let prev = mp.status.clone().unwrap_or_default();
+    let generation = mp.meta().generation;
+    let want = mp.spec.replicas;
+    let sts = &applied.statefulset;
+    let st = sts.status.clone().unwrap_or_default();
+    let ready = st.ready_replicas.unwrap_or(0);
+    let updated = st.updated_replicas.unwrap_or(0);
+    let observed =
+        st.observed_generation.is_some() && st.observed_generation >= sts.metadata.generation;
+    let same_revision = st.update_revision.is_none() || st.update_revision == st.current_revision;
+    let rolled_out = observed && st.replicas == want && updated == want && same_revision;
+
+    let mut conditions = prev.conditions.clone();
+    let ready_cond = if ready >= want {
+        (
+            true,
+            "AllPeersReady",
+            format!("{ready} of {want} peers ready"),
+        )
+    } else {
+        (
+            false,
+            "PeersNotReady",
+            format!("{ready} of {want} peers ready"),
+        )
+    };
+    set(&mut conditions, READY, ready_cond, generation, now);
+    let progressing = if rolled_out && ready >= want {
+        (
+            false,
+            "RolloutComplete",
+            format!("{want} peers at the current revision"),
+        )
+    } else if !observed {
+        (
+            true,
+            "Reconciling",
+            "the StatefulSet controller has not seen the latest spec yet".into(),
+        )
+    } else {
+        (
+            true,
+            "RollingOut",
+            format!(
+                "{} running, {updated} updated, {ready} ready, {want} wanted",
+                st.replicas
+            ),
+        )
+    };
+    set(&mut conditions, PROGRESSING, progressing, generation, now);
+    set(
+        &mut conditions,
+        DEGRADED,
+        (false, "AsExpected", "all owned objects are applied".into()),
+        generation,
+        now,
+    );
+    MediachainPeerStatus {
+        observed_generation: generation,
+        conditions,
+        replicas: st.replicas,
+        ready_replicas: ready,
+        peers: applied.peers.clone(),
+        journal_height: prev.journal_height,
+    }
+}
+
+/// The status after a failed pass: `Degraded` with the error's category as reason. `Ready`
+/// keeps what it said (running peers keep running); peers and counts are kept.
+pub fn compute_failure(
+    mp: &MediachainPeer,
+    error: &Error,
+    now: DateTime<Utc>,
+) -> MediachainPeerStatus {
+    let prev = mp.status.clone().unwrap_or_default();
+    let generation = mp.meta().generation;
+    let reason = error.category();
+    let mut conditions = prev.conditions.clone();
+    if !conditions.iter().any(|c| c.type_ == READY) {
+        set(
+            &mut conditions,
+            READY,
+            (false, reason, error.to_string()),
+            generation,
+            now,
+        );
+    }
+    set(
+        &mut conditions,
+        PROGRESSING,
+        (
+            false,
+            reason,
+            "reconcile is blocked, see the Degraded condition".into(),
+        ),
+        generation,
+        now,
+    );
+    set(
+        &mut conditions,
+        DEGRADED,
+        (true, reason, error.to_string()),
+        generation,
+        now,
+    );
+    MediachainPeerStatus {
+        observed_generation: generation,
+        conditions,
+        ..prev
+    }
+}
+
+/// Sets condition `type_` to `(status, reason, message)`. `lastTransitionTime` is `now` only
+/// when the condition is new or its status flips; otherwise it is kept.
+pub fn set(
+    conditions: &mut Vec<Condition>,
+    type_: &str,
+    (status, reason, message): (bool, &str, String),
+    generation: Option<i64>,
+    now: DateTime<Utc>,
+) {
+    let status = if status { "True" } else { "False" }.to_string();
+    let transition = conditions
+        .iter()
+        .find(|c| c.type_ == type_ && c.status == status)
+        .map(|c| c.last_transition_time.clone())
+        .unwrap_or(Time(now));
+    let condition = Condition {
+        type_: type_.into(),
+        status,
+        reason: reason.into(),
+        message,
+        observed_generation: generation,
+        last_transition_time: transition,
+    };
+    match conditions.iter_mut().find(|c| c.type_ == type_) {
+        Some(existing) => *existing = condition,
+        None => conditions.push(condition),
+    }
+}
+
+/// Computes and writes the status after a successful apply.
+pub async fn write(
+    client: &Client,
+    mp: &MediachainPeer,
+    applied: &Applied,
+    now: u64,
+) -> Result<MediachainPeerStatus> {
+    let status = compute(mp, applied, time(now));
+    patch(client, mp, &status).await?;
+    Ok(status)
+}
+
+/// Computes and writes the status after a failed pass.
+pub async fn write_failure(
+    client: &Client,
+    mp: &MediachainPeer,
+    error: &Error,
+    now: u64,
+) -> Result<()> {
+    let status = compute_failure(mp, error, time(now));
+    patch(client, mp, &status).await
+}
+
+/// The Kubernetes time of Unix seconds `now`.
+pub fn time(now: u64) -> DateTime<Utc> {
+    DateTime::from_timestamp(i64::try_from(now).unwrap_or(i64::MAX), 0).unwrap_or_default()
+}
+
+async fn patch(client: &Client, mp: &MediachainPeer, status: &MediachainPeerStatus) -> Result<()> {
+    if mp.status.as_ref() == Some(status) {
+        return Ok(());
+    }
+    let ns = mp.namespace().unwrap_or_default();
+    let name = mp.name_any();
+    let api: Api<MediachainPeer> = Api::namespaced(client.clone(), &ns);
+    let body = serde_json::json!({
+        "apiVersion": MediachainPeer::api_version(&()),
+        "kind": MediachainPeer::kind(&()),
+        "status": status,
+    });
+    api.patch_status(
+        &name,
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(body),
+    )
+    .await
+    .map_err(Error::kube(format!(
+        "writing the status of MediachainPeer {ns}/{name}"
+    )))?;
+    Ok(())
+}

@@ -1,0 +1,555 @@
+//! Specifications of the pure steps (validate, build, status), from YAML fixtures, no client.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::apps::v1::{StatefulSet, StatefulSetStatus};
+use k8s_openapi::api::core::v1::Secret;
+use kube::ResourceExt;
+use mediachain::trust::{keyfile, Chain, Level, RevocationSet};
+
+use super::apply::Applied;
+use super::build::{build, Desired};
+use super::dereference::Found;
+use super::identity::{ChangeKind, PEER_CHAIN, PEER_KEY};
+use super::status;
+use super::validate::{validate, Valid};
+use super::Settings;
+use crate::crd::MediachainPeer;
+use crate::naming;
+use crate::testing::TrustFixture;
+use crate::Error;
+
+const NOW: u64 = 1_800_000_000;
+const DAY: u64 = 86_400;
+
+fn fixture(name: &str) -> MediachainPeer {
+    let text = match name {
+        "basic" => include_str!("../../tests/fixtures/basic.yaml"),
+        "full" => include_str!("../../tests/fixtures/full.yaml"),
+        _ => panic!("no fixture {name}"),
+    };
+    serde_yaml::from_str(text).expect("fixture parses")
+}
+
+fn trust() -> TrustFixture {
+    TrustFixture::new(7, NOW - DAY, NOW + 365 * DAY)
+}
+
+fn found_with(trust: &TrustFixture, mp: &MediachainPeer) -> Found {
+    Found {
+        principal: Some(trust.secret("media", "principal")),
+        network_members: vec![mp.clone()],
+        ..Found::default()
+    }
+}
+
+fn keygen() -> impl FnMut() -> mediachain::trust::SecretKey {
+    let mut n = 100u8;
+    move || {
+        n += 1;
+        mediachain::trust::SecretKey::from_seed(&[n; 32])
+    }
+}
+
+fn valid_and_built(mp: &MediachainPeer, found: &Found, now: u64) -> (Valid, Desired) {
+    let valid = validate(mp, found, now).expect("valid");
+    let desired = build(&valid, found, &Settings::default(), now, &mut keygen()).expect("built");
+    (valid, desired)
+}
+
+fn secret_text(secret: &Secret, key: &str) -> String {
+    String::from_utf8(secret.data.as_ref().unwrap()[key].0.clone()).unwrap()
+}
+
+/// The identity Secrets of `desired`, as the API server would return them next time.
+fn as_found(found: &Found, desired: &Desired) -> Found {
+    let mut next = found.clone();
+    next.identities = desired
+        .identities
+        .iter()
+        .map(|(_, s)| (s.name_any(), s.clone()))
+        .collect();
+    next
+}
+
+#[test]
+fn basic_fixture_builds_every_owned_object() {
+    let trust = trust();
+    let mp = fixture("basic");
+    let (_, desired) = valid_and_built(&mp, &found_with(&trust, &mp), NOW);
+
+    assert_eq!(desired.identities.len(), 3);
+    for (ordinal, (id, secret)) in desired.identities.iter().enumerate() {
+        assert_eq!(secret.name_any(), format!("alpha-{ordinal}-identity"));
+        assert_eq!(id.change, Some(ChangeKind::Issued));
+        let key = keyfile::parse("k".as_ref(), &secret_text(secret, PEER_KEY), None).unwrap();
+        let chain = Chain::from_pem(&secret_text(secret, PEER_CHAIN)).unwrap();
+        let root = trust.root.public();
+        let subject = chain
+            .verify(&root, &RevocationSet::new(root), NOW, Level::Peer)
+            .expect("the issued chain verifies up to the root");
+        assert_eq!(subject, key.public());
+        assert_eq!(id.peer_id, key.public().to_string());
+        let owner = &secret.owner_references()[0];
+        assert_eq!(
+            (owner.kind.as_str(), owner.controller),
+            ("MediachainPeer", Some(true))
+        );
+    }
+
+    let sts = &desired.statefulset;
+    let spec = sts.spec.as_ref().unwrap();
+    assert_eq!(spec.replicas, Some(3));
+    assert_eq!(spec.service_name.as_deref(), Some("alpha-peers"));
+    let retention = spec
+        .persistent_volume_claim_retention_policy
+        .as_ref()
+        .unwrap();
+    assert_eq!(retention.when_deleted.as_deref(), Some("Delete"));
+    assert_eq!(retention.when_scaled.as_deref(), Some("Retain"));
+    let claim = &spec.volume_claim_templates.as_ref().unwrap()[0];
+    let requests = claim
+        .spec
+        .as_ref()
+        .unwrap()
+        .resources
+        .as_ref()
+        .unwrap()
+        .requests
+        .as_ref();
+    assert_eq!(requests.unwrap()["storage"].0, "10Gi");
+    let pod = spec.template.spec.as_ref().unwrap();
+    assert_eq!(
+        pod.security_context.as_ref().unwrap().run_as_non_root,
+        Some(true)
+    );
+    assert!(pod.affinity.as_ref().unwrap().pod_anti_affinity.is_some());
+    let container = &pod.containers[0];
+    let sc = container.security_context.as_ref().unwrap();
+    assert_eq!(sc.read_only_root_filesystem, Some(true));
+    let path = |p: &Option<k8s_openapi::api::core::v1::Probe>| {
+        p.as_ref()
+            .unwrap()
+            .http_get
+            .as_ref()
+            .unwrap()
+            .path
+            .clone()
+            .unwrap()
+    };
+    assert_eq!(path(&container.liveness_probe), "/healthz");
+    assert_eq!(path(&container.readiness_probe), "/readyz");
+    let mounts = container.volume_mounts.as_ref().unwrap();
+    let identity = mounts.iter().find(|m| m.name == "identity").unwrap();
+    assert_eq!(identity.mount_path, "/etc/mediachain/identity");
+    assert_eq!(identity.sub_path_expr.as_deref(), Some("$(POD_NAME)"));
+
+    let seeds = &desired.seeds.data.as_ref().unwrap()["seeds.txt"];
+    assert_eq!(desired.seeds.name_any(), "testnet-seeds");
+    for i in 0..3 {
+        assert!(seeds.contains(&format!(
+            "/dns4/alpha-{i}.alpha-peers.media.svc.cluster.local/tcp/4001\n"
+        )));
+    }
+    let headless = desired.headless_service.spec.as_ref().unwrap();
+    assert_eq!(headless.cluster_ip.as_deref(), Some("None"));
+    assert_eq!(headless.publish_not_ready_addresses, Some(true));
+    let pdb = desired.pdb.as_ref().unwrap().spec.as_ref().unwrap();
+    assert_eq!(
+        pdb.max_unavailable,
+        Some(k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(1))
+    );
+    assert!(desired.ingress.is_none());
+    assert!(desired.obsolete_identities.is_empty());
+}
+
+#[test]
+fn full_fixture_sets_ingress_service_parameters_and_overrides() {
+    let trust = trust();
+    let mp = fixture("full");
+    let (_, desired) = valid_and_built(&mp, &found_with(&trust, &mp), NOW);
+
+    let ingress = desired.ingress.as_ref().unwrap().spec.as_ref().unwrap();
+    assert_eq!(ingress.ingress_class_name.as_deref(), Some("nginx"));
+    assert_eq!(
+        ingress.tls.as_ref().unwrap()[0].secret_name.as_deref(),
+        Some("api-tls")
+    );
+    let svc = desired.client_service.spec.as_ref().unwrap();
+    assert_eq!(svc.type_.as_deref(), Some("LoadBalancer"));
+    assert_eq!(
+        desired.client_service.annotations()["example.com/lb"],
+        "internal"
+    );
+
+    let spec = desired.statefulset.spec.as_ref().unwrap();
+    let pod = spec.template.spec.as_ref().unwrap();
+    assert_eq!(pod.priority_class_name.as_deref(), Some("mediachain"));
+    let env: BTreeMap<_, _> = pod.containers[0]
+        .env
+        .as_ref()
+        .unwrap()
+        .iter()
+        .map(|e| (e.name.clone(), e.value.clone().unwrap_or_default()))
+        .collect();
+    assert_eq!(env["RUST_LOG"], "debug", "override appended");
+    assert_eq!(env["MEDIACHAIN_NETWORK"], "testnet", "generated env kept");
+    assert_eq!(env["MEDIACHAIN_BLOCK_INTERVAL"], "2s");
+    assert_eq!(env["MEDIACHAIN_COMMIT_TIMEOUT"], "10s");
+    assert_eq!(env["MEDIACHAIN_TRANSACTION_POW_BITS"], "8");
+    assert_eq!(env["MEDIACHAIN_TARGET_CONNECTIVITY"], "2");
+    assert_eq!(env["MEDIACHAIN_SEEDS"], "/dns4/seed.example.org/tcp/4001");
+    assert_eq!(
+        env["MEDIACHAIN_EXTERNAL_ADDRESS"],
+        "/dns4/$(POD_NAME).beta-peers.media.svc.cluster.local/tcp/4001"
+    );
+    assert_eq!(
+        pod.containers[0].image.as_deref(),
+        Some("registry.example/mediachain-peer:0.1.0")
+    );
+    let retention = spec
+        .persistent_volume_claim_retention_policy
+        .as_ref()
+        .unwrap();
+    assert_eq!(retention.when_deleted.as_deref(), Some("Retain"));
+    assert_eq!(retention.when_scaled.as_deref(), Some("Delete"));
+    let claim = spec.volume_claim_templates.as_ref().unwrap()[0]
+        .spec
+        .as_ref()
+        .unwrap();
+    assert_eq!(claim.storage_class_name.as_deref(), Some("fast"));
+    // Issued certificates honour the requested validity.
+    assert_eq!(desired.identities[0].0.not_after, NOW + 720 * 3600);
+}
+
+#[test]
+fn a_second_pass_over_its_own_output_changes_nothing() {
+    let trust = trust();
+    let mp = fixture("basic");
+    let found = found_with(&trust, &mp);
+    let (valid, first) = valid_and_built(&mp, &found, NOW);
+    let found = as_found(&found, &first);
+    let second = build(
+        &valid,
+        &found,
+        &Settings::default(),
+        NOW + 60,
+        &mut keygen(),
+    )
+    .unwrap();
+    assert!(second.identity_changes().is_empty());
+    for ((_, a), (_, b)) in first.identities.iter().zip(&second.identities) {
+        assert_eq!(a, b, "identity Secrets are byte-for-byte stable");
+    }
+    assert_eq!(first.statefulset, second.statefulset);
+    assert_eq!(first.seeds, second.seeds);
+}
+
+#[test]
+fn a_certificate_near_expiry_is_renewed_with_the_same_key() {
+    let trust = trust();
+    let mp = fixture("basic"); // 90 days validity, renewed 30 days before expiry
+    let found = found_with(&trust, &mp);
+    let (valid, first) = valid_and_built(&mp, &found, NOW);
+    let found = as_found(&found, &first);
+    let later = NOW + 61 * DAY;
+    let mut never = || -> mediachain::trust::SecretKey { panic!("must not generate a key") };
+    let renewed = build(&valid, &found, &Settings::default(), later, &mut never).unwrap();
+    for ((old, old_secret), (new, new_secret)) in first.identities.iter().zip(&renewed.identities) {
+        assert_eq!(new.change, Some(ChangeKind::Renewed));
+        assert_eq!(old.peer_id, new.peer_id);
+        assert_eq!(
+            secret_text(old_secret, PEER_KEY),
+            secret_text(new_secret, PEER_KEY)
+        );
+        assert_eq!(new.not_after, later + 90 * 24 * 3600);
+    }
+    assert_ne!(
+        first.statefulset.spec.as_ref().unwrap().template.metadata,
+        renewed.statefulset.spec.as_ref().unwrap().template.metadata,
+        "the identity digest changes so that pods restart with the new certificate"
+    );
+}
+
+#[test]
+fn a_new_principal_reissues_certificates_but_keeps_keys() {
+    let mp = fixture("basic");
+    let old = trust();
+    let found = found_with(&old, &mp);
+    let (_, first) = valid_and_built(&mp, &found, NOW);
+    let new = TrustFixture::new(42, NOW - DAY, NOW + 365 * DAY);
+    let mut found = as_found(&found_with(&new, &mp), &first);
+    found.network_members = vec![mp.clone()];
+    let (_, second) = valid_and_built(&mp, &found, NOW);
+    for ((a, _), (b, _)) in first.identities.iter().zip(&second.identities) {
+        assert_eq!(b.change, Some(ChangeKind::Reissued));
+        assert_eq!(a.peer_id, b.peer_id);
+    }
+}
+
+#[test]
+fn a_corrupt_identity_key_is_an_error_never_a_new_key() {
+    let trust = trust();
+    let mp = fixture("basic");
+    let mut found = found_with(&trust, &mp);
+    let (valid, first) = valid_and_built(&mp, &found, NOW);
+    found = as_found(&found, &first);
+    let secret = found.identities.get_mut("alpha-1-identity").unwrap();
+    secret.data.as_mut().unwrap().insert(
+        PEER_KEY.into(),
+        k8s_openapi::ByteString(b"garbage".to_vec()),
+    );
+    let err = build(&valid, &found, &Settings::default(), NOW, &mut keygen()).unwrap_err();
+    assert!(matches!(err, Error::CorruptIdentity { ref name, .. } if name == "alpha-1-identity"));
+}
+
+#[test]
+fn impossible_specs_are_rejected_with_the_field_named() {
+    let trust = trust();
+    type Mutation = fn(&mut MediachainPeer);
+    let cases: Vec<(&str, Mutation)> = vec![
+        ("spec.replicas", |mp| mp.spec.replicas = 0),
+        ("spec.replicas", |mp| mp.spec.replicas = 100_000),
+        ("spec.network", |mp| mp.spec.network = "Not_A_Name".into()),
+        ("spec.storage.size", |mp| {
+            mp.spec.storage.size = "lots".into()
+        }),
+        ("spec.clientService.type", |mp| {
+            mp.spec.client_service.type_ = "Magic".into()
+        }),
+        ("maxUnavailable", |mp| {
+            mp.spec.disruption_budget.max_unavailable = 9
+        }),
+        ("renewBeforeHours", |mp| {
+            mp.spec.trust.renew_before_hours = 10_000
+        }),
+        ("spec.podOverrides", |mp| {
+            mp.spec.pod_overrides = Some(serde_json::json!(["not", "an", "object"]))
+        }),
+    ];
+    for (field, mutate) in cases {
+        let mut mp = fixture("basic");
+        mutate(&mut mp);
+        let err = validate(&mp, &found_with(&trust, &mp), NOW).unwrap_err();
+        assert!(
+            matches!(&err, Error::InvalidSpec(msg) if msg.contains(field)),
+            "{field}: {err}"
+        );
+    }
+}
+
+#[test]
+fn a_missing_or_unusable_principal_is_reported() {
+    let trust = trust();
+    let mp = fixture("basic");
+    let mut found = found_with(&trust, &mp);
+    found.principal = None;
+    assert!(matches!(
+        validate(&mp, &found, NOW),
+        Err(Error::MissingPrincipalSecret { .. })
+    ));
+
+    let mut secret = trust.secret("media", "principal");
+    secret.data.as_mut().unwrap().insert(
+        "principal.key".into(),
+        k8s_openapi::ByteString(b"nope".to_vec()),
+    );
+    found.principal = Some(secret);
+    let err = validate(&mp, &found, NOW).unwrap_err();
+    assert!(
+        matches!(&err, Error::InvalidPrincipal { detail, .. } if detail.contains("principal.key"))
+    );
+
+    // A principal key that the chain does not certify.
+    let other = TrustFixture::new(9, NOW - DAY, NOW + DAY);
+    let mut secret = trust.secret("media", "principal");
+    let foreign = other.secret("media", "x").data.unwrap()["principal.key"].clone();
+    secret
+        .data
+        .as_mut()
+        .unwrap()
+        .insert("principal.key".into(), foreign);
+    found.principal = Some(secret);
+    assert!(matches!(
+        validate(&mp, &found, NOW),
+        Err(Error::InvalidPrincipal { .. })
+    ));
+
+    // An expired principal certificate.
+    found.principal = Some(trust.secret("media", "principal"));
+    assert!(matches!(
+        validate(&mp, &found, NOW + 400 * DAY),
+        Err(Error::InvalidPrincipal { .. })
+    ));
+}
+
+#[test]
+fn peer_certificates_never_outlive_the_principal() {
+    let trust = TrustFixture::new(3, NOW - DAY, NOW + 10 * DAY);
+    let mp = fixture("basic");
+    let (_, desired) = valid_and_built(&mp, &found_with(&trust, &mp), NOW);
+    assert_eq!(desired.identities[0].0.not_after, NOW + 10 * DAY);
+    // ...and a certificate that cannot be extended is not re-issued on every pass.
+    let found = as_found(&found_with(&trust, &mp), &desired);
+    let (_, again) = valid_and_built(&mp, &found, NOW + DAY);
+    assert!(again.identity_changes().is_empty());
+}
+
+#[test]
+fn scale_down_deletes_identities_only_with_delete_policy_and_after_the_pod_is_gone() {
+    let trust = trust();
+    let mut mp = fixture("full"); // whenScaled: Delete, 5 replicas
+    let found = found_with(&trust, &mp);
+    let (_, five) = valid_and_built(&mp, &found, NOW);
+    let mut found = as_found(&found, &five);
+    mp.spec.replicas = 3;
+    found.pods = ["beta-0", "beta-1", "beta-2", "beta-3"]
+        .map(String::from)
+        .into();
+    let (_, three) = valid_and_built(&mp, &found, NOW);
+    assert_eq!(
+        three.obsolete_identities,
+        vec!["beta-4-identity".to_string()]
+    );
+
+    let mut retained = mp.clone();
+    retained.spec.storage.retention.when_scaled = crate::crd::RetentionPolicy::Retain;
+    let (_, kept) = valid_and_built(&retained, &found, NOW);
+    assert!(kept.obsolete_identities.is_empty());
+}
+
+#[test]
+fn the_seed_list_covers_every_member_of_the_network_in_a_stable_order() {
+    let trust = trust();
+    let alpha = fixture("basic");
+    let mut beta = fixture("full");
+    beta.spec.replicas = 2;
+    let mut other = fixture("basic");
+    other.metadata.name = Some("gamma".into());
+    other.spec.network = "othernet".into();
+    let mut found = found_with(&trust, &alpha);
+    found.network_members = vec![beta.clone(), alpha.clone(), other];
+    let (_, from_alpha) = valid_and_built(&alpha, &found, NOW);
+    let mut found_beta = found.clone();
+    found_beta.network_members.reverse();
+    let (_, from_beta) = valid_and_built(&beta, &found_beta, NOW);
+    assert_eq!(
+        from_alpha.seeds, from_beta.seeds,
+        "every member builds the same ConfigMap"
+    );
+    let text = &from_alpha.seeds.data.as_ref().unwrap()["seeds.txt"];
+    let lines: Vec<_> = text.lines().filter(|l| !l.starts_with('#')).collect();
+    assert_eq!(lines.len(), 5);
+    assert!(lines[0].starts_with("/dns4/alpha-0.alpha-peers."));
+    assert!(lines[4].starts_with("/dns4/beta-1.beta-peers."));
+    assert!(!text.contains("gamma"));
+    assert_eq!(from_alpha.seeds.owner_references().len(), 2);
+}
+
+fn applied(sts_status: StatefulSetStatus, generation: i64) -> Applied {
+    Applied {
+        statefulset: StatefulSet {
+            metadata: k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
+                generation: Some(generation),
+                ..Default::default()
+            },
+            status: Some(sts_status),
+            ..Default::default()
+        },
+        peers: Vec::new(),
+        deleted_identities: Vec::new(),
+    }
+}
+
+#[test]
+fn conditions_change_their_transition_time_only_on_transitions() {
+    let mut mp = fixture("basic");
+    let t0 = status::time(NOW);
+    let rolling = applied(
+        StatefulSetStatus {
+            observed_generation: Some(1),
+            replicas: 3,
+            ready_replicas: Some(1),
+            updated_replicas: Some(3),
+            ..Default::default()
+        },
+        1,
+    );
+    let first = status::compute(&mp, &rolling, t0);
+    let cond = |s: &crate::crd::MediachainPeerStatus, t: &str| {
+        s.conditions.iter().find(|c| c.type_ == t).unwrap().clone()
+    };
+    assert_eq!(cond(&first, status::READY).status, "False");
+    assert_eq!(cond(&first, status::PROGRESSING).status, "True");
+    assert_eq!(first.observed_generation, Some(1));
+
+    mp.status = Some(first.clone());
+    let again = status::compute(&mp, &rolling, status::time(NOW + 30));
+    assert_eq!(
+        again, first,
+        "same observation, same status: nothing to write"
+    );
+
+    let done = applied(
+        StatefulSetStatus {
+            observed_generation: Some(1),
+            replicas: 3,
+            ready_replicas: Some(3),
+            updated_replicas: Some(3),
+            ..Default::default()
+        },
+        1,
+    );
+    let t1 = status::time(NOW + 60);
+    let ready = status::compute(&mp, &done, t1);
+    assert_eq!(cond(&ready, status::READY).status, "True");
+    assert_eq!(cond(&ready, status::READY).last_transition_time.0, t1);
+    assert_eq!(cond(&ready, status::PROGRESSING).status, "False");
+    assert_eq!(
+        cond(&ready, status::DEGRADED).last_transition_time.0,
+        t0,
+        "Degraded stayed False: its transition time is kept"
+    );
+    assert_eq!(ready.ready_replicas, 3);
+}
+
+#[test]
+fn a_failure_sets_degraded_with_the_error_category_and_keeps_ready() {
+    let mut mp = fixture("basic");
+    let ready = status::compute(
+        &mp,
+        &applied(
+            StatefulSetStatus {
+                observed_generation: Some(1),
+                replicas: 3,
+                ready_replicas: Some(3),
+                updated_replicas: Some(3),
+                ..Default::default()
+            },
+            1,
+        ),
+        status::time(NOW),
+    );
+    mp.status = Some(ready);
+    let err = Error::InvalidSpec("spec.replicas is 0".into());
+    let failed = status::compute_failure(&mp, &err, status::time(NOW + 5));
+    let degraded = failed
+        .conditions
+        .iter()
+        .find(|c| c.type_ == status::DEGRADED)
+        .unwrap();
+    assert_eq!(
+        (degraded.status.as_str(), degraded.reason.as_str()),
+        ("True", "InvalidSpec")
+    );
+    assert!(degraded.message.contains("spec.replicas"));
+    let ready = failed
+        .conditions
+        .iter()
+        .find(|c| c.type_ == status::READY)
+        .unwrap();
+    assert_eq!(ready.status, "True", "running peers keep running");
+    assert_eq!(naming::workload(&mp), "alpha");
+}
