@@ -6,12 +6,12 @@
 #
 # Environment:
 #   MEDIACHAIN_E2E_CACHE   cache root (default /var/cache/mediachain-e2e)
-#   MEDIACHAIN_E2E_KIND    1 = also build the node image, create the kind cluster and
-#                          run the smoke test; 0 (default for now) = apiserver harness only
+#   MEDIACHAIN_E2E_KIND    1 (default) = also build the node image, create the kind cluster and
+#                          run the smoke test; 0 = apiserver harness only
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
-KIND_ENABLED=${MEDIACHAIN_E2E_KIND:-0}
+KIND_ENABLED=${MEDIACHAIN_E2E_KIND:-1}
 
 if [ "$KIND_ENABLED" = 1 ]; then
   step "tools (all)" bash "$E2E_DIR/tools.sh" all >/dev/null

@@ -53,22 +53,21 @@ networking:
 nodes:
   - role: control-plane
 EOF
-  local mem_before t0
-  mem_before=$(free -m | awk '/^Mem:/ {print $3}')
+  local t0
   t0=$(date +%s)
   CREATED=1
   "$KIND" create cluster --name "$CLUSTER" --image "$NODE_IMAGE" --config "$WORK/kind-config.yaml" \
     --kubeconfig "$KUBECONFIG_FILE" --wait 300s
   local secs=$(($(date +%s) - t0))
   wait_for "all kube-system pods Ready" 180 k wait --for=condition=Ready pods --all -n kube-system --timeout=5s
-  local node_mem host_mem
+  local all=$(($(date +%s) - t0)) node_mem
   node_mem=$(docker stats --no-stream --format '{{.MemUsage}}' "$CLUSTER-control-plane")
-  host_mem=$(($(free -m | awk '/^Mem:/ {print $3}') - mem_before))
   {
     echo "date: $(date -u +%FT%TZ)"
-    echo "kind create cluster (to node Ready): ${secs}s"
-    echo "node container memory after kube-system Ready: $node_mem"
-    echo "host used-memory increase: ${host_mem} MiB"
+    echo "kind create cluster --wait (control plane up, node Ready): ${secs}s"
+    echo "until every kube-system pod is Ready: ${all}s"
+    echo "node container memory (docker stats) then: $node_mem"
+    echo "host memory (free -m) then: $(free -m | awk '/^Mem:/ {print "used " $3 " MiB of " $2}')"
   } | tee "$E2E_CACHE/kind-metrics.txt" >&2
 }
 
@@ -91,7 +90,7 @@ spec:
     - name: httpd
       image: mediachain.local/e2e-smoke:1
       imagePullPolicy: Never
-      command: [sh, -c, 'echo "hello from $(hostname) on the PV" > /data/index.html && exec httpd -f -p 8080 -h /data']
+      command: [smoke, serve, -dir, /data, -addr, ":8080"]
       ports: [{ containerPort: 8080 }]
       readinessProbe: { tcpSocket: { port: 8080 }, periodSeconds: 2 }
       volumeMounts: [{ name: data, mountPath: /data }]
@@ -116,15 +115,15 @@ EOF
   ip=$(k get svc smoke -o jsonpath='{.spec.clusterIP}')
   # Resolve through CoreDNS, then fetch through the Service's ClusterIP (kube-proxy).
   k run smoke-client --image=mediachain.local/e2e-smoke:1 --image-pull-policy=Never \
-    --restart=Never --command -- sh -c \
-    "nslookup smoke.default.svc.cluster.local | tee /tmp/ns && grep -q 'Address.*$ip' /tmp/ns && echo DNS-OK && wget -qO- -T 10 http://$ip/"
-  wait_for "pod smoke-client to finish" 120 sh -c \
+    --restart=Never --command -- smoke check -name smoke.default.svc.cluster.local \
+    -want-ip "$ip" -expect 'hello from smoke-server on the PV' -tries 30
+  wait_for "pod smoke-client to finish" 150 sh -c \
     "$KUBECTL --kubeconfig $KUBECONFIG_FILE get pod smoke-client -o jsonpath='{.status.phase}' | grep -qE 'Succeeded|Failed'"
   local out
   out=$(k logs smoke-client)
   echo "$out" | sed 's/^/  smoke-client| /' >&2
   echo "$out" | grep -q DNS-OK || die "DNS: smoke.default.svc.cluster.local did not resolve to $ip"
-  echo "$out" | grep -q 'hello from smoke-server on the PV' || die "HTTP through Service $ip failed"
+  echo "$out" | grep -q 'HTTP-OK hello from smoke-server on the PV' || die "HTTP through Service $ip failed"
   [ "$(k get pod smoke-client -o jsonpath='{.status.phase}')" = Succeeded ] || die "smoke-client failed"
   log "smoke test passed: scheduled pod, PV $pv, Service $ip, DNS"
 }

@@ -6,7 +6,8 @@
 #      the sigs.k8s.io/kind Go module, adapted to Debian's containerd 1.6;
 #   3. images the cluster runs, each FROM scratch with Go binaries built from their modules:
 #      kube-apiserver, kube-controller-manager, kube-scheduler, kube-proxy (on the base rootfs: it
-#      needs iptables), etcd, CoreDNS, pause, local-path-provisioner + its busybox helper;
+#      needs iptables), etcd, CoreDNS, pause, local-path-provisioner + its busybox helper, and
+#      the smoke test's own workload (e2e/kind/images/smoke);
 #   4. node image: base + kubeadm/kubelet/kubectl + /kind/version + manifests, with every image
 #      imported into the node's containerd, committed (what `kind build node-image` does).
 # Needs a Docker engine (DOCKER_HOST) and the tools from e2e/tools.sh. Prints the node image name.
@@ -76,13 +77,16 @@ build_base() {
   chmod -R u+w "$ctx"
   cp "$E2E_DIR/kind/runc-wrapper" "$ctx/runc-wrapper"
   # containerd 1.6 config (version 2). No fuse-overlayfs proxy plugin (not installed).
+  # Restricted host: without CAP_SYS_RESOURCE nothing in the node may lower oom_score_adj, which
+  # the kubelet asks for (-998 for pause/static pods); restrict_oom_score_adj clamps it to
+  # containerd's own value (what kind's entrypoint does for rootless nodes).
   {
     cat <<EOF
 version = 2
 [plugins."io.containerd.grpc.v1.cri"]
   sandbox_image = "$PAUSE_IMAGE"
   tolerate_missing_hugepages_controller = true
-  restrict_oom_score_adj = false
+  restrict_oom_score_adj = $([ -n "$RESTRICTED" ] && echo true || echo false)
 [plugins."io.containerd.grpc.v1.cri".containerd]
   discard_unpacked_layers = true
   snapshotter = "overlayfs"
@@ -180,7 +184,8 @@ EOF
   docker build -q -t "$tag" "$ctx" >/dev/null
 }
 
-# busybox_image TAG: busybox-static (Debian) as sh, mkdir, rm, chmod, httpd, wget, nslookup...
+# busybox_image TAG: busybox-static (Debian) for sh, mkdir, rm, chmod (local-path helper pods).
+# (Its wget/nc segfault in a scratch image: static glibc cannot load NSS for getaddrinfo.)
 busybox_image() {
   local tag=$1 ctx
   ctx=$WORK/img-$(echo "$tag" | tr '/:' '__')
@@ -198,8 +203,11 @@ busybox_image() {
 
 build_images() {
   local b=$E2E_BIN k=$KUBE_VERSION
-  [ -x "$b/pause" ] || (cd "$E2E_DIR/kind/images/pause" &&
-    go build -trimpath -ldflags "-s -w" -o "$b/pause" .)
+  # Our own small Go programs (cheap to rebuild; the Go build cache makes it a no-op).
+  local p
+  for p in pause smoke; do
+    (cd "$E2E_DIR/kind/images/$p" && go build -trimpath -ldflags "-s -w" -o "$b/$p" .)
+  done
   step "build coredns $COREDNS_VERSION" go_tool coredns \
     "github.com/coredns/coredns@$COREDNS_VERSION" github.com/coredns/coredns
   step "build local-path-provisioner $LOCAL_PATH_PROVISIONER_VERSION" go_tool local-path-provisioner \
@@ -228,7 +236,7 @@ build_images() {
   scratch_image "$STORAGE_PROVISIONER_IMAGE" "$b/local-path-provisioner"
   busybox_image "$STORAGE_HELPER_IMAGE"
   # The smoke test's workload image, built locally (loaded with `kind load`, not preloaded).
-  busybox_image "mediachain.local/e2e-smoke:1"
+  scratch_image "mediachain.local/e2e-smoke:1" "$b/smoke"
 }
 
 # Node image: what kind's buildImage does (sigs.k8s.io/kind pkg/build/nodeimage), minus pulls.
