@@ -1,0 +1,649 @@
+//! The operator against a real etcd + kube-apiserver (the `kube-harness` crate).
+//!
+//! There is no controller manager in the harness: StatefulSets create no pods and the garbage
+//! collector does not run. The tests assert on the objects the operator writes, simulate pod
+//! readiness by patching the StatefulSet's status, and check owner references (what the garbage
+//! collector acts on) instead of cascading deletion.
+//!
+//! Needs `KUBE_APISERVER_BIN` and `ETCD_BIN` (`eval "$(bash e2e/tools.sh harness)"`); fails
+//! without them unless `MEDIACHAIN_SKIP_KUBE=1`.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod, Secret, Service};
+use k8s_openapi::api::events::v1::Event;
+use k8s_openapi::api::networking::v1::Ingress;
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{ListParams, ObjectMeta, Patch, PatchParams, PostParams};
+use kube::runtime::wait::{await_condition, conditions};
+use kube::{Api, Client, CustomResourceExt, ResourceExt};
+use kube_harness::ApiServer;
+use mediachain::trust::{Chain, Level, RevocationSet};
+use mediachain_operator::controller::{self, Context, Leadership};
+use mediachain_operator::crd::{MediachainPeer, MediachainPeerStatus};
+use mediachain_operator::metrics::Metrics;
+use mediachain_operator::reconcile::Settings;
+use mediachain_operator::testing::TrustFixture;
+use mediachain_operator::Error;
+use serde_json::json;
+
+const NS: &str = "media";
+
+async fn start() -> Option<ApiServer> {
+    match ApiServer::start_or_skip().await {
+        Ok(server) => server,
+        Err(e) => panic!("cannot start the kube-apiserver harness: {e}"),
+    }
+}
+
+/// Installs the CRD and the test namespace.
+async fn install(client: &Client) {
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    crds.create(&PostParams::default(), &MediachainPeer::crd())
+        .await
+        .unwrap();
+    let established = await_condition(
+        crds,
+        "mediachainpeers.mediachain.io",
+        conditions::is_crd_established(),
+    );
+    tokio::time::timeout(Duration::from_secs(30), established)
+        .await
+        .expect("CRD established in time")
+        .unwrap();
+    let ns = Namespace {
+        metadata: ObjectMeta {
+            name: Some(NS.into()),
+            ..ObjectMeta::default()
+        },
+        ..Namespace::default()
+    };
+    Api::<Namespace>::all(client.clone())
+        .create(&PostParams::default(), &ns)
+        .await
+        .unwrap();
+    // Discovery of the new kind may lag the Established condition by a moment.
+    let peers: Api<MediachainPeer> = Api::namespaced(client.clone(), NS);
+    for _ in 0..50 {
+        if peers.list(&ListParams::default()).await.is_ok() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn now() -> u64 {
+    mediachain::time::now()
+}
+
+fn trust() -> TrustFixture {
+    TrustFixture::new(11, now() - 3600, now() + 365 * 86_400)
+}
+
+async fn create_principal(client: &Client, trust: &TrustFixture) {
+    Api::<Secret>::namespaced(client.clone(), NS)
+        .create(&PostParams::default(), &trust.secret(NS, "principal"))
+        .await
+        .unwrap();
+}
+
+async fn create_peer(client: &Client, name: &str, spec: serde_json::Value) -> MediachainPeer {
+    let mp: MediachainPeer = serde_json::from_value(json!({
+        "apiVersion": "mediachain.io/v1alpha1",
+        "kind": "MediachainPeer",
+        "metadata": {"name": name, "namespace": NS},
+        "spec": spec,
+    }))
+    .unwrap();
+    Api::<MediachainPeer>::namespaced(client.clone(), NS)
+        .create(&PostParams::default(), &mp)
+        .await
+        .unwrap()
+}
+
+fn context(client: &Client) -> Arc<Context> {
+    Arc::new(Context::new(
+        client.clone(),
+        Arc::new(Metrics::default()),
+        Settings::default(),
+    ))
+}
+
+/// Reads the resource afresh and runs one reconcile pass on it.
+async fn reconcile(ctx: &Arc<Context>, name: &str) -> Result<MediachainPeer, Error> {
+    let api: Api<MediachainPeer> = Api::namespaced(ctx.client.clone(), NS);
+    let mp = api.get(name).await.unwrap();
+    controller::reconcile(Arc::new(mp), ctx.clone()).await?;
+    Ok(api.get(name).await.unwrap())
+}
+
+async fn patch_spec(client: &Client, name: &str, spec: serde_json::Value) {
+    Api::<MediachainPeer>::namespaced(client.clone(), NS)
+        .patch(
+            name,
+            &PatchParams::default(),
+            &Patch::Merge(json!({ "spec": spec })),
+        )
+        .await
+        .unwrap();
+}
+
+fn condition<'a>(status: &'a MediachainPeerStatus, type_: &str) -> (&'a str, &'a str) {
+    let c = status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == type_)
+        .unwrap_or_else(|| panic!("no {type_} condition in {status:?}"));
+    (c.status.as_str(), c.reason.as_str())
+}
+
+async fn identity_keys(client: &Client, name: &str) -> BTreeMap<String, Vec<u8>> {
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), NS);
+    secrets
+        .list(&ListParams::default().labels(&format!(
+            "app.kubernetes.io/instance={name},mediachain.io/ordinal"
+        )))
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .map(|s| {
+            let key = s.data.as_ref().unwrap()["peer.key"].0.clone();
+            (s.name_any(), key)
+        })
+        .collect()
+}
+
+/// resourceVersion of every object a resource owns, and of the resource itself.
+async fn versions(client: &Client, name: &str) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    let sel = ListParams::default().labels(&format!("app.kubernetes.io/instance={name}"));
+    macro_rules! collect {
+        ($kind:ty) => {
+            for o in Api::<$kind>::namespaced(client.clone(), NS)
+                .list(&sel)
+                .await
+                .unwrap()
+                .items
+            {
+                out.insert(
+                    format!("{}/{}", stringify!($kind), o.name_any()),
+                    o.resource_version().unwrap(),
+                );
+            }
+        };
+    }
+    collect!(Secret);
+    collect!(Service);
+    collect!(StatefulSet);
+    collect!(PodDisruptionBudget);
+    collect!(Ingress);
+    for cm in Api::<ConfigMap>::namespaced(client.clone(), NS)
+        .list(&ListParams::default().labels("app.kubernetes.io/managed-by=mediachain-operator"))
+        .await
+        .unwrap()
+        .items
+    {
+        out.insert(
+            format!("ConfigMap/{}", cm.name_any()),
+            cm.resource_version().unwrap(),
+        );
+    }
+    let mp = Api::<MediachainPeer>::namespaced(client.clone(), NS)
+        .get(name)
+        .await
+        .unwrap();
+    out.insert(
+        format!("MediachainPeer/{name}"),
+        mp.resource_version().unwrap(),
+    );
+    out
+}
+
+async fn event_reasons(client: &Client, name: &str) -> Vec<String> {
+    Api::<Event>::namespaced(client.clone(), NS)
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(name))
+        .filter_map(|e| e.reason)
+        .collect()
+}
+
+/// What the StatefulSet controller would report once every pod is up to date and ready.
+async fn simulate_ready(client: &Client, name: &str) {
+    let api: Api<StatefulSet> = Api::namespaced(client.clone(), NS);
+    let sts = api.get(name).await.unwrap();
+    let replicas = sts.spec.as_ref().unwrap().replicas.unwrap();
+    api.patch_status(
+        name,
+        &PatchParams::default(),
+        &Patch::Merge(json!({"status": {
+            "observedGeneration": sts.metadata.generation,
+            "replicas": replicas,
+            "readyReplicas": replicas,
+            "availableReplicas": replicas,
+            "updatedReplicas": replicas,
+            "currentReplicas": replicas,
+            "currentRevision": "r1",
+            "updateRevision": "r1",
+        }})),
+    )
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
+async fn create_reconcile_scale_and_update_a_network() {
+    let Some(server) = start().await else { return };
+    let client = server.client();
+    install(&client).await;
+    let trust = trust();
+    create_principal(&client, &trust).await;
+    let created = create_peer(
+        &client,
+        "alpha",
+        json!({
+            "network": "testnet",
+            "replicas": 3,
+            "image": "mediachain-peer:test",
+            "trust": {"principalSecretName": "principal"},
+            "ingress": {"host": "api.media.example.org", "className": "nginx"},
+        }),
+    )
+    .await;
+    let ctx = context(&client);
+
+    // Create: every owned object exists, owned by the resource.
+    let mp = reconcile(&ctx, "alpha").await.unwrap();
+    let uid = created.uid().unwrap();
+    let status = mp.status.clone().expect("status written");
+    assert_eq!(status.observed_generation, Some(1));
+    assert_eq!(condition(&status, "Ready"), ("False", "PeersNotReady"));
+    assert_eq!(condition(&status, "Progressing").0, "True");
+    assert_eq!(condition(&status, "Degraded"), ("False", "AsExpected"));
+    assert_eq!(status.peers.len(), 3);
+
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), NS);
+    let root = trust.root.public();
+    for (i, peer) in status.peers.iter().enumerate() {
+        let secret = secrets.get(&format!("alpha-{i}-identity")).await.unwrap();
+        let chain = String::from_utf8(secret.data.as_ref().unwrap()["peer.chain"].0.clone());
+        let chain = Chain::from_pem(&chain.unwrap()).unwrap();
+        let subject = chain
+            .verify(&root, &RevocationSet::new(root), now(), Level::Peer)
+            .unwrap();
+        assert_eq!(subject.to_string(), peer.peer_id);
+        assert_eq!(secret.owner_references()[0].uid, uid);
+    }
+    let sts = Api::<StatefulSet>::namespaced(client.clone(), NS)
+        .get("alpha")
+        .await
+        .unwrap();
+    assert_eq!(sts.spec.as_ref().unwrap().replicas, Some(3));
+    assert_eq!(sts.owner_references()[0].uid, uid);
+    assert_eq!(
+        sts.managed_fields()[0].manager.as_deref(),
+        Some("mediachain-operator")
+    );
+    let services: Api<Service> = Api::namespaced(client.clone(), NS);
+    let headless = services.get("alpha-peers").await.unwrap();
+    assert_eq!(headless.spec.unwrap().cluster_ip.as_deref(), Some("None"));
+    services.get("alpha").await.unwrap();
+    Api::<PodDisruptionBudget>::namespaced(client.clone(), NS)
+        .get("alpha")
+        .await
+        .unwrap();
+    Api::<Ingress>::namespaced(client.clone(), NS)
+        .get("alpha")
+        .await
+        .unwrap();
+    let seeds = Api::<ConfigMap>::namespaced(client.clone(), NS)
+        .get("testnet-seeds")
+        .await
+        .unwrap();
+    assert_eq!(
+        seeds.data.unwrap()["seeds.txt"]
+            .lines()
+            .filter(|l| l.starts_with("/dns4/"))
+            .count(),
+        3
+    );
+    assert!(event_reasons(&client, "alpha")
+        .await
+        .contains(&"IdentityIssued".to_string()));
+
+    // Idempotence: a second pass changes nothing at all.
+    let before = versions(&client, "alpha").await;
+    reconcile(&ctx, "alpha").await.unwrap();
+    assert_eq!(versions(&client, "alpha").await, before);
+
+    // Pods become ready: Ready flips once, then the status stays put.
+    simulate_ready(&client, "alpha").await;
+    let mp = reconcile(&ctx, "alpha").await.unwrap();
+    let status = mp.status.clone().unwrap();
+    assert_eq!(condition(&status, "Ready"), ("True", "AllPeersReady"));
+    assert_eq!(
+        condition(&status, "Progressing"),
+        ("False", "RolloutComplete")
+    );
+    assert_eq!(status.ready_replicas, 3);
+    let steady = versions(&client, "alpha").await;
+    reconcile(&ctx, "alpha").await.unwrap();
+    assert_eq!(versions(&client, "alpha").await, steady, "no status churn");
+
+    // Scale up: new peers get identities, existing keys are untouched.
+    let keys = identity_keys(&client, "alpha").await;
+    patch_spec(&client, "alpha", json!({"replicas": 5})).await;
+    let mp = reconcile(&ctx, "alpha").await.unwrap();
+    let after = identity_keys(&client, "alpha").await;
+    assert_eq!(after.len(), 5);
+    for (name, key) in &keys {
+        assert_eq!(&after[name], key, "{name} kept its key");
+    }
+    let status = mp.status.unwrap();
+    assert_eq!(status.observed_generation, Some(2));
+    assert_eq!(condition(&status, "Ready"), ("False", "PeersNotReady"));
+    let sts = Api::<StatefulSet>::namespaced(client.clone(), NS)
+        .get("alpha")
+        .await
+        .unwrap();
+    assert_eq!(sts.spec.unwrap().replicas, Some(5));
+
+    // Scale down (whenScaled: Retain): identities of removed peers stay for a later scale-up.
+    patch_spec(&client, "alpha", json!({"replicas": 2})).await;
+    reconcile(&ctx, "alpha").await.unwrap();
+    assert_eq!(identity_keys(&client, "alpha").await, after);
+    let seeds = Api::<ConfigMap>::namespaced(client.clone(), NS)
+        .get("testnet-seeds")
+        .await
+        .unwrap();
+    assert_eq!(
+        seeds.data.unwrap()["seeds.txt"]
+            .lines()
+            .filter(|l| l.starts_with("/dns4/"))
+            .count(),
+        2
+    );
+    // ...and scaling up again reuses them.
+    patch_spec(&client, "alpha", json!({"replicas": 4})).await;
+    reconcile(&ctx, "alpha").await.unwrap();
+    assert_eq!(identity_keys(&client, "alpha").await, after);
+
+    // Dropping the Ingress and the budget from the spec deletes them.
+    patch_spec(
+        &client,
+        "alpha",
+        json!({"ingress": null, "disruptionBudget": {"enabled": false}}),
+    )
+    .await;
+    reconcile(&ctx, "alpha").await.unwrap();
+    assert!(Api::<Ingress>::namespaced(client.clone(), NS)
+        .get_opt("alpha")
+        .await
+        .unwrap()
+        .is_none());
+    assert!(Api::<PodDisruptionBudget>::namespaced(client.clone(), NS)
+        .get_opt("alpha")
+        .await
+        .unwrap()
+        .is_none());
+
+    // A second member of the network joins the shared seed list, owned by both.
+    create_peer(
+        &client,
+        "beta",
+        json!({
+            "network": "testnet",
+            "replicas": 2,
+            "trust": {"principalSecretName": "principal"},
+        }),
+    )
+    .await;
+    reconcile(&ctx, "beta").await.unwrap();
+    let seeds = Api::<ConfigMap>::namespaced(client.clone(), NS)
+        .get("testnet-seeds")
+        .await
+        .unwrap();
+    assert_eq!(seeds.owner_references().len(), 2);
+    let text = seeds.data.unwrap()["seeds.txt"].clone();
+    assert!(text.contains("/dns4/alpha-3.alpha-peers.media.svc.cluster.local/tcp/4001"));
+    assert!(text.contains("/dns4/beta-1.beta-peers.media.svc.cluster.local/tcp/4001"));
+}
+
+#[tokio::test]
+async fn bad_specs_are_reported_as_conditions_and_events() {
+    let Some(server) = start().await else { return };
+    let client = server.client();
+    install(&client).await;
+    create_peer(
+        &client,
+        "gamma",
+        json!({
+            "network": "testnet",
+            "replicas": 2,
+            "trust": {"principalSecretName": "principal"},
+        }),
+    )
+    .await;
+    let ctx = context(&client);
+    let api: Api<MediachainPeer> = Api::namespaced(client.clone(), NS);
+
+    // No principal Secret yet.
+    let err = reconcile(&ctx, "gamma").await.unwrap_err();
+    assert_eq!(err.category(), "MissingPrincipalSecret");
+    let status = api.get("gamma").await.unwrap().status.unwrap();
+    assert_eq!(
+        condition(&status, "Degraded"),
+        ("True", "MissingPrincipalSecret")
+    );
+    assert_eq!(condition(&status, "Ready").0, "False");
+    assert!(event_reasons(&client, "gamma")
+        .await
+        .contains(&"MissingPrincipalSecret".to_string()));
+    assert!(Api::<StatefulSet>::namespaced(client.clone(), NS)
+        .get_opt("gamma")
+        .await
+        .unwrap()
+        .is_none());
+    // The same failure again does not rewrite the status.
+    let rv = api.get("gamma").await.unwrap().resource_version();
+    reconcile(&ctx, "gamma").await.unwrap_err();
+    assert_eq!(api.get("gamma").await.unwrap().resource_version(), rv);
+
+    // A principal Secret whose key is garbage.
+    let trust = trust();
+    let mut secret = trust.secret(NS, "principal");
+    secret.data.as_mut().unwrap().insert(
+        "principal.key".into(),
+        k8s_openapi::ByteString(
+            b"-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n".to_vec(),
+        ),
+    );
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), NS);
+    secrets
+        .create(&PostParams::default(), &secret)
+        .await
+        .unwrap();
+    let err = reconcile(&ctx, "gamma").await.unwrap_err();
+    assert_eq!(err.category(), "InvalidPrincipal");
+    let status = api.get("gamma").await.unwrap().status.unwrap();
+    assert_eq!(condition(&status, "Degraded"), ("True", "InvalidPrincipal"));
+    assert!(event_reasons(&client, "gamma")
+        .await
+        .contains(&"InvalidPrincipal".to_string()));
+
+    // Fixed principal, impossible replicas.
+    secrets
+        .replace(
+            "principal",
+            &PostParams::default(),
+            &trust.secret(NS, "principal"),
+        )
+        .await
+        .unwrap();
+    patch_spec(&client, "gamma", json!({"replicas": -3})).await;
+    let err = reconcile(&ctx, "gamma").await.unwrap_err();
+    assert_eq!(err.category(), "InvalidSpec");
+    let status = api.get("gamma").await.unwrap().status.unwrap();
+    assert_eq!(condition(&status, "Degraded"), ("True", "InvalidSpec"));
+    assert_eq!(status.observed_generation, Some(2));
+    assert!(status
+        .conditions
+        .iter()
+        .any(|c| c.message.contains("spec.replicas")));
+
+    // Everything fixed: Degraded clears.
+    patch_spec(&client, "gamma", json!({"replicas": 2})).await;
+    let status = reconcile(&ctx, "gamma").await.unwrap().status.unwrap();
+    assert_eq!(condition(&status, "Degraded"), ("False", "AsExpected"));
+    assert_eq!(status.observed_generation, Some(3));
+    assert_eq!(status.peers.len(), 2);
+}
+
+#[tokio::test]
+async fn identity_secrets_survive_reconciles_and_outlive_their_pods() {
+    let Some(server) = start().await else { return };
+    let client = server.client();
+    install(&client).await;
+    create_principal(&client, &trust()).await;
+    create_peer(
+        &client,
+        "delta",
+        json!({
+            "network": "devnet",
+            "replicas": 3,
+            "storage": {"retention": {"whenScaled": "Delete"}},
+            "trust": {"principalSecretName": "principal"},
+        }),
+    )
+    .await;
+    let ctx = context(&client);
+    reconcile(&ctx, "delta").await.unwrap();
+    let keys = identity_keys(&client, "delta").await;
+    assert_eq!(keys.len(), 3);
+
+    // Reconciles never touch existing keys.
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), NS);
+    for _ in 0..3 {
+        reconcile(&ctx, "delta").await.unwrap();
+    }
+    assert_eq!(identity_keys(&client, "delta").await, keys);
+
+    // The pod of peer 2 still runs (no kubelet here: a stored Pod object stands for it).
+    let pod: Pod = serde_json::from_value(json!({
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "delta-2", "namespace": NS, "labels": {
+            "app.kubernetes.io/name": "mediachain-peer",
+            "app.kubernetes.io/instance": "delta",
+        }},
+        "spec": {"containers": [{"name": "peer", "image": "mediachain-peer:test"}]},
+    }))
+    .unwrap();
+    let pods: Api<Pod> = Api::namespaced(client.clone(), NS);
+    pods.create(&PostParams::default(), &pod).await.unwrap();
+
+    patch_spec(&client, "delta", json!({"replicas": 2})).await;
+    reconcile(&ctx, "delta").await.unwrap();
+    assert!(
+        secrets.get_opt("delta-2-identity").await.unwrap().is_some(),
+        "never deleted while its pod exists"
+    );
+
+    pods.delete("delta-2", &Default::default()).await.unwrap();
+    reconcile(&ctx, "delta").await.unwrap();
+    assert!(secrets.get_opt("delta-2-identity").await.unwrap().is_none());
+    assert!(event_reasons(&client, "delta")
+        .await
+        .contains(&"IdentityDeleted".to_string()));
+    let left = identity_keys(&client, "delta").await;
+    assert_eq!(left.len(), 2);
+    for (name, key) in &left {
+        assert_eq!(&keys[name], key);
+    }
+}
+
+#[tokio::test]
+async fn the_controller_reconciles_under_a_leader_lease() {
+    let Some(server) = start().await else { return };
+    let client = server.client();
+    install(&client).await;
+    create_principal(&client, &trust()).await;
+
+    let first = Leadership::new(
+        client.clone(),
+        NS,
+        "mediachain-operator",
+        "one",
+        Duration::from_secs(15),
+    );
+    let second = Leadership::new(
+        client.clone(),
+        NS,
+        "mediachain-operator",
+        "two",
+        Duration::from_secs(15),
+    );
+    tokio::time::timeout(Duration::from_secs(10), first.acquire())
+        .await
+        .expect("the first candidate leads");
+    assert!(
+        tokio::time::timeout(Duration::from_secs(3), second.acquire())
+            .await
+            .is_err(),
+        "the second candidate waits while the first holds the Lease"
+    );
+
+    let ctx = context(&client);
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let running = tokio::spawn(controller::run(ctx, async move {
+        let _ = stopped.await;
+    }));
+    create_peer(
+        &client,
+        "epsilon",
+        json!({
+            "network": "devnet",
+            "replicas": 1,
+            "trust": {"principalSecretName": "principal"},
+        }),
+    )
+    .await;
+    let api: Api<MediachainPeer> = Api::namespaced(client.clone(), NS);
+    let reconciled = await_condition(api.clone(), "epsilon", |mp: Option<&MediachainPeer>| {
+        mp.and_then(|mp| mp.status.as_ref())
+            .is_some_and(|s| s.observed_generation == Some(1) && s.peers.len() == 1)
+    });
+    tokio::time::timeout(Duration::from_secs(30), reconciled)
+        .await
+        .expect("the controller wrote the status")
+        .unwrap();
+    // A spec change is picked up by the watch.
+    patch_spec(&client, "epsilon", json!({"replicas": 2})).await;
+    let scaled = await_condition(api, "epsilon", |mp: Option<&MediachainPeer>| {
+        mp.and_then(|mp| mp.status.as_ref())
+            .is_some_and(|s| s.observed_generation == Some(2) && s.peers.len() == 2)
+    });
+    tokio::time::timeout(Duration::from_secs(30), scaled)
+        .await
+        .expect("the controller followed the spec")
+        .unwrap();
+
+    let _ = stop.send(());
+    tokio::time::timeout(Duration::from_secs(10), running)
+        .await
+        .expect("the controller stops on shutdown")
+        .unwrap();
+    first.step_down().await;
+    tokio::time::timeout(Duration::from_secs(10), second.acquire())
+        .await
+        .expect("the second candidate takes over after step-down");
+}
