@@ -218,10 +218,14 @@ impl<I: Index, O: Objects> Journal<I, O> {
     fn store_block(&self, block: &Block) -> Result<Cid, JournalError> {
         let bytes = block.to_bytes();
         let cid = crate::model::codec::dag_cbor_cid(&bytes);
-        self.objects
-            .put_bytes(&cid, &bytes)
-            .map_err(JournalError::Objects)?;
+        self.store_block_bytes(&cid, &bytes)?;
         Ok(cid)
+    }
+
+    fn store_block_bytes(&self, cid: &Cid, bytes: &[u8]) -> Result<(), JournalError> {
+        self.objects
+            .put_encoded(cid, bytes)
+            .map_err(JournalError::Objects)
     }
 
     fn score(&self, cid: Cid) -> Option<TipScore> {
@@ -255,7 +259,9 @@ impl<I: Index, O: Objects> Journal<I, O> {
     }
 
     /// Builds and signs the next block from `candidates` (invalid or duplicate ones are left
-    /// out and returned with their reason), applies it, and returns it.
+    /// out and returned with their reason; those that do not fit the block size are neither
+    /// included nor rejected: the caller keeps them for the next block), applies it, and
+    /// returns it.
     pub fn commit(
         &mut self,
         committer: (&SecretKey, &Chain),
@@ -267,29 +273,47 @@ impl<I: Index, O: Objects> Journal<I, O> {
         let timestamp = timestamp.max(parent_ts);
         let mut rejected = vec![];
         let mut valid = Vec::with_capacity(candidates.len());
+        // Transactions take at most three quarters of the block; entries and header the rest.
+        let budget = self.rules.max_block_bytes / 4 * 3;
+        let mut used = 0;
         for tx in candidates.into_iter().take(self.rules.max_txs_per_block) {
+            let size = tx.to_bytes().len();
+            if used + size > budget {
+                break; // the rest waits for the next block
+            }
             match check_transaction(&tx, &self.rules, &mut self.cache, timestamp) {
-                Ok(()) => valid.push(tx),
+                Ok(()) => {
+                    used += size;
+                    valid.push(tx);
+                }
                 Err(reason) => rejected.push((tx.id(), reason)),
             }
         }
-        let derivation = derive(&self.index, &self.objects, valid, Mode::Commit)?;
+        let (block, derivation) = loop {
+            let derivation = derive(&self.index, &self.objects, valid.clone(), Mode::Commit)?;
+            let block = Block::commit(
+                (tip, height),
+                &self.rules.network,
+                timestamp,
+                committer,
+                derivation.accepted.clone(),
+                derivation.entries.clone(),
+            );
+            if block.to_bytes().len() <= self.rules.max_block_bytes || valid.len() <= 1 {
+                break (block, derivation);
+            }
+            valid.truncate(valid.len() / 2);
+        };
         rejected.extend(derivation.rejected.iter().cloned());
-        let block = Block::commit(
-            (tip, height),
-            &self.rules.network,
-            timestamp,
-            committer,
-            derivation.accepted.clone(),
-            derivation.entries.clone(),
-        );
-        self.apply_derived(&block, derivation)?;
+        let cid = self.store_block(&block)?;
+        self.apply_derived(cid, &block, derivation)?;
         Ok((block, rejected))
     }
 
     /// Adds a block received from anywhere: verifies it and updates the chain.
     pub fn add_block(&mut self, block: &Block) -> AddResult {
-        let cid = block.cid();
+        let bytes = block.to_bytes();
+        let cid = crate::model::codec::dag_cbor_cid(&bytes);
         let _span = info_span!("add_block", %cid, height = block.height).entered();
         if self.headers.contains_key(&cid) {
             return Ok(Ok(Added::Known));
@@ -305,6 +329,7 @@ impl<I: Index, O: Objects> Journal<I, O> {
         };
         if let Err(reason) = check_block(
             block,
+            bytes.len(),
             (parent.height, parent.timestamp),
             &self.rules,
             &mut self.cache,
@@ -313,16 +338,14 @@ impl<I: Index, O: Objects> Journal<I, O> {
             return Ok(Err(reason));
         }
         let (tip, _) = self.tip()?;
+        self.store_block_bytes(&cid, &bytes)?;
         if block.chain == tip {
-            if let Err(reason) = self.apply_verified(block)? {
+            if let Err(reason) = self.apply_verified(cid, block)? {
                 self.invalid.insert(cid);
                 return Ok(Err(reason));
             }
-            self.store_block(block)?;
-            self.insert_header(cid, block, parent);
             return Ok(Ok(Added::Extended));
         }
-        self.store_block(block)?;
         self.insert_header(cid, block, parent);
         let (Some(candidate), Some(current)) = (self.score(cid), self.score(tip)) else {
             return Ok(Ok(Added::SideBranch));
@@ -350,6 +373,7 @@ impl<I: Index, O: Objects> Journal<I, O> {
     /// Verifies `block` (whose parent is the tip) against the index and applies it.
     fn apply_verified(
         &mut self,
+        cid: Cid,
         block: &Block,
     ) -> Result<Result<(), BlockRejection>, JournalError> {
         let derivation = derive(
@@ -379,18 +403,23 @@ impl<I: Index, O: Objects> Journal<I, O> {
                 .unwrap_or(derivation.entries.len().min(block.entries.len()));
             return Ok(Err(BlockRejection::WrongEntries { at }));
         }
-        self.apply_derived(block, derivation)?;
+        self.apply_derived(cid, block, derivation)?;
         Ok(Ok(()))
     }
 
-    fn apply_derived(&mut self, block: &Block, derivation: Derivation) -> Result<(), JournalError> {
-        let cid = self.store_block(block)?;
+    /// Applies a derived block whose bytes are already stored.
+    fn apply_derived(
+        &mut self,
+        cid: Cid,
+        block: &Block,
+        derivation: Derivation,
+    ) -> Result<(), JournalError> {
         for link in &derivation.link_cells {
             self.objects
-                .put_bytes(&link.cid, &link.bytes)
+                .put_encoded(&link.cid, &link.bytes)
                 .map_err(JournalError::Objects)?;
         }
-        let txs = derivation.accepted.iter().map(Transaction::id).collect();
+        let txs = derivation.accepted_ids;
         let delta = delta_of(&self.index, cid, block.height, &block.entries, txs)?;
         self.index.apply(&delta)?;
         if !self.headers.contains_key(&cid) {
@@ -432,7 +461,7 @@ impl<I: Index, O: Objects> Journal<I, O> {
         abandoned.reverse();
         for (i, cid) in branch.iter().enumerate() {
             let block = self.load_block(cid)?;
-            if let Err(reason) = self.apply_verified(&block)? {
+            if let Err(reason) = self.apply_verified(*cid, &block)? {
                 warn!(block = %cid, %reason, "branch holds an invalid block: staying on the old chain");
                 for bad in &branch[i..] {
                     self.invalid.insert(*bad);
@@ -443,7 +472,7 @@ impl<I: Index, O: Objects> Journal<I, O> {
                 }
                 for old in &abandoned {
                     let block = self.load_block(old)?;
-                    if let Err(reason) = self.apply_verified(&block)? {
+                    if let Err(reason) = self.apply_verified(*old, &block)? {
                         return Err(JournalError::Genesis(format!(
                             "cannot restore block {old}: {reason}"
                         )));

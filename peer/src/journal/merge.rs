@@ -38,6 +38,8 @@ pub struct Derivation {
     pub link_cells: Vec<Encoded>,
     /// The transactions that apply, in order.
     pub accepted: Vec<Transaction>,
+    /// Their ids, in the same order.
+    pub accepted_ids: Vec<TxId>,
     /// The transactions that do not, with the reason.
     pub rejected: Vec<(TxId, TxRejection)>,
 }
@@ -190,6 +192,7 @@ pub fn derive(
                 out.entries.extend(entries);
                 out.link_cells.extend(links);
                 out.accepted.push(tx);
+                out.accepted_ids.push(id);
             }
         }
     }

@@ -11,6 +11,12 @@ pub trait Objects {
     /// Stores verified bytes under their CID (durably when this returns).
     fn put_bytes(&self, cid: &Cid, bytes: &[u8]) -> Result<(), String>;
 
+    /// Stores bytes this process encoded itself (canonical by construction): the store may skip
+    /// re-validating the encoding, but still checks the hash and the size.
+    fn put_encoded(&self, cid: &Cid, bytes: &[u8]) -> Result<(), String> {
+        self.put_bytes(cid, bytes)
+    }
+
     /// The decoded Mediachain object, if present and valid.
     fn object(&self, cid: &Cid) -> Option<Object> {
         self.get_bytes(cid)
@@ -63,5 +69,10 @@ impl Objects for crate::store::Store {
     }
     fn put_bytes(&self, cid: &Cid, bytes: &[u8]) -> Result<(), String> {
         self.put(cid, bytes).map(|_| ()).map_err(|e| e.to_string())
+    }
+    fn put_encoded(&self, cid: &Cid, bytes: &[u8]) -> Result<(), String> {
+        self.put_encoded(cid, bytes)
+            .map(|_| ())
+            .map_err(|e| e.to_string())
     }
 }

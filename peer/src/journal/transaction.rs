@@ -19,6 +19,13 @@ pub const TX_CONTEXT: &[u8] = b"mediachain/transaction/v1";
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct TxId(#[serde(with = "serde_bytes")] pub [u8; 32]);
 
+impl TxId {
+    /// The id of a transaction whose body encodes to `bytes`.
+    pub fn of_body_bytes(bytes: &[u8]) -> Self {
+        TxId(Sha256::digest(bytes).into())
+    }
+}
+
 impl fmt::Display for TxId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&hex::encode(self.0))
@@ -78,7 +85,12 @@ pub(crate) fn canonical<T: Serialize>(value: &T) -> Vec<u8> {
 impl TransactionBody {
     /// The transaction id.
     pub fn id(&self) -> TxId {
-        TxId(Sha256::digest(canonical(self)).into())
+        TxId::of_body_bytes(&canonical(self))
+    }
+
+    /// The canonical bytes that are signed and hashed into the id.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        canonical(self)
     }
 }
 
@@ -134,11 +146,15 @@ impl Transaction {
 
     /// Whether the client's signature over the body verifies.
     pub fn signature_valid(&self) -> bool {
+        self.signature_valid_over(&canonical(&self.body))
+    }
+
+    /// [`Transaction::signature_valid`] given the body's canonical bytes (computed once by
+    /// callers that also need the id).
+    pub fn signature_valid_over(&self, body_bytes: &[u8]) -> bool {
         let Ok(signature) = <[u8; 64]>::try_from(self.signature.as_slice()) else {
             return false;
         };
-        self.body
-            .client
-            .verify(TX_CONTEXT, &canonical(&self.body), &signature)
+        self.body.client.verify(TX_CONTEXT, body_bytes, &signature)
     }
 }

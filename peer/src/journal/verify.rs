@@ -13,7 +13,7 @@ use super::block::Block;
 use super::transaction::{Transaction, TxId};
 use crate::model::{Cid, JournalEntry};
 use crate::time::UnixSeconds;
-use crate::trust::{pow, CertError, Chain, Level, PowError, PublicKey, RevocationSet};
+use crate::trust::{pow, CertError, Certificate, Chain, Level, PowError, PublicKey, RevocationSet};
 
 /// The network's verification parameters.
 #[derive(Debug, Clone)]
@@ -32,6 +32,8 @@ pub struct Rules {
     pub max_txs_per_block: usize,
     /// How far a transaction's timestamp may be ahead of its block's.
     pub max_clock_skew: UnixSeconds,
+    /// Largest encoded block (it must also fit the datastore's object limit).
+    pub max_block_bytes: usize,
 }
 
 impl Rules {
@@ -45,6 +47,7 @@ impl Rules {
             max_entries_per_tx: 64,
             max_txs_per_block: 10_000,
             max_clock_skew: 120,
+            max_block_bytes: 1024 * 1024,
         }
     }
 }
@@ -202,6 +205,14 @@ pub enum BlockRejection {
         /// Limit.
         limit: usize,
     },
+    /// Over the size limit.
+    #[error("block is {size} bytes, the limit is {limit}")]
+    TooLarge {
+        /// Encoded size.
+        size: usize,
+        /// Limit.
+        limit: usize,
+    },
     /// A transaction is invalid.
     #[error("transaction {index} ({id}): {reason}")]
     Transaction {
@@ -233,7 +244,9 @@ impl BlockRejection {
             BlockRejection::WrongHeight { .. } | BlockRejection::TimeTravel { .. } => "malformed",
             BlockRejection::Committer(_) => "committer_certificate",
             BlockRejection::BadSignature => "bad_signature",
-            BlockRejection::TooManyTransactions { .. } => "too_large",
+            BlockRejection::TooManyTransactions { .. } | BlockRejection::TooLarge { .. } => {
+                "too_large"
+            }
             BlockRejection::Transaction { .. } => "invalid_transaction",
             BlockRejection::WrongEntries { .. } => "wrong_entries",
             BlockRejection::Index(_) => "storage",
@@ -252,16 +265,25 @@ impl ChainCache {
     pub fn verify(
         &mut self,
         rules: &Rules,
-        chain: &Chain,
+        chain: &[Certificate],
         level: Level,
         at: UnixSeconds,
     ) -> Result<PublicKey, CertError> {
         let mut hasher = Sha256::new();
         hasher.update([level.number()]);
-        for cert in &chain.0 {
-            hasher.update(cert.to_bytes());
+        // Every field of every certificate (fixed-width, so no two chains hash alike).
+        for cert in chain {
+            let b = &cert.body;
+            hasher.update([b.level.number()]);
+            hasher.update(b.subject.as_bytes());
+            hasher.update(b.issuer.as_bytes());
+            hasher.update(b.not_before.to_be_bytes());
+            hasher.update(b.not_after.to_be_bytes());
+            hasher.update((cert.signature.len() as u64).to_be_bytes());
+            hasher.update(&cert.signature);
         }
         let key: [u8; 32] = hasher.finalize().into();
+        let chain = Chain(chain.to_vec());
         if let Some(subject) = self.verified.get(&key) {
             chain.verify_validity(&rules.revocations, at)?;
             return Ok(*subject);
@@ -305,20 +327,21 @@ pub fn check_transaction(
             now,
         });
     }
+    let body = tx.body.to_bytes();
     pow::verify(
         &tx.pow,
         pow::Purpose::Transaction,
-        &tx.id().0,
+        &TxId::of_body_bytes(&body).0,
         rules.tx_pow_bits,
     )?;
-    let certified = cache.verify(rules, &tx.chain(), Level::Client, tx.body.timestamp)?;
+    let certified = cache.verify(rules, &tx.certificate, Level::Client, tx.body.timestamp)?;
     if certified != tx.body.client {
         return Err(TxRejection::CertificateMismatch {
             certified,
             client: tx.body.client,
         });
     }
-    if !tx.signature_valid() {
+    if !tx.signature_valid_over(&body) {
         return Err(TxRejection::BadSignature);
     }
     Ok(())
@@ -327,6 +350,7 @@ pub fn check_transaction(
 /// Stateless checks of a non-genesis block against its parent's height and timestamp.
 pub fn check_block(
     block: &Block,
+    size: usize,
     parent: (u64, UnixSeconds),
     rules: &Rules,
     cache: &mut ChainCache,
@@ -347,12 +371,7 @@ pub fn check_block(
         });
     }
     cache
-        .verify(
-            rules,
-            &block.committer_chain(),
-            Level::Peer,
-            block.timestamp,
-        )
+        .verify(rules, &block.committer, Level::Peer, block.timestamp)
         .map_err(BlockRejection::Committer)?;
     if !block.signature_valid() {
         return Err(BlockRejection::BadSignature);
@@ -361,6 +380,12 @@ pub fn check_block(
         return Err(BlockRejection::TooManyTransactions {
             count: block.transactions.len(),
             limit: rules.max_txs_per_block,
+        });
+    }
+    if size > rules.max_block_bytes {
+        return Err(BlockRejection::TooLarge {
+            size,
+            limit: rules.max_block_bytes,
         });
     }
     for (index, tx) in block.transactions.iter().enumerate() {

@@ -13,6 +13,9 @@ use tracing::{debug, info};
 
 use crate::model::{codec, Cid, CodecError, Encoded, ModelError, Object, DAG_CBOR, RAW};
 
+mod index;
+pub use index::SledIndex;
+
 /// Default largest object accepted, in bytes (1 MiB).
 pub const DEFAULT_MAX_OBJECT_SIZE: usize = 1024 * 1024;
 
@@ -122,6 +125,18 @@ impl Store {
 
     /// Checks that `bytes` may be stored under `cid`.
     pub fn verify(&self, cid: &Cid, bytes: &[u8]) -> Result<(), StoreError> {
+        self.verify_hash(cid, bytes)?;
+        if cid.codec() == DAG_CBOR {
+            codec::decode(bytes).map_err(|source| StoreError::InvalidDagCbor {
+                cid: cid.to_string(),
+                source,
+            })?;
+        }
+        Ok(())
+    }
+
+    /// The checks of [`Store::verify`] except DAG-CBOR validation: size, CID kind, hash.
+    fn verify_hash(&self, cid: &Cid, bytes: &[u8]) -> Result<(), StoreError> {
         if bytes.len() > self.max_object_size {
             return Err(StoreError::TooLarge {
                 cid: cid.to_string(),
@@ -155,12 +170,6 @@ impl Store {
                 actual: codec::cid_of(codec, bytes).to_string(),
             });
         }
-        if codec == DAG_CBOR {
-            codec::decode(bytes).map_err(|source| StoreError::InvalidDagCbor {
-                cid: cid.to_string(),
-                source,
-            })?;
-        }
         Ok(())
     }
 
@@ -168,6 +177,15 @@ impl Store {
     /// Returns whether the object was new.
     pub fn put(&self, cid: &Cid, bytes: &[u8]) -> Result<bool, StoreError> {
         self.verify(cid, bytes)?;
+        let previous = self.objects.insert(cid.to_bytes(), bytes)?;
+        self.db.flush()?;
+        Ok(previous.is_none())
+    }
+
+    /// Stores bytes this process encoded itself with the model's canonical encoder: checks
+    /// size, CID and hash but skips re-validating the DAG-CBOR. Durable when it returns.
+    pub fn put_encoded(&self, cid: &Cid, bytes: &[u8]) -> Result<bool, StoreError> {
+        self.verify_hash(cid, bytes)?;
         let previous = self.objects.insert(cid.to_bytes(), bytes)?;
         self.db.flush()?;
         Ok(previous.is_none())
@@ -279,6 +297,11 @@ impl Store {
             "import finished"
         );
         Ok(report)
+    }
+
+    /// The persistent journal index kept in the same database.
+    pub fn index(&self) -> Result<SledIndex, StoreError> {
+        SledIndex::open(self.db.clone())
     }
 
     /// Forces everything written so far to disk.
