@@ -571,27 +571,107 @@ async fn identity_secrets_survive_reconciles_and_outlive_their_pods() {
     }
 }
 
-#[tokio::test]
-async fn the_controller_reconciles_under_a_leader_lease() {
-    let Some(server) = start().await else { return };
-    let client = server.client();
-    install(&client).await;
-    create_principal(&client, &trust()).await;
+/// Installs `operator/rbac.yaml` (with the admin client).
+async fn install_rbac(client: &Client) {
+    use k8s_openapi::api::core::v1::ServiceAccount;
+    use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
+    use serde::Deserialize;
 
-    let first = Leadership::new(
-        client.clone(),
-        NS,
-        "mediachain-operator",
-        "one",
-        Duration::from_secs(15),
-    );
-    let second = Leadership::new(
-        client.clone(),
-        NS,
-        "mediachain-operator",
-        "two",
-        Duration::from_secs(15),
-    );
+    let ns = Namespace {
+        metadata: ObjectMeta {
+            name: Some(OPERATOR_NS.into()),
+            ..ObjectMeta::default()
+        },
+        ..Namespace::default()
+    };
+    Api::<Namespace>::all(client.clone())
+        .create(&PostParams::default(), &ns)
+        .await
+        .unwrap();
+    let pp = PostParams::default();
+    let text = include_str!("../rbac.yaml");
+    for doc in serde_yaml::Deserializer::from_str(text) {
+        let value = serde_yaml::Value::deserialize(doc).unwrap();
+        let kind = value["kind"].as_str().unwrap().to_string();
+        let value = serde_json::to_value(value).unwrap();
+        match kind.as_str() {
+            "ServiceAccount" => {
+                let o: ServiceAccount = serde_json::from_value(value).unwrap();
+                Api::<ServiceAccount>::namespaced(client.clone(), OPERATOR_NS)
+                    .create(&pp, &o)
+                    .await
+                    .unwrap();
+            }
+            "ClusterRole" => {
+                let o: ClusterRole = serde_json::from_value(value).unwrap();
+                Api::<ClusterRole>::all(client.clone())
+                    .create(&pp, &o)
+                    .await
+                    .unwrap();
+            }
+            "ClusterRoleBinding" => {
+                let o: ClusterRoleBinding = serde_json::from_value(value).unwrap();
+                Api::<ClusterRoleBinding>::all(client.clone())
+                    .create(&pp, &o)
+                    .await
+                    .unwrap();
+            }
+            "Role" => {
+                let o: Role = serde_json::from_value(value).unwrap();
+                Api::<Role>::namespaced(client.clone(), OPERATOR_NS)
+                    .create(&pp, &o)
+                    .await
+                    .unwrap();
+            }
+            "RoleBinding" => {
+                let o: RoleBinding = serde_json::from_value(value).unwrap();
+                Api::<RoleBinding>::namespaced(client.clone(), OPERATOR_NS)
+                    .create(&pp, &o)
+                    .await
+                    .unwrap();
+            }
+            other => panic!("rbac.yaml: unexpected kind {other}"),
+        }
+    }
+}
+
+/// A client that acts as the operator's ServiceAccount (impersonated by the admin).
+async fn operator_client(server: &ApiServer) -> Client {
+    let kubeconfig = kube::config::Kubeconfig::read_from(server.kubeconfig_path()).unwrap();
+    let mut config = kube::Config::from_custom_kubeconfig(
+        kubeconfig,
+        &kube::config::KubeConfigOptions::default(),
+    )
+    .await
+    .unwrap();
+    config.auth_info.impersonate = Some(format!(
+        "system:serviceaccount:{OPERATOR_NS}:mediachain-operator"
+    ));
+    Client::try_from(config).unwrap()
+}
+
+const OPERATOR_NS: &str = "mediachain-system";
+
+#[tokio::test]
+async fn the_controller_reconciles_under_a_leader_lease_with_only_its_rbac() {
+    let Some(server) = start().await else { return };
+    let admin = server.client();
+    install(&admin).await;
+    install_rbac(&admin).await;
+    create_principal(&admin, &trust()).await;
+    // Everything below acts as the operator's ServiceAccount, with only operator/rbac.yaml.
+    let client = operator_client(&server).await;
+
+    let lease = |holder: &str| {
+        Leadership::new(
+            client.clone(),
+            OPERATOR_NS,
+            "mediachain-operator",
+            holder,
+            Duration::from_secs(15),
+        )
+    };
+    let (first, second) = (lease("one"), lease("two"));
     tokio::time::timeout(Duration::from_secs(10), first.acquire())
         .await
         .expect("the first candidate leads");
@@ -608,16 +688,18 @@ async fn the_controller_reconciles_under_a_leader_lease() {
         let _ = stopped.await;
     }));
     create_peer(
-        &client,
+        &admin,
         "epsilon",
         json!({
             "network": "devnet",
             "replicas": 1,
+            "ingress": {"host": "epsilon.example.org"},
+            "storage": {"retention": {"whenScaled": "Delete"}},
             "trust": {"principalSecretName": "principal"},
         }),
     )
     .await;
-    let api: Api<MediachainPeer> = Api::namespaced(client.clone(), NS);
+    let api: Api<MediachainPeer> = Api::namespaced(admin.clone(), NS);
     let reconciled = await_condition(api.clone(), "epsilon", |mp: Option<&MediachainPeer>| {
         mp.and_then(|mp| mp.status.as_ref())
             .is_some_and(|s| s.observed_generation == Some(1) && s.peers.len() == 1)
@@ -626,9 +708,14 @@ async fn the_controller_reconciles_under_a_leader_lease() {
         .await
         .expect("the controller wrote the status")
         .unwrap();
-    // A spec change is picked up by the watch.
-    patch_spec(&client, "epsilon", json!({"replicas": 2})).await;
-    let scaled = await_condition(api, "epsilon", |mp: Option<&MediachainPeer>| {
+    assert!(event_reasons(&admin, "epsilon")
+        .await
+        .contains(&"IdentityIssued".to_string()));
+
+    // Spec changes are picked up by the watch: scale up, then down (deleting identities and
+    // the Ingress exercises the delete rules).
+    patch_spec(&admin, "epsilon", json!({"replicas": 2})).await;
+    let scaled = await_condition(api.clone(), "epsilon", |mp: Option<&MediachainPeer>| {
         mp.and_then(|mp| mp.status.as_ref())
             .is_some_and(|s| s.observed_generation == Some(2) && s.peers.len() == 2)
     });
@@ -636,6 +723,22 @@ async fn the_controller_reconciles_under_a_leader_lease() {
         .await
         .expect("the controller followed the spec")
         .unwrap();
+    patch_spec(&admin, "epsilon", json!({"replicas": 1, "ingress": null})).await;
+    let secrets: Api<Secret> = Api::namespaced(admin.clone(), NS);
+    let deleted = await_condition(secrets, "epsilon-1-identity", |s: Option<&Secret>| {
+        s.is_none()
+    });
+    tokio::time::timeout(Duration::from_secs(30), deleted)
+        .await
+        .expect("the removed peer's identity is deleted")
+        .unwrap();
+    assert!(Api::<Ingress>::namespaced(admin.clone(), NS)
+        .get_opt("epsilon")
+        .await
+        .unwrap()
+        .is_none());
+    let status = api.get("epsilon").await.unwrap().status.unwrap();
+    assert_eq!(condition(&status, "Degraded"), ("False", "AsExpected"));
 
     let _ = stop.send(());
     tokio::time::timeout(Duration::from_secs(10), running)
