@@ -10,6 +10,8 @@
 
 pub mod journal;
 pub mod model;
+#[cfg(feature = "node")]
+pub mod node;
 #[cfg(feature = "store")]
 pub mod store;
 pub mod time;

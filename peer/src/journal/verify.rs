@@ -97,6 +97,9 @@ pub enum TxRejection {
     /// Already committed.
     #[error("transaction {0} is already committed")]
     Duplicate(TxId),
+    /// The peer cannot take more transactions right now (retry later).
+    #[error("the peer's transaction queue is full; retry later")]
+    Busy,
     /// A referenced object is not in the datastore.
     #[error("object {0} is not in the datastore")]
     UnknownObject(Cid),
@@ -154,6 +157,7 @@ impl TxRejection {
             }
             TxRejection::FromTheFuture { .. } => "timestamp",
             TxRejection::Duplicate(_) => "duplicate",
+            TxRejection::Busy => "busy",
             TxRejection::UnknownObject(_) => "unknown_object",
             _ => "invalid_entry",
         }
@@ -163,6 +167,9 @@ impl TxRejection {
 /// Why a block is refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum BlockRejection {
+    /// The bytes are not a block.
+    #[error("malformed block: {0}")]
+    Malformed(String),
     /// Not a block of this network.
     #[error("block belongs to network `{0}`")]
     WrongNetwork(String),
@@ -241,7 +248,9 @@ impl BlockRejection {
             BlockRejection::WrongNetwork(_) | BlockRejection::WrongGenesis(_) => "wrong_network",
             BlockRejection::UnknownParent(_) => "unknown_parent",
             BlockRejection::InvalidParent(_) => "invalid_parent",
-            BlockRejection::WrongHeight { .. } | BlockRejection::TimeTravel { .. } => "malformed",
+            BlockRejection::Malformed(_)
+            | BlockRejection::WrongHeight { .. }
+            | BlockRejection::TimeTravel { .. } => "malformed",
             BlockRejection::Committer(_) => "committer_certificate",
             BlockRejection::BadSignature => "bad_signature",
             BlockRejection::TooManyTransactions { .. } | BlockRejection::TooLarge { .. } => {

@@ -1,0 +1,86 @@
+//! Transactions waiting for a block, in arrival order, bounded.
+
+use std::collections::{HashMap, VecDeque};
+use std::time::Instant;
+
+use crate::journal::{Transaction, TxId};
+
+/// Pending transactions.
+#[derive(Debug)]
+pub struct Mempool {
+    order: VecDeque<TxId>,
+    txs: HashMap<TxId, Transaction>,
+    oldest: Option<Instant>,
+    capacity: usize,
+}
+
+impl Mempool {
+    /// An empty pool holding at most `capacity` transactions.
+    pub fn new(capacity: usize) -> Self {
+        Self {
+            order: VecDeque::new(),
+            txs: HashMap::new(),
+            oldest: None,
+            capacity,
+        }
+    }
+
+    /// Adds a transaction; false if it is already pending or the pool is full.
+    pub fn insert(&mut self, id: TxId, tx: Transaction) -> bool {
+        if self.txs.contains_key(&id) || self.txs.len() >= self.capacity {
+            return false;
+        }
+        if self.txs.is_empty() {
+            self.oldest = Some(Instant::now());
+        }
+        self.order.push_back(id);
+        self.txs.insert(id, tx);
+        true
+    }
+
+    /// Whether the transaction is pending.
+    pub fn contains(&self, id: &TxId) -> bool {
+        self.txs.contains_key(id)
+    }
+
+    /// Whether the pool is full.
+    pub fn is_full(&self) -> bool {
+        self.txs.len() >= self.capacity
+    }
+
+    /// Number of pending transactions.
+    pub fn len(&self) -> usize {
+        self.txs.len()
+    }
+
+    /// Whether nothing is pending.
+    pub fn is_empty(&self) -> bool {
+        self.txs.is_empty()
+    }
+
+    /// When the oldest pending transaction arrived.
+    pub fn oldest(&self) -> Option<Instant> {
+        self.oldest
+    }
+
+    /// Up to `max` pending transactions, oldest first (they stay pending).
+    pub fn candidates(&self, max: usize) -> Vec<Transaction> {
+        self.order
+            .iter()
+            .filter_map(|id| self.txs.get(id))
+            .take(max)
+            .cloned()
+            .collect()
+    }
+
+    /// Removes transactions (committed or rejected).
+    pub fn remove<'a>(&mut self, ids: impl IntoIterator<Item = &'a TxId>) {
+        for id in ids {
+            self.txs.remove(id);
+        }
+        self.order.retain(|id| self.txs.contains_key(id));
+        if self.txs.is_empty() {
+            self.oldest = None;
+        }
+    }
+}

@@ -1,0 +1,151 @@
+//! Prometheus metrics of a peer, served at `/metrics`.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+/// Label of a rejection counter.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabel {
+    /// What was rejected: `transaction`, `block`, `peer`, `message`.
+    pub kind: String,
+    /// Short reason.
+    pub reason: String,
+}
+
+/// Every metric the peer exports.
+pub struct Metrics {
+    registry: Registry,
+    /// Admitted peers currently connected.
+    pub peers_connected: Gauge,
+    /// Peers known through membership records.
+    pub peers_known: Gauge,
+    /// Height of the canonical chain's tip.
+    pub journal_height: Gauge,
+    /// Blocks this peer committed.
+    pub blocks_committed: Counter,
+    /// Blocks received that joined the chain.
+    pub blocks_received: Counter,
+    /// Chain reorganisations (forks healed).
+    pub forks_healed: Counter,
+    /// Transactions admitted (from clients or peers).
+    pub transactions_admitted: Counter,
+    /// Pending transactions.
+    pub mempool_size: Gauge,
+    /// Rejections by kind and reason.
+    pub rejected: Family<ReasonLabel, Counter>,
+    /// Height the peer is syncing towards (equals the journal height when in sync).
+    pub sync_target_height: Gauge,
+    /// Expiry of this peer's certificate chain (earliest `notAfter`), Unix seconds.
+    pub certificate_expiry: Gauge,
+    /// HTTP requests served.
+    pub http_requests: Family<ReasonLabel, Counter>,
+}
+
+impl Metrics {
+    /// Registers every metric under the `mediachain` prefix.
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("mediachain");
+        let m = Self {
+            peers_connected: Gauge::default(),
+            peers_known: Gauge::default(),
+            journal_height: Gauge::default(),
+            blocks_committed: Counter::default(),
+            blocks_received: Counter::default(),
+            forks_healed: Counter::default(),
+            transactions_admitted: Counter::default(),
+            mempool_size: Gauge::default(),
+            rejected: Family::default(),
+            sync_target_height: Gauge::default(),
+            certificate_expiry: Gauge::default(),
+            http_requests: Family::default(),
+            registry: Registry::default(),
+        };
+        registry.register(
+            "peers_connected",
+            "Admitted peers currently connected",
+            m.peers_connected.clone(),
+        );
+        registry.register(
+            "peers_known",
+            "Peers known through membership records",
+            m.peers_known.clone(),
+        );
+        registry.register(
+            "journal_height",
+            "Height of the canonical chain's tip",
+            m.journal_height.clone(),
+        );
+        registry.register(
+            "blocks_committed",
+            "Blocks this peer committed",
+            m.blocks_committed.clone(),
+        );
+        registry.register(
+            "blocks_received",
+            "Blocks from peers that joined the chain",
+            m.blocks_received.clone(),
+        );
+        registry.register(
+            "forks_healed",
+            "Chain reorganisations",
+            m.forks_healed.clone(),
+        );
+        registry.register(
+            "transactions_admitted",
+            "Transactions admitted",
+            m.transactions_admitted.clone(),
+        );
+        registry.register(
+            "mempool_size",
+            "Pending transactions",
+            m.mempool_size.clone(),
+        );
+        registry.register(
+            "rejected",
+            "Rejected inputs by kind and reason",
+            m.rejected.clone(),
+        );
+        registry.register(
+            "sync_target_height",
+            "Height the peer is syncing towards",
+            m.sync_target_height.clone(),
+        );
+        registry.register(
+            "certificate_expiry_timestamp_seconds",
+            "Earliest notAfter of this peer's certificate chain",
+            m.certificate_expiry.clone(),
+        );
+        registry.register(
+            "http_requests",
+            "HTTP requests by route and status",
+            m.http_requests.clone(),
+        );
+        Self { registry, ..m }
+    }
+
+    /// Counts a rejection.
+    pub fn reject(&self, kind: &str, reason: &str) {
+        self.rejected
+            .get_or_create(&ReasonLabel {
+                kind: kind.into(),
+                reason: reason.into(),
+            })
+            .inc();
+    }
+
+    /// The metrics in Prometheus text format.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
