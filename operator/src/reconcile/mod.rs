@@ -9,6 +9,7 @@ pub mod apply;
 pub mod build;
 pub mod dereference;
 pub mod identity;
+pub mod observe;
 pub mod status;
 pub mod validate;
 
@@ -46,6 +47,17 @@ pub struct Outcome {
     pub deleted_identities: Vec<String>,
 }
 
+/// The `/metrics` URLs of the resource's peers (stable pod DNS names).
+fn metrics_urls(mp: &MediachainPeer, settings: &Settings) -> Vec<String> {
+    let ns = mp.metadata.namespace.clone().unwrap_or_default();
+    (0..mp.spec.replicas.clamp(0, validate::MAX_REPLICAS))
+        .map(|i| {
+            let host = crate::naming::pod_dns(mp, i, &ns, &settings.cluster_domain);
+            format!("http://{host}:{}/metrics", crate::naming::HTTP_PORT)
+        })
+        .collect()
+}
+
 /// Runs the whole pipeline once for `mp`; `now` is Unix seconds.
 pub async fn run(
     client: &Client,
@@ -64,7 +76,18 @@ pub async fn run(
     )?;
     let identity_changes = desired.identity_changes();
     let applied = apply::apply(client, mp, desired).await?;
-    let status = status::write(client, mp, &applied, now).await?;
+    let ready = applied
+        .statefulset
+        .status
+        .as_ref()
+        .and_then(|s| s.ready_replicas)
+        .unwrap_or(0);
+    let height = if ready > 0 {
+        observe::journal_height(&metrics_urls(mp, settings)).await
+    } else {
+        None
+    };
+    let status = status::write(client, mp, &applied, height, now).await?;
     Ok(Outcome {
         status,
         identity_changes,

@@ -22,7 +22,15 @@ pub const PROGRESSING: &str = "Progressing";
 pub const DEGRADED: &str = "Degraded";
 
 /// The status after a successful apply.
-pub fn compute(mp: &MediachainPeer, applied: &Applied, now: DateTime<Utc>) -> MediachainPeerStatus {
+///
+/// `height` is the journal height just scraped from the peers; when none answered, the last
+/// known height is kept.
+pub fn compute(
+    mp: &MediachainPeer,
+    applied: &Applied,
+    height: Option<u64>,
+    now: DateTime<Utc>,
+) -> MediachainPeerStatus {
     let prev = mp.status.clone().unwrap_or_default();
     let generation = mp.meta().generation;
     let want = mp.spec.replicas;
@@ -86,7 +94,7 @@ pub fn compute(mp: &MediachainPeer, applied: &Applied, now: DateTime<Utc>) -> Me
         replicas: st.replicas,
         ready_replicas: ready,
         peers: applied.peers.clone(),
-        journal_height: prev.journal_height,
+        journal_height: height.or(prev.journal_height),
     }
 }
 
@@ -169,9 +177,10 @@ pub async fn write(
     client: &Client,
     mp: &MediachainPeer,
     applied: &Applied,
+    height: Option<u64>,
     now: u64,
 ) -> Result<MediachainPeerStatus> {
-    let status = compute(mp, applied, time(now));
+    let status = compute(mp, applied, height, time(now));
     patch(client, mp, &status).await?;
     Ok(status)
 }

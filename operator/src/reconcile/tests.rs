@@ -477,7 +477,7 @@ fn conditions_change_their_transition_time_only_on_transitions() {
         },
         1,
     );
-    let first = status::compute(&mp, &rolling, t0);
+    let first = status::compute(&mp, &rolling, None, t0);
     let cond = |s: &crate::crd::MediachainPeerStatus, t: &str| {
         s.conditions.iter().find(|c| c.type_ == t).unwrap().clone()
     };
@@ -486,7 +486,7 @@ fn conditions_change_their_transition_time_only_on_transitions() {
     assert_eq!(first.observed_generation, Some(1));
 
     mp.status = Some(first.clone());
-    let again = status::compute(&mp, &rolling, status::time(NOW + 30));
+    let again = status::compute(&mp, &rolling, None, status::time(NOW + 30));
     assert_eq!(
         again, first,
         "same observation, same status: nothing to write"
@@ -503,7 +503,7 @@ fn conditions_change_their_transition_time_only_on_transitions() {
         1,
     );
     let t1 = status::time(NOW + 60);
-    let ready = status::compute(&mp, &done, t1);
+    let ready = status::compute(&mp, &done, Some(17), t1);
     assert_eq!(cond(&ready, status::READY).status, "True");
     assert_eq!(cond(&ready, status::READY).last_transition_time.0, t1);
     assert_eq!(cond(&ready, status::PROGRESSING).status, "False");
@@ -513,6 +513,14 @@ fn conditions_change_their_transition_time_only_on_transitions() {
         "Degraded stayed False: its transition time is kept"
     );
     assert_eq!(ready.ready_replicas, 3);
+    assert_eq!(ready.journal_height, Some(17));
+    mp.status = Some(ready);
+    let silent = status::compute(&mp, &done, None, status::time(NOW + 90));
+    assert_eq!(
+        silent.journal_height,
+        Some(17),
+        "the last known height is kept"
+    );
 }
 
 #[test]
@@ -530,6 +538,7 @@ fn a_failure_sets_degraded_with_the_error_category_and_keeps_ready() {
             },
             1,
         ),
+        None,
         status::time(NOW),
     );
     mp.status = Some(ready);
