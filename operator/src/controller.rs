@@ -1,6 +1,6 @@
 //! The controller: watches, the `reconcile` / `error_policy` pair, events, and leader election.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -34,33 +34,81 @@ pub const MAX_BACKOFF: Duration = Duration::from_secs(300);
 pub struct Context {
     /// The API client.
     pub client: Client,
-    /// Who publishes Events.
-    pub reporter: Reporter,
+    /// Publishes Events (one recorder, so that repeated events are aggregated into series).
+    pub recorder: Recorder,
+    /// Where the controller watches: one namespace, or all when `None`.
+    pub namespace: Option<String>,
     /// Metrics.
     pub metrics: Arc<Metrics>,
     /// Settings shaping built objects.
     pub settings: Settings,
     /// Consecutive failures per resource, for the exponential backoff.
     failures: Mutex<HashMap<ObjectRef<MediachainPeer>, u32>>,
+    /// Peers with a certificate-expiry gauge, per resource, to drop gauges of removed peers.
+    gauged: Mutex<HashMap<ObjectRef<MediachainPeer>, BTreeSet<String>>>,
 }
 
 impl Context {
-    /// A context for `client`.
+    /// A context for `client`, watching all namespaces.
     pub fn new(client: Client, metrics: Arc<Metrics>, settings: Settings) -> Self {
+        let reporter = Reporter {
+            controller: "mediachain-operator".into(),
+            instance: std::env::var("POD_NAME").ok(),
+        };
         Self {
+            recorder: Recorder::new(client.clone(), reporter),
+            namespace: None,
             client,
-            reporter: Reporter {
-                controller: "mediachain-operator".into(),
-                instance: std::env::var("POD_NAME").ok(),
-            },
             metrics,
             settings,
             failures: Mutex::new(HashMap::new()),
+            gauged: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Restricts the controller to one namespace (`None`: all namespaces).
+    pub fn with_namespace(mut self, namespace: Option<String>) -> Self {
+        self.namespace = namespace;
+        self
+    }
+
+    fn api<K>(&self) -> Api<K>
+    where
+        K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+            + Clone
+            + serde::de::DeserializeOwned
+            + std::fmt::Debug,
+    {
+        match &self.namespace {
+            Some(ns) => Api::namespaced(self.client.clone(), ns),
+            None => Api::all(self.client.clone()),
+        }
+    }
+
+    /// Sets the certificate-expiry gauges of `mp`'s peers and drops those of removed peers.
+    fn record_expiry(&self, mp: &MediachainPeer, peers: &[crate::crd::PeerIdentityStatus]) {
+        let labels = |peer: &str| PeerLabels {
+            namespace: mp.namespace().unwrap_or_default(),
+            name: mp.name_any(),
+            peer: peer.to_string(),
+        };
+        let current: BTreeSet<String> = peers.iter().map(|p| p.name.clone()).collect();
+        if let Ok(mut gauged) = self.gauged.lock() {
+            let previous = gauged.insert(ObjectRef::from_obj(mp), current.clone());
+            for gone in previous.unwrap_or_default().difference(&current) {
+                self.metrics.certificate_expiry.remove(&labels(gone));
+            }
+        }
+        for peer in peers {
+            let expiry = i64::try_from(peer.certificate_not_after).unwrap_or(i64::MAX);
+            self.metrics
+                .certificate_expiry
+                .get_or_create(&labels(&peer.name))
+                .set(expiry);
         }
     }
 
     async fn publish(&self, mp: &MediachainPeer, type_: EventType, reason: &str, note: String) {
-        let recorder = Recorder::new(self.client.clone(), self.reporter.clone());
         let event = Event {
             type_,
             reason: reason.into(),
@@ -68,7 +116,7 @@ impl Context {
             action: "Reconcile".into(),
             secondary: None,
         };
-        if let Err(e) = recorder.publish(&event, &mp.object_ref(&())).await {
+        if let Err(e) = self.recorder.publish(&event, &mp.object_ref(&())).await {
             warn!(error = %e, reason, "could not publish an event");
         }
     }
@@ -124,18 +172,7 @@ pub async fn reconcile(mp: Arc<MediachainPeer>, ctx: Arc<Context>) -> Result<Act
                 ctx.publish(&mp, EventType::Normal, "IdentityDeleted", note)
                     .await;
             }
-            for peer in &outcome.status.peers {
-                let labels = PeerLabels {
-                    namespace: mp.namespace().unwrap_or_default(),
-                    name: mp.name_any(),
-                    peer: peer.name.clone(),
-                };
-                let expiry = i64::try_from(peer.certificate_not_after).unwrap_or(i64::MAX);
-                ctx.metrics
-                    .certificate_expiry
-                    .get_or_create(&labels)
-                    .set(expiry);
-            }
+            ctx.record_expiry(&mp, &outcome.status.peers);
             Ok(Action::requeue(
                 ctx.backoff(ObjectRef::from_obj(&*mp), false),
             ))
@@ -159,50 +196,41 @@ pub fn error_policy(mp: Arc<MediachainPeer>, _error: &Error, ctx: Arc<Context>) 
     Action::requeue(ctx.backoff(ObjectRef::from_obj(&*mp), true))
 }
 
-/// Runs the controller over all namespaces until `shutdown` resolves.
+/// Runs the controller (over `ctx.namespace`, or all namespaces) until `shutdown` resolves.
 pub async fn run(
     ctx: Arc<Context>,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
-    let client = ctx.client.clone();
-    let peers: Api<MediachainPeer> = Api::all(client.clone());
+    let peers: Api<MediachainPeer> = ctx.api();
     let config = watcher::Config::default().any_semantic();
     let controller = Controller::new(peers.clone(), config.clone());
     let store = controller.store();
     let secrets_store = store.clone();
     controller
-        .owns(Api::<StatefulSet>::all(client.clone()), config.clone())
-        .owns(Api::<Service>::all(client.clone()), config.clone())
-        .owns(
-            Api::<PodDisruptionBudget>::all(client.clone()),
-            config.clone(),
-        )
-        .owns(Api::<Ingress>::all(client.clone()), config.clone())
+        .owns(ctx.api::<StatefulSet>(), config.clone())
+        .owns(ctx.api::<Service>(), config.clone())
+        .owns(ctx.api::<PodDisruptionBudget>(), config.clone())
+        .owns(ctx.api::<Ingress>(), config.clone())
         // Identity Secrets (owned) and principal Secrets (referenced by name).
-        .watches(
-            Api::<Secret>::all(client.clone()),
-            config.clone(),
-            move |secret| {
-                let ns = secret.namespace();
-                let name = secret.name_any();
-                let owners: Vec<String> = secret
-                    .owner_references()
-                    .iter()
-                    .filter(|o| o.kind == "MediachainPeer")
-                    .map(|o| o.name.clone())
-                    .collect();
-                secrets_store
-                    .state()
-                    .into_iter()
-                    .filter(|mp| mp.namespace() == ns)
-                    .filter(|mp| {
-                        mp.spec.trust.principal_secret_name == name
-                            || owners.contains(&mp.name_any())
-                    })
-                    .map(|mp| ObjectRef::from_obj(&*mp))
-                    .collect::<Vec<_>>()
-            },
-        )
+        .watches(ctx.api::<Secret>(), config.clone(), move |secret| {
+            let ns = secret.namespace();
+            let name = secret.name_any();
+            let owners: Vec<String> = secret
+                .owner_references()
+                .iter()
+                .filter(|o| o.kind == "MediachainPeer")
+                .map(|o| o.name.clone())
+                .collect();
+            secrets_store
+                .state()
+                .into_iter()
+                .filter(|mp| mp.namespace() == ns)
+                .filter(|mp| {
+                    mp.spec.trust.principal_secret_name == name || owners.contains(&mp.name_any())
+                })
+                .map(|mp| ObjectRef::from_obj(&*mp))
+                .collect::<Vec<_>>()
+        })
         // A change to one member of a network changes the seed list of all its members.
         .watches(peers, config, move |changed| {
             store

@@ -3,7 +3,8 @@
 //!
 //! Environment: `POD_NAMESPACE` (Lease namespace, default `default`), `POD_NAME` (Lease holder,
 //! default the host name), `METRICS_ADDR` (default `0.0.0.0:8080`), `CLUSTER_DOMAIN` (default
-//! `cluster.local`), `LEASE_NAME` (default `mediachain-operator`), `LOG_FORMAT=json`, `RUST_LOG`.
+//! `cluster.local`), `LEASE_NAME` (default `mediachain-operator`), `WATCH_NAMESPACE` (only that namespace; default
+//! all), `LOG_FORMAT=json`, `RUST_LOG`.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -59,7 +60,14 @@ async fn main() -> std::process::ExitCode {
     let settings = Settings {
         cluster_domain: env_or("CLUSTER_DOMAIN", "cluster.local"),
     };
-    let ctx = Arc::new(Context::new(client, metrics.clone(), settings));
+    let namespace = std::env::var("WATCH_NAMESPACE")
+        .ok()
+        .filter(|ns| !ns.is_empty());
+    tracing::info!(
+        namespace = namespace.as_deref().unwrap_or("(all)"),
+        "watching"
+    );
+    let ctx = Arc::new(Context::new(client, metrics.clone(), settings).with_namespace(namespace));
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let controller = tokio::spawn(controller::run(ctx, async move {
         let _ = stop_rx.await;

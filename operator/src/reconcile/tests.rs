@@ -311,6 +311,10 @@ fn impossible_specs_are_rejected_with_the_field_named() {
     type Mutation = fn(&mut MediachainPeer);
     let cases: Vec<(&str, Mutation)> = vec![
         ("spec.replicas", |mp| mp.spec.replicas = 0),
+        ("metadata.name", |mp| mp.metadata.name = Some("a.b".into())),
+        ("metadata.name", |mp| {
+            mp.metadata.name = Some("9lives".into())
+        }),
         ("spec.replicas", |mp| mp.spec.replicas = 100_000),
         ("spec.network", |mp| mp.spec.network = "Not_A_Name".into()),
         ("spec.storage.size", |mp| {

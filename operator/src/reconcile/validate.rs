@@ -79,9 +79,12 @@ pub fn validate(mp: &MediachainPeer, found: &Found, now: u64) -> Result<Valid> {
 /// Checks the spec alone.
 pub fn check_spec(name: &str, spec: &MediachainPeerSpec) -> Result<()> {
     let bad = |msg: String| Err(Error::InvalidSpec(msg));
-    if name.len() > MAX_NAME_LEN {
+    if name.len() > MAX_NAME_LEN
+        || !is_dns_label(name)
+        || !name.starts_with(|c: char| c.is_ascii_lowercase())
+    {
         return bad(format!(
-            "metadata.name `{name}` is longer than {MAX_NAME_LEN} characters"
+            "metadata.name `{name}` must be at most {MAX_NAME_LEN} lowercase letters, digits or '-', starting with a letter (it names Services and pods)"
         ));
     }
     if !is_dns_label(&spec.network) || spec.network.len() > MAX_NETWORK_LEN {
