@@ -1,0 +1,244 @@
+//! The operator with a real kube-controller-manager beside the harness's apiserver: the
+//! StatefulSet controller turns the operator's StatefulSet into pods and PVCs (so the pod
+//! template is accepted as real pods), and the garbage collector deletes what a deleted
+//! MediachainPeer owned.
+//!
+//! Needs `KUBE_APISERVER_BIN` and `ETCD_BIN`, and `kube-controller-manager` from
+//! `KUBE_CONTROLLER_MANAGER_BIN` or next to the apiserver binary (`bash e2e/tools.sh kind` builds
+//! it). Fails without them unless `MEDIACHAIN_SKIP_KUBE=1`.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::core::v1::{
+    ConfigMap, Namespace, PersistentVolumeClaim, Pod, Secret, Service,
+};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{DeleteParams, ObjectMeta, Patch, PatchParams, PostParams};
+use kube::runtime::wait::{await_condition, conditions};
+use kube::{Api, Client, CustomResourceExt, Resource};
+use kube_harness::ApiServer;
+use mediachain_operator::controller::{self, Context};
+use mediachain_operator::crd::MediachainPeer;
+use mediachain_operator::metrics::Metrics;
+use mediachain_operator::reconcile::Settings;
+use mediachain_operator::testing::TrustFixture;
+use serde_json::json;
+
+const NS: &str = "media";
+
+struct ControllerManager(Child);
+
+impl Drop for ControllerManager {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn controller_manager_bin() -> PathBuf {
+    let path = std::env::var_os("KUBE_CONTROLLER_MANAGER_BIN")
+        .map(PathBuf::from)
+        .or_else(|| {
+            let apiserver = PathBuf::from(std::env::var_os("KUBE_APISERVER_BIN")?);
+            Some(apiserver.with_file_name("kube-controller-manager"))
+        });
+    match path {
+        Some(p) if p.is_file() => p,
+        other => panic!(
+            "kube-controller-manager not found ({other:?}): set KUBE_CONTROLLER_MANAGER_BIN or \
+             build it next to kube-apiserver with `bash e2e/tools.sh kind`; \
+             MEDIACHAIN_SKIP_KUBE=1 skips tests that need Kubernetes binaries"
+        ),
+    }
+}
+
+fn start_controller_manager(server: &ApiServer) -> ControllerManager {
+    let log = std::fs::File::create(server.dir().join("kube-controller-manager.log")).unwrap();
+    let child = Command::new(controller_manager_bin())
+        .arg(format!(
+            "--kubeconfig={}",
+            server.kubeconfig_path().display()
+        ))
+        .arg("--controllers=garbagecollector,statefulset,pvc-protection")
+        .arg("--leader-elect=false")
+        .arg("--secure-port=0")
+        .arg("--use-service-account-credentials=false")
+        .arg("--v=1")
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .expect("kube-controller-manager starts");
+    ControllerManager(child)
+}
+
+async fn wait_for<K, F>(api: &Api<K>, name: &str, what: &str, cond: F)
+where
+    K: Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + 'static,
+    F: Fn(Option<&K>) -> bool + Send,
+{
+    let waiting = await_condition(api.clone(), name, move |o: Option<&K>| cond(o));
+    tokio::time::timeout(Duration::from_secs(90), waiting)
+        .await
+        .unwrap_or_else(|_| panic!("timed out waiting for {what}"))
+        .unwrap();
+}
+
+async fn setup(client: &Client) {
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    crds.create(&PostParams::default(), &MediachainPeer::crd())
+        .await
+        .unwrap();
+    let established = await_condition(
+        crds,
+        "mediachainpeers.mediachain.io",
+        conditions::is_crd_established(),
+    );
+    tokio::time::timeout(Duration::from_secs(30), established)
+        .await
+        .unwrap()
+        .unwrap();
+    Api::<Namespace>::all(client.clone())
+        .create(
+            &PostParams::default(),
+            &Namespace {
+                metadata: ObjectMeta {
+                    name: Some(NS.into()),
+                    ..ObjectMeta::default()
+                },
+                ..Namespace::default()
+            },
+        )
+        .await
+        .unwrap();
+    let now = mediachain::time::now();
+    let trust = TrustFixture::new(21, now - 3600, now + 365 * 86_400);
+    Api::<Secret>::namespaced(client.clone(), NS)
+        .create(&PostParams::default(), &trust.secret(NS, "principal"))
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn pods_follow_the_template_and_deletion_collects_everything_owned() {
+    let server = match ApiServer::start_or_skip().await {
+        Ok(Some(server)) => server,
+        Ok(None) => return,
+        Err(e) => panic!("cannot start the kube-apiserver harness: {e}"),
+    };
+    let _kcm = start_controller_manager(&server);
+    let client = server.client();
+    setup(&client).await;
+
+    let ctx = Arc::new(Context::new(
+        client.clone(),
+        Arc::new(Metrics::default()),
+        Settings::default(),
+    ));
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let running = tokio::spawn(controller::run(ctx, async move {
+        let _ = stopped.await;
+    }));
+
+    let mp: MediachainPeer = serde_json::from_value(json!({
+        "apiVersion": "mediachain.io/v1alpha1",
+        "kind": "MediachainPeer",
+        "metadata": {"name": "zeta", "namespace": NS},
+        "spec": {
+            "network": "devnet",
+            "replicas": 2,
+            "storage": {"size": "1Gi", "retention": {"whenDeleted": "Delete", "whenScaled": "Retain"}},
+            "trust": {"principalSecretName": "principal"},
+        },
+    }))
+    .unwrap();
+    let peers: Api<MediachainPeer> = Api::namespaced(client.clone(), NS);
+    peers.create(&PostParams::default(), &mp).await.unwrap();
+
+    // The StatefulSet controller creates real pods and claims from the operator's template.
+    let pods: Api<Pod> = Api::namespaced(client.clone(), NS);
+    let pvcs: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), NS);
+    for i in 0..2 {
+        wait_for(&pods, &format!("zeta-{i}"), "a peer pod", |p| p.is_some()).await;
+        wait_for(&pvcs, &format!("data-zeta-{i}"), "a data claim", |p| {
+            p.is_some()
+        })
+        .await;
+    }
+    let pod = pods.get("zeta-1").await.unwrap();
+    let spec = pod.spec.unwrap();
+    let mounts = spec.containers[0].volume_mounts.clone().unwrap();
+    let identity = mounts.iter().find(|m| m.name == "identity").unwrap();
+    assert_eq!(identity.sub_path_expr.as_deref(), Some("$(POD_NAME)"));
+    assert_eq!(spec.hostname.as_deref(), Some("zeta-1"));
+    assert_eq!(spec.subdomain.as_deref(), Some("zeta-peers"));
+
+    // The StatefulSet's status (written by its controller) reaches the resource's status.
+    wait_for(&peers, "zeta", "status.replicas = 2", |mp| {
+        mp.and_then(|mp| mp.status.as_ref())
+            .is_some_and(|s| s.replicas == 2 && s.peers.len() == 2)
+    })
+    .await;
+
+    // Scale down with whenScaled: Retain: the pod goes, its claim and identity stay.
+    peers
+        .patch(
+            "zeta",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"replicas": 1}})),
+        )
+        .await
+        .unwrap();
+    wait_for(&pods, "zeta-1", "the removed pod to go", |p| p.is_none()).await;
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), NS);
+    assert!(pvcs.get_opt("data-zeta-1").await.unwrap().is_some());
+    assert!(secrets.get_opt("zeta-1-identity").await.unwrap().is_some());
+
+    // Deleting the resource: the garbage collector removes everything it owned.
+    peers
+        .delete("zeta", &DeleteParams::background())
+        .await
+        .unwrap();
+    let sts: Api<StatefulSet> = Api::namespaced(client.clone(), NS);
+    wait_for(&sts, "zeta", "the StatefulSet to be collected", |o| {
+        o.is_none()
+    })
+    .await;
+    let services: Api<Service> = Api::namespaced(client.clone(), NS);
+    for name in ["zeta", "zeta-peers"] {
+        wait_for(&services, name, "a Service to be collected", |o| {
+            o.is_none()
+        })
+        .await;
+    }
+    for name in ["zeta-0-identity", "zeta-1-identity"] {
+        wait_for(&secrets, name, "an identity Secret to be collected", |o| {
+            o.is_none()
+        })
+        .await;
+    }
+    let pdbs: Api<PodDisruptionBudget> = Api::namespaced(client.clone(), NS);
+    wait_for(&pdbs, "zeta", "the budget to be collected", |o| o.is_none()).await;
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), NS);
+    wait_for(&cms, "devnet-seeds", "the seed list to be collected", |o| {
+        o.is_none()
+    })
+    .await;
+    wait_for(&pods, "zeta-0", "the pod to be collected", |o| o.is_none()).await;
+    // whenDeleted: Delete: the claims of the StatefulSet go with it.
+    wait_for(&pvcs, "data-zeta-0", "the claim to be deleted", |o| {
+        o.is_none()
+    })
+    .await;
+    // The principal Secret is the user's: untouched.
+    assert!(secrets.get_opt("principal").await.unwrap().is_some());
+
+    let _ = stop.send(());
+    let _ = tokio::time::timeout(Duration::from_secs(10), running).await;
+}
