@@ -750,3 +750,39 @@ async fn the_controller_reconciles_under_a_leader_lease_with_only_its_rbac() {
         .await
         .expect("the second candidate takes over after step-down");
 }
+
+#[tokio::test]
+async fn a_leader_notices_when_its_lease_is_taken() {
+    let Some(server) = start().await else { return };
+    let client = server.client();
+    install(&client).await;
+    let leader = Leadership::new(
+        client.clone(),
+        NS,
+        "lease-test",
+        "one",
+        Duration::from_secs(3),
+    );
+    tokio::time::timeout(Duration::from_secs(10), leader.acquire())
+        .await
+        .expect("acquired");
+    let holding = tokio::spawn(async move { leader.hold().await });
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(!holding.is_finished(), "renewals keep the Lease");
+
+    // Another holder takes the Lease (as after a partition): `hold` must return.
+    let now = k8s_openapi::chrono::Utc::now()
+        .to_rfc3339_opts(k8s_openapi::chrono::SecondsFormat::Micros, true);
+    Api::<k8s_openapi::api::coordination::v1::Lease>::namespaced(client.clone(), NS)
+        .patch(
+            "lease-test",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"holderIdentity": "intruder", "renewTime": now, "leaseDurationSeconds": 60}})),
+        )
+        .await
+        .unwrap();
+    tokio::time::timeout(Duration::from_secs(10), holding)
+        .await
+        .expect("the old leader stops leading")
+        .unwrap();
+}

@@ -151,6 +151,25 @@ pub fn check_spec(name: &str, spec: &MediachainPeerSpec) -> Result<()> {
             budget.max_unavailable
         ));
     }
+    let durations = [
+        (
+            "spec.consensus.blockInterval",
+            &spec.consensus.block_interval,
+        ),
+        (
+            "spec.consensus.commitTimeout",
+            &spec.consensus.commit_timeout,
+        ),
+    ];
+    for (field, value) in durations {
+        if let Some(value) = value {
+            if !is_duration(value) {
+                return bad(format!(
+                    "{field} `{value}` is not a duration such as 500ms, 1s, 2m"
+                ));
+            }
+        }
+    }
     for seed in &spec.seeds {
         if !seed.starts_with('/') || seed.contains(char::is_whitespace) {
             return bad(format!("spec.seeds: `{seed}` is not a multiaddr"));
@@ -219,6 +238,16 @@ fn is_dns_label(s: &str) -> bool {
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         && !s.starts_with('-')
         && !s.ends_with('-')
+}
+
+/// A positive duration as the peer reads it: digits then `ms`, `s`, `m` or `h` (e.g. `1s`).
+fn is_duration(s: &str) -> bool {
+    let digits = s.trim_end_matches(|c: char| c.is_ascii_alphabetic());
+    let unit = &s[digits.len()..];
+    !digits.is_empty()
+        && digits.bytes().all(|b| b.is_ascii_digit())
+        && digits.bytes().any(|b| b != b'0')
+        && ["ms", "s", "m", "h"].contains(&unit)
 }
 
 fn is_quantity(s: &str) -> bool {
