@@ -300,6 +300,13 @@ main() {
     step "node image $NODE_IMAGE" build_node
     log "images in the node's containerd: $(tr '\n' ' ' <"$WORK/node-images.txt")"
   fi
+  # Keep the cache bounded: drop node/base images of earlier inputs and dangling layers.
+  local old
+  for old in $(docker images --format '{{.Repository}}:{{.Tag}}' | grep -E '^mediachain.local/kind-(node|base):' |
+    grep -vxF -e "$NODE_IMAGE" -e "$BASE_IMAGE"); do
+    docker rmi "$old" >/dev/null 2>&1 || true
+  done
+  docker image prune -f >/dev/null 2>&1 || true
   echo "$NODE_IMAGE"
 }
 
