@@ -8,6 +8,10 @@
 //! The protocol layers (`model`, `trust`) are pure: no I/O beyond reading and writing the
 //! files a caller names, so the operator can depend on them without sled, libp2p or warp.
 
+#[cfg(feature = "node")]
+pub mod api;
+#[cfg(any(feature = "client", feature = "node"))]
+pub mod client;
 pub mod journal;
 pub mod model;
 #[cfg(feature = "node")]

@@ -1,0 +1,303 @@
+//! The client HTTP API of a peer (warp), versioned under `/v1`, plus `/healthz`, `/readyz` and
+//! `/metrics`. The whole API is described by the OpenAPI document at `/v1/openapi.json`.
+//!
+//! One module per concern: [`registration`], [`objects`], [`transactions`], [`journal`],
+//! [`events`] (the view-update stream), [`problem`] (error documents), [`openapi`] and
+//! [`ratelimit`]. Handlers only translate HTTP to calls on [`Node`] and back; they never decide
+//! protocol questions themselves, and a refused request never changes anything.
+
+pub mod events;
+pub mod journal;
+pub mod local;
+pub mod objects;
+pub mod openapi;
+pub mod problem;
+pub mod ratelimit;
+pub mod registration;
+pub mod transactions;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use warp::filters::BoxedFilter;
+use warp::http::StatusCode;
+use warp::{Filter, Reply};
+
+use crate::node::metrics::{Metrics, ReasonLabel};
+use crate::node::{Health, Node};
+use problem::ApiError;
+use ratelimit::RateLimiter;
+
+/// Settings of the API.
+#[derive(Debug, Clone)]
+pub struct ApiConfig {
+    /// Sustained requests per second allowed per client address (0: unlimited).
+    pub rate_per_second: f64,
+    /// Requests a client may burst above the sustained rate.
+    pub burst: f64,
+    /// Largest request body (transactions, registrations); objects are bounded by the
+    /// datastore's object size limit.
+    pub max_body_bytes: usize,
+}
+
+/// Environment variable overriding the per-client rate limit: `RATE[:BURST]` requests per
+/// second per client address, `0` to disable.
+pub const RATE_LIMIT_ENV: &str = "MEDIACHAIN_API_RATE_LIMIT";
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        Self {
+            rate_per_second: 200.0,
+            burst: 400.0,
+            max_body_bytes: 1024 * 1024,
+        }
+    }
+}
+
+impl ApiConfig {
+    /// The defaults, with the rate limit taken from [`RATE_LIMIT_ENV`] when set.
+    pub fn from_env() -> Self {
+        let mut config = Self::default();
+        if let Ok(value) = std::env::var(RATE_LIMIT_ENV) {
+            let mut parts = value.split(':');
+            if let Some(Ok(rate)) = parts.next().map(|r| r.trim().parse::<f64>()) {
+                config.rate_per_second = rate;
+                config.burst = (rate * 2.0).max(1.0);
+            }
+            if let Some(Ok(burst)) = parts.next().map(|b| b.trim().parse::<f64>()) {
+                config.burst = burst;
+            }
+        }
+        config
+    }
+
+    /// No rate limit (tests and benchmarks on loopback).
+    pub fn unlimited() -> Self {
+        Self {
+            rate_per_second: 0.0,
+            ..Self::default()
+        }
+    }
+}
+
+/// What every handler gets.
+#[derive(Clone)]
+pub struct Api {
+    /// The node.
+    pub node: Arc<Node>,
+    /// Its metrics.
+    pub metrics: Arc<Metrics>,
+    /// Its health.
+    pub health: Arc<Health>,
+    /// Settings.
+    pub config: Arc<ApiConfig>,
+}
+
+/// The boxed filter of the whole API.
+pub type Routes = BoxedFilter<(Box<dyn Reply>,)>;
+
+/// The whole API with [`ApiConfig::from_env`].
+pub fn routes(node: Arc<Node>, metrics: Arc<Metrics>, health: Arc<Health>) -> Routes {
+    routes_with(node, metrics, health, ApiConfig::from_env())
+}
+
+/// The whole API with explicit settings.
+pub fn routes_with(
+    node: Arc<Node>,
+    metrics: Arc<Metrics>,
+    health: Arc<Health>,
+    config: ApiConfig,
+) -> Routes {
+    let limiter = Arc::new(RateLimiter::new(config.rate_per_second, config.burst));
+    let api = Api {
+        node,
+        metrics: metrics.clone(),
+        health,
+        config: Arc::new(config),
+    };
+    let v1 = registration::routes(api.clone())
+        .or(objects::routes(api.clone()))
+        .unify()
+        .or(transactions::routes(api.clone()))
+        .unify()
+        .or(journal::routes(api.clone()))
+        .unify()
+        .or(events::routes(api.clone()))
+        .unify()
+        .or(openapi::routes())
+        .unify()
+        .boxed();
+    let limited = ratelimit::filter(limiter).and(v1);
+    let probes = probes(api);
+    let counted = metrics.clone();
+    probes
+        .or(limited)
+        .unify()
+        .recover(problem::recover)
+        .unify()
+        .with(warp::log::custom(move |info| {
+            counted
+                .http_requests
+                .get_or_create(&ReasonLabel {
+                    kind: route_label(info.path()),
+                    reason: info.status().as_str().to_string(),
+                })
+                .inc();
+        }))
+        .with(warp::trace(
+            |info| tracing::info_span!("http", method = %info.method(), path = %info.path()),
+        ))
+        .map(|reply| Box::new(reply) as Box<dyn Reply>)
+        .boxed()
+}
+
+/// The metrics label of a path: its first two segments (`/v1/objects`), so CIDs never become
+/// label values.
+fn route_label(path: &str) -> String {
+    let mut out = String::new();
+    for segment in path.split('/').filter(|s| !s.is_empty()).take(2) {
+        out.push('/');
+        out.push_str(segment);
+    }
+    if out.is_empty() {
+        out.push('/');
+    }
+    out
+}
+
+fn probes(api: Api) -> BoxedFilter<(warp::reply::Response,)> {
+    let healthz = warp::path!("healthz")
+        .and(warp::get())
+        .map(|| warp::reply::with_status("ok\n", StatusCode::OK).into_response());
+    let health = api.health.clone();
+    let readyz = warp::path!("readyz").and(warp::get()).map(move || {
+        if health.is_ready() {
+            warp::reply::with_status("ready\n", StatusCode::OK).into_response()
+        } else {
+            warp::reply::with_status("not ready\n", StatusCode::SERVICE_UNAVAILABLE).into_response()
+        }
+    });
+    let metrics = api.metrics.clone();
+    let node = api.node.clone();
+    let metrics_route = warp::path!("metrics").and(warp::get()).map(move || {
+        if let Ok((_, height)) = node.tip() {
+            metrics
+                .journal_height
+                .set(i64::try_from(height).unwrap_or(i64::MAX));
+        }
+        metrics
+            .mempool_size
+            .set(i64::try_from(node.pending()).unwrap_or(i64::MAX));
+        warp::reply::with_header(
+            metrics.encode(),
+            "content-type",
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )
+        .into_response()
+    });
+    healthz.or(readyz).unify().or(metrics_route).unify().boxed()
+}
+
+/// A filter handing out the shared state.
+pub(crate) fn with(
+    api: Api,
+) -> impl Filter<Extract = (Api,), Error = std::convert::Infallible> + Clone {
+    warp::any().map(move || api.clone())
+}
+
+/// The request body, refused with 413 past `limit` bytes (whether or not a Content-Length was
+/// sent, so streamed uploads are bounded too).
+pub(crate) fn body(
+    limit: usize,
+) -> impl Filter<Extract = (Result<Vec<u8>, ApiError>,), Error = warp::Rejection> + Clone {
+    warp::header::optional::<u64>("content-length")
+        .and(warp::body::stream())
+        .then(move |length: Option<u64>, stream| read_body(limit, length, stream))
+}
+
+async fn read_body<S, B>(limit: usize, length: Option<u64>, stream: S) -> Result<Vec<u8>, ApiError>
+where
+    S: futures::Stream<Item = Result<B, warp::Error>>,
+    B: warp::Buf,
+{
+    use futures::StreamExt;
+    let too_large = || {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too-large",
+            format!("the request body is over the limit of {limit} bytes"),
+        )
+    };
+    if length.is_some_and(|l| l > limit as u64) {
+        return Err(too_large());
+    }
+    let mut out = Vec::with_capacity(length.map_or(0, |l| l as usize));
+    let mut stream = std::pin::pin!(stream);
+    while let Some(chunk) = stream.next().await {
+        let mut chunk =
+            chunk.map_err(|e| ApiError::bad_request("malformed-body", format!("body: {e}")))?;
+        if out.len() + chunk.remaining() > limit {
+            return Err(too_large());
+        }
+        while chunk.has_remaining() {
+            let part = chunk.chunk();
+            out.extend_from_slice(part);
+            let n = part.len();
+            chunk.advance(n);
+        }
+    }
+    Ok(out)
+}
+
+/// The request's `Content-Type` without parameters, lower-cased.
+pub(crate) fn content_type() -> impl Filter<Extract = (String,), Error = warp::Rejection> + Clone {
+    warp::header::optional::<String>("content-type").map(|value: Option<String>| {
+        value
+            .unwrap_or_default()
+            .split(';')
+            .next()
+            .unwrap_or_default()
+            .trim()
+            .to_ascii_lowercase()
+    })
+}
+
+/// Runs `f` on the blocking pool (datastore writes flush to disk; verification is CPU work).
+pub(crate) async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(ApiError::internal)?
+}
+
+/// A JSON reply with a status.
+pub(crate) fn json<T: serde::Serialize>(status: StatusCode, value: &T) -> warp::reply::Response {
+    warp::reply::with_status(warp::reply::json(value), status).into_response()
+}
+
+/// Serves `routes` on `addr` until `shutdown` completes; returns the bound address through
+/// `bound` before serving (useful with port 0).
+pub async fn serve(
+    addr: SocketAddr,
+    routes: Routes,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    serve_listener(listener, routes, shutdown).await;
+    Ok(())
+}
+
+/// Serves `routes` on an already bound listener until `shutdown` completes.
+pub fn serve_listener(
+    listener: tokio::net::TcpListener,
+    routes: Routes,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> impl Future<Output = ()> + Send {
+    tracing::info!(addr = ?listener.local_addr().ok(), "HTTP API listening");
+    warp::serve(routes)
+        .incoming(listener)
+        .graceful(shutdown)
+        .run()
+}

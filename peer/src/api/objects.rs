@@ -1,0 +1,191 @@
+//! The datastore over HTTP: `POST /v1/objects` stores an object or blob and returns its CID
+//! (checking a client-supplied `?cid=`), `GET /v1/objects/{cid}` returns it.
+//!
+//! Bodies: `application/cbor` (a Mediachain object in canonical DAG-CBOR, stored as sent),
+//! `application/json` (a Mediachain object in DAG-JSON, stored as canonical DAG-CBOR) or
+//! `application/octet-stream` (a raw blob). Objects are checked before anything is written.
+
+use serde::Deserialize;
+use warp::filters::BoxedFilter;
+use warp::http::{header, HeaderValue, StatusCode};
+use warp::reply::Response;
+use warp::Filter;
+
+use super::problem::{answer, ApiError};
+use super::{blocking, body, content_type, json, with, Api};
+use crate::client::wire::{Stored, CBOR};
+use crate::model::{codec, Cid, Ipld, Object, DAG_CBOR};
+use crate::store::StoreError;
+
+/// Query of `POST /v1/objects`.
+#[derive(Debug, Deserialize)]
+struct PutQuery {
+    /// The CID the client computed; refused if the bytes hash to another.
+    cid: Option<String>,
+}
+
+/// Query of `GET /v1/objects/{cid}`.
+#[derive(Debug, Deserialize)]
+struct GetQuery {
+    /// `json` for DAG-JSON, otherwise the stored bytes.
+    format: Option<String>,
+}
+
+/// The object routes.
+pub fn routes(api: Api) -> BoxedFilter<(Response,)> {
+    // Allow for DAG-JSON's verbosity over the stored DAG-CBOR.
+    let limit = api.node.store().max_object_size().saturating_mul(4);
+    let put = warp::path!("v1" / "objects")
+        .and(warp::post())
+        .and(with(api.clone()))
+        .and(warp::query::<PutQuery>())
+        .and(content_type())
+        .and(body(limit))
+        .and_then(
+            |api, query, kind, body| async move { answer(put(api, query, kind, body).await) },
+        );
+    let get = warp::path!("v1" / "objects" / String)
+        .and(warp::get())
+        .and(with(api))
+        .and(warp::query::<GetQuery>())
+        .and(warp::header::optional::<String>("accept"))
+        .and_then(|cid: String, api, query, accept| async move {
+            answer(get(api, &cid, query, accept))
+        });
+    put.or(get).unify().boxed()
+}
+
+/// Parses a CID from a path or query.
+pub fn parse_cid(text: &str) -> Result<Cid, ApiError> {
+    text.parse::<Cid>()
+        .map_err(|e| ApiError::bad_request("invalid-cid", format!("`{text}` is not a CID: {e}")))
+}
+
+fn store_error(error: StoreError) -> ApiError {
+    match error {
+        StoreError::TooLarge { .. } => ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too-large",
+            error.to_string(),
+        ),
+        StoreError::CidMismatch { .. } => {
+            ApiError::unprocessable("cid-mismatch", error.to_string())
+        }
+        StoreError::UnsupportedCid { .. } => {
+            ApiError::bad_request("invalid-cid", error.to_string())
+        }
+        StoreError::InvalidDagCbor { .. } | StoreError::NotAnObject { .. } => {
+            ApiError::bad_request("malformed-object", error.to_string())
+        }
+        StoreError::Open { .. } | StoreError::Io(_) | StoreError::Damaged(_) => {
+            ApiError::internal(error)
+        }
+    }
+}
+
+/// The canonical bytes and codec of a request body.
+fn encode_body(kind: &str, body: Vec<u8>) -> Result<(u64, Vec<u8>), ApiError> {
+    match kind {
+        CBOR | "application/dag-cbor" => {
+            Object::decode(&body).map_err(|e| {
+                ApiError::bad_request("malformed-object", format!("not a Mediachain object: {e}"))
+            })?;
+            Ok((DAG_CBOR, body))
+        }
+        "application/json" | "application/dag-json" => {
+            let ipld: Ipld = serde_ipld_dagjson::from_slice(&body).map_err(|e| {
+                ApiError::bad_request("malformed-body", format!("not DAG-JSON: {e}"))
+            })?;
+            let object = Object::from_ipld(ipld).map_err(|e| {
+                ApiError::bad_request("malformed-object", format!("not a Mediachain object: {e}"))
+            })?;
+            let encoded = object
+                .encode()
+                .map_err(|e| ApiError::bad_request("malformed-object", e.to_string()))?;
+            Ok((DAG_CBOR, encoded.bytes))
+        }
+        "application/octet-stream" => Ok((crate::model::RAW, body)),
+        other => Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported-media-type",
+            format!(
+                "Content-Type `{other}` is not accepted: send application/cbor, application/json \
+                 or application/octet-stream"
+            ),
+        )),
+    }
+}
+
+async fn put(
+    api: Api,
+    query: PutQuery,
+    kind: String,
+    body: Result<Vec<u8>, ApiError>,
+) -> Result<Response, ApiError> {
+    let (codec_id, bytes) = encode_body(&kind, body?)?;
+    let cid = match &query.cid {
+        Some(claimed) => {
+            let claimed = parse_cid(claimed)?;
+            let actual = codec::cid_of(codec_id, &bytes);
+            if claimed != actual {
+                return Err(ApiError::unprocessable(
+                    "cid-mismatch",
+                    format!("the object's CID is {actual}, not the {claimed} supplied"),
+                ));
+            }
+            claimed
+        }
+        None => codec::cid_of(codec_id, &bytes),
+    };
+    let size = bytes.len();
+    let created = blocking(move || api.node.store().put(&cid, &bytes).map_err(store_error)).await?;
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    let mut response = json(
+        status,
+        &Stored {
+            cid: cid.to_string(),
+            size,
+            created,
+        },
+    );
+    if let Ok(location) = HeaderValue::from_str(&format!("/v1/objects/{cid}")) {
+        response.headers_mut().insert(header::LOCATION, location);
+    }
+    Ok(response)
+}
+
+fn get(api: Api, cid: &str, query: GetQuery, accept: Option<String>) -> Result<Response, ApiError> {
+    let cid = parse_cid(cid)?;
+    let bytes = api
+        .node
+        .store()
+        .get(&cid)
+        .map_err(store_error)?
+        .ok_or_else(|| ApiError::not_found(format!("object {cid} is not in this peer's store")))?;
+    let wants_json = query.format.as_deref() == Some("json")
+        || accept.is_some_and(|a| a.contains("application/json") && !a.contains(CBOR));
+    let (content_type, body) = if cid.codec() == DAG_CBOR {
+        if wants_json {
+            let ipld = codec::decode(&bytes).map_err(ApiError::internal)?;
+            let text = serde_ipld_dagjson::to_vec(&ipld).map_err(ApiError::internal)?;
+            ("application/json", text)
+        } else {
+            (CBOR, bytes)
+        }
+    } else {
+        ("application/octet-stream", bytes)
+    };
+    let mut response = Response::new(body.into());
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    response.headers_mut().insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=31536000, immutable"),
+    );
+    Ok(response)
+}

@@ -1,0 +1,122 @@
+//! Per-client rate limiting: a token bucket per client address, refilled continuously.
+//!
+//! A client over its budget gets `429 Too Many Requests` with `Retry-After`, and its request is
+//! not handled at all. The probes (`/healthz`, `/readyz`, `/metrics`) are never limited.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use warp::http::StatusCode;
+use warp::Filter;
+
+use super::problem::ApiError;
+
+/// Buckets kept before idle ones are dropped.
+const MAX_CLIENTS: usize = 10_000;
+
+struct Bucket {
+    tokens: f64,
+    at: Instant,
+}
+
+/// Token buckets by client address.
+pub struct RateLimiter {
+    rate: f64,
+    burst: f64,
+    buckets: Mutex<HashMap<IpAddr, Bucket>>,
+}
+
+impl RateLimiter {
+    /// `rate` requests per second with bursts of `burst`; a rate of 0 disables limiting.
+    pub fn new(rate: f64, burst: f64) -> Self {
+        Self {
+            rate,
+            burst: burst.max(1.0),
+            buckets: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Takes one token for `client`; on refusal, the seconds until one is available.
+    pub fn check(&self, client: IpAddr, now: Instant) -> Result<(), u64> {
+        if self.rate <= 0.0 {
+            return Ok(());
+        }
+        let mut buckets = self
+            .buckets
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if buckets.len() >= MAX_CLIENTS && !buckets.contains_key(&client) {
+            let (rate, burst) = (self.rate, self.burst);
+            // Drop the buckets that are full again: forgetting them changes nothing.
+            buckets.retain(|_, b| b.tokens + now.duration_since(b.at).as_secs_f64() * rate < burst);
+        }
+        let bucket = buckets.entry(client).or_insert(Bucket {
+            tokens: self.burst,
+            at: now,
+        });
+        let elapsed = now.saturating_duration_since(bucket.at).as_secs_f64();
+        bucket.tokens = (bucket.tokens + elapsed * self.rate).min(self.burst);
+        bucket.at = now;
+        if bucket.tokens >= 1.0 {
+            bucket.tokens -= 1.0;
+            Ok(())
+        } else {
+            Err(((1.0 - bucket.tokens) / self.rate).ceil().max(1.0) as u64)
+        }
+    }
+}
+
+/// A filter that rejects requests over their client's budget with a 429 problem.
+pub fn filter(
+    limiter: Arc<RateLimiter>,
+) -> impl Filter<Extract = (), Error = warp::Rejection> + Clone {
+    warp::addr::remote()
+        .and_then(move |addr: Option<SocketAddr>| {
+            let limiter = limiter.clone();
+            async move {
+                let Some(addr) = addr else {
+                    return Ok(());
+                };
+                limiter.check(addr.ip(), Instant::now()).map_err(|seconds| {
+                    warp::reject::custom(
+                        ApiError::new(
+                            StatusCode::TOO_MANY_REQUESTS,
+                            "rate-limited",
+                            format!("too many requests from {}; retry in {seconds} s", addr.ip()),
+                        )
+                        .retry_after(seconds),
+                    )
+                })
+            }
+        })
+        .untuple_one()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn a_client_over_its_burst_waits_for_the_refill_while_others_are_served() {
+        let limiter = RateLimiter::new(10.0, 2.0);
+        let (a, b) = ("127.0.0.1".parse().unwrap(), "127.0.0.2".parse().unwrap());
+        let t0 = Instant::now();
+        assert_eq!(limiter.check(a, t0), Ok(()));
+        assert_eq!(limiter.check(a, t0), Ok(()));
+        assert_eq!(limiter.check(a, t0), Err(1));
+        assert_eq!(limiter.check(b, t0), Ok(()));
+        assert_eq!(limiter.check(a, t0 + Duration::from_millis(100)), Ok(()));
+    }
+
+    #[test]
+    fn a_zero_rate_never_limits() {
+        let limiter = RateLimiter::new(0.0, 0.0);
+        let a = "127.0.0.1".parse().unwrap();
+        for _ in 0..1000 {
+            assert_eq!(limiter.check(a, Instant::now()), Ok(()));
+        }
+    }
+}

@@ -1,0 +1,160 @@
+//! Transactions: `POST /v1/transactions` takes a client-signed transaction with its proof of
+//! work as canonical DAG-CBOR (`application/cbor`) and answers `202 Accepted` with its id;
+//! `GET /v1/transactions/{id}` says where it stands (pending, committed in block X, merged,
+//! rejected with the reason). A refused transaction is never queued or relayed.
+
+use warp::filters::BoxedFilter;
+use warp::http::{header, HeaderValue, StatusCode};
+use warp::reply::Response;
+use warp::Filter;
+
+use super::problem::{answer, ApiError};
+use super::{blocking, body, content_type, json, with, Api};
+use crate::client::wire::{TxState, CBOR};
+use crate::journal::{Transaction, TxId, TxRejection};
+use crate::model::JournalEntry;
+use crate::node::TxStatus;
+
+/// The transaction routes.
+pub fn routes(api: Api) -> BoxedFilter<(Response,)> {
+    let submit = warp::path!("v1" / "transactions")
+        .and(warp::post())
+        .and(with(api.clone()))
+        .and(content_type())
+        .and(body(api.config.max_body_bytes))
+        .and_then(|api, kind, body| async move { answer(submit(api, kind, body).await) });
+    let status = warp::path!("v1" / "transactions" / String)
+        .and(warp::get())
+        .and(with(api))
+        .and_then(|id: String, api| async move {
+            answer(status(api, &id).map(|s| json(StatusCode::OK, &s)))
+        });
+    submit.or(status).unify().boxed()
+}
+
+/// The HTTP status and problem slug of a refused transaction.
+pub fn rejection_problem(reason: &TxRejection) -> ApiError {
+    let (status, slug) = match reason {
+        TxRejection::BadSignature => (StatusCode::FORBIDDEN, "bad-signature"),
+        TxRejection::Certificate(_) | TxRejection::CertificateMismatch { .. } => {
+            (StatusCode::FORBIDDEN, "certificate")
+        }
+        TxRejection::ProofOfWork(_) => (StatusCode::FORBIDDEN, "proof-of-work"),
+        TxRejection::Duplicate(_) => (StatusCode::CONFLICT, "duplicate"),
+        TxRejection::AlreadyInserted(_) | TxRejection::StaleHead(_) => {
+            (StatusCode::CONFLICT, "conflict")
+        }
+        TxRejection::Busy => (StatusCode::SERVICE_UNAVAILABLE, "busy"),
+        TxRejection::UnknownObject(_) | TxRejection::NotInserted(_) => {
+            (StatusCode::UNPROCESSABLE_ENTITY, "unknown-reference")
+        }
+        TxRejection::FromTheFuture { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "timestamp"),
+        _ => (StatusCode::UNPROCESSABLE_ENTITY, "invalid-transaction"),
+    };
+    let error = ApiError::new(status, slug, reason.to_string());
+    if matches!(reason, TxRejection::Busy) {
+        error.retry_after(1)
+    } else {
+        error
+    }
+}
+
+async fn submit(
+    api: Api,
+    kind: String,
+    body: Result<Vec<u8>, ApiError>,
+) -> Result<Response, ApiError> {
+    if kind != CBOR && kind != "application/dag-cbor" {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported-media-type",
+            format!("send the transaction as {CBOR} (canonical DAG-CBOR), not `{kind}`"),
+        ));
+    }
+    let body = body?;
+    let tx = Transaction::from_bytes(&body).map_err(|e| {
+        api.metrics.reject("transaction", "malformed");
+        ApiError::bad_request("malformed-transaction", e)
+    })?;
+    let node = api.node.clone();
+    let outcome = blocking(move || node.submit(tx).map_err(ApiError::internal)).await?;
+    match outcome {
+        Ok(id) => {
+            api.metrics.transactions_admitted.inc();
+            let mut response = json(
+                StatusCode::ACCEPTED,
+                &TxState {
+                    id: id.to_string(),
+                    state: "pending".into(),
+                    height: None,
+                    block: None,
+                    reason: None,
+                },
+            );
+            if let Ok(location) = HeaderValue::from_str(&format!("/v1/transactions/{id}")) {
+                response.headers_mut().insert(header::LOCATION, location);
+            }
+            Ok(response)
+        }
+        Err(reason) => {
+            api.metrics.reject("transaction", reason.label());
+            Err(rejection_problem(&reason))
+        }
+    }
+}
+
+/// Where transaction `id` stands.
+pub fn status(api: Api, id: &str) -> Result<TxState, ApiError> {
+    let tx_id: TxId = id
+        .parse()
+        .map_err(|e: String| ApiError::bad_request("invalid-transaction-id", e))?;
+    let status = api.node.tx_status(&tx_id).map_err(ApiError::internal)?;
+    let mut state = TxState {
+        id: tx_id.to_string(),
+        state: String::new(),
+        height: None,
+        block: None,
+        reason: None,
+    };
+    match status {
+        TxStatus::Pending => state.state = "pending".into(),
+        TxStatus::Unknown => state.state = "unknown".into(),
+        TxStatus::Rejected { reason } => {
+            state.state = "rejected".into();
+            state.reason = Some(reason);
+        }
+        TxStatus::Committed { height, block } => {
+            state.state = if merged(&api, &block, &tx_id) {
+                "merged".into()
+            } else {
+                "committed".into()
+            };
+            state.height = Some(height);
+            state.block = Some(block);
+        }
+    }
+    Ok(state)
+}
+
+/// Whether one of the transaction's updates was reconciled by a chainMerge in its block.
+fn merged(api: &Api, block: &str, id: &TxId) -> bool {
+    let Ok(cid) = block.parse() else {
+        return false;
+    };
+    api.node.with_journal(|journal| {
+        let Ok(block) = journal.load_block(&cid) else {
+            return false;
+        };
+        let Some(tx) = block.transactions.iter().find(|t| t.id() == *id) else {
+            return false;
+        };
+        tx.body.entries.iter().any(|entry| {
+            match entry {
+            JournalEntry::Update { chain, .. } => block.entries.iter().any(|e| {
+                matches!(e, JournalEntry::ChainMerge { chain_merge, .. } if chain_merge == chain)
+            }),
+            _ => false,
+        }
+        })
+    })
+}

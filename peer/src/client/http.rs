@@ -1,0 +1,370 @@
+//! [`Client`]: typed calls to one peer's `/v1` API.
+
+use std::time::Duration;
+
+use eventsource_stream::Eventsource;
+use futures::{Stream, StreamExt};
+use reqwest::header::CONTENT_TYPE;
+use reqwest::{RequestBuilder, Response, StatusCode};
+use serde::de::DeserializeOwned;
+
+use super::wire::{
+    BlockSummary, Blocks, Challenge, Head, History, IndexEntry, Info, Pow, Problem, Registration,
+    RegistrationRequest, Stored, TxState, CBOR,
+};
+use crate::journal::{Transaction, TxId};
+use crate::model::{Cid, Object};
+use crate::trust::{pow, Chain, PowError, SecretKey};
+
+/// Why a call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The peer could not be reached or the connection broke.
+    #[error("cannot reach the peer at {url}: {source}")]
+    Unreachable {
+        /// The URL called.
+        url: String,
+        /// What failed.
+        source: reqwest::Error,
+    },
+    /// The peer refused the request with a problem document.
+    #[error("{} ({}): {}", .0.title, .0.status, .0.detail)]
+    Problem(Problem),
+    /// The peer answered something this client does not understand.
+    #[error("unexpected answer from the peer: {0}")]
+    Protocol(String),
+    /// Solving a proof of work failed.
+    #[error("proof of work: {0}")]
+    Pow(#[from] PowError),
+}
+
+impl ClientError {
+    /// The problem document, if the peer refused the request.
+    pub fn problem(&self) -> Option<&Problem> {
+        match self {
+            ClientError::Problem(p) => Some(p),
+            _ => None,
+        }
+    }
+}
+
+/// How a transaction ended up in the journal.
+#[derive(Debug, Clone)]
+pub struct Confirmation {
+    /// Its final state (committed, merged or rejected).
+    pub state: TxState,
+    /// The block that committed it, as the view-update stream delivered it.
+    pub block: Option<BlockSummary>,
+}
+
+/// A client of one peer.
+#[derive(Debug, Clone)]
+pub struct Client {
+    base: String,
+    http: reqwest::Client,
+}
+
+type Result<T> = std::result::Result<T, ClientError>;
+
+impl Client {
+    /// A client of the peer at `base` (e.g. `http://127.0.0.1:8080`).
+    pub fn new(base: &str) -> Result<Self> {
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(10))
+            .build()
+            .map_err(|source| ClientError::Unreachable {
+                url: base.to_string(),
+                source,
+            })?;
+        Ok(Self {
+            base: base.trim_end_matches('/').to_string(),
+            http,
+        })
+    }
+
+    /// The peer's base URL.
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    async fn send(&self, request: RequestBuilder, url: &str) -> Result<Response> {
+        let response = request
+            .send()
+            .await
+            .map_err(|source| ClientError::Unreachable {
+                url: url.to_string(),
+                source,
+            })?;
+        if response.status().is_success() {
+            return Ok(response);
+        }
+        let status = response.status();
+        let text = response.text().await.unwrap_or_default();
+        Err(match serde_json::from_str::<Problem>(&text) {
+            Ok(problem) => ClientError::Problem(problem),
+            Err(_) => ClientError::Problem(Problem {
+                kind: "about:blank".into(),
+                title: status.canonical_reason().unwrap_or("Error").into(),
+                status: status.as_u16(),
+                detail: text.trim().to_string(),
+                reason: None,
+            }),
+        })
+    }
+
+    async fn get_json<T: DeserializeOwned>(&self, path: &str) -> Result<T> {
+        let url = self.url(path);
+        let response = self.send(self.http.get(&url), &url).await?;
+        decode(response).await
+    }
+
+    /// `GET /v1/info`.
+    pub async fn info(&self) -> Result<Info> {
+        self.get_json("/v1/info").await
+    }
+
+    /// `GET /v1/registration/challenge`.
+    pub async fn challenge(&self) -> Result<Challenge> {
+        self.get_json("/v1/registration/challenge").await
+    }
+
+    /// Registers `key`: fetches a challenge, solves its proof of work and returns the Level-2
+    /// chain the peer signed.
+    pub async fn register(&self, key: &SecretKey) -> Result<(Chain, Registration)> {
+        let challenge = self.challenge().await?;
+        let bytes = hex::decode(&challenge.challenge)
+            .map_err(|e| ClientError::Protocol(format!("challenge is not hex: {e}")))?;
+        let resource = registration_resource(&key.public(), &bytes);
+        let bits = challenge.bits;
+        let stamp = tokio::task::spawn_blocking(move || {
+            pow::solve(pow::Purpose::Registration, &resource, bits)
+        })
+        .await
+        .map_err(|e| ClientError::Protocol(e.to_string()))??;
+        let request = RegistrationRequest {
+            client: key.public().to_string(),
+            challenge: challenge.challenge,
+            pow: Pow {
+                bits: stamp.bits,
+                nonce: stamp.nonce,
+            },
+        };
+        let url = self.url("/v1/registration");
+        let response = self.send(self.http.post(&url).json(&request), &url).await?;
+        let registration: Registration = decode(response).await?;
+        let chain = Chain::from_pem(&registration.certificate)
+            .map_err(|e| ClientError::Protocol(format!("certificate: {e}")))?;
+        Ok((chain, registration))
+    }
+
+    /// Stores a Mediachain object (as DAG-CBOR, with its CID for the peer to check).
+    pub async fn put_object(&self, object: &Object) -> Result<Stored> {
+        let encoded = object
+            .encode()
+            .map_err(|e| ClientError::Protocol(format!("object does not encode: {e}")))?;
+        self.put_bytes(CBOR, encoded.bytes, Some(encoded.cid)).await
+    }
+
+    /// Stores bytes of `content_type` (`application/cbor`, `application/json` or
+    /// `application/octet-stream`), optionally asking the peer to check `cid`.
+    pub async fn put_bytes(
+        &self,
+        content_type: &str,
+        bytes: Vec<u8>,
+        cid: Option<Cid>,
+    ) -> Result<Stored> {
+        self.put_with_progress(content_type, bytes, cid, |_, _| {})
+            .await
+    }
+
+    /// [`Client::put_bytes`], calling `progress(sent, total)` as the body goes out.
+    pub async fn put_with_progress(
+        &self,
+        content_type: &str,
+        bytes: Vec<u8>,
+        cid: Option<Cid>,
+        progress: impl Fn(u64, u64) + Send + Sync + 'static,
+    ) -> Result<Stored> {
+        let mut url = self.url("/v1/objects");
+        if let Some(cid) = cid {
+            url.push_str(&format!("?cid={cid}"));
+        }
+        let total = bytes.len() as u64;
+        const CHUNK: usize = 64 * 1024;
+        let chunks: Vec<Vec<u8>> = bytes.chunks(CHUNK).map(<[u8]>::to_vec).collect();
+        let mut sent = 0u64;
+        let body = futures::stream::iter(chunks).map(move |chunk| {
+            sent += chunk.len() as u64;
+            progress(sent, total);
+            Ok::<_, std::io::Error>(chunk)
+        });
+        let request = self
+            .http
+            .post(&url)
+            .header(CONTENT_TYPE, content_type)
+            .header(reqwest::header::CONTENT_LENGTH, total)
+            .body(reqwest::Body::wrap_stream(body));
+        decode(self.send(request, &url).await?).await
+    }
+
+    /// The stored bytes of `cid`.
+    pub async fn get_object(&self, cid: &Cid) -> Result<Vec<u8>> {
+        let url = self.url(&format!("/v1/objects/{cid}"));
+        let response = self.send(self.http.get(&url), &url).await?;
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|source| ClientError::Unreachable { url, source })?;
+        Ok(bytes.to_vec())
+    }
+
+    /// The DAG-JSON of object `cid`.
+    pub async fn get_object_json(&self, cid: &Cid) -> Result<serde_json::Value> {
+        self.get_json(&format!("/v1/objects/{cid}?format=json"))
+            .await
+    }
+
+    /// Submits a signed transaction; answers its pending state.
+    pub async fn submit(&self, tx: &Transaction) -> Result<TxState> {
+        let url = self.url("/v1/transactions");
+        let request = self
+            .http
+            .post(&url)
+            .header(CONTENT_TYPE, CBOR)
+            .body(tx.to_bytes());
+        decode(self.send(request, &url).await?).await
+    }
+
+    /// Where a transaction stands.
+    pub async fn status(&self, id: &TxId) -> Result<TxState> {
+        self.get_json(&format!("/v1/transactions/{id}")).await
+    }
+
+    /// The head of the journal.
+    pub async fn head(&self) -> Result<Head> {
+        self.get_json("/v1/journal/head").await
+    }
+
+    /// Canonical blocks from `from`, at most `limit`.
+    pub async fn blocks(&self, from: u64, limit: u64) -> Result<Blocks> {
+        self.get_json(&format!("/v1/journal/blocks?from={from}&limit={limit}"))
+            .await
+    }
+
+    /// The index entry of a canonical.
+    pub async fn index(&self, canonical: &Cid) -> Result<IndexEntry> {
+        self.get_json(&format!("/v1/journal/index/{canonical}"))
+            .await
+    }
+
+    /// The chain walk of a canonical.
+    pub async fn history(&self, canonical: &Cid, limit: usize) -> Result<History> {
+        self.get_json(&format!("/v1/journal/history/{canonical}?limit={limit}"))
+            .await
+    }
+
+    /// The view-update stream: canonical blocks from height `from` (live only if `None`),
+    /// filtered by canonicals and transaction ids (either matching; none: every block).
+    pub async fn events(
+        &self,
+        from: Option<u64>,
+        canonicals: &[Cid],
+        txs: &[TxId],
+    ) -> Result<impl Stream<Item = Result<BlockSummary>> + Unpin> {
+        let mut query = vec![];
+        if let Some(from) = from {
+            query.push(format!("from={from}"));
+        }
+        if !canonicals.is_empty() {
+            let list: Vec<String> = canonicals.iter().map(ToString::to_string).collect();
+            query.push(format!("canonical={}", list.join(",")));
+        }
+        if !txs.is_empty() {
+            let list: Vec<String> = txs.iter().map(ToString::to_string).collect();
+            query.push(format!("tx={}", list.join(",")));
+        }
+        let url = self.url(&format!("/v1/events?{}", query.join("&")));
+        let response = self
+            .send(
+                self.http.get(&url).header("accept", "text/event-stream"),
+                &url,
+            )
+            .await?;
+        let stream = response
+            .bytes_stream()
+            .eventsource()
+            .filter_map(|event| async move {
+                match event {
+                    Ok(event) if event.event == "block" => Some(
+                        serde_json::from_str::<BlockSummary>(&event.data)
+                            .map_err(|e| ClientError::Protocol(format!("block event: {e}"))),
+                    ),
+                    Ok(_) => None,
+                    Err(e) => Some(Err(ClientError::Protocol(format!("event stream: {e}")))),
+                }
+            });
+        Ok(Box::pin(stream))
+    }
+
+    /// Waits until transaction `id` is committed (or rejected), following the view-update
+    /// stream from height `from` (the head height seen before submitting).
+    pub async fn await_confirmation(&self, id: &TxId, from: u64) -> Result<Confirmation> {
+        let mut stream = self.events(Some(from), &[], &[*id]).await?;
+        // It may have been decided before the stream opened.
+        let state = self.status(id).await?;
+        if state.state == "rejected" {
+            return Ok(Confirmation { state, block: None });
+        }
+        let id_text = id.to_string();
+        let mut poll = tokio::time::interval(Duration::from_secs(2));
+        loop {
+            tokio::select! {
+                next = stream.next() => match next {
+                    Some(Ok(block)) if block.transactions.contains(&id_text) => {
+                        let state = self.status(id).await?;
+                        return Ok(Confirmation { state, block: Some(block) });
+                    }
+                    Some(Ok(_)) => {}
+                    Some(Err(e)) => return Err(e),
+                    None => return Err(ClientError::Protocol("the event stream ended".into())),
+                },
+                _ = poll.tick() => {
+                    // A transaction refused at commit time never appears in a block.
+                    let state = self.status(id).await?;
+                    if state.state == "rejected" || state.state == "unknown" && state.reason.is_some() {
+                        return Ok(Confirmation { state, block: None });
+                    }
+                }
+            }
+        }
+    }
+
+    /// Whether `/readyz` answers 200.
+    pub async fn ready(&self) -> bool {
+        match self.http.get(self.url("/readyz")).send().await {
+            Ok(response) => response.status() == StatusCode::OK,
+            Err(_) => false,
+        }
+    }
+}
+
+/// What a registration proof of work covers: the client key's 32 bytes, then the challenge
+/// (the peer's `Registrar::resource`).
+pub fn registration_resource(client: &crate::trust::PublicKey, challenge: &[u8]) -> Vec<u8> {
+    let mut resource = client.as_bytes().to_vec();
+    resource.extend_from_slice(challenge);
+    resource
+}
+
+async fn decode<T: DeserializeOwned>(response: Response) -> Result<T> {
+    let url = response.url().to_string();
+    let bytes = response
+        .bytes()
+        .await
+        .map_err(|source| ClientError::Unreachable { url, source })?;
+    serde_json::from_slice(&bytes).map_err(|e| ClientError::Protocol(e.to_string()))
+}

@@ -1,0 +1,14 @@
+//! The HTTP client of the peer API: what the `mediachain` CLI and applications use to register,
+//! write objects, submit transactions and await their confirmation.
+//!
+//! [`wire`] holds the JSON documents shared with the server. [`Client`] (feature `client`) wraps
+//! reqwest; the view-update stream is parsed with `eventsource-stream`. The client never trusts
+//! the peer with its key: transactions are signed and proven locally.
+
+pub mod wire;
+
+#[cfg(feature = "client")]
+mod http;
+
+#[cfg(feature = "client")]
+pub use http::{registration_resource, Client, ClientError, Confirmation};

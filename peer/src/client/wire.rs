@@ -1,0 +1,287 @@
+//! The JSON documents of the peer's HTTP API, shared by the server (`api`) and the client.
+//!
+//! CIDs are strings (CIDv1, base32), transaction ids 64 hex digits, keys libp2p PeerIds and
+//! certificate chains PEM text. This module only describes shapes: it never does I/O.
+
+use serde::{Deserialize, Serialize};
+
+use crate::journal::Block;
+use crate::model::{Cid, JournalEntry};
+
+/// Media type of problem documents (RFC 9457).
+pub const PROBLEM_JSON: &str = "application/problem+json";
+/// Media type of DAG-CBOR bodies (objects, transactions).
+pub const CBOR: &str = "application/cbor";
+
+/// `GET /v1/info`: who the peer is and what it requires.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Info {
+    /// Network name.
+    pub network: String,
+    /// The peer's key (PeerId).
+    pub peer: String,
+    /// CID of the network's genesis block.
+    pub genesis: String,
+    /// Proof-of-work bits a registration needs.
+    pub registration_pow_bits: u8,
+    /// Proof-of-work bits a transaction needs.
+    pub transaction_pow_bits: u8,
+    /// Largest object accepted, in bytes.
+    pub max_object_size: usize,
+    /// Most entries in one transaction.
+    pub max_entries_per_transaction: usize,
+}
+
+/// `GET /v1/registration/challenge`: a fresh challenge to solve.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Challenge {
+    /// The challenge (hex); the proof of work covers `client key bytes || challenge bytes`.
+    pub challenge: String,
+    /// Required proof-of-work bits.
+    pub bits: u8,
+    /// Seconds the challenge stays valid.
+    pub expires_in: u64,
+}
+
+/// A proof-of-work stamp.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Pow {
+    /// Difficulty the stamp was solved for.
+    pub bits: u8,
+    /// The solution.
+    pub nonce: u64,
+}
+
+/// `POST /v1/registration`: a client key with its proof of work on a challenge.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RegistrationRequest {
+    /// The client's public key (PeerId or hex).
+    pub client: String,
+    /// The challenge, as received (hex).
+    pub challenge: String,
+    /// The proof of work.
+    pub pow: Pow,
+}
+
+/// The answer to a registration: the client's Level-2 chain.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Registration {
+    /// The certified key (PeerId).
+    pub client: String,
+    /// The issuing peer (PeerId).
+    pub issuer: String,
+    /// Level of the leaf certificate (always 2).
+    pub level: u8,
+    /// End of validity (Unix seconds).
+    pub not_after: u64,
+    /// The whole chain, leaf first, as PEM.
+    pub certificate: String,
+}
+
+/// `POST /v1/objects`: where the object was stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Stored {
+    /// The object's CID.
+    pub cid: String,
+    /// Its size in bytes.
+    pub size: usize,
+    /// Whether it was new to this peer.
+    pub created: bool,
+}
+
+/// Where a transaction stands.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TxState {
+    /// The transaction id (hex).
+    pub id: String,
+    /// `pending`, `committed`, `merged` (committed, and some of its updates were reconciled
+    /// with a concurrent update by a chainMerge), `rejected` or `unknown`.
+    pub state: String,
+    /// Height of the block that committed it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub height: Option<u64>,
+    /// CID of that block.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub block: Option<String>,
+    /// Why it was rejected.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+impl TxState {
+    /// Whether the transaction is in a block (committed or merged).
+    pub fn is_committed(&self) -> bool {
+        self.state == "committed" || self.state == "merged"
+    }
+}
+
+/// `GET /v1/journal/head`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Head {
+    /// The tip block's CID.
+    pub cid: String,
+    /// Its height.
+    pub height: u64,
+    /// The genesis block's CID.
+    pub genesis: String,
+    /// Transactions waiting for a block on this peer.
+    pub pending: usize,
+}
+
+/// A journal entry in JSON.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Entry {
+    /// `insert`, `update` or `chainMerge`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// The canonical.
+    #[serde(rename = "ref")]
+    pub reference: String,
+    /// New head (update, chainMerge).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chain: Option<String>,
+    /// Previous head (update, chainMerge).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chain_previous: Option<String>,
+    /// Merged orphan head (chainMerge).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chain_merge: Option<String>,
+    /// Timestamp (Unix seconds).
+    pub timestamp: u64,
+}
+
+impl From<&JournalEntry> for Entry {
+    fn from(entry: &JournalEntry) -> Self {
+        let s = |c: Cid| Some(c.to_string());
+        let (chain, chain_previous, chain_merge, timestamp) = match *entry {
+            JournalEntry::Insert { timestamp, .. } => (None, None, None, timestamp),
+            JournalEntry::Update {
+                chain,
+                chain_previous,
+                timestamp,
+                ..
+            } => (s(chain), s(chain_previous), None, timestamp),
+            JournalEntry::ChainMerge {
+                chain,
+                chain_previous,
+                chain_merge,
+                timestamp,
+                ..
+            } => (s(chain), s(chain_previous), s(chain_merge), timestamp),
+        };
+        Self {
+            kind: entry.type_name().into(),
+            reference: entry.reference().to_string(),
+            chain,
+            chain_previous,
+            chain_merge,
+            timestamp,
+        }
+    }
+}
+
+/// A block of the journal, summarised: what the view-update stream sends.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BlockSummary {
+    /// The block's CID.
+    pub cid: String,
+    /// Its height.
+    pub height: u64,
+    /// The parent block's CID (Nil for genesis).
+    pub parent: String,
+    /// When it was committed (Unix seconds).
+    pub timestamp: u64,
+    /// The committer (PeerId; absent for genesis).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub committer: Option<String>,
+    /// Ids of the committed transactions (hex), in order.
+    pub transactions: Vec<String>,
+    /// The journal entries the block produced, in order.
+    pub entries: Vec<Entry>,
+}
+
+impl BlockSummary {
+    /// The summary of `block` named `cid`.
+    pub fn of(cid: &Cid, block: &Block) -> Self {
+        Self {
+            cid: cid.to_string(),
+            height: block.height,
+            parent: block.chain.to_string(),
+            timestamp: block.timestamp,
+            committer: block.committer_key().map(|k| k.to_string()),
+            transactions: block
+                .transactions
+                .iter()
+                .map(|t| t.id().to_string())
+                .collect(),
+            entries: block.entries.iter().map(Entry::from).collect(),
+        }
+    }
+}
+
+/// `GET /v1/journal/blocks`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Blocks {
+    /// The blocks, by increasing height.
+    pub blocks: Vec<BlockSummary>,
+}
+
+/// `GET /v1/journal/index/{canonical}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct IndexEntry {
+    /// The canonical.
+    pub canonical: String,
+    /// Its current chain head (the Nil CID when no cell was journaled yet).
+    pub head: String,
+}
+
+/// One object of a chain walk.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Resolved {
+    /// The object's CID.
+    pub cid: String,
+    /// The object in DAG-JSON (links are `{"/": cid}`).
+    pub object: serde_json::Value,
+}
+
+/// `GET /v1/journal/history/{canonical}`: the canonical and its cells, newest first.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct History {
+    /// The canonical.
+    pub canonical: String,
+    /// Its current head.
+    pub head: String,
+    /// The canonical object itself.
+    pub object: serde_json::Value,
+    /// Its cells from the head back towards Nil.
+    pub cells: Vec<Resolved>,
+}
+
+/// `application/problem+json` (RFC 9457).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Problem {
+    /// URI naming the problem kind.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Short summary of the kind.
+    pub title: String,
+    /// HTTP status.
+    pub status: u16,
+    /// What went wrong here, and how to fix it.
+    pub detail: String,
+    /// Machine-readable reason label (the metrics label).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
