@@ -182,6 +182,7 @@ EOF
   echo "ENTRYPOINT [\"/usr/local/bin/$entry\"]" >>"$ctx/Dockerfile"
   rm -f "$ctx/Dockerfile.tmp"
   docker build -q -t "$tag" "$ctx" >/dev/null
+  rm -rf "$ctx"
 }
 
 # busybox_image TAG: busybox-static (Debian) for sh, mkdir, rm, chmod (local-path helper pods).
@@ -199,6 +200,7 @@ busybox_image() {
   echo 'root:x:0:0:root:/root:/bin/sh' >"$ctx/etc/passwd"
   printf 'FROM scratch\nCOPY . /\nENV PATH=/bin\nCMD ["/bin/sh"]\n' >"$ctx/Dockerfile"
   docker build -q -t "$tag" "$ctx" >/dev/null
+  rm -rf "$ctx"
 }
 
 build_images() {
@@ -230,6 +232,7 @@ build_images() {
   printf 'FROM %s\nCOPY kube-proxy /usr/local/bin/kube-proxy\nENTRYPOINT ["/usr/local/bin/kube-proxy"]\n' \
     "$ROOTFS_IMAGE" >"$ctx/Dockerfile"
   docker build -q -t "registry.k8s.io/kube-proxy:$k" "$ctx" >/dev/null
+  rm -rf "$ctx"
   scratch_image "$ETCD_IMAGE" "$b/etcd"
   scratch_image "$COREDNS_IMAGE" "$b/coredns"
   scratch_image "$PAUSE_IMAGE" "$b/pause"
