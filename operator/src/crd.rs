@@ -31,11 +31,18 @@ pub const GROUP: &str = "mediachain.io";
 #[serde(rename_all = "camelCase")]
 pub struct MediachainPeerSpec {
     /// Network name (the genesis block is derived from it). Every MediachainPeer of the same
-    /// network in a namespace shares one seed list, the ConfigMap `<network>-seeds`.
+    /// network in a namespace shares one seed list, the ConfigMap `<network>-seeds`. Immutable:
+    /// a peer's journal belongs to one network.
+    #[schemars(
+        length(min = 1, max = 57),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"),
+        extend("x-kubernetes-validations" = [{"rule": "self == oldSelf", "message": "network is immutable: create another MediachainPeer"}])
+    )]
     pub network: String,
 
-    /// Number of peers (pods). Must be between 1 and 256.
+    /// Number of peers (pods), 1 to 256.
     #[serde(default = "default_replicas")]
+    #[schemars(range(min = 1, max = 256))]
     pub replicas: i32,
 
     /// Container image of the peer (`mediachain-peer run`).
@@ -44,6 +51,7 @@ pub struct MediachainPeerSpec {
 
     /// Image pull policy (`Always`, `IfNotPresent`, `Never`); Kubernetes' default when unset.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("enum" = ["Always", "IfNotPresent", "Never"]))]
     pub image_pull_policy: Option<String>,
 
     /// CPU and memory requests and limits of the peer container.
@@ -93,11 +101,14 @@ pub struct MediachainPeerSpec {
 #[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct StorageSpec {
-    /// Size of each peer's volume (a Kubernetes quantity, e.g. `10Gi`).
+    /// Size of each peer's volume (a Kubernetes quantity, e.g. `10Gi`). Immutable (the
+    /// StatefulSet's volume claim template is).
     #[serde(default = "default_storage_size")]
+    #[schemars(extend("x-kubernetes-validations" = [{"rule": "self == oldSelf", "message": "storage.size is immutable (StatefulSet volume claim templates are)"}]))]
     pub size: String,
-    /// StorageClass of the volumes; the cluster default when unset.
+    /// StorageClass of the volumes; the cluster default when unset. Immutable.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("x-kubernetes-validations" = [{"rule": "self == oldSelf", "message": "storage.storageClassName is immutable (StatefulSet volume claim templates are)"}]))]
     pub storage_class_name: Option<String>,
     /// What happens to the volumes when the resource is deleted or scaled down.
     #[serde(default)]
@@ -215,6 +226,7 @@ impl Default for ConnectivitySpec {
 pub struct ClientServiceSpec {
     /// Service type: `ClusterIP` (default), `NodePort` or `LoadBalancer`.
     #[serde(default = "default_service_type", rename = "type")]
+    #[schemars(extend("enum" = ["ClusterIP", "NodePort", "LoadBalancer"]))]
     pub type_: String,
     /// Extra annotations (e.g. for a cloud load balancer).
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]

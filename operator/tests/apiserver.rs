@@ -489,7 +489,38 @@ async fn bad_specs_are_reported_as_conditions_and_events() {
         )
         .await
         .unwrap();
-    patch_spec(&client, "gamma", json!({"replicas": -3})).await;
+    // Impossible replicas and changes of immutable fields are refused by the CRD schema.
+    for (spec, expected) in [
+        (json!({"replicas": -3}), "spec.replicas"),
+        (json!({"replicas": 100000}), "spec.replicas"),
+        (json!({"network": "othernet"}), "network is immutable"),
+        (
+            json!({"storage": {"size": "20Gi"}}),
+            "storage.size is immutable",
+        ),
+        (
+            json!({"clientService": {"type": "Magic"}}),
+            "spec.clientService.type",
+        ),
+    ] {
+        let err = api
+            .patch(
+                "gamma",
+                &PatchParams::default(),
+                &Patch::Merge(json!({ "spec": spec })),
+            )
+            .await
+            .expect_err("the apiserver refuses the spec");
+        assert!(err.to_string().contains(expected), "{expected}: {err}");
+    }
+
+    // What only the operator can judge: a budget that could break the N-cut guarantee.
+    patch_spec(
+        &client,
+        "gamma",
+        json!({"disruptionBudget": {"maxUnavailable": 9}}),
+    )
+    .await;
     let err = reconcile(&ctx, "gamma").await.unwrap_err();
     assert_eq!(err.category(), "InvalidSpec");
     let status = api.get("gamma").await.unwrap().status.unwrap();
@@ -498,10 +529,15 @@ async fn bad_specs_are_reported_as_conditions_and_events() {
     assert!(status
         .conditions
         .iter()
-        .any(|c| c.message.contains("spec.replicas")));
+        .any(|c| c.message.contains("maxUnavailable")));
 
     // Everything fixed: Degraded clears.
-    patch_spec(&client, "gamma", json!({"replicas": 2})).await;
+    patch_spec(
+        &client,
+        "gamma",
+        json!({"disruptionBudget": {"maxUnavailable": 1}}),
+    )
+    .await;
     let status = reconcile(&ctx, "gamma").await.unwrap().status.unwrap();
     assert_eq!(condition(&status, "Degraded"), ("False", "AsExpected"));
     assert_eq!(status.observed_generation, Some(3));
