@@ -330,10 +330,18 @@ impl Drop for StartGuard {
 
 fn kill(child: &mut Option<Child>) {
     if let Some(mut c) = child.take() {
-        let _ = c.kill();
+        // Closing the supervisor's stdin makes it SIGKILL the process; then reap both.
+        drop(c.stdin.take());
         let _ = c.wait();
     }
 }
+
+/// Runs `"$@"` under a tiny `sh` supervisor that SIGKILLs it as soon as its stdin (a pipe held
+/// only by this process) reaches end-of-file: when the harness is dropped, and also when the test
+/// process dies without unwinding (SIGKILL, timeout), so no etcd or kube-apiserver is left behind.
+/// The supervisor exits with the process's own status, so early exits are still seen.
+const SUPERVISOR: &str =
+    r#"exec 3<&0; "$@" </dev/null & c=$!; (read -r _ <&3; kill -9 "$c" 2>/dev/null) & wait "$c""#;
 
 fn spawn(cmd: &mut Command, log: &Path, name: &'static str) -> Result<Child> {
     let out = File::create(log).map_err(io_err(format!("creating {}", log.display())))?;
@@ -341,7 +349,13 @@ fn spawn(cmd: &mut Command, log: &Path, name: &'static str) -> Result<Child> {
         .try_clone()
         .map_err(io_err(format!("duplicating {}", log.display())))?;
     tracing::debug!(?cmd, "starting {name}");
-    cmd.stdin(Stdio::null())
+    Command::new("sh")
+        .arg("-c")
+        .arg(SUPERVISOR)
+        .arg("sh")
+        .arg(cmd.get_program())
+        .args(cmd.get_args())
+        .stdin(Stdio::piped())
         .stdout(out)
         .stderr(err)
         .spawn()
