@@ -2,6 +2,7 @@
 # Shared helpers for the e2e scripts. Sourced, not executed.
 
 E2E_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# shellcheck disable=SC2034  # used by the scripts that source this file
 REPO_ROOT="$(cd "$E2E_DIR/.." && pwd)"
 # shellcheck source=versions.env
 . "$E2E_DIR/versions.env"

@@ -57,8 +57,7 @@ docker_down() {
   [ -n "$OUR_DOCKERD_PID" ] || return 0
   log "stopping our dockerd pid $OUR_DOCKERD_PID"
   kill "$OUR_DOCKERD_PID" 2>/dev/null || true
-  local i
-  for i in $(seq 1 30); do
+  for _ in $(seq 1 30); do
     kill -0 "$OUR_DOCKERD_PID" 2>/dev/null || break
     sleep 1
   done
