@@ -18,6 +18,9 @@ pub enum CliError {
     /// The datastore failed (exit 5).
     #[error("{0}")]
     Store(String),
+    /// A peer could not be reached or answered unexpectedly (exit 6).
+    #[error("{0}")]
+    Network(String),
 }
 
 impl CliError {
@@ -28,6 +31,7 @@ impl CliError {
             CliError::Input(_) => 3,
             CliError::Passphrase(_) => 4,
             CliError::Store(_) => 5,
+            CliError::Network(_) => 6,
         }
     }
 }

@@ -1,7 +1,9 @@
 //! `mediachain`: the command-line tool of a Mediachain network — keys, the trust tower,
-//! proof of work and the local datastore.
+//! proof of work, the local datastore, the client of a peer's HTTP API and a local devnet.
 
 mod certs;
+mod client;
+mod devnet;
 mod error;
 mod input;
 mod keys;
@@ -21,7 +23,10 @@ Exit codes:
   2  usage error (bad flags or arguments)
   3  bad input: missing, unreadable or corrupt file, invalid key, CID or object
   4  passphrase problem: wrong passphrase, or none given for an encrypted key
-  5  datastore failure";
+  5  datastore failure
+  6  a peer could not be reached or answered unexpectedly
+
+Client commands talk to the peer at --peer (or $MEDIACHAIN_PEER, default http://127.0.0.1:8080).";
 
 /// Mediachain: a permissioned peer-to-peer journal of media metadata.
 ///
@@ -32,6 +37,8 @@ Exit codes:
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    #[command(flatten)]
+    peer: client::PeerArgs,
 }
 
 #[derive(Subcommand)]
@@ -53,6 +60,11 @@ enum Command {
     /// Put, get and list objects in a local content-addressed datastore.
     #[command(subcommand)]
     Store(store::StoreCommand),
+    /// Start a local network: trust tower, N peers, a client that registers, writes an
+    /// artefact with its artefactCreatedBy cell and awaits the confirmation; then serve.
+    Devnet(devnet::DevnetArgs),
+    #[command(flatten)]
+    Client(client::ClientCommand),
 }
 
 fn main() -> ExitCode {
@@ -71,6 +83,8 @@ fn main() -> ExitCode {
         Command::Revoke(args) => certs::revoke(args),
         Command::Pow(cmd) => pow::run(cmd),
         Command::Store(cmd) => store::run(cmd),
+        Command::Devnet(args) => devnet::run(args),
+        Command::Client(cmd) => client::run(cmd, &cli.peer),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,0 +1,330 @@
+//! The `mediachain` client commands and `devnet`, run as real processes against real peers.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
+
+use std::path::{Path, PathBuf};
+
+use assert_cmd::Command;
+use mediachain::api::local::{LocalOptions, LocalPeer};
+use predicates::str::contains;
+
+struct Env {
+    dir: tempfile::TempDir,
+    url: String,
+}
+
+impl Env {
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn cmd(&self, args: &[&str]) -> assert_cmd::assert::Assert {
+        Command::cargo_bin("mediachain")
+            .unwrap()
+            .current_dir(self.dir.path())
+            .env("MEDIACHAIN_PEER", &self.url)
+            .args(args)
+            .assert()
+    }
+
+    fn stdout(&self, args: &[&str]) -> String {
+        let out = self.cmd(args).success().get_output().stdout.clone();
+        String::from_utf8(out).unwrap().trim().to_string()
+    }
+
+    fn write(&self, name: &str, text: &str) {
+        std::fs::write(self.path(name), text).unwrap();
+    }
+}
+
+/// A peer in a runtime of its own (the test thread runs the CLI synchronously).
+fn start() -> (tokio::runtime::Runtime, LocalPeer, Env) {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let peer = runtime
+        .block_on(LocalPeer::start(
+            &dir.path().join("peer-data"),
+            LocalOptions::default(),
+        ))
+        .unwrap();
+    let env = Env {
+        url: peer.url.clone(),
+        dir,
+    };
+    (runtime, peer, env)
+}
+
+#[test]
+fn every_client_command_works_against_a_peer() {
+    let (_runtime, _peer, env) = start();
+    let id = env.stdout(&["keygen", "--out", "client.key"]);
+    assert!(id.starts_with("12D3KooW"), "{id}");
+    let registered = env.stdout(&["register", "--key", "client.key", "--out", "client.chain"]);
+    assert_eq!(registered, id);
+    assert!(std::fs::read_to_string(env.path("client.chain"))
+        .unwrap()
+        .contains("MEDIACHAIN CERTIFICATE"));
+
+    env.write(
+        "entity.json",
+        r#"{"type":"entity","meta":{"name":"Hokusai"}}"#,
+    );
+    env.write(
+        "artefact.json",
+        r#"{"type":"artefact","meta":{"name":"The Great Wave"}}"#,
+    );
+    let entity = env.stdout(&["put", "--json", "entity.json"]);
+    let artefact = env.stdout(&["put", "--json", "artefact.json"]);
+    env.write(
+        "cell.json",
+        &format!(
+            r#"{{"type":"artefactCreatedBy","ref":{{"/":"{artefact}"}},"chain":{{"/":"{}"}},"entity":{{"/":"{entity}"}}}}"#,
+            mediachain::model::nil_cid()
+        ),
+    );
+    let cell = env.stdout(&["put", "--json", "cell.json"]);
+
+    // A blob with progress.
+    std::fs::write(env.path("wave.bin"), vec![42u8; 40_000]).unwrap();
+    let output = env
+        .cmd(&["put", "--file", "wave.bin", "--progress"])
+        .success()
+        .get_output()
+        .clone();
+    let blob = String::from_utf8(output.stdout).unwrap().trim().to_string();
+    assert!(String::from_utf8(output.stderr)
+        .unwrap()
+        .contains("uploading: 40000/40000 bytes (100%)"));
+    env.cmd(&["get", &blob, "--out", "wave.copy"]).success();
+    assert_eq!(
+        std::fs::read(env.path("wave.copy")).unwrap(),
+        vec![42u8; 40_000]
+    );
+
+    let submitted = env.stdout(&[
+        "submit", "--insert", &entity, "--insert", &artefact, "--update", &cell, "--wait",
+    ]);
+    let tx = submitted.lines().next().unwrap().to_string();
+    assert_eq!(tx.len(), 64, "{submitted}");
+    assert!(submitted.contains(r#""state": "committed""#), "{submitted}");
+
+    let status = env.stdout(&["status", &tx]);
+    assert!(status.contains(r#""state": "committed""#), "{status}");
+    let object = env.stdout(&["get", &artefact, "--json"]);
+    assert!(object.contains("The Great Wave"), "{object}");
+    let history = env.stdout(&["history", &artefact]);
+    assert!(history.contains("artefactCreatedBy"), "{history}");
+    assert!(history.contains(&cell), "{history}");
+    let head = env.stdout(&["head"]);
+    assert!(head.contains(r#""height": 1"#), "{head}");
+
+    let watched = env.stdout(&["watch", "--from", "0", "--count", "2"]);
+    let lines: Vec<&str> = watched.lines().collect();
+    assert_eq!(lines.len(), 2, "{watched}");
+    assert!(lines[1].contains(&tx), "{watched}");
+    let filtered = env.stdout(&["watch", "--from", "0", "--tx", &tx, "--count", "1"]);
+    assert!(filtered.contains(r#""height":1"#), "{filtered}");
+}
+
+#[test]
+fn bad_input_is_refused_with_the_documented_exit_codes() {
+    let (_runtime, _peer, env) = start();
+    // Missing files and malformed input: 3.
+    env.cmd(&["register", "--key", "missing.key"]).code(3);
+    env.write("bad.json", r#"{"type":"spaceship"}"#);
+    env.cmd(&["put", "--json", "bad.json"])
+        .code(3)
+        .stderr(contains("spaceship"));
+    env.write("broken.json", "{");
+    env.cmd(&["put", "--json", "broken.json"]).code(3);
+    env.cmd(&["get", "not-a-cid"]).code(3);
+    env.cmd(&["status", "abc"]).code(3);
+    env.cmd(&["watch", "--canonical", "nope"]).code(3);
+    // Unknown on the peer: 3 (404).
+    let ghost = mediachain::model::nil_cid().to_string();
+    env.cmd(&["history", &ghost])
+        .code(3)
+        .stderr(contains("not in the journal"));
+
+    // Refused by the peer: 1.
+    env.stdout(&["keygen", "--out", "client.key"]);
+    env.stdout(&["register"]);
+    env.cmd(&["submit"])
+        .code(3)
+        .stderr(contains("nothing to submit"));
+    env.write(
+        "artefact.json",
+        r#"{"type":"artefact","meta":{"name":"Unsent"}}"#,
+    );
+    let unsent = mediachain::model::Object::Artefact(mediachain::model::Artefact::named("Unsent"))
+        .cid()
+        .unwrap()
+        .to_string();
+    env.cmd(&["submit", "--insert", &unsent])
+        .code(1)
+        .stderr(contains("not in the datastore"));
+    // A Level-1 chain is not a client certificate.
+    let (_, peer_chain) = &_peer.peer;
+    env.write("peer.chain", &peer_chain.to_pem());
+    let artefact = env.stdout(&["put", "--json", "artefact.json"]);
+    env.cmd(&["submit", "--chain", "peer.chain", "--insert", &artefact])
+        .code(1)
+        .stderr(contains("certificate"));
+    // Usage errors: 2.
+    env.cmd(&["put"]).code(2);
+    env.cmd(&["put", "--file", "a", "--json", "b"]).code(2);
+
+    // No peer there: 6.
+    Command::cargo_bin("mediachain")
+        .unwrap()
+        .current_dir(env.dir.path())
+        .args(["--peer", "http://127.0.0.1:9", "head"])
+        .assert()
+        .code(6)
+        .stderr(contains("cannot reach the peer"));
+}
+
+#[test]
+fn help_explains_every_client_command() {
+    for (command, words) in [
+        ("keygen", "client key"),
+        ("register", "proof-of-work"),
+        ("put", "progress"),
+        ("submit", "--wait"),
+        ("status", "pending"),
+        ("watch", "view-update"),
+        ("get", "DAG-JSON"),
+        ("history", "chain of cells"),
+        ("head", "head"),
+        ("devnet", "--peers"),
+    ] {
+        Command::cargo_bin("mediachain")
+            .unwrap()
+            .args([command, "--help"])
+            .assert()
+            .success()
+            .stdout(contains(words));
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The daemon binary, if it is built and has `run` (the daemon lands separately).
+fn peer_binary() -> Option<PathBuf> {
+    let path = assert_cmd::cargo::cargo_bin("mediachain-peer");
+    let runs = std::process::Command::new(&path)
+        .args(["run", "--help"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    runs.then_some(path)
+}
+
+/// Two consecutive free ports (checked by binding both).
+fn free_ports(n: u16) -> u16 {
+    loop {
+        let base = free_port();
+        if base > 65000 {
+            continue;
+        }
+        let ok = (0..n).all(|i| std::net::TcpListener::bind(("127.0.0.1", base + i)).is_ok());
+        if ok {
+            return base;
+        }
+    }
+}
+
+#[test]
+fn devnet_runs_the_main_job_against_real_peer_processes() {
+    let Some(binary) = peer_binary() else {
+        eprintln!("skipped: this mediachain-peer has no `run` subcommand yet");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let net = dir.path().join("net");
+    let api = free_ports(2);
+    let p2p = free_ports(2);
+    let output = Command::cargo_bin("mediachain")
+        .unwrap()
+        .current_dir(dir.path())
+        .args([
+            "devnet",
+            "--dir",
+            net.to_str().unwrap(),
+            "--peers",
+            "2",
+            "--api-port",
+            &api.to_string(),
+            "--p2p-port",
+            &p2p.to_string(),
+            "--registration-pow-bits",
+            "8",
+            "--transaction-pow-bits",
+            "4",
+            "--block-interval",
+            "200ms",
+            "--exit-after-demo",
+        ])
+        .env("MEDIACHAIN_PEER_BIN", &binary)
+        .timeout(std::time::Duration::from_secs(300))
+        .assert()
+        .get_output()
+        .clone();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stdout}\n{stderr}");
+    assert!(stdout.contains("2 peers ready"), "{stdout}");
+    assert!(stdout.contains("client: registered 12D3KooW"), "{stdout}");
+    assert!(stdout.contains("artefactCreatedBy cell"), "{stdout}");
+    assert!(stdout.contains("confirmed: transaction"), "{stdout}");
+    assert!(
+        stdout.contains(&format!("api http://127.0.0.1:{api}")),
+        "{stdout}"
+    );
+    for file in [
+        "root.pub",
+        "root.key",
+        "principal.chain",
+        "seeds.txt",
+        "client.chain",
+    ] {
+        assert!(Path::new(&net).join(file).is_file(), "{file} missing");
+    }
+    // The same directory again: the identities and the journal are kept.
+    let pub_before = std::fs::read_to_string(net.join("root.pub")).unwrap();
+    Command::cargo_bin("mediachain")
+        .unwrap()
+        .current_dir(dir.path())
+        .args([
+            "devnet",
+            "--dir",
+            net.to_str().unwrap(),
+            "--peers",
+            "2",
+            "--api-port",
+            &api.to_string(),
+            "--p2p-port",
+            &p2p.to_string(),
+            "--registration-pow-bits",
+            "8",
+            "--transaction-pow-bits",
+            "4",
+            "--block-interval",
+            "200ms",
+            "--exit-after-demo",
+        ])
+        .env("MEDIACHAIN_PEER_BIN", &binary)
+        .timeout(std::time::Duration::from_secs(300))
+        .assert()
+        .success()
+        .stdout(contains("at height 2"));
+    assert_eq!(
+        std::fs::read_to_string(net.join("root.pub")).unwrap(),
+        pub_before
+    );
+}
