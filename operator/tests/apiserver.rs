@@ -217,6 +217,22 @@ async fn event_reasons(client: &Client, name: &str) -> Vec<String> {
         .collect()
 }
 
+async fn sts_replicas(client: &Client, name: &str) -> i32 {
+    let sts = Api::<StatefulSet>::namespaced(client.clone(), NS)
+        .get(name)
+        .await
+        .unwrap();
+    sts.spec.unwrap().replicas.unwrap()
+}
+
+async fn sts_template(client: &Client, name: &str) -> serde_json::Value {
+    let sts = Api::<StatefulSet>::namespaced(client.clone(), NS)
+        .get(name)
+        .await
+        .unwrap();
+    serde_json::to_value(sts.spec.unwrap().template).unwrap()
+}
+
 /// What the StatefulSet controller would report once every pod is up to date and ready.
 async fn simulate_ready(client: &Client, name: &str) {
     let api: Api<StatefulSet> = Api::namespaced(client.clone(), NS);
@@ -357,9 +373,30 @@ async fn create_reconcile_scale_and_update_a_network() {
         .unwrap();
     assert_eq!(sts.spec.unwrap().replicas, Some(5));
 
-    // Scale down (whenScaled: Retain): identities of removed peers stay for a later scale-up.
+    // Scale down (whenScaled: Retain): one peer at a time, each step once the StatefulSet
+    // controller (simulated here) has removed the previous one; identities of removed peers
+    // stay for a later scale-up.
+    simulate_ready(&client, "alpha").await;
+    let template = sts_template(&client, "alpha").await;
     patch_spec(&client, "alpha", json!({"replicas": 2})).await;
-    reconcile(&ctx, "alpha").await.unwrap();
+    let mut steps = Vec::new();
+    for _ in 0..10 {
+        reconcile(&ctx, "alpha").await.unwrap();
+        let replicas = sts_replicas(&client, "alpha").await;
+        if steps.last() != Some(&replicas) {
+            steps.push(replicas);
+        }
+        if replicas == 2 {
+            break;
+        }
+        simulate_ready(&client, "alpha").await;
+    }
+    assert_eq!(steps, vec![4, 3, 2]);
+    assert_eq!(
+        sts_template(&client, "alpha").await,
+        template,
+        "scale-down does not roll the remaining peers"
+    );
     assert_eq!(identity_keys(&client, "alpha").await, after);
     let seeds = Api::<ConfigMap>::namespaced(client.clone(), NS)
         .get("testnet-seeds")

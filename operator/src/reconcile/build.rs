@@ -99,8 +99,9 @@ pub fn build(
         .controller_owner_ref(&())
         .ok_or_else(|| Error::InvalidSpec("the resource has no name or uid yet".into()))?;
 
+    let replicas = stepped_replicas(mp, found);
     let mut identities = Vec::new();
-    for ordinal in 0..mp.spec.replicas {
+    for ordinal in 0..replicas {
         let name = naming::identity_secret(mp, ordinal);
         let plan = identity::plan(
             valid,
@@ -114,10 +115,16 @@ pub fn build(
         identities.push((plan, secret));
     }
 
-    let statefulset = statefulset(valid, &owner, &identities, settings)?;
+    let obsolete = if replicas == mp.spec.replicas {
+        obsolete_identities(mp, found)
+    } else {
+        Vec::new()
+    };
+    let mounted = mounted_identities(mp, found, &identities, &obsolete);
+    let statefulset = statefulset(valid, &owner, replicas, &mounted, settings)?;
     Ok(Desired {
-        obsolete_identities: obsolete_identities(mp, found),
-        seeds: seeds(valid, found, settings),
+        obsolete_identities: obsolete,
+        seeds: seeds(valid, found, replicas, settings),
         headless_service: headless_service(valid, &owner),
         client_service: client_service(valid, &owner),
         statefulset,
@@ -125,6 +132,94 @@ pub fn build(
         ingress: ingress(valid, &owner),
         identities,
     })
+}
+
+/// The StatefulSet's replicas for this pass. Scaling up is immediate (peers start in
+/// parallel). Scaling down removes at most `disruptionBudget.maxUnavailable` peers (at least
+/// one) per step, and takes the next step only once the StatefulSet has removed the previous
+/// batch, so that the overlay is never cut by a mass removal.
+pub fn stepped_replicas(mp: &MediachainPeer, found: &Found) -> i32 {
+    let wanted = mp.spec.replicas;
+    let Some(sts) = &found.statefulset else {
+        return wanted;
+    };
+    let current = sts.spec.as_ref().and_then(|s| s.replicas).unwrap_or(wanted);
+    if wanted >= current {
+        return wanted;
+    }
+    let Some(status) = sts
+        .status
+        .as_ref()
+        .filter(|s| s.observed_generation.is_some())
+    else {
+        // Never observed by its controller: no pods were made from it yet.
+        return wanted;
+    };
+    let observed = status.observed_generation >= sts.metadata.generation;
+    if !observed || status.replicas > current {
+        return current;
+    }
+    let step = mp.spec.disruption_budget.max_unavailable.max(1);
+    wanted.max(current.saturating_sub(step))
+}
+
+/// A peer identity mounted in the pod template.
+#[derive(Debug, Clone)]
+struct Mounted {
+    ordinal: i32,
+    secret: String,
+    chain_pem: String,
+}
+
+/// The identities the pod template mounts: the current peers' and the retained ones of
+/// removed peers (optional sources: harmless for pods that do not exist). Keeping retained
+/// identities in the template means that scaling down, then up again within the range already
+/// issued, leaves the template unchanged: no rolling restart of the running peers.
+fn mounted_identities(
+    mp: &MediachainPeer,
+    found: &Found,
+    identities: &[(Identity, Secret)],
+    obsolete: &[String],
+) -> Vec<Mounted> {
+    let mut mounted: Vec<Mounted> = identities
+        .iter()
+        .map(|(id, _)| Mounted {
+            ordinal: id.ordinal,
+            secret: id.secret.clone(),
+            chain_pem: id.chain_pem.clone(),
+        })
+        .collect();
+    let issued = i32::try_from(identities.len()).unwrap_or(i32::MAX);
+    for secret in found.identities.values() {
+        let Some(ordinal) = secret
+            .labels()
+            .get(naming::ORDINAL_LABEL)
+            .and_then(|o| o.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        let name = secret.name_any();
+        if ordinal < issued
+            || ordinal >= MAX_REPLICAS
+            || obsolete.contains(&name)
+            || name != naming::identity_secret(mp, ordinal)
+        {
+            continue;
+        }
+        let chain_pem = secret
+            .data
+            .as_ref()
+            .and_then(|d| d.get(identity::PEER_CHAIN))
+            .map(|b| String::from_utf8_lossy(&b.0).into_owned())
+            .unwrap_or_default();
+        mounted.push(Mounted {
+            ordinal,
+            secret: name,
+            chain_pem,
+        });
+    }
+    mounted.sort_by_key(|m| m.ordinal);
+    mounted
 }
 
 fn meta(valid: &Valid, name: String, owner: &OwnerReference) -> ObjectMeta {
@@ -188,7 +283,7 @@ fn obsolete_identities(mp: &MediachainPeer, found: &Found) -> Vec<String> {
 /// The seed list of the whole network: the stable DNS name of every peer of every
 /// MediachainPeer of the network in the namespace, in name then ordinal order. Every member's
 /// reconcile builds the same ConfigMap, owned (non-controller) by all members.
-fn seeds(valid: &Valid, found: &Found, settings: &Settings) -> ConfigMap {
+fn seeds(valid: &Valid, found: &Found, replicas: i32, settings: &Settings) -> ConfigMap {
     let mp = &valid.resource;
     let mut members: Vec<&MediachainPeer> = found
         .network_members
@@ -206,7 +301,13 @@ fn seeds(valid: &Valid, found: &Found, settings: &Settings) -> ConfigMap {
         mp.spec.network
     );
     for member in &members {
-        for ordinal in 0..member.spec.replicas.clamp(0, MAX_REPLICAS) {
+        // This resource's peers as the StatefulSet runs them now (a scale-down goes in steps).
+        let count = if member.uid() == mp.uid() {
+            replicas
+        } else {
+            member.spec.replicas
+        };
+        for ordinal in 0..count.clamp(0, MAX_REPLICAS) {
             let dns = naming::pod_dns(member, ordinal, &valid.namespace, &settings.cluster_domain);
             text.push_str(&format!("/dns4/{dns}/tcp/{P2P_PORT}\n"));
         }
@@ -487,11 +588,11 @@ fn peer_container(valid: &Valid, settings: &Settings) -> Container {
     }
 }
 
-fn volumes(valid: &Valid, identities: &[(Identity, Secret)]) -> Vec<Volume> {
+fn volumes(valid: &Valid, mounted: &[Mounted]) -> Vec<Volume> {
     let mp = &valid.resource;
-    let sources = identities
+    let sources = mounted
         .iter()
-        .map(|(id, _)| {
+        .map(|id| {
             let dir = naming::pod(mp, id.ordinal);
             VolumeProjection {
                 secret: Some(SecretProjection {
@@ -562,9 +663,9 @@ fn volumes(valid: &Valid, identities: &[(Identity, Secret)]) -> Vec<Volume> {
 
 /// Digest of every peer's chain: changes when a certificate is issued or renewed, which rolls
 /// the pods (subPath mounts do not see Secret updates).
-fn identity_digest(identities: &[(Identity, Secret)]) -> String {
+fn identity_digest(mounted: &[Mounted]) -> String {
     let mut hash = Sha256::new();
-    for (id, _) in identities {
+    for id in mounted {
         hash.update(id.secret.as_bytes());
         hash.update(id.chain_pem.as_bytes());
     }
@@ -573,7 +674,7 @@ fn identity_digest(identities: &[(Identity, Secret)]) -> String {
 
 fn pod_template(
     valid: &Valid,
-    identities: &[(Identity, Secret)],
+    mounted: &[Mounted],
     settings: &Settings,
 ) -> Result<PodTemplateSpec> {
     let mp = &valid.resource;
@@ -585,7 +686,7 @@ fn pod_template(
             labels: Some(labels),
             annotations: Some(BTreeMap::from([(
                 naming::IDENTITY_DIGEST_ANNOTATION.into(),
-                identity_digest(identities),
+                identity_digest(mounted),
             )])),
             ..ObjectMeta::default()
         }),
@@ -624,7 +725,7 @@ fn pod_template(
                 ..Affinity::default()
             }),
             containers: vec![peer_container(valid, settings)],
-            volumes: Some(volumes(valid, identities)),
+            volumes: Some(volumes(valid, mounted)),
             ..PodSpec::default()
         }),
     };
@@ -643,7 +744,8 @@ fn pod_template(
 fn statefulset(
     valid: &Valid,
     owner: &OwnerReference,
-    identities: &[(Identity, Secret)],
+    replicas: i32,
+    mounted: &[Mounted],
     settings: &Settings,
 ) -> Result<StatefulSet> {
     let mp = &valid.resource;
@@ -671,7 +773,7 @@ fn statefulset(
     Ok(StatefulSet {
         metadata: meta(valid, naming::workload(mp), owner),
         spec: Some(StatefulSetSpec {
-            replicas: Some(mp.spec.replicas),
+            replicas: Some(replicas),
             service_name: Some(naming::headless_service(mp)),
             selector: LabelSelector {
                 match_labels: Some(naming::selector_labels(mp)),
@@ -691,7 +793,7 @@ fn statefulset(
                 },
             ),
             revision_history_limit: Some(5),
-            template: pod_template(valid, identities, settings)?,
+            template: pod_template(valid, mounted, settings)?,
             volume_claim_templates: Some(vec![claim]),
             ..StatefulSetSpec::default()
         }),

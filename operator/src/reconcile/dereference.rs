@@ -2,6 +2,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{Pod, Secret};
 use kube::api::ListParams;
 use kube::{Api, Client, ResourceExt};
@@ -21,6 +22,8 @@ pub struct Found {
     pub network_members: Vec<MediachainPeer>,
     /// Names of this resource's pods that exist (in any phase).
     pub pods: BTreeSet<String>,
+    /// The resource's StatefulSet as it is now (a scale-down proceeds in steps from it).
+    pub statefulset: Option<StatefulSet>,
 }
 
 /// Reads the principal Secret, the identity Secrets, the network's members and the pods.
@@ -69,7 +72,15 @@ pub async fn dereference(client: &Client, mp: &MediachainPeer) -> Result<Found> 
         .map(|p| p.name_any())
         .collect();
 
+    let statefulsets: Api<StatefulSet> = Api::namespaced(client.clone(), &ns);
+    let sts_name = naming::workload(mp);
+    let statefulset = statefulsets
+        .get_opt(&sts_name)
+        .await
+        .map_err(Error::kube(format!("reading StatefulSet {ns}/{sts_name}")))?;
+
     Ok(Found {
+        statefulset,
         principal,
         identities,
         network_members,

@@ -452,6 +452,107 @@ fn the_seed_list_covers_every_member_of_the_network_in_a_stable_order() {
     assert_eq!(from_alpha.seeds.owner_references().len(), 2);
 }
 
+fn running(replicas: i32, generation: i64, status: Option<(i32, i64)>) -> StatefulSet {
+    StatefulSet {
+        metadata: k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
+            generation: Some(generation),
+            ..Default::default()
+        },
+        spec: Some(k8s_openapi::api::apps::v1::StatefulSetSpec {
+            replicas: Some(replicas),
+            ..Default::default()
+        }),
+        status: status.map(|(running, observed)| StatefulSetStatus {
+            replicas: running,
+            observed_generation: Some(observed),
+            ..Default::default()
+        }),
+    }
+}
+
+#[test]
+fn scale_down_goes_in_steps_of_max_unavailable_once_each_batch_is_gone() {
+    use super::build::stepped_replicas;
+    let mut mp = fixture("basic");
+    mp.spec.replicas = 2;
+    let mut found = Found::default();
+    assert_eq!(stepped_replicas(&mp, &found), 2, "no StatefulSet yet");
+    found.statefulset = Some(running(5, 3, Some((5, 3))));
+    assert_eq!(
+        stepped_replicas(&mp, &found),
+        4,
+        "one peer at a time by default"
+    );
+    found.statefulset = Some(running(4, 4, Some((5, 3))));
+    assert_eq!(
+        stepped_replicas(&mp, &found),
+        4,
+        "previous step not observed yet"
+    );
+    found.statefulset = Some(running(4, 4, Some((5, 4))));
+    assert_eq!(
+        stepped_replicas(&mp, &found),
+        4,
+        "previous batch still running"
+    );
+    found.statefulset = Some(running(4, 4, Some((4, 4))));
+    assert_eq!(stepped_replicas(&mp, &found), 3);
+    mp.spec.disruption_budget.max_unavailable = 3;
+    assert_eq!(
+        stepped_replicas(&mp, &found),
+        2,
+        "never below the wanted count"
+    );
+    mp.spec.replicas = 9;
+    assert_eq!(stepped_replicas(&mp, &found), 9, "scale up at once");
+    found.statefulset = Some(running(5, 1, None));
+    mp.spec.replicas = 1;
+    assert_eq!(
+        stepped_replicas(&mp, &found),
+        1,
+        "never observed: no pods to protect"
+    );
+}
+
+#[test]
+fn scaling_down_then_up_within_issued_identities_keeps_the_pod_template() {
+    let trust = trust();
+    let mut mp = fixture("basic"); // whenScaled: Retain
+    mp.spec.replicas = 5;
+    let found = found_with(&trust, &mp);
+    let (_, five) = valid_and_built(&mp, &found, NOW);
+    let found = as_found(&found, &five);
+    let template = |d: &Desired| d.statefulset.spec.as_ref().unwrap().template.clone();
+
+    mp.spec.replicas = 3;
+    let (_, three) = valid_and_built(&mp, &found, NOW);
+    assert_eq!(three.statefulset.spec.as_ref().unwrap().replicas, Some(3));
+    assert_eq!(
+        template(&three),
+        template(&five),
+        "no rolling restart on scale-down"
+    );
+    mp.spec.replicas = 4;
+    let (_, four) = valid_and_built(&mp, &found, NOW);
+    assert!(
+        four.identity_changes().is_empty(),
+        "peer 3 gets its old identity back"
+    );
+    assert_eq!(
+        template(&four),
+        template(&five),
+        "no rolling restart on scale-up"
+    );
+
+    // With whenScaled: Delete the removed identities go once their pods are gone, and the
+    // template drops them.
+    mp.spec.storage.retention.when_scaled = crate::crd::RetentionPolicy::Delete;
+    mp.spec.replicas = 3;
+    let (_, deleted) = valid_and_built(&mp, &found, NOW);
+    assert_eq!(deleted.obsolete_identities.len(), 2);
+    assert_ne!(template(&deleted), template(&five));
+}
+
 fn applied(sts_status: StatefulSetStatus, generation: i64) -> Applied {
     Applied {
         statefulset: StatefulSet {
