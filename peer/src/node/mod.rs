@@ -5,8 +5,10 @@
 //! overlay feeds it what peers send and broadcasts what it emits ([`NodeEvent`]); the HTTP API
 //! calls it for clients.
 
+pub mod config;
 pub mod mempool;
 pub mod metrics;
+pub mod overlay;
 pub mod registration;
 
 use std::collections::{HashMap, HashSet};

@@ -1,0 +1,345 @@
+//! `mediachain-peer run` configuration: flags, environment variables and an optional YAML file
+//! (flags and environment win over the file, the file over the defaults). Validation loads every
+//! file it names and fails fast with one message that says which setting is wrong.
+//! The contract with deployments is `docs/peer-contract.md`.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use libp2p::Multiaddr;
+use serde::Deserialize;
+
+use crate::store::DEFAULT_MAX_OBJECT_SIZE;
+use crate::time;
+use crate::trust::{keyfile, Chain, Level, PublicKey, RevocationList, RevocationSet, SecretKey};
+
+/// Settings as given (every one optional until merged).
+#[derive(Debug, Clone, Default, clap::Args, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct RunArgs {
+    /// YAML file with any of these settings (keys in kebab-case).
+    #[arg(long, env = "MEDIACHAIN_CONFIG")]
+    #[serde(skip)]
+    pub config: Option<PathBuf>,
+    /// Network name; the genesis block is derived from it [default: devnet].
+    #[arg(long, env = "MEDIACHAIN_NETWORK")]
+    pub network: Option<String>,
+    /// The peer's ed25519 key (PKCS#8 PEM) [default: /etc/mediachain/identity/peer.key].
+    #[arg(long, env = "MEDIACHAIN_KEY")]
+    pub key: Option<PathBuf>,
+    /// The peer's Level-1 certificate chain (PEM, leaf first) [default: /etc/mediachain/identity/peer.chain].
+    #[arg(long, env = "MEDIACHAIN_CHAIN")]
+    pub chain: Option<PathBuf>,
+    /// Pinned root public key: PeerId, hex, or a file holding one [default: /etc/mediachain/trust/root.pub].
+    #[arg(long, env = "MEDIACHAIN_ROOT_KEY")]
+    pub root_key: Option<String>,
+    /// Signed revocation lists (repeatable; comma-separated in the environment).
+    #[arg(long, env = "MEDIACHAIN_REVOCATIONS", value_delimiter = ',')]
+    #[serde(default)]
+    pub revocations: Vec<PathBuf>,
+    /// File with one seed multiaddr per line (`#` comments) [default: /etc/mediachain/seeds/seeds.txt if it exists].
+    #[arg(long, env = "MEDIACHAIN_SEEDS_FILE")]
+    pub seeds_file: Option<PathBuf>,
+    /// Extra seed multiaddrs (repeatable; comma-separated in the environment).
+    #[arg(long = "seed", env = "MEDIACHAIN_SEEDS", value_delimiter = ',')]
+    #[serde(default)]
+    pub seeds: Vec<String>,
+    /// Overlay listen multiaddr [default: /ip4/0.0.0.0/tcp/4001].
+    #[arg(long, env = "MEDIACHAIN_LISTEN")]
+    pub listen: Option<String>,
+    /// Address other peers should dial (e.g. /dns4/<pod>.<svc>/tcp/4001).
+    #[arg(long, env = "MEDIACHAIN_EXTERNAL_ADDRESS")]
+    pub external_address: Option<String>,
+    /// HTTP API listen address [default: 0.0.0.0:8080].
+    #[arg(long, env = "MEDIACHAIN_API_LISTEN")]
+    pub api_listen: Option<String>,
+    /// Datastore and journal directory [default: /var/lib/mediachain].
+    #[arg(long, env = "MEDIACHAIN_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Wait that collects transactions into a block, e.g. `1s`, `250ms` [default: 1s].
+    #[arg(long, env = "MEDIACHAIN_BLOCK_INTERVAL")]
+    pub block_interval: Option<String>,
+    /// After this, out-of-turn committers may commit [default: 5s].
+    #[arg(long, env = "MEDIACHAIN_COMMIT_TIMEOUT")]
+    pub commit_timeout: Option<String>,
+    /// N of the N-cut connectivity guarantee [default: 3].
+    #[arg(long, env = "MEDIACHAIN_TARGET_CONNECTIVITY")]
+    pub target_connectivity: Option<usize>,
+    /// Client registration proof-of-work difficulty in bits [default: 20].
+    #[arg(long, env = "MEDIACHAIN_REGISTRATION_POW_BITS")]
+    pub registration_pow_bits: Option<u8>,
+    /// Per-transaction proof-of-work difficulty in bits [default: 12].
+    #[arg(long, env = "MEDIACHAIN_TRANSACTION_POW_BITS")]
+    pub transaction_pow_bits: Option<u8>,
+    /// Largest object accepted, in bytes [default: 1048576].
+    #[arg(long, env = "MEDIACHAIN_MAX_OBJECT_SIZE")]
+    pub max_object_size: Option<usize>,
+}
+
+/// A configuration problem (exit code 2).
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration: {setting}: {detail}")]
+pub struct ConfigError {
+    /// The setting at fault.
+    pub setting: &'static str,
+    /// What is wrong.
+    pub detail: String,
+}
+
+fn bad(setting: &'static str, detail: impl std::fmt::Display) -> ConfigError {
+    ConfigError {
+        setting,
+        detail: detail.to_string(),
+    }
+}
+
+/// The validated configuration of a peer.
+#[derive(Debug)]
+pub struct Config {
+    /// Network name.
+    pub network: String,
+    /// The peer's key.
+    pub key: SecretKey,
+    /// Its Level-1 chain.
+    pub chain: Chain,
+    /// The pinned root.
+    pub root: PublicKey,
+    /// Known revocations (and the lists, to gossip them).
+    pub revocations: RevocationSet,
+    /// Seed addresses (from the file and the flags).
+    pub seeds: Vec<Multiaddr>,
+    /// The seeds file, re-read while running.
+    pub seeds_file: Option<PathBuf>,
+    /// Overlay listen address.
+    pub listen: Multiaddr,
+    /// Address advertised to peers.
+    pub external_address: Option<Multiaddr>,
+    /// HTTP API address.
+    pub api_listen: SocketAddr,
+    /// Data directory.
+    pub data_dir: PathBuf,
+    /// Block interval.
+    pub block_interval: Duration,
+    /// Commit timeout.
+    pub commit_timeout: Duration,
+    /// N-cut target.
+    pub target_connectivity: usize,
+    /// Registration difficulty.
+    pub registration_pow_bits: u8,
+    /// Transaction difficulty.
+    pub transaction_pow_bits: u8,
+    /// Object size limit.
+    pub max_object_size: usize,
+}
+
+/// Reads the seeds file: one multiaddr per line, `#` starts a comment.
+pub fn read_seeds(path: &Path) -> Result<Vec<Multiaddr>, ConfigError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| bad("seeds-file", format!("{}: {e}", path.display())))?;
+    text.lines()
+        .map(|l| l.split('#').next().unwrap_or_default().trim())
+        .filter(|l| !l.is_empty())
+        .map(|l| {
+            l.parse()
+                .map_err(|e| bad("seeds-file", format!("`{l}` is not a multiaddr: {e}")))
+        })
+        .collect()
+}
+
+fn duration(
+    setting: &'static str,
+    value: Option<String>,
+    default: Duration,
+) -> Result<Duration, ConfigError> {
+    match value {
+        None => Ok(default),
+        Some(v) => humantime::parse_duration(&v).map_err(|e| bad(setting, format!("`{v}`: {e}"))),
+    }
+}
+
+impl RunArgs {
+    /// Fills unset settings from the YAML file named by `--config`.
+    pub fn merge_file(mut self) -> Result<Self, ConfigError> {
+        let Some(path) = self.config.clone() else {
+            return Ok(self);
+        };
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| bad("config", format!("{}: {e}", path.display())))?;
+        let file: RunArgs = serde_yaml::from_str(&text)
+            .map_err(|e| bad("config", format!("{}: {e}", path.display())))?;
+        macro_rules! fill {
+            ($($field:ident),*) => { $( if self.$field.is_none() { self.$field = file.$field; } )* };
+        }
+        fill!(
+            network,
+            key,
+            chain,
+            root_key,
+            seeds_file,
+            listen,
+            external_address,
+            api_listen,
+            data_dir,
+            block_interval,
+            commit_timeout,
+            target_connectivity,
+            registration_pow_bits,
+            transaction_pow_bits,
+            max_object_size
+        );
+        if self.revocations.is_empty() {
+            self.revocations = file.revocations;
+        }
+        if self.seeds.is_empty() {
+            self.seeds = file.seeds;
+        }
+        Ok(self)
+    }
+
+    /// Validates everything and loads the files.
+    pub fn validate(self) -> Result<Config, ConfigError> {
+        let args = self.merge_file()?;
+        let network = args.network.unwrap_or_else(|| "devnet".into());
+        if network.is_empty()
+            || !network
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
+            return Err(bad(
+                "network",
+                format!("`{network}` must be non-empty letters, digits, `-` or `_`"),
+            ));
+        }
+        let key_path = args
+            .key
+            .unwrap_or_else(|| "/etc/mediachain/identity/peer.key".into());
+        let key = keyfile::read(&key_path, None).map_err(|e| bad("key", e))?;
+        let chain_path = args
+            .chain
+            .unwrap_or_else(|| "/etc/mediachain/identity/peer.chain".into());
+        let chain_text = std::fs::read_to_string(&chain_path)
+            .map_err(|e| bad("chain", format!("{}: {e}", chain_path.display())))?;
+        let chain = Chain::from_pem(&chain_text)
+            .map_err(|e| bad("chain", format!("{}: {e}", chain_path.display())))?;
+        let root_arg = args
+            .root_key
+            .unwrap_or_else(|| "/etc/mediachain/trust/root.pub".into());
+        let root: PublicKey = match root_arg.parse() {
+            Ok(k) => k,
+            Err(_) => std::fs::read_to_string(&root_arg)
+                .map_err(|e| {
+                    bad(
+                        "root-key",
+                        format!("`{root_arg}` is neither a key nor a readable file: {e}"),
+                    )
+                })?
+                .parse()
+                .map_err(|e| bad("root-key", e))?,
+        };
+        let mut revocations = RevocationSet::new(root);
+        for path in &args.revocations {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| bad("revocations", format!("{}: {e}", path.display())))?;
+            for list in RevocationList::many_from_pem(&text)
+                .map_err(|e| bad("revocations", format!("{}: {e}", path.display())))?
+            {
+                revocations
+                    .add(&list)
+                    .map_err(|e| bad("revocations", format!("{}: {e}", path.display())))?;
+            }
+        }
+        let certified = chain
+            .verify(&root, &revocations, time::now(), Level::Peer)
+            .map_err(|e| bad("chain", format!("{}: {e}", chain_path.display())))?;
+        if certified != key.public() {
+            return Err(bad(
+                "chain",
+                format!("certifies {certified}, but the key is {}", key.public()),
+            ));
+        }
+        let seeds_file = match args.seeds_file {
+            Some(p) => Some(p),
+            None => Some(PathBuf::from("/etc/mediachain/seeds/seeds.txt")).filter(|p| p.exists()),
+        };
+        let mut seeds = match &seeds_file {
+            Some(p) => read_seeds(p)?,
+            None => vec![],
+        };
+        for s in &args.seeds {
+            seeds.push(s.parse().map_err(|e| bad("seed", format!("`{s}`: {e}")))?);
+        }
+        let listen_text = args
+            .listen
+            .unwrap_or_else(|| "/ip4/0.0.0.0/tcp/4001".into());
+        let listen = listen_text
+            .parse()
+            .map_err(|e| bad("listen", format!("`{listen_text}`: {e}")))?;
+        let external_address = args
+            .external_address
+            .map(|a| {
+                a.parse()
+                    .map_err(|e| bad("external-address", format!("`{a}`: {e}")))
+            })
+            .transpose()?;
+        let api_text = args.api_listen.unwrap_or_else(|| "0.0.0.0:8080".into());
+        let api_listen = api_text
+            .parse()
+            .map_err(|e| bad("api-listen", format!("`{api_text}`: {e}")))?;
+        let block_interval = duration(
+            "block-interval",
+            args.block_interval,
+            Duration::from_secs(1),
+        )?;
+        let commit_timeout = duration(
+            "commit-timeout",
+            args.commit_timeout,
+            Duration::from_secs(5),
+        )?;
+        if block_interval.is_zero() || commit_timeout < block_interval {
+            return Err(bad(
+                "commit-timeout",
+                "must be at least the block interval, which must be above zero",
+            ));
+        }
+        let target_connectivity = args.target_connectivity.unwrap_or(3);
+        let registration_pow_bits = args.registration_pow_bits.unwrap_or(20);
+        let transaction_pow_bits = args.transaction_pow_bits.unwrap_or(12);
+        for (setting, bits) in [
+            ("registration-pow-bits", registration_pow_bits),
+            ("transaction-pow-bits", transaction_pow_bits),
+        ] {
+            if bits > 40 {
+                return Err(bad(
+                    setting,
+                    format!("{bits} bits would take clients days; use 40 or less"),
+                ));
+            }
+        }
+        let max_object_size = args.max_object_size.unwrap_or(DEFAULT_MAX_OBJECT_SIZE);
+        if max_object_size < 1024 {
+            return Err(bad("max-object-size", "must be at least 1024 bytes"));
+        }
+        Ok(Config {
+            network,
+            key,
+            chain,
+            root,
+            revocations,
+            seeds,
+            seeds_file,
+            listen,
+            external_address,
+            api_listen,
+            data_dir: args
+                .data_dir
+                .unwrap_or_else(|| "/var/lib/mediachain".into()),
+            block_interval,
+            commit_timeout,
+            target_connectivity,
+            registration_pow_bits,
+            transaction_pow_bits,
+            max_object_size,
+        })
+    }
+}

@@ -1,0 +1,93 @@
+//! Wire messages of the overlay.
+//!
+//! Request-response (`/mediachain/sync/1`) carries admission (`Hello`) and sync (canonical block
+//! ranges, block bundles). Gossipsub carries transaction batches, block announcements (CID and
+//! height only: bodies are fetched, since gossip messages are small and may be dropped) and
+//! signed peer records. Gossip payloads and block bundles are DAG-CBOR.
+
+use serde::{Deserialize, Serialize};
+use serde_bytes::ByteBuf;
+
+use crate::model::Cid;
+
+/// The request-response protocol name.
+pub const SYNC_PROTOCOL: &str = "/mediachain/sync/1";
+/// Most block CIDs in one range response.
+pub const MAX_RANGE: u64 = 256;
+
+/// What a peer says about itself when connecting.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Hello {
+    /// Network name.
+    pub network: String,
+    /// Genesis CID bytes.
+    pub genesis: ByteBuf,
+    /// The peer's Level-1 chain, PEM.
+    pub chain: String,
+    /// The peer's tip height.
+    pub height: u64,
+}
+
+/// A request.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum Request {
+    /// Admission: here is my certificate, show me yours.
+    Hello(Hello),
+    /// CIDs of canonical blocks from a height.
+    Range {
+        /// First height.
+        from: u64,
+        /// How many at most.
+        max: u64,
+    },
+    /// One block with the objects its transactions reference.
+    Block {
+        /// CID bytes.
+        cid: ByteBuf,
+    },
+}
+
+/// A response.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum Response {
+    /// Admission accepted: my certificate.
+    Hello(Hello),
+    /// Refused, with the reason.
+    Refused(String),
+    /// Canonical block CIDs (bytes), in height order.
+    Range(Vec<ByteBuf>),
+    /// A DAG-CBOR `BlockBundle`, if the block is known.
+    Block(Option<ByteBuf>),
+}
+
+/// Gossip: a committed block's announcement.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Announce {
+    /// Block CID.
+    pub cid: Cid,
+    /// Its height.
+    pub height: u64,
+}
+
+/// Gossip: a peer's identity record (signed by gossipsub with the peer's key).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PeerRecord {
+    /// The Level-1 chain, PEM.
+    pub chain: String,
+    /// Addresses to dial it at.
+    pub addrs: Vec<String>,
+    /// Its tip height.
+    pub height: u64,
+    /// When the record was made (makes every record a new gossip message).
+    pub timestamp: u64,
+}
+
+/// Encodes a gossip payload.
+pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {
+    serde_ipld_dagcbor::to_vec(value).unwrap_or_default()
+}
+
+/// Decodes a gossip payload from untrusted bytes.
+pub fn decode<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Result<T, String> {
+    serde_ipld_dagcbor::from_slice(bytes).map_err(|e| e.to_string())
+}

@@ -1,0 +1,336 @@
+//! Multi-process tests of the peer daemon: real `mediachain-peer` processes on loopback, real
+//! libp2p, real sled files, clients over real HTTP.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
+
+mod support;
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use mediachain::client::Client;
+use mediachain::journal::{Transaction, TxId};
+use mediachain::model::{
+    nil_cid, Artefact, CellKind, ChainCell, Cid, Entity, JournalEntry, Meta, Object,
+};
+use mediachain::trust::{Certificate, Chain, Level, Revocation, RevocationList, SecretKey};
+use support::fleet::Fleet;
+
+const TX_BITS: u8 = 4;
+
+/// A registered client of one peer.
+struct Writer {
+    key: SecretKey,
+    chain: Chain,
+    entity: Cid,
+}
+
+async fn writer(client: &Client) -> Writer {
+    let key = SecretKey::generate();
+    let (chain, _) = client.register(&key).await.unwrap();
+    let entity = client
+        .put_object(&Object::Entity(Entity::named("fleet author")))
+        .await
+        .unwrap();
+    let entity = entity.cid.parse().unwrap();
+    Writer { key, chain, entity }
+}
+
+/// Writes an artefact and its artefactCreatedBy cell to `client`'s peer and submits the
+/// transaction journaling both; returns its id and the artefact.
+async fn write_artefact(client: &Client, w: &Writer, name: &str) -> (TxId, Cid) {
+    let artefact = Object::Artefact(Artefact::named(name));
+    let art: Cid = client
+        .put_object(&artefact)
+        .await
+        .unwrap()
+        .cid
+        .parse()
+        .unwrap();
+    let cell = Object::Cell(
+        ChainCell::new(
+            CellKind::ArtefactCreatedBy { entity: w.entity },
+            art,
+            nil_cid(),
+        )
+        .with_meta(Meta::named(name)),
+    );
+    let cell_cid: Cid = client.put_object(&cell).await.unwrap().cid.parse().unwrap();
+    let now = mediachain::time::now();
+    let entries = vec![
+        JournalEntry::Insert {
+            reference: art,
+            timestamp: now,
+        },
+        JournalEntry::Update {
+            reference: art,
+            chain: cell_cid,
+            chain_previous: nil_cid(),
+            timestamp: now,
+        },
+    ];
+    let tx = Transaction::create(&w.key, &w.chain, entries, now, TX_BITS).unwrap();
+    let state = client
+        .submit(&tx)
+        .await
+        .unwrap_or_else(|e| panic!("submit {name}: {e}"));
+    assert_eq!(state.state, "pending", "{state:?}");
+    (tx.id(), art)
+}
+
+async fn committed_everywhere(fleet: &Fleet, peers: &[usize], ids: &[TxId]) -> bool {
+    for &i in peers {
+        let c = fleet.peers[i].client();
+        for id in ids {
+            match c.status(id).await {
+                Ok(s) if s.is_committed() => {}
+                _ => return false,
+            }
+        }
+    }
+    true
+}
+
+async fn same_head(fleet: &Fleet, peers: &[usize]) -> bool {
+    let mut heads = HashSet::new();
+    for &i in peers {
+        match fleet.peers[i].client().head().await {
+            Ok(h) => heads.insert((h.cid, h.height)),
+            Err(_) => return false,
+        };
+    }
+    heads.len() == 1
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn four_peers_converge_and_commit_transactions_from_any_peer() {
+    let mut fleet = Fleet::new(4);
+    fleet.start_all();
+    let all = [0, 1, 2, 3];
+    fleet.wait_ready(&all).await;
+    let mut ids = vec![];
+    for i in all {
+        let client = fleet.peers[i].client();
+        let w = writer(&client).await;
+        let (id, _) = write_artefact(&client, &w, &format!("work submitted at peer {i}")).await;
+        ids.push(id);
+    }
+    fleet
+        .wait_for(
+            "every transaction committed on every peer",
+            Duration::from_secs(60),
+            || committed_everywhere(&fleet, &all, &ids),
+        )
+        .await;
+    fleet
+        .wait_for("one chain on every peer", Duration::from_secs(30), || {
+            same_head(&fleet, &all)
+        })
+        .await;
+    // Graceful shutdown: SIGTERM exits 0.
+    assert_eq!(fleet.stop(3), Some(0), "{}", fleet.logs());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_committer_killed_mid_stream_is_replaced_and_nothing_confirmed_is_lost() {
+    let mut fleet = Fleet::new(4);
+    fleet.start_all();
+    let all = [0, 1, 2, 3];
+    fleet.wait_ready(&all).await;
+    let client = fleet.peers[1].client();
+    let w = writer(&client).await;
+    let mut confirmed = vec![];
+    for n in 0..3 {
+        let (id, _) = write_artefact(&client, &w, &format!("before {n}")).await;
+        confirmed.push(id);
+    }
+    fleet
+        .wait_for(
+            "the first transactions to commit",
+            Duration::from_secs(60),
+            || committed_everywhere(&fleet, &[1], &confirmed),
+        )
+        .await;
+    // Kill peers in turn while transactions are pending: every peer commits in some turn, so
+    // one of the two killed is the in-turn committer for the next block.
+    let (pending, _) = write_artefact(&client, &w, "in flight").await;
+    fleet.kill(0);
+    fleet.kill(2);
+    let mut later = vec![pending];
+    for n in 0..3 {
+        let (id, _) = write_artefact(&client, &w, &format!("after {n}")).await;
+        later.push(id);
+    }
+    let survivors = [1, 3];
+    fleet
+        .wait_for(
+            "commits to resume without the killed peers",
+            Duration::from_secs(90),
+            || committed_everywhere(&fleet, &survivors, &later),
+        )
+        .await;
+    // Restart the killed peers from their data directories: they sync and lose nothing.
+    fleet.start(0);
+    fleet.start(2);
+    fleet.wait_ready(&all).await;
+    let everything: Vec<TxId> = confirmed.iter().chain(&later).copied().collect();
+    fleet
+        .wait_for(
+            "the restarted peers to hold every transaction",
+            Duration::from_secs(60),
+            || committed_everywhere(&fleet, &all, &everything),
+        )
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_late_peer_syncs_the_whole_journal_then_serves() {
+    let mut fleet = Fleet::new(3);
+    fleet.start_all();
+    fleet.wait_ready(&[0, 1, 2]).await;
+    let client = fleet.peers[0].client();
+    let w = writer(&client).await;
+    let mut ids = vec![];
+    let mut artefacts = vec![];
+    for n in 0..5 {
+        let (id, art) = write_artefact(&client, &w, &format!("early {n}")).await;
+        ids.push(id);
+        artefacts.push(art);
+        tokio::time::sleep(Duration::from_millis(400)).await; // several blocks
+    }
+    fleet
+        .wait_for(
+            "early transactions committed",
+            Duration::from_secs(60),
+            || committed_everywhere(&fleet, &[0, 1, 2], &ids),
+        )
+        .await;
+    let late = fleet.add_peer();
+    fleet.start(late);
+    fleet.wait_ready(&[late]).await;
+    let everyone = [0, 1, 2, late];
+    fleet
+        .wait_for(
+            "the late peer to reach the same head",
+            Duration::from_secs(60),
+            || same_head(&fleet, &everyone),
+        )
+        .await;
+
+    let late_client = fleet.peers[late].client();
+    for art in &artefacts {
+        let index = late_client.index(art).await.unwrap();
+        assert_ne!(
+            index.head,
+            nil_cid().to_string(),
+            "the late peer has the artefact's cell"
+        );
+        // And the objects themselves were replicated with the blocks.
+        late_client.get_object(art).await.unwrap();
+    }
+    // It serves clients too.
+    let w2 = writer(&late_client).await;
+    let (id, _) = write_artefact(&late_client, &w2, "written at the late peer").await;
+    fleet
+        .wait_for(
+            "a transaction submitted at the late peer to commit everywhere",
+            Duration::from_secs(60),
+            || committed_everywhere(&fleet, &everyone, std::slice::from_ref(&id)),
+        )
+        .await;
+}
+
+async fn rejected_peers(fleet: &Fleet, i: usize) -> u64 {
+    let text = reqwest_text(&format!("{}/metrics", fleet.peers[i].api())).await;
+    text.lines()
+        .filter(|l| l.starts_with("mediachain_rejected_total{") && l.contains("kind=\"peer\""))
+        .filter_map(|l| l.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok()))
+        .sum::<f64>() as u64
+}
+
+async fn reqwest_text(url: &str) -> String {
+    // The metrics endpoint is plain text: read it with a bare HTTP/1.1 request.
+    let url = url.trim_start_matches("http://");
+    let (host, path) = url.split_once('/').unwrap();
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(host).await.unwrap();
+    stream
+        .write_all(
+            format!("GET /{path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").as_bytes(),
+        )
+        .await
+        .unwrap();
+    let mut out = String::new();
+    stream.read_to_string(&mut out).await.unwrap();
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn peers_without_a_valid_level_1_certificate_are_refused() {
+    let mut fleet = Fleet::new(2);
+    // A peer certified under another root (it trusts that root, so it starts fine).
+    let other_root = SecretKey::generate();
+    let other_principal = SecretKey::generate();
+    let now = mediachain::time::now();
+    let foreign_l0 = Chain(vec![Certificate::issue(
+        &other_root,
+        other_principal.public(),
+        Level::Principal,
+        now - 60,
+        now + 3600,
+    )]);
+    let foreign_key = SecretKey::generate();
+    let foreign_chain = Chain::extend(
+        Certificate::issue(
+            &other_principal,
+            foreign_key.public(),
+            Level::Peer,
+            now - 60,
+            now + 3600,
+        ),
+        &foreign_l0,
+    );
+    let foreign = fleet.add_peer_with(foreign_key, foreign_chain);
+    // A peer of this network whose certificate the principal revoked.
+    let revoked = fleet.add_peer();
+    let list = RevocationList::empty(&fleet.principal, now).with(
+        &fleet.principal,
+        Revocation {
+            subject: fleet.peers[revoked].key.public(),
+            revoked_at: now - 1,
+            reason: "test".into(),
+        },
+        now,
+    );
+    let crl = fleet.path().join("revocations.pem");
+    std::fs::write(&crl, list.to_pem()).unwrap();
+    fleet.extra_args = vec!["--revocations".into(), crl.display().to_string()];
+    fleet.start(0);
+    fleet.start(1);
+    fleet.wait_ready(&[0, 1]).await;
+    // The foreign peer trusts its own root; the revoked one is told nothing about its revocation.
+    fleet.extra_args = vec!["--root-key".into(), other_root.public().to_string()];
+    fleet.start(foreign);
+    fleet.extra_args = vec![];
+    fleet.start(revoked);
+    fleet
+        .wait_for(
+            "both intruders to be refused by peer 0",
+            Duration::from_secs(60),
+            || async { rejected_peers(&fleet, 0).await >= 2 },
+        )
+        .await;
+    // The network's peers admitted each other and nobody else.
+    for i in [0, 1] {
+        let text = reqwest_text(&format!("{}/metrics", fleet.peers[i].api())).await;
+        let connected = text
+            .lines()
+            .find(|l| l.starts_with("mediachain_peers_connected "))
+            .unwrap_or_default()
+            .to_string();
+        assert_eq!(
+            connected, "mediachain_peers_connected 1",
+            "peer {i} admitted an intruder"
+        );
+    }
+}

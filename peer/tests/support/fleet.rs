@@ -1,0 +1,283 @@
+//! A fleet of real `mediachain-peer` processes on loopback for the multi-process tests: a trust
+//! tower on disk, free ports, start/stop/SIGKILL, readiness polling with timeouts that say what
+//! they waited for, and the peers' logs printed when a test fails.
+
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use mediachain::client::Client;
+use mediachain::trust::{keyfile, Certificate, Chain, Level, SecretKey};
+
+/// One peer process.
+pub struct Peer {
+    pub key: SecretKey,
+    pub p2p_port: u16,
+    pub api_port: u16,
+    pub dir: PathBuf,
+    pub child: Option<Child>,
+}
+
+impl Peer {
+    pub fn api(&self) -> String {
+        format!("http://127.0.0.1:{}", self.api_port)
+    }
+    pub fn addr(&self) -> String {
+        format!("/ip4/127.0.0.1/tcp/{}", self.p2p_port)
+    }
+    pub fn client(&self) -> Client {
+        Client::new(&self.api()).unwrap()
+    }
+    pub fn log(&self) -> PathBuf {
+        self.dir.join("peer.log")
+    }
+}
+
+/// A network's trust tower and its peers.
+pub struct Fleet {
+    pub dir: tempfile::TempDir,
+    pub root: SecretKey,
+    pub principal: SecretKey,
+    pub principal_chain: Chain,
+    pub peers: Vec<Peer>,
+    pub extra_args: Vec<String>,
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+impl Fleet {
+    /// `n` peers with Level-1 certificates from one principal (not started).
+    pub fn new(n: usize) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let root = SecretKey::generate();
+        let principal = SecretKey::generate();
+        let now = mediachain::time::now();
+        let principal_chain = Chain(vec![Certificate::issue(
+            &root,
+            principal.public(),
+            Level::Principal,
+            now - 60,
+            now + 86_400,
+        )]);
+        std::fs::write(dir.path().join("root.pub"), root.public().to_string()).unwrap();
+        let mut fleet = Self {
+            dir,
+            root,
+            principal,
+            principal_chain,
+            peers: vec![],
+            extra_args: vec![],
+        };
+        for _ in 0..n {
+            fleet.add_peer();
+        }
+        fleet
+    }
+
+    /// Adds a peer certified by the fleet's principal.
+    pub fn add_peer(&mut self) -> usize {
+        let key = SecretKey::generate();
+        let now = mediachain::time::now();
+        let chain = Chain::extend(
+            Certificate::issue(
+                &self.principal,
+                key.public(),
+                Level::Peer,
+                now - 60,
+                now + 86_400,
+            ),
+            &self.principal_chain,
+        );
+        self.add_peer_with(key, chain)
+    }
+
+    /// Adds a peer with the given key and chain (possibly invalid for this network).
+    pub fn add_peer_with(&mut self, key: SecretKey, chain: Chain) -> usize {
+        let i = self.peers.len();
+        let dir = self.dir.path().join(format!("peer{i}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        keyfile::write_secret(
+            &dir.join("peer.key"),
+            &keyfile::to_plain_pem(&key).unwrap(),
+            true,
+        )
+        .unwrap();
+        std::fs::write(dir.join("peer.chain"), chain.to_pem()).unwrap();
+        self.peers.push(Peer {
+            key,
+            p2p_port: free_port(),
+            api_port: free_port(),
+            dir,
+            child: None,
+        });
+        i
+    }
+
+    /// Starts peer `i` with every other peer as a seed.
+    pub fn start(&mut self, i: usize) {
+        let seeds: Vec<String> = self
+            .peers
+            .iter()
+            .enumerate()
+            .filter(|(j, _)| *j != i)
+            .map(|(_, p)| p.addr())
+            .collect();
+        let root = self.dir.path().join("root.pub");
+        let p = &mut self.peers[i];
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(p.log())
+            .unwrap();
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_mediachain-peer"));
+        cmd.arg("run")
+            .arg("--network")
+            .arg("fleet")
+            .arg("--key")
+            .arg(p.dir.join("peer.key"))
+            .arg("--chain")
+            .arg(p.dir.join("peer.chain"))
+            .arg("--listen")
+            .arg(p.addr())
+            .arg("--api-listen")
+            .arg(format!("127.0.0.1:{}", p.api_port))
+            .arg("--data-dir")
+            .arg(p.dir.join("data"))
+            .arg("--block-interval")
+            .arg("300ms")
+            .arg("--commit-timeout")
+            .arg("2s")
+            .arg("--registration-pow-bits")
+            .arg("8")
+            .arg("--transaction-pow-bits")
+            .arg("4")
+            .args(&self.extra_args)
+            .env("MEDIACHAIN_LOG", "info,libp2p=warn")
+            .env_remove("MEDIACHAIN_SEEDS_FILE")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log);
+        if !self.extra_args.iter().any(|a| a == "--root-key") {
+            cmd.arg("--root-key").arg(&root);
+        }
+        if !seeds.is_empty() {
+            cmd.arg("--seed").arg(seeds.join(","));
+        }
+        p.child = Some(cmd.spawn().expect("start mediachain-peer"));
+    }
+
+    pub fn start_all(&mut self) {
+        for i in 0..self.peers.len() {
+            self.start(i);
+        }
+    }
+
+    /// SIGKILL.
+    pub fn kill(&mut self, i: usize) {
+        if let Some(mut child) = self.peers[i].child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// SIGTERM, then wait (bounded) for a clean exit; returns the exit status code.
+    pub fn stop(&mut self, i: usize) -> Option<i32> {
+        let mut child = self.peers[i].child.take()?;
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(child.id().to_string())
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = child.try_wait() {
+                return status.code();
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = child.kill();
+        None
+    }
+
+    /// Every peer's log, for failure messages.
+    pub fn logs(&self) -> String {
+        self.peers
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                let text = std::fs::read_to_string(p.log()).unwrap_or_default();
+                let tail: Vec<&str> = text
+                    .lines()
+                    .filter(|l| !l.contains("http{"))
+                    .rev()
+                    .take(40)
+                    .collect();
+                format!(
+                    "--- peer {i} ({}) last lines ---\n{}\n",
+                    p.key.public(),
+                    tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+                )
+            })
+            .collect()
+    }
+
+    /// Waits until `check` holds, failing with `what` and the logs after `timeout`.
+    pub async fn wait_for<F, Fut>(&self, what: &str, timeout: Duration, mut check: F)
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = bool>,
+    {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if check().await {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        panic!(
+            "timed out after {timeout:?} waiting for {what}\n{}",
+            self.logs()
+        );
+    }
+
+    /// Waits until the given peers all answer /readyz.
+    pub async fn wait_ready(&self, peers: &[usize]) {
+        let clients: Vec<Client> = peers.iter().map(|i| self.peers[*i].client()).collect();
+        self.wait_for(
+            &format!("peers {peers:?} to be ready"),
+            Duration::from_secs(60),
+            || {
+                let clients = clients.clone();
+                async move {
+                    for c in &clients {
+                        if !c.ready().await {
+                            return false;
+                        }
+                    }
+                    true
+                }
+            },
+        )
+        .await;
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+impl Drop for Fleet {
+    fn drop(&mut self) {
+        for i in 0..self.peers.len() {
+            self.kill(i);
+        }
+    }
+}
