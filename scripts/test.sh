@@ -3,8 +3,8 @@
 #
 # - creates a Python virtualenv with the independent DAG-CBOR/CID implementation that the
 #   cross-check test compares against (tests/crosscheck/requirements.txt);
-# - builds or reuses the Kubernetes test binaries when e2e/tools.sh exists, so the operator and
-#   harness tests run against a real kube-apiserver;
+# - builds or reuses the Kubernetes binaries (e2e/tools.sh), so the operator and harness tests
+#   run against a real kube-apiserver and kube-controller-manager (MEDIACHAIN_SKIP_KUBE=1 skips);
 # - runs every Rust test of the workspace.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,8 +21,8 @@ fi
 export MEDIACHAIN_PYTHON=$venv/bin/python
 
 if [ -f e2e/tools.sh ] && [ "${MEDIACHAIN_SKIP_KUBE:-0}" != 1 ]; then
-  echo "== Kubernetes test binaries (e2e/tools.sh harness; built once, then cached)"
-  tool_env=$(bash e2e/tools.sh harness)
+  echo "== Kubernetes test binaries (e2e/tools.sh all; built once from Go modules, then cached)"
+  tool_env=$(bash e2e/tools.sh all)
   eval "$tool_env"
 fi
 
