@@ -153,6 +153,7 @@ pub async fn reconcile(mp: Arc<MediachainPeer>, ctx: Arc<Context>) -> Result<Act
     match reconcile::run(&ctx.client, &mp, &ctx.settings, now).await {
         Ok(outcome) => {
             ctx.metrics.observe(started.elapsed(), None);
+            ctx.record_expiry(&mp, &outcome.status.peers);
             for change in &outcome.identity_changes {
                 ctx.metrics.identities_issued.inc();
                 let (reason, verb) = match change.kind {
@@ -172,7 +173,6 @@ pub async fn reconcile(mp: Arc<MediachainPeer>, ctx: Arc<Context>) -> Result<Act
                 ctx.publish(&mp, EventType::Normal, "IdentityDeleted", note)
                     .await;
             }
-            ctx.record_expiry(&mp, &outcome.status.peers);
             Ok(Action::requeue(
                 ctx.backoff(ObjectRef::from_obj(&*mp), false),
             ))

@@ -266,8 +266,9 @@ pub struct DisruptionBudgetSpec {
     /// Create the PodDisruptionBudget (default true).
     #[serde(default = "default_true")]
     pub enabled: bool,
-    /// Peers that may be voluntarily disrupted at once (default 1). Must not exceed
-    /// `connectivity.targetConnectivity`, or evictions alone could break the N-cut guarantee.
+    /// Peers that may be voluntarily disrupted at once (default 1), and the step of a
+    /// scale-down. Must not exceed `connectivity.targetConnectivity`, or evictions alone could
+    /// break the N-cut guarantee.
     #[serde(default = "default_max_unavailable")]
     pub max_unavailable: i32,
 }

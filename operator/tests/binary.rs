@@ -1,0 +1,191 @@
+//! The `mediachain-operator` binary itself against the harness's apiserver: it takes the leader
+//! Lease, serves `/healthz` and `/metrics`, reconciles, and on SIGTERM exits 0 and releases the
+//! Lease. Needs the harness binaries (see tests/apiserver.rs); `MEDIACHAIN_SKIP_KUBE=1` skips.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::{Namespace, Secret};
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{ObjectMeta, PostParams};
+use kube::runtime::wait::{await_condition, conditions};
+use kube::{Api, CustomResourceExt};
+use kube_harness::ApiServer;
+use mediachain_operator::crd::MediachainPeer;
+use mediachain_operator::testing::TrustFixture;
+use serde_json::json;
+
+const NS: &str = "media";
+
+struct Operator(Child);
+
+impl Drop for Operator {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn http_get(addr: &str, path: &str) -> Option<String> {
+    let mut stream = TcpStream::connect(addr).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").ok()?;
+    let mut out = String::new();
+    stream.read_to_string(&mut out).ok()?;
+    Some(out)
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[tokio::test]
+async fn the_binary_leads_serves_metrics_reconciles_and_stops_cleanly() {
+    let server = match ApiServer::start_or_skip().await {
+        Ok(Some(server)) => server,
+        Ok(None) => return,
+        Err(e) => panic!("cannot start the kube-apiserver harness: {e}"),
+    };
+    let client = server.client();
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    crds.create(&PostParams::default(), &MediachainPeer::crd())
+        .await
+        .unwrap();
+    tokio::time::timeout(
+        Duration::from_secs(30),
+        await_condition(
+            crds,
+            "mediachainpeers.mediachain.io",
+            conditions::is_crd_established(),
+        ),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    let ns = Namespace {
+        metadata: ObjectMeta {
+            name: Some(NS.into()),
+            ..ObjectMeta::default()
+        },
+        ..Namespace::default()
+    };
+    Api::<Namespace>::all(client.clone())
+        .create(&PostParams::default(), &ns)
+        .await
+        .unwrap();
+    let now = mediachain::time::now();
+    let trust = TrustFixture::new(31, now - 3600, now + 86_400 * 30);
+    Api::<Secret>::namespaced(client.clone(), NS)
+        .create(&PostParams::default(), &trust.secret(NS, "principal"))
+        .await
+        .unwrap();
+
+    let addr = format!("127.0.0.1:{}", free_port());
+    let mut operator = Operator(
+        Command::new(env!("CARGO_BIN_EXE_mediachain-operator"))
+            .env("KUBECONFIG", server.kubeconfig_path())
+            .env("METRICS_ADDR", &addr)
+            .env("POD_NAMESPACE", NS)
+            .env("POD_NAME", "operator-under-test")
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("the operator binary starts"),
+    );
+
+    // It serves health and, once leading, reports it.
+    let started = Instant::now();
+    let metrics = loop {
+        if let Some(body) = http_get(&addr, "/metrics") {
+            if body.contains("mediachain_operator_leader 1") {
+                break body;
+            }
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the operator did not lead and serve /metrics in time"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert!(metrics.contains("mediachain_operator_reconciles_total"));
+    let health = http_get(&addr, "/healthz").unwrap();
+    assert!(
+        health.contains(" 200 OK") && health.ends_with("ok"),
+        "{health}"
+    );
+    let leases: Api<Lease> = Api::namespaced(client.clone(), NS);
+    let lease = leases.get("mediachain-operator").await.unwrap();
+    assert_eq!(
+        lease.spec.unwrap().holder_identity.as_deref(),
+        Some("operator-under-test")
+    );
+
+    // It reconciles.
+    let mp: MediachainPeer = serde_json::from_value(json!({
+        "apiVersion": "mediachain.io/v1alpha1",
+        "kind": "MediachainPeer",
+        "metadata": {"name": "eta", "namespace": NS},
+        "spec": {"network": "devnet", "replicas": 2, "trust": {"principalSecretName": "principal"}},
+    }))
+    .unwrap();
+    let peers: Api<MediachainPeer> = Api::namespaced(client.clone(), NS);
+    peers.create(&PostParams::default(), &mp).await.unwrap();
+    tokio::time::timeout(
+        Duration::from_secs(30),
+        await_condition(peers, "eta", |mp: Option<&MediachainPeer>| {
+            mp.and_then(|mp| mp.status.as_ref())
+                .is_some_and(|s| s.peers.len() == 2)
+        }),
+    )
+    .await
+    .expect("the binary reconciled the resource")
+    .unwrap();
+    // The pass is counted and the peers' certificate expiry exported (just after the status).
+    let started = Instant::now();
+    loop {
+        let body = http_get(&addr, "/metrics").unwrap_or_default();
+        if body.contains("mediachain_operator_certificate_expiry_timestamp_seconds{")
+            && !body.contains("mediachain_operator_reconciles_total 0")
+        {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "metrics not updated: {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // SIGTERM: exit 0 and release the Lease.
+    let pid = operator.0.id().to_string();
+    let killed = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    assert!(killed.success());
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = operator.0.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the operator did not stop on SIGTERM"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(status.success(), "exit status {status}");
+    let lease = leases.get("mediachain-operator").await.unwrap();
+    assert_ne!(
+        lease.spec.unwrap().holder_identity.as_deref(),
+        Some("operator-under-test"),
+        "the Lease is released"
+    );
+}
