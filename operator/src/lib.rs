@@ -6,7 +6,11 @@
 //! - [`reconcile`]: one module per step — dereference -> validate (pure) -> build (pure) ->
 //!   apply (the only writer) -> status;
 //! - [`controller`]: the `kube` runtime Controller, its context, error policy and leader election;
-//! - [`metrics`], [`telemetry`]: Prometheus metrics, the `/metrics` + `/healthz` server, tracing.
+//! - [`overrides`]: the pod-template escape hatch (`spec.podOverrides`);
+//! - [`metrics`], [`telemetry`]: Prometheus metrics, the `/metrics` + `/healthz` server, tracing;
+//! - [`testing`]: trust fixtures (root, principal, principal Secret) for the tests.
+
+#![warn(missing_docs)]
 
 pub mod controller;
 pub mod crd;

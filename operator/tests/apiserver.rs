@@ -272,6 +272,10 @@ async fn create_reconcile_scale_and_update_a_network() {
             "image": "mediachain-peer:test",
             "trust": {"principalSecretName": "principal"},
             "ingress": {"host": "api.media.example.org", "className": "nginx"},
+            "podOverrides": {"spec": {
+                "tolerations": [{"key": "dedicated", "value": "mediachain", "effect": "NoSchedule"}],
+                "containers": [{"name": "peer", "env": [{"name": "RUST_LOG", "value": "debug"}]}],
+            }},
         }),
     )
     .await;
@@ -304,6 +308,15 @@ async fn create_reconcile_scale_and_update_a_network() {
         .await
         .unwrap();
     assert_eq!(sts.spec.as_ref().unwrap().replicas, Some(3));
+    // The overridden template was accepted by the apiserver's validation.
+    let pod = sts.spec.as_ref().unwrap().template.spec.clone().unwrap();
+    assert_eq!(
+        pod.tolerations.unwrap()[0].key.as_deref(),
+        Some("dedicated")
+    );
+    let env = pod.containers[0].env.clone().unwrap();
+    assert!(env.iter().any(|e| e.name == "RUST_LOG"));
+    assert!(env.iter().any(|e| e.name == "MEDIACHAIN_NETWORK"));
     assert_eq!(sts.owner_references()[0].uid, uid);
     assert_eq!(
         sts.managed_fields()[0].manager.as_deref(),
