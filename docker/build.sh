@@ -49,7 +49,7 @@ rootfs() {
     # Stripped copy: the release profile keeps line tables for backtraces; images need not.
     objcopy --strip-debug "$target/release/$bin" "$dir/usr/local/bin/$bin"
     # Every library the dynamic loader resolves, at the same path (incl. the loader itself).
-    for lib in $(ldd "$target/release/$bin" | awk '/=> \// {print $3} /^\s*\/.* \(0x/ {print $1}'); do
+    for lib in $(ldd "$target/release/$bin" | awk '/=> \// {print $3} /^[[:space:]]*\/.* \(0x/ {print $1}'); do
       mkdir -p "$dir$(dirname "$lib")"
       cp -L "$lib" "$dir$lib"
     done
@@ -68,12 +68,13 @@ image() {
   ctx=$(mktemp -d)
   rootfs "$ctx/rootfs" "$@"
   if [ "$name" = mediachain-peer ]; then
-    mkdir -p "$ctx/rootfs/var/lib/mediachain" "$ctx/rootfs/etc/mediachain"
+    # The data directory, owned by the peer's user (a new volume mounted there inherits it).
+    mkdir -p "$ctx/rootfs/etc/mediachain" "$ctx/data"
   fi
   cat >"$ctx/Dockerfile" <<DOCKERFILE
 FROM scratch
 COPY --chown=0:0 rootfs/ /
-$( [ "$name" = mediachain-peer ] && echo 'COPY --chown=10001:10001 rootfs/var/lib/mediachain /var/lib/mediachain' )
+$( [ "$name" = mediachain-peer ] && echo 'COPY --chown=10001:10001 data/ /var/lib/mediachain/' )
 USER 10001:10001
 $( [ "$name" = mediachain-peer ] && echo 'ENV MEDIACHAIN_LOG_FORMAT=json' )
 $( [ "$name" = mediachain-peer ] && echo 'EXPOSE 4001/tcp 8080/tcp' || echo 'EXPOSE 8080/tcp' )

@@ -39,6 +39,7 @@ cleanup() {
   exit "$rc"
 }
 
+exec 9>&2
 docker_up
 trap cleanup EXIT
 [ -x "$MC_BIN" ] || die "$MC_BIN missing: run docker/build.sh first"
@@ -56,7 +57,8 @@ as_root chown -R 10001:10001 "$WORK/net/trust" "$WORK/net/seeds" "$WORK"/net/pee
 docker network create "$NET" >/dev/null
 
 start_peer() {
-  local i=$1 c=$RUN-peer-$i
+  local i=$1 c
+  c=$RUN-peer-$1
   docker run -d --name "$c" --network "$NET" --network-alias "peer-$i" --hostname "peer-$i" \
     --read-only --tmpfs /tmp --cap-drop ALL --security-opt no-new-privileges \
     -v "$WORK/net/peer-$i:/etc/mediachain/identity:ro" \
@@ -73,7 +75,13 @@ start_peer() {
   STARTED+=("$c")
 }
 url_of() { echo "http://$(docker port "$RUN-peer-$1" 8080/tcp | head -1)"; }
-ready() { curl -sf -m 3 "$(url_of "$1")/readyz" >/dev/null; }
+# Fails the whole check at once (with the logs, from cleanup) when the container has exited.
+alive() {
+  [ "$(docker inspect -f '{{.State.Running}}' "$RUN-peer-$1" 2>/dev/null)" = true ] && return 0
+  log "peer $1 container is not running (exit code $(docker inspect -f '{{.State.ExitCode}}' "$RUN-peer-$1" 2>/dev/null))" 2>&9
+  exit 1
+}
+ready() { alive "$1" && curl -sf -m 3 "$(url_of "$1")/readyz" >/dev/null; }
 connected() {
   local n
   n=$(curl -sf -m 3 "$(url_of "$1")/metrics" | awk '/^mediachain_peers_connected / {print int($2)}')

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# The whole end-to-end run on a local kind cluster: build the images (docker/build.sh), create
+# the offline kind cluster (e2e/kind/cluster.sh up), `kind load docker-image` both images, run
+# e2e/suite/suite.sh against it, delete the cluster.
+#
+#   bash e2e/suite/kind.sh
+#
+# Environment: as e2e/README.md (MEDIACHAIN_E2E_CACHE, ...) plus MEDIACHAIN_KIND_CLUSTER
+# (default mediachain-suite), MEDIACHAIN_SKIP_IMAGES=1 (images already built).
+set -euo pipefail
+. "$(dirname "$0")/../lib.sh"
+. "$E2E_DIR/kind/docker.sh"
+. "$E2E_DIR/suite/common.sh"
+export MEDIACHAIN_KIND_CLUSTER=${MEDIACHAIN_KIND_CLUSTER:-mediachain-suite}
+[ -f "$E2E_CACHE/tools.env" ] || bash "$E2E_DIR/tools.sh" all >/dev/null
+# shellcheck disable=SC1091
+. "$E2E_CACHE/tools.env"
+
+UP=""
+cleanup() {
+  local rc=$?
+  if [ -n "$UP" ]; then
+    timeout 120 bash "$E2E_DIR/kind/cluster.sh" down >/dev/null 2>&1 || true
+  fi
+  docker_down
+  exit "$rc"
+}
+docker_up
+trap cleanup EXIT
+if [ "${MEDIACHAIN_SKIP_IMAGES:-0}" != 1 ]; then
+  step "images (docker/build.sh)" bash "$REPO_ROOT/docker/build.sh"
+fi
+UP=1
+env_lines=$(step "kind cluster up ($MEDIACHAIN_KIND_CLUSTER)" bash "$E2E_DIR/kind/cluster.sh" up)
+eval "$env_lines"
+step "kind load docker-image $PEER_IMAGE $OPERATOR_IMAGE" \
+  timeout 300 "$KIND_BIN" load docker-image "$PEER_IMAGE" "$OPERATOR_IMAGE" --name "$MEDIACHAIN_KIND_CLUSTER"
+step "end-to-end suite (e2e/suite/suite.sh)" bash "$E2E_DIR/suite/suite.sh"

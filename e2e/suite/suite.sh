@@ -1,0 +1,155 @@
+#!/usr/bin/env bash
+# The end-to-end suite on a real cluster, from any kubeconfig ($KUBECONFIG; the images
+# mediachain-operator:<tag> and mediachain-peer:<tag> must be available to its nodes, e.g. with
+# `kind load docker-image`; e2e/suite/kind.sh does all of that on a local kind cluster):
+#
+#   1. a trust tower (mediachain CLI) and the principal Secret;
+#   2. helm install of charts/mediachain-operator with its sample network (3 peers);
+#   3. the operator reconciles it: MediachainPeer Ready, StatefulSet 3/3;
+#   4. a client registers, writes and submits a transaction (submit --wait) through a
+#      port-forward to peer 0; every peer has it committed;
+#   5. pod sample-1 is deleted; a second transaction is confirmed meanwhile; the recreated pod is
+#      Ready again with both transactions and the same journal height (nothing lost);
+#   6. scale to 4 peers: the new peer becomes Ready and syncs both transactions; a third
+#      transaction is confirmed through it.
+#
+# Per-peer checks go through `kubectl proxy` (the apiserver's pod proxy). Every wait is bounded
+# and names what it awaited; the release, namespace and helper processes are removed on exit
+# (on failure: objects, events, operator and peer logs first).
+#
+# Environment: KUBECONFIG (required), KUBECTL_BIN/HELM_BIN (else kubectl/helm on PATH),
+# MEDIACHAIN_IMAGE_TAG, MEDIACHAIN_E2E_NAMESPACE (default mediachain-e2e),
+# MEDIACHAIN_E2E_IMAGE_PULL_POLICY (default Never: images loaded into the nodes),
+# MEDIACHAIN_E2E_KEEP=1 (leave the release and namespace for inspection).
+set -euo pipefail
+. "$(dirname "$0")/../lib.sh"
+. "$E2E_DIR/suite/common.sh"
+: "${KUBECONFIG:?KUBECONFIG must name the cluster's kubeconfig}"
+export KUBECONFIG
+KUBECTL=${KUBECTL_BIN:-kubectl}
+HELM=${HELM_BIN:-helm}
+NS=${MEDIACHAIN_E2E_NAMESPACE:-mediachain-e2e}
+RELEASE=mc-e2e
+PULL=${MEDIACHAIN_E2E_IMAGE_PULL_POLICY:-Never}
+WORK=$(mktemp -d)
+k() { "$KUBECTL" -n "$NS" "$@"; }
+
+cleanup() {
+  local rc=$?
+  # Helpers started in the background (kubectl proxy, port-forwards), by their pids.
+  if [ -f "$WORK/pids" ]; then
+    while read -r p; do kill "$p" 2>/dev/null || true; done <"$WORK/pids"
+  fi
+  if [ "$rc" != 0 ]; then
+    log "failure: diagnostics"
+    k get mcp,sts,pods,pvc,svc,ingress -o wide >&2 || true
+    k get mcp sample -o jsonpath='{.status}' >&2 || true; echo >&2
+    k get events --sort-by=.lastTimestamp 2>/dev/null | tail -30 >&2 || true
+    log "--- operator log (tail)"
+    k logs deploy/$RELEASE-mediachain-operator --tail=40 >&2 || true
+    for p in $(k get pods -l app.kubernetes.io/instance=sample -o name 2>/dev/null) $(k get pods -o name | grep sample- 2>/dev/null); do
+      log "--- $p log (tail)"; k logs "$p" --tail=15 2>&1 | cut -c1-300 >&2 || true
+    done
+  fi
+  if [ "${MEDIACHAIN_E2E_KEEP:-0}" != 1 ]; then
+    timeout 120 "$HELM" uninstall "$RELEASE" -n "$NS" --wait --timeout 90s >/dev/null 2>&1 || true
+    timeout 120 "$KUBECTL" delete ns "$NS" --wait=true --timeout=100s >/dev/null 2>&1 || true
+  fi
+  rm -rf "$WORK"
+  exit "$rc"
+}
+trap cleanup EXIT
+
+# bg_url LOGFILE PATTERN CMD...: start CMD in the background, wait for PATTERN (with a
+# 127.0.0.1:<port> in it) in its output, print http://127.0.0.1:<port>.
+bg_url() {
+  local logf=$1 pat=$2 port
+  shift 2
+  "$@" >"$logf" 2>&1 &
+  echo $! >>"$WORK/pids"
+  wait_for "'$pat' from: $*" 30 grep -q "$pat" "$logf" || { cat "$logf" >&2; return 1; }
+  port=$(grep -o "$pat 127.0.0.1:[0-9]*" "$logf" | head -1 | sed 's/.*://')
+  echo "http://127.0.0.1:$port"
+}
+
+"$KUBECTL" create namespace "$NS" >/dev/null
+step "trust tower + principal Secret" tower "$WORK/net" 0
+k create secret generic mediachain-principal --from-file="$WORK/net/principal.key" \
+  --from-file="$WORK/net/principal.chain" --from-file=root.pub="$WORK/net/trust/root.pub" >/dev/null
+
+install() {
+  timeout 330 "$HELM" install "$RELEASE" "$REPO_ROOT/charts/mediachain-operator" -n "$NS" \
+    --set replicaCount=1 --set image.tag="$IMAGE_TAG" --set image.pullPolicy="$PULL" \
+    --set sampleNetwork.enabled=true --set sampleNetwork.replicas=3 \
+    --set sampleNetwork.image.tag="$IMAGE_TAG" --set sampleNetwork.image.pullPolicy="$PULL" \
+    --set sampleNetwork.storage.size=64Mi \
+    --set sampleNetwork.consensus.blockInterval=500ms \
+    --set sampleNetwork.consensus.registrationPowBits=12 \
+    --set sampleNetwork.consensus.transactionPowBits=8 \
+    --set sampleNetwork.targetConnectivity=2 \
+    --wait --timeout 300s >/dev/null
+}
+step "helm install $RELEASE (operator + sample network, images $IMAGE_TAG)" install
+
+mcp_ready() {
+  [ "$(k get mcp sample -o jsonpath='{.status.conditions[?(@.type=="Ready")].status}')" = True ] &&
+    [ "$(k get mcp sample -o jsonpath='{.status.readyReplicas}')" = "$1" ]
+}
+step "operator reconciles the sample network: MediachainPeer Ready, 3/3 peers" \
+  wait_for "mcp/sample Ready with 3 ready peers" 300 mcp_ready 3
+k get mcp sample >&2
+
+PROXY=$(bg_url "$WORK/proxy.log" "Starting to serve on" "$KUBECTL" proxy --port=0)
+pod_url() { echo "$PROXY/api/v1/namespaces/$NS/pods/$1:8080/proxy"; }
+forward() { bg_url "$WORK/pf-$1.log" "Forwarding from" "$KUBECTL" -n "$NS" port-forward "pod/$1" :8080; }
+committed_everywhere() {
+  local tx=$1 n=$2 i
+  for i in $(seq 0 $((n - 1))); do
+    wait_for "sample-$i reports transaction $tx committed" 90 tx_committed_at "$(pod_url "sample-$i")" "$tx" || return 1
+  done
+}
+same_height() { [ "$(head_height "$(pod_url "$1")")" = "$(head_height "$(pod_url "$2")")" ]; }
+
+TX1=""
+job1() {
+  local url
+  url=$(forward sample-0)
+  TX1=$(client_job "$url" "$WORK/client" first)
+  log "transaction $TX1 committed (client through port-forward to sample-0)"
+}
+step "client: register, put, submit --wait" job1
+step "every peer has transaction 1" committed_everywhere "$TX1" 3
+
+TX2=""
+recover() {
+  local uid url
+  uid=$(k get pod sample-1 -o jsonpath='{.metadata.uid}')
+  k delete pod sample-1 --wait=false >/dev/null
+  url=$(forward sample-0)
+  TX2=$(client_job "$url" "$WORK/client" second)
+  log "transaction $TX2 committed while sample-1 was being replaced"
+  recreated() { [ "$(k get pod sample-1 -o jsonpath='{.metadata.uid}')" != "$uid" ]; }
+  wait_for "pod sample-1 recreated" 120 recreated || return 1
+  wait_for "new pod sample-1 Ready" 180 k wait --for=condition=Ready pod/sample-1 --timeout=5s || return 1
+  committed_everywhere "$TX2" 3 || return 1
+  wait_for "sample-1 has transaction 1 (from its volume)" 60 tx_committed_at "$(pod_url sample-1)" "$TX1" || return 1
+  wait_for "sample-1 journal height = sample-0's" 60 same_height sample-0 sample-1 || return 1
+}
+step "delete pod sample-1: it recovers and syncs, nothing lost" recover
+
+TX3=""
+scale_up() {
+  k patch mcp sample --type merge -p '{"spec":{"replicas":4}}' >/dev/null
+  wait_for "StatefulSet sample at 4 replicas, rolled out" 400 k rollout status sts/sample --timeout=10s || return 1
+  wait_for "mcp/sample Ready with 4 ready peers" 240 mcp_ready 4 || return 1
+  committed_everywhere "$TX1" 4 && committed_everywhere "$TX2" 4 || return 1
+  wait_for "sample-3 journal height = sample-0's" 60 same_height sample-0 sample-3 || return 1
+  local url
+  url=$(forward sample-3)
+  TX3=$(client_job "$url" "$WORK/client3" third)
+  log "transaction $TX3 committed through the new peer sample-3"
+  committed_everywhere "$TX3" 4
+}
+step "scale to 4 peers: the new peer syncs and serves" scale_up
+k get mcp sample >&2
+log "suite passed: install, reconcile, transaction, pod recovery, scale-up"
