@@ -203,15 +203,22 @@ pub async fn run(
 ) {
     let peers: Api<MediachainPeer> = ctx.api();
     let config = watcher::Config::default().any_semantic();
+    // Owned objects all carry the managed-by label: watch only those, not every Service and
+    // StatefulSet of the cluster.
+    let owned = config
+        .clone()
+        .labels("app.kubernetes.io/managed-by=mediachain-operator");
     let controller = Controller::new(peers.clone(), config.clone());
     let store = controller.store();
     let secrets_store = store.clone();
     controller
-        .owns(ctx.api::<StatefulSet>(), config.clone())
-        .owns(ctx.api::<Service>(), config.clone())
-        .owns(ctx.api::<PodDisruptionBudget>(), config.clone())
-        .owns(ctx.api::<Ingress>(), config.clone())
+        .owns(ctx.api::<StatefulSet>(), owned.clone())
+        .owns(ctx.api::<Service>(), owned.clone())
+        .owns(ctx.api::<PodDisruptionBudget>(), owned.clone())
+        .owns(ctx.api::<Ingress>(), owned.clone())
         // Identity Secrets (owned) and principal Secrets (referenced by name).
+        // All Secrets: principal Secrets carry no label of ours (see README: WATCH_NAMESPACE
+        // narrows this).
         .watches(ctx.api::<Secret>(), config.clone(), move |secret| {
             let ns = secret.namespace();
             let name = secret.name_any();
