@@ -334,3 +334,141 @@ async fn peers_without_a_valid_level_1_certificate_are_refused() {
         );
     }
 }
+
+/// An update of `art` on top of `previous`, written at `client`'s peer and submitted there.
+async fn write_update(
+    client: &Client,
+    w: &Writer,
+    art: Cid,
+    previous: Cid,
+    label: &str,
+) -> (TxId, Cid) {
+    let cell = Object::Cell(
+        ChainCell::new(CellKind::ArtefactUpdate, art, previous).with_meta(Meta::named(label)),
+    );
+    let cell_cid: Cid = client.put_object(&cell).await.unwrap().cid.parse().unwrap();
+    let now = mediachain::time::now();
+    let entry = JournalEntry::Update {
+        reference: art,
+        chain: cell_cid,
+        chain_previous: previous,
+        timestamp: now,
+    };
+    let tx = Transaction::create(&w.key, &w.chain, vec![entry], now, TX_BITS).unwrap();
+    client
+        .submit(&tx)
+        .await
+        .unwrap_or_else(|e| panic!("submit {label}: {e}"));
+    (tx.id(), cell_cid)
+}
+
+async fn connected_peers(fleet: &Fleet, i: usize) -> Option<u64> {
+    let text = reqwest_text(&format!("{}/metrics", fleet.peers[i].api())).await;
+    text.lines()
+        .find(|l| l.starts_with("mediachain_peers_connected "))?
+        .rsplit(' ')
+        .next()?
+        .parse()
+        .ok()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_two_two_partition_commits_on_both_sides_and_heals_with_merges() {
+    let net = match support::netns::Partitionable::create() {
+        Ok(net) => net,
+        Err(e) if std::env::var("MEDIACHAIN_SKIP_NETNS").as_deref() == Ok("1") => {
+            eprintln!("SKIPPED (MEDIACHAIN_SKIP_NETNS=1): network namespaces unavailable: {e}");
+            return;
+        }
+        Err(e) => panic!("this test needs root and iproute2 to make network namespaces ({e}); MEDIACHAIN_SKIP_NETNS=1 skips it"),
+    };
+    let mut fleet = Fleet::new(4);
+    for i in 0..4 {
+        fleet.peers[i].host = net.api_hosts[i / 2].clone();
+        fleet.peers[i].p2p_host = net.p2p_hosts[i / 2].clone();
+        fleet.peers[i].netns = Some(net.names[i / 2].clone());
+    }
+    fleet.start_all();
+    let all = [0, 1, 2, 3];
+    fleet.wait_ready(&all).await;
+    let (a, b) = (fleet.peers[0].client(), fleet.peers[2].client());
+    let (wa, wb) = (writer(&a).await, writer(&b).await);
+    let (first, art) = write_artefact(&a, &wa, "contested work").await;
+    fleet
+        .wait_for(
+            "the shared artefact committed everywhere",
+            Duration::from_secs(60),
+            || committed_everywhere(&fleet, &all, std::slice::from_ref(&first)),
+        )
+        .await;
+    let base: Cid = a.index(&art).await.unwrap().head.parse().unwrap();
+
+    net.partition().unwrap();
+    fleet
+        .wait_for(
+            "each side to lose the other (one admitted peer each)",
+            Duration::from_secs(60),
+            || async {
+                for i in 0..4 {
+                    if connected_peers(&fleet, i).await != Some(1) {
+                        return false;
+                    }
+                }
+                true
+            },
+        )
+        .await;
+    // Both sides update the same canonical from the same head: a conflict.
+    let (tx_a, cell_a) = write_update(&a, &wa, art, base, "island A's metadata").await;
+    let (tx_b, cell_b) = write_update(&b, &wb, art, base, "island B's metadata").await;
+    fleet
+        .wait_for(
+            "island A to commit its update",
+            Duration::from_secs(60),
+            || committed_everywhere(&fleet, &[0, 1], std::slice::from_ref(&tx_a)),
+        )
+        .await;
+    fleet
+        .wait_for(
+            "island B to commit its update",
+            Duration::from_secs(60),
+            || committed_everywhere(&fleet, &[2, 3], std::slice::from_ref(&tx_b)),
+        )
+        .await;
+
+    net.heal().unwrap();
+    let both = [tx_a, tx_b];
+    fleet
+        .wait_for(
+            "both updates committed on every peer after healing",
+            Duration::from_secs(90),
+            || committed_everywhere(&fleet, &all, &both),
+        )
+        .await;
+    fleet
+        .wait_for(
+            "one chain on every peer after healing",
+            Duration::from_secs(60),
+            || same_head(&fleet, &all),
+        )
+        .await;
+    // The conflict was merged: the head is a chain-link cell and both islands' cells are reachable.
+    for i in all {
+        let c = fleet.peers[i].client();
+        let head: Cid = c.index(&art).await.unwrap().head.parse().unwrap();
+        let object = c.get_object_json(&head).await.unwrap();
+        assert_eq!(
+            object["type"], "artefactChainLink",
+            "peer {i}: head {head} is {object}"
+        );
+        let history = serde_json::to_string(&c.history(&art, 100).await.unwrap()).unwrap();
+        for cell in [cell_a, cell_b] {
+            let linked = history.contains(&cell.to_string())
+                || object.to_string().contains(&cell.to_string());
+            assert!(
+                linked,
+                "peer {i}: cell {cell} is not reachable from the head:\n{history}"
+            );
+        }
+    }
+}

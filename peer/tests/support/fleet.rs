@@ -19,14 +19,20 @@ pub struct Peer {
     pub api_port: u16,
     pub dir: PathBuf,
     pub child: Option<Child>,
+    /// The address its HTTP API listens on (loopback unless it runs in a network namespace).
+    pub host: String,
+    /// The address its overlay listens on.
+    pub p2p_host: String,
+    /// The network namespace it runs in, if any.
+    pub netns: Option<String>,
 }
 
 impl Peer {
     pub fn api(&self) -> String {
-        format!("http://127.0.0.1:{}", self.api_port)
+        format!("http://{}:{}", self.host, self.api_port)
     }
     pub fn addr(&self) -> String {
-        format!("/ip4/127.0.0.1/tcp/{}", self.p2p_port)
+        format!("/ip4/{}/tcp/{}", self.p2p_host, self.p2p_port)
     }
     pub fn client(&self) -> Client {
         Client::new(&self.api()).unwrap()
@@ -118,6 +124,9 @@ impl Fleet {
             api_port: free_port(),
             dir,
             child: None,
+            host: "127.0.0.1".into(),
+            p2p_host: "127.0.0.1".into(),
+            netns: None,
         });
         i
     }
@@ -138,7 +147,15 @@ impl Fleet {
             .append(true)
             .open(p.log())
             .unwrap();
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_mediachain-peer"));
+        let mut cmd = match &p.netns {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns])
+                    .arg(env!("CARGO_BIN_EXE_mediachain-peer"));
+                c
+            }
+            None => Command::new(env!("CARGO_BIN_EXE_mediachain-peer")),
+        };
         cmd.arg("run")
             .arg("--network")
             .arg("fleet")
@@ -149,7 +166,7 @@ impl Fleet {
             .arg("--listen")
             .arg(p.addr())
             .arg("--api-listen")
-            .arg(format!("127.0.0.1:{}", p.api_port))
+            .arg(format!("{}:{}", p.host, p.api_port))
             .arg("--data-dir")
             .arg(p.dir.join("data"))
             .arg("--block-interval")

@@ -181,7 +181,9 @@ impl Overlay {
                         key.public(),
                     )),
                     ping: ping::Behaviour::new(
-                        ping::Config::new().with_interval(Duration::from_secs(2)),
+                        ping::Config::new()
+                            .with_interval(Duration::from_secs(2))
+                            .with_timeout(Duration::from_secs(5)),
                     ),
                     gossipsub,
                     sync: request_response::cbor::Behaviour::new(
@@ -240,6 +242,17 @@ impl Overlay {
             genesis: ByteBuf::from(self.node.genesis().to_bytes()),
             chain: self.node.chain().to_pem(),
             height: self.node.tip().map(|t| t.1).unwrap_or(0),
+            tip: ByteBuf::from(self.node.tip().map(|t| t.0.to_bytes()).unwrap_or_default()),
+        }
+    }
+
+    /// A peer's tip we do not know means a branch we have not seen: fetch it (and, through
+    /// its parents, everything back to the common ancestor).
+    fn note_tip(&mut self, peer: PeerId, tip: Cid) {
+        let known = self.node.with_journal(|j| j.knows(&tip));
+        if !known {
+            debug!(%peer, %tip, "peer is on a branch we lack");
+            self.request_block(peer, tip);
         }
     }
 
@@ -457,6 +470,9 @@ impl Overlay {
                     match self.check_hello(&peer, &hello) {
                         Ok(key) => {
                             self.admit(peer, key, hello.height);
+                            if let Ok(tip) = Cid::try_from(hello.tip.as_ref()) {
+                                self.note_tip(peer, tip);
+                            }
                             Response::Hello(self.hello())
                         }
                         Err(reason) => {
@@ -501,7 +517,12 @@ impl Overlay {
     fn on_response(&mut self, peer: PeerId, response: Response) {
         match response {
             Response::Hello(hello) => match self.check_hello(&peer, &hello) {
-                Ok(key) => self.admit(peer, key, hello.height),
+                Ok(key) => {
+                    self.admit(peer, key, hello.height);
+                    if let Ok(tip) = Cid::try_from(hello.tip.as_ref()) {
+                        self.note_tip(peer, tip);
+                    }
+                }
                 Err(reason) => self.refuse(peer, &reason),
             },
             Response::Refused(reason) => {
@@ -567,8 +588,9 @@ impl Overlay {
                             },
                         );
                         self.update_rotation();
-                        if record.height > self.best_height {
-                            self.best_height = record.height;
+                        if self.admitted.contains_key(&author) {
+                            self.note_height(author, record.height);
+                            self.note_tip(author, record.tip);
                         }
                         MessageAcceptance::Accept
                     }
@@ -696,6 +718,11 @@ impl Overlay {
             chain: self.node.chain().to_pem(),
             addrs,
             height: self.height(),
+            tip: self
+                .node
+                .tip()
+                .map(|t| t.0)
+                .unwrap_or_else(|_| self.node.genesis()),
             timestamp: time::now(),
         };
         let topic = self.topics.peers.clone();
@@ -891,6 +918,15 @@ impl Overlay {
                 for addr in info.listen_addrs {
                     self.swarm.add_peer_address(peer_id, addr);
                 }
+            }
+            // Heartbeats: a failed ping means the peer is gone (ping itself keeps the connection).
+            SwarmEvent::Behaviour(BehaviourEvent::Ping(ping::Event {
+                peer,
+                connection,
+                result: Err(error),
+            })) => {
+                warn!(%peer, %error, "heartbeat failed: closing the connection");
+                self.swarm.close_connection(connection);
             }
             _ => {}
         }

@@ -26,6 +26,8 @@ pub struct Hello {
     pub chain: String,
     /// The peer's tip height.
     pub height: u64,
+    /// The peer's tip CID bytes (a peer at the same height on another branch is found by it).
+    pub tip: ByteBuf,
 }
 
 /// A request.
@@ -78,6 +80,8 @@ pub struct PeerRecord {
     pub addrs: Vec<String>,
     /// Its tip height.
     pub height: u64,
+    /// Its tip CID.
+    pub tip: Cid,
     /// When the record was made (makes every record a new gossip message).
     pub timestamp: u64,
 }
