@@ -8,6 +8,10 @@
 #   MEDIACHAIN_E2E_CACHE   cache root (default /var/cache/mediachain-e2e)
 #   MEDIACHAIN_E2E_KIND    1 (default) = also build the node image, create the kind cluster and
 #                          run the smoke test; 0 = apiserver harness only
+#   MEDIACHAIN_E2E_PACKAGING  1 (default) = e2e/packaging.sh: chart/manifests checks, the container
+#                          images, the containerized fleet check; 0 = skip
+#   MEDIACHAIN_E2E_SUITE   1 = also the Kubernetes end-to-end suite on kind (e2e/suite/kind.sh);
+#                          default 0 (see e2e/suite/README.md)
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
@@ -23,6 +27,8 @@ fi
 
 harness_tests() { (cd "$REPO_ROOT" && cargo test -p kube-harness); }
 step "apiserver harness tests (cargo test -p kube-harness)" harness_tests
+
+step "packaging: chart checks, images, fleet check (e2e/packaging.sh)" bash "$E2E_DIR/packaging.sh"
 
 if [ "$KIND_ENABLED" = 1 ]; then
   step "kind cluster + smoke test" bash "$E2E_DIR/kind/cluster.sh" smoke

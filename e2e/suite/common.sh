@@ -2,11 +2,12 @@
 # Helpers of the end-to-end suite (sourced after e2e/lib.sh): the trust tower made with the
 # `mediachain` CLI, and the client's main job (register, write, submit, await the confirmation).
 
-SUITE_DIR="$E2E_DIR/suite"
 # The host's `mediachain` CLI (release build; docker/build.sh builds it).
 MC_BIN=${MEDIACHAIN_CLI:-${CARGO_TARGET_DIR:-$REPO_ROOT/target}/release/mediachain}
 IMAGE_TAG=${MEDIACHAIN_IMAGE_TAG:-$(sed -n 's/^version *= *"\(.*\)"/\1/p' "$REPO_ROOT/peer/Cargo.toml" | head -1)}
+# shellcheck disable=SC2034  # used by the scripts that source this file
 PEER_IMAGE=mediachain-peer:$IMAGE_TAG
+# shellcheck disable=SC2034
 OPERATOR_IMAGE=mediachain-operator:$IMAGE_TAG
 
 mc() { timeout "${MC_TIMEOUT:-120}" "$MC_BIN" "$@"; }

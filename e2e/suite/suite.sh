@@ -24,7 +24,7 @@
 set -euo pipefail
 . "$(dirname "$0")/../lib.sh"
 . "$E2E_DIR/suite/common.sh"
-: "${KUBECONFIG:?KUBECONFIG must name the cluster's kubeconfig}"
+: "${KUBECONFIG:?KUBECONFIG must name the kubeconfig of the cluster}"
 export KUBECONFIG
 KUBECTL=${KUBECTL_BIN:-kubectl}
 HELM=${HELM_BIN:-helm}
