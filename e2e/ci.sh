@@ -28,10 +28,18 @@ fi
 harness_tests() { (cd "$REPO_ROOT" && cargo test -p kube-harness); }
 step "apiserver harness tests (cargo test -p kube-harness)" harness_tests
 
-step "packaging: chart checks, images, fleet check (e2e/packaging.sh)" bash "$E2E_DIR/packaging.sh"
+step "packaging: chart checks, images, fleet check (e2e/packaging.sh)" \
+  env MEDIACHAIN_E2E_SUITE=0 bash "$E2E_DIR/packaging.sh"
 
-if [ "$KIND_ENABLED" = 1 ]; then
+SUITE_ENABLED=${MEDIACHAIN_E2E_SUITE:-0}
+if [ "$KIND_ENABLED" = 1 ] && [ "$SUITE_ENABLED" = 1 ] && [ "${MEDIACHAIN_E2E_PACKAGING:-1}" != 0 ]; then
+  # One cluster for both: the smoke test, then the suite (images built by packaging.sh).
+  step "kind cluster + smoke test + end-to-end suite (e2e/suite/kind.sh)" \
+    env MEDIACHAIN_KIND_SMOKE=1 MEDIACHAIN_SKIP_IMAGES=1 MEDIACHAIN_KIND_CLUSTER=mediachain-e2e \
+    timeout 1800 bash "$E2E_DIR/suite/kind.sh"
+elif [ "$KIND_ENABLED" = 1 ]; then
   step "kind cluster + smoke test" bash "$E2E_DIR/kind/cluster.sh" smoke
+  log "end-to-end suite on kind: SKIPPED (MEDIACHAIN_E2E_SUITE=$SUITE_ENABLED)"
 else
   log "kind cluster: SKIPPED (MEDIACHAIN_E2E_KIND=$KIND_ENABLED)"
 fi

@@ -5,6 +5,8 @@
 #   bash e2e/kind/cluster.sh up      create the cluster and leave it (and dockerd) running;
 #                                    prints export lines (KUBECONFIG, DOCKER_HOST)
 #   bash e2e/kind/cluster.sh down    delete the cluster
+#   bash e2e/kind/cluster.sh up-smoke  create the cluster, run the smoke test, leave it running
+#                                    (as `up`; e2e/suite/kind.sh then runs the suite on it)
 #
 # The smoke test: a pod from a locally built image (`kind load`) is scheduled and runs, gets a
 # PersistentVolume from the local-path provisioner, serves HTTP behind a Service, and a second
@@ -26,7 +28,7 @@ k() { "$KUBECTL" --kubeconfig "$KUBECONFIG_FILE" "$@"; }
 CREATED=""
 cleanup() {
   local rc=$?
-  if [ -n "$CREATED" ] && [ "$MODE" != up ]; then
+  if [ -n "$CREATED" ] && [ "$MODE" != up ] && { [ "$MODE" != up-smoke ] || [ "$rc" != 0 ]; }; then
     if [ "$rc" != 0 ]; then
       log "failure: collecting diagnostics"
       k get nodes,pods,pvc,pv,svc -A -o wide >&2 || true
@@ -36,7 +38,7 @@ cleanup() {
     fi
     "$KIND" delete cluster --name "$CLUSTER" >/dev/null 2>&1 || true
   fi
-  [ "$MODE" = up ] || docker_down
+  [ "$MODE" = up ] || [ "$MODE" = up-smoke ] || docker_down
   exit "$rc"
 }
 
@@ -142,8 +144,15 @@ case "$MODE" in
     echo "export DOCKER_HOST=${DOCKER_HOST:-}"
     echo "export KUBECONFIG=$KUBECONFIG_FILE"
     ;;
+  up-smoke)
+    main >/dev/null
+    step "kind create cluster ($NODE_IMAGE)" create_cluster
+    step "smoke test" smoke_test
+    echo "export DOCKER_HOST=${DOCKER_HOST:-}"
+    echo "export KUBECONFIG=$KUBECONFIG_FILE"
+    ;;
   down)
     "$KIND" delete cluster --name "$CLUSTER"
     ;;
-  *) die "usage: $0 [smoke|up|down]" ;;
+  *) die "usage: $0 [smoke|up|up-smoke|down]" ;;
 esac

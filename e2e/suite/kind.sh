@@ -6,7 +6,8 @@
 #   bash e2e/suite/kind.sh
 #
 # Environment: as e2e/README.md (MEDIACHAIN_E2E_CACHE, ...) plus MEDIACHAIN_KIND_CLUSTER
-# (default mediachain-suite), MEDIACHAIN_SKIP_IMAGES=1 (images already built).
+# (default mediachain-suite), MEDIACHAIN_SKIP_IMAGES=1 (images already built),
+# MEDIACHAIN_KIND_SMOKE=1 (run the cluster's smoke test first, on the same cluster: e2e/ci.sh).
 set -euo pipefail
 . "$(dirname "$0")/../lib.sh"
 . "$E2E_DIR/kind/docker.sh"
@@ -31,8 +32,13 @@ if [ "${MEDIACHAIN_SKIP_IMAGES:-0}" != 1 ]; then
   step "images (docker/build.sh)" bash "$REPO_ROOT/docker/build.sh"
 fi
 UP=1
-env_lines=$(step "kind cluster up ($MEDIACHAIN_KIND_CLUSTER)" bash "$E2E_DIR/kind/cluster.sh" up)
-eval "$env_lines"
+if [ "${MEDIACHAIN_KIND_SMOKE:-0}" = 1 ]; then
+  out=$(step "kind cluster up + smoke test ($MEDIACHAIN_KIND_CLUSTER)" bash "$E2E_DIR/kind/cluster.sh" up-smoke)
+else
+  out=$(step "kind cluster up ($MEDIACHAIN_KIND_CLUSTER)" bash "$E2E_DIR/kind/cluster.sh" up)
+fi
+echo "$out" | grep -v '^export ' >&2 || true
+eval "$(echo "$out" | grep '^export ')"
 step "kind load docker-image $PEER_IMAGE $OPERATOR_IMAGE" \
   timeout 300 "$KIND_BIN" load docker-image "$PEER_IMAGE" "$OPERATOR_IMAGE" --name "$MEDIACHAIN_KIND_CLUSTER"
 step "end-to-end suite (e2e/suite/suite.sh)" bash "$E2E_DIR/suite/suite.sh"
