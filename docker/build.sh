@@ -7,6 +7,7 @@
 # Images (tag = the crates' version unless MEDIACHAIN_IMAGE_TAG is set):
 #   mediachain-peer:<tag>      ENTRYPOINT /usr/local/bin/mediachain-peer, CMD run (docs/peer-contract.md)
 #   mediachain-operator:<tag>  ENTRYPOINT /usr/local/bin/mediachain-operator (operator/deploy.yaml)
+#   mediachain-cli:<tag>       ENTRYPOINT /usr/local/bin/mediachain (the client CLI)
 #
 # Each is FROM scratch: the release binary, exactly the shared libraries `ldd` lists for it
 # (glibc, libgcc_s, the dynamic loader), /etc/passwd and /etc/group with the non-root user
@@ -99,3 +100,6 @@ image mediachain-peer "Mediachain peer daemon (mediachain-peer run; see docs/pee
   '["/usr/local/bin/mediachain-peer"]' '["run"]' mediachain-peer
 image mediachain-operator "Kubernetes operator for MediachainPeer resources" \
   '["/usr/local/bin/mediachain-operator"]' '[]' mediachain-operator
+# The client CLI, for clients on container networks (and in-cluster debugging).
+image mediachain-cli "Mediachain command-line client and tools (mediachain)" \
+  '["/usr/local/bin/mediachain"]' '["--help"]' mediachain
