@@ -86,7 +86,6 @@ pub struct Overlay {
     known: HashMap<PeerId, KnownPeer>,
     strikes: HashMap<PeerId, u32>,
     banned: HashMap<PeerId, Instant>,
-    best_height: u64,
     heights: HashMap<PeerId, u64>,
     waiting_for_parent: HashMap<Cid, Vec<(PeerId, BlockBundle)>>,
     requested: HashMap<Cid, Instant>,
@@ -226,7 +225,6 @@ impl Overlay {
             known: HashMap::new(),
             strikes: HashMap::new(),
             banned: HashMap::new(),
-            best_height: 0,
             heights: HashMap::new(),
             waiting_for_parent: HashMap::new(),
             requested: HashMap::new(),
@@ -320,10 +318,9 @@ impl Overlay {
     fn note_height(&mut self, peer: PeerId, height: u64) {
         let known = self.heights.entry(peer).or_default();
         *known = (*known).max(height);
-        if height > self.best_height {
-            self.best_height = height;
-            self.metrics.sync_target_height.set(height as i64);
-        }
+        self.metrics
+            .sync_target_height
+            .set(self.best_height() as i64);
         let ours = self.height();
         if height > ours {
             let from = ours + 1;
@@ -339,8 +336,19 @@ impl Overlay {
         self.update_health();
     }
 
+    /// The highest tip any connected, admitted peer claims. Claims die with the connection,
+    /// so a banned liar cannot keep this peer unready.
+    fn best_height(&self) -> u64 {
+        self.heights
+            .iter()
+            .filter(|(peer, _)| self.admitted.contains_key(peer))
+            .map(|(_, h)| *h)
+            .max()
+            .unwrap_or(0)
+    }
+
     fn update_health(&self) {
-        let synced = self.height() >= self.best_height;
+        let synced = self.height() >= self.best_height();
         let connected = !self.admitted.is_empty() || self.config.seeds.is_empty();
         self.health.set_ready(synced && connected);
         self.metrics.journal_height.set(self.height() as i64);
@@ -368,6 +376,7 @@ impl Overlay {
             self.banned.insert(peer, Instant::now());
             self.admitted.remove(&peer);
             self.known.remove(&peer);
+            self.heights.remove(&peer);
             let _ = self.swarm.disconnect_peer_id(peer);
             self.update_rotation();
         }
@@ -434,7 +443,7 @@ impl Overlay {
                         self.handle_bundle(from, child);
                     }
                 }
-                if block.height >= self.best_height {
+                if block.height >= self.best_height() {
                     self.note_height(peer, block.height);
                 }
             }
@@ -559,10 +568,9 @@ impl Overlay {
                     }
                     let entry = self.heights.entry(source).or_default();
                     *entry = (*entry).max(announce.height);
-                    if announce.height > self.best_height {
-                        self.best_height = announce.height;
-                        self.metrics.sync_target_height.set(announce.height as i64);
-                    }
+                    self.metrics
+                        .sync_target_height
+                        .set(self.best_height() as i64);
                     MessageAcceptance::Accept
                 }
                 Err(_) => {
