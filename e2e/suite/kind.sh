@@ -7,7 +7,9 @@
 #
 # Environment: as e2e/README.md (MEDIACHAIN_E2E_CACHE, ...) plus MEDIACHAIN_KIND_CLUSTER
 # (default mediachain-suite), MEDIACHAIN_SKIP_IMAGES=1 (images already built),
-# MEDIACHAIN_KIND_SMOKE=1 (run the cluster's smoke test first, on the same cluster: e2e/ci.sh).
+# MEDIACHAIN_KIND_SMOKE=1 (run the cluster's smoke test first, on the same cluster: e2e/ci.sh),
+# MEDIACHAIN_E2E_INGRESS=1 (build Traefik from its Go module, e2e/suite/traefik.sh, load it, and
+# run the suite's Ingress part; default 0).
 set -euo pipefail
 . "$(dirname "$0")/../lib.sh"
 . "$E2E_DIR/kind/docker.sh"
@@ -39,6 +41,12 @@ else
 fi
 echo "$out" | grep -v '^export ' >&2 || true
 eval "$(echo "$out" | grep '^export ')"
-step "kind load docker-image $PEER_IMAGE $OPERATOR_IMAGE" \
-  timeout 300 "$KIND_BIN" load docker-image "$PEER_IMAGE" "$OPERATOR_IMAGE" --name "$MEDIACHAIN_KIND_CLUSTER"
+LOAD=("$PEER_IMAGE" "$OPERATOR_IMAGE")
+if [ "${MEDIACHAIN_E2E_INGRESS:-0}" = 1 ]; then
+  ingress_image=$(step "ingress controller image (e2e/suite/traefik.sh)" timeout 3600 bash "$E2E_DIR/suite/traefik.sh")
+  export MEDIACHAIN_E2E_INGRESS_IMAGE=$ingress_image
+  LOAD+=("$ingress_image")
+fi
+step "kind load docker-image ${LOAD[*]}" \
+  timeout 300 "$KIND_BIN" load docker-image "${LOAD[@]}" --name "$MEDIACHAIN_KIND_CLUSTER"
 step "end-to-end suite (e2e/suite/suite.sh)" bash "$E2E_DIR/suite/suite.sh"

@@ -20,7 +20,13 @@
 # Environment: KUBECONFIG (required), KUBECTL_BIN/HELM_BIN (else kubectl/helm on PATH),
 # MEDIACHAIN_IMAGE_TAG, MEDIACHAIN_E2E_NAMESPACE (default mediachain-e2e),
 # MEDIACHAIN_E2E_IMAGE_PULL_POLICY (default Never: images loaded into the nodes),
-# MEDIACHAIN_E2E_KEEP=1 (leave the release and namespace for inspection).
+# MEDIACHAIN_E2E_KEEP=1 (leave the release and namespace for inspection),
+# MEDIACHAIN_E2E_INGRESS_IMAGE (the Traefik image, e2e/suite/traefik.sh; set by kind.sh): then also
+#   7. Traefik as ingress controller; a one-peer MediachainPeer `gateway` of the same network with
+#      an Ingress (className = the suite's IngressClass); a client in a container on the nodes'
+#      Docker network (MEDIACHAIN_E2E_DOCKER_NETWORK, default kind; image mediachain-cli) goes
+#      through the Ingress (Host header = the Ingress host, NodePort of Traefik): register, put,
+#      submit --wait; the transaction reaches the other peers.
 set -euo pipefail
 . "$(dirname "$0")/../lib.sh"
 . "$E2E_DIR/suite/common.sh"
@@ -52,6 +58,9 @@ cleanup() {
     done
   fi
   if [ "${MEDIACHAIN_E2E_KEEP:-0}" != 1 ]; then
+    if [ -n "${MEDIACHAIN_E2E_INGRESS_IMAGE:-}" ]; then
+      "$KUBECTL" delete ingressclass,clusterrole,clusterrolebinding "$NS-traefik" --ignore-not-found >/dev/null 2>&1 || true
+    fi
     timeout 120 "$HELM" uninstall "$RELEASE" -n "$NS" --wait --timeout 90s >/dev/null 2>&1 || true
     timeout 120 "$KUBECTL" delete ns "$NS" --wait=true --timeout=100s >/dev/null 2>&1 || true
   fi
@@ -152,4 +161,55 @@ scale_up() {
 }
 step "scale to 4 peers: the new peer syncs and serves" scale_up
 k get mcp sample >&2
-log "suite passed: install, reconcile, transaction, pod recovery, scale-up"
+
+INGRESS_HOST=mediachain.e2e.test
+through_ingress() {
+  sed -e "s|__NS__|$NS|g" -e "s|__IMAGE__|$MEDIACHAIN_E2E_INGRESS_IMAGE|g" "$E2E_DIR/suite/traefik.yaml" |
+    "$KUBECTL" apply -f - >/dev/null
+  wait_for "Traefik Deployment rolled out (ping ready)" 180 k rollout status deploy/traefik --timeout=10s || return 1
+  k apply -f - >/dev/null <<YAML
+apiVersion: mediachain.io/v1alpha1
+kind: MediachainPeer
+metadata: {name: gateway}
+spec:
+  network: samplenet
+  replicas: 1
+  image: $PEER_IMAGE
+  imagePullPolicy: $PULL
+  trust: {principalSecretName: mediachain-principal}
+  storage: {size: 64Mi}
+  consensus: {blockInterval: 500ms, registrationPowBits: 12, transactionPowBits: 8}
+  connectivity: {targetConnectivity: 2}
+  ingress: {host: $INGRESS_HOST, className: $NS-traefik}
+YAML
+  gateway_ready() {
+    [ "$(k get mcp gateway -o jsonpath='{.status.conditions[?(@.type=="Ready")].status}')" = True ]
+  }
+  wait_for "mcp/gateway Ready (1 peer of network samplenet, with an Ingress)" 240 gateway_ready || return 1
+  k get ingress gateway >&2 || return 1
+  local node_ip port net
+  node_ip=$("$KUBECTL" get nodes -o jsonpath='{.items[0].status.addresses[?(@.type=="InternalIP")].address}')
+  port=$(k get svc traefik -o jsonpath='{.spec.ports[0].nodePort}')
+  net=${MEDIACHAIN_E2E_DOCKER_NETWORK:-kind}
+  cat >"$WORK/mc-container" <<SH
+#!/bin/sh
+exec docker run --rm --network $net --add-host $INGRESS_HOST:$node_ip -v $WORK:$WORK \
+  --user $(id -u):$(id -g) --read-only mediachain-cli:$IMAGE_TAG "\$@"
+SH
+  chmod +x "$WORK/mc-container"
+  local MC_BIN=$WORK/mc-container url=http://$INGRESS_HOST:$port
+  log "client in a container on Docker network $net: $url -> node $node_ip:$port -> Traefik -> Ingress gateway"
+  wait_for "the Ingress routes $url to the gateway peer (head answers)" 90 head_height "$url" || return 1
+  TX4=$(client_job "$url" "$WORK/ingress-client" ingress)
+  log "transaction $TX4 committed through the Ingress"
+  # shellcheck disable=SC2034  # read by mc() in common.sh
+  MC_BIN=${MEDIACHAIN_CLI:-${CARGO_TARGET_DIR:-$REPO_ROOT/target}/release/mediachain}
+  committed_everywhere "$TX4" 4
+}
+if [ -n "${MEDIACHAIN_E2E_INGRESS_IMAGE:-}" ]; then
+  TX4=""
+  step "through the Ingress (Traefik): register, put, submit --wait; all peers have it" through_ingress
+else
+  log "Ingress part: SKIPPED (no MEDIACHAIN_E2E_INGRESS_IMAGE; e2e/suite/kind.sh sets it when Traefik is built)"
+fi
+log "suite passed: install, reconcile, transaction, pod recovery, scale-up${MEDIACHAIN_E2E_INGRESS_IMAGE:+, ingress}"
