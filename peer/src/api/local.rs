@@ -116,11 +116,13 @@ impl LocalPeer {
             client_cert_validity: 30 * 24 * 3600,
             mempool_capacity: options.mempool_capacity,
         };
-        let rules = Rules::new(
+        let mut rules = Rules::new(
             &options.network,
             root.public(),
             options.transaction_pow_bits,
         );
+        // A block is an object of the store: it must fit the store's limit.
+        rules.max_block_bytes = rules.max_block_bytes.min(options.max_object_size);
         let store = Store::open(dir, options.max_object_size)?;
         let node = Node::open(params, peer.clone(), l1.clone(), rules, store)?;
         let metrics = Arc::new(Metrics::new());

@@ -159,12 +159,26 @@ fn tower(args: &DevnetArgs) -> Result<(PublicKey, Vec<Peer>), CliError> {
     Ok((root, peers))
 }
 
+/// The daemon: `--peer-bin`, else `mediachain-peer` beside this program (built first when this
+/// program runs under `cargo run` and it is missing), else from PATH.
 fn peer_binary(args: &DevnetArgs) -> PathBuf {
     if let Some(path) = &args.peer_bin {
         return path.clone();
     }
     if let Ok(exe) = std::env::current_exe() {
         let sibling = exe.with_file_name("mediachain-peer");
+        if !sibling.is_file() {
+            if let Some(cargo) = std::env::var_os("CARGO") {
+                let release = exe.parent().is_some_and(|dir| dir.ends_with("release"));
+                println!("devnet: building mediachain-peer (cargo build --bin mediachain-peer)");
+                let mut build = std::process::Command::new(cargo);
+                build.args(["build", "-p", "mediachain-peer", "--bin", "mediachain-peer"]);
+                if release {
+                    build.arg("--release");
+                }
+                let _ = build.status();
+            }
+        }
         if sibling.is_file() {
             return sibling;
         }
