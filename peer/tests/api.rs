@@ -599,3 +599,82 @@ async fn probes_metrics_and_the_openapi_document_are_served() {
     let response = get("/v1/nowhere").await.unwrap();
     assert_eq!(problem_of(response).await.0, 404);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_updates_of_one_head_are_committed_and_merged() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = LocalOptions {
+        auto_commit: false,
+        block_interval: std::time::Duration::ZERO,
+        ..LocalOptions::default()
+    };
+    let peer = LocalPeer::start(dir.path(), options).await.unwrap();
+    let client = Client::new(&peer.url).unwrap();
+    let bits = client.info().await.unwrap().transaction_pow_bits;
+    let (alice, alice_chain) = registered(&client).await;
+    let (bob, bob_chain) = registered(&client).await;
+    let (entity, artefact, cell) = write_work(&client, "The Kiss").await;
+    let first = Transaction::create(
+        &alice,
+        &alice_chain,
+        work_entries(entity, artefact, cell),
+        time::now(),
+        bits,
+    )
+    .unwrap();
+    client.submit(&first).await.unwrap();
+    let node = peer.node.clone();
+    tokio::task::spawn_blocking(move || node.try_commit().unwrap().unwrap())
+        .await
+        .unwrap();
+
+    // Alice and Bob both update the head `cell` before either is committed.
+    let mut txs = vec![];
+    for (key, chain, name) in [
+        (&alice, &alice_chain, "gold leaf"),
+        (&bob, &bob_chain, "oil"),
+    ] {
+        let update = ChainCell::new(CellKind::ArtefactUpdate, artefact, cell)
+            .with_meta(mediachain::model::Meta::named(name));
+        let update: Cid = client
+            .put_object(&Object::Cell(update))
+            .await
+            .unwrap()
+            .cid
+            .parse()
+            .unwrap();
+        let entries = vec![JournalEntry::Update {
+            reference: artefact,
+            chain: update,
+            chain_previous: cell,
+            timestamp: time::now(),
+        }];
+        let tx = Transaction::create(key, chain, entries, time::now(), bits).unwrap();
+        assert_eq!(client.submit(&tx).await.unwrap().state, "pending");
+        txs.push(tx);
+    }
+    let node = peer.node.clone();
+    tokio::task::spawn_blocking(move || node.try_commit().unwrap().unwrap())
+        .await
+        .unwrap();
+
+    let mut states: Vec<String> = vec![];
+    for tx in &txs {
+        let state = client.status(&tx.id()).await.unwrap();
+        assert_eq!(state.height, Some(2));
+        states.push(state.state);
+    }
+    states.sort();
+    assert_eq!(states, vec!["committed", "merged"]);
+    // No metadata is lost: the head is the link cell, on top of the base update, and it links
+    // the merged orphan update through `chainMerge`.
+    let history = client.history(&artefact, 10).await.unwrap();
+    let kinds: Vec<&str> = history
+        .cells
+        .iter()
+        .map(|c| c.object["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds[0], "artefactChainLink", "{kinds:?}");
+    assert_eq!(kinds.len(), 3, "{kinds:?}");
+    assert!(history.cells[0].object["chainMerge"]["/"].is_string());
+}

@@ -37,6 +37,8 @@ pub struct LocalOptions {
     pub mempool_capacity: usize,
     /// API settings.
     pub api: ApiConfig,
+    /// Run the commit loop (otherwise the caller commits with `node.try_commit()`).
+    pub auto_commit: bool,
 }
 
 impl Default for LocalOptions {
@@ -49,6 +51,7 @@ impl Default for LocalOptions {
             block_interval: Duration::from_millis(50),
             mempool_capacity: 100_000,
             api: ApiConfig::unlimited(),
+            auto_commit: true,
         }
     }
 }
@@ -135,22 +138,10 @@ impl LocalPeer {
         let server = tokio::spawn(serve_listener(listener, routes, async move {
             let _ = signal.await;
         }));
-        let committer = {
-            let node = node.clone();
-            tokio::spawn(async move {
-                let mut tick = tokio::time::interval(Duration::from_millis(50));
-                loop {
-                    tick.tick().await;
-                    let node = node.clone();
-                    let _ = tokio::task::spawn_blocking(move || {
-                        if let Err(error) = node.try_commit() {
-                            tracing::error!(%error, "commit failed");
-                        }
-                    })
-                    .await;
-                }
-            })
-        };
+        let mut tasks = vec![server];
+        if options.auto_commit {
+            tasks.push(Self::commit_loop(node.clone()));
+        }
         Ok(Self {
             addr,
             url: format!("http://{addr}"),
@@ -161,7 +152,24 @@ impl LocalPeer {
             principal: (principal, l0),
             peer: (peer, l1),
             shutdown: Some(shutdown),
-            tasks: vec![server, committer],
+            tasks,
+        })
+    }
+
+    /// What the daemon's commit loop does: `try_commit` every 50 ms.
+    fn commit_loop(node: Arc<Node>) -> JoinHandle<()> {
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_millis(50));
+            loop {
+                tick.tick().await;
+                let node = node.clone();
+                let _ = tokio::task::spawn_blocking(move || {
+                    if let Err(error) = node.try_commit() {
+                        tracing::error!(%error, "commit failed");
+                    }
+                })
+                .await;
+            }
         })
     }
 
