@@ -282,6 +282,11 @@ fn devnet_runs_the_main_job_against_real_peer_processes() {
     assert!(stdout.contains("client: registered 12D3KooW"), "{stdout}");
     assert!(stdout.contains("artefactCreatedBy cell"), "{stdout}");
     assert!(stdout.contains("confirmed: transaction"), "{stdout}");
+    // The other peer's view-update stream has it too (gossip and sync between processes).
+    assert!(
+        stdout.contains("replicated: peer 1 reports the transaction committed"),
+        "{stdout}"
+    );
     assert!(
         stdout.contains(&format!("api http://127.0.0.1:{api}")),
         "{stdout}"

@@ -80,7 +80,7 @@ async fn submit(
     let outcome = blocking(move || node.submit(tx).map_err(ApiError::internal)).await?;
     match outcome {
         Ok(id) => {
-            api.metrics.transactions_admitted.inc();
+            // `transactions_admitted` is counted by the daemon from the node's TxAdmitted event.
             let mut response = json(
                 StatusCode::ACCEPTED,
                 &TxState {
