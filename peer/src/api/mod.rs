@@ -39,11 +39,15 @@ pub struct ApiConfig {
     /// Largest request body (transactions, registrations); objects are bounded by the
     /// datastore's object size limit.
     pub max_body_bytes: usize,
+    /// Count clients by `X-Forwarded-For` (set only behind a reverse proxy that writes it).
+    pub trust_forwarded_for: bool,
 }
 
 /// Environment variable overriding the per-client rate limit: `RATE[:BURST]` requests per
 /// second per client address, `0` to disable.
 pub const RATE_LIMIT_ENV: &str = "MEDIACHAIN_API_RATE_LIMIT";
+/// Environment variable: `1` counts clients by `X-Forwarded-For` (behind an Ingress).
+pub const TRUST_FORWARDED_FOR_ENV: &str = "MEDIACHAIN_API_TRUST_FORWARDED_FOR";
 
 impl Default for ApiConfig {
     fn default() -> Self {
@@ -51,6 +55,7 @@ impl Default for ApiConfig {
             rate_per_second: 200.0,
             burst: 400.0,
             max_body_bytes: 1024 * 1024,
+            trust_forwarded_for: false,
         }
     }
 }
@@ -69,6 +74,7 @@ impl ApiConfig {
                 config.burst = burst;
             }
         }
+        config.trust_forwarded_for = std::env::var(TRUST_FORWARDED_FOR_ENV).is_ok_and(|v| v == "1");
         config
     }
 
@@ -110,6 +116,7 @@ pub fn routes_with(
     config: ApiConfig,
 ) -> Routes {
     let limiter = Arc::new(RateLimiter::new(config.rate_per_second, config.burst));
+    let trust_forwarded_for = config.trust_forwarded_for;
     let api = Api {
         node,
         metrics: metrics.clone(),
@@ -128,7 +135,7 @@ pub fn routes_with(
         .or(openapi::routes())
         .unify()
         .boxed();
-    let limited = ratelimit::filter(limiter).and(v1);
+    let limited = ratelimit::filter(limiter, trust_forwarded_for).and(v1);
     let probes = probes(api);
     let counted = metrics.clone();
     probes
@@ -277,8 +284,8 @@ pub(crate) fn json<T: serde::Serialize>(status: StatusCode, value: &T) -> warp::
     warp::reply::with_status(warp::reply::json(value), status).into_response()
 }
 
-/// Serves `routes` on `addr` until `shutdown` completes; returns the bound address through
-/// `bound` before serving (useful with port 0).
+/// Serves `routes` on `addr` until `shutdown` completes (binding errors are returned; use
+/// [`serve_listener`] to learn the port of `:0`).
 pub async fn serve(
     addr: SocketAddr,
     routes: Routes,
