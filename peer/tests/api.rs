@@ -106,7 +106,7 @@ async fn registration_issues_a_level_2_chain_that_verifies_to_the_root() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn registration_without_valid_work_or_with_a_forged_challenge_is_refused() {
+async fn registration_without_valid_work_or_with_a_forged_or_stale_challenge_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let peer = peer(&dir).await;
     let client = Client::new(&peer.url).unwrap();
@@ -139,6 +139,27 @@ async fn registration_without_valid_work_or_with_a_forged_challenge_is_refused()
     let (status, problem) = problem_of(response).await;
     assert_eq!(status, 403);
     assert_eq!(problem.reason.as_deref(), Some("foreign-challenge"));
+
+    // A stale challenge (issued by this peer 20 minutes ago) with valid work for it.
+    let (peer_key, peer_chain) = peer.peer.clone();
+    let registrar = mediachain::node::registration::Registrar::new(peer_key, peer_chain, 8, 3600);
+    let old = registrar.challenge(time::now() - 1200);
+    let client_key = SecretKey::generate();
+    let resource = mediachain::client::registration_resource(&client_key.public(), &old);
+    let stamp =
+        mediachain::trust::pow::solve(mediachain::trust::pow::Purpose::Registration, &resource, 8)
+            .unwrap();
+    let response = http
+        .post(&url)
+        .json(&serde_json::json!({"client": client_key.public().to_string(), "challenge": hex::encode(&old), "pow": {"bits": stamp.bits, "nonce": stamp.nonce}}))
+        .send()
+        .await
+        .unwrap();
+    let (status, problem) = problem_of(response).await;
+    assert_eq!(
+        (status, problem.reason.as_deref()),
+        (403, Some("stale-challenge"))
+    );
 
     // Malformed bodies and keys.
     let response = http.post(&url).body("{not json").send().await.unwrap();
