@@ -10,8 +10,8 @@
 #                          run the smoke test; 0 = apiserver harness only
 #   MEDIACHAIN_E2E_PACKAGING  1 (default) = e2e/packaging.sh: chart/manifests checks, the container
 #                          images, the containerized fleet check; 0 = skip
-#   MEDIACHAIN_E2E_SUITE   1 = also the Kubernetes end-to-end suite on kind (e2e/suite/kind.sh);
-#                          default 0 (see e2e/suite/README.md)
+#   MEDIACHAIN_E2E_SUITE   1 (default) = also the Kubernetes end-to-end suite on the kind cluster
+#                          (e2e/suite/kind.sh, after the smoke test); 0 = smoke test only
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
@@ -31,7 +31,7 @@ step "apiserver harness tests (cargo test -p kube-harness)" harness_tests
 step "packaging: chart checks, images, fleet check (e2e/packaging.sh)" \
   env MEDIACHAIN_E2E_SUITE=0 bash "$E2E_DIR/packaging.sh"
 
-SUITE_ENABLED=${MEDIACHAIN_E2E_SUITE:-0}
+SUITE_ENABLED=${MEDIACHAIN_E2E_SUITE:-1}
 if [ "$KIND_ENABLED" = 1 ] && [ "$SUITE_ENABLED" = 1 ] && [ "${MEDIACHAIN_E2E_PACKAGING:-1}" != 0 ]; then
   # One cluster for both: the smoke test, then the suite (images built by packaging.sh).
   step "kind cluster + smoke test + end-to-end suite (e2e/suite/kind.sh)" \
