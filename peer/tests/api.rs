@@ -556,7 +556,7 @@ async fn a_client_over_its_rate_gets_429_while_probes_still_answer() {
     let dir = tempfile::tempdir().unwrap();
     let options = LocalOptions {
         api: ApiConfig {
-            rate_per_second: 0.5,
+            rate_per_second: 0.01, // one token per 100 s: no refill during the test
             burst: 3.0,
             ..ApiConfig::default()
         },
