@@ -243,9 +243,15 @@ impl<I: Index, O: Objects> Journal<I, O> {
         tx: &Transaction,
         now: UnixSeconds,
     ) -> Result<Result<(), TxRejection>, JournalError> {
-        if let Err(reason) = check_transaction(tx, &self.rules, &mut self.cache, now) {
+        if let Err(reason) = check_transaction(tx, &self.rules, &self.cache, now) {
             return Ok(Err(reason));
         }
+        self.admit_checked(tx)
+    }
+
+    /// The index-dependent half of [`Journal::admit`], for a transaction whose stateless checks
+    /// (`verify::check_transaction`) the caller already ran.
+    pub fn admit_checked(&self, tx: &Transaction) -> Result<Result<(), TxRejection>, JournalError> {
         let derivation = derive(
             &self.index,
             &self.objects,
@@ -281,7 +287,7 @@ impl<I: Index, O: Objects> Journal<I, O> {
             if used + size > budget {
                 break; // the rest waits for the next block
             }
-            match check_transaction(&tx, &self.rules, &mut self.cache, timestamp) {
+            match check_transaction(&tx, &self.rules, &self.cache, timestamp) {
                 Ok(()) => {
                     used += size;
                     valid.push(tx);
@@ -332,7 +338,7 @@ impl<I: Index, O: Objects> Journal<I, O> {
             bytes.len(),
             (parent.height, parent.timestamp),
             &self.rules,
-            &mut self.cache,
+            &self.cache,
         ) {
             warn!(%reason, "block refused");
             return Ok(Err(reason));

@@ -263,16 +263,17 @@ impl BlockRejection {
     }
 }
 
-/// Cache of certificate chains whose signatures and structure were verified.
+/// Cache of certificate chains whose signatures and structure were verified. Shared by
+/// threads: verification itself runs outside the lock.
 #[derive(Debug, Default)]
 pub struct ChainCache {
-    verified: HashMap<[u8; 32], PublicKey>,
+    verified: std::sync::RwLock<HashMap<[u8; 32], PublicKey>>,
 }
 
 impl ChainCache {
     /// Verifies `chain` as a `level` chain at time `at`, reusing earlier signature checks.
     pub fn verify(
-        &mut self,
+        &self,
         rules: &Rules,
         chain: &[Certificate],
         level: Level,
@@ -293,15 +294,18 @@ impl ChainCache {
         }
         let key: [u8; 32] = hasher.finalize().into();
         let chain = Chain(chain.to_vec());
-        if let Some(subject) = self.verified.get(&key) {
+        let cached = self.verified.read().ok().and_then(|v| v.get(&key).copied());
+        if let Some(subject) = cached {
             chain.verify_validity(&rules.revocations, at)?;
-            return Ok(*subject);
+            return Ok(subject);
         }
         let subject = chain.verify(&rules.root, &rules.revocations, at, level)?;
-        if self.verified.len() > 100_000 {
-            self.verified.clear();
+        if let Ok(mut verified) = self.verified.write() {
+            if verified.len() > 100_000 {
+                verified.clear();
+            }
+            verified.insert(key, subject);
         }
-        self.verified.insert(key, subject);
         Ok(subject)
     }
 }
@@ -311,7 +315,7 @@ impl ChainCache {
 pub fn check_transaction(
     tx: &Transaction,
     rules: &Rules,
-    cache: &mut ChainCache,
+    cache: &ChainCache,
     now: UnixSeconds,
 ) -> Result<(), TxRejection> {
     let entries = &tx.body.entries;
@@ -362,7 +366,7 @@ pub fn check_block(
     size: usize,
     parent: (u64, UnixSeconds),
     rules: &Rules,
-    cache: &mut ChainCache,
+    cache: &ChainCache,
 ) -> Result<(), BlockRejection> {
     if block.network != rules.network {
         return Err(BlockRejection::WrongNetwork(block.network.clone()));

@@ -20,6 +20,7 @@ use serde_bytes::ByteBuf;
 use tokio::sync::broadcast;
 use tracing::{info, info_span, warn};
 
+use crate::journal::verify::{check_transaction, ChainCache};
 use crate::journal::{
     Added, Block, BlockRejection, IndexRead, Journal, JournalError, Rules, Schedule, Transaction,
     TxId, TxRejection,
@@ -160,6 +161,18 @@ pub struct Node {
     registrar: Registrar,
     state: Mutex<State>,
     events: broadcast::Sender<NodeEvent>,
+    /// Admission runs its stateless checks (signature, proof of work, certificates) outside the
+    /// state lock, against this snapshot of the rules and its own chain cache.
+    admission: std::sync::RwLock<Rules>,
+    admission_cache: ChainCache,
+}
+
+/// Keeps a rejection for status queries (bounded: the oldest are forgotten in bulk).
+fn remember_rejection(state: &mut State, id: TxId, reason: &TxRejection) {
+    if state.rejected.len() > 100_000 {
+        state.rejected.clear();
+    }
+    state.rejected.insert(id, reason.to_string());
 }
 
 fn genesis(network: &str) -> Block {
@@ -198,6 +211,7 @@ impl Node {
             peers: HashSet::from([me]),
             last_block_at: Instant::now(),
         };
+        let admission = std::sync::RwLock::new(state.journal.rules().clone());
         Ok(Arc::new(Self {
             params,
             key,
@@ -206,6 +220,8 @@ impl Node {
             registrar,
             state: Mutex::new(state),
             events,
+            admission,
+            admission_cache: ChainCache::default(),
         }))
     }
 
@@ -287,6 +303,9 @@ impl Node {
 
     /// Replaces the verification rules (new revocations).
     pub fn set_rules(&self, rules: Rules) {
+        if let Ok(mut admission) = self.admission.write() {
+            *admission = rules.clone();
+        }
         self.state().journal.set_rules(rules);
     }
 
@@ -353,14 +372,27 @@ impl Node {
 
     fn admit(&self, tx: Transaction) -> Result<Result<TxId, TxRejection>, NodeError> {
         let id = tx.id();
+        // The expensive, stateless checks run concurrently, outside the state lock.
+        let stateless = match self.admission.read() {
+            Ok(rules) => check_transaction(&tx, &rules, &self.admission_cache, time::now()),
+            Err(_) => Ok(()), // a poisoned snapshot: the journal's own check below still runs
+        };
         let mut state = self.state();
+        if let Err(reason) = stateless {
+            remember_rejection(&mut state, id, &reason);
+            return Ok(Err(reason));
+        }
         if state.mempool.contains(&id) {
             return Ok(Ok(id));
         }
         if state.journal.index().tx_height(&id)?.is_some() {
             return Ok(Err(TxRejection::Duplicate(id)));
         }
-        match state.journal.admit(&tx, time::now())? {
+        let outcome = match self.admission.read() {
+            Ok(_) => state.journal.admit_checked(&tx)?,
+            Err(_) => state.journal.admit(&tx, time::now())?,
+        };
+        match outcome {
             Ok(()) => {
                 if !state.mempool.insert(id, tx) {
                     return Ok(Err(TxRejection::Busy));
@@ -368,10 +400,7 @@ impl Node {
                 Ok(Ok(id))
             }
             Err(reason) => {
-                if state.rejected.len() > 100_000 {
-                    state.rejected.clear();
-                }
-                state.rejected.insert(id, reason.to_string());
+                remember_rejection(&mut state, id, &reason);
                 Ok(Err(reason))
             }
         }
