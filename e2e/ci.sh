@@ -12,6 +12,8 @@
 #                          images, the containerized fleet check; 0 = skip
 #   MEDIACHAIN_E2E_SUITE   1 (default) = also the Kubernetes end-to-end suite on the kind cluster
 #                          (e2e/suite/kind.sh, after the smoke test); 0 = smoke test only
+#   MEDIACHAIN_E2E_INGRESS 1 (default) = the suite's Ingress part (Traefik built from its Go module,
+#                          13 min once, then cached); 0 = without it
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
@@ -36,6 +38,7 @@ if [ "$KIND_ENABLED" = 1 ] && [ "$SUITE_ENABLED" = 1 ] && [ "${MEDIACHAIN_E2E_PA
   # One cluster for both: the smoke test, then the suite (images built by packaging.sh).
   step "kind cluster + smoke test + end-to-end suite (e2e/suite/kind.sh)" \
     env MEDIACHAIN_KIND_SMOKE=1 MEDIACHAIN_SKIP_IMAGES=1 MEDIACHAIN_KIND_CLUSTER=mediachain-e2e \
+    MEDIACHAIN_E2E_INGRESS="${MEDIACHAIN_E2E_INGRESS:-1}" \
     timeout 1800 bash "$E2E_DIR/suite/kind.sh"
 elif [ "$KIND_ENABLED" = 1 ]; then
   step "kind cluster + smoke test" bash "$E2E_DIR/kind/cluster.sh" smoke
