@@ -39,7 +39,7 @@ if [ "$KIND_ENABLED" = 1 ] && [ "$SUITE_ENABLED" = 1 ] && [ "${MEDIACHAIN_E2E_PA
   step "kind cluster + smoke test + end-to-end suite (e2e/suite/kind.sh)" \
     env MEDIACHAIN_KIND_SMOKE=1 MEDIACHAIN_SKIP_IMAGES=1 MEDIACHAIN_KIND_CLUSTER=mediachain-e2e \
     MEDIACHAIN_E2E_INGRESS="${MEDIACHAIN_E2E_INGRESS:-1}" \
-    timeout 1800 bash "$E2E_DIR/suite/kind.sh"
+    timeout 3600 bash "$E2E_DIR/suite/kind.sh"
 elif [ "$KIND_ENABLED" = 1 ]; then
   step "kind cluster + smoke test" bash "$E2E_DIR/kind/cluster.sh" smoke
   log "end-to-end suite on kind: SKIPPED (MEDIACHAIN_E2E_SUITE=$SUITE_ENABLED)"
