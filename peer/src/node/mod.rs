@@ -451,9 +451,26 @@ impl Node {
         if since.elapsed() < delay {
             return Ok(None);
         }
-        let candidates = state
+        let mut candidates = state
             .mempool
             .candidates(state.journal.rules().max_txs_per_block);
+        // Transactions another peer's block already committed leave the pool; if nothing else is
+        // pending there is no block to make (no empty blocks).
+        let mut done = vec![];
+        for tx in &candidates {
+            let id = tx.id();
+            if state.journal.index().tx_height(&id)?.is_some() {
+                done.push(id);
+            }
+        }
+        if !done.is_empty() {
+            state.mempool.remove(done.iter());
+            let done: HashSet<TxId> = done.into_iter().collect();
+            candidates.retain(|tx| !done.contains(&tx.id()));
+        }
+        if candidates.is_empty() {
+            return Ok(None);
+        }
         let _span =
             info_span!("commit", height = height + 1, candidates = candidates.len()).entered();
         let (block, rejected) =
