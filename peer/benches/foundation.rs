@@ -3,6 +3,9 @@
 //!
 //! Run: `cargo bench -p mediachain-peer --bench foundation`
 
+#[path = "support/report.rs"]
+mod report;
+
 use std::time::{Duration, Instant};
 
 use mediachain::model::{codec, nil_cid, Artefact, CellKind, ChainCell, Meta, Object, RAW};
@@ -147,20 +150,7 @@ fn main() {
     });
     rows.push(("pow verify".into(), check, "ops/s"));
 
-    println!("{:<38} {:>14}  unit", "benchmark", "value");
-    for (name, value, unit) in &rows {
-        println!("{name:<38} {value:>14.1}  {unit}");
-    }
-    let json: serde_json::Map<String, serde_json::Value> = rows
-        .iter()
-        .map(|(name, value, unit)| {
-            (
-                format!("{name} [{unit}]"),
-                serde_json::json!((value * 10.0).round() / 10.0),
-            )
-        })
-        .collect();
-    println!("{}", serde_json::Value::Object(json));
+    report::print(&rows);
 }
 
 fn tempfile_dir() -> std::path::PathBuf {

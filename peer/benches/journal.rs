@@ -9,6 +9,9 @@
 //! Run: `cargo bench -p mediachain-peer --bench journal` (MEDIACHAIN_BENCH_ENTRIES overrides the
 //! rebuild size). Prints a table, then one JSON line.
 
+#[path = "support/report.rs"]
+mod report;
+
 use std::time::Instant;
 
 use mediachain::journal::{rebuild, Block, Journal, Rules, Schedule, Transaction};
@@ -243,18 +246,5 @@ fn main() {
     drop((index, store));
     let _ = std::fs::remove_dir_all(&dir);
 
-    println!("{:<40} {:>14}  unit", "benchmark", "value");
-    for (name, value, unit) in &rows {
-        println!("{name:<40} {value:>14.1}  {unit}");
-    }
-    let json: serde_json::Map<String, serde_json::Value> = rows
-        .iter()
-        .map(|(name, value, unit)| {
-            (
-                format!("{name} [{unit}]"),
-                serde_json::json!((value * 10.0).round() / 10.0),
-            )
-        })
-        .collect();
-    println!("{}", serde_json::Value::Object(json));
+    report::print(&rows);
 }

@@ -241,28 +241,8 @@ async fn a_late_peer_syncs_the_whole_journal_then_serves() {
 }
 
 async fn rejected_peers(fleet: &Fleet, i: usize) -> u64 {
-    let text = reqwest_text(&format!("{}/metrics", fleet.peers[i].api())).await;
-    text.lines()
-        .filter(|l| l.starts_with("mediachain_rejected_total{") && l.contains("kind=\"peer\""))
-        .filter_map(|l| l.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok()))
-        .sum::<f64>() as u64
-}
-
-async fn reqwest_text(url: &str) -> String {
-    // The metrics endpoint is plain text: read it with a bare HTTP/1.1 request.
-    let url = url.trim_start_matches("http://");
-    let (host, path) = url.split_once('/').unwrap();
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut stream = tokio::net::TcpStream::connect(host).await.unwrap();
-    stream
-        .write_all(
-            format!("GET /{path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").as_bytes(),
-        )
-        .await
-        .unwrap();
-    let mut out = String::new();
-    stream.read_to_string(&mut out).await.unwrap();
-    out
+    let text = fleet.metrics(i).await;
+    support::fleet::metric_sum(&text, "mediachain_rejected_total{kind=\"peer\"") as u64
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -322,7 +302,7 @@ async fn peers_without_a_valid_level_1_certificate_are_refused() {
         .await;
     // The network's peers admitted each other and nobody else.
     for i in [0, 1] {
-        let text = reqwest_text(&format!("{}/metrics", fleet.peers[i].api())).await;
+        let text = fleet.metrics(i).await;
         let connected = text
             .lines()
             .find(|l| l.starts_with("mediachain_peers_connected "))
@@ -363,7 +343,7 @@ async fn write_update(
 }
 
 async fn connected_peers(fleet: &Fleet, i: usize) -> Option<u64> {
-    let text = reqwest_text(&format!("{}/metrics", fleet.peers[i].api())).await;
+    let text = fleet.metrics(i).await;
     text.lines()
         .find(|l| l.starts_with("mediachain_peers_connected "))?
         .rsplit(' ')

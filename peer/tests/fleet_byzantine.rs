@@ -31,23 +31,8 @@ struct Rogue {
     sync: request_response::cbor::Behaviour<Request, Response>,
 }
 
-async fn metric(url: &str, prefix: &str) -> f64 {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let host = url.trim_start_matches("http://");
-    let mut stream = tokio::net::TcpStream::connect(host).await.unwrap();
-    stream
-        .write_all(
-            format!("GET /metrics HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n")
-                .as_bytes(),
-        )
-        .await
-        .unwrap();
-    let mut out = String::new();
-    stream.read_to_string(&mut out).await.unwrap();
-    out.lines()
-        .filter(|l| l.starts_with(prefix))
-        .filter_map(|l| l.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok()))
-        .sum()
+async fn metric(api: &str, prefix: &str) -> f64 {
+    support::fleet::metric_sum(&support::fleet::metrics_text(api).await, prefix)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -52,6 +52,26 @@ pub struct Fleet {
     pub extra_args: Vec<String>,
 }
 
+/// `GET /metrics` with a bare HTTP/1.1 request (the endpoint is plain text).
+pub async fn metrics_text(api: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let host = api.trim_start_matches("http://");
+    let mut stream = tokio::net::TcpStream::connect(host).await.unwrap();
+    let request = format!("GET /metrics HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut out = String::new();
+    stream.read_to_string(&mut out).await.unwrap();
+    out
+}
+
+/// Sum of the samples of every metric line starting with `prefix`.
+pub fn metric_sum(text: &str, prefix: &str) -> f64 {
+    text.lines()
+        .filter(|l| l.starts_with(prefix))
+        .filter_map(|l| l.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok()))
+        .sum()
+}
+
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -284,6 +304,11 @@ impl Fleet {
             },
         )
         .await;
+    }
+
+    /// Peer `i`'s Prometheus metrics text.
+    pub async fn metrics(&self, i: usize) -> String {
+        metrics_text(&self.peers[i].api()).await
     }
 
     pub fn path(&self) -> &Path {
