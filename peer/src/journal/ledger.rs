@@ -9,6 +9,7 @@
 
 use std::cmp::Ordering;
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 use tracing::{debug, info, info_span, warn};
 
@@ -79,7 +80,7 @@ pub struct Journal<I, O> {
     genesis: Cid,
     headers: HashMap<Cid, Header>,
     invalid: HashSet<Cid>,
-    cache: ChainCache,
+    cache: Arc<ChainCache>,
 }
 
 /// Block outcome or a refusal.
@@ -104,7 +105,7 @@ impl<I: Index, O: Objects> Journal<I, O> {
             genesis: genesis_cid,
             headers: HashMap::new(),
             invalid: HashSet::new(),
-            cache: ChainCache::default(),
+            cache: Arc::default(),
         };
         match journal.index.block_at(0)? {
             Some(existing) if existing != genesis_cid => {
@@ -163,10 +164,15 @@ impl<I: Index, O: Objects> Journal<I, O> {
         &self.rules
     }
 
-    /// Replaces the revocations (and forgets cached chain checks).
+    /// Replaces the revocations (and forgets cached checks).
     pub fn set_rules(&mut self, rules: Rules) {
         self.rules = rules;
-        self.cache = ChainCache::default();
+        self.cache.clear();
+    }
+
+    /// The cache of verification results, to share with checks made outside the journal.
+    pub fn cache(&self) -> Arc<ChainCache> {
+        self.cache.clone()
     }
 
     /// The committer schedule.
@@ -279,8 +285,7 @@ impl<I: Index, O: Objects> Journal<I, O> {
         let timestamp = timestamp.max(parent_ts);
         let mut rejected = vec![];
         let mut valid = Vec::with_capacity(candidates.len());
-        // Transactions take at most three quarters of the block; entries and header the rest.
-        let budget = self.rules.max_block_bytes / 4 * 3;
+        let budget = self.rules.tx_budget();
         let mut used = 0;
         for tx in candidates.into_iter().take(self.rules.max_txs_per_block) {
             let size = tx.to_bytes().len();
@@ -318,8 +323,13 @@ impl<I: Index, O: Objects> Journal<I, O> {
 
     /// Adds a block received from anywhere: verifies it and updates the chain.
     pub fn add_block(&mut self, block: &Block) -> AddResult {
-        let bytes = block.to_bytes();
-        let cid = crate::model::codec::dag_cbor_cid(&bytes);
+        self.add_encoded_block(block, &block.to_bytes())
+    }
+
+    /// [`Journal::add_block`] for a block whose canonical encoding is at hand (`bytes`, e.g.
+    /// what [`Block::from_bytes`] decoded, which accepts only canonical encodings).
+    pub fn add_encoded_block(&mut self, block: &Block, bytes: &[u8]) -> AddResult {
+        let cid = crate::model::codec::dag_cbor_cid(bytes);
         let _span = info_span!("add_block", %cid, height = block.height).entered();
         if self.headers.contains_key(&cid) {
             return Ok(Ok(Added::Known));
@@ -344,7 +354,7 @@ impl<I: Index, O: Objects> Journal<I, O> {
             return Ok(Err(reason));
         }
         let (tip, _) = self.tip()?;
-        self.store_block_bytes(&cid, &bytes)?;
+        self.store_block_bytes(&cid, bytes)?;
         if block.chain == tip {
             if let Err(reason) = self.apply_verified(cid, block)? {
                 self.invalid.insert(cid);

@@ -5,7 +5,7 @@
 //! two parts: signatures and structure once per distinct chain (cached), validity windows and
 //! revocations at the time of use (cheap), so the cache never changes an answer.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use sha2::{Digest, Sha256};
 
@@ -49,6 +49,12 @@ impl Rules {
             max_clock_skew: 120,
             max_block_bytes: 1024 * 1024,
         }
+    }
+
+    /// Bytes of transactions a committer puts in one block: three quarters of the block
+    /// limit (the entries they produce and the header take the rest).
+    pub fn tx_budget(&self) -> usize {
+        self.max_block_bytes / 4 * 3
     }
 }
 
@@ -263,14 +269,53 @@ impl BlockRejection {
     }
 }
 
-/// Cache of certificate chains whose signatures and structure were verified. Shared by
-/// threads: verification itself runs outside the lock.
+/// Cache of verification results that depend only on the bytes checked: certificate chains
+/// whose signatures and structure were verified, and transaction signatures found valid (a
+/// transaction is checked at admission and again in every block that carries it). Shared by
+/// threads: verification itself runs outside the locks. Bounded: each map is emptied when full.
 #[derive(Debug, Default)]
 pub struct ChainCache {
     verified: std::sync::RwLock<HashMap<[u8; 32], PublicKey>>,
+    signatures: std::sync::RwLock<HashSet<[u8; 32]>>,
 }
 
+/// Entries each map of a [`ChainCache`] holds before it is emptied.
+const CACHE_CAPACITY: usize = 100_000;
+
 impl ChainCache {
+    /// Forgets everything (the rules changed).
+    pub fn clear(&self) {
+        if let Ok(mut verified) = self.verified.write() {
+            verified.clear();
+        }
+        if let Ok(mut signatures) = self.signatures.write() {
+            signatures.clear();
+        }
+    }
+
+    /// Whether `tx`'s signature over its body (canonical bytes `body`, id `id`) is valid,
+    /// remembering valid ones (the key covers the body's hash, which names the signer, and the
+    /// signature).
+    fn transaction_signature_valid(&self, tx: &Transaction, id: &TxId, body: &[u8]) -> bool {
+        let mut hasher = Sha256::new();
+        hasher.update(id.0);
+        hasher.update(&tx.signature);
+        let key: [u8; 32] = hasher.finalize().into();
+        if self.signatures.read().is_ok_and(|s| s.contains(&key)) {
+            return true;
+        }
+        if !tx.signature_valid_over(body) {
+            return false;
+        }
+        if let Ok(mut signatures) = self.signatures.write() {
+            if signatures.len() >= CACHE_CAPACITY {
+                signatures.clear();
+            }
+            signatures.insert(key);
+        }
+        true
+    }
+
     /// Verifies `chain` as a `level` chain at time `at`, reusing earlier signature checks.
     pub fn verify(
         &self,
@@ -301,7 +346,7 @@ impl ChainCache {
         }
         let subject = chain.verify(&rules.root, &rules.revocations, at, level)?;
         if let Ok(mut verified) = self.verified.write() {
-            if verified.len() > 100_000 {
+            if verified.len() >= CACHE_CAPACITY {
                 verified.clear();
             }
             verified.insert(key, subject);
@@ -341,12 +386,8 @@ pub fn check_transaction(
         });
     }
     let body = tx.body.to_bytes();
-    pow::verify(
-        &tx.pow,
-        pow::Purpose::Transaction,
-        &TxId::of_body_bytes(&body).0,
-        rules.tx_pow_bits,
-    )?;
+    let id = TxId::of_body_bytes(&body);
+    pow::verify(&tx.pow, pow::Purpose::Transaction, &id.0, rules.tx_pow_bits)?;
     let certified = cache.verify(rules, &tx.certificate, Level::Client, tx.body.timestamp)?;
     if certified != tx.body.client {
         return Err(TxRejection::CertificateMismatch {
@@ -354,7 +395,7 @@ pub fn check_transaction(
             client: tx.body.client,
         });
     }
-    if !tx.signature_valid_over(&body) {
+    if !cache.transaction_signature_valid(tx, &id, &body) {
         return Err(TxRejection::BadSignature);
     }
     Ok(())

@@ -9,7 +9,9 @@ use crate::journal::{Transaction, TxId};
 #[derive(Debug)]
 pub struct Mempool {
     order: VecDeque<TxId>,
-    txs: HashMap<TxId, Transaction>,
+    /// Each transaction with its encoded size.
+    txs: HashMap<TxId, (Transaction, usize)>,
+    bytes: usize,
     oldest: Option<Instant>,
     capacity: usize,
 }
@@ -20,6 +22,7 @@ impl Mempool {
         Self {
             order: VecDeque::new(),
             txs: HashMap::new(),
+            bytes: 0,
             oldest: None,
             capacity,
         }
@@ -33,8 +36,10 @@ impl Mempool {
         if self.txs.is_empty() {
             self.oldest = Some(Instant::now());
         }
+        let size = tx.to_bytes().len();
+        self.bytes += size;
         self.order.push_back(id);
-        self.txs.insert(id, tx);
+        self.txs.insert(id, (tx, size));
         true
     }
 
@@ -58,6 +63,11 @@ impl Mempool {
         self.txs.is_empty()
     }
 
+    /// Encoded size of everything pending, in bytes.
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+
     /// When the oldest pending transaction arrived.
     pub fn oldest(&self) -> Option<Instant> {
         self.oldest
@@ -69,14 +79,16 @@ impl Mempool {
             .iter()
             .filter_map(|id| self.txs.get(id))
             .take(max)
-            .cloned()
+            .map(|(tx, _)| tx.clone())
             .collect()
     }
 
     /// Removes transactions (committed or rejected).
     pub fn remove<'a>(&mut self, ids: impl IntoIterator<Item = &'a TxId>) {
         for id in ids {
-            self.txs.remove(id);
+            if let Some((_, size)) = self.txs.remove(id) {
+                self.bytes -= size;
+            }
         }
         self.order.retain(|id| self.txs.contains_key(id));
         if self.txs.is_empty() {

@@ -162,9 +162,19 @@ pub struct Node {
     state: Mutex<State>,
     events: broadcast::Sender<NodeEvent>,
     /// Admission runs its stateless checks (signature, proof of work, certificates) outside the
-    /// state lock, against this snapshot of the rules and its own chain cache.
+    /// state lock, against this snapshot of the rules and the journal's verification cache (so
+    /// a block's transactions admitted before are not verified again).
     admission: std::sync::RwLock<Rules>,
-    admission_cache: ChainCache,
+    admission_cache: Arc<ChainCache>,
+}
+
+/// A peer's block as [`Node::receive_block`] took it.
+#[derive(Debug)]
+pub struct ReceivedBlock {
+    /// Its CID and height (`None` when it did not decode).
+    pub header: Option<(Cid, u64)>,
+    /// What the journal made of it.
+    pub outcome: Result<Added, BlockRejection>,
 }
 
 /// Keeps a rejection for status queries (bounded: the oldest are forgotten in bulk).
@@ -212,6 +222,7 @@ impl Node {
             last_block_at: Instant::now(),
         };
         let admission = std::sync::RwLock::new(state.journal.rules().clone());
+        let admission_cache = state.journal.cache();
         Ok(Arc::new(Self {
             params,
             key,
@@ -221,7 +232,7 @@ impl Node {
             state: Mutex::new(state),
             events,
             admission,
-            admission_cache: ChainCache::default(),
+            admission_cache,
         }))
     }
 
@@ -359,15 +370,32 @@ impl Node {
         Ok(outcome)
     }
 
-    /// Takes a transaction gossiped by a peer (with its objects).
-    pub fn receive_tx(&self, bundle: TxBundle) -> Result<Result<TxId, TxRejection>, NodeError> {
-        for (cid, bytes) in &bundle.objects {
-            if let Err(e) = self.store.put(cid, bytes) {
-                warn!(%cid, error = %e, "peer sent an invalid object");
-                return Ok(Err(TxRejection::UnknownObject(*cid)));
-            }
+    /// Takes transactions gossiped by a peer (with their objects, stored with one flush).
+    pub fn receive_txs(
+        &self,
+        bundles: Vec<TxBundle>,
+    ) -> Vec<Result<Result<TxId, TxRejection>, NodeError>> {
+        let mut stored = Vec::with_capacity(bundles.len());
+        for bundle in bundles {
+            let invalid = bundle.objects.iter().find_map(|(cid, bytes)| {
+                let outcome = self.store.put_unflushed(cid, bytes);
+                outcome.err().map(|e| (*cid, e))
+            });
+            stored.push((bundle.tx, invalid));
         }
-        self.admit(bundle.tx)
+        if let Err(e) = self.store.flush() {
+            return vec![Err(NodeError::from(e))];
+        }
+        stored
+            .into_iter()
+            .map(|(tx, invalid)| match invalid {
+                Some((cid, e)) => {
+                    warn!(%cid, error = %e, "peer sent an invalid object");
+                    Ok(Err(TxRejection::UnknownObject(cid)))
+                }
+                None => self.admit(tx),
+            })
+            .collect()
     }
 
     fn admit(&self, tx: Transaction) -> Result<Result<TxId, TxRejection>, NodeError> {
@@ -448,7 +476,11 @@ impl Node {
             return Ok(None);
         };
         let since = oldest.max(state.last_block_at);
-        if since.elapsed() < delay {
+        // Waiting collects transactions into a block; with a full block pending, the in-turn
+        // committer has nothing to wait for.
+        let full = state.mempool.bytes() >= state.journal.rules().tx_budget();
+        let in_turn = state.journal.schedule().in_turn(height + 1) == Some(me);
+        if since.elapsed() < delay && !(in_turn && full) {
             return Ok(None);
         }
         let mut candidates = state
@@ -473,6 +505,7 @@ impl Node {
         }
         let _span =
             info_span!("commit", height = height + 1, candidates = candidates.len()).entered();
+        let started = Instant::now();
         let (block, rejected) =
             state
                 .journal
@@ -490,6 +523,8 @@ impl Node {
         info!(
             txs = committed.len(),
             entries = block.entries.len(),
+            in_turn,
+            took_ms = started.elapsed().as_millis() as u64,
             "committed block"
         );
         let block = Arc::new(block);
@@ -503,12 +538,10 @@ impl Node {
     }
 
     /// Takes a block from a peer (after storing the objects that came with it).
-    pub fn receive_block(
-        &self,
-        bundle: &BlockBundle,
-    ) -> Result<Result<Added, BlockRejection>, NodeError> {
+    pub fn receive_block(&self, bundle: &BlockBundle) -> Result<ReceivedBlock, NodeError> {
+        // Durable with the block itself (storing it flushes).
         for (cid, bytes) in &bundle.objects {
-            if let Err(e) = self.store.put(cid, bytes) {
+            if let Err(e) = self.store.put_unflushed(cid, bytes) {
                 warn!(%cid, error = %e, "peer sent an invalid object with a block");
             }
         }
@@ -516,16 +549,42 @@ impl Node {
             Ok(block) => block,
             Err(detail) => {
                 warn!(%detail, "peer sent a malformed block");
-                return Ok(Err(BlockRejection::Malformed(detail)));
+                return Ok(ReceivedBlock {
+                    header: None,
+                    outcome: Err(BlockRejection::Malformed(detail)),
+                });
             }
         };
-        self.add_block(block)
+        // Strict decoding accepts only the canonical encoding: the bytes name the block.
+        let cid = crate::model::codec::dag_cbor_cid(&bundle.block);
+        let _span = info_span!("receive_block", %cid, height = block.height).entered();
+        self.preverify(&block);
+        let outcome = self.add_block(cid, Arc::new(block), &bundle.block)?;
+        Ok(outcome)
     }
 
-    fn add_block(&self, block: Block) -> Result<Result<Added, BlockRejection>, NodeError> {
+    /// Verifies the transactions of `block` outside the state lock, filling the verification
+    /// cache so the journal's own checks under the lock are cheap (their verdict is the
+    /// journal's: this only warms the cache).
+    fn preverify(&self, block: &Block) {
+        let Ok(rules) = self.admission.read() else {
+            return;
+        };
+        for tx in &block.transactions {
+            let _ = check_transaction(tx, &rules, &self.admission_cache, block.timestamp);
+        }
+    }
+
+    fn add_block(
+        &self,
+        cid: Cid,
+        block: Arc<Block>,
+        bytes: &[u8],
+    ) -> Result<ReceivedBlock, NodeError> {
+        let header = Some((cid, block.height));
         let mut state = self.state();
         let before = state.journal.tip()?;
-        let outcome = state.journal.add_block(&block)?;
+        let outcome = state.journal.add_encoded_block(&block, bytes)?;
         match &outcome {
             Ok(Added::Extended) | Ok(Added::Reorganized { .. }) => {
                 state.last_block_at = Instant::now();
@@ -540,36 +599,39 @@ impl Node {
                 // Every block that joined the canonical chain, oldest first.
                 let mut joined = vec![];
                 for h in (before.1.min(after.1.saturating_sub(1)))..=after.1 {
-                    if let Some(cid) = state.journal.index().block_at(h)? {
-                        if h > before.1 || cid != before.0 {
-                            joined.push(cid);
+                    if let Some(joined_cid) = state.journal.index().block_at(h)? {
+                        if h > before.1 || joined_cid != before.0 {
+                            joined.push(joined_cid);
                         }
                     }
                 }
-                let blocks: Vec<(Cid, Block)> = joined
+                let blocks: Vec<(Cid, Arc<Block>)> = joined
                     .into_iter()
-                    .filter_map(|cid| state.journal.load_block(&cid).ok().map(|b| (cid, b)))
+                    .filter_map(|c| {
+                        if c == cid {
+                            Some((c, block.clone()))
+                        } else {
+                            state.journal.load_block(&c).ok().map(|b| (c, Arc::new(b)))
+                        }
+                    })
                     .collect();
                 drop(state);
                 for (cid, block) in blocks {
-                    self.emit(NodeEvent::ChainExtended {
-                        cid,
-                        block: Arc::new(block),
-                    });
+                    self.emit(NodeEvent::ChainExtended { cid, block });
                 }
             }
             Ok(Added::SideBranch) => {
                 // Transactions of a competing branch are replayed on ours (healing).
-                for tx in block.transactions {
+                for tx in &block.transactions {
                     let id = tx.id();
                     if state.journal.index().tx_height(&id)?.is_none() {
-                        state.mempool.insert(id, tx);
+                        state.mempool.insert(id, tx.clone());
                     }
                 }
             }
             Ok(Added::Known) | Err(_) => {}
         }
-        Ok(outcome)
+        Ok(ReceivedBlock { header, outcome })
     }
 
     /// A block with the objects its transactions reference, for a syncing peer.

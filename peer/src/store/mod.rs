@@ -182,6 +182,15 @@ impl Store {
         Ok(previous.is_none())
     }
 
+    /// [`Store::put`] without waiting for the disk: durable at the next flush (any flushing
+    /// put, the index's apply, or [`Store::flush`]). For copies of objects that other peers
+    /// hold too (gossip, sync), where a flush per object would cost more than the object.
+    pub fn put_unflushed(&self, cid: &Cid, bytes: &[u8]) -> Result<bool, StoreError> {
+        self.verify(cid, bytes)?;
+        let previous = self.objects.insert(cid.to_bytes(), bytes)?;
+        Ok(previous.is_none())
+    }
+
     /// Stores bytes this process encoded itself with the model's canonical encoder: checks
     /// size, CID and hash but skips re-validating the DAG-CBOR. Durable when it returns.
     pub fn put_encoded(&self, cid: &Cid, bytes: &[u8]) -> Result<bool, StoreError> {

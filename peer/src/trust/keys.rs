@@ -27,14 +27,44 @@ pub enum KeyError {
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct PublicKey([u8; 32]);
 
+/// Keys recently checked to be curve points, decompressed. Decompression (a field
+/// exponentiation, ~15 µs) would otherwise run for every key of every certificate of every
+/// decoded transaction, and again for every signature check. Bounded: emptied when full.
+mod points {
+    use std::collections::HashMap;
+    use std::sync::{LazyLock, RwLock};
+
+    use ed25519_dalek::VerifyingKey;
+
+    /// At most this many keys (~220 bytes each) are remembered.
+    const CAPACITY: usize = 16_384;
+
+    static KNOWN: LazyLock<RwLock<HashMap<[u8; 32], VerifyingKey>>> =
+        LazyLock::new(|| RwLock::new(HashMap::with_capacity(1024)));
+
+    /// The decompressed point of `bytes`, or `None` if they are not a valid point.
+    pub(super) fn decompress(bytes: &[u8; 32]) -> Option<VerifyingKey> {
+        if let Some(key) = KNOWN.read().ok().and_then(|k| k.get(bytes).copied()) {
+            return Some(key);
+        }
+        let key = VerifyingKey::from_bytes(bytes).ok()?;
+        if let Ok(mut known) = KNOWN.write() {
+            if known.len() >= CAPACITY {
+                known.clear();
+            }
+            known.insert(*bytes, key);
+        }
+        Some(key)
+    }
+}
+
 impl PublicKey {
     /// Parses 32 raw bytes, checking they are a valid curve point.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, KeyError> {
         let array: [u8; 32] = bytes
             .try_into()
             .map_err(|_| KeyError::InvalidPublicKey(hex::encode(bytes)))?;
-        VerifyingKey::from_bytes(&array)
-            .map_err(|_| KeyError::InvalidPublicKey(hex::encode(bytes)))?;
+        points::decompress(&array).ok_or_else(|| KeyError::InvalidPublicKey(hex::encode(bytes)))?;
         Ok(Self(array))
     }
 
@@ -65,7 +95,7 @@ impl PublicKey {
 
     /// Verifies a domain-separated signature (strict rules).
     pub fn verify(&self, context: &[u8], message: &[u8], signature: &[u8; 64]) -> bool {
-        let Ok(key) = VerifyingKey::from_bytes(&self.0) else {
+        let Some(key) = points::decompress(&self.0) else {
             return false;
         };
         key.verify_strict(
@@ -77,7 +107,7 @@ impl PublicKey {
 
     /// The dalek verifying key.
     pub fn verifying_key(&self) -> Option<VerifyingKey> {
-        VerifyingKey::from_bytes(&self.0).ok()
+        points::decompress(&self.0)
     }
 }
 

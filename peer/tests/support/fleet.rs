@@ -50,6 +50,10 @@ pub struct Fleet {
     pub principal_chain: Chain,
     pub peers: Vec<Peer>,
     pub extra_args: Vec<String>,
+    /// Every peer's `--block-interval` (300ms unless changed before the peers start).
+    pub block_interval: String,
+    /// Extra environment of every peer process.
+    pub env: Vec<(String, String)>,
 }
 
 /// `GET /metrics` with a bare HTTP/1.1 request (the endpoint is plain text).
@@ -102,6 +106,8 @@ impl Fleet {
             principal_chain,
             peers: vec![],
             extra_args: vec![],
+            block_interval: "300ms".into(),
+            env: vec![],
         };
         for _ in 0..n {
             fleet.add_peer();
@@ -190,7 +196,7 @@ impl Fleet {
             .arg("--data-dir")
             .arg(p.dir.join("data"))
             .arg("--block-interval")
-            .arg("300ms")
+            .arg(&self.block_interval)
             .arg("--commit-timeout")
             .arg("2s")
             .arg("--registration-pow-bits")
@@ -198,7 +204,11 @@ impl Fleet {
             .arg("--transaction-pow-bits")
             .arg("4")
             .args(&self.extra_args)
-            .env("MEDIACHAIN_LOG", "info,libp2p=warn")
+            .env(
+                "MEDIACHAIN_LOG",
+                "info,libp2p=warn,warp::filters::trace=warn",
+            )
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .env_remove("MEDIACHAIN_SEEDS_FILE")
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())

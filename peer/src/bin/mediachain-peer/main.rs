@@ -39,11 +39,14 @@ enum Command {
     Check(RunArgs),
 }
 
+/// The log filter when `MEDIACHAIN_LOG` is unset. One line per HTTP request (warp's
+/// `processing request`) would cost more than the request under load: add
+/// `warp::filters::trace=info` to see them.
+const DEFAULT_LOG: &str = "info,libp2p_gossipsub=error,libp2p_swarm=warn,warp::filters::trace=warn";
+
 fn init_tracing() {
-    let filter =
-        tracing_subscriber::EnvFilter::try_from_env("MEDIACHAIN_LOG").unwrap_or_else(|_| {
-            tracing_subscriber::EnvFilter::new("info,libp2p_gossipsub=error,libp2p_swarm=warn")
-        });
+    let filter = tracing_subscriber::EnvFilter::try_from_env("MEDIACHAIN_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(DEFAULT_LOG));
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)

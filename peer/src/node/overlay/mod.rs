@@ -17,8 +17,9 @@
 //!   [`MAX_STRIKES`] the peer is disconnected and banned for [`BAN_TIME`].
 
 pub mod protocol;
+pub mod worker;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -29,16 +30,18 @@ use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
 use libp2p::{identify, noise, ping, tcp, yamux, Multiaddr, PeerId, StreamProtocol, Swarm};
 use serde_bytes::ByteBuf;
 use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::mpsc;
 use tracing::{debug, info, info_span, warn};
 
 use super::config::{read_seeds, Config};
 use super::metrics::Metrics;
-use super::{BlockBundle, Health, Node, NodeEvent, TxBundle};
+use super::{BlockBundle, Health, Node, NodeEvent, ReceivedBlock, TxBundle};
 use crate::journal::{Added, BlockRejection};
 use crate::model::Cid;
 use crate::time;
 use crate::trust::{Chain, Level, PublicKey};
 use protocol::{Announce, Hello, PeerRecord, Request, Response, MAX_RANGE, SYNC_PROTOCOL};
+use worker::{Job, Outcome};
 
 /// How long a connection may stay unadmitted.
 pub const ADMISSION_TIMEOUT: Duration = Duration::from_secs(10);
@@ -89,9 +92,15 @@ pub struct Overlay {
     heights: HashMap<PeerId, u64>,
     waiting_for_parent: HashMap<Cid, Vec<(PeerId, BlockBundle)>>,
     requested: HashMap<Cid, Instant>,
+    /// Outstanding block requests, to retry elsewhere at once when one fails or finds nothing.
+    block_requests: HashMap<request_response::OutboundRequestId, Cid>,
     tx_batch: Vec<TxBundle>,
     last_seed_dial: Option<Instant>,
     topics: Topics,
+    /// The verification worker's queue, and blocks waiting for room in it.
+    jobs: mpsc::Sender<Job>,
+    backlog: VecDeque<Job>,
+    outcomes: Option<mpsc::UnboundedReceiver<Outcome>>,
 }
 
 struct Topics {
@@ -214,6 +223,7 @@ impl Overlay {
         if let Some(addr) = &config.external_address {
             swarm.add_external_address(addr.clone());
         }
+        let (jobs, outcomes) = worker::spawn(node.clone()).map_err(|e| setup(&e))?;
         Ok(Self {
             swarm,
             node,
@@ -228,9 +238,13 @@ impl Overlay {
             heights: HashMap::new(),
             waiting_for_parent: HashMap::new(),
             requested: HashMap::new(),
+            block_requests: HashMap::new(),
             tx_batch: vec![],
             last_seed_dial: None,
             topics,
+            jobs,
+            backlog: VecDeque::new(),
+            outcomes: Some(outcomes),
         })
     }
 
@@ -348,10 +362,21 @@ impl Overlay {
     }
 
     fn update_health(&self) {
-        let synced = self.height() >= self.best_height();
+        let (height, best) = (self.height(), self.best_height());
+        let synced = height >= best;
         let connected = !self.admitted.is_empty() || self.config.seeds.is_empty();
-        self.health.set_ready(synced && connected);
-        self.metrics.journal_height.set(self.height() as i64);
+        let ready = synced && connected;
+        if ready != self.health.is_ready() {
+            info!(
+                ready,
+                height,
+                best_peer_height = best,
+                connected,
+                "readiness changed"
+            );
+        }
+        self.health.set_ready(ready);
+        self.metrics.journal_height.set(height as i64);
     }
 
     fn update_rotation(&mut self) {
@@ -401,29 +426,74 @@ impl Overlay {
             }
         }
         self.requested.insert(cid, Instant::now());
-        self.swarm.behaviour_mut().sync.send_request(
+        debug!(%peer, block = %cid, "requesting a block");
+        let request = self.swarm.behaviour_mut().sync.send_request(
             &peer,
             Request::Block {
                 cid: ByteBuf::from(cid.to_bytes()),
             },
         );
+        self.block_requests.insert(request, cid);
     }
 
+    /// Hands a block to the verification worker (or to the backlog while its queue is full).
     fn handle_bundle(&mut self, peer: PeerId, bundle: BlockBundle) {
-        let Ok(block) = crate::journal::Block::from_bytes(&bundle.block) else {
+        let job = Job::Block { peer, bundle };
+        if self.backlog.is_empty() {
+            if let Err(mpsc::error::TrySendError::Full(job)) = self.jobs.try_send(job) {
+                self.backlog.push_back(job);
+            }
+        } else {
+            self.backlog.push_back(job);
+        }
+    }
+
+    /// Moves backlogged blocks into the worker's queue while there is room.
+    fn drain_backlog(&mut self) {
+        while let Some(job) = self.backlog.pop_front() {
+            if let Err(mpsc::error::TrySendError::Full(job)) = self.jobs.try_send(job) {
+                self.backlog.push_front(job);
+                return;
+            }
+        }
+    }
+
+    fn on_outcome(&mut self, outcome: Outcome) {
+        match outcome {
+            Outcome::Txs {
+                source,
+                message,
+                results,
+            } => self.on_txs_verified(source, &message, results),
+            Outcome::Block {
+                peer,
+                bundle,
+                received,
+            } => {
+                // A storage failure was logged by the worker.
+                if let Ok(received) = *received {
+                    self.on_block_verified(peer, bundle, received);
+                }
+            }
+        }
+        self.drain_backlog();
+    }
+
+    fn on_block_verified(&mut self, peer: PeerId, bundle: BlockBundle, received: ReceivedBlock) {
+        let Some((cid, height)) = received.header else {
             self.strike(peer, "block", "malformed");
             return;
         };
-        let cid = block.cid();
         self.requested.remove(&cid);
-        let outcome = match self.node.receive_block(&bundle) {
-            Ok(outcome) => outcome,
-            Err(e) => {
-                warn!(error = %e, "storage failure while adding a block");
-                return;
-            }
+        let verdict = match &received.outcome {
+            Ok(Added::Extended) => "extended",
+            Ok(Added::Reorganized { .. }) => "reorganized",
+            Ok(Added::SideBranch) => "side branch",
+            Ok(Added::Known) => "known",
+            Err(reason) => reason.label(),
         };
-        match outcome {
+        debug!(%peer, block = %cid, height, verdict, "block verified");
+        match received.outcome {
             Ok(added) => {
                 match &added {
                     Added::Extended => self.metrics.blocks_received.inc(),
@@ -443,8 +513,8 @@ impl Overlay {
                         self.handle_bundle(from, child);
                     }
                 }
-                if block.height >= self.best_height() {
-                    self.note_height(peer, block.height);
+                if height >= self.best_height() {
+                    self.note_height(peer, height);
                 }
             }
             Err(BlockRejection::UnknownParent(parent)) => {
@@ -523,7 +593,22 @@ impl Overlay {
             .send_response(channel, response);
     }
 
-    fn on_response(&mut self, peer: PeerId, response: Response) {
+    /// A block request ended without a block: it may be asked of anyone again at once.
+    fn block_request_failed(&mut self, request: request_response::OutboundRequestId) {
+        if let Some(cid) = self.block_requests.remove(&request) {
+            self.requested.remove(&cid);
+        }
+    }
+
+    fn on_response(
+        &mut self,
+        peer: PeerId,
+        request: request_response::OutboundRequestId,
+        response: Response,
+    ) {
+        if !matches!(response, Response::Block(None)) {
+            self.block_requests.remove(&request);
+        }
         match response {
             Response::Hello(hello) => match self.check_hello(&peer, &hello) {
                 Ok(key) => {
@@ -549,7 +634,10 @@ impl Overlay {
                 Ok(bundle) => self.handle_bundle(peer, bundle),
                 Err(_) => self.strike(peer, "message", "garbage"),
             },
-            Response::Block(None) => {}
+            Response::Block(None) => {
+                debug!(%peer, "peer lacks the block we asked for");
+                self.block_request_failed(request);
+            }
         }
     }
 
@@ -558,13 +646,32 @@ impl Overlay {
         let accept = if !self.admitted.contains_key(&source) {
             MessageAcceptance::Ignore
         } else if message.topic == self.topics.txs.hash() {
-            self.on_tx_gossip(source, &message.data)
+            let job = Job::Txs {
+                source,
+                message: id.clone(),
+                data: message.data,
+            };
+            match self.jobs.try_send(job) {
+                // The verdict is reported when the worker is done.
+                Ok(()) => return,
+                Err(_) => {
+                    debug!("verification queue full: transaction gossip dropped");
+                    self.metrics.reject("transaction", "busy");
+                    MessageAcceptance::Ignore
+                }
+            }
         } else if message.topic == self.topics.blocks.hash() {
             match protocol::decode::<Announce>(&message.data) {
                 Ok(announce) => {
                     let known = self.node.with_journal(|j| j.knows(&announce.cid));
                     if !known {
-                        self.request_block(source, announce.cid);
+                        // The committer has the block; a forwarding peer may not have it yet.
+                        let from = if self.admitted.contains_key(&author) {
+                            author
+                        } else {
+                            source
+                        };
+                        self.request_block(from, announce.cid);
                     }
                     let entry = self.heights.entry(source).or_default();
                     *entry = (*entry).max(announce.height);
@@ -622,36 +729,52 @@ impl Overlay {
             .report_message_validation_result(&id, &source, accept);
     }
 
-    fn on_tx_gossip(&mut self, source: PeerId, data: &[u8]) -> MessageAcceptance {
-        let Ok(bundles) = protocol::decode::<Vec<TxBundle>>(data) else {
-            self.strike(source, "message", "garbage");
-            return MessageAcceptance::Reject;
-        };
-        let mut invalid = false;
-        for bundle in bundles {
-            match self.node.receive_tx(bundle) {
-                Ok(Ok(_)) => {
-                    self.metrics.transactions_admitted.inc();
-                }
-                Ok(Err(reason)) => {
-                    let label = reason.label();
-                    // Duplicates and stale heads are normal under concurrency; the rest is not.
-                    if !matches!(label, "duplicate" | "invalid_entry" | "busy") {
-                        invalid = true;
-                        self.strike(source, "transaction", label);
-                    } else {
-                        self.metrics.reject("transaction", label);
+    fn on_txs_verified(
+        &mut self,
+        source: PeerId,
+        message: &gossipsub::MessageId,
+        results: Option<Vec<worker::TxResult>>,
+    ) {
+        let accept = match results {
+            None => {
+                self.strike(source, "message", "garbage");
+                MessageAcceptance::Reject
+            }
+            Some(results) => {
+                let mut invalid = false;
+                for result in results {
+                    match result {
+                        Ok(Ok(_)) => {
+                            self.metrics.transactions_admitted.inc();
+                        }
+                        Ok(Err(reason)) => {
+                            let label = reason.label();
+                            // Duplicates and stale heads are normal under concurrency; the rest
+                            // is not.
+                            if !matches!(label, "duplicate" | "invalid_entry" | "busy") {
+                                invalid = true;
+                                self.strike(source, "transaction", label);
+                            } else {
+                                self.metrics.reject("transaction", label);
+                            }
+                        }
+                        Err(e) => {
+                            warn!(error = %e, "storage failure while admitting a transaction")
+                        }
                     }
                 }
-                Err(e) => warn!(error = %e, "storage failure while admitting a transaction"),
+                self.metrics.mempool_size.set(self.node.pending() as i64);
+                if invalid {
+                    MessageAcceptance::Reject
+                } else {
+                    MessageAcceptance::Accept
+                }
             }
-        }
-        self.metrics.mempool_size.set(self.node.pending() as i64);
-        if invalid {
-            MessageAcceptance::Reject
-        } else {
-            MessageAcceptance::Accept
-        }
+        };
+        self.swarm
+            .behaviour_mut()
+            .gossipsub
+            .report_message_validation_result(message, &source, accept);
     }
 
     fn publish(&mut self, topic: IdentTopic, data: Vec<u8>) {
@@ -836,12 +959,17 @@ impl Overlay {
         let mut maintenance = tokio::time::interval(Duration::from_secs(1));
         let mut records = tokio::time::interval(RECORD_INTERVAL);
         let mut batching = tokio::time::interval(Duration::from_millis(20));
+        let Some(mut outcomes) = self.outcomes.take() else {
+            warn!("the overlay runs only once");
+            return;
+        };
         tokio::pin!(shutdown);
         self.update_health();
         loop {
             tokio::select! {
                 _ = &mut shutdown => break,
                 event = self.swarm.select_next_some() => self.on_swarm_event(event),
+                Some(outcome) = outcomes.recv() => self.on_outcome(outcome),
                 event = events.recv() => match event {
                     Ok(event) => self.on_node_event(event),
                     Err(RecvError::Lagged(n)) => warn!(missed = n, "overlay lagged behind node events"),
@@ -901,12 +1029,19 @@ impl Overlay {
                     request_response::Message::Request {
                         request, channel, ..
                     } => self.on_request(peer, request, channel),
-                    request_response::Message::Response { response, .. } => {
-                        self.on_response(peer, response)
-                    }
+                    request_response::Message::Response {
+                        request_id,
+                        response,
+                    } => self.on_response(peer, request_id, response),
                 },
-                request_response::Event::OutboundFailure { peer, error, .. } => {
-                    debug!(%peer, %error, "sync request failed")
+                request_response::Event::OutboundFailure {
+                    peer,
+                    error,
+                    request_id,
+                    ..
+                } => {
+                    debug!(%peer, %error, "sync request failed");
+                    self.block_request_failed(request_id);
                 }
                 request_response::Event::InboundFailure { peer, error, .. } => {
                     debug!(%peer, %error, "sync response failed")

@@ -1,0 +1,315 @@
+//! Fleet benchmark: 4 release `mediachain-peer` processes on loopback, every peer verifying every
+//! transaction (gossip admission and block verification). Transactions are prepared first (one
+//! artefact `insert` each, the object uploaded to the peer that will take the transaction), then
+//! offered open-loop at a fixed rate, round-robin over the peers. Each peer's view-update stream
+//! (`GET /v1/events`) timestamps every transaction as its block joins that peer's chain.
+//!
+//! Reports: committed tx/s (transactions in a block on all 4 peers, divided by the time from the
+//! first submission to the last of them), submit->commit latency p50/p99 at the submitting peer,
+//! block count and size, and peak RSS (VmHWM) per peer. Prints a table, then one JSON line.
+//!
+//! Run: `cargo bench -p mediachain-peer --bench fleet`. Settings (environment):
+//! `FLEET_BENCH_RATE` offered tx/s (default 5000), `FLEET_BENCH_SECONDS` (default 10),
+//! `FLEET_BENCH_INTERVAL` block interval (default 200ms), `FLEET_BENCH_CONCURRENCY` in-flight
+//! submissions (default 64), `FLEET_BENCH_LOGS` a directory to copy the peers' logs to,
+//! `FLEET_BENCH_LOG` the peers' log filter (`MEDIACHAIN_LOG`).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a benchmark fails loudly
+
+#[path = "../tests/support/fleet.rs"]
+mod fleet;
+#[path = "support/report.rs"]
+mod report;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use mediachain::client::Client;
+use mediachain::journal::Transaction;
+use mediachain::model::{Artefact, JournalEntry, Object};
+use mediachain::trust::SecretKey;
+
+const PEERS: usize = 4;
+/// The fleet's transaction proof-of-work difficulty (see the fleet helper).
+const TX_BITS: u8 = 4;
+/// How long the fleet may take to commit everything after the last submission.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(120);
+/// Bound on one HTTP request of the load generator.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+fn setting(name: &str, default: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| default.to_string())
+}
+
+fn number(name: &str, default: usize) -> usize {
+    setting(name, &default.to_string())
+        .parse()
+        .unwrap_or_else(|_| panic!("{name} must be a whole number"))
+}
+
+/// Peak resident set size of process `pid` in MiB.
+fn peak_rss_mib(pid: u32) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|kib| kib.parse::<f64>().ok())
+        .unwrap_or(0.0)
+        / 1024.0
+}
+
+/// What the view-update streams saw: when each transaction joined each peer's chain.
+#[derive(Default)]
+struct Seen {
+    /// (peer, transaction id) -> first time seen in a canonical block there.
+    at: HashMap<(usize, String), Instant>,
+    /// Per peer, how many distinct transactions it has seen committed.
+    count: [usize; PEERS],
+    /// Transactions per block, as seen by peer 0.
+    blocks: Vec<usize>,
+}
+
+/// Follows peer `peer`'s view updates from `from` until aborted.
+async fn watch(peer: usize, client: Client, from: u64, seen: Arc<Mutex<Seen>>) {
+    let mut stream = client
+        .events(Some(from), &[], &[])
+        .await
+        .unwrap_or_else(|e| panic!("peer {peer}: event stream: {e}"));
+    while let Some(block) = stream.next().await {
+        let block = block.unwrap_or_else(|e| panic!("peer {peer}: event stream: {e}"));
+        let now = Instant::now();
+        let mut seen = seen.lock().unwrap();
+        if peer == 0 {
+            seen.blocks.push(block.transactions.len());
+        }
+        for id in block.transactions {
+            if seen.at.insert((peer, id), now).is_none() {
+                seen.count[peer] += 1;
+            }
+        }
+    }
+    panic!("peer {peer}: the event stream ended");
+}
+
+/// One registered client per peer, one signed transaction per uploaded object.
+async fn prepare(clients: &[Client], total: usize) -> Vec<(usize, Transaction)> {
+    let mut keys = vec![];
+    for c in clients {
+        let key = SecretKey::generate();
+        let (chain, _) = c.register(&key).await.expect("register a client");
+        keys.push((key, chain));
+    }
+    let tag = std::process::id();
+    let mut txs = Vec::with_capacity(total);
+    for n in 0..total {
+        let peer = n % PEERS;
+        let object = Object::Artefact(Artefact::named(&format!("fleet bench work {tag}-{n}")));
+        let cid = clients[peer]
+            .put_object(&object)
+            .await
+            .expect("upload an object")
+            .cid
+            .parse()
+            .expect("a CID");
+        let now = mediachain::time::now();
+        let (key, chain) = &keys[peer];
+        let entries = vec![JournalEntry::Insert {
+            reference: cid,
+            timestamp: now,
+        }];
+        txs.push((
+            peer,
+            Transaction::create(key, chain, entries, now, TX_BITS).expect("a transaction"),
+        ));
+        if (n + 1) % 10_000 == 0 {
+            eprintln!("  prepared {} of {total}", n + 1);
+        }
+    }
+    txs
+}
+
+/// Offers `txs` at `rate` per second from `concurrency` workers; returns the accepted ones with
+/// their submission instants, and the time the last submission finished.
+async fn submit_all(
+    clients: &[Client],
+    txs: Vec<(usize, Transaction)>,
+    rate: usize,
+    concurrency: usize,
+    start: Instant,
+) -> (Vec<(usize, String, Instant)>, Instant) {
+    let txs = Arc::new(txs);
+    let next = Arc::new(AtomicUsize::new(0));
+    let accepted = Arc::new(Mutex::new(Vec::with_capacity(txs.len())));
+    let mut workers = vec![];
+    for _ in 0..concurrency {
+        let (txs, next, accepted) = (txs.clone(), next.clone(), accepted.clone());
+        let clients = clients.to_vec();
+        workers.push(tokio::spawn(async move {
+            loop {
+                let n = next.fetch_add(1, Ordering::Relaxed);
+                let Some((peer, tx)) = txs.get(n) else { break };
+                let due = start + Duration::from_secs_f64(n as f64 / rate as f64);
+                tokio::time::sleep_until(due.into()).await;
+                let at = Instant::now();
+                match tokio::time::timeout(REQUEST_TIMEOUT, clients[*peer].submit(tx)).await {
+                    Ok(Ok(_)) => accepted
+                        .lock()
+                        .unwrap()
+                        .push((*peer, tx.id().to_string(), at)),
+                    Ok(Err(e)) => eprintln!("submission to peer {peer} refused: {e}"),
+                    Err(_) => {
+                        eprintln!("submission to peer {peer}: no answer in {REQUEST_TIMEOUT:?}")
+                    }
+                }
+            }
+        }));
+    }
+    for w in workers {
+        w.await.unwrap();
+    }
+    let done = Instant::now();
+    let accepted = std::mem::take(&mut *accepted.lock().unwrap());
+    (accepted, done)
+}
+
+fn main() {
+    let rate = number("FLEET_BENCH_RATE", 5000);
+    let seconds = number("FLEET_BENCH_SECONDS", 10);
+    let concurrency = number("FLEET_BENCH_CONCURRENCY", 64);
+    let interval = setting("FLEET_BENCH_INTERVAL", "200ms");
+    let interval_ms = humantime::parse_duration(&interval)
+        .expect("FLEET_BENCH_INTERVAL: a duration such as 200ms")
+        .as_secs_f64()
+        * 1000.0;
+    let total = rate * seconds;
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(run(rate, total, concurrency, interval, interval_ms));
+}
+
+async fn run(rate: usize, total: usize, concurrency: usize, interval: String, interval_ms: f64) {
+    let mut fleet = fleet::Fleet::new(PEERS);
+    fleet.block_interval = interval;
+    // One load generator sends everything from one address: lift the per-client rate limit.
+    fleet
+        .env
+        .push((mediachain::api::RATE_LIMIT_ENV.into(), "0".into()));
+    if let Ok(filter) = std::env::var("FLEET_BENCH_LOG") {
+        fleet.env.push(("MEDIACHAIN_LOG".into(), filter));
+    }
+    fleet.start_all();
+    let all: Vec<usize> = (0..PEERS).collect();
+    fleet.wait_ready(&all).await;
+    let clients: Vec<Client> = fleet.peers.iter().map(fleet::Peer::client).collect();
+
+    eprintln!("preparing {total} transactions ({rate} tx/s offered)");
+    let prepared_at = Instant::now();
+    let txs = prepare(&clients, total).await;
+    eprintln!("prepared in {:.1?}", prepared_at.elapsed());
+
+    let seen: Arc<Mutex<Seen>> = Arc::default();
+    let mut watchers = vec![];
+    for (peer, c) in clients.iter().enumerate() {
+        let from = c.head().await.expect("head").height + 1;
+        watchers.push(tokio::spawn(watch(peer, c.clone(), from, seen.clone())));
+    }
+
+    let start = Instant::now();
+    let (accepted, submitted_at) = submit_all(&clients, txs, rate, concurrency, start).await;
+    let submit_secs = submitted_at.duration_since(start).as_secs_f64();
+    eprintln!(
+        "{} of {total} accepted in {submit_secs:.1} s; waiting for commits on every peer",
+        accepted.len()
+    );
+
+    // Drain: until every peer's stream has seen every accepted transaction (bounded).
+    let deadline = Instant::now() + DRAIN_TIMEOUT;
+    loop {
+        let counts = seen.lock().unwrap().count;
+        if counts.iter().all(|c| *c >= accepted.len()) {
+            break;
+        }
+        if Instant::now() > deadline {
+            eprintln!(
+                "gave up after {DRAIN_TIMEOUT:?}: committed per peer {counts:?} of {} accepted\n{}",
+                accepted.len(),
+                fleet.logs()
+            );
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    for w in &watchers {
+        w.abort();
+    }
+
+    let seen = seen.lock().unwrap();
+    let mut everywhere = 0usize;
+    let mut last_commit = start;
+    let mut latencies = Vec::with_capacity(accepted.len());
+    for (peer, id, at) in &accepted {
+        let times: Vec<Instant> = (0..PEERS)
+            .filter_map(|p| seen.at.get(&(p, id.clone())).copied())
+            .collect();
+        if times.len() == PEERS {
+            everywhere += 1;
+            last_commit = last_commit.max(times.iter().copied().max().unwrap());
+        }
+        if let Some(t) = seen.at.get(&(*peer, id.clone())) {
+            latencies.push(t.duration_since(*at).as_secs_f64() * 1000.0);
+        }
+    }
+    latencies.sort_by(f64::total_cmp);
+    let percentile = |p: f64| {
+        let i = ((latencies.len() as f64 * p).ceil() as usize).saturating_sub(1);
+        latencies.get(i).copied().unwrap_or(f64::NAN)
+    };
+    let blocks = seen.blocks.len();
+    let per_block = seen.blocks.iter().sum::<usize>() as f64 / blocks.max(1) as f64;
+    let window = last_commit.duration_since(start).as_secs_f64();
+    let rss: Vec<f64> = fleet
+        .peers
+        .iter()
+        .map(|p| p.child.as_ref().map_or(0.0, |c| peak_rss_mib(c.id())))
+        .collect();
+
+    let mut rows: Vec<(String, f64, &str)> = vec![
+        ("transactions offered".into(), total as f64, "tx"),
+        ("offered rate".into(), total as f64 / submit_secs, "tx/s"),
+        ("accepted".into(), accepted.len() as f64, "tx"),
+        ("committed on all 4 peers".into(), everywhere as f64, "tx"),
+        (
+            "committed throughput, first submit to last commit".into(),
+            everywhere as f64 / window,
+            "tx/s",
+        ),
+        ("submit->commit latency p50".into(), percentile(0.50), "ms"),
+        ("submit->commit latency p99".into(), percentile(0.99), "ms"),
+        ("block interval".into(), interval_ms, "ms"),
+        (
+            "p99 latency in block intervals".into(),
+            percentile(0.99) / interval_ms,
+            "intervals",
+        ),
+        ("blocks".into(), blocks as f64, "blocks"),
+        ("transactions per block (mean)".into(), per_block, "tx"),
+    ];
+    for (i, mib) in rss.iter().enumerate() {
+        rows.push((format!("peak RSS peer {i}"), *mib, "MiB"));
+    }
+    report::print(&rows);
+    if let Ok(dir) = std::env::var("FLEET_BENCH_LOGS") {
+        std::fs::create_dir_all(&dir).unwrap();
+        for (i, p) in fleet.peers.iter().enumerate() {
+            std::fs::copy(p.log(), format!("{dir}/peer{i}.log")).unwrap();
+        }
+        eprintln!("peer logs copied to {dir}");
+    }
+}
