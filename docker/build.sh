@@ -77,7 +77,7 @@ FROM scratch
 COPY --chown=0:0 rootfs/ /
 $( [ "$name" = mediachain-peer ] && echo 'COPY --chown=10001:10001 data/ /var/lib/mediachain/' )
 USER 10001:10001
-$( [ "$name" = mediachain-peer ] && echo 'ENV MEDIACHAIN_LOG_FORMAT=json' )
+$( [ "$name" = mediachain-peer ] && echo 'ENV MEDIACHAIN_LOG_FORMAT=json MALLOC_ARENA_MAX=2' )
 $( [ "$name" = mediachain-peer ] && echo 'EXPOSE 4001/tcp 8080/tcp' || echo 'EXPOSE 8080/tcp' )
 LABEL org.opencontainers.image.title="$name" \\
       org.opencontainers.image.description="$description" \\

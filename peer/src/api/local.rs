@@ -131,6 +131,7 @@ impl LocalPeer {
         let metrics = Arc::new(Metrics::new());
         let health = Arc::new(Health::default());
         health.set_ready(true);
+        health.set_synced(true);
         let routes = routes_with(node.clone(), metrics.clone(), health.clone(), options.api);
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
         let addr = listener.local_addr()?;

@@ -36,6 +36,7 @@ use registration::Registrar;
 #[derive(Debug, Default)]
 pub struct Health {
     ready: std::sync::atomic::AtomicBool,
+    synced: std::sync::atomic::AtomicBool,
 }
 
 impl Health {
@@ -48,6 +49,18 @@ impl Health {
     /// Whether the peer is ready to serve clients.
     pub fn is_ready(&self) -> bool {
         self.ready.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Marks the peer at the best height its peers report (or not).
+    pub fn set_synced(&self, synced: bool) {
+        self.synced
+            .store(synced, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Whether the peer is at the best height its peers report: only then may it commit (a
+    /// block on an old tip would fork the chain).
+    pub fn is_synced(&self) -> bool {
+        self.synced.load(std::sync::atomic::Ordering::Relaxed)
     }
 }
 
@@ -539,8 +552,11 @@ impl Node {
 
     /// Takes a block from a peer (after storing the objects that came with it).
     pub fn receive_block(&self, bundle: &BlockBundle) -> Result<ReceivedBlock, NodeError> {
-        // Durable with the block itself (storing it flushes).
+        // Durable with the block itself (storing it flushes). Most came with gossip already.
         for (cid, bytes) in &bundle.objects {
+            if self.store.has(cid).unwrap_or(false) {
+                continue;
+            }
             if let Err(e) = self.store.put_unflushed(cid, bytes) {
                 warn!(%cid, error = %e, "peer sent an invalid object with a block");
             }

@@ -99,11 +99,16 @@ pub struct Store {
     max_object_size: usize,
 }
 
+/// Bytes of sled's page cache (sled's own default, 1 GiB, lets a long-running peer's memory
+/// grow with its journal; reads beyond the cache go to the OS page cache).
+pub const CACHE_BYTES: u64 = 64 * 1024 * 1024;
+
 impl Store {
     /// Opens (or creates) the store in directory `path`.
     pub fn open(path: &Path, max_object_size: usize) -> Result<Self, StoreError> {
         let db = sled::Config::new()
             .path(path)
+            .cache_capacity(CACHE_BYTES)
             .open()
             .map_err(|source| StoreError::Open {
                 path: path.into(),

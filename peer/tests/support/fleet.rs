@@ -208,6 +208,8 @@ impl Fleet {
                 "MEDIACHAIN_LOG",
                 "info,libp2p=warn,warp::filters::trace=warn",
             )
+            // As in the peer image (docs/peer-contract.md): fewer glibc arenas, less memory.
+            .env("MALLOC_ARENA_MAX", "2")
             .envs(self.env.iter().map(|(k, v)| (k, v)))
             .env_remove("MEDIACHAIN_SEEDS_FILE")
             .stdin(Stdio::null())

@@ -39,6 +39,11 @@ enum Command {
     Check(RunArgs),
 }
 
+/// Pending transactions a peer holds (~1.5 KiB each in memory). Beyond, submissions are
+/// refused as busy (503): under overload a peer pushes back instead of growing past its
+/// memory budget.
+const MEMPOOL_CAPACITY: usize = 50_000;
+
 /// The log filter when `MEDIACHAIN_LOG` is unset. One line per HTTP request (warp's
 /// `processing request`) would cost more than the request under load: add
 /// `warp::filters::trace=info` to see them.
@@ -135,7 +140,7 @@ async fn run(config: Config) -> Result<(), String> {
         registration_pow_bits: config.registration_pow_bits,
         transaction_pow_bits: config.transaction_pow_bits,
         client_cert_validity: 90 * 24 * 3600,
-        mempool_capacity: 200_000,
+        mempool_capacity: MEMPOOL_CAPACITY,
     };
     let node = Node::open(
         params,
@@ -170,7 +175,7 @@ async fn run(config: Config) -> Result<(), String> {
     .map_err(|e| e.to_string())?;
     let overlay_task = tokio::spawn(overlay.run(stopped(stop_rx.clone())));
 
-    // Commits only while ready: a peer still syncing would fork the chain from an old height.
+    // Commits only while synced: a peer behind would fork the chain from an old height.
     let committer = {
         let node = node.clone();
         let health = health.clone();
@@ -181,7 +186,7 @@ async fn run(config: Config) -> Result<(), String> {
                 tokio::select! {
                     _ = rx.changed() => break,
                     _ = tick.tick() => {
-                        if !health.is_ready() {
+                        if !health.is_synced() {
                             continue;
                         }
                         let node = node.clone();
@@ -209,6 +214,7 @@ async fn run(config: Config) -> Result<(), String> {
     shutdown_signal().await;
     info!("shutting down: leaving the overlay and flushing");
     health.set_ready(false);
+    health.set_synced(false);
     let _ = stop_tx.send(true);
     let _ = tokio::time::timeout(Duration::from_secs(10), async {
         let _ = committer.await;

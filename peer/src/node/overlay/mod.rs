@@ -43,6 +43,8 @@ use crate::trust::{Chain, Level, PublicKey};
 use protocol::{Announce, Hello, PeerRecord, Request, Response, MAX_RANGE, SYNC_PROTOCOL};
 use worker::{Job, Outcome};
 
+/// Blocks a ready peer may fall behind its best peer before it reports not ready.
+pub const READY_LAG: u64 = 2;
 /// How long a connection may stay unadmitted.
 pub const ADMISSION_TIMEOUT: Duration = Duration::from_secs(10);
 /// Strikes before a peer is disconnected and banned.
@@ -97,6 +99,8 @@ pub struct Overlay {
     tx_batch: Vec<TxBundle>,
     last_seed_dial: Option<Instant>,
     topics: Topics,
+    /// Whether the peer has been fully synced since it started (readiness needs it once).
+    synced_once: bool,
     /// The verification worker's queue, and blocks waiting for room in it.
     jobs: mpsc::Sender<Job>,
     backlog: VecDeque<Job>,
@@ -242,6 +246,7 @@ impl Overlay {
             tx_batch: vec![],
             last_seed_dial: None,
             topics,
+            synced_once: false,
             jobs,
             backlog: VecDeque::new(),
             outcomes: Some(outcomes),
@@ -361,11 +366,15 @@ impl Overlay {
             .unwrap_or(0)
     }
 
-    fn update_health(&self) {
+    /// Readiness: admitted, and synced once since start; afterwards a lag of up to
+    /// [`READY_LAG`] blocks (the time a new block takes to arrive) keeps the peer ready, so
+    /// probes do not flap with every block. Committing needs the peer fully synced.
+    fn update_health(&mut self) {
         let (height, best) = (self.height(), self.best_height());
-        let synced = height >= best;
         let connected = !self.admitted.is_empty() || self.config.seeds.is_empty();
-        let ready = synced && connected;
+        let synced = connected && height >= best;
+        self.synced_once |= synced;
+        let ready = connected && self.synced_once && best.saturating_sub(height) <= READY_LAG;
         if ready != self.health.is_ready() {
             info!(
                 ready,
@@ -376,6 +385,7 @@ impl Overlay {
             );
         }
         self.health.set_ready(ready);
+        self.health.set_synced(synced);
         self.metrics.journal_height.set(height as i64);
     }
 
