@@ -39,6 +39,18 @@ async fn writer(client: &Client) -> Writer {
 /// Writes an artefact and its artefactCreatedBy cell to `client`'s peer and submits the
 /// transaction journaling both; returns its id and the artefact.
 async fn write_artefact(client: &Client, w: &Writer, name: &str) -> (TxId, Cid) {
+    let (tx, art) = artefact_tx(client, w, name).await;
+    let state = client
+        .submit(&tx)
+        .await
+        .unwrap_or_else(|e| panic!("submit {name}: {e}"));
+    assert_eq!(state.state, "pending", "{state:?}");
+    (tx.id(), art)
+}
+
+/// Stores an artefact and its artefactCreatedBy cell at `client`'s peer; returns the
+/// transaction journaling both (not submitted) and the artefact.
+async fn artefact_tx(client: &Client, w: &Writer, name: &str) -> (Transaction, Cid) {
     let artefact = Object::Artefact(Artefact::named(name));
     let art: Cid = client
         .put_object(&artefact)
@@ -70,12 +82,7 @@ async fn write_artefact(client: &Client, w: &Writer, name: &str) -> (TxId, Cid) 
         },
     ];
     let tx = Transaction::create(&w.key, &w.chain, entries, now, TX_BITS).unwrap();
-    let state = client
-        .submit(&tx)
-        .await
-        .unwrap_or_else(|e| panic!("submit {name}: {e}"));
-    assert_eq!(state.state, "pending", "{state:?}");
-    (tx.id(), art)
+    (tx, art)
 }
 
 async fn committed_everywhere(fleet: &Fleet, peers: &[usize], ids: &[TxId]) -> bool {
@@ -451,4 +458,39 @@ async fn a_two_two_partition_commits_on_both_sides_and_heals_with_merges() {
             );
         }
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_fetches_objects_a_client_stored_at_another_peer() {
+    let mut fleet = Fleet::new(3);
+    fleet.start_all();
+    fleet.wait_ready(&[0, 1, 2]).await;
+    let (at_0, at_1) = (fleet.peers[0].client(), fleet.peers[1].client());
+    // As behind a load balancer: the objects go to peer 0, the transaction to peer 1.
+    let w = writer(&at_0).await;
+    let (tx, art) = artefact_tx(&at_0, &w, "stored at peer 0").await;
+    let state = at_1.submit(&tx).await.unwrap();
+    assert_eq!(state.state, "pending", "{state:?}");
+    at_1.get_object(&art).await.unwrap();
+    let ids = [tx.id()];
+    fleet
+        .wait_for(
+            "the transaction to commit everywhere",
+            Duration::from_secs(60),
+            || committed_everywhere(&fleet, &[0, 1, 2], &ids),
+        )
+        .await;
+
+    // An object no peer holds is still refused, after the peers were asked.
+    let missing = Object::Artefact(Artefact::named("stored nowhere"))
+        .cid()
+        .unwrap();
+    let now = mediachain::time::now();
+    let entries = vec![JournalEntry::Insert {
+        reference: missing,
+        timestamp: now,
+    }];
+    let orphan = Transaction::create(&w.key, &w.chain, entries, now, TX_BITS).unwrap();
+    let refused = at_1.submit(&orphan).await.unwrap_err();
+    assert_eq!(refused.problem().map(|p| p.status), Some(422), "{refused}");
 }

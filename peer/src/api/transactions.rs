@@ -59,6 +59,33 @@ pub fn rejection_problem(reason: &TxRejection) -> ApiError {
     }
 }
 
+/// Objects a submission may fetch from other peers (a client behind a load balancer may have
+/// stored them at any peer of the network).
+const MAX_FETCHED_OBJECTS: usize = 16;
+
+/// Submits `tx`; when it references an object this peer lacks, fetches it from other peers and
+/// tries again.
+async fn submit_fetching(
+    api: &Api,
+    tx: Transaction,
+) -> Result<Result<crate::journal::TxId, TxRejection>, ApiError> {
+    let mut fetched = 0;
+    loop {
+        let node = api.node.clone();
+        let attempt = tx.clone();
+        let outcome = blocking(move || node.submit(attempt).map_err(ApiError::internal)).await?;
+        match outcome {
+            Err(TxRejection::UnknownObject(cid)) if fetched < MAX_FETCHED_OBJECTS => {
+                if !api.node.fetch_object(cid).await {
+                    return Ok(outcome);
+                }
+                fetched += 1;
+            }
+            outcome => return Ok(outcome),
+        }
+    }
+}
+
 async fn submit(
     api: Api,
     kind: String,
@@ -76,8 +103,7 @@ async fn submit(
         api.metrics.reject("transaction", "malformed");
         ApiError::bad_request("malformed-transaction", e)
     })?;
-    let node = api.node.clone();
-    let outcome = blocking(move || node.submit(tx).map_err(ApiError::internal)).await?;
+    let outcome = submit_fetching(&api, tx).await?;
     match outcome {
         Ok(id) => {
             // `transactions_admitted` is counted by the daemon from the node's TxAdmitted event.

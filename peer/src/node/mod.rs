@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, mpsc, oneshot};
 use tracing::{info, info_span, warn};
 
 use crate::journal::verify::{check_transaction, ChainCache};
@@ -167,6 +167,8 @@ struct State {
 
 /// The node: shared by the overlay, the commit loop and the API.
 pub struct Node {
+    /// Where object fetches go (the overlay, once it runs).
+    fetcher: std::sync::OnceLock<mpsc::Sender<ObjectFetch>>,
     params: NodeParams,
     key: SecretKey,
     chain: Chain,
@@ -180,6 +182,18 @@ pub struct Node {
     admission: std::sync::RwLock<Rules>,
     admission_cache: Arc<ChainCache>,
 }
+
+/// A request to find an object at other peers: the reply says whether it is now stored here.
+#[derive(Debug)]
+pub struct ObjectFetch {
+    /// The object wanted.
+    pub cid: Cid,
+    /// Answered once the object is stored (true) or no peer had it (false).
+    pub reply: oneshot::Sender<bool>,
+}
+
+/// How long a submission may wait for an object fetched from other peers.
+pub const OBJECT_FETCH_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A peer's block as [`Node::receive_block`] took it.
 #[derive(Debug)]
@@ -237,6 +251,7 @@ impl Node {
         let admission = std::sync::RwLock::new(state.journal.rules().clone());
         let admission_cache = state.journal.cache();
         Ok(Arc::new(Self {
+            fetcher: std::sync::OnceLock::new(),
             params,
             key,
             chain,
@@ -260,6 +275,28 @@ impl Node {
     /// Subscribes to the node's events.
     pub fn subscribe(&self) -> broadcast::Receiver<NodeEvent> {
         self.events.subscribe()
+    }
+
+    /// Routes [`Node::fetch_object`] to `fetcher` (the overlay calls this once it runs).
+    pub fn set_object_fetcher(&self, fetcher: mpsc::Sender<ObjectFetch>) {
+        let _ = self.fetcher.set(fetcher);
+    }
+
+    /// Fetches `cid` from other peers into the datastore (a client may have stored it at
+    /// another peer of the network). Whether it is stored now; false without an overlay or
+    /// after [`OBJECT_FETCH_TIMEOUT`].
+    pub async fn fetch_object(&self, cid: Cid) -> bool {
+        let Some(fetcher) = self.fetcher.get() else {
+            return false;
+        };
+        let (reply, answer) = oneshot::channel();
+        if fetcher.send(ObjectFetch { cid, reply }).await.is_err() {
+            return false;
+        }
+        matches!(
+            tokio::time::timeout(OBJECT_FETCH_TIMEOUT, answer).await,
+            Ok(Ok(true))
+        )
     }
 
     fn emit(&self, event: NodeEvent) {

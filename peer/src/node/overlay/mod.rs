@@ -13,6 +13,9 @@
 //! - **Sync**: a peer behind fetches canonical ranges, a block whose parent is unknown makes it
 //!   fetch the parent (walking back to the fork point), and every block comes with the objects
 //!   its transactions reference. Gossip is only a fast path; sync repairs what it drops.
+//! - **Object fetch**: a submission referencing an object a client stored at another peer makes
+//!   this peer ask its admitted peers for it, one after the other ([`Node::fetch_object`]).
+//! - **Verification** of what peers send runs on the [`worker`] thread, not on this event loop.
 //! - **Misbehaviour**: invalid blocks or transactions and garbage earn strikes; at
 //!   [`MAX_STRIKES`] the peer is disconnected and banned for [`BAN_TIME`].
 
@@ -35,7 +38,7 @@ use tracing::{debug, info, info_span, warn};
 
 use super::config::{read_seeds, Config};
 use super::metrics::Metrics;
-use super::{BlockBundle, Health, Node, NodeEvent, ReceivedBlock, TxBundle};
+use super::{BlockBundle, Health, Node, NodeEvent, ObjectFetch, ReceivedBlock, TxBundle};
 use crate::journal::{Added, BlockRejection};
 use crate::model::Cid;
 use crate::time;
@@ -96,6 +99,9 @@ pub struct Overlay {
     requested: HashMap<Cid, Instant>,
     /// Outstanding block requests, to retry elsewhere at once when one fails or finds nothing.
     block_requests: HashMap<request_response::OutboundRequestId, Cid>,
+    /// Object fetches for submissions, and the peers not asked yet.
+    object_requests: HashMap<request_response::OutboundRequestId, (ObjectFetch, Vec<PeerId>)>,
+    fetches: Option<mpsc::Receiver<ObjectFetch>>,
     tx_batch: Vec<TxBundle>,
     last_seed_dial: Option<Instant>,
     topics: Topics,
@@ -228,6 +234,8 @@ impl Overlay {
             swarm.add_external_address(addr.clone());
         }
         let (jobs, outcomes) = worker::spawn(node.clone()).map_err(|e| setup(&e))?;
+        let (fetcher, fetches) = mpsc::channel(256);
+        node.set_object_fetcher(fetcher);
         Ok(Self {
             swarm,
             node,
@@ -243,6 +251,8 @@ impl Overlay {
             waiting_for_parent: HashMap::new(),
             requested: HashMap::new(),
             block_requests: HashMap::new(),
+            object_requests: HashMap::new(),
+            fetches: Some(fetches),
             tx_batch: vec![],
             last_seed_dial: None,
             topics,
@@ -588,6 +598,12 @@ impl Overlay {
                         .collect(),
                 )
             }
+            Request::Object { cid } => Response::Object(
+                Cid::try_from(cid.as_ref())
+                    .ok()
+                    .and_then(|cid| self.node.store().get(&cid).ok().flatten())
+                    .map(ByteBuf::from),
+            ),
             Request::Block { cid } => {
                 let bundle = Cid::try_from(cid.as_ref())
                     .ok()
@@ -601,6 +617,54 @@ impl Overlay {
             .behaviour_mut()
             .sync
             .send_response(channel, response);
+    }
+
+    /// Asks the next peer in `rest` for the object, or answers that nobody has it.
+    fn ask_for_object(&mut self, fetch: ObjectFetch, mut rest: Vec<PeerId>) {
+        let Some(peer) = rest.pop() else {
+            debug!(object = %fetch.cid, "no peer holds the object");
+            let _ = fetch.reply.send(false);
+            return;
+        };
+        let request = self.swarm.behaviour_mut().sync.send_request(
+            &peer,
+            Request::Object {
+                cid: ByteBuf::from(fetch.cid.to_bytes()),
+            },
+        );
+        self.object_requests.insert(request, (fetch, rest));
+    }
+
+    fn on_object_fetch(&mut self, fetch: ObjectFetch) {
+        let _span = info_span!("object_fetch", object = %fetch.cid).entered();
+        let peers: Vec<PeerId> = self.admitted.keys().copied().collect();
+        self.ask_for_object(fetch, peers);
+    }
+
+    /// A peer's answer to an object fetch: stored (the hash checked) or ask the next peer.
+    fn on_object(
+        &mut self,
+        peer: PeerId,
+        request: request_response::OutboundRequestId,
+        bytes: Option<ByteBuf>,
+    ) {
+        let Some((fetch, rest)) = self.object_requests.remove(&request) else {
+            return;
+        };
+        if let Some(bytes) = bytes {
+            match self.node.store().put(&fetch.cid, &bytes) {
+                Ok(_) => {
+                    debug!(%peer, object = %fetch.cid, "object fetched");
+                    let _ = fetch.reply.send(true);
+                    return;
+                }
+                Err(e) => {
+                    warn!(%peer, object = %fetch.cid, error = %e, "peer sent a wrong object");
+                    self.strike(peer, "object", "invalid");
+                }
+            }
+        }
+        self.ask_for_object(fetch, rest);
     }
 
     /// A block request ended without a block: it may be asked of anyone again at once.
@@ -648,6 +712,7 @@ impl Overlay {
                 debug!(%peer, "peer lacks the block we asked for");
                 self.block_request_failed(request);
             }
+            Response::Object(bytes) => self.on_object(peer, request, bytes),
         }
     }
 
@@ -969,7 +1034,8 @@ impl Overlay {
         let mut maintenance = tokio::time::interval(Duration::from_secs(1));
         let mut records = tokio::time::interval(RECORD_INTERVAL);
         let mut batching = tokio::time::interval(Duration::from_millis(20));
-        let Some(mut outcomes) = self.outcomes.take() else {
+        let (Some(mut outcomes), Some(mut fetches)) = (self.outcomes.take(), self.fetches.take())
+        else {
             warn!("the overlay runs only once");
             return;
         };
@@ -980,6 +1046,7 @@ impl Overlay {
                 _ = &mut shutdown => break,
                 event = self.swarm.select_next_some() => self.on_swarm_event(event),
                 Some(outcome) = outcomes.recv() => self.on_outcome(outcome),
+                Some(fetch) = fetches.recv() => self.on_object_fetch(fetch),
                 event = events.recv() => match event {
                     Ok(event) => self.on_node_event(event),
                     Err(RecvError::Lagged(n)) => warn!(missed = n, "overlay lagged behind node events"),
@@ -1052,6 +1119,9 @@ impl Overlay {
                 } => {
                     debug!(%peer, %error, "sync request failed");
                     self.block_request_failed(request_id);
+                    if let Some((fetch, rest)) = self.object_requests.remove(&request_id) {
+                        self.ask_for_object(fetch, rest);
+                    }
                 }
                 request_response::Event::InboundFailure { peer, error, .. } => {
                     debug!(%peer, %error, "sync response failed")

@@ -1,7 +1,7 @@
 //! Wire messages of the overlay.
 //!
-//! Request-response (`/mediachain/sync/1`) carries admission (`Hello`) and sync (canonical block
-//! ranges, block bundles). Gossipsub carries transaction batches, block announcements (CID and
+//! Request-response (`/mediachain/sync/1`) carries admission (`Hello`), sync (canonical block
+//! ranges, block bundles) and object fetch (an object a client stored at another peer). Gossipsub carries transaction batches, block announcements (CID and
 //! height only: bodies are fetched, since gossip messages are small and may be dropped) and
 //! signed peer records. Gossip payloads and block bundles are DAG-CBOR.
 
@@ -47,6 +47,11 @@ pub enum Request {
         /// CID bytes.
         cid: ByteBuf,
     },
+    /// One object of the datastore.
+    Object {
+        /// CID bytes.
+        cid: ByteBuf,
+    },
 }
 
 /// A response.
@@ -60,6 +65,8 @@ pub enum Response {
     Range(Vec<ByteBuf>),
     /// A DAG-CBOR `BlockBundle`, if the block is known.
     Block(Option<ByteBuf>),
+    /// The object's bytes, if the peer holds it.
+    Object(Option<ByteBuf>),
 }
 
 /// Gossip: a committed block's announcement.
