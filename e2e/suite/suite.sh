@@ -22,11 +22,11 @@
 # MEDIACHAIN_E2E_IMAGE_PULL_POLICY (default Never: images loaded into the nodes),
 # MEDIACHAIN_E2E_KEEP=1 (leave the release and namespace for inspection),
 # MEDIACHAIN_E2E_INGRESS_IMAGE (the Traefik image, e2e/suite/traefik.sh; set by kind.sh): then also
-#   7. Traefik as ingress controller; a one-peer MediachainPeer `gateway` of the same network with
-#      an Ingress (className = the suite's IngressClass); a client in a container on the nodes'
-#      Docker network (MEDIACHAIN_E2E_DOCKER_NETWORK, default kind; image mediachain-cli) goes
-#      through the Ingress (Host header = the Ingress host, NodePort of Traefik): register, put,
-#      submit --wait; the transaction reaches the other peers.
+#   7. Traefik as ingress controller; the 4-peer `sample` gets an Ingress (className = the suite's
+#      IngressClass); a client in a container on the nodes' Docker network
+#      (MEDIACHAIN_E2E_DOCKER_NETWORK, default kind; image mediachain-cli) goes through the Ingress
+#      (Host header = the Ingress host, NodePort of Traefik), its requests spread over the peers:
+#      register, put, submit --wait; the transaction reaches every peer.
 set -euo pipefail
 . "$(dirname "$0")/../lib.sh"
 . "$E2E_DIR/suite/common.sh"
@@ -167,26 +167,14 @@ through_ingress() {
   sed -e "s|__NS__|$NS|g" -e "s|__IMAGE__|$MEDIACHAIN_E2E_INGRESS_IMAGE|g" "$E2E_DIR/suite/traefik.yaml" |
     "$KUBECTL" apply -f - >/dev/null
   wait_for "Traefik Deployment rolled out (ping ready)" 180 k rollout status deploy/traefik --timeout=10s || return 1
-  k apply -f - >/dev/null <<YAML
-apiVersion: mediachain.io/v1alpha1
-kind: MediachainPeer
-metadata: {name: gateway}
-spec:
-  network: samplenet
-  replicas: 1
-  image: $PEER_IMAGE
-  imagePullPolicy: $PULL
-  trust: {principalSecretName: mediachain-principal}
-  storage: {size: 64Mi}
-  consensus: {blockInterval: 500ms, registrationPowBits: 12, transactionPowBits: 8}
-  connectivity: {targetConnectivity: 2}
-  ingress: {host: $INGRESS_HOST, className: $NS-traefik}
-YAML
-  gateway_ready() {
-    [ "$(k get mcp gateway -o jsonpath='{.status.conditions[?(@.type=="Ready")].status}')" = True ]
-  }
-  wait_for "mcp/gateway Ready (1 peer of network samplenet, with an Ingress)" 240 gateway_ready || return 1
-  k get ingress gateway >&2 || return 1
+  # The 4-peer sample gets the Ingress: Traefik spreads the client's requests over its peers
+  # (challenge and registration, object puts and the submission may each reach another peer).
+  k patch mcp sample --type merge \
+    -p "{\"spec\":{\"ingress\":{\"host\":\"$INGRESS_HOST\",\"className\":\"$NS-traefik\"}}}" >/dev/null || return 1
+  sample_ingress() { k get ingress sample >/dev/null 2>&1; }
+  wait_for "Ingress sample (host $INGRESS_HOST) created by the operator" 120 sample_ingress || return 1
+  wait_for "mcp/sample Ready with 4 ready peers" 240 mcp_ready 4 || return 1
+  k get ingress sample >&2 || return 1
   local node_ip port net
   node_ip=$("$KUBECTL" get nodes -o jsonpath='{.items[0].status.addresses[?(@.type=="InternalIP")].address}')
   port=$(k get svc traefik -o jsonpath='{.spec.ports[0].nodePort}')
@@ -198,8 +186,8 @@ exec docker run --rm --network $net --add-host $INGRESS_HOST:$node_ip -v $WORK:$
 SH
   chmod +x "$WORK/mc-container"
   local MC_BIN=$WORK/mc-container url=http://$INGRESS_HOST:$port
-  log "client in a container on Docker network $net: $url -> node $node_ip:$port -> Traefik -> Ingress gateway"
-  wait_for "the Ingress routes $url to the gateway peer (head answers)" 90 head_height "$url" || return 1
+  log "client in a container on Docker network $net: $url -> node $node_ip:$port -> Traefik -> Ingress sample (4 peers)"
+  wait_for "the Ingress routes $url to the sample peers (head answers)" 90 head_height "$url" || return 1
   TX4=$(client_job "$url" "$WORK/ingress-client" ingress)
   log "transaction $TX4 committed through the Ingress"
   # shellcheck disable=SC2034  # read by mc() in common.sh

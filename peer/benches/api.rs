@@ -159,7 +159,13 @@ fn main() {
         mediachain::node::registration::Registrar::resource(&client.public(), &challenge);
     let stamp = pow::solve(pow::Purpose::Registration, &resource, registrar.bits()).unwrap();
     let chain = registrar
-        .register(client.public(), &challenge, &stamp, mediachain::time::now())
+        .register(
+            client.public(),
+            &challenge,
+            &stamp,
+            mediachain::time::now(),
+            |_| false,
+        )
         .unwrap();
     let now = mediachain::time::now();
     let bodies: Arc<Vec<Bytes>> = Arc::new(

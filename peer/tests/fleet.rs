@@ -461,13 +461,25 @@ async fn a_two_two_partition_commits_on_both_sides_and_heals_with_merges() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_peer_fetches_objects_a_client_stored_at_another_peer() {
+async fn a_client_can_spread_its_requests_over_the_peers() {
     let mut fleet = Fleet::new(3);
     fleet.start_all();
     fleet.wait_ready(&[0, 1, 2]).await;
     let (at_0, at_1) = (fleet.peers[0].client(), fleet.peers[1].client());
-    // As behind a load balancer: the objects go to peer 0, the transaction to peer 1.
-    let w = writer(&at_0).await;
+    // As behind a load balancer: the challenge comes from peer 1, the registration and the
+    // objects go to peer 0, the transaction to peer 1.
+    let key = SecretKey::generate();
+    let challenge = at_1.challenge().await.unwrap();
+    let (chain, registration) = at_0.register_with(&key, challenge).await.unwrap();
+    assert_eq!(registration.issuer, fleet.peers[0].key.public().to_string());
+    let entity = at_0
+        .put_object(&Object::Entity(Entity::named("fleet author")))
+        .await
+        .unwrap()
+        .cid
+        .parse()
+        .unwrap();
+    let w = Writer { key, chain, entity };
     let (tx, art) = artefact_tx(&at_0, &w, "stored at peer 0").await;
     let state = at_1.submit(&tx).await.unwrap();
     assert_eq!(state.state, "pending", "{state:?}");

@@ -1,6 +1,7 @@
 //! Client registration: `GET /v1/info`, `GET /v1/registration/challenge` and
 //! `POST /v1/registration`, which answers a valid proof of work with a Level-2 certificate
-//! chain signed by this peer. The peer keeps no state per challenge (see `node::registration`).
+//! chain signed by this peer. The peer keeps no state per challenge, and a challenge any peer
+//! of the network issued is accepted (see `node::registration`).
 
 use warp::filters::BoxedFilter;
 use warp::http::StatusCode;
@@ -83,7 +84,7 @@ async fn register(
             Ok(api
                 .node
                 .registrar()
-                .register(client, &challenge, &stamp, now))
+                .register(client, &challenge, &stamp, now, |k| api.node.is_peer(k)))
         }
     })
     .await?;

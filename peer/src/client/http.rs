@@ -136,6 +136,15 @@ impl Client {
     /// chain the peer signed.
     pub async fn register(&self, key: &SecretKey) -> Result<(Chain, Registration)> {
         let challenge = self.challenge().await?;
+        self.register_with(key, challenge).await
+    }
+
+    /// Registers `key` answering `challenge`, which any peer of the network may have issued.
+    pub async fn register_with(
+        &self,
+        key: &SecretKey,
+        challenge: Challenge,
+    ) -> Result<(Chain, Registration)> {
         let bytes = hex::decode(&challenge.challenge)
             .map_err(|e| ClientError::Protocol(format!("challenge is not hex: {e}")))?;
         let resource = registration_resource(&key.public(), &bytes);

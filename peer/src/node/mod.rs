@@ -348,6 +348,11 @@ impl Node {
         f(&self.state().journal)
     }
 
+    /// Whether `key` is a peer of the rotation (this node included).
+    pub fn is_peer(&self, key: &PublicKey) -> bool {
+        self.state().peers.contains(key)
+    }
+
     /// Sets the admitted peers (the committer rotation).
     pub fn set_peers(&self, peers: impl IntoIterator<Item = PublicKey>) {
         let mut state = self.state();

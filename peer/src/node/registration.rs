@@ -1,11 +1,10 @@
 //! Client registration: a stateless challenge, a proof of work bound to the client key and the
-//! challenge, and a Level-2 certificate signed by this peer.
+//! challenge, and a Level-2 certificate signed by the peer that takes the registration.
 //!
-//! A challenge is `timestamp (8 bytes, big-endian) || tag (16 bytes)` where the tag is a keyed
-//! hash of the timestamp under a secret derived from the peer's key, so the peer can check a
-//! challenge it issued without remembering it; challenges expire after [`CHALLENGE_TTL`].
-
-use sha2::{Digest, Sha256};
+//! A challenge is `timestamp (8 bytes, big-endian) || issuer key (32) || the issuer's signature
+//! over both (64)`, so any peer of the network can check it without remembering it: a client
+//! behind a load balancer may fetch the challenge from one peer and register at another.
+//! Challenges expire after [`CHALLENGE_TTL`].
 
 use crate::time::UnixSeconds;
 use crate::trust::{pow, Certificate, Chain, Level, PowError, PowStamp, PublicKey, SecretKey};
@@ -13,11 +12,17 @@ use crate::trust::{pow, Certificate, Chain, Level, PowError, PowStamp, PublicKey
 /// How long a registration challenge stays valid, in seconds.
 pub const CHALLENGE_TTL: UnixSeconds = 600;
 
+/// Signature context of registration challenges.
+const CHALLENGE_CONTEXT: &[u8] = b"mediachain/registration-challenge/v2";
+
+/// Bytes of a challenge: timestamp, issuer key, signature.
+const CHALLENGE_LEN: usize = 8 + 32 + 64;
+
 /// Why a registration is refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RegistrationError {
-    /// The challenge was not issued by this peer or was altered.
-    #[error("the challenge was not issued by this peer")]
+    /// The challenge was not issued by a peer of this network, or was altered.
+    #[error("the challenge was not issued by a peer of this network")]
     ForeignChallenge,
     /// The challenge is too old.
     #[error(
@@ -29,20 +34,8 @@ pub enum RegistrationError {
     ProofOfWork(#[from] PowError),
 }
 
-fn tag(secret: &[u8; 32], timestamp: UnixSeconds) -> [u8; 16] {
-    let digest = Sha256::new()
-        .chain_update(b"mediachain/registration-challenge/v1")
-        .chain_update(secret)
-        .chain_update(timestamp.to_be_bytes())
-        .finalize();
-    let mut out = [0u8; 16];
-    out.copy_from_slice(&digest[..16]);
-    out
-}
-
 /// Issues challenges and registers clients for one peer.
 pub struct Registrar {
-    secret: [u8; 32],
     key: SecretKey,
     chain: Chain,
     bits: u8,
@@ -53,13 +46,7 @@ impl Registrar {
     /// A registrar signing with the peer's `key` and Level-1 `chain`, requiring `bits` of work
     /// and issuing certificates valid for `validity` seconds.
     pub fn new(key: SecretKey, chain: Chain, bits: u8, validity: UnixSeconds) -> Self {
-        let secret = Sha256::new()
-            .chain_update(b"mediachain/registrar-secret/v1")
-            .chain_update(key.seed())
-            .finalize()
-            .into();
         Self {
-            secret,
             key,
             chain,
             bits,
@@ -72,10 +59,12 @@ impl Registrar {
         self.bits
     }
 
-    /// A fresh challenge.
+    /// A fresh challenge, signed by this peer.
     pub fn challenge(&self, now: UnixSeconds) -> Vec<u8> {
         let mut c = now.to_be_bytes().to_vec();
-        c.extend_from_slice(&tag(&self.secret, now));
+        c.extend_from_slice(self.key.public().as_bytes());
+        let signature = self.key.sign(CHALLENGE_CONTEXT, &c);
+        c.extend_from_slice(&signature);
         c
     }
 
@@ -86,22 +75,34 @@ impl Registrar {
         r
     }
 
-    /// Checks the challenge and the work, then certifies `client` at Level 2.
+    /// Checks the challenge (issued by this peer or by a key `is_peer` accepts) and the work,
+    /// then certifies `client` at Level 2.
     pub fn register(
         &self,
         client: PublicKey,
         challenge: &[u8],
         stamp: &PowStamp,
         now: UnixSeconds,
+        is_peer: impl Fn(&PublicKey) -> bool,
     ) -> Result<Chain, RegistrationError> {
-        let (ts, given) = challenge
-            .split_at_checked(8)
-            .ok_or(RegistrationError::ForeignChallenge)?;
+        if challenge.len() != CHALLENGE_LEN {
+            return Err(RegistrationError::ForeignChallenge);
+        }
+        let (signed, signature) = challenge.split_at(8 + 32);
+        let (ts, issuer) = signed.split_at(8);
         let ts = UnixSeconds::from_be_bytes(
             ts.try_into()
                 .map_err(|_| RegistrationError::ForeignChallenge)?,
         );
-        if given != tag(&self.secret, ts) {
+        let issuer =
+            PublicKey::from_bytes(issuer).map_err(|_| RegistrationError::ForeignChallenge)?;
+        let signature: [u8; 64] = signature
+            .try_into()
+            .map_err(|_| RegistrationError::ForeignChallenge)?;
+        if issuer != self.key.public() && !is_peer(&issuer) {
+            return Err(RegistrationError::ForeignChallenge);
+        }
+        if !issuer.verify(CHALLENGE_CONTEXT, signed, &signature) {
             return Err(RegistrationError::ForeignChallenge);
         }
         if now.saturating_sub(ts) > CHALLENGE_TTL || ts > now + 60 {
@@ -159,7 +160,9 @@ mod tests {
             8,
         )
         .unwrap();
-        let chain = r.register(client, &challenge, &stamp, now + 5).unwrap();
+        let chain = r
+            .register(client, &challenge, &stamp, now + 5, |_| false)
+            .unwrap();
         let set = crate::trust::RevocationSet::new(root.public());
         assert_eq!(
             chain.verify(&root.public(), &set, now + 5, Level::Client),
@@ -182,17 +185,50 @@ mod tests {
         let mut forged = challenge.clone();
         forged[0] ^= 1;
         assert_eq!(
-            r.register(client, &forged, &stamp, now),
+            r.register(client, &forged, &stamp, now, |_| true),
             Err(RegistrationError::ForeignChallenge)
         );
         assert_eq!(
-            r.register(client, &challenge, &stamp, now + CHALLENGE_TTL + 1),
+            r.register(client, &challenge, &stamp, now + CHALLENGE_TTL + 1, |_| {
+                false
+            }),
             Err(RegistrationError::StaleChallenge)
         );
         let other = SecretKey::from_seed(&[5; 32]).public();
         assert!(matches!(
-            r.register(other, &challenge, &stamp, now),
+            r.register(other, &challenge, &stamp, now, |_| false),
             Err(RegistrationError::ProofOfWork(_))
         ));
+    }
+
+    #[test]
+    fn a_challenge_of_another_peer_counts_only_if_that_peer_is_known() {
+        let (here, _) = registrar();
+        let there = Registrar::new(SecretKey::from_seed(&[6; 32]), Chain(vec![]), 8, 3600);
+        let issuer = SecretKey::from_seed(&[6; 32]).public();
+        let client = SecretKey::from_seed(&[4; 32]).public();
+        let now = 1_700_000_000;
+        let challenge = there.challenge(now);
+        let stamp = pow::solve(
+            pow::Purpose::Registration,
+            &Registrar::resource(&client, &challenge),
+            8,
+        )
+        .unwrap();
+        assert_eq!(
+            here.register(client, &challenge, &stamp, now, |_| false),
+            Err(RegistrationError::ForeignChallenge)
+        );
+        let chain = here
+            .register(client, &challenge, &stamp, now, |k| *k == issuer)
+            .unwrap();
+        assert_eq!(chain.leaf().map(|c| c.body.subject), Some(client));
+        // A challenge re-signed by anyone else, or with its issuer swapped, does not verify.
+        let mut swapped = challenge.clone();
+        swapped[8..40].copy_from_slice(SecretKey::from_seed(&[7; 32]).public().as_bytes());
+        assert_eq!(
+            here.register(client, &swapped, &stamp, now, |_| true),
+            Err(RegistrationError::ForeignChallenge)
+        );
     }
 }
