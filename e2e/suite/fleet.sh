@@ -102,7 +102,7 @@ step "all peers Ready and connected" all_ready
 for i in $(seq 0 $((N - 1))); do log "peer $i: $(url_of "$i")"; done
 
 TX1=""
-job1() { TX1=$(client_job "$(url_of 0)" "$WORK/client" first); log "transaction $TX1 committed (peer 0)"; }
+job1() { TX1=$(client_job "$(url_of 0)" "$WORK/client" first) || return 1; log "transaction $TX1 committed (peer 0)"; }
 step "client from the host: register, put, submit --wait through peer 0's published port" job1
 everywhere() {
   local tx=$1 i
@@ -117,7 +117,7 @@ if [ "$N" -ge 3 ]; then
   restart_check() {
     docker rm -f "$RUN-peer-1" >/dev/null
     log "peer 1 container removed (its volume $RUN-data-1 kept)"
-    TX2=$(client_job "$(url_of 0)" "$WORK/client" second)
+    TX2=$(client_job "$(url_of 0)" "$WORK/client" second) || return 1
     log "transaction $TX2 committed while peer 1 was down"
     start_peer 1
     wait_for "restarted peer 1 /readyz = 200" 120 ready 1 || return 1

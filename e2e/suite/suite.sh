@@ -123,7 +123,7 @@ TX1=""
 job1() {
   local url
   url=$(forward sample-0)
-  TX1=$(client_job "$url" "$WORK/client" first)
+  TX1=$(client_job "$url" "$WORK/client" first) || return 1
   log "transaction $TX1 committed (client through port-forward to sample-0)"
 }
 step "client: register, put, submit --wait" job1
@@ -135,7 +135,7 @@ recover() {
   uid=$(k get pod sample-1 -o jsonpath='{.metadata.uid}')
   k delete pod sample-1 --wait=false >/dev/null
   url=$(forward sample-0)
-  TX2=$(client_job "$url" "$WORK/client" second)
+  TX2=$(client_job "$url" "$WORK/client" second) || return 1
   log "transaction $TX2 committed while sample-1 was being replaced"
   recreated() { [ "$(k get pod sample-1 -o jsonpath='{.metadata.uid}')" != "$uid" ]; }
   wait_for "pod sample-1 recreated" 120 recreated || return 1
@@ -155,7 +155,7 @@ scale_up() {
   wait_for "sample-3 journal height = sample-0's" 60 same_height sample-0 sample-3 || return 1
   local url
   url=$(forward sample-3)
-  TX3=$(client_job "$url" "$WORK/client3" third)
+  TX3=$(client_job "$url" "$WORK/client3" third) || return 1
   log "transaction $TX3 committed through the new peer sample-3"
   committed_everywhere "$TX3" 4
 }
@@ -188,7 +188,7 @@ SH
   local MC_BIN=$WORK/mc-container url=http://$INGRESS_HOST:$port
   log "client in a container on Docker network $net: $url -> node $node_ip:$port -> Traefik -> Ingress sample (4 peers)"
   wait_for "the Ingress routes $url to the sample peers (head answers)" 90 head_height "$url" || return 1
-  TX4=$(client_job "$url" "$WORK/ingress-client" ingress)
+  TX4=$(client_job "$url" "$WORK/ingress-client" ingress) || return 1
   log "transaction $TX4 committed through the Ingress"
   # shellcheck disable=SC2034  # read by mc() in common.sh
   MC_BIN=${MEDIACHAIN_CLI:-${CARGO_TARGET_DIR:-$REPO_ROOT/target}/release/mediachain}

@@ -334,7 +334,7 @@ impl Client {
             tokio::select! {
                 next = stream.next() => match next {
                     Some(Ok(block)) if block.transactions.contains(&id_text) => {
-                        let state = self.status(id).await?;
+                        let state = self.status_in(id, &block).await?;
                         return Ok(Confirmation { state, block: Some(block) });
                     }
                     Some(Ok(_)) => {}
@@ -350,6 +350,26 @@ impl Client {
                 }
             }
         }
+    }
+
+    /// The status of `id`, which `block` committed. Behind a load balancer the status request
+    /// may reach a peer that has not applied the block yet: asked again for a few seconds, then
+    /// the block itself is the answer (committed; whether it was `merged` is then unknown).
+    async fn status_in(&self, id: &TxId, block: &BlockSummary) -> Result<TxState> {
+        for _ in 0..10 {
+            let state = self.status(id).await?;
+            if state.is_committed() {
+                return Ok(state);
+            }
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+        Ok(TxState {
+            id: id.to_string(),
+            state: "committed".into(),
+            height: Some(block.height),
+            block: Some(block.cid.clone()),
+            reason: None,
+        })
     }
 
     /// Whether `/readyz` answers 200.

@@ -394,9 +394,14 @@ async fn submit(
         print_json(&confirmation.state)?;
         if !confirmation.state.is_committed() {
             return Err(CliError::Rejected(format!(
-                "transaction {} was rejected: {}",
+                "transaction {} was not committed: {}{}",
                 state.id,
-                confirmation.state.reason.unwrap_or_default()
+                confirmation.state.state,
+                confirmation
+                    .state
+                    .reason
+                    .map(|r| format!(" ({r})"))
+                    .unwrap_or_default()
             )));
         }
     }
