@@ -8,11 +8,11 @@
 //! first submission to the last of them), submit->commit latency p50/p99 at the submitting peer,
 //! block count and size, and peak RSS (VmHWM) per peer. Prints a table, then one JSON line.
 //!
-//! Phases run one after the other on the same fleet, one per offered rate (by default 1,500 tx/s,
-//! what this 2-core machine sustains, then the 5,000 tx/s target).
+//! Phases run one after the other on the same fleet, one per offered rate (by default 1,000 and
+//! 1,500 tx/s, about what this 2-core machine sustains, then the 5,000 tx/s target).
 //!
 //! Run: `cargo bench -p mediachain-peer --bench fleet`. Settings (environment):
-//! `FLEET_BENCH_RATES` offered tx/s per phase (default `1500,5000`), `FLEET_BENCH_SECONDS` per
+//! `FLEET_BENCH_RATES` offered tx/s per phase (default `1000,1500,5000`), `FLEET_BENCH_SECONDS` per
 //! phase (default 10), `FLEET_BENCH_INTERVAL` block interval (default 300ms, as the fleet
 //! tests), `FLEET_BENCH_CONCURRENCY` in-flight
 //! submissions (default 64), `FLEET_BENCH_LOGS` a directory to copy the peers' logs to,
@@ -190,7 +190,7 @@ struct Phase {
 }
 
 fn main() {
-    let rates: Vec<usize> = setting("FLEET_BENCH_RATES", "1500,5000")
+    let rates: Vec<usize> = setting("FLEET_BENCH_RATES", "1000,1500,5000")
         .split(',')
         .map(|r| {
             r.trim()
