@@ -148,18 +148,23 @@ mod tests {
         (Registrar::new(peer, l1, 8, 3600), root)
     }
 
+    /// The proof of work (8 bits) of `client` for `challenge`.
+    fn work(client: &PublicKey, challenge: &[u8]) -> PowStamp {
+        pow::solve(
+            pow::Purpose::Registration,
+            &Registrar::resource(client, challenge),
+            8,
+        )
+        .unwrap()
+    }
+
     #[test]
     fn a_client_with_work_on_a_fresh_challenge_gets_a_level_2_chain() {
         let (r, root) = registrar();
         let client = SecretKey::generate().public();
         let now = 1_700_000_000;
         let challenge = r.challenge(now);
-        let stamp = pow::solve(
-            pow::Purpose::Registration,
-            &Registrar::resource(&client, &challenge),
-            8,
-        )
-        .unwrap();
+        let stamp = work(&client, &challenge);
         let chain = r
             .register(client, &challenge, &stamp, now + 5, |_| false)
             .unwrap();
@@ -176,12 +181,7 @@ mod tests {
         let client = SecretKey::from_seed(&[4; 32]).public();
         let now = 1_700_000_000;
         let challenge = r.challenge(now);
-        let stamp = pow::solve(
-            pow::Purpose::Registration,
-            &Registrar::resource(&client, &challenge),
-            8,
-        )
-        .unwrap();
+        let stamp = work(&client, &challenge);
         let mut forged = challenge.clone();
         forged[0] ^= 1;
         assert_eq!(
@@ -209,12 +209,7 @@ mod tests {
         let client = SecretKey::from_seed(&[4; 32]).public();
         let now = 1_700_000_000;
         let challenge = there.challenge(now);
-        let stamp = pow::solve(
-            pow::Purpose::Registration,
-            &Registrar::resource(&client, &challenge),
-            8,
-        )
-        .unwrap();
+        let stamp = work(&client, &challenge);
         assert_eq!(
             here.register(client, &challenge, &stamp, now, |_| false),
             Err(RegistrationError::ForeignChallenge)
@@ -223,7 +218,7 @@ mod tests {
             .register(client, &challenge, &stamp, now, |k| *k == issuer)
             .unwrap();
         assert_eq!(chain.leaf().map(|c| c.body.subject), Some(client));
-        // A challenge re-signed by anyone else, or with its issuer swapped, does not verify.
+        // A challenge whose issuer is swapped for another key does not verify.
         let mut swapped = challenge.clone();
         swapped[8..40].copy_from_slice(SecretKey::from_seed(&[7; 32]).public().as_bytes());
         assert_eq!(
