@@ -18,17 +18,16 @@ use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod, Secret, Service};
 use k8s_openapi::api::events::v1::Event;
 use k8s_openapi::api::networking::v1::Ingress;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{ListParams, ObjectMeta, Patch, PatchParams, PostParams};
-use kube::runtime::wait::{await_condition, conditions};
-use kube::{Api, Client, CustomResourceExt, ResourceExt};
+use kube::runtime::wait::await_condition;
+use kube::{Api, Client, ResourceExt};
 use kube_harness::ApiServer;
 use mediachain::trust::{Chain, Level, RevocationSet};
 use mediachain_operator::controller::{self, Context, Leadership};
 use mediachain_operator::crd::{MediachainPeer, MediachainPeerStatus};
 use mediachain_operator::metrics::Metrics;
 use mediachain_operator::reconcile::Settings;
-use mediachain_operator::testing::TrustFixture;
+use mediachain_operator::testing::{install_crd, TrustFixture};
 use mediachain_operator::Error;
 use serde_json::json;
 
@@ -43,38 +42,7 @@ async fn start() -> Option<ApiServer> {
 
 /// Installs the CRD and the test namespace.
 async fn install(client: &Client) {
-    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    crds.create(&PostParams::default(), &MediachainPeer::crd())
-        .await
-        .unwrap();
-    let established = await_condition(
-        crds,
-        "mediachainpeers.mediachain.io",
-        conditions::is_crd_established(),
-    );
-    tokio::time::timeout(Duration::from_secs(30), established)
-        .await
-        .expect("CRD established in time")
-        .unwrap();
-    let ns = Namespace {
-        metadata: ObjectMeta {
-            name: Some(NS.into()),
-            ..ObjectMeta::default()
-        },
-        ..Namespace::default()
-    };
-    Api::<Namespace>::all(client.clone())
-        .create(&PostParams::default(), &ns)
-        .await
-        .unwrap();
-    // Discovery of the new kind may lag the Established condition by a moment.
-    let peers: Api<MediachainPeer> = Api::namespaced(client.clone(), NS);
-    for _ in 0..50 {
-        if peers.list(&ListParams::default()).await.is_ok() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    install_crd(client, NS).await.unwrap();
 }
 
 fn now() -> u64 {

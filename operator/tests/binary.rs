@@ -9,14 +9,13 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::api::core::v1::{Namespace, Secret};
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::api::{ObjectMeta, PostParams};
-use kube::runtime::wait::{await_condition, conditions};
-use kube::{Api, CustomResourceExt};
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::PostParams;
+use kube::runtime::wait::await_condition;
+use kube::Api;
 use kube_harness::ApiServer;
 use mediachain_operator::crd::MediachainPeer;
-use mediachain_operator::testing::TrustFixture;
+use mediachain_operator::testing::{install_crd, TrustFixture};
 use serde_json::json;
 
 const NS: &str = "media";
@@ -55,32 +54,7 @@ async fn the_binary_leads_serves_metrics_reconciles_and_stops_cleanly() {
         Err(e) => panic!("cannot start the kube-apiserver harness: {e}"),
     };
     let client = server.client();
-    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    crds.create(&PostParams::default(), &MediachainPeer::crd())
-        .await
-        .unwrap();
-    tokio::time::timeout(
-        Duration::from_secs(30),
-        await_condition(
-            crds,
-            "mediachainpeers.mediachain.io",
-            conditions::is_crd_established(),
-        ),
-    )
-    .await
-    .unwrap()
-    .unwrap();
-    let ns = Namespace {
-        metadata: ObjectMeta {
-            name: Some(NS.into()),
-            ..ObjectMeta::default()
-        },
-        ..Namespace::default()
-    };
-    Api::<Namespace>::all(client.clone())
-        .create(&PostParams::default(), &ns)
-        .await
-        .unwrap();
+    install_crd(&client, NS).await.unwrap();
     let now = mediachain::time::now();
     let trust = TrustFixture::new(31, now - 3600, now + 86_400 * 30);
     Api::<Secret>::namespaced(client.clone(), NS)

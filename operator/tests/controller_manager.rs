@@ -14,20 +14,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::StatefulSet;
-use k8s_openapi::api::core::v1::{
-    ConfigMap, Namespace, PersistentVolumeClaim, Pod, Secret, Service,
-};
+use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Pod, Secret, Service};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::api::{DeleteParams, ObjectMeta, Patch, PatchParams, PostParams};
-use kube::runtime::wait::{await_condition, conditions};
-use kube::{Api, Client, CustomResourceExt, Resource};
+use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
+use kube::runtime::wait::await_condition;
+use kube::{Api, Client, Resource};
 use kube_harness::ApiServer;
 use mediachain_operator::controller::{self, Context};
 use mediachain_operator::crd::MediachainPeer;
 use mediachain_operator::metrics::Metrics;
 use mediachain_operator::reconcile::Settings;
-use mediachain_operator::testing::TrustFixture;
+use mediachain_operator::testing::{install_crd, TrustFixture};
 use serde_json::json;
 
 const NS: &str = "media";
@@ -91,32 +88,7 @@ where
 }
 
 async fn setup(client: &Client) {
-    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    crds.create(&PostParams::default(), &MediachainPeer::crd())
-        .await
-        .unwrap();
-    let established = await_condition(
-        crds,
-        "mediachainpeers.mediachain.io",
-        conditions::is_crd_established(),
-    );
-    tokio::time::timeout(Duration::from_secs(30), established)
-        .await
-        .unwrap()
-        .unwrap();
-    Api::<Namespace>::all(client.clone())
-        .create(
-            &PostParams::default(),
-            &Namespace {
-                metadata: ObjectMeta {
-                    name: Some(NS.into()),
-                    ..ObjectMeta::default()
-                },
-                ..Namespace::default()
-            },
-        )
-        .await
-        .unwrap();
+    install_crd(client, NS).await.unwrap();
     let now = mediachain::time::now();
     let trust = TrustFixture::new(21, now - 3600, now + 365 * 86_400);
     Api::<Secret>::namespaced(client.clone(), NS)
