@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 use hyper_util::rt::TokioIo;
-use mediachain::api::local::{LocalOptions, LocalPeer};
+use mediachain::daemon::local::{LocalOptions, LocalPeer};
 use mediachain::journal::Transaction;
 use mediachain::model::{Artefact, JournalEntry, Object};
 use mediachain::trust::{pow, SecretKey};

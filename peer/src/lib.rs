@@ -3,7 +3,12 @@
 //! Layered bottom-up, every dependency pointing down:
 //! - [`model`]: the datastore objects, their DAG-CBOR encoding and CIDv1 names;
 //! - [`trust`]: keys, the certificate tower, revocation lists and proof of work;
-//! - [`store`]: the sled-backed content-addressed datastore (feature `store`).
+//! - [`store`]: the sled-backed content-addressed datastore (feature `store`);
+//! - [`journal`]: the pure journal (transactions, blocks, verification, fork choice);
+//! - `node`: the peer's state ([`node::Node`]) and its libp2p overlay (feature `node`);
+//! - `api`, `client`: the HTTP API over a node, and its client library;
+//! - `daemon`: node, overlay, commit loop and API wired together, the one loop every caller
+//!   (the `mediachain-peer` binary, tests, benchmarks) runs.
 //!
 //! The protocol layers (`model`, `trust`) are pure: no I/O beyond reading and writing the
 //! files a caller names, so the operator can depend on them without sled, libp2p or warp.
@@ -12,6 +17,8 @@
 pub mod api;
 #[cfg(any(feature = "client", feature = "node"))]
 pub mod client;
+#[cfg(feature = "node")]
+pub mod daemon;
 pub mod journal;
 pub mod model;
 #[cfg(feature = "node")]

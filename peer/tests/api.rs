@@ -3,10 +3,10 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
 
 use futures::StreamExt;
-use mediachain::api::local::{LocalOptions, LocalPeer};
 use mediachain::api::ApiConfig;
 use mediachain::client::wire::{Problem, PROBLEM_JSON};
 use mediachain::client::{Client, ClientError};
+use mediachain::daemon::local::{LocalOptions, LocalPeer};
 use mediachain::journal::{Transaction, TxId};
 use mediachain::model::{
     nil_cid, Artefact, CellKind, ChainCell, Cid, Entity, JournalEntry, Object,

@@ -10,8 +10,8 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use mediachain::api::local::{LocalOptions, LocalPeer};
 use mediachain::client::Client;
+use mediachain::daemon::local::{LocalOptions, LocalPeer};
 use mediachain::journal::Transaction;
 use mediachain::model::{
     nil_cid, Artefact, CellKind, ChainCell, Cid, Entity, JournalEntry, Object,

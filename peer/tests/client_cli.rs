@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use assert_cmd::Command;
-use mediachain::api::local::{LocalOptions, LocalPeer};
+use mediachain::daemon::local::{LocalOptions, LocalPeer};
 use predicates::str::contains;
 
 struct Env {

@@ -226,7 +226,6 @@ async fn pump(
                     return;
                 }
             }
-            Ok(_) => {}
             Err(broadcast::error::RecvError::Lagged(_)) => {
                 if !catch_up(&api, &interest, &mut cursor, &sender).await {
                     return;

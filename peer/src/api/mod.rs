@@ -8,7 +8,6 @@
 
 pub mod events;
 pub mod journal;
-pub mod local;
 pub mod objects;
 pub mod openapi;
 pub mod problem;
@@ -25,6 +24,7 @@ use warp::http::StatusCode;
 use warp::{Filter, Reply};
 
 use crate::node::metrics::{Metrics, ReasonLabel};
+use crate::node::overlay::OverlayHandle;
 use crate::node::{Health, Node};
 use problem::ApiError;
 use ratelimit::RateLimiter;
@@ -92,6 +92,8 @@ impl ApiConfig {
 pub struct Api {
     /// The node.
     pub node: Arc<Node>,
+    /// The overlay (gossip of admitted transactions, object fetches).
+    pub overlay: OverlayHandle,
     /// Its metrics.
     pub metrics: Arc<Metrics>,
     /// Its health.
@@ -103,26 +105,14 @@ pub struct Api {
 /// The boxed filter of the whole API.
 pub type Routes = BoxedFilter<(Box<dyn Reply>,)>;
 
-/// The whole API with [`ApiConfig::from_env`].
-pub fn routes(node: Arc<Node>, metrics: Arc<Metrics>, health: Arc<Health>) -> Routes {
-    routes_with(node, metrics, health, ApiConfig::from_env())
-}
-
-/// The whole API with explicit settings.
-pub fn routes_with(
-    node: Arc<Node>,
-    metrics: Arc<Metrics>,
-    health: Arc<Health>,
-    config: ApiConfig,
-) -> Routes {
-    let limiter = Arc::new(RateLimiter::new(config.rate_per_second, config.burst));
-    let trust_forwarded_for = config.trust_forwarded_for;
-    let api = Api {
-        node,
-        metrics: metrics.clone(),
-        health,
-        config: Arc::new(config),
-    };
+/// The whole API over `api`'s node, overlay, metrics, health and settings.
+pub fn routes(api: Api) -> Routes {
+    let limiter = Arc::new(RateLimiter::new(
+        api.config.rate_per_second,
+        api.config.burst,
+    ));
+    let trust_forwarded_for = api.config.trust_forwarded_for;
+    let metrics = api.metrics.clone();
     let v1 = registration::routes(api.clone())
         .or(objects::routes(api.clone()))
         .unify()

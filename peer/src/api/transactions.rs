@@ -64,7 +64,7 @@ pub fn rejection_problem(reason: &TxRejection) -> ApiError {
 const MAX_FETCHED_OBJECTS: usize = 16;
 
 /// Submits `tx`; when it references an object this peer lacks, fetches it from other peers and
-/// tries again.
+/// tries again. An admitted transaction goes to the overlay to be gossiped.
 async fn submit_fetching(
     api: &Api,
     tx: Transaction,
@@ -76,12 +76,18 @@ async fn submit_fetching(
         let outcome = blocking(move || node.submit(attempt).map_err(ApiError::internal)).await?;
         match outcome {
             Err(TxRejection::UnknownObject(cid)) if fetched < MAX_FETCHED_OBJECTS => {
-                if !api.node.fetch_object(cid).await {
-                    return Ok(outcome);
+                if !api.overlay.fetch_object(cid).await {
+                    return Ok(Err(TxRejection::UnknownObject(cid)));
                 }
                 fetched += 1;
             }
-            outcome => return Ok(outcome),
+            Ok(bundle) => {
+                let id = bundle.tx.id();
+                // A stopped overlay (shutdown) leaves the transaction to this peer's blocks.
+                api.overlay.publish_tx(bundle).await;
+                return Ok(Ok(id));
+            }
+            Err(reason) => return Ok(Err(reason)),
         }
     }
 }
@@ -106,7 +112,7 @@ async fn submit(
     let outcome = submit_fetching(&api, tx).await?;
     match outcome {
         Ok(id) => {
-            // `transactions_admitted` is counted by the daemon from the node's TxAdmitted event.
+            // `transactions_admitted` is counted by the overlay when it takes the transaction.
             let mut response = json(
                 StatusCode::ACCEPTED,
                 &TxState {

@@ -1,9 +1,12 @@
 //! The tier-1 peer: the journal, the datastore, the mempool and client registration behind one
 //! thread-safe handle, plus the daemon around it (configuration, overlay, commit loop, HTTP API).
 //!
-//! [`Node`] holds the state and the protocol decisions; it never touches the network. The
-//! overlay feeds it what peers send and broadcasts what it emits ([`NodeEvent`]); the HTTP API
-//! calls it for clients.
+//! [`Node`] holds the state and the protocol decisions; it never touches the network and holds
+//! no handle to the overlay. The overlay feeds it what peers send; the HTTP API calls it for
+//! clients; the daemon (`crate::daemon`) passes what it admits and commits to the overlay's
+//! command handle ([`overlay::OverlayHandle`]). Blocks joining the canonical chain are
+//! broadcast as [`NodeEvent`]s for clients' view updates (a lagging subscriber re-reads the
+//! index).
 
 pub mod config;
 pub mod mempool;
@@ -17,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
-use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio::sync::broadcast;
 use tracing::{info, info_span, warn};
 
 use crate::journal::verify::{check_transaction, ChainCache};
@@ -105,13 +108,9 @@ pub struct BlockBundle {
     pub objects: Vec<(Cid, ByteBuf)>,
 }
 
-/// Something the node wants the world to know.
+/// A change of the canonical chain, for clients' view updates.
 #[derive(Debug, Clone)]
 pub enum NodeEvent {
-    /// A transaction was admitted here (the overlay gossips it).
-    TxAdmitted(Arc<TxBundle>),
-    /// This node committed a block (the overlay announces it).
-    Committed(Arc<Block>),
     /// The canonical chain gained a block (clients' view updates).
     ChainExtended {
         /// The block's CID.
@@ -167,8 +166,6 @@ struct State {
 
 /// The node: shared by the overlay, the commit loop and the API.
 pub struct Node {
-    /// Where object fetches go (the overlay, once it runs).
-    fetcher: std::sync::OnceLock<mpsc::Sender<ObjectFetch>>,
     params: NodeParams,
     key: SecretKey,
     chain: Chain,
@@ -182,18 +179,6 @@ pub struct Node {
     admission: std::sync::RwLock<Rules>,
     admission_cache: Arc<ChainCache>,
 }
-
-/// A request to find an object at other peers: the reply says whether it is now stored here.
-#[derive(Debug)]
-pub struct ObjectFetch {
-    /// The object wanted.
-    pub cid: Cid,
-    /// Answered once the object is stored (true) or no peer had it (false).
-    pub reply: oneshot::Sender<bool>,
-}
-
-/// How long a submission may wait for an object fetched from other peers.
-pub const OBJECT_FETCH_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A peer's block as [`Node::receive_block`] took it.
 #[derive(Debug)]
@@ -251,7 +236,6 @@ impl Node {
         let admission = std::sync::RwLock::new(state.journal.rules().clone());
         let admission_cache = state.journal.cache();
         Ok(Arc::new(Self {
-            fetcher: std::sync::OnceLock::new(),
             params,
             key,
             chain,
@@ -275,28 +259,6 @@ impl Node {
     /// Subscribes to the node's events.
     pub fn subscribe(&self) -> broadcast::Receiver<NodeEvent> {
         self.events.subscribe()
-    }
-
-    /// Routes [`Node::fetch_object`] to `fetcher` (the overlay calls this once it runs).
-    pub fn set_object_fetcher(&self, fetcher: mpsc::Sender<ObjectFetch>) {
-        let _ = self.fetcher.set(fetcher);
-    }
-
-    /// Fetches `cid` from other peers into the datastore (a client may have stored it at
-    /// another peer of the network). Whether it is stored now; false without an overlay or
-    /// after [`OBJECT_FETCH_TIMEOUT`].
-    pub async fn fetch_object(&self, cid: Cid) -> bool {
-        let Some(fetcher) = self.fetcher.get() else {
-            return false;
-        };
-        let (reply, answer) = oneshot::channel();
-        if fetcher.send(ObjectFetch { cid, reply }).await.is_err() {
-            return false;
-        }
-        matches!(
-            tokio::time::timeout(OBJECT_FETCH_TIMEOUT, answer).await,
-            Ok(Ok(true))
-        )
     }
 
     fn emit(&self, event: NodeEvent) {
@@ -413,16 +375,18 @@ impl Node {
             .collect()
     }
 
-    /// Admits a client's transaction: verifies it, queues it and announces it to peers.
-    pub fn submit(&self, tx: Transaction) -> Result<Result<TxId, TxRejection>, NodeError> {
+    /// Admits a client's transaction: verifies it and queues it. Returns it with the objects
+    /// it references, for the overlay to gossip.
+    pub fn submit(&self, tx: Transaction) -> Result<Result<Arc<TxBundle>, TxRejection>, NodeError> {
         let id = tx.id();
         let _span = info_span!("submit", tx = %id).entered();
-        let outcome = self.admit(tx.clone())?;
-        if outcome.is_ok() {
-            let objects = self.referenced_objects(&tx);
-            self.emit(NodeEvent::TxAdmitted(Arc::new(TxBundle { tx, objects })));
-        }
-        Ok(outcome)
+        Ok(match self.admit(tx.clone())? {
+            Ok(_) => {
+                let objects = self.referenced_objects(&tx);
+                Ok(Arc::new(TxBundle { tx, objects }))
+            }
+            Err(reason) => Err(reason),
+        })
     }
 
     /// Takes transactions gossiped by a peer (with their objects, stored with one flush).
@@ -584,7 +548,6 @@ impl Node {
         );
         let block = Arc::new(block);
         let cid = block.cid();
-        self.emit(NodeEvent::Committed(block.clone()));
         self.emit(NodeEvent::ChainExtended {
             cid,
             block: block.clone(),

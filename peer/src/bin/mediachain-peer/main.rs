@@ -6,18 +6,12 @@
 //! flushes, leaves the overlay and exits 0. The deployment contract is docs/peer-contract.md.
 
 use std::process::ExitCode;
-use std::sync::Arc;
-use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use mediachain::journal::Rules;
+use mediachain::daemon::{Daemon, DaemonSpec};
 use mediachain::node::config::{Config, RunArgs};
-use mediachain::node::metrics::Metrics;
-use mediachain::node::overlay::{Overlay, OverlayConfig};
-use mediachain::node::{Health, Node, NodeParams};
 use mediachain::store::Store;
-use tokio::sync::watch;
-use tracing::{error, info, warn};
+use tracing::{error, info};
 
 /// The Mediachain peer daemon.
 #[derive(Parser)]
@@ -38,11 +32,6 @@ enum Command {
     /// Validate the configuration (load every file, verify the certificate) and exit.
     Check(RunArgs),
 }
-
-/// Pending transactions a peer holds (~1.5 KiB each in memory). Beyond, submissions are
-/// refused as busy (503): under overload a peer pushes back instead of growing past its
-/// memory budget.
-const MEMPOOL_CAPACITY: usize = 50_000;
 
 /// The log filter when `MEDIACHAIN_LOG` is unset. One line per HTTP request (warp's
 /// `processing request`) would cost more than the request under load: add
@@ -127,102 +116,16 @@ fn main() -> ExitCode {
 }
 
 async fn run(config: Config) -> Result<(), String> {
-    let store_dir = config.data_dir.join("store");
     std::fs::create_dir_all(&config.data_dir)
         .map_err(|e| format!("data directory {}: {e}", config.data_dir.display()))?;
-    let store = Store::open(&store_dir, config.max_object_size).map_err(|e| e.to_string())?;
-    let mut rules = Rules::new(&config.network, config.root, config.transaction_pow_bits);
-    rules.revocations = config.revocations.clone();
-    let params = NodeParams {
-        network: config.network.clone(),
-        block_interval: config.block_interval,
-        commit_timeout: config.commit_timeout,
-        registration_pow_bits: config.registration_pow_bits,
-        transaction_pow_bits: config.transaction_pow_bits,
-        client_cert_validity: 90 * 24 * 3600,
-        mempool_capacity: MEMPOOL_CAPACITY,
-    };
-    let node = Node::open(
-        params,
-        config.key.clone(),
-        config.chain.clone(),
-        rules,
-        store.clone(),
-    )
-    .map_err(|e| e.to_string())?;
-    let metrics = Arc::new(Metrics::new());
-    let health = Arc::new(Health::default());
-    if let Some(expiry) = config.chain.0.iter().map(|c| c.body.not_after).min() {
-        metrics
-            .certificate_expiry
-            .set(i64::try_from(expiry).unwrap_or(i64::MAX));
-    }
-    let (tip, height) = node.tip().map_err(|e| e.to_string())?;
-    metrics.journal_height.set(height as i64);
-    info!(peer = %node.public_key(), network = %config.network, %tip, height, "peer starting");
-
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let stopped = |mut rx: watch::Receiver<bool>| async move {
-        let _ = rx.changed().await;
-    };
-
-    let overlay = Overlay::new(
-        node.clone(),
-        metrics.clone(),
-        health.clone(),
-        OverlayConfig::from_config(&config),
-    )
-    .map_err(|e| e.to_string())?;
-    let overlay_task = tokio::spawn(overlay.run(stopped(stop_rx.clone())));
-
-    // Commits only while synced: a peer behind would fork the chain from an old height.
-    let committer = {
-        let node = node.clone();
-        let health = health.clone();
-        let mut rx = stop_rx.clone();
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_millis(50));
-            loop {
-                tokio::select! {
-                    _ = rx.changed() => break,
-                    _ = tick.tick() => {
-                        if !health.is_synced() {
-                            continue;
-                        }
-                        let node = node.clone();
-                        match tokio::task::spawn_blocking(move || node.try_commit()).await {
-                            Ok(Err(e)) => warn!(error = %e, "commit failed"),
-                            Err(e) => warn!(error = %e, "commit task failed"),
-                            Ok(Ok(_)) => {}
-                        }
-                    }
-                }
-            }
-        })
-    };
-
-    let listener = tokio::net::TcpListener::bind(config.api_listen)
+    let store = Store::open(&config.data_dir.join("store"), config.max_object_size)
+        .map_err(|e| e.to_string())?;
+    let daemon = Daemon::start(DaemonSpec::from_config(&config, store))
         .await
-        .map_err(|e| format!("api-listen {}: {e}", config.api_listen))?;
-    let routes = mediachain::api::routes(node.clone(), metrics.clone(), health.clone());
-    let api_task = tokio::spawn(mediachain::api::serve_listener(
-        listener,
-        routes,
-        stopped(stop_rx.clone()),
-    ));
-
+        .map_err(|e| e.to_string())?;
     shutdown_signal().await;
     info!("shutting down: leaving the overlay and flushing");
-    health.set_ready(false);
-    health.set_synced(false);
-    let _ = stop_tx.send(true);
-    let _ = tokio::time::timeout(Duration::from_secs(10), async {
-        let _ = committer.await;
-        let _ = overlay_task.await;
-        let _ = api_task.await;
-    })
-    .await;
-    store.flush().map_err(|e| e.to_string())?;
+    daemon.stop().await.map_err(|e| e.to_string())?;
     info!("stopped");
     Ok(())
 }

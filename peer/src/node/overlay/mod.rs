@@ -14,11 +14,12 @@
 //!   fetch the parent (walking back to the fork point), and every block comes with the objects
 //!   its transactions reference. Gossip is only a fast path; sync repairs what it drops.
 //! - **Object fetch**: a submission referencing an object a client stored at another peer makes
-//!   this peer ask its admitted peers for it, one after the other ([`Node::fetch_object`]).
+//!   this peer ask its admitted peers for it, one after the other ([`OverlayHandle::fetch_object`]).
 //! - **Verification** of what peers send runs on the [`worker`] thread, not on this event loop.
 //! - **Misbehaviour**: invalid blocks or transactions and garbage earn strikes; at
 //!   [`MAX_STRIKES`] the peer is disconnected and banned for [`BAN_TIME`].
 
+pub mod handle;
 pub mod protocol;
 pub mod worker;
 
@@ -32,17 +33,17 @@ use libp2p::request_response::{self, ProtocolSupport};
 use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
 use libp2p::{identify, noise, ping, tcp, yamux, Multiaddr, PeerId, StreamProtocol, Swarm};
 use serde_bytes::ByteBuf;
-use tokio::sync::broadcast::error::RecvError;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, info, info_span, warn};
 
 use super::config::{read_seeds, Config};
 use super::metrics::Metrics;
-use super::{BlockBundle, Health, Node, NodeEvent, ObjectFetch, ReceivedBlock, TxBundle};
+use super::{BlockBundle, Health, Node, ReceivedBlock, TxBundle};
 use crate::journal::{Added, BlockRejection};
 use crate::model::Cid;
 use crate::time;
 use crate::trust::{Chain, Level, PublicKey};
+pub use handle::{Command, OverlayHandle};
 use protocol::{Announce, Hello, PeerRecord, Request, Response, MAX_RANGE, SYNC_PROTOCOL};
 use worker::{Job, Outcome};
 
@@ -101,7 +102,7 @@ pub struct Overlay {
     block_requests: HashMap<request_response::OutboundRequestId, Cid>,
     /// Object fetches for submissions, and the peers not asked yet.
     object_requests: HashMap<request_response::OutboundRequestId, (ObjectFetch, Vec<PeerId>)>,
-    fetches: Option<mpsc::Receiver<ObjectFetch>>,
+    commands: Option<mpsc::Receiver<Command>>,
     tx_batch: Vec<TxBundle>,
     last_seed_dial: Option<Instant>,
     topics: Topics,
@@ -111,6 +112,13 @@ pub struct Overlay {
     jobs: mpsc::Sender<Job>,
     backlog: VecDeque<Job>,
     outcomes: Option<mpsc::UnboundedReceiver<Outcome>>,
+}
+
+/// An object fetch in progress: the object and who waits for it.
+#[derive(Debug)]
+struct ObjectFetch {
+    cid: Cid,
+    reply: oneshot::Sender<bool>,
 }
 
 struct Topics {
@@ -161,13 +169,15 @@ fn gossip_id(message: &gossipsub::Message) -> gossipsub::MessageId {
 }
 
 impl Overlay {
-    /// Builds the swarm and starts listening.
+    /// Builds the swarm and starts listening; returns the overlay (run it with
+    /// [`Overlay::run`]) and the handle that sends it commands. Readiness is set at once (a
+    /// peer without seeds is ready by itself).
     pub fn new(
         node: Arc<Node>,
         metrics: Arc<Metrics>,
         health: Arc<Health>,
         config: OverlayConfig,
-    ) -> Result<Self, OverlayError> {
+    ) -> Result<(Self, OverlayHandle), OverlayError> {
         let keypair = node.key.to_libp2p();
         let setup = |e: &dyn std::fmt::Display| OverlayError::Setup(e.to_string());
         let mut swarm = libp2p::SwarmBuilder::with_existing_identity(keypair)
@@ -234,9 +244,8 @@ impl Overlay {
             swarm.add_external_address(addr.clone());
         }
         let (jobs, outcomes) = worker::spawn(node.clone()).map_err(|e| setup(&e))?;
-        let (fetcher, fetches) = mpsc::channel(256);
-        node.set_object_fetcher(fetcher);
-        Ok(Self {
+        let (handle, commands) = OverlayHandle::channel();
+        let mut overlay = Self {
             swarm,
             node,
             metrics,
@@ -252,7 +261,7 @@ impl Overlay {
             requested: HashMap::new(),
             block_requests: HashMap::new(),
             object_requests: HashMap::new(),
-            fetches: Some(fetches),
+            commands: Some(commands),
             tx_batch: vec![],
             last_seed_dial: None,
             topics,
@@ -260,7 +269,9 @@ impl Overlay {
             jobs,
             backlog: VecDeque::new(),
             outcomes: Some(outcomes),
-        })
+        };
+        overlay.update_health();
+        Ok((overlay, handle))
     }
 
     fn hello(&self) -> Hello {
@@ -858,14 +869,16 @@ impl Overlay {
         }
     }
 
-    fn on_node_event(&mut self, event: NodeEvent) {
-        match event {
-            NodeEvent::TxAdmitted(bundle) => {
+    fn on_command(&mut self, command: Command) {
+        match command {
+            Command::PublishTx(bundle) => {
                 self.metrics.transactions_admitted.inc();
                 self.tx_batch.push((*bundle).clone());
             }
-            NodeEvent::Committed(block) => {
-                self.metrics.blocks_committed.inc();
+            Command::FetchObject { cid, reply } => {
+                self.on_object_fetch(ObjectFetch { cid, reply });
+            }
+            Command::Announce(block) => {
                 let announce = Announce {
                     cid: block.cid(),
                     height: block.height,
@@ -874,10 +887,6 @@ impl Overlay {
                 let topic = self.topics.blocks.clone();
                 self.publish(topic, data);
                 self.update_health();
-            }
-            NodeEvent::ChainExtended { .. } => {
-                self.metrics.journal_height.set(self.height() as i64);
-                self.metrics.mempool_size.set(self.node.pending() as i64);
             }
         }
     }
@@ -1030,11 +1039,10 @@ impl Overlay {
 
     /// Runs until `shutdown` resolves, then leaves the overlay.
     pub async fn run(mut self, shutdown: impl std::future::Future<Output = ()>) {
-        let mut events = self.node.subscribe();
         let mut maintenance = tokio::time::interval(Duration::from_secs(1));
         let mut records = tokio::time::interval(RECORD_INTERVAL);
         let mut batching = tokio::time::interval(Duration::from_millis(20));
-        let (Some(mut outcomes), Some(mut fetches)) = (self.outcomes.take(), self.fetches.take())
+        let (Some(mut outcomes), Some(mut commands)) = (self.outcomes.take(), self.commands.take())
         else {
             warn!("the overlay runs only once");
             return;
@@ -1046,11 +1054,9 @@ impl Overlay {
                 _ = &mut shutdown => break,
                 event = self.swarm.select_next_some() => self.on_swarm_event(event),
                 Some(outcome) = outcomes.recv() => self.on_outcome(outcome),
-                Some(fetch) = fetches.recv() => self.on_object_fetch(fetch),
-                event = events.recv() => match event {
-                    Ok(event) => self.on_node_event(event),
-                    Err(RecvError::Lagged(n)) => warn!(missed = n, "overlay lagged behind node events"),
-                    Err(RecvError::Closed) => break,
+                command = commands.recv() => match command {
+                    Some(command) => self.on_command(command),
+                    None => break,
                 },
                 _ = batching.tick() => self.flush_txs(),
                 _ = records.tick() => self.publish_record(),

@@ -1,22 +1,24 @@
-//! A single in-process peer serving the API on loopback: for tests, benchmarks and examples.
+//! A single in-process peer on loopback: for tests, benchmarks and examples.
 //!
 //! It builds a fresh trust tower (root -> principal -> this peer), opens a real sled store in the
-//! given directory, serves the real routes on `127.0.0.1:0` and drives commits as the daemon's
-//! commit loop does (`Node::try_commit` every 50 ms). A one-peer rotation commits on its own.
-//! It is not a daemon: no overlay, no configuration files.
+//! given directory and starts the real [`Daemon`]: the overlay listening on `127.0.0.1:0` without
+//! seeds (a network of one, ready and synced by itself), the same commit loop with its sync
+//! guard, and the API on `127.0.0.1:0`. Only the configuration files are missing.
 
-use std::net::SocketAddr;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
+use libp2p::multiaddr::Protocol;
+use libp2p::Multiaddr;
 
-use super::{routes_with, serve_listener, ApiConfig};
+use super::{Daemon, DaemonError, DaemonSpec};
+use crate::api::ApiConfig;
 use crate::journal::Rules;
 use crate::node::metrics::Metrics;
-use crate::node::{Health, Node, NodeError, NodeParams};
+use crate::node::overlay::{OverlayConfig, OverlayHandle};
+use crate::node::{Health, Node, NodeParams};
 use crate::store::Store;
 use crate::trust::{Certificate, Chain, Level, SecretKey};
 
@@ -37,7 +39,7 @@ pub struct LocalOptions {
     pub mempool_capacity: usize,
     /// API settings.
     pub api: ApiConfig,
-    /// Run the commit loop (otherwise the caller commits with `node.try_commit()`).
+    /// Run the daemon's commit loop (otherwise the caller commits with `node.try_commit()`).
     pub auto_commit: bool,
 }
 
@@ -64,6 +66,8 @@ pub struct LocalPeer {
     pub url: String,
     /// The node.
     pub node: Arc<Node>,
+    /// Its overlay's command handle.
+    pub overlay: OverlayHandle,
     /// Its metrics.
     pub metrics: Arc<Metrics>,
     /// Its health.
@@ -74,22 +78,18 @@ pub struct LocalPeer {
     pub principal: (SecretKey, Chain),
     /// The peer's key and Level-1 chain.
     pub peer: (SecretKey, Chain),
-    shutdown: Option<oneshot::Sender<()>>,
-    tasks: Vec<JoinHandle<()>>,
+    daemon: Daemon,
 }
 
 /// Why a local peer did not start.
 #[derive(Debug, thiserror::Error)]
 pub enum LocalError {
-    /// The store or journal failed.
+    /// The daemon did not start.
     #[error(transparent)]
-    Node(#[from] NodeError),
+    Daemon(#[from] DaemonError),
     /// The store did not open.
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
-    /// The listener did not bind.
-    #[error("cannot listen: {0}")]
-    Io(#[from] std::io::Error),
 }
 
 impl LocalPeer {
@@ -127,69 +127,46 @@ impl LocalPeer {
         // A block is an object of the store: it must fit the store's limit.
         rules.max_block_bytes = rules.max_block_bytes.min(options.max_object_size);
         let store = Store::open(dir, options.max_object_size)?;
-        let node = Node::open(params, peer.clone(), l1.clone(), rules, store)?;
-        let metrics = Arc::new(Metrics::new());
-        let health = Arc::new(Health::default());
-        health.set_ready(true);
-        health.set_synced(true);
-        let routes = routes_with(node.clone(), metrics.clone(), health.clone(), options.api);
-        let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
-        let addr = listener.local_addr()?;
-        let (shutdown, signal) = oneshot::channel::<()>();
-        let server = tokio::spawn(serve_listener(listener, routes, async move {
-            let _ = signal.await;
-        }));
-        let mut tasks = vec![server];
-        if options.auto_commit {
-            tasks.push(Self::commit_loop(node.clone()));
-        }
+        let listen = Multiaddr::empty()
+            .with(Protocol::Ip4(Ipv4Addr::LOCALHOST))
+            .with(Protocol::Tcp(0));
+        let daemon = Daemon::start(DaemonSpec {
+            params,
+            key: peer.clone(),
+            chain: l1.clone(),
+            rules,
+            store,
+            overlay: OverlayConfig {
+                listen,
+                external_address: None,
+                seeds: vec![],
+                seeds_file: None,
+                target_connectivity: 3,
+            },
+            api_listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            api: options.api,
+            commit: options.auto_commit,
+        })
+        .await?;
+        let addr = daemon.api_addr;
         Ok(Self {
             addr,
             url: format!("http://{addr}"),
-            node,
-            metrics,
-            health,
+            node: daemon.node.clone(),
+            overlay: daemon.overlay.clone(),
+            metrics: daemon.metrics.clone(),
+            health: daemon.health.clone(),
             root,
             principal: (principal, l0),
             peer: (peer, l1),
-            shutdown: Some(shutdown),
-            tasks,
+            daemon,
         })
     }
 
-    /// What the daemon's commit loop does: `try_commit` every 50 ms.
-    fn commit_loop(node: Arc<Node>) -> JoinHandle<()> {
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_millis(50));
-            loop {
-                tick.tick().await;
-                let node = node.clone();
-                let _ = tokio::task::spawn_blocking(move || {
-                    if let Err(error) = node.try_commit() {
-                        tracing::error!(%error, "commit failed");
-                    }
-                })
-                .await;
-            }
-        })
-    }
-
-    /// Stops serving and committing.
-    pub async fn stop(mut self) {
-        if let Some(shutdown) = self.shutdown.take() {
-            let _ = shutdown.send(());
-        }
-        for task in self.tasks.drain(..) {
-            task.abort();
-            let _ = task.await;
-        }
-    }
-}
-
-impl Drop for LocalPeer {
-    fn drop(&mut self) {
-        for task in &self.tasks {
-            task.abort();
+    /// Stops serving and committing, and flushes the store.
+    pub async fn stop(self) {
+        if let Err(error) = self.daemon.stop().await {
+            tracing::warn!(%error, "local peer did not stop cleanly");
         }
     }
 }
