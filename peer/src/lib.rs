@@ -1,14 +1,19 @@
 //! Mediachain at scale: the tier-1 peer library.
 //!
-//! Layered bottom-up, every dependency pointing down:
+//! Layered bottom-up, every dependency pointing down (a layer never names one above it):
 //! - [`model`]: the datastore objects, their DAG-CBOR encoding and CIDv1 names;
 //! - [`trust`]: keys, the certificate tower, revocation lists and proof of work;
-//! - [`store`]: the sled-backed content-addressed datastore (feature `store`);
-//! - [`journal`]: the pure journal (transactions, blocks, verification, fork choice);
-//! - `node`: the peer's state ([`node::Node`]) and its libp2p overlay (feature `node`);
+//! - [`journal`]: the pure journal (transactions, blocks, verification, fork choice), over the
+//!   storage traits it defines (`journal::objects::Objects`, `journal::index::Index`);
+//! - `store`: the sled-backed content-addressed datastore, implementing those traits (feature
+//!   `store`);
+//! - `node`: the peer's state (`node::Node`) and its libp2p overlay, a pure peer policy
+//!   (`node::overlay::policy`) under a driver that owns the swarm (feature `node`);
 //! - `api`, `client`: the HTTP API over a node, and its client library;
 //! - `daemon`: node, overlay, commit loop and API wired together, the one loop every caller
 //!   (the `mediachain-peer` binary, tests, benchmarks) runs.
+//!
+//! docs/architecture.md walks through the layers and the path of a transaction.
 //!
 //! The protocol layers (`model`, `trust`) are pure: no I/O beyond reading and writing the
 //! files a caller names, so the operator can depend on them without sled, libp2p or warp.

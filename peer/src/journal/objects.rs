@@ -1,4 +1,5 @@
-//! Where the journal reads and writes objects: the datastore, or a map in tests.
+//! Where the journal reads and writes objects: the [`Objects`] trait (the datastore implements
+//! it in `crate::store`, above this layer), or a map in tests.
 
 use std::collections::HashMap;
 
@@ -59,20 +60,5 @@ impl Objects for MemObjects {
             .map_err(|e| e.to_string())?
             .insert(*cid, bytes.to_vec());
         Ok(())
-    }
-}
-
-#[cfg(feature = "store")]
-impl Objects for crate::store::Store {
-    fn get_bytes(&self, cid: &Cid) -> Option<Vec<u8>> {
-        self.get(cid).ok().flatten()
-    }
-    fn put_bytes(&self, cid: &Cid, bytes: &[u8]) -> Result<(), String> {
-        self.put(cid, bytes).map(|_| ()).map_err(|e| e.to_string())
-    }
-    fn put_encoded(&self, cid: &Cid, bytes: &[u8]) -> Result<(), String> {
-        self.put_encoded(cid, bytes)
-            .map(|_| ())
-            .map_err(|e| e.to_string())
     }
 }

@@ -15,6 +15,13 @@ pub struct ReasonLabel {
     pub reason: String,
 }
 
+/// Label of an eviction counter.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StructureLabel {
+    /// The bounded structure that evicted something (`waiting_for_parent`, ...).
+    pub structure: String,
+}
+
 /// Every metric the peer exports.
 pub struct Metrics {
     registry: Registry,
@@ -42,6 +49,8 @@ pub struct Metrics {
     pub certificate_expiry: Gauge,
     /// HTTP requests served.
     pub http_requests: Family<ReasonLabel, Counter>,
+    /// Entries evicted from bounded structures fed by the network.
+    pub evicted: Family<StructureLabel, Counter>,
 }
 
 impl Metrics {
@@ -61,6 +70,7 @@ impl Metrics {
             sync_target_height: Gauge::default(),
             certificate_expiry: Gauge::default(),
             http_requests: Family::default(),
+            evicted: Family::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -123,6 +133,11 @@ impl Metrics {
             "HTTP requests by route and status",
             m.http_requests.clone(),
         );
+        registry.register(
+            "evicted",
+            "Entries evicted from bounded structures fed by the network",
+            m.evicted.clone(),
+        );
         Self { registry, ..m }
     }
 
@@ -132,6 +147,15 @@ impl Metrics {
             .get_or_create(&ReasonLabel {
                 kind: kind.into(),
                 reason: reason.into(),
+            })
+            .inc();
+    }
+
+    /// Counts an eviction from `structure`.
+    pub fn evict(&self, structure: &str) {
+        self.evicted
+            .get_or_create(&StructureLabel {
+                structure: structure.into(),
             })
             .inc();
     }

@@ -14,6 +14,7 @@ use tracing::{debug, info};
 use crate::model::{codec, Cid, CodecError, Encoded, ModelError, Object, DAG_CBOR, RAW};
 
 mod index;
+mod objects;
 pub use index::SledIndex;
 
 /// Default largest object accepted, in bytes (1 MiB).

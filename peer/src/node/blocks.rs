@@ -1,0 +1,254 @@
+//! Blocks at a node: committing one in this peer's turn, taking one from a peer (with the
+//! objects it references), and serving blocks and ranges to syncing peers. Never touches the
+//! network.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Instant;
+
+use tracing::{info, info_span, warn};
+
+use super::{BlockBundle, Node, NodeError, NodeEvent, ReceivedBlock};
+use crate::journal::verify::check_transaction;
+use crate::journal::{Added, Block, BlockRejection, IndexRead, Transaction, TxId, TxRejection};
+use crate::model::Cid;
+use crate::time;
+use crate::trust::Level;
+
+impl Node {
+    /// Commits a block if this node may: something is pending and its slot in the rotation
+    /// has come (in turn after the block interval, out of turn after the commit timeout plus its
+    /// rank). Returns the block.
+    pub fn try_commit(&self) -> Result<Option<Arc<Block>>, NodeError> {
+        let mut state = self.state();
+        let Some(oldest) = state.mempool.oldest() else {
+            return Ok(None);
+        };
+        let (_, height) = state.journal.tip()?;
+        let me = self.key.public();
+        let Some(delay) = state.journal.schedule().commit_delay(
+            height + 1,
+            &me,
+            self.params.block_interval,
+            self.params.commit_timeout,
+        ) else {
+            return Ok(None);
+        };
+        let since = oldest.max(state.last_block_at);
+        // Waiting collects transactions into a block; with a full block pending, the in-turn
+        // committer has nothing to wait for.
+        let full = state.mempool.bytes() >= state.journal.rules().tx_budget();
+        let in_turn = state.journal.schedule().in_turn(height + 1) == Some(me);
+        if since.elapsed() < delay && !(in_turn && full) {
+            return Ok(None);
+        }
+        let mut candidates = state
+            .mempool
+            .candidates(state.journal.rules().max_txs_per_block);
+        // Transactions another peer's block already committed leave the pool; if nothing else is
+        // pending there is no block to make (no empty blocks).
+        let mut done = vec![];
+        for tx in &candidates {
+            let id = tx.id();
+            if state.journal.index().tx_height(&id)?.is_some() {
+                done.push(id);
+            }
+        }
+        if !done.is_empty() {
+            state.mempool.remove(done.iter());
+            let done: HashSet<TxId> = done.into_iter().collect();
+            candidates.retain(|tx| !done.contains(&tx.id()));
+        }
+        if candidates.is_empty() {
+            return Ok(None);
+        }
+        let _span =
+            info_span!("commit", height = height + 1, candidates = candidates.len()).entered();
+        let started = Instant::now();
+        let (block, rejected) =
+            state
+                .journal
+                .commit((&self.key, &self.chain), candidates, time::now())?;
+        let committed: Vec<TxId> = block.transactions.iter().map(Transaction::id).collect();
+        state.mempool.remove(committed.iter());
+        for (id, reason) in &rejected {
+            if !matches!(reason, TxRejection::Duplicate(_)) {
+                state.rejected.insert(*id, reason.to_string());
+            }
+        }
+        state.mempool.remove(rejected.iter().map(|(id, _)| id));
+        state.last_block_at = Instant::now();
+        drop(state);
+        info!(
+            txs = committed.len(),
+            entries = block.entries.len(),
+            in_turn,
+            took_ms = started.elapsed().as_millis() as u64,
+            "committed block"
+        );
+        let block = Arc::new(block);
+        let cid = block.cid();
+        self.emit(NodeEvent::ChainExtended {
+            cid,
+            block: block.clone(),
+        });
+        Ok(Some(block))
+    }
+
+    /// Takes a block from a peer (after storing the objects that came with it).
+    pub fn receive_block(&self, bundle: &BlockBundle) -> Result<ReceivedBlock, NodeError> {
+        // Durable with the block itself (storing it flushes). Most came with gossip already.
+        for (cid, bytes) in &bundle.objects {
+            if self.store.has(cid).unwrap_or(false) {
+                continue;
+            }
+            if let Err(e) = self.store.put_unflushed(cid, bytes) {
+                warn!(%cid, error = %e, "peer sent an invalid object with a block");
+            }
+        }
+        let block = match Block::from_bytes(&bundle.block) {
+            Ok(block) => block,
+            Err(detail) => {
+                warn!(%detail, "peer sent a malformed block");
+                return Ok(ReceivedBlock {
+                    header: None,
+                    header_valid: false,
+                    outcome: Err(BlockRejection::Malformed(detail)),
+                });
+            }
+        };
+        // Strict decoding accepts only the canonical encoding: the bytes name the block.
+        let cid = crate::model::codec::dag_cbor_cid(&bundle.block);
+        let _span = info_span!("receive_block", %cid, height = block.height).entered();
+        self.preverify(&block);
+        let block = Arc::new(block);
+        let mut received = self.add_block(cid, block.clone(), &bundle.block)?;
+        received.header_valid = match &received.outcome {
+            Ok(_) => true,
+            Err(BlockRejection::UnknownParent(_)) => self.header_verifies(&block),
+            Err(_) => false,
+        };
+        Ok(received)
+    }
+
+    /// Whether `block`'s header holds on its own: this network, a committer certified as a
+    /// peer at the block's time, a valid signature (its parent and contents unchecked).
+    fn header_verifies(&self, block: &Block) -> bool {
+        let Ok(rules) = self.admission.read() else {
+            return false;
+        };
+        block.network == rules.network
+            && self
+                .admission_cache
+                .verify(&rules, &block.committer, Level::Peer, block.timestamp)
+                .is_ok()
+            && block.signature_valid()
+    }
+
+    /// Verifies the transactions of `block` outside the state lock, filling the verification
+    /// cache so the journal's own checks under the lock are cheap (their verdict is the
+    /// journal's: this only warms the cache).
+    fn preverify(&self, block: &Block) {
+        let Ok(rules) = self.admission.read() else {
+            return;
+        };
+        for tx in &block.transactions {
+            let _ = check_transaction(tx, &rules, &self.admission_cache, block.timestamp);
+        }
+    }
+
+    fn add_block(
+        &self,
+        cid: Cid,
+        block: Arc<Block>,
+        bytes: &[u8],
+    ) -> Result<ReceivedBlock, NodeError> {
+        let header = Some((cid, block.height));
+        let header_valid = false;
+        let mut state = self.state();
+        let before = state.journal.tip()?;
+        let outcome = state.journal.add_encoded_block(&block, bytes)?;
+        match &outcome {
+            Ok(Added::Extended) | Ok(Added::Reorganized { .. }) => {
+                state.last_block_at = Instant::now();
+                let ids: Vec<TxId> = block.transactions.iter().map(Transaction::id).collect();
+                state.mempool.remove(ids.iter());
+                if let Ok(Added::Reorganized { orphans, .. }) = &outcome {
+                    for tx in orphans.clone() {
+                        state.mempool.insert(tx.id(), tx);
+                    }
+                }
+                let after = state.journal.tip()?;
+                // Every block that joined the canonical chain, oldest first.
+                let mut joined = vec![];
+                for h in (before.1.min(after.1.saturating_sub(1)))..=after.1 {
+                    if let Some(joined_cid) = state.journal.index().block_at(h)? {
+                        if h > before.1 || joined_cid != before.0 {
+                            joined.push(joined_cid);
+                        }
+                    }
+                }
+                let blocks: Vec<(Cid, Arc<Block>)> = joined
+                    .into_iter()
+                    .filter_map(|c| {
+                        if c == cid {
+                            Some((c, block.clone()))
+                        } else {
+                            state.journal.load_block(&c).ok().map(|b| (c, Arc::new(b)))
+                        }
+                    })
+                    .collect();
+                drop(state);
+                for (cid, block) in blocks {
+                    self.emit(NodeEvent::ChainExtended { cid, block });
+                }
+            }
+            Ok(Added::SideBranch) => {
+                // Transactions of a competing branch are replayed on ours (healing).
+                for tx in &block.transactions {
+                    let id = tx.id();
+                    if state.journal.index().tx_height(&id)?.is_none() {
+                        state.mempool.insert(id, tx.clone());
+                    }
+                }
+            }
+            Ok(Added::Known) | Err(_) => {}
+        }
+        Ok(ReceivedBlock {
+            header,
+            header_valid,
+            outcome,
+        })
+    }
+
+    /// A block with the objects its transactions reference, for a syncing peer.
+    pub fn block_bundle(&self, cid: &Cid) -> Result<Option<BlockBundle>, NodeError> {
+        let Some(bytes) = self.store.get(cid)? else {
+            return Ok(None);
+        };
+        let Ok(block) = Block::from_bytes(&bytes) else {
+            return Ok(None);
+        };
+        let mut objects = vec![];
+        for tx in &block.transactions {
+            objects.extend(self.referenced_objects(tx));
+        }
+        Ok(Some(BlockBundle {
+            block: bytes,
+            objects,
+        }))
+    }
+
+    /// CIDs of the canonical blocks from `from` (inclusive), at most `max`.
+    pub fn canonical_range(&self, from: u64, max: u64) -> Result<Vec<Cid>, NodeError> {
+        let state = self.state();
+        let mut out = vec![];
+        for h in from..from.saturating_add(max) {
+            match state.journal.index().block_at(h)? {
+                Some(cid) => out.push(cid),
+                None => break,
+            }
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,311 @@
+//! [`Policy::handle`]: one match dispatching each input to the part of the policy it concerns.
+
+use std::time::Instant;
+
+use libp2p::PeerId;
+
+use super::connectivity::neighbours;
+use super::heights::Need;
+use super::peers::Strike;
+use super::{Effect, Input, Policy, RELAX_GRACE, SEED_INTERVAL};
+use crate::model::Cid;
+
+impl Policy {
+    /// Takes one input at `now`; returns what the driver must do, in order.
+    pub fn handle(&mut self, input: Input, now: Instant) -> Vec<Effect> {
+        let mut out = vec![];
+        match input {
+            Input::Connected(peer) => {
+                if !self.book.connected(peer, now) {
+                    out.push(Effect::Count {
+                        kind: "peer",
+                        reason: "banned",
+                    });
+                    out.push(Effect::Disconnect {
+                        peer,
+                        reason: "banned for misbehaviour",
+                    });
+                } else if !self.book.is_admitted(&peer) {
+                    out.push(Effect::SendHello(peer));
+                }
+            }
+            Input::Disconnected(peer) => {
+                if self.book.disconnected(&peer) {
+                    out.push(Effect::DirectGossip { peer, on: false });
+                }
+                self.heights.forget(&peer);
+                self.evaluate(&mut out);
+            }
+            Input::Admitted {
+                peer,
+                key,
+                tip,
+                height,
+                tip_known,
+            } => {
+                if self.book.is_banned(&peer, now) {
+                    out.push(Effect::Disconnect {
+                        peer,
+                        reason: "banned for misbehaviour",
+                    });
+                    return out;
+                }
+                if self.book.admit(peer, key, now) {
+                    out.push(Effect::DirectGossip { peer, on: true });
+                }
+                out.push(Effect::Rotation(self.book.rotation(now)));
+                self.claim(peer, peer, tip, height, tip_known, now, &mut out);
+            }
+            Input::Refused { peer, reason: _ } => {
+                self.book.refuse(&peer);
+                out.push(Effect::Count {
+                    kind: "peer",
+                    reason: "admission",
+                });
+                out.push(Effect::Disconnect {
+                    peer,
+                    reason: "refused admission",
+                });
+            }
+            Input::Misbehaved { peer, kind, reason } => {
+                out.push(Effect::Count { kind, reason });
+                self.strike(peer, now, &mut out);
+            }
+            Input::Record {
+                peer,
+                key,
+                addrs,
+                tip,
+                height,
+                tip_known,
+            } => {
+                self.book.record(peer, key, addrs, now);
+                out.push(Effect::Rotation(self.book.rotation(now)));
+                if self.book.is_admitted(&peer) {
+                    self.claim(peer, peer, tip, height, tip_known, now, &mut out);
+                }
+            }
+            Input::Announced {
+                origin,
+                via,
+                tip,
+                height,
+                tip_known,
+            } => {
+                // Claims are kept for members only (bounded by the membership).
+                let member = self.book.is_admitted(&origin)
+                    || self.book.known().any(|(peer, _)| *peer == origin);
+                if member {
+                    let from = if self.book.is_admitted(&origin) {
+                        origin
+                    } else {
+                        via
+                    };
+                    self.claim(origin, from, tip, height, tip_known, now, &mut out);
+                } else if !tip_known {
+                    out.push(Effect::FetchBlock {
+                        peer: via,
+                        cid: tip,
+                    });
+                }
+            }
+            Input::HeaderVerified { cid, height } => {
+                for liar in self.heights.verified(&cid, height) {
+                    out.push(Effect::Count {
+                        kind: "peer",
+                        reason: "false_height",
+                    });
+                    self.strike(liar, now, &mut out);
+                }
+                self.evaluate(&mut out);
+            }
+            Input::Unverifiable(cid) => {
+                for liar in self.heights.unverifiable(&cid) {
+                    out.push(Effect::Count {
+                        kind: "peer",
+                        reason: "unverifiable_claim",
+                    });
+                    self.strike(liar, now, &mut out);
+                }
+                self.evaluate(&mut out);
+            }
+            Input::Tip(height) => {
+                if height > self.height {
+                    self.progress = now;
+                }
+                self.height = height;
+                self.evaluate(&mut out);
+            }
+            Input::TxAdmitted(bundle, size) => self.batcher.push(bundle, size),
+            Input::Flush => {
+                for batch in self.batcher.take() {
+                    out.push(Effect::GossipTxs(batch));
+                }
+            }
+            Input::Tick { seeds } => {
+                self.seeds = seeds;
+                self.tick(now, &mut out);
+            }
+        }
+        out
+    }
+
+    /// Records a claim by `origin` (to fetch from `from`) and asks for what it needs.
+    #[allow(clippy::too_many_arguments)]
+    fn claim(
+        &mut self,
+        origin: PeerId,
+        from: PeerId,
+        tip: Cid,
+        height: u64,
+        tip_known: bool,
+        now: Instant,
+        out: &mut Vec<Effect>,
+    ) {
+        let need = self.heights.claim(origin, tip, height, tip_known, now);
+        if need == Need::FetchTip {
+            out.push(Effect::FetchBlock {
+                peer: from,
+                cid: tip,
+            });
+        }
+        if height > self.height {
+            out.push(Effect::RequestRange {
+                peer: from,
+                from: self.height + 1,
+            });
+        }
+        self.evaluate(out);
+    }
+
+    fn strike(&mut self, peer: PeerId, now: Instant, out: &mut Vec<Effect>) {
+        match self.book.strike(peer, now) {
+            Strike::Counted(strikes) => out.push(Effect::Struck {
+                peer,
+                strikes,
+                banned: false,
+            }),
+            Strike::Banned(_) => {
+                out.push(Effect::Struck {
+                    peer,
+                    strikes: super::peers::MAX_STRIKES,
+                    banned: true,
+                });
+                out.push(Effect::Count {
+                    kind: "peer",
+                    reason: "banned",
+                });
+                out.push(Effect::DirectGossip { peer, on: false });
+                out.push(Effect::Disconnect {
+                    peer,
+                    reason: "banned for misbehaviour",
+                });
+                self.heights.forget(&peer);
+                out.push(Effect::Rotation(self.book.rotation(now)));
+                self.evaluate(out);
+            }
+        }
+    }
+
+    /// Re-evaluates readiness and the commit gate.
+    fn evaluate(&mut self, out: &mut Vec<Effect>) {
+        let connected = self.book.admitted_count() > 0 || self.seeds == 0;
+        let health = self
+            .readiness
+            .update(self.height, self.heights.best(), connected);
+        out.push(Effect::Health(health));
+    }
+
+    fn tick(&mut self, now: Instant, out: &mut Vec<Effect>) {
+        for peer in self.book.admission_overdue(now) {
+            out.push(Effect::Count {
+                kind: "peer",
+                reason: "admission",
+            });
+            out.push(Effect::Disconnect {
+                peer,
+                reason: "no valid certificate within the admission timeout",
+            });
+        }
+        for liar in self.heights.expire(now, self.height, self.progress) {
+            out.push(Effect::Count {
+                kind: "peer",
+                reason: "unverifiable_claim",
+            });
+            self.strike(liar, now, out);
+        }
+        if self.book.forget_stale(now) {
+            out.push(Effect::Rotation(self.book.rotation(now)));
+        }
+        self.connect(now, out);
+        // Repair: gossip may drop announcements; ask the highest claimer for what we lack.
+        if let Some(peer) = self.heights.ahead_of(self.height) {
+            if self.book.is_admitted(&peer) {
+                out.push(Effect::RequestRange {
+                    peer,
+                    from: self.height + 1,
+                });
+            }
+        }
+        self.evaluate(out);
+    }
+
+    /// Dials the neighbours this peer lacks, closes connections outside the selection (after
+    /// [`RELAX_GRACE`]), and dials seeds while short of admitted peers.
+    fn connect(&mut self, now: Instant, out: &mut Vec<Effect>) {
+        let members = self.book.rotation(now);
+        let wanted = neighbours(&self.key, &members, self.k);
+        let mut dials = vec![];
+        for (peer, known) in self.book.known() {
+            if *peer != self.me && wanted.contains(&known.key) && !self.book.is_connected(peer) {
+                dials.push((*peer, known.addrs.clone()));
+            }
+        }
+        // Short of k admitted peers (membership still being learnt): anyone known will do.
+        if self.book.admitted_count() + dials.len() < self.k {
+            for (peer, known) in self.book.known() {
+                if *peer != self.me
+                    && !self.book.is_connected(peer)
+                    && !dials.iter().any(|(p, _)| p == peer)
+                {
+                    dials.push((*peer, known.addrs.clone()));
+                }
+            }
+        }
+        for (peer, addrs) in dials {
+            if !self.book.is_banned(&peer, now) {
+                out.push(Effect::Dial { peer, addrs });
+            }
+        }
+        let connected_neighbours = self
+            .book
+            .admitted_since()
+            .filter(|(_, (key, _))| wanted.contains(key))
+            .count();
+        if connected_neighbours == wanted.len() {
+            let extra: Vec<PeerId> = self
+                .book
+                .admitted_since()
+                .filter(|(_, (key, since))| {
+                    !wanted.contains(key)
+                        && members.contains(key)
+                        && now.saturating_duration_since(*since) >= RELAX_GRACE
+                })
+                .map(|(peer, _)| *peer)
+                .collect();
+            for peer in extra {
+                out.push(Effect::Disconnect {
+                    peer,
+                    reason: "outside the neighbour selection",
+                });
+            }
+        }
+        let due = self
+            .last_seed_dial
+            .is_none_or(|t| now.saturating_duration_since(t) >= SEED_INTERVAL);
+        if due && self.seeds > 0 && self.book.admitted_count() < self.k.min(self.seeds) {
+            self.last_seed_dial = Some(now);
+            out.push(Effect::DialSeeds);
+        }
+    }
+}

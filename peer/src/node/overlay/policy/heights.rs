@@ -1,0 +1,259 @@
+//! Heights other peers claim, and what is verified of them. Pure.
+//!
+//! A claim (a hello, a peer record, a block announcement) names a tip block and its height and
+//! is recorded under its **originator** (the peer that made it, not the peer that forwarded
+//! it), one claim per originator. It counts towards the best height (and so towards readiness
+//! and the commit gate) only once the claimed block has been fetched and its header verified
+//! (decoded, signed by a certified peer, at the claimed height). A claim whose block turns out
+//! invalid or whose height differs from the claim is dropped and its originator named for a
+//! strike; so is a claim above this peer's height when neither the claim is younger than
+//! [`CLAIM_DEADLINE`] nor this peer's height grew within it (a header can be signed on a parent
+//! that does not exist: its claim lasts only as long as syncing towards it makes progress).
+//! Claims go with their peer when it disconnects or is banned.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use libp2p::PeerId;
+
+use crate::model::Cid;
+
+/// How long a claim above this peer's height may go without sync progress before its
+/// originator is struck.
+pub const CLAIM_DEADLINE: Duration = Duration::from_secs(30);
+
+/// One peer's claim.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Claim {
+    /// The claimed tip.
+    pub tip: Cid,
+    /// Its claimed height.
+    pub height: u64,
+    /// Whether the tip's header was verified at that height.
+    pub verified: bool,
+    /// When the claim was made.
+    pub since: Instant,
+}
+
+/// What a new claim needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Need {
+    /// Nothing: the claim is verified or not above what we know.
+    Nothing,
+    /// Fetch the claimed tip from the originator.
+    FetchTip,
+}
+
+/// Claims by originator.
+#[derive(Debug, Default)]
+pub struct Heights {
+    claims: HashMap<PeerId, Claim>,
+}
+
+impl Heights {
+    /// Records `peer`'s claim of `tip` at `height`; `verified` when this peer already holds the
+    /// tip (so its height is known to be real). A newer claim replaces an older one.
+    pub fn claim(
+        &mut self,
+        peer: PeerId,
+        tip: Cid,
+        height: u64,
+        verified: bool,
+        now: Instant,
+    ) -> Need {
+        if let Some(old) = self.claims.get(&peer) {
+            if old.tip == tip {
+                return if old.verified {
+                    Need::Nothing
+                } else {
+                    Need::FetchTip
+                };
+            }
+            // A verified claim is not replaced by a lower unverified one.
+            if old.verified && !verified && height <= old.height {
+                return Need::Nothing;
+            }
+        }
+        self.claims.insert(
+            peer,
+            Claim {
+                tip,
+                height,
+                verified,
+                since: now,
+            },
+        );
+        if verified {
+            Need::Nothing
+        } else {
+            Need::FetchTip
+        }
+    }
+
+    /// The header of `tip` verified at `height`: the claims on it count. Returns the
+    /// originators whose claimed height differs (they lied; their claims are dropped).
+    pub fn verified(&mut self, tip: &Cid, height: u64) -> Vec<PeerId> {
+        let mut liars = vec![];
+        for (peer, claim) in &mut self.claims {
+            if claim.tip == *tip {
+                if claim.height == height {
+                    claim.verified = true;
+                } else {
+                    liars.push(*peer);
+                }
+            }
+        }
+        for peer in &liars {
+            self.claims.remove(peer);
+        }
+        liars
+    }
+
+    /// `tip` cannot be verified (invalid, or its originator does not have it): the claims on
+    /// it are dropped and their originators returned.
+    pub fn unverifiable(&mut self, tip: &Cid) -> Vec<PeerId> {
+        let peers: Vec<PeerId> = self
+            .claims
+            .iter()
+            .filter(|(_, claim)| claim.tip == *tip)
+            .map(|(peer, _)| *peer)
+            .collect();
+        for peer in &peers {
+            self.claims.remove(peer);
+        }
+        peers
+    }
+
+    /// Drops the claims above `ours` made, and last progressed towards (`progress`: when our
+    /// height last grew), more than [`CLAIM_DEADLINE`] ago; returns their originators.
+    pub fn expire(&mut self, now: Instant, ours: u64, progress: Instant) -> Vec<PeerId> {
+        let late: Vec<PeerId> = self
+            .claims
+            .iter()
+            .filter(|(_, c)| {
+                c.height > ours
+                    && now.saturating_duration_since(c.since.max(progress)) > CLAIM_DEADLINE
+            })
+            .map(|(peer, _)| *peer)
+            .collect();
+        for peer in &late {
+            self.claims.remove(peer);
+        }
+        late
+    }
+
+    /// Forgets `peer`'s claim (it disconnected or was banned).
+    pub fn forget(&mut self, peer: &PeerId) {
+        self.claims.remove(peer);
+    }
+
+    /// The highest verified claim (0 without any).
+    pub fn best(&self) -> u64 {
+        self.claims
+            .values()
+            .filter(|c| c.verified)
+            .map(|c| c.height)
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// The peer with the highest claim above `ours`, verified or not (sync asks it for
+    /// ranges: what it sends is verified block by block).
+    pub fn ahead_of(&self, ours: u64) -> Option<PeerId> {
+        self.claims
+            .iter()
+            .filter(|(_, c)| c.height > ours)
+            .max_by_key(|(_, c)| c.height)
+            .map(|(peer, _)| *peer)
+    }
+
+    /// `peer`'s claim.
+    pub fn get(&self, peer: &PeerId) -> Option<&Claim> {
+        self.claims.get(peer)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::codec::dag_cbor_cid;
+
+    fn cid(n: u8) -> Cid {
+        dag_cbor_cid(&[n])
+    }
+
+    #[test]
+    fn an_unverified_claim_never_counts_towards_the_best_height() {
+        let now = Instant::now();
+        let mut heights = Heights::default();
+        let liar = PeerId::random();
+        assert_eq!(
+            heights.claim(liar, cid(1), u64::MAX / 2, false, now),
+            Need::FetchTip
+        );
+        assert_eq!(heights.best(), 0, "an unverified claim does not count");
+        assert_eq!(
+            heights.ahead_of(5),
+            Some(liar),
+            "but sync may ask the claimer"
+        );
+    }
+
+    #[test]
+    fn a_claim_counts_once_its_header_is_verified_at_the_claimed_height() {
+        let now = Instant::now();
+        let mut heights = Heights::default();
+        let honest = PeerId::random();
+        let _ = heights.claim(honest, cid(1), 7, false, now);
+        assert!(heights.verified(&cid(1), 7).is_empty());
+        assert_eq!(heights.best(), 7);
+    }
+
+    #[test]
+    fn a_claim_whose_block_has_another_height_names_its_originator() {
+        let now = Instant::now();
+        let mut heights = Heights::default();
+        let (honest, liar) = (PeerId::random(), PeerId::random());
+        let _ = heights.claim(honest, cid(1), 7, false, now);
+        let _ = heights.claim(liar, cid(1), 1_000, false, now);
+        assert_eq!(heights.verified(&cid(1), 7), vec![liar]);
+        assert_eq!(heights.best(), 7);
+        assert!(heights.get(&liar).is_none());
+    }
+
+    #[test]
+    fn unverifiable_and_overdue_claims_name_their_originators() {
+        let now = Instant::now();
+        let mut heights = Heights::default();
+        let (a, b, c) = (PeerId::random(), PeerId::random(), PeerId::random());
+        let _ = heights.claim(a, cid(1), 10, false, now);
+        let _ = heights.claim(b, cid(2), 10, false, now);
+        let _ = heights.claim(c, cid(3), 3, true, now);
+        assert_eq!(heights.unverifiable(&cid(1)), vec![a]);
+        let late = now + CLAIM_DEADLINE + Duration::from_millis(1);
+        assert!(heights.expire(now + CLAIM_DEADLINE, 3, now).is_empty());
+        assert!(
+            heights
+                .expire(late, 3, now + Duration::from_secs(1))
+                .is_empty(),
+            "sync progressed recently: the claim stands"
+        );
+        assert_eq!(heights.expire(late, 3, now), vec![b]);
+        assert_eq!(heights.best(), 3, "a claim we reached does not expire");
+        heights.forget(&c);
+        assert_eq!(heights.best(), 0);
+    }
+
+    #[test]
+    fn a_verified_header_above_us_expires_without_sync_progress() {
+        let now = Instant::now();
+        let mut heights = Heights::default();
+        let liar = PeerId::random();
+        let _ = heights.claim(liar, cid(9), 1_000_000, false, now);
+        assert!(heights.verified(&cid(9), 1_000_000).is_empty());
+        assert_eq!(heights.best(), 1_000_000);
+        let late = now + CLAIM_DEADLINE + Duration::from_millis(1);
+        assert_eq!(heights.expire(late, 4, now), vec![liar]);
+        assert_eq!(heights.best(), 0);
+    }
+}

@@ -1,0 +1,256 @@
+//! The overlay's peer policy: every decision about peers, as a pure state machine. The driver
+//! (`super::driver`) feeds it [`Input`]s with the current time and executes the [`Effect`]s it
+//! returns (`fn handle(&mut self, input, now) -> Vec<Effect>`); the policy reads no clock, opens
+//! no socket, spawns no task and never touches the node.
+//!
+//! Its parts, one concern each: the [`peers`] book (admission state, records, strikes, bans),
+//! [`heights`] (claimed heights and what is verified of them), [`readiness`] (the probe and the
+//! commit gate), [`connectivity`] (the N-cut neighbour selection) and [`batching`] (gossip of
+//! admitted transactions).
+
+pub mod batching;
+pub mod blame;
+pub mod connectivity;
+pub mod heights;
+pub mod peers;
+pub mod readiness;
+
+mod handle;
+#[cfg(test)]
+mod tests;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use libp2p::{Multiaddr, PeerId};
+
+use crate::model::Cid;
+use crate::node::TxBundle;
+use crate::trust::PublicKey;
+use batching::Batcher;
+use heights::Heights;
+use peers::PeerBook;
+use readiness::{Health, Readiness};
+
+/// How often seeds are dialled while this peer lacks admitted peers.
+pub const SEED_INTERVAL: Duration = Duration::from_secs(5);
+/// How long a connection outside the neighbour selection is kept after admission.
+pub const RELAX_GRACE: Duration = Duration::from_secs(30);
+
+/// Something that happened, as the driver saw it.
+#[derive(Debug)]
+pub enum Input {
+    /// A first connection with `peer` opened.
+    Connected(PeerId),
+    /// The last connection with `peer` closed.
+    Disconnected(PeerId),
+    /// `peer`'s hello verified: its certificate is for `key`, its tip is `tip` at `height`
+    /// (`tip_known`: this peer holds that block).
+    Admitted {
+        /// The peer.
+        peer: PeerId,
+        /// Its certified key.
+        key: PublicKey,
+        /// Its claimed tip.
+        tip: Cid,
+        /// Its claimed height.
+        height: u64,
+        /// Whether this peer holds the tip already.
+        tip_known: bool,
+    },
+    /// `peer`'s hello was refused.
+    Refused {
+        /// The peer.
+        peer: PeerId,
+        /// Why.
+        reason: String,
+    },
+    /// `peer` sent something invalid for every honest receiver.
+    Misbehaved {
+        /// The peer.
+        peer: PeerId,
+        /// What it sent: `block`, `transaction`, `message`, `object`.
+        kind: &'static str,
+        /// The short reason.
+        reason: &'static str,
+    },
+    /// A verified identity record of `peer` (gossip), with the tip it claims.
+    Record {
+        /// The record's author.
+        peer: PeerId,
+        /// Its certified key.
+        key: PublicKey,
+        /// Where to dial it.
+        addrs: Vec<Multiaddr>,
+        /// Its claimed tip.
+        tip: Cid,
+        /// Its claimed height.
+        height: u64,
+        /// Whether this peer holds the tip already.
+        tip_known: bool,
+    },
+    /// `origin` announced a block `tip` at `height`, received from `via`.
+    Announced {
+        /// The announcement's author (signed by gossipsub).
+        origin: PeerId,
+        /// The peer that forwarded it.
+        via: PeerId,
+        /// The block.
+        tip: Cid,
+        /// Its claimed height.
+        height: u64,
+        /// Whether this peer holds the block already.
+        tip_known: bool,
+    },
+    /// The header of block `cid` verified at `height` (its claims count).
+    HeaderVerified {
+        /// The block.
+        cid: Cid,
+        /// Its real height.
+        height: u64,
+    },
+    /// Block `cid` cannot be verified (invalid, or its claimer lacks it or its ancestors).
+    Unverifiable(Cid),
+    /// This peer's tip is now at `height`.
+    Tip(u64),
+    /// This peer admitted a client's transaction: gossip it.
+    TxAdmitted(Arc<TxBundle>, usize),
+    /// Time to gossip the batched transactions.
+    Flush,
+    /// Periodic maintenance; `seeds` is how many seeds other than this peer are configured.
+    Tick {
+        /// Seeds other than this peer.
+        seeds: usize,
+    },
+}
+
+/// What the driver must do.
+#[must_use]
+#[derive(Debug, Clone)]
+pub enum Effect {
+    /// Send our hello to `peer` (admission).
+    SendHello(PeerId),
+    /// Close every connection with `peer`.
+    Disconnect {
+        /// The peer.
+        peer: PeerId,
+        /// Why (for the log).
+        reason: &'static str,
+    },
+    /// Make `peer` a direct gossip peer (`on`) or stop.
+    DirectGossip {
+        /// The peer.
+        peer: PeerId,
+        /// On or off.
+        on: bool,
+    },
+    /// Dial `peer` at `addrs`.
+    Dial {
+        /// The peer.
+        peer: PeerId,
+        /// Its addresses.
+        addrs: Vec<Multiaddr>,
+    },
+    /// Dial the configured seeds.
+    DialSeeds,
+    /// Ask `peer` for canonical block CIDs from `from`.
+    RequestRange {
+        /// The peer.
+        peer: PeerId,
+        /// First height.
+        from: u64,
+    },
+    /// Fetch block `cid` from `peer`.
+    FetchBlock {
+        /// The peer.
+        peer: PeerId,
+        /// The block.
+        cid: Cid,
+    },
+    /// The committer rotation is now these keys (and this peer's).
+    Rotation(Vec<PublicKey>),
+    /// Count a rejection (`kind`, `reason`) in the metrics.
+    Count {
+        /// What was rejected.
+        kind: &'static str,
+        /// Why.
+        reason: &'static str,
+    },
+    /// A strike against `peer` (for the log), with its count; `banned` when it reached the
+    /// threshold.
+    Struck {
+        /// The peer.
+        peer: PeerId,
+        /// Strikes so far.
+        strikes: u32,
+        /// Whether it is now banned.
+        banned: bool,
+    },
+    /// Readiness and the commit gate are now this.
+    Health(Health),
+    /// Gossip these transactions as one message.
+    GossipTxs(Vec<Arc<TxBundle>>),
+}
+
+/// The peer policy's state.
+#[derive(Debug)]
+pub struct Policy {
+    me: PeerId,
+    key: PublicKey,
+    /// k = N + 1: connections each peer keeps for N-cut connectivity.
+    k: usize,
+    height: u64,
+    /// When `height` last grew.
+    progress: Instant,
+    seeds: usize,
+    last_seed_dial: Option<Instant>,
+    book: PeerBook,
+    heights: Heights,
+    readiness: Readiness,
+    batcher: Batcher<Arc<TxBundle>>,
+}
+
+impl Policy {
+    /// The policy of peer `key` at `height` at `now`, for N-cut connectivity
+    /// `target_connectivity`.
+    pub fn new(key: PublicKey, height: u64, target_connectivity: usize, now: Instant) -> Self {
+        Self {
+            me: key.peer_id(),
+            key,
+            k: target_connectivity + 1,
+            height,
+            progress: now,
+            seeds: 0,
+            last_seed_dial: None,
+            book: PeerBook::default(),
+            heights: Heights::default(),
+            readiness: Readiness::default(),
+            batcher: Batcher::default(),
+        }
+    }
+
+    /// The peer book.
+    pub fn book(&self) -> &PeerBook {
+        &self.book
+    }
+
+    /// Claimed heights.
+    pub fn heights(&self) -> &Heights {
+        &self.heights
+    }
+
+    /// The last readiness evaluation.
+    pub fn health(&self) -> Health {
+        self.readiness.health()
+    }
+
+    /// Whether `peer` passed admission and is connected.
+    pub fn is_admitted(&self, peer: &PeerId) -> bool {
+        self.book.is_admitted(peer)
+    }
+
+    /// Whether `peer` is banned at `now`.
+    pub fn is_banned(&mut self, peer: &PeerId, now: Instant) -> bool {
+        self.book.is_banned(peer, now)
+    }
+}

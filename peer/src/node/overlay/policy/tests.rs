@@ -1,0 +1,257 @@
+//! The policy as a whole: inputs in, effects out, on a hand-driven clock.
+
+use std::time::{Duration, Instant};
+
+use libp2p::PeerId;
+
+use super::peers::{BAN_TIME, MAX_STRIKES};
+use super::readiness::Health;
+use super::{Effect, Input, Policy};
+use crate::model::codec::dag_cbor_cid;
+use crate::model::Cid;
+use crate::trust::{PublicKey, SecretKey};
+
+fn key() -> PublicKey {
+    SecretKey::generate().public()
+}
+
+fn cid(n: u8) -> Cid {
+    dag_cbor_cid(&[n])
+}
+
+fn last_health(effects: &[Effect]) -> Option<Health> {
+    effects.iter().rev().find_map(|e| match e {
+        Effect::Health(h) => Some(*h),
+        _ => None,
+    })
+}
+
+fn disconnects(effects: &[Effect], peer: PeerId) -> bool {
+    effects
+        .iter()
+        .any(|e| matches!(e, Effect::Disconnect { peer: p, .. } if *p == peer))
+}
+
+/// A policy at `height` with one admitted peer whose tip is known (verified) at `height`.
+fn with_peer(height: u64, now: Instant) -> (Policy, PeerId) {
+    let mut policy = Policy::new(key(), height, 2, now);
+    let other = key();
+    let peer = other.peer_id();
+    let _ = policy.handle(Input::Tick { seeds: 1 }, now);
+    let effects = policy.handle(Input::Connected(peer), now);
+    assert!(matches!(effects[..], [Effect::SendHello(p)] if p == peer));
+    let _ = policy.handle(
+        Input::Admitted {
+            peer,
+            key: other,
+            tip: cid(0),
+            height,
+            tip_known: true,
+        },
+        now,
+    );
+    (policy, peer)
+}
+
+#[test]
+fn a_network_of_one_is_ready_and_may_commit() {
+    let now = Instant::now();
+    let mut policy = Policy::new(key(), 0, 3, now);
+    let effects = policy.handle(Input::Tick { seeds: 0 }, now);
+    assert_eq!(
+        last_health(&effects),
+        Some(Health {
+            ready: true,
+            synced: true
+        })
+    );
+    assert!(
+        !effects.iter().any(|e| matches!(e, Effect::DialSeeds)),
+        "no seed other than itself: nothing to dial"
+    );
+}
+
+#[test]
+fn a_peer_with_seeds_waits_for_an_admitted_peer() {
+    let now = Instant::now();
+    let mut policy = Policy::new(key(), 0, 3, now);
+    let effects = policy.handle(Input::Tick { seeds: 2 }, now);
+    assert_eq!(last_health(&effects), Some(Health::default()));
+    assert!(effects.iter().any(|e| matches!(e, Effect::DialSeeds)));
+}
+
+#[test]
+fn an_announced_height_counts_only_once_its_header_is_verified() {
+    let now = Instant::now();
+    let (mut policy, peer) = with_peer(5, now);
+    assert!(policy.health().ready && policy.health().synced);
+    let effects = policy.handle(
+        Input::Announced {
+            origin: peer,
+            via: peer,
+            tip: cid(9),
+            height: u64::MAX / 2,
+            tip_known: false,
+        },
+        now,
+    );
+    assert!(effects.iter().any(
+        |e| matches!(e, Effect::FetchBlock { peer: p, cid: c } if *p == peer && *c == cid(9))
+    ));
+    assert_eq!(
+        last_health(&effects),
+        Some(Health {
+            ready: true,
+            synced: true
+        }),
+        "an unverified claim neither stops commits nor readiness"
+    );
+    // The block turns out to be at height 6: the claim was a lie.
+    let effects = policy.handle(
+        Input::HeaderVerified {
+            cid: cid(9),
+            height: 6,
+        },
+        now,
+    );
+    assert!(effects
+        .iter()
+        .any(|e| matches!(e, Effect::Struck { peer: p, .. } if *p == peer)));
+    assert!(policy.health().synced);
+}
+
+#[test]
+fn a_verified_height_ahead_stops_commits_until_reached() {
+    let now = Instant::now();
+    let (mut policy, peer) = with_peer(5, now);
+    let _ = policy.handle(
+        Input::Announced {
+            origin: peer,
+            via: peer,
+            tip: cid(6),
+            height: 6,
+            tip_known: false,
+        },
+        now,
+    );
+    let effects = policy.handle(
+        Input::HeaderVerified {
+            cid: cid(6),
+            height: 6,
+        },
+        now,
+    );
+    assert_eq!(
+        last_health(&effects),
+        Some(Health {
+            ready: true,
+            synced: false
+        })
+    );
+    let effects = policy.handle(Input::Tip(6), now);
+    assert!(last_health(&effects).is_some_and(|h| h.synced));
+}
+
+#[test]
+fn an_unverifiable_claim_strikes_its_originator_not_the_forwarder() {
+    let now = Instant::now();
+    let (mut policy, forwarder) = with_peer(5, now);
+    let liar_key = key();
+    let liar = liar_key.peer_id();
+    let _ = policy.handle(
+        Input::Record {
+            peer: liar,
+            key: liar_key,
+            addrs: vec![],
+            tip: cid(0),
+            height: 5,
+            tip_known: true,
+        },
+        now,
+    );
+    for n in 0..MAX_STRIKES {
+        let effects = policy.handle(
+            Input::Announced {
+                origin: liar,
+                via: forwarder,
+                tip: cid(100 + n as u8),
+                height: 1_000,
+                tip_known: false,
+            },
+            now,
+        );
+        assert!(
+            effects
+                .iter()
+                .any(|e| matches!(e, Effect::FetchBlock { peer, .. } if *peer == forwarder)),
+            "the liar is not connected: the block is asked of the forwarder"
+        );
+        let effects = policy.handle(Input::Unverifiable(cid(100 + n as u8)), now);
+        assert!(effects
+            .iter()
+            .all(|e| !matches!(e, Effect::Struck { peer, .. } if *peer == forwarder)));
+    }
+    assert!(policy.is_banned(&liar, now));
+    assert!(!policy.is_banned(&forwarder, now));
+}
+
+#[test]
+fn strikes_ban_at_the_threshold_and_a_banned_peer_is_refused_until_expiry() {
+    let now = Instant::now();
+    let (mut policy, peer) = with_peer(5, now);
+    for n in 1..=MAX_STRIKES {
+        let effects = policy.handle(
+            Input::Misbehaved {
+                peer,
+                kind: "block",
+                reason: "bad_signature",
+            },
+            now,
+        );
+        assert_eq!(disconnects(&effects, peer), n == MAX_STRIKES, "strike {n}");
+    }
+    assert!(!policy.is_admitted(&peer));
+    let later = now + Duration::from_secs(1);
+    let effects = policy.handle(Input::Connected(peer), later);
+    assert!(
+        disconnects(&effects, peer),
+        "a banned peer's reconnect is refused"
+    );
+    assert!(!effects.iter().any(|e| matches!(e, Effect::SendHello(_))));
+    let effects = policy.handle(Input::Connected(peer), now + BAN_TIME);
+    assert!(
+        matches!(effects[..], [Effect::SendHello(p)] if p == peer),
+        "after the ban it may try again"
+    );
+}
+
+#[test]
+fn a_stalled_claim_ahead_expires_and_commits_resume() {
+    let now = Instant::now();
+    let (mut policy, peer) = with_peer(5, now);
+    let _ = policy.handle(
+        Input::Announced {
+            origin: peer,
+            via: peer,
+            tip: cid(50),
+            height: 50,
+            tip_known: false,
+        },
+        now,
+    );
+    // A header signed on a parent nobody has: verified, but sync never gets there.
+    let _ = policy.handle(
+        Input::HeaderVerified {
+            cid: cid(50),
+            height: 50,
+        },
+        now,
+    );
+    assert!(!policy.health().synced);
+    let later = now + super::heights::CLAIM_DEADLINE + Duration::from_secs(1);
+    let effects = policy.handle(Input::Tick { seeds: 1 }, later);
+    assert!(effects
+        .iter()
+        .any(|e| matches!(e, Effect::Struck { peer: p, .. } if *p == peer)));
+    assert!(last_health(&effects).is_some_and(|h| h.synced && h.ready));
+}

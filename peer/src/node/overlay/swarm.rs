@@ -1,0 +1,127 @@
+//! The libp2p swarm of a peer: TCP + Noise + Yamux, identify, ping heartbeats, gossipsub on three
+//! topics and request-response for admission, sync and object fetch. Builds it; decides nothing.
+
+use std::time::Duration;
+
+use libp2p::gossipsub::{self, IdentTopic};
+use libp2p::request_response::{self, ProtocolSupport};
+use libp2p::swarm::NetworkBehaviour;
+use libp2p::{identify, noise, ping, tcp, yamux, StreamProtocol, Swarm};
+
+use super::protocol::{Request, Response, SYNC_PROTOCOL};
+use super::{OverlayConfig, OverlayError};
+use crate::trust::SecretKey;
+
+/// The composed libp2p behaviour.
+#[derive(NetworkBehaviour)]
+pub struct Behaviour {
+    /// Addresses peers listen on.
+    pub identify: identify::Behaviour,
+    /// Heartbeats.
+    pub ping: ping::Behaviour,
+    /// Transactions, announcements, peer records.
+    pub gossipsub: gossipsub::Behaviour,
+    /// Admission, sync, object fetch.
+    pub sync: request_response::cbor::Behaviour<Request, Response>,
+}
+
+/// The gossip topics of a network.
+pub struct Topics {
+    /// Transaction batches.
+    pub txs: IdentTopic,
+    /// Block announcements.
+    pub blocks: IdentTopic,
+    /// Peer records.
+    pub peers: IdentTopic,
+}
+
+impl Topics {
+    /// The topics of `network`.
+    pub fn of(network: &str) -> Self {
+        Self {
+            txs: IdentTopic::new(format!("/mediachain/{network}/txs")),
+            blocks: IdentTopic::new(format!("/mediachain/{network}/blocks")),
+            peers: IdentTopic::new(format!("/mediachain/{network}/peers")),
+        }
+    }
+}
+
+fn gossip_id(message: &gossipsub::Message) -> gossipsub::MessageId {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    h.update(message.data.as_slice());
+    if let Some(source) = &message.source {
+        h.update(source.to_bytes());
+    }
+    if let Some(seq) = message.sequence_number {
+        h.update(seq.to_be_bytes());
+    }
+    gossipsub::MessageId::from(h.finalize().to_vec())
+}
+
+/// Builds the swarm of `key`, subscribed to `topics` and listening on the configured address.
+pub fn build(
+    key: &SecretKey,
+    config: &OverlayConfig,
+    topics: &Topics,
+) -> Result<Swarm<Behaviour>, OverlayError> {
+    let setup = |e: &dyn std::fmt::Display| OverlayError::Setup(e.to_string());
+    let mut swarm = libp2p::SwarmBuilder::with_existing_identity(key.to_libp2p())
+        .with_tokio()
+        .with_tcp(
+            tcp::Config::default().nodelay(true),
+            noise::Config::new,
+            yamux::Config::default,
+        )
+        .map_err(|e| setup(&e))?
+        .with_dns()
+        .map_err(|e| setup(&e))?
+        .with_behaviour(|key| {
+            let gossip_config = gossipsub::ConfigBuilder::default()
+                .validation_mode(gossipsub::ValidationMode::Strict)
+                .validate_messages()
+                .max_transmit_size(2 * 1024 * 1024)
+                .heartbeat_interval(Duration::from_millis(500))
+                .message_id_fn(gossip_id)
+                .build()
+                .map_err(|e| e.to_string())?;
+            let gossipsub = gossipsub::Behaviour::new(
+                gossipsub::MessageAuthenticity::Signed(key.clone()),
+                gossip_config,
+            )?;
+            Ok(Behaviour {
+                identify: identify::Behaviour::new(identify::Config::new(
+                    "/mediachain/1".into(),
+                    key.public(),
+                )),
+                ping: ping::Behaviour::new(
+                    ping::Config::new()
+                        .with_interval(Duration::from_secs(2))
+                        .with_timeout(Duration::from_secs(5)),
+                ),
+                gossipsub,
+                sync: request_response::cbor::Behaviour::new(
+                    [(StreamProtocol::new(SYNC_PROTOCOL), ProtocolSupport::Full)],
+                    request_response::Config::default()
+                        .with_request_timeout(Duration::from_secs(20)),
+                ),
+            })
+        })
+        .map_err(|e| setup(&e))?
+        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(120)))
+        .build();
+    for topic in [&topics.txs, &topics.blocks, &topics.peers] {
+        swarm
+            .behaviour_mut()
+            .gossipsub
+            .subscribe(topic)
+            .map_err(|e| setup(&e))?;
+    }
+    swarm
+        .listen_on(config.listen.clone())
+        .map_err(|e| setup(&e))?;
+    if let Some(addr) = &config.external_address {
+        swarm.add_external_address(addr.clone());
+    }
+    Ok(swarm)
+}
