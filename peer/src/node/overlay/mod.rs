@@ -52,6 +52,8 @@ pub use handle::{Command, OverlayHandle};
 pub const RECORD_INTERVAL: Duration = Duration::from_secs(5);
 /// Blocks waiting for their parent, at most (the oldest are evicted).
 pub const MAX_WAITING_BLOCKS: usize = 512;
+/// Block requests outstanding, at most (beyond, a request is dropped and counted).
+pub const MAX_BLOCK_REQUESTS: usize = 2048;
 /// Blocks waiting for room in the verification worker's queue, at most (the oldest are
 /// evicted; sync fetches them again).
 pub const MAX_BACKLOG: usize = 512;

@@ -14,7 +14,7 @@ use super::driver::{ObjectFetch, Overlay};
 use super::policy::Input;
 use super::protocol::{self, Hello, Request, Response, MAX_RANGE};
 use super::worker::{Job, Outcome};
-use super::{MAX_BACKLOG, MAX_WAITING_BLOCKS};
+use super::{MAX_BACKLOG, MAX_BLOCK_REQUESTS, MAX_WAITING_BLOCKS};
 use crate::journal::{Added, BlockRejection};
 use crate::model::Cid;
 use crate::node::{BlockBundle, ReceivedBlock};
@@ -214,9 +214,14 @@ impl Overlay {
         {
             return;
         }
-        if self.requested.len() >= MAX_WAITING_BLOCKS * 4 {
+        if self.requested.len() >= MAX_BLOCK_REQUESTS {
             self.requested
                 .retain(|_, at| at.elapsed() < BLOCK_REQUEST_TTL);
+            if self.requested.len() >= MAX_BLOCK_REQUESTS {
+                // Sync asks again for what is still missing once requests complete.
+                self.metrics.evict("block_requests");
+                return;
+            }
         }
         self.requested.insert(cid, Instant::now());
         debug!(%peer, block = %cid, "requesting a block");
