@@ -1,6 +1,12 @@
-//! The controller: watches, the `reconcile` / `error_policy` pair, events, and leader election.
+//! The controller: watches, the `reconcile` / `error_policy` pair, events and metrics.
+//!
+//! Only spec changes (a new `metadata.generation` or a new object) of a MediachainPeer trigger a
+//! reconcile: the operator's own status writes do not, so observing the peers can never feed
+//! back into reconciles.
 
+use std::collections::hash_map::DefaultHasher;
 use std::collections::{BTreeSet, HashMap};
+use std::hash::{Hash, Hasher};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -11,14 +17,15 @@ use k8s_openapi::api::networking::v1::Ingress;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
-use kube::runtime::reflector::ObjectRef;
-use kube::runtime::{watcher, Controller};
+use kube::runtime::reflector::{self, ObjectRef};
+use kube::runtime::{watcher, Controller, WatchStreamExt};
 use kube::{Api, Client, Resource, ResourceExt};
-use kube_leader_election::{LeaseLock, LeaseLockParams};
 use tracing::{field, info, instrument, warn, Span};
 
+pub use crate::leader::Leadership;
+
 use crate::crd::MediachainPeer;
-use crate::metrics::{Metrics, PeerLabels};
+use crate::metrics::{Metrics, PeerLabels, ResourceLabels};
 use crate::reconcile::{self, identity::ChangeKind, status, Settings};
 use crate::{Error, Result};
 
@@ -46,6 +53,8 @@ pub struct Context {
     failures: Mutex<HashMap<ObjectRef<MediachainPeer>, u32>>,
     /// Peers with a certificate-expiry gauge, per resource, to drop gauges of removed peers.
     gauged: Mutex<HashMap<ObjectRef<MediachainPeer>, BTreeSet<String>>>,
+    /// When each resource's peers were last scraped for the journal height.
+    scraped: Mutex<HashMap<ObjectRef<MediachainPeer>, Instant>>,
 }
 
 impl Context {
@@ -63,7 +72,23 @@ impl Context {
             settings,
             failures: Mutex::new(HashMap::new()),
             gauged: Mutex::new(HashMap::new()),
+            scraped: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Whether `key`'s peers may be scraped now (at most once per `settings.height_refresh`);
+    /// if so, records the scrape.
+    fn scrape_due(&self, key: &ObjectRef<MediachainPeer>) -> bool {
+        let Ok(mut scraped) = self.scraped.lock() else {
+            return false;
+        };
+        let due = scraped
+            .get(key)
+            .is_none_or(|at| at.elapsed() >= self.settings.height_refresh);
+        if due {
+            scraped.insert(key.clone(), Instant::now());
+        }
+        due
     }
 
     /// Restricts the controller to one namespace (`None`: all namespaces).
@@ -108,6 +133,18 @@ impl Context {
         }
     }
 
+    /// Sets the principal-expiry gauge of `mp`.
+    fn record_principal_expiry(&self, mp: &MediachainPeer, not_after: u64) {
+        let labels = ResourceLabels {
+            namespace: mp.namespace().unwrap_or_default(),
+            name: mp.name_any(),
+        };
+        self.metrics
+            .principal_expiry
+            .get_or_create(&labels)
+            .set(i64::try_from(not_after).unwrap_or(i64::MAX));
+    }
+
     async fn publish(&self, mp: &MediachainPeer, type_: EventType, reason: &str, note: String) {
         let event = Event {
             type_,
@@ -121,19 +158,33 @@ impl Context {
         }
     }
 
-    fn backoff(&self, key: ObjectRef<MediachainPeer>, failed: bool) -> Duration {
+    /// Records a pass of `key` and returns the delay before the next one: after a failure the
+    /// [`backoff_delay`] of the consecutive failures, after a success `healthy` (and the count
+    /// starts again).
+    pub fn backoff(
+        &self,
+        key: ObjectRef<MediachainPeer>,
+        failed: bool,
+        healthy: Duration,
+    ) -> Duration {
         let Ok(mut failures) = self.failures.lock() else {
             return MAX_BACKOFF;
         };
         if !failed {
             failures.remove(&key);
-            return RESYNC;
+            return healthy;
         }
         let n = failures.entry(key).or_insert(0);
         *n = n.saturating_add(1);
-        let factor = 1u32 << (*n - 1).min(16);
-        MIN_BACKOFF.saturating_mul(factor).min(MAX_BACKOFF)
+        backoff_delay(*n)
     }
+}
+
+/// Delay before the retry after `failures` consecutive failures (1 or more): [`MIN_BACKOFF`]
+/// doubled per further failure, at most [`MAX_BACKOFF`].
+pub fn backoff_delay(failures: u32) -> Duration {
+    let factor = 1u32 << failures.saturating_sub(1).min(16);
+    MIN_BACKOFF.saturating_mul(factor).min(MAX_BACKOFF)
 }
 
 /// One reconcile pass of `mp`: runs the pipeline, publishes Events for identity changes and
@@ -150,10 +201,22 @@ pub async fn reconcile(mp: Arc<MediachainPeer>, ctx: Arc<Context>) -> Result<Act
     }
     let started = Instant::now();
     let now = mediachain::time::now();
-    match reconcile::run(&ctx.client, &mp, &ctx.settings, now).await {
+    let key = ObjectRef::from_obj(&*mp);
+    let scrape = ctx.scrape_due(&key);
+    match reconcile::run(&ctx.client, &mp, &ctx.settings, now, scrape).await {
         Ok(outcome) => {
             ctx.metrics.observe(started.elapsed(), None);
             ctx.record_expiry(&mp, &outcome.status.peers);
+            ctx.record_principal_expiry(&mp, outcome.principal_not_after);
+            if status::principal_expiring(outcome.principal_not_after, now) {
+                let until = status::time(outcome.principal_not_after).to_rfc3339();
+                let note = format!(
+                    "the principal's certificate (Secret {}) expires at {until}: issue a new one before then, peer certificates cannot outlive it",
+                    mp.spec.trust.principal_secret_name
+                );
+                ctx.publish(&mp, EventType::Warning, "PrincipalExpiring", note)
+                    .await;
+            }
             for change in &outcome.identity_changes {
                 ctx.metrics.identities_issued.inc();
                 let (reason, verb) = match change.kind {
@@ -173,9 +236,14 @@ pub async fn reconcile(mp: Arc<MediachainPeer>, ctx: Arc<Context>) -> Result<Act
                 ctx.publish(&mp, EventType::Normal, "IdentityDeleted", note)
                     .await;
             }
-            Ok(Action::requeue(
-                ctx.backoff(ObjectRef::from_obj(&*mp), false),
-            ))
+            // Peers that run are observed again after the height refresh interval; otherwise
+            // the resync interval bounds how late a certificate renewal can be.
+            let healthy = if outcome.status.ready_replicas > 0 {
+                ctx.settings.height_refresh.min(RESYNC)
+            } else {
+                RESYNC
+            };
+            Ok(Action::requeue(ctx.backoff(key, false, healthy)))
         }
         Err(error) => {
             ctx.metrics
@@ -193,7 +261,15 @@ pub async fn reconcile(mp: Arc<MediachainPeer>, ctx: Arc<Context>) -> Result<Act
 
 /// Retry policy: exponential backoff per resource, from [`MIN_BACKOFF`] to [`MAX_BACKOFF`].
 pub fn error_policy(mp: Arc<MediachainPeer>, _error: &Error, ctx: Arc<Context>) -> Action {
-    Action::requeue(ctx.backoff(ObjectRef::from_obj(&*mp), true))
+    Action::requeue(ctx.backoff(ObjectRef::from_obj(&*mp), true, RESYNC))
+}
+
+/// The predicate of MediachainPeer events that trigger reconciles: a new object or a new
+/// generation (spec change). Status writes, including the operator's own, change neither.
+fn spec_version(mp: &MediachainPeer) -> Option<u64> {
+    let mut hash = DefaultHasher::new();
+    (mp.uid(), mp.meta().generation).hash(&mut hash);
+    Some(hash.finish())
 }
 
 /// Runs the controller (over `ctx.namespace`, or all namespaces) until `shutdown` resolves.
@@ -208,8 +284,38 @@ pub async fn run(
     let owned = config
         .clone()
         .labels("app.kubernetes.io/managed-by=mediachain-operator");
-    let controller = Controller::new(peers.clone(), config.clone());
-    let store = controller.store();
+    let (store, writer) = reflector::store();
+    let resources = watcher(peers.clone(), config.clone())
+        .default_backoff()
+        .reflect(writer)
+        .applied_objects()
+        .predicate_filter(spec_version);
+    // Another member's creation, spec change, deletion request or removal changes this
+    // member's seed list; its status writes do not.
+    let seen: Arc<Mutex<HashMap<ObjectRef<MediachainPeer>, Option<u64>>>> = Arc::default();
+    let members = watcher(peers, config.clone())
+        .default_backoff()
+        .filter_map(move |event| {
+            let seen = seen.clone();
+            async move {
+                let mut seen = seen.lock().ok()?;
+                match event {
+                    Err(e) => Some(Err(e)),
+                    Ok(watcher::Event::Delete(mp)) => {
+                        seen.remove(&ObjectRef::from_obj(&mp));
+                        Some(Ok(mp))
+                    }
+                    Ok(watcher::Event::Apply(mp) | watcher::Event::InitApply(mp)) => {
+                        let version = spec_version(&mp)
+                            .map(|v| v ^ u64::from(mp.meta().deletion_timestamp.is_some()));
+                        let previous = seen.insert(ObjectRef::from_obj(&mp), version);
+                        (previous != Some(version)).then_some(Ok(mp))
+                    }
+                    Ok(_) => None,
+                }
+            }
+        });
+    let controller = Controller::for_stream(resources, store.clone());
     let secrets_store = store.clone();
     controller
         .owns(ctx.api::<StatefulSet>(), owned.clone())
@@ -239,7 +345,7 @@ pub async fn run(
                 .collect::<Vec<_>>()
         })
         // A change to one member of a network changes the seed list of all its members.
-        .watches(peers, config, move |changed| {
+        .watches_stream(members, move |changed| {
             store
                 .state()
                 .into_iter()
@@ -259,64 +365,35 @@ pub async fn run(
         .await;
 }
 
-/// Leader election over a coordination.k8s.io Lease.
-pub struct Leadership {
-    lock: LeaseLock,
-    renew_every: Duration,
-}
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
 
-impl Leadership {
-    /// A candidate `holder` for Lease `name` in `namespace`, with time-to-live `ttl`.
-    pub fn new(client: Client, namespace: &str, name: &str, holder: &str, ttl: Duration) -> Self {
-        Self {
-            lock: LeaseLock::new(
-                client,
-                namespace,
-                LeaseLockParams {
-                    lease_name: name.into(),
-                    holder_id: holder.into(),
-                    lease_ttl: ttl,
-                },
-            ),
-            renew_every: ttl / 3,
-        }
+    #[test]
+    fn backoff_doubles_from_the_minimum_up_to_the_maximum() {
+        let delays: Vec<u64> = (1..=9).map(|n| backoff_delay(n).as_secs()).collect();
+        assert_eq!(delays, vec![5, 10, 20, 40, 80, 160, 300, 300, 300]);
+        assert_eq!(backoff_delay(u32::MAX), MAX_BACKOFF);
+        assert_eq!(backoff_delay(0), MIN_BACKOFF);
     }
 
-    /// Waits until this replica holds the Lease.
-    pub async fn acquire(&self) {
-        loop {
-            match self.lock.try_acquire_or_renew().await {
-                Ok(result) if result.acquired_lease => return,
-                Ok(_) => {}
-                Err(e) => warn!(error = %e, "leader election: could not read or take the Lease"),
-            }
-            tokio::time::sleep(self.renew_every).await;
-        }
-    }
-
-    /// Renews the Lease until it is lost (another holder, or renewals failing for a whole
-    /// TTL); returns then. The caller must stop acting as leader at once.
-    pub async fn hold(&self) {
-        let mut last_ok = Instant::now();
-        loop {
-            tokio::time::sleep(self.renew_every).await;
-            match self.lock.try_acquire_or_renew().await {
-                Ok(result) if result.acquired_lease => last_ok = Instant::now(),
-                Ok(_) => return,
-                Err(e) => {
-                    warn!(error = %e, "leader election: renewal failed");
-                    if last_ok.elapsed() > self.renew_every * 3 {
-                        return;
-                    }
-                }
-            }
-        }
-    }
-
-    /// Releases the Lease so that another replica takes over without waiting for the TTL.
-    pub async fn step_down(&self) {
-        if let Err(e) = self.lock.step_down().await {
-            warn!(error = %e, "leader election: could not release the Lease");
-        }
+    #[tokio::test]
+    async fn a_success_resets_the_backoff_of_that_resource_only() {
+        // No request is made: the client only needs a configuration.
+        let config = kube::Config::new("http://127.0.0.1:9".parse().unwrap());
+        let client = Client::try_from(config).unwrap();
+        let ctx = Context::new(client, Arc::new(Metrics::default()), Settings::default());
+        let a = ObjectRef::<MediachainPeer>::new("a").within("ns");
+        let b = ObjectRef::<MediachainPeer>::new("b").within("ns");
+        let healthy = Duration::from_secs(60);
+        let failed = |key: &ObjectRef<MediachainPeer>| ctx.backoff(key.clone(), true, RESYNC);
+        assert_eq!(failed(&a), Duration::from_secs(5));
+        assert_eq!(failed(&a), Duration::from_secs(10));
+        assert_eq!(failed(&b), Duration::from_secs(5), "counted per resource");
+        assert_eq!(failed(&a), Duration::from_secs(20));
+        assert_eq!(ctx.backoff(a.clone(), false, healthy), healthy);
+        assert_eq!(failed(&a), Duration::from_secs(5), "a success starts again");
+        assert_eq!(failed(&b), Duration::from_secs(10));
     }
 }

@@ -21,11 +21,16 @@ pub const GROUP: &str = "mediachain.io";
     namespaced,
     shortname = "mcp",
     status = "MediachainPeerStatus",
+    scale(
+        spec_replicas_path = ".spec.replicas",
+        status_replicas_path = ".status.replicas",
+        label_selector_path = ".status.selector"
+    ),
     printcolumn = r#"{"name":"Network","type":"string","jsonPath":".spec.network"}"#,
     printcolumn = r#"{"name":"Replicas","type":"integer","jsonPath":".spec.replicas"}"#,
     printcolumn = r#"{"name":"Ready","type":"integer","jsonPath":".status.readyReplicas"}"#,
     printcolumn = r#"{"name":"Height","type":"integer","jsonPath":".status.journalHeight"}"#,
-    printcolumn = r#"{"name":"Status","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].reason"}"#,
+    printcolumn = r#"{"name":"Status","type":"string","jsonPath":".status.state"}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
 #[serde(rename_all = "camelCase")]
@@ -100,15 +105,22 @@ pub struct MediachainPeerSpec {
 /// Persistent volume settings.
 #[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
+// A transition rule on the object, not on the field: a field's own rule is not evaluated when
+// the old value is absent, so setting `storageClassName` after creation would pass and then
+// wedge every StatefulSet apply (volume claim templates are immutable).
+#[schemars(extend("x-kubernetes-validations" = [{
+    "rule": "has(self.storageClassName) == has(oldSelf.storageClassName) && (!has(self.storageClassName) || self.storageClassName == oldSelf.storageClassName)",
+    "message": "storage.storageClassName is immutable, including setting or removing it after creation (StatefulSet volume claim templates are)"
+}]))]
 pub struct StorageSpec {
     /// Size of each peer's volume (a Kubernetes quantity, e.g. `10Gi`). Immutable (the
     /// StatefulSet's volume claim template is).
     #[serde(default = "default_storage_size")]
     #[schemars(extend("x-kubernetes-validations" = [{"rule": "self == oldSelf", "message": "storage.size is immutable (StatefulSet volume claim templates are)"}]))]
     pub size: String,
-    /// StorageClass of the volumes; the cluster default when unset. Immutable.
+    /// StorageClass of the volumes; the cluster default when unset. Immutable (set at creation
+    /// or never).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(extend("x-kubernetes-validations" = [{"rule": "self == oldSelf", "message": "storage.storageClassName is immutable (StatefulSet volume claim templates are)"}]))]
     pub storage_class_name: Option<String>,
     /// What happens to the volumes when the resource is deleted or scaled down.
     #[serde(default)]
@@ -301,9 +313,17 @@ pub struct MediachainPeerStatus {
     /// Each peer's identity.
     #[serde(default)]
     pub peers: Vec<PeerIdentityStatus>,
-    /// Highest journal height reported by a ready peer, when known.
+    /// Highest journal height reported by a ready peer, when known. Refreshed at most once per
+    /// the operator's height refresh interval, so that blocks never drive status writes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub journal_height: Option<u64>,
+    /// One word for `kubectl get` (the Status column): the `Degraded` reason when the last pass
+    /// failed, else the `Ready` reason.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<String>,
+    /// Label selector of the peers' pods (for the `/scale` subresource and `kubectl scale`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub selector: Option<String>,
 }
 
 /// One peer's identity as issued by the operator.

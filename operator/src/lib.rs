@@ -5,7 +5,8 @@
 //! - [`naming`]: names and labels of everything the operator creates;
 //! - [`reconcile`]: one module per step — dereference -> validate (pure) -> build (pure) ->
 //!   apply (the only writer) -> status;
-//! - [`controller`]: the `kube` runtime Controller, its context, error policy and leader election;
+//! - [`controller`]: the `kube` runtime Controller, its context and error policy;
+//! - [`leader`]: leader election over a Lease;
 //! - [`overrides`]: the pod-template escape hatch (`spec.podOverrides`);
 //! - [`metrics`], [`telemetry`]: Prometheus metrics, the `/metrics` + `/healthz` server, tracing;
 //! - [`testing`]: trust fixtures (root, principal, principal Secret) for the tests.
@@ -14,6 +15,7 @@
 
 pub mod controller;
 pub mod crd;
+pub mod leader;
 pub mod metrics;
 pub mod naming;
 pub mod overrides;

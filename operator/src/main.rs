@@ -4,7 +4,7 @@
 //! Environment: `POD_NAMESPACE` (Lease namespace, default `default`), `POD_NAME` (Lease holder,
 //! default the host name), `METRICS_ADDR` (default `0.0.0.0:8080`), `CLUSTER_DOMAIN` (default
 //! `cluster.local`), `LEASE_NAME` (default `mediachain-operator`), `WATCH_NAMESPACE` (only that namespace; default
-//! all), `LOG_FORMAT=json`, `RUST_LOG`.
+//! all), `HEIGHT_REFRESH_SECONDS` (journal-height scrape cadence, default 60), `LOG_FORMAT=json`, `RUST_LOG`.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -57,8 +57,20 @@ async fn main() -> std::process::ExitCode {
     metrics.leader.set(1);
     tracing::info!(%holder, "leading");
 
+    let height_refresh = match std::env::var("HEIGHT_REFRESH_SECONDS") {
+        Ok(text) => match text.parse::<u64>() {
+            Ok(secs) if secs > 0 => Duration::from_secs(secs),
+            _ => {
+                tracing::error!(%text, "HEIGHT_REFRESH_SECONDS must be a positive number of seconds");
+                return std::process::ExitCode::from(2);
+            }
+        },
+        Err(_) => mediachain_operator::reconcile::HEIGHT_REFRESH,
+    };
     let settings = Settings {
         cluster_domain: env_or("CLUSTER_DOMAIN", "cluster.local"),
+        height_refresh,
+        metrics_url: None,
     };
     let namespace = std::env::var("WATCH_NAMESPACE")
         .ok()

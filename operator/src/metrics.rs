@@ -28,6 +28,15 @@ pub struct PeerLabels {
     pub peer: String,
 }
 
+/// Labels of per-resource gauges.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ResourceLabels {
+    /// Namespace of the MediachainPeer.
+    pub namespace: String,
+    /// Name of the MediachainPeer.
+    pub name: String,
+}
+
 /// All metrics of the operator.
 pub struct Metrics {
     /// The registry they are exported from.
@@ -40,6 +49,8 @@ pub struct Metrics {
     pub duration: Histogram,
     /// End of validity of each peer's certificate (Unix seconds): alert when it nears.
     pub certificate_expiry: Family<PeerLabels, Gauge<i64, std::sync::atomic::AtomicI64>>,
+    /// End of validity of the principal's certificate each resource uses (Unix seconds).
+    pub principal_expiry: Family<ResourceLabels, Gauge<i64, std::sync::atomic::AtomicI64>>,
     /// 1 while this replica holds the leader Lease.
     pub leader: Gauge<i64, std::sync::atomic::AtomicI64>,
     /// Identities issued or renewed.
@@ -53,6 +64,7 @@ impl Default for Metrics {
         let failures = Family::<FailureLabels, Counter>::default();
         let duration = Histogram::new([0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0]);
         let certificate_expiry = Family::default();
+        let principal_expiry = Family::default();
         let leader = Gauge::default();
         let identities_issued = Counter::default();
         registry.register("reconciles", "Reconcile passes", reconciles.clone());
@@ -72,6 +84,11 @@ impl Default for Metrics {
             certificate_expiry.clone(),
         );
         registry.register(
+            "principal_expiry_timestamp_seconds",
+            "End of validity of the principal's Level-0 certificate (Unix seconds); the operator warns 30 days before",
+            principal_expiry.clone(),
+        );
+        registry.register(
             "leader",
             "1 while this operator replica holds the leader Lease",
             leader.clone(),
@@ -87,6 +104,7 @@ impl Default for Metrics {
             failures,
             duration,
             certificate_expiry,
+            principal_expiry,
             leader,
             identities_issued,
         }

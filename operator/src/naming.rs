@@ -78,3 +78,12 @@ pub fn labels(mp: &MediachainPeer) -> BTreeMap<String, String> {
     labels.insert(NETWORK_LABEL.into(), mp.spec.network.clone());
     labels
 }
+
+/// The pods' label selector as a string (`k=v,k=v`), for list calls and `status.selector`.
+pub fn selector_string(mp: &MediachainPeer) -> String {
+    selector_labels(mp)
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(",")
+}

@@ -185,6 +185,24 @@ async fn event_reasons(client: &Client, name: &str) -> Vec<String> {
         .collect()
 }
 
+/// The Status column of `kubectl get mcp NAME`, as the apiserver renders it (a Table).
+async fn status_column(client: &Client, name: &str) -> String {
+    let request = http::Request::get(format!(
+        "/apis/mediachain.io/v1alpha1/namespaces/{NS}/mediachainpeers/{name}"
+    ))
+    .header("Accept", "application/json;as=Table;v=v1;g=meta.k8s.io")
+    .body(Vec::new())
+    .unwrap();
+    let table: serde_json::Value =
+        serde_json::from_str(&client.request_text(request).await.unwrap()).unwrap();
+    let columns = table["columnDefinitions"].as_array().unwrap();
+    let index = columns.iter().position(|c| c["name"] == "Status").unwrap();
+    table["rows"][0]["cells"][index]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
 async fn sts_replicas(client: &Client, name: &str) -> i32 {
     let sts = Api::<StatefulSet>::namespaced(client.clone(), NS)
         .get(name)
@@ -336,9 +354,24 @@ async fn create_reconcile_scale_and_update_a_network() {
     reconcile(&ctx, "alpha").await.unwrap();
     assert_eq!(versions(&client, "alpha").await, steady, "no status churn");
 
-    // Scale up: new peers get identities, existing keys are untouched.
+    // Scale up through the /scale subresource (`kubectl scale mcp alpha --replicas 5`): new
+    // peers get identities, existing keys are untouched.
     let keys = identity_keys(&client, "alpha").await;
-    patch_spec(&client, "alpha", json!({"replicas": 5})).await;
+    let peers: Api<MediachainPeer> = Api::namespaced(client.clone(), NS);
+    let scale = peers.get_scale("alpha").await.unwrap();
+    assert_eq!(scale.spec.unwrap().replicas, Some(3));
+    assert_eq!(
+        scale.status.unwrap().selector.as_deref(),
+        Some("app.kubernetes.io/instance=alpha,app.kubernetes.io/name=mediachain-peer")
+    );
+    peers
+        .patch_scale(
+            "alpha",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"replicas": 5}})),
+        )
+        .await
+        .unwrap();
     let mp = reconcile(&ctx, "alpha").await.unwrap();
     let after = identity_keys(&client, "alpha").await;
     assert_eq!(after.len(), 5);
@@ -516,6 +549,11 @@ async fn bad_specs_are_reported_as_conditions_and_events() {
             json!({"storage": {"size": "20Gi"}}),
             "storage.size is immutable",
         ),
+        // Absent at creation, set later: refused too (it would wedge every StatefulSet apply).
+        (
+            json!({"storage": {"storageClassName": "fast"}}),
+            "storage.storageClassName is immutable",
+        ),
         (
             json!({"clientService": {"type": "Magic"}}),
             "spec.clientService.type",
@@ -544,6 +582,7 @@ async fn bad_specs_are_reported_as_conditions_and_events() {
     let status = api.get("gamma").await.unwrap().status.unwrap();
     assert_eq!(condition(&status, "Degraded"), ("True", "InvalidSpec"));
     assert_eq!(status.observed_generation, Some(2));
+    assert_eq!(status_column(&client, "gamma").await, "InvalidSpec");
     assert!(status
         .conditions
         .iter()
@@ -559,6 +598,7 @@ async fn bad_specs_are_reported_as_conditions_and_events() {
     let status = reconcile(&ctx, "gamma").await.unwrap().status.unwrap();
     assert_eq!(condition(&status, "Degraded"), ("False", "AsExpected"));
     assert_eq!(status.observed_generation, Some(3));
+    assert_eq!(status_column(&client, "gamma").await, "PeersNotReady");
     assert_eq!(status.peers.len(), 2);
 }
 
@@ -730,10 +770,8 @@ async fn the_controller_reconciles_under_a_leader_lease_with_only_its_rbac() {
         .await
         .expect("the first candidate leads");
     assert!(
-        tokio::time::timeout(Duration::from_secs(3), second.acquire())
-            .await
-            .is_err(),
-        "the second candidate waits while the first holds the Lease"
+        !second.try_acquire().await,
+        "the second candidate cannot take the Lease while the first holds it"
     );
 
     let ctx = context(&client);
@@ -821,13 +859,34 @@ async fn a_leader_notices_when_its_lease_is_taken() {
         .await
         .expect("acquired");
     let holding = tokio::spawn(async move { leader.hold().await });
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // Two renewals (every TTL/3 = 1 s) are seen on the Lease while `hold` keeps running.
+    let leases = Api::<k8s_openapi::api::coordination::v1::Lease>::namespaced(client.clone(), NS);
+    let renew_time = || async {
+        let lease = leases.get("lease-test").await.unwrap().spec.unwrap();
+        assert_eq!(lease.holder_identity.as_deref(), Some("one"));
+        lease.renew_time.map(|t| t.0)
+    };
+    let mut renewals = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let mut last = renew_time().await;
+    while renewals.len() < 2 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the Lease was not renewed twice in 20 s"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let current = renew_time().await;
+        if current != last {
+            renewals.push(current);
+            last = current;
+        }
+    }
     assert!(!holding.is_finished(), "renewals keep the Lease");
 
     // Another holder takes the Lease (as after a partition): `hold` must return.
     let now = k8s_openapi::chrono::Utc::now()
         .to_rfc3339_opts(k8s_openapi::chrono::SecondsFormat::Micros, true);
-    Api::<k8s_openapi::api::coordination::v1::Lease>::namespaced(client.clone(), NS)
+    leases
         .patch(
             "lease-test",
             &PatchParams::default(),

@@ -8,8 +8,6 @@
 //! it). Fails without them unless `MEDIACHAIN_SKIP_KUBE=1`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -29,51 +27,9 @@ use serde_json::json;
 
 const NS: &str = "media";
 
-struct ControllerManager(Child);
-
-impl Drop for ControllerManager {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn controller_manager_bin() -> PathBuf {
-    let path = std::env::var_os("KUBE_CONTROLLER_MANAGER_BIN")
-        .map(PathBuf::from)
-        .or_else(|| {
-            let apiserver = PathBuf::from(std::env::var_os("KUBE_APISERVER_BIN")?);
-            Some(apiserver.with_file_name("kube-controller-manager"))
-        });
-    match path {
-        Some(p) if p.is_file() => p,
-        other => panic!(
-            "kube-controller-manager not found ({other:?}): set KUBE_CONTROLLER_MANAGER_BIN or \
-             build it next to kube-apiserver with `bash e2e/tools.sh kind`; \
-             MEDIACHAIN_SKIP_KUBE=1 skips tests that need Kubernetes binaries"
-        ),
-    }
-}
-
-fn start_controller_manager(server: &ApiServer) -> ControllerManager {
-    let log = std::fs::File::create(server.dir().join("kube-controller-manager.log")).unwrap();
-    let child = Command::new(controller_manager_bin())
-        .arg(format!(
-            "--kubeconfig={}",
-            server.kubeconfig_path().display()
-        ))
-        .arg("--controllers=garbagecollector,statefulset,pvc-protection")
-        .arg("--leader-elect=false")
-        .arg("--secure-port=0")
-        .arg("--use-service-account-credentials=false")
-        .arg("--v=1")
-        .stdin(Stdio::null())
-        .stdout(log.try_clone().unwrap())
-        .stderr(log)
-        .spawn()
-        .expect("kube-controller-manager starts");
-    ControllerManager(child)
-}
+/// The controllers the tests need: StatefulSets make pods and claims, the garbage collector
+/// deletes what a deleted resource owned, PVC protection finalizes claims.
+const CONTROLLERS: &[&str] = &["garbagecollector", "statefulset", "pvc-protection"];
 
 async fn wait_for<K, F>(api: &Api<K>, name: &str, what: &str, cond: F)
 where
@@ -104,7 +60,7 @@ async fn pods_follow_the_template_and_deletion_collects_everything_owned() {
         Ok(None) => return,
         Err(e) => panic!("cannot start the kube-apiserver harness: {e}"),
     };
-    let _kcm = start_controller_manager(&server);
+    let _kcm = server.start_controller_manager(CONTROLLERS).unwrap();
     let client = server.client();
     setup(&client).await;
 
@@ -211,6 +167,9 @@ async fn pods_follow_the_template_and_deletion_collects_everything_owned() {
     // The principal Secret is the user's: untouched.
     assert!(secrets.get_opt("principal").await.unwrap().is_some());
 
-    let _ = stop.send(());
-    let _ = tokio::time::timeout(Duration::from_secs(10), running).await;
+    stop.send(()).expect("the controller is still running");
+    tokio::time::timeout(Duration::from_secs(10), running)
+        .await
+        .expect("the controller stops on shutdown")
+        .expect("the controller did not panic");
 }

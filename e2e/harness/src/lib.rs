@@ -6,9 +6,12 @@
 //! for `/readyz` and hands out a [`kube::Client`]. Dropping the [`ApiServer`] kills both processes
 //! and removes the temporary directory.
 //!
-//! There is no controller manager or scheduler: objects are stored and validated (CRDs, RBAC,
-//! admission, defaulting) but no controller acts on them. The `ServiceAccount` admission plugin
-//! is disabled so that pods can be created without a token controller.
+//! There is no scheduler or kubelet, and no controller manager unless a test starts one
+//! ([`ApiServer::start_controller_manager`], with only the controllers it names): otherwise
+//! objects are stored and validated (CRDs, RBAC, admission, defaulting) but no controller acts on
+//! them. The `ServiceAccount` admission plugin is disabled so that pods can be created without a
+//! token controller. [`Options::node_authorization`] adds the Node authorizer and the
+//! `NodeRestriction` admission plugin, as in a real cluster.
 //!
 //! Binaries come from environment variables, `KUBE_APISERVER_BIN` and `ETCD_BIN`, which
 //! `e2e/tools.sh` builds and prints (`eval "$(bash e2e/tools.sh harness)"`). Tests that cannot
@@ -40,6 +43,18 @@ pub const ETCD_BIN: &str = "ETCD_BIN";
 pub const SKIP_ENV: &str = "MEDIACHAIN_SKIP_KUBE";
 /// Optional override of the start timeout, in seconds (default 90).
 pub const START_TIMEOUT_ENV: &str = "MEDIACHAIN_KUBE_START_TIMEOUT";
+/// Environment variable naming the `kube-controller-manager` binary (default: next to
+/// `kube-apiserver`).
+pub const KUBE_CONTROLLER_MANAGER_BIN: &str = "KUBE_CONTROLLER_MANAGER_BIN";
+
+/// How the API server is started.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// Authorize as a real cluster does for kubelets: `--authorization-mode=Node,RBAC` and the
+    /// `NodeRestriction` admission plugin (a client acting as `system:node:<name>` in group
+    /// `system:nodes` may then read only what the pods bound to that node reference).
+    pub node_authorization: bool,
+}
 
 const BUILD_HINT: &str = "build them with `bash e2e/tools.sh harness` and load the paths with \
 `eval \"$(bash e2e/tools.sh harness)\"` (or source $MEDIACHAIN_E2E_CACHE/<version>/tools.env); \
@@ -158,8 +173,30 @@ pub struct ApiServer {
     client: kube::Client,
     kubeconfig: PathBuf,
     url: String,
+    apiserver_bin: PathBuf,
     // Declared last: dropped after the processes are killed in `Drop::drop`.
     dir: TempDir,
+}
+
+/// A running `kube-controller-manager` (see [`ApiServer::start_controller_manager`]); dropping
+/// it stops the process.
+pub struct ControllerManager {
+    child: Option<Child>,
+}
+
+impl ControllerManager {
+    /// Whether the process is still running.
+    pub fn is_running(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_some_and(|c| matches!(c.try_wait(), Ok(None)))
+    }
+}
+
+impl Drop for ControllerManager {
+    fn drop(&mut self) {
+        kill(&mut self.child);
+    }
 }
 
 impl std::fmt::Debug for ApiServer {
@@ -189,8 +226,34 @@ impl ApiServer {
         Self::start().await.map(Some)
     }
 
+    /// Like [`ApiServer::start_or_skip`], with `options`.
+    pub async fn start_with_options_or_skip(options: Options) -> Result<Option<Self>> {
+        if skip_requested() {
+            eprintln!(
+                "SKIPPED: {SKIP_ENV} is set, not starting a real kube-apiserver for this test"
+            );
+            return Ok(None);
+        }
+        Self::start_with_options(Binaries::from_env()?, options)
+            .await
+            .map(Some)
+    }
+
     /// Starts etcd and kube-apiserver from the given binaries.
     pub async fn start_with(bins: Binaries) -> Result<Self> {
+        Self::start_with_options(bins, Options::default()).await
+    }
+
+    /// Starts etcd and kube-apiserver from the given binaries, with `options`.
+    pub async fn start_with_options(bins: Binaries, options: Options) -> Result<Self> {
+        let (authorization, admission) = if options.node_authorization {
+            (
+                "Node,RBAC",
+                vec!["--enable-admission-plugins=NodeRestriction"],
+            )
+        } else {
+            ("RBAC", Vec::new())
+        };
         let timeout = std::env::var(START_TIMEOUT_ENV)
             .ok()
             .and_then(|s| s.parse().ok())
@@ -251,7 +314,8 @@ impl ApiServer {
                 ))
                 .arg("--service-account-issuer=https://kubernetes.default.svc")
                 .arg("--service-cluster-ip-range=10.0.0.0/24")
-                .arg("--authorization-mode=RBAC")
+                .arg(format!("--authorization-mode={authorization}"))
+                .args(admission)
                 .arg("--disable-admission-plugins=ServiceAccount")
                 .arg("--allow-privileged=true")
                 .arg("--v=0"),
@@ -279,8 +343,39 @@ impl ApiServer {
             client,
             kubeconfig,
             url,
+            apiserver_bin: bins.kube_apiserver,
             dir,
         })
+    }
+
+    /// Starts a `kube-controller-manager` against this API server running only `controllers`
+    /// (e.g. `["statefulset", "garbagecollector"]`), without leader election. Its binary comes
+    /// from `KUBE_CONTROLLER_MANAGER_BIN`, else next to the `kube-apiserver` binary. It runs under
+    /// the same supervisor as the API server: it dies with the [`ControllerManager`] or with the
+    /// test process. Its log is `kube-controller-manager.log` in [`ApiServer::dir`].
+    pub fn start_controller_manager(&self, controllers: &[&str]) -> Result<ControllerManager> {
+        let bin = match std::env::var_os(KUBE_CONTROLLER_MANAGER_BIN) {
+            Some(path) => PathBuf::from(path),
+            None => self.apiserver_bin.with_file_name("kube-controller-manager"),
+        };
+        if !bin.is_file() {
+            return Err(Error::MissingBinary {
+                var: KUBE_CONTROLLER_MANAGER_BIN,
+                problem: format!("is unset and {} is not a file", bin.display()),
+            });
+        }
+        let child = spawn(
+            Command::new(&bin)
+                .arg(format!("--kubeconfig={}", self.kubeconfig.display()))
+                .arg(format!("--controllers={}", controllers.join(",")))
+                .arg("--leader-elect=false")
+                .arg("--secure-port=0")
+                .arg("--use-service-account-credentials=false")
+                .arg("--v=1"),
+            &self.dir.path().join("kube-controller-manager.log"),
+            "kube-controller-manager",
+        )?;
+        Ok(ControllerManager { child: Some(child) })
     }
 
     /// A client authenticated as cluster admin (`system:masters`).

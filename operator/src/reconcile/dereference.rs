@@ -42,7 +42,7 @@ pub async fn dereference(client: &Client, mp: &MediachainPeer) -> Result<Found> 
             .map_err(Error::kube(format!("reading Secret {ns}/{principal_name}")))?
     };
 
-    let selector = selector(&naming::selector_labels(mp));
+    let selector = naming::selector_string(mp);
     let identities = secrets
         .list(&ListParams::default().labels(&format!("{selector},{}", naming::ORDINAL_LABEL)))
         .await
@@ -86,12 +86,4 @@ pub async fn dereference(client: &Client, mp: &MediachainPeer) -> Result<Found> 
         network_members,
         pods,
     })
-}
-
-fn selector(labels: &BTreeMap<String, String>) -> String {
-    labels
-        .iter()
-        .map(|(k, v)| format!("{k}={v}"))
-        .collect::<Vec<_>>()
-        .join(",")
 }

@@ -16,22 +16,35 @@ pub mod validate;
 #[cfg(test)]
 mod tests;
 
+use std::time::Duration;
+
 use kube::Client;
 
 use crate::crd::{MediachainPeer, MediachainPeerStatus};
 use crate::Result;
 
-/// Settings of the operator process that shape the built objects.
+/// Settings of the operator process that shape the built objects and the observation.
 #[derive(Debug, Clone)]
 pub struct Settings {
     /// The cluster's DNS domain (`cluster.local`).
     pub cluster_domain: String,
+    /// Shortest interval between two journal-height scrapes of one resource: the status
+    /// refresh cadence (blocks never drive status writes faster than this).
+    pub height_refresh: Duration,
+    /// One `/metrics` URL scraped for every resource instead of the pods' stable DNS names: an
+    /// operator run outside the cluster behind a proxy, and tests without cluster DNS.
+    pub metrics_url: Option<String>,
 }
+
+/// Default of [`Settings::height_refresh`].
+pub const HEIGHT_REFRESH: Duration = Duration::from_secs(60);
 
 impl Default for Settings {
     fn default() -> Self {
         Self {
             cluster_domain: "cluster.local".into(),
+            height_refresh: HEIGHT_REFRESH,
+            metrics_url: None,
         }
     }
 }
@@ -45,10 +58,15 @@ pub struct Outcome {
     pub identity_changes: Vec<identity::Change>,
     /// Identity Secrets deleted after scale-down.
     pub deleted_identities: Vec<String>,
+    /// End of validity of the principal's certificate, Unix seconds.
+    pub principal_not_after: u64,
 }
 
 /// The `/metrics` URLs of the resource's peers (stable pod DNS names).
 fn metrics_urls(mp: &MediachainPeer, settings: &Settings) -> Vec<String> {
+    if let Some(url) = &settings.metrics_url {
+        return vec![url.clone()];
+    }
     let ns = mp.metadata.namespace.clone().unwrap_or_default();
     (0..mp.spec.replicas.clamp(0, validate::MAX_REPLICAS))
         .map(|i| {
@@ -58,12 +76,14 @@ fn metrics_urls(mp: &MediachainPeer, settings: &Settings) -> Vec<String> {
         .collect()
 }
 
-/// Runs the whole pipeline once for `mp`; `now` is Unix seconds.
+/// Runs the whole pipeline once for `mp`; `now` is Unix seconds. The journal height is scraped
+/// from ready peers only when `scrape` (the caller bounds how often).
 pub async fn run(
     client: &Client,
     mp: &MediachainPeer,
     settings: &Settings,
     now: u64,
+    scrape: bool,
 ) -> Result<Outcome> {
     let found = dereference::dereference(client, mp).await?;
     let valid = validate::validate(mp, &found, now)?;
@@ -75,6 +95,11 @@ pub async fn run(
         &mut mediachain::trust::SecretKey::generate,
     )?;
     let identity_changes = desired.identity_changes();
+    let principal_not_after = valid
+        .principal
+        .chain
+        .leaf()
+        .map_or(0, |leaf| leaf.body.not_after);
     let applied = apply::apply(client, mp, desired).await?;
     let ready = applied
         .statefulset
@@ -82,15 +107,20 @@ pub async fn run(
         .as_ref()
         .and_then(|s| s.ready_replicas)
         .unwrap_or(0);
-    let height = if ready > 0 {
+    let height = if ready > 0 && scrape {
         observe::journal_height(&metrics_urls(mp, settings)).await
     } else {
         None
     };
-    let status = status::write(client, mp, &applied, height, now).await?;
+    let observed = status::Observed {
+        height,
+        principal_not_after,
+    };
+    let status = status::write(client, mp, &applied, observed, now).await?;
     Ok(Outcome {
         status,
         identity_changes,
         deleted_identities: applied.deleted_identities,
+        principal_not_after,
     })
 }

@@ -20,15 +20,32 @@ pub const READY: &str = "Ready";
 pub const PROGRESSING: &str = "Progressing";
 /// Condition type: the operator cannot realise the spec.
 pub const DEGRADED: &str = "Degraded";
+/// Condition type: the principal's own certificate expires within [`PRINCIPAL_WARNING_SECS`].
+pub const PRINCIPAL_EXPIRING: &str = "PrincipalExpiring";
+/// How long before the principal's certificate expires the operator warns (30 days): peer
+/// certificates are capped at the principal's, so after it nothing can be renewed.
+pub const PRINCIPAL_WARNING_SECS: u64 = 30 * 86_400;
+
+/// What the pass observed besides the applied objects.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Observed {
+    /// The journal height just scraped from the peers (`None`: not scraped or no answer; the
+    /// last known height is kept).
+    pub height: Option<u64>,
+    /// End of validity of the principal's certificate, Unix seconds.
+    pub principal_not_after: u64,
+}
+
+/// Whether the principal's certificate expires within [`PRINCIPAL_WARNING_SECS`] of `now`.
+pub fn principal_expiring(principal_not_after: u64, now: u64) -> bool {
+    principal_not_after.saturating_sub(now) < PRINCIPAL_WARNING_SECS
+}
 
 /// The status after a successful apply.
-///
-/// `height` is the journal height just scraped from the peers; when none answered, the last
-/// known height is kept.
 pub fn compute(
     mp: &MediachainPeer,
     applied: &Applied,
-    height: Option<u64>,
+    observed: Observed,
     now: DateTime<Utc>,
 ) -> MediachainPeerStatus {
     let prev = mp.status.clone().unwrap_or_default();
@@ -38,10 +55,10 @@ pub fn compute(
     let st = sts.status.clone().unwrap_or_default();
     let ready = st.ready_replicas.unwrap_or(0);
     let updated = st.updated_replicas.unwrap_or(0);
-    let observed =
+    let seen =
         st.observed_generation.is_some() && st.observed_generation >= sts.metadata.generation;
     let same_revision = st.update_revision.is_none() || st.update_revision == st.current_revision;
-    let rolled_out = observed && st.replicas == want && updated == want && same_revision;
+    let rolled_out = seen && st.replicas == want && updated == want && same_revision;
 
     let mut conditions = prev.conditions.clone();
     let ready_cond = if ready >= want {
@@ -64,7 +81,7 @@ pub fn compute(
             "RolloutComplete",
             format!("{want} peers at the current revision"),
         )
-    } else if !observed {
+    } else if !seen {
         (
             true,
             "Reconciling",
@@ -88,13 +105,44 @@ pub fn compute(
         generation,
         now,
     );
+    let expiring = principal_expiring(observed.principal_not_after, now_secs(now));
+    let until = time(observed.principal_not_after).to_rfc3339();
+    let principal = if expiring {
+        (
+            true,
+            "ExpiresSoon",
+            format!("the principal's certificate expires at {until}: issue a new one (peer certificates cannot outlive it)"),
+        )
+    } else {
+        (
+            false,
+            "ValidLongEnough",
+            format!("the principal's certificate is valid until {until}"),
+        )
+    };
+    set(
+        &mut conditions,
+        PRINCIPAL_EXPIRING,
+        principal,
+        generation,
+        now,
+    );
+    let state = if expiring && ready >= want {
+        "PrincipalExpiring"
+    } else if ready >= want {
+        "AllPeersReady"
+    } else {
+        "PeersNotReady"
+    };
     MediachainPeerStatus {
         observed_generation: generation,
         conditions,
         replicas: st.replicas,
         ready_replicas: ready,
         peers: applied.peers.clone(),
-        journal_height: height.or(prev.journal_height),
+        journal_height: observed.height.or(prev.journal_height),
+        state: Some(state.into()),
+        selector: Some(crate::naming::selector_string(mp)),
     }
 }
 
@@ -139,6 +187,8 @@ pub fn compute_failure(
     MediachainPeerStatus {
         observed_generation: generation,
         conditions,
+        state: Some(reason.into()),
+        selector: Some(crate::naming::selector_string(mp)),
         ..prev
     }
 }
@@ -177,10 +227,10 @@ pub async fn write(
     client: &Client,
     mp: &MediachainPeer,
     applied: &Applied,
-    height: Option<u64>,
+    observed: Observed,
     now: u64,
 ) -> Result<MediachainPeerStatus> {
-    let status = compute(mp, applied, height, time(now));
+    let status = compute(mp, applied, observed, time(now));
     patch(client, mp, &status).await?;
     Ok(status)
 }
@@ -194,6 +244,10 @@ pub async fn write_failure(
 ) -> Result<()> {
     let status = compute_failure(mp, error, time(now));
     patch(client, mp, &status).await
+}
+
+fn now_secs(now: DateTime<Utc>) -> u64 {
+    u64::try_from(now.timestamp()).unwrap_or(0)
 }
 
 /// The Kubernetes time of Unix seconds `now`.

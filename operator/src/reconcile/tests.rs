@@ -240,6 +240,8 @@ fn a_second_pass_over_its_own_output_changes_nothing() {
     )
     .unwrap();
     assert!(second.identity_changes().is_empty());
+    assert_eq!(first.identities.len(), 3);
+    assert_eq!(second.identities.len(), first.identities.len());
     for ((_, a), (_, b)) in first.identities.iter().zip(&second.identities) {
         assert_eq!(a, b, "identity Secrets are byte-for-byte stable");
     }
@@ -257,6 +259,8 @@ fn a_certificate_near_expiry_is_renewed_with_the_same_key() {
     let later = NOW + 61 * DAY;
     let mut never = || -> mediachain::trust::SecretKey { panic!("must not generate a key") };
     let renewed = build(&valid, &found, &Settings::default(), later, &mut never).unwrap();
+    assert_eq!(first.identities.len(), 3);
+    assert_eq!(renewed.identities.len(), first.identities.len());
     for ((old, old_secret), (new, new_secret)) in first.identities.iter().zip(&renewed.identities) {
         assert_eq!(new.change, Some(ChangeKind::Renewed));
         assert_eq!(old.peer_id, new.peer_id);
@@ -283,6 +287,8 @@ fn a_new_principal_reissues_certificates_but_keeps_keys() {
     let mut found = as_found(&found_with(&new, &mp), &first);
     found.network_members = vec![mp.clone()];
     let (_, second) = valid_and_built(&mp, &found, NOW);
+    assert_eq!(first.identities.len(), 3);
+    assert_eq!(second.identities.len(), first.identities.len());
     for ((a, _), (b, _)) in first.identities.iter().zip(&second.identities) {
         assert_eq!(b.change, Some(ChangeKind::Reissued));
         assert_eq!(a.peer_id, b.peer_id);
@@ -568,6 +574,14 @@ fn applied(sts_status: StatefulSetStatus, generation: i64) -> Applied {
     }
 }
 
+/// An observation with `height` and a principal valid for a year.
+fn observed(height: Option<u64>) -> status::Observed {
+    status::Observed {
+        height,
+        principal_not_after: NOW + 365 * DAY,
+    }
+}
+
 #[test]
 fn conditions_change_their_transition_time_only_on_transitions() {
     let mut mp = fixture("basic");
@@ -582,7 +596,7 @@ fn conditions_change_their_transition_time_only_on_transitions() {
         },
         1,
     );
-    let first = status::compute(&mp, &rolling, None, t0);
+    let first = status::compute(&mp, &rolling, observed(None), t0);
     let cond = |s: &crate::crd::MediachainPeerStatus, t: &str| {
         s.conditions.iter().find(|c| c.type_ == t).unwrap().clone()
     };
@@ -591,7 +605,7 @@ fn conditions_change_their_transition_time_only_on_transitions() {
     assert_eq!(first.observed_generation, Some(1));
 
     mp.status = Some(first.clone());
-    let again = status::compute(&mp, &rolling, None, status::time(NOW + 30));
+    let again = status::compute(&mp, &rolling, observed(None), status::time(NOW + 30));
     assert_eq!(
         again, first,
         "same observation, same status: nothing to write"
@@ -608,7 +622,7 @@ fn conditions_change_their_transition_time_only_on_transitions() {
         1,
     );
     let t1 = status::time(NOW + 60);
-    let ready = status::compute(&mp, &done, Some(17), t1);
+    let ready = status::compute(&mp, &done, observed(Some(17)), t1);
     assert_eq!(cond(&ready, status::READY).status, "True");
     assert_eq!(cond(&ready, status::READY).last_transition_time.0, t1);
     assert_eq!(cond(&ready, status::PROGRESSING).status, "False");
@@ -620,7 +634,7 @@ fn conditions_change_their_transition_time_only_on_transitions() {
     assert_eq!(ready.ready_replicas, 3);
     assert_eq!(ready.journal_height, Some(17));
     mp.status = Some(ready);
-    let silent = status::compute(&mp, &done, None, status::time(NOW + 90));
+    let silent = status::compute(&mp, &done, observed(None), status::time(NOW + 90));
     assert_eq!(
         silent.journal_height,
         Some(17),
@@ -643,7 +657,7 @@ fn a_failure_sets_degraded_with_the_error_category_and_keeps_ready() {
             },
             1,
         ),
-        None,
+        observed(None),
         status::time(NOW),
     );
     mp.status = Some(ready);
