@@ -357,7 +357,10 @@ impl<I: Index, O: Objects> Journal<I, O> {
         self.store_block_bytes(&cid, bytes)?;
         if block.chain == tip {
             if let Err(reason) = self.apply_verified(cid, block)? {
-                self.invalid.insert(cid);
+                // A block refused for an object this store lacks may be taken once it arrives.
+                if reason.missing_object().is_none() {
+                    self.invalid.insert(cid);
+                }
                 return Ok(Err(reason));
             }
             return Ok(Ok(Added::Extended));
@@ -480,7 +483,9 @@ impl<I: Index, O: Objects> Journal<I, O> {
             if let Err(reason) = self.apply_verified(*cid, &block)? {
                 warn!(block = %cid, %reason, "branch holds an invalid block: staying on the old chain");
                 for bad in &branch[i..] {
-                    self.invalid.insert(*bad);
+                    if reason.missing_object().is_none() {
+                        self.invalid.insert(*bad);
+                    }
                     self.headers.remove(bad);
                 }
                 for _ in 0..i {

@@ -465,6 +465,33 @@ fn resign(block: &mut Block, key: &SecretKey, chain: &Chain) {
 }
 
 #[test]
+fn a_block_refused_for_a_missing_object_is_taken_once_the_object_arrives() {
+    let (net, world) = (net(), world());
+    let mut a = replica(&net, &world);
+    let mut b = replica(&net, &world);
+    let fresh = Object::Artefact(Artefact::named("only at b"));
+    let art = b.objects().insert(&fresh);
+    let tx = net.tx(
+        0,
+        vec![JournalEntry::Insert {
+            reference: art,
+            timestamp: NOW,
+        }],
+        NOW,
+    );
+    let (block, rejected) = commit(&net, &mut b, vec![tx], NOW);
+    assert!(rejected.is_empty());
+    let refused = a.add_block(&block).unwrap().unwrap_err();
+    assert_eq!(refused.missing_object(), Some(art));
+    a.objects().insert(&fresh);
+    assert_eq!(
+        a.add_block(&block).unwrap(),
+        Ok(Added::Extended),
+        "not remembered as invalid"
+    );
+}
+
+#[test]
 fn invalid_blocks_are_rejected_with_a_typed_reason() {
     let (net, world) = (net(), world());
     let mut a = replica(&net, &world);

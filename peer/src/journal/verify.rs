@@ -248,6 +248,18 @@ pub enum BlockRejection {
 }
 
 impl BlockRejection {
+    /// The object whose absence from this receiver's store refused the block, if that is why:
+    /// the block is not invalid (once the object is fetched it may be taken).
+    pub fn missing_object(&self) -> Option<Cid> {
+        match self {
+            BlockRejection::Transaction { reason, .. } => match **reason {
+                TxRejection::UnknownObject(cid) => Some(cid),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+
     /// A short label for metrics.
     pub fn label(&self) -> &'static str {
         match self {

@@ -15,6 +15,10 @@ use crate::model::Cid;
 use crate::time;
 use crate::trust::Level;
 
+/// Bytes of objects sent with a block (the rest are fetched one by one): with the block itself
+/// (at most `Rules::max_block_bytes`) a bundle stays under the 10 MiB response limit.
+pub const BUNDLE_OBJECT_BUDGET: usize = 6 * 1024 * 1024;
+
 impl Node {
     /// Commits a block if this node may: something is pending and its slot in the rotation
     /// has come (in turn after the block interval, out of turn after the commit timeout plus its
@@ -222,6 +226,9 @@ impl Node {
     }
 
     /// A block with the objects its transactions reference, for a syncing peer.
+    /// The objects travel with the block up to [`BUNDLE_OBJECT_BUDGET`] bytes (de-duplicated);
+    /// a receiver fetches the rest one object per request, so no message exceeds the codec's
+    /// limit whatever the block references.
     pub fn block_bundle(&self, cid: &Cid) -> Result<Option<BlockBundle>, NodeError> {
         let Some(bytes) = self.store.get(cid)? else {
             return Ok(None);
@@ -230,8 +237,19 @@ impl Node {
             return Ok(None);
         };
         let mut objects = vec![];
-        for tx in &block.transactions {
-            objects.extend(self.referenced_objects(tx));
+        let mut seen = HashSet::new();
+        let mut size = 0;
+        'txs: for tx in &block.transactions {
+            for (cid, object) in self.referenced_objects(tx) {
+                if !seen.insert(cid) {
+                    continue;
+                }
+                if size + object.len() > BUNDLE_OBJECT_BUDGET {
+                    break 'txs;
+                }
+                size += object.len();
+                objects.push((cid, object));
+            }
         }
         Ok(Some(BlockBundle {
             block: bytes,

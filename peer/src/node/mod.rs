@@ -10,6 +10,7 @@
 //! index).
 
 mod blocks;
+pub use blocks::BUNDLE_OBJECT_BUDGET;
 pub mod config;
 pub mod mempool;
 pub mod metrics;

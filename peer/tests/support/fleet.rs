@@ -115,11 +115,10 @@ impl Fleet {
         fleet
     }
 
-    /// Adds a peer certified by the fleet's principal.
-    pub fn add_peer(&mut self) -> usize {
-        let key = SecretKey::generate();
+    /// A Level-1 chain for `key` from the fleet's principal, valid for a day.
+    pub fn certify(&self, key: &SecretKey) -> Chain {
         let now = mediachain::time::now();
-        let chain = Chain::extend(
+        Chain::extend(
             Certificate::issue(
                 &self.principal,
                 key.public(),
@@ -128,7 +127,13 @@ impl Fleet {
                 now + 86_400,
             ),
             &self.principal_chain,
-        );
+        )
+    }
+
+    /// Adds a peer certified by the fleet's principal.
+    pub fn add_peer(&mut self) -> usize {
+        let key = SecretKey::generate();
+        let chain = self.certify(&key);
         self.add_peer_with(key, chain)
     }
 

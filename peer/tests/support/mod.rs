@@ -2,3 +2,5 @@
 
 pub mod fleet;
 pub mod netns;
+pub mod rogue;
+pub mod work;

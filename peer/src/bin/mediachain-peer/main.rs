@@ -34,9 +34,10 @@ enum Command {
 }
 
 /// The log filter when `MEDIACHAIN_LOG` is unset. One line per HTTP request (warp's
-/// `processing request`) would cost more than the request under load: add
-/// `warp::filters::trace=info` to see them.
-const DEFAULT_LOG: &str = "info,libp2p_gossipsub=error,libp2p_swarm=warn,warp::filters::trace=warn";
+/// `processing request`) would cost more than the request under load, and warp logs every 5xx,
+/// a `/readyz` 503 included, at ERROR: its request log is off (internal failures are logged by
+/// the API itself); add `warp::filters::trace=info` to see it.
+const DEFAULT_LOG: &str = "info,libp2p_gossipsub=error,libp2p_swarm=warn,warp::filters::trace=off";
 
 fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("MEDIACHAIN_LOG")

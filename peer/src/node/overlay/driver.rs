@@ -10,10 +10,11 @@ use futures::StreamExt;
 use libp2p::request_response::{self, OutboundRequestId};
 use libp2p::swarm::SwarmEvent;
 use libp2p::{gossipsub, identify, ping, Multiaddr, PeerId, Swarm};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
 use super::handle::{Command, OverlayHandle};
+use super::objects::{ObjectFetch, ObjectRequests};
 use super::policy::{Effect, Input, Policy};
 use super::protocol::{Request, MAX_RANGE};
 use super::swarm::{self, Behaviour, BehaviourEvent, Topics};
@@ -23,13 +24,6 @@ use crate::model::Cid;
 use crate::node::config::read_seeds;
 use crate::node::metrics::Metrics;
 use crate::node::{BlockBundle, Health, Node};
-
-/// An object fetch in progress: the object and who waits for it.
-#[derive(Debug)]
-pub(super) struct ObjectFetch {
-    pub(super) cid: Cid,
-    pub(super) reply: oneshot::Sender<bool>,
-}
 
 /// The overlay's state and event loop.
 pub struct Overlay {
@@ -46,8 +40,8 @@ pub struct Overlay {
     pub(super) requested: HashMap<Cid, Instant>,
     /// Outstanding block requests, to retry elsewhere at once when one fails or finds nothing.
     pub(super) block_requests: HashMap<OutboundRequestId, Cid>,
-    /// Object fetches for submissions, and the peers not asked yet.
-    pub(super) object_requests: HashMap<OutboundRequestId, (ObjectFetch, Vec<PeerId>)>,
+    /// Object requests in flight (for submissions and for blocks).
+    pub(super) objects: ObjectRequests,
     commands: Option<mpsc::Receiver<Command>>,
     /// The verification worker's queue, and blocks waiting for room in it.
     pub(super) jobs: mpsc::Sender<Job>,
@@ -89,7 +83,7 @@ impl Overlay {
             waiting_order: VecDeque::new(),
             requested: HashMap::new(),
             block_requests: HashMap::new(),
-            object_requests: HashMap::new(),
+            objects: ObjectRequests::default(),
             commands: Some(commands),
             jobs,
             backlog: VecDeque::new(),
@@ -125,6 +119,17 @@ impl Overlay {
                 info!(%peer, reason, "closing the connection");
                 let _ = self.swarm.disconnect_peer_id(peer);
             }
+            Effect::Block { peer, on } => {
+                let blocked = &mut self.swarm.behaviour_mut().blocked;
+                if on {
+                    info!(%peer, "blocking the peer (refused or banned)");
+                    blocked.block_peer(peer);
+                } else {
+                    debug!(%peer, "unblocking the peer");
+                    blocked.unblock_peer(peer);
+                }
+            }
+            Effect::Evicted(structure) => self.metrics.evict(structure),
             Effect::DirectGossip { peer, on } => {
                 // Admitted peers are direct gossip peers: in a permissioned network every
                 // message reaches every connected peer without waiting for the mesh.
@@ -319,8 +324,8 @@ impl Overlay {
                 } => {
                     debug!(%peer, %error, "sync request failed");
                     self.block_request_failed(request_id);
-                    if let Some((fetch, rest)) = self.object_requests.remove(&request_id) {
-                        self.ask_for_object(fetch, rest);
+                    if let Some((object, waiter, rest)) = self.objects.take(&request_id) {
+                        self.ask_for_object(object, waiter, rest);
                     }
                 }
                 request_response::Event::InboundFailure { peer, error, .. } => {

@@ -34,6 +34,7 @@
 mod driver;
 mod gossip;
 pub mod handle;
+pub mod objects;
 pub mod policy;
 pub mod protocol;
 pub mod swarm;

@@ -6,15 +6,28 @@ use std::time::Duration;
 use libp2p::gossipsub::{self, IdentTopic};
 use libp2p::request_response::{self, ProtocolSupport};
 use libp2p::swarm::NetworkBehaviour;
-use libp2p::{identify, noise, ping, tcp, yamux, StreamProtocol, Swarm};
+use libp2p::{
+    allow_block_list, connection_limits, identify, noise, ping, tcp, yamux, StreamProtocol, Swarm,
+};
 
 use super::protocol::{Request, Response, SYNC_PROTOCOL};
 use super::{OverlayConfig, OverlayError};
 use crate::trust::SecretKey;
 
+/// Pending incoming connections at most (handshakes in progress).
+pub const MAX_PENDING_INCOMING: u32 = 64;
+/// Established connections per peer at most.
+pub const MAX_PER_PEER: u32 = 2;
+/// Established connections at most (neighbours are O(N); the rest is headroom for joins).
+pub const MAX_ESTABLISHED: u32 = 256;
+
 /// The composed libp2p behaviour.
 #[derive(NetworkBehaviour)]
 pub struct Behaviour {
+    /// Connection limits (pending incoming, per peer, total).
+    pub limits: connection_limits::Behaviour,
+    /// Peers refused or banned, whose connections are denied.
+    pub blocked: allow_block_list::Behaviour<allow_block_list::BlockedPeers>,
     /// Addresses peers listen on.
     pub identify: identify::Behaviour,
     /// Heartbeats.
@@ -90,6 +103,13 @@ pub fn build(
                 gossip_config,
             )?;
             Ok(Behaviour {
+                limits: connection_limits::Behaviour::new(
+                    connection_limits::ConnectionLimits::default()
+                        .with_max_pending_incoming(Some(MAX_PENDING_INCOMING))
+                        .with_max_established_per_peer(Some(MAX_PER_PEER))
+                        .with_max_established(Some(MAX_ESTABLISHED)),
+                ),
+                blocked: allow_block_list::Behaviour::default(),
                 identify: identify::Behaviour::new(identify::Config::new(
                     "/mediachain/1".into(),
                     key.public(),

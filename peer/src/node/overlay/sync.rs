@@ -10,7 +10,8 @@ use serde_bytes::ByteBuf;
 use tokio::sync::mpsc;
 use tracing::{debug, info, info_span, warn};
 
-use super::driver::{ObjectFetch, Overlay};
+use super::driver::Overlay;
+use super::policy::blame::block_blame;
 use super::policy::Input;
 use super::protocol::{self, Hello, Request, Response, MAX_RANGE};
 use super::worker::{Job, Outcome};
@@ -166,8 +167,8 @@ impl Overlay {
             // Nothing but a hello is taken from a peer that has not passed admission.
             _ if !self.policy.is_admitted(&peer) => {
                 self.metrics.reject("message", "unadmitted");
-                if let Some((fetch, rest)) = self.object_requests.remove(&request) {
-                    self.ask_for_object(fetch, rest);
+                if let Some((object, waiter, rest)) = self.objects.take(&request) {
+                    self.ask_for_object(object, waiter, rest);
                 }
             }
             Response::Range(cids) => {
@@ -197,11 +198,15 @@ impl Overlay {
                         .get(&peer)
                         .is_some_and(|c| c.tip == cid)
                     {
-                        self.input(Input::Unverifiable(cid));
+                        self.input(Input::Unverifiable { cid, blame: true });
                     }
                 }
             }
-            Response::Object(bytes) => self.on_object(peer, request, bytes),
+            Response::Object(bytes) => {
+                if let Some(asked) = self.objects.take(&request) {
+                    self.on_object(peer, asked, bytes);
+                }
+            }
         }
     }
 
@@ -332,6 +337,7 @@ impl Overlay {
                     }
                     Added::SideBranch | Added::Known => {}
                 }
+                self.block_objects_done(&cid);
                 // Children that waited for this block.
                 if let Some(children) = self.waiting_for_parent.remove(&cid) {
                     self.waiting_order.retain(|c| *c != cid);
@@ -349,62 +355,25 @@ impl Overlay {
                 self.request_block(peer, parent);
             }
             Err(reason) => {
-                warn!(%peer, block = %cid, %reason, "peer sent an invalid block");
-                self.input(Input::Misbehaved {
-                    peer,
-                    kind: "block",
-                    reason: reason.label(),
-                });
-                self.input(Input::Unverifiable(cid));
+                if let Some(object) = reason.missing_object() {
+                    self.fetch_for_block(cid, peer, bundle, object);
+                    return;
+                }
+                self.block_objects_done(&cid);
+                let blame = block_blame(&reason);
+                if blame {
+                    warn!(%peer, block = %cid, %reason, "peer sent an invalid block");
+                    self.input(Input::Misbehaved {
+                        peer,
+                        kind: "block",
+                        reason: reason.label(),
+                    });
+                } else {
+                    self.metrics.reject("block", reason.label());
+                }
+                self.input(Input::Unverifiable { cid, blame });
             }
         }
         self.metrics.mempool_size.set(self.node.pending() as i64);
-    }
-
-    /// Asks the next peer in `rest` for the object, or answers that nobody has it.
-    pub(super) fn ask_for_object(&mut self, fetch: ObjectFetch, mut rest: Vec<PeerId>) {
-        let Some(peer) = rest.pop() else {
-            debug!(object = %fetch.cid, "no peer holds the object");
-            let _ = fetch.reply.send(false);
-            return;
-        };
-        let request = self.swarm.behaviour_mut().sync.send_request(
-            &peer,
-            Request::Object {
-                cid: ByteBuf::from(fetch.cid.to_bytes()),
-            },
-        );
-        self.object_requests.insert(request, (fetch, rest));
-    }
-
-    pub(super) fn on_object_fetch(&mut self, fetch: ObjectFetch) {
-        let _span = info_span!("object_fetch", object = %fetch.cid).entered();
-        let peers: Vec<PeerId> = self.policy.book().admitted().copied().collect();
-        self.ask_for_object(fetch, peers);
-    }
-
-    /// A peer's answer to an object fetch: stored (the hash checked) or ask the next peer.
-    fn on_object(&mut self, peer: PeerId, request: OutboundRequestId, bytes: Option<ByteBuf>) {
-        let Some((fetch, rest)) = self.object_requests.remove(&request) else {
-            return;
-        };
-        if let Some(bytes) = bytes {
-            match self.node.store().put(&fetch.cid, &bytes) {
-                Ok(_) => {
-                    debug!(%peer, object = %fetch.cid, "object fetched");
-                    let _ = fetch.reply.send(true);
-                    return;
-                }
-                Err(e) => {
-                    warn!(%peer, object = %fetch.cid, error = %e, "peer sent a wrong object");
-                    self.input(Input::Misbehaved {
-                        peer,
-                        kind: "object",
-                        reason: "invalid",
-                    });
-                }
-            }
-        }
-        self.ask_for_object(fetch, rest);
     }
 }

@@ -57,15 +57,11 @@ impl Policy {
                 self.claim(peer, peer, tip, height, tip_known, now, &mut out);
             }
             Input::Refused { peer, reason: _ } => {
-                self.book.refuse(&peer);
                 out.push(Effect::Count {
                     kind: "peer",
                     reason: "admission",
                 });
-                out.push(Effect::Disconnect {
-                    peer,
-                    reason: "refused admission",
-                });
+                self.refuse(peer, now, &mut out);
             }
             Input::Misbehaved { peer, kind, reason } => {
                 out.push(Effect::Count { kind, reason });
@@ -119,13 +115,15 @@ impl Policy {
                 }
                 self.evaluate(&mut out);
             }
-            Input::Unverifiable(cid) => {
-                for liar in self.heights.unverifiable(&cid) {
-                    out.push(Effect::Count {
-                        kind: "peer",
-                        reason: "unverifiable_claim",
-                    });
-                    self.strike(liar, now, &mut out);
+            Input::Unverifiable { cid, blame } => {
+                for claimer in self.heights.unverifiable(&cid) {
+                    if blame {
+                        out.push(Effect::Count {
+                            kind: "peer",
+                            reason: "unverifiable_claim",
+                        });
+                        self.strike(claimer, now, &mut out);
+                    }
                 }
                 self.evaluate(&mut out);
             }
@@ -178,6 +176,19 @@ impl Policy {
         self.evaluate(out);
     }
 
+    /// Refuses `peer`: blocked (connections closed and denied) for its back-off.
+    fn refuse(&mut self, peer: PeerId, now: Instant, out: &mut Vec<Effect>) {
+        let (_, forgotten) = self.book.refuse(peer, now);
+        out.push(Effect::Block { peer, on: true });
+        if let Some(forgotten) = forgotten {
+            out.push(Effect::Evicted("refused_peers"));
+            out.push(Effect::Block {
+                peer: forgotten,
+                on: false,
+            });
+        }
+    }
+
     fn strike(&mut self, peer: PeerId, now: Instant, out: &mut Vec<Effect>) {
         match self.book.strike(peer, now) {
             Strike::Counted(strikes) => out.push(Effect::Struck {
@@ -196,10 +207,7 @@ impl Policy {
                     reason: "banned",
                 });
                 out.push(Effect::DirectGossip { peer, on: false });
-                out.push(Effect::Disconnect {
-                    peer,
-                    reason: "banned for misbehaviour",
-                });
+                out.push(Effect::Block { peer, on: true });
                 self.heights.forget(&peer);
                 out.push(Effect::Rotation(self.book.rotation(now)));
                 self.evaluate(out);
@@ -222,10 +230,10 @@ impl Policy {
                 kind: "peer",
                 reason: "admission",
             });
-            out.push(Effect::Disconnect {
-                peer,
-                reason: "no valid certificate within the admission timeout",
-            });
+            self.refuse(peer, now, out);
+        }
+        for peer in self.book.unblocked(now) {
+            out.push(Effect::Block { peer, on: false });
         }
         for liar in self.heights.expire(now, self.height, self.progress) {
             out.push(Effect::Count {
@@ -238,14 +246,22 @@ impl Policy {
             out.push(Effect::Rotation(self.book.rotation(now)));
         }
         self.connect(now, out);
-        // Repair: gossip may drop announcements; ask the highest claimer for what we lack.
-        if let Some(peer) = self.heights.ahead_of(self.height) {
-            if self.book.is_admitted(&peer) {
-                out.push(Effect::RequestRange {
-                    peer,
-                    from: self.height + 1,
-                });
-            }
+        // Repair: gossip may drop announcements; ask the highest admitted claimer for what we
+        // lack (or any admitted peer, when only peers beyond our neighbours claim more).
+        let book = &self.book;
+        let ahead = self
+            .heights
+            .ahead_of(self.height, |peer| book.is_admitted(peer))
+            .or_else(|| {
+                self.heights
+                    .ahead_of(self.height, |_| true)
+                    .and_then(|_| book.admitted().next().copied())
+            });
+        if let Some(peer) = ahead {
+            out.push(Effect::RequestRange {
+                peer,
+                from: self.height + 1,
+            });
         }
         self.evaluate(out);
     }

@@ -157,12 +157,12 @@ impl Heights {
             .unwrap_or(0)
     }
 
-    /// The peer with the highest claim above `ours`, verified or not (sync asks it for
-    /// ranges: what it sends is verified block by block).
-    pub fn ahead_of(&self, ours: u64) -> Option<PeerId> {
+    /// The peer passing `eligible` with the highest claim above `ours`, verified or not (sync
+    /// asks it for ranges: what it sends is verified block by block).
+    pub fn ahead_of(&self, ours: u64, eligible: impl Fn(&PeerId) -> bool) -> Option<PeerId> {
         self.claims
             .iter()
-            .filter(|(_, c)| c.height > ours)
+            .filter(|(peer, c)| c.height > ours && eligible(peer))
             .max_by_key(|(_, c)| c.height)
             .map(|(peer, _)| *peer)
     }
@@ -193,10 +193,11 @@ mod tests {
         );
         assert_eq!(heights.best(), 0, "an unverified claim does not count");
         assert_eq!(
-            heights.ahead_of(5),
+            heights.ahead_of(5, |_| true),
             Some(liar),
             "but sync may ask the claimer"
         );
+        assert_eq!(heights.ahead_of(5, |p| *p != liar), None);
     }
 
     #[test]

@@ -109,8 +109,14 @@ pub enum Input {
         /// Its real height.
         height: u64,
     },
-    /// Block `cid` cannot be verified (invalid, or its claimer lacks it or its ancestors).
-    Unverifiable(Cid),
+    /// Block `cid` cannot be verified (invalid, or its claimer lacks it or its ancestors);
+    /// `blame`: the claimers are at fault (for every honest receiver), else the claims just go.
+    Unverifiable {
+        /// The block.
+        cid: Cid,
+        /// Whether its claimers are struck.
+        blame: bool,
+    },
     /// This peer's tip is now at `height`.
     Tip(u64),
     /// This peer admitted a client's transaction: gossip it.
@@ -137,6 +143,15 @@ pub enum Effect {
         /// Why (for the log).
         reason: &'static str,
     },
+    /// Block every connection with `peer` (`on`: close them and deny new ones) or lift it.
+    Block {
+        /// The peer.
+        peer: PeerId,
+        /// Block or unblock.
+        on: bool,
+    },
+    /// A bounded structure evicted an entry (counted in the metrics).
+    Evicted(&'static str),
     /// Make `peer` a direct gossip peer (`on`) or stop.
     DirectGossip {
         /// The peer.

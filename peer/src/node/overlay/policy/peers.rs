@@ -19,6 +19,11 @@ pub const BAN_TIME: Duration = Duration::from_secs(300);
 pub const RECORD_TTL: Duration = Duration::from_secs(30);
 /// A record older than this (and not connected) is forgotten.
 pub const RECORD_FORGET: Duration = Duration::from_secs(120);
+/// How long a peer refused admission is blocked the first time; each further refusal doubles
+/// it, up to [`BAN_TIME`].
+pub const REFUSAL_BACKOFF: Duration = Duration::from_secs(1);
+/// Refused peers remembered for their back-off, at most (the soonest unblocked are forgotten).
+pub const MAX_REFUSED: usize = 4096;
 
 /// What a record of another peer says.
 #[derive(Debug, Clone)]
@@ -48,6 +53,8 @@ pub struct PeerBook {
     known: HashMap<PeerId, KnownPeer>,
     strikes: HashMap<PeerId, u32>,
     banned: HashMap<PeerId, Instant>,
+    /// Refused dialers: refusals so far, and until when they are blocked.
+    refused: HashMap<PeerId, (u32, Instant)>,
 }
 
 impl PeerBook {
@@ -85,6 +92,7 @@ impl PeerBook {
     /// `peer` proved it holds `key`'s certificate. True if it was not admitted before.
     pub fn admit(&mut self, peer: PeerId, key: PublicKey, now: Instant) -> bool {
         self.unadmitted.remove(&peer);
+        self.refused.remove(&peer);
         let new = !self.admitted.contains_key(&peer);
         if new {
             self.admitted.insert(peer, (key, now));
@@ -100,9 +108,59 @@ impl PeerBook {
         new
     }
 
-    /// `peer` was refused admission.
-    pub fn refuse(&mut self, peer: &PeerId) {
-        self.unadmitted.remove(peer);
+    /// `peer` was refused admission: it is blocked for a back-off that doubles with every
+    /// refusal ([`REFUSAL_BACKOFF`] up to [`BAN_TIME`]). Returns the back-off, and a peer
+    /// forgotten to keep the book bounded ([`MAX_REFUSED`]; it must be unblocked).
+    pub fn refuse(&mut self, peer: PeerId, now: Instant) -> (Duration, Option<PeerId>) {
+        self.unadmitted.remove(&peer);
+        let refusals = self.refused.get(&peer).map_or(0, |(n, _)| *n) + 1;
+        let backoff = REFUSAL_BACKOFF
+            .saturating_mul(1u32 << (refusals - 1).min(16))
+            .min(BAN_TIME);
+        self.refused.insert(peer, (refusals, now + backoff));
+        let mut forgotten = None;
+        if self.refused.len() > MAX_REFUSED {
+            let soonest = self
+                .refused
+                .iter()
+                .filter(|(p, _)| **p != peer)
+                .min_by_key(|(_, (_, until))| *until)
+                .map(|(p, _)| *p);
+            if let Some(soonest) = soonest {
+                self.refused.remove(&soonest);
+                forgotten = Some(soonest);
+            }
+        }
+        (backoff, forgotten)
+    }
+
+    /// Peers whose back-off or ban ended by `now` (to unblock). A refused peer's count is kept
+    /// (its next back-off is longer) until it is admitted.
+    pub fn unblocked(&mut self, now: Instant) -> Vec<PeerId> {
+        let mut out: Vec<PeerId> = self
+            .refused
+            .iter()
+            .filter(|(peer, (_, until))| *until <= now && !self.banned.contains_key(peer))
+            .map(|(peer, _)| *peer)
+            .collect();
+        for peer in &out {
+            if let Some((_, until)) = self.refused.get_mut(peer) {
+                // Unblocked once: far in the future so it is not reported again.
+                *until = now + BAN_TIME * 1000;
+            }
+        }
+        let ended: Vec<PeerId> = self
+            .banned
+            .iter()
+            .filter(|(_, until)| **until <= now)
+            .map(|(peer, _)| *peer)
+            .collect();
+        for peer in ended {
+            self.banned.remove(&peer);
+            self.strikes.remove(&peer);
+            out.push(peer);
+        }
+        out
     }
 
     /// Peers whose admission took longer than [`ADMISSION_TIMEOUT`] (they are refused).
@@ -267,6 +325,58 @@ mod tests {
         assert!(book
             .admission_overdue(now + ADMISSION_TIMEOUT * 2)
             .is_empty());
+    }
+
+    #[test]
+    fn a_refused_dialer_is_blocked_for_a_back_off_that_doubles() {
+        let now = Instant::now();
+        let mut book = PeerBook::default();
+        let (id, key) = peer();
+        assert_eq!(book.refuse(id, now), (REFUSAL_BACKOFF, None));
+        assert!(book.unblocked(now + REFUSAL_BACKOFF / 2).is_empty());
+        assert_eq!(book.unblocked(now + REFUSAL_BACKOFF), vec![id]);
+        assert!(
+            book.unblocked(now + REFUSAL_BACKOFF * 3).is_empty(),
+            "reported once"
+        );
+        assert_eq!(book.refuse(id, now).0, REFUSAL_BACKOFF * 2);
+        assert_eq!(book.refuse(id, now).0, REFUSAL_BACKOFF * 4);
+        for _ in 0..40 {
+            let _ = book.refuse(id, now);
+        }
+        assert_eq!(book.refuse(id, now).0, BAN_TIME, "capped at the ban time");
+        book.admit(id, key, now);
+        assert_eq!(
+            book.refuse(id, now).0,
+            REFUSAL_BACKOFF,
+            "admission clears the count"
+        );
+    }
+
+    #[test]
+    fn the_refusal_book_is_bounded() {
+        let now = Instant::now();
+        let mut book = PeerBook::default();
+        let first = PeerId::random();
+        let _ = book.refuse(first, now);
+        for i in 1..MAX_REFUSED {
+            let _ = book.refuse(PeerId::random(), now + Duration::from_millis(i as u64));
+        }
+        let (_, forgotten) = book.refuse(PeerId::random(), now + Duration::from_secs(60));
+        assert_eq!(forgotten, Some(first), "the soonest unblocked goes first");
+    }
+
+    #[test]
+    fn an_expired_ban_is_reported_for_unblocking() {
+        let now = Instant::now();
+        let mut book = PeerBook::default();
+        let (id, _) = peer();
+        for _ in 0..MAX_STRIKES {
+            let _ = book.strike(id, now);
+        }
+        assert!(book.unblocked(now + BAN_TIME / 2).is_empty());
+        assert_eq!(book.unblocked(now + BAN_TIME), vec![id]);
+        assert!(!book.is_banned(&id, now + BAN_TIME));
     }
 
     #[test]

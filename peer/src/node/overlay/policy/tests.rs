@@ -26,10 +26,18 @@ fn last_health(effects: &[Effect]) -> Option<Health> {
     })
 }
 
+/// Whether `effects` close the connections with `peer` (a disconnect or a block).
 fn disconnects(effects: &[Effect], peer: PeerId) -> bool {
+    effects.iter().any(|e| match e {
+        Effect::Disconnect { peer: p, .. } | Effect::Block { peer: p, on: true } => *p == peer,
+        _ => false,
+    })
+}
+
+fn unblocks(effects: &[Effect], peer: PeerId) -> bool {
     effects
         .iter()
-        .any(|e| matches!(e, Effect::Disconnect { peer: p, .. } if *p == peer))
+        .any(|e| matches!(e, Effect::Block { peer: p, on: false } if *p == peer))
 }
 
 /// A policy at `height` with one admitted peer whose tip is known (verified) at `height`.
@@ -186,7 +194,13 @@ fn an_unverifiable_claim_strikes_its_originator_not_the_forwarder() {
                 .any(|e| matches!(e, Effect::FetchBlock { peer, .. } if *peer == forwarder)),
             "the liar is not connected: the block is asked of the forwarder"
         );
-        let effects = policy.handle(Input::Unverifiable(cid(100 + n as u8)), now);
+        let effects = policy.handle(
+            Input::Unverifiable {
+                cid: cid(100 + n as u8),
+                blame: true,
+            },
+            now,
+        );
         assert!(effects
             .iter()
             .all(|e| !matches!(e, Effect::Struck { peer, .. } if *peer == forwarder)));
@@ -254,4 +268,81 @@ fn a_stalled_claim_ahead_expires_and_commits_resume() {
         .iter()
         .any(|e| matches!(e, Effect::Struck { peer: p, .. } if *p == peer)));
     assert!(last_health(&effects).is_some_and(|h| h.synced && h.ready));
+}
+
+#[test]
+fn a_refused_dialer_is_blocked_with_a_growing_back_off() {
+    let now = Instant::now();
+    let mut policy = Policy::new(key(), 0, 2, now);
+    let intruder = PeerId::random();
+    let backoff = super::peers::REFUSAL_BACKOFF;
+    let mut at = now;
+    for round in 0..3u32 {
+        let _ = policy.handle(Input::Connected(intruder), at);
+        let effects = policy.handle(
+            Input::Refused {
+                peer: intruder,
+                reason: "no certificate".into(),
+            },
+            at,
+        );
+        assert!(disconnects(&effects, intruder), "round {round}");
+        let wait = backoff * 2u32.pow(round);
+        let early = policy.handle(
+            Input::Tick { seeds: 1 },
+            at + wait - Duration::from_millis(1),
+        );
+        assert!(!unblocks(&early, intruder), "round {round}: still blocked");
+        at += wait;
+        let effects = policy.handle(Input::Tick { seeds: 1 }, at);
+        assert!(
+            unblocks(&effects, intruder),
+            "round {round}: unblocked after {wait:?}"
+        );
+    }
+}
+
+#[test]
+fn a_ban_blocks_the_peer_until_it_expires() {
+    let now = Instant::now();
+    let (mut policy, peer) = with_peer(5, now);
+    for _ in 0..MAX_STRIKES {
+        let _ = policy.handle(
+            Input::Misbehaved {
+                peer,
+                kind: "message",
+                reason: "garbage",
+            },
+            now,
+        );
+    }
+    let effects = policy.handle(Input::Tick { seeds: 1 }, now + BAN_TIME / 2);
+    assert!(!unblocks(&effects, peer));
+    let effects = policy.handle(Input::Tick { seeds: 1 }, now + BAN_TIME);
+    assert!(unblocks(&effects, peer));
+}
+
+#[test]
+fn a_claim_dropped_for_a_reason_of_the_receiver_strikes_nobody() {
+    let now = Instant::now();
+    let (mut policy, peer) = with_peer(5, now);
+    let _ = policy.handle(
+        Input::Announced {
+            origin: peer,
+            via: peer,
+            tip: cid(7),
+            height: 6,
+            tip_known: false,
+        },
+        now,
+    );
+    let effects = policy.handle(
+        Input::Unverifiable {
+            cid: cid(7),
+            blame: false,
+        },
+        now,
+    );
+    assert!(!effects.iter().any(|e| matches!(e, Effect::Struck { .. })));
+    assert!(policy.heights().get(&peer).is_none(), "the claim went");
 }

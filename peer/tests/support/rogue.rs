@@ -1,0 +1,170 @@
+//! A rogue peer for adversarial tests: a real libp2p swarm holding a valid Level-1 certificate
+//! from the fleet's principal (so admission lets it in), speaking the overlay's protocols by
+//! hand. It answers hellos with its own, every block request with "not found" (or drops it,
+//! when told to stay silent) and every range request with nothing, and publishes whatever the
+//! test gives it.
+
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use libp2p::gossipsub::{self, IdentTopic};
+use libp2p::request_response::{self, ProtocolSupport};
+use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
+use libp2p::{identify, noise, ping, tcp, yamux, StreamProtocol, Swarm};
+use mediachain::journal::Block;
+use mediachain::node::overlay::protocol::{Hello, Request, Response, SYNC_PROTOCOL};
+use mediachain::trust::SecretKey;
+use serde_bytes::ByteBuf;
+
+use super::fleet::Fleet;
+
+/// The rogue's protocols: those of an honest peer.
+#[derive(NetworkBehaviour)]
+pub struct RogueBehaviour {
+    identify: identify::Behaviour,
+    ping: ping::Behaviour,
+    /// Gossip.
+    pub gossipsub: gossipsub::Behaviour,
+    sync: request_response::cbor::Behaviour<Request, Response>,
+}
+
+/// A certified peer that misbehaves as the test says.
+pub struct Rogue {
+    /// Its swarm.
+    pub swarm: Swarm<RogueBehaviour>,
+    hello: Hello,
+    /// Whether a fleet peer accepted its hello.
+    pub admitted: bool,
+    /// Whether its last connection closed.
+    pub disconnected: bool,
+    /// Answer block requests ("not found"); when false they are dropped unanswered.
+    pub answer_blocks: bool,
+}
+
+impl Rogue {
+    /// A rogue with a valid Level-1 certificate of `fleet`'s network, subscribed to its topics.
+    pub fn certified(fleet: &Fleet) -> Self {
+        let key = SecretKey::generate();
+        let chain = fleet.certify(&key);
+        let genesis = Block::genesis("fleet", vec![]);
+        let hello = Hello {
+            network: "fleet".into(),
+            genesis: ByteBuf::from(genesis.cid().to_bytes()),
+            chain: chain.to_pem(),
+            height: 0,
+            tip: ByteBuf::from(genesis.cid().to_bytes()),
+        };
+        let mut swarm = libp2p::SwarmBuilder::with_existing_identity(key.to_libp2p())
+            .with_tokio()
+            .with_tcp(
+                tcp::Config::default(),
+                noise::Config::new,
+                yamux::Config::default,
+            )
+            .unwrap()
+            .with_behaviour(|k| RogueBehaviour {
+                identify: identify::Behaviour::new(identify::Config::new(
+                    "/mediachain/1".into(),
+                    k.public(),
+                )),
+                ping: ping::Behaviour::default(),
+                gossipsub: gossipsub::Behaviour::new(
+                    gossipsub::MessageAuthenticity::Signed(k.clone()),
+                    gossipsub::ConfigBuilder::default().build().unwrap(),
+                )
+                .unwrap(),
+                sync: request_response::cbor::Behaviour::new(
+                    [(StreamProtocol::new(SYNC_PROTOCOL), ProtocolSupport::Full)],
+                    request_response::Config::default(),
+                ),
+            })
+            .unwrap()
+            .build();
+        for topic in ["txs", "blocks", "peers"] {
+            swarm
+                .behaviour_mut()
+                .gossipsub
+                .subscribe(&IdentTopic::new(format!("/mediachain/fleet/{topic}")))
+                .unwrap();
+        }
+        Self {
+            swarm,
+            hello,
+            admitted: false,
+            disconnected: false,
+            answer_blocks: true,
+        }
+    }
+
+    /// Dials `addr` and runs until a fleet peer admitted the rogue and gossips with it.
+    pub async fn join(&mut self, addr: &str, timeout: Duration) {
+        self.swarm
+            .dial(addr.parse::<libp2p::Multiaddr>().unwrap())
+            .unwrap();
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            self.run_for(Duration::from_millis(200)).await;
+            if self.admitted && self.swarm.behaviour().gossipsub.all_peers().count() > 0 {
+                return;
+            }
+        }
+        panic!("the rogue was not admitted within {timeout:?}");
+    }
+
+    /// Publishes `data` on the fleet's `topic` (`txs`, `blocks`, `peers`).
+    pub fn publish(&mut self, topic: &str, data: Vec<u8>) {
+        let topic = IdentTopic::new(format!("/mediachain/fleet/{topic}"));
+        let _ = self.swarm.behaviour_mut().gossipsub.publish(topic, data);
+    }
+
+    /// Serves requests (as described in the module comment) for `duration`.
+    pub async fn run_for(&mut self, duration: Duration) {
+        let deadline = tokio::time::Instant::now() + duration;
+        while let Ok(event) = tokio::time::timeout_at(deadline, self.swarm.select_next_some()).await
+        {
+            self.on_event(event);
+        }
+    }
+
+    fn on_event(&mut self, event: SwarmEvent<RogueBehaviourEvent>) {
+        match event {
+            SwarmEvent::ConnectionEstablished { peer_id, .. } => {
+                self.swarm
+                    .behaviour_mut()
+                    .sync
+                    .send_request(&peer_id, Request::Hello(self.hello.clone()));
+            }
+            SwarmEvent::ConnectionClosed {
+                num_established: 0, ..
+            } => self.disconnected = true,
+            SwarmEvent::Behaviour(RogueBehaviourEvent::Sync(
+                request_response::Event::Message { message, .. },
+            )) => match message {
+                request_response::Message::Request {
+                    request, channel, ..
+                } => {
+                    let response = match request {
+                        Request::Hello(_) => Response::Hello(self.hello.clone()),
+                        Request::Block { .. } if !self.answer_blocks => return,
+                        Request::Block { .. } => Response::Block(None),
+                        Request::Object { .. } => Response::Object(None),
+                        Request::Range { .. } => Response::Range(vec![]),
+                    };
+                    let _ = self
+                        .swarm
+                        .behaviour_mut()
+                        .sync
+                        .send_response(channel, response);
+                }
+                request_response::Message::Response {
+                    response: Response::Hello(_),
+                    ..
+                } => self.admitted = true,
+                request_response::Message::Response { .. } => {}
+            },
+            _ => {}
+        }
+    }
+}
