@@ -12,8 +12,10 @@ use mediachain::client::Client;
 use mediachain::journal::Transaction;
 use mediachain::model::codec::dag_cbor_cid;
 use mediachain::model::{Artefact, JournalEntry, Object};
-use mediachain::node::overlay::protocol::{self, Announce};
+use mediachain::node::overlay::protocol::{self, Announce, Response};
+use mediachain::node::BlockBundle;
 use mediachain::trust::SecretKey;
+use serde_bytes::ByteBuf;
 use support::fleet::{metric_sum, Fleet};
 use support::rogue::Rogue;
 use support::work::{committed_at, submit_insert, TX_BITS};
@@ -97,6 +99,43 @@ async fn a_peer_announcing_false_heights_stops_neither_commits_nor_readiness_and
         metric_sum(
             &metrics,
             "mediachain_rejected_total{kind=\"peer\",reason=\"banned\"}"
+        ) >= 1.0,
+        "{metrics}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nothing_from_a_peer_that_has_not_passed_admission_is_taken() {
+    let mut fleet = Fleet::new(1);
+    fleet.start(0);
+    fleet.wait_ready(&[0]).await;
+    // A dialer without a certificate of this network answers the peer's hello with a block
+    // bundle carrying an object.
+    let smuggled = Object::Artefact(Artefact::named("smuggled"))
+        .encode()
+        .unwrap();
+    let bundle = BlockBundle {
+        block: vec![0xa0],
+        objects: vec![(smuggled.cid, ByteBuf::from(smuggled.bytes.clone()))],
+    };
+    let mut rogue = Rogue::uncertified();
+    rogue.hello_answer = Some(Response::Block(Some(ByteBuf::from(protocol::encode(
+        &bundle,
+    )))));
+    rogue.dial(&fleet.peers[0].addr());
+    rogue.run_for(Duration::from_secs(3)).await;
+    assert!(!rogue.admitted);
+    let client = fleet.peers[0].client();
+    assert!(
+        client.get_object(&smuggled.cid).await.is_err(),
+        "the object of an unadmitted peer was stored\n{}",
+        fleet.logs()
+    );
+    let metrics = fleet.metrics(0).await;
+    assert!(
+        metric_sum(
+            &metrics,
+            "mediachain_rejected_total{kind=\"message\",reason=\"unadmitted\"}"
         ) >= 1.0,
         "{metrics}"
     );

@@ -101,15 +101,6 @@ impl Node {
 
     /// Takes a block from a peer (after storing the objects that came with it).
     pub fn receive_block(&self, bundle: &BlockBundle) -> Result<ReceivedBlock, NodeError> {
-        // Durable with the block itself (storing it flushes). Most came with gossip already.
-        for (cid, bytes) in &bundle.objects {
-            if self.store.has(cid).unwrap_or(false) {
-                continue;
-            }
-            if let Err(e) = self.store.put_unflushed(cid, bytes) {
-                warn!(%cid, error = %e, "peer sent an invalid object with a block");
-            }
-        }
         let block = match Block::from_bytes(&bundle.block) {
             Ok(block) => block,
             Err(detail) => {
@@ -124,12 +115,25 @@ impl Node {
         // Strict decoding accepts only the canonical encoding: the bytes name the block.
         let cid = crate::model::codec::dag_cbor_cid(&bundle.block);
         let _span = info_span!("receive_block", %cid, height = block.height).entered();
+        // Objects are stored only with a block signed by a certified peer; durable with the
+        // block itself (storing it flushes). Most came with gossip already.
+        let header_valid = self.header_verifies(&block);
+        if header_valid {
+            for (cid, bytes) in &bundle.objects {
+                if self.store.has(cid).unwrap_or(false) {
+                    continue;
+                }
+                if let Err(e) = self.store.put_unflushed(cid, bytes) {
+                    warn!(%cid, error = %e, "peer sent an invalid object with a block");
+                }
+            }
+        }
         self.preverify(&block);
         let block = Arc::new(block);
         let mut received = self.add_block(cid, block.clone(), &bundle.block)?;
         received.header_valid = match &received.outcome {
             Ok(_) => true,
-            Err(BlockRejection::UnknownParent(_)) => self.header_verifies(&block),
+            Err(BlockRejection::UnknownParent(_)) => header_valid,
             Err(_) => false,
         };
         Ok(received)

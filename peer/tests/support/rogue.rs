@@ -1,6 +1,6 @@
 //! A rogue peer for adversarial tests: a real libp2p swarm holding a valid Level-1 certificate
-//! from the fleet's principal (so admission lets it in), speaking the overlay's protocols by
-//! hand. It answers hellos with its own, every block request with "not found" (or drops it,
+//! from the fleet's principal (so admission lets it in) or one from a foreign tower, speaking the
+//! overlay's protocols by hand. It answers hellos with its own, every block request with "not found" (or drops it,
 //! when told to stay silent) and every range request with nothing, and publishes whatever the
 //! test gives it.
 
@@ -15,7 +15,7 @@ use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
 use libp2p::{identify, noise, ping, tcp, yamux, StreamProtocol, Swarm};
 use mediachain::journal::Block;
 use mediachain::node::overlay::protocol::{Hello, Request, Response, SYNC_PROTOCOL};
-use mediachain::trust::SecretKey;
+use mediachain::trust::{Certificate, Chain, Level, SecretKey};
 use serde_bytes::ByteBuf;
 
 use super::fleet::Fleet;
@@ -41,13 +41,42 @@ pub struct Rogue {
     pub disconnected: bool,
     /// Answer block requests ("not found"); when false they are dropped unanswered.
     pub answer_blocks: bool,
+    /// What to answer a hello with instead of the rogue's own hello.
+    pub hello_answer: Option<Response>,
 }
 
 impl Rogue {
-    /// A rogue with a valid Level-1 certificate of `fleet`'s network, subscribed to its topics.
+    /// A rogue with a valid Level-1 certificate of `fleet`'s network.
     pub fn certified(fleet: &Fleet) -> Self {
         let key = SecretKey::generate();
         let chain = fleet.certify(&key);
+        Self::new(key, chain)
+    }
+
+    /// A rogue certified by a tower of its own (admission must refuse it).
+    pub fn uncertified() -> Self {
+        let (root, principal, key) = (
+            SecretKey::generate(),
+            SecretKey::generate(),
+            SecretKey::generate(),
+        );
+        let now = mediachain::time::now();
+        let l0 = Chain(vec![Certificate::issue(
+            &root,
+            principal.public(),
+            Level::Principal,
+            now - 60,
+            now + 3600,
+        )]);
+        let chain = Chain::extend(
+            Certificate::issue(&principal, key.public(), Level::Peer, now - 60, now + 3600),
+            &l0,
+        );
+        Self::new(key, chain)
+    }
+
+    /// A rogue of `key` and `chain` on the fleet's network, subscribed to its topics.
+    pub fn new(key: SecretKey, chain: Chain) -> Self {
         let genesis = Block::genesis("fleet", vec![]);
         let hello = Hello {
             network: "fleet".into(),
@@ -95,14 +124,20 @@ impl Rogue {
             admitted: false,
             disconnected: false,
             answer_blocks: true,
+            hello_answer: None,
         }
+    }
+
+    /// Dials `addr`.
+    pub fn dial(&mut self, addr: &str) {
+        self.swarm
+            .dial(addr.parse::<libp2p::Multiaddr>().unwrap())
+            .unwrap();
     }
 
     /// Dials `addr` and runs until a fleet peer admitted the rogue and gossips with it.
     pub async fn join(&mut self, addr: &str, timeout: Duration) {
-        self.swarm
-            .dial(addr.parse::<libp2p::Multiaddr>().unwrap())
-            .unwrap();
+        self.dial(addr);
         let deadline = Instant::now() + timeout;
         while Instant::now() < deadline {
             self.run_for(Duration::from_millis(200)).await;
@@ -130,7 +165,8 @@ impl Rogue {
 
     fn on_event(&mut self, event: SwarmEvent<RogueBehaviourEvent>) {
         match event {
-            SwarmEvent::ConnectionEstablished { peer_id, .. } => {
+            // A rogue with its own answer to hellos stays silent: it only answers.
+            SwarmEvent::ConnectionEstablished { peer_id, .. } if self.hello_answer.is_none() => {
                 self.swarm
                     .behaviour_mut()
                     .sync
@@ -146,7 +182,10 @@ impl Rogue {
                     request, channel, ..
                 } => {
                     let response = match request {
-                        Request::Hello(_) => Response::Hello(self.hello.clone()),
+                        Request::Hello(_) => match &self.hello_answer {
+                            Some(answer) => answer.clone(),
+                            None => Response::Hello(self.hello.clone()),
+                        },
                         Request::Block { .. } if !self.answer_blocks => return,
                         Request::Block { .. } => Response::Block(None),
                         Request::Object { .. } => Response::Object(None),
