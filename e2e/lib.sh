@@ -64,17 +64,19 @@ kube_ldflags() {
   printf '%s' "$f"
 }
 
-# go_tool NAME MODULE@VERSION PACKAGE [EXTRA_LDFLAGS]: build one binary in its own module.
+# go_tool NAME MODULE@VERSION PACKAGE [EXTRA_LDFLAGS [PINS]]: build one binary in its own module
+# (PINS: more MODULE@VERSION to require, space-separated).
 go_tool() {
-  local name=$1 modver=$2 pkg=$3 extra=${4:-}
+  local name=$1 modver=$2 pkg=$3 extra=${4:-} pins=${5:-}
   # Rebuild when the pinned MODULE@VERSION changes.
   if [ -x "$E2E_BIN/$name" ] && [ "$(cat "$E2E_BIN/.$name.version" 2>/dev/null)" = "$modver" ]; then
     return 0
   fi
   local dir=$E2E_CACHE/src/$name
   mkdir -p "$dir"
+  # shellcheck disable=SC2086  # $pins is a list of words
   (cd "$dir" && printf 'module mediachain.local/e2e/%s\n\ngo 1.23.0\n' "$name" >go.mod \
-    && go get "$modver" \
+    && go get "$modver" $pins \
     && go build -trimpath -ldflags "-s -w $extra" -o "$E2E_BIN/$name" "$pkg")
   echo "$modver" >"$E2E_BIN/.$name.version"
 }

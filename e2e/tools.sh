@@ -5,7 +5,8 @@
 #
 # stdout: `export NAME=path` lines (use: eval "$(bash e2e/tools.sh)"); logs go to stderr.
 # Also writes the same lines to $MEDIACHAIN_E2E_CACHE/<kube-version>/tools.env.
-#   harness: kube-apiserver, etcd, kubectl      (Rust apiserver harness)
+#   harness: kube-apiserver, etcd, kubectl      (Rust apiserver harness), ipfs (kubo: reads the
+#            peer's CAR exports in peer/tests/backup.rs)
 #   kind:    + kubeadm, kubelet, kube-controller-manager, kube-scheduler, kube-proxy, kind, helm
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
@@ -77,9 +78,15 @@ build_helm() {
     "-X helm.sh/helm/v3/internal/version.version=$HELM_VERSION"
 }
 
+build_ipfs() {
+  go_tool ipfs "github.com/ipfs/kubo@$KUBO_VERSION" github.com/ipfs/kubo/cmd/ipfs "" \
+    "google.golang.org/genproto@$KUBO_GENPROTO_VERSION"
+}
+
 harness() {
   step "build kube-apiserver kubectl" build_kube kube-apiserver kubectl
   step "build etcd $ETCD_VERSION" build_etcd
+  step "build ipfs (kubo $KUBO_VERSION)" build_ipfs
 }
 
 kind_tools() {
@@ -101,7 +108,7 @@ env_file=$E2E_CACHE/tools.env
   echo "export MEDIACHAIN_E2E_CACHE=$E2E_CACHE_ROOT"
   echo "export KUBE_VERSION=$KUBE_VERSION"
   for pair in KUBE_APISERVER_BIN:kube-apiserver ETCD_BIN:etcd KUBECTL_BIN:kubectl \
-    KUBEADM_BIN:kubeadm KUBELET_BIN:kubelet KIND_BIN:kind HELM_BIN:helm; do
+    KUBEADM_BIN:kubeadm KUBELET_BIN:kubelet KIND_BIN:kind HELM_BIN:helm IPFS_BIN:ipfs; do
     var=${pair%%:*} bin=$E2E_BIN/${pair#*:}
     [ -x "$bin" ] && echo "export $var=$bin"
   done

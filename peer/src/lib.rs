@@ -20,6 +20,8 @@
 
 #[cfg(feature = "node")]
 pub mod api;
+#[cfg(feature = "node")]
+pub mod backup;
 #[cfg(any(feature = "client", feature = "node"))]
 pub mod client;
 #[cfg(feature = "node")]

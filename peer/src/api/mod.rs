@@ -2,11 +2,12 @@
 //! `/metrics`. The whole API is described by the OpenAPI document at `/v1/openapi.json`.
 //!
 //! One module per concern: [`registration`], [`objects`], [`transactions`], [`journal`],
-//! [`events`] (the view-update stream), [`problem`] (error documents), [`openapi`] and
+//! [`export`] (backups as CAR files), [`events`] (the view-update stream), [`problem`] (error documents), [`openapi`] and
 //! [`ratelimit`]. Handlers only translate HTTP to calls on [`Node`] and back; they never decide
 //! protocol questions themselves, and a refused request never changes anything.
 
 pub mod events;
+pub mod export;
 pub mod journal;
 pub mod objects;
 pub mod openapi;
@@ -119,6 +120,8 @@ pub fn routes(api: Api) -> Routes {
         .or(transactions::routes(api.clone()))
         .unify()
         .or(journal::routes(api.clone()))
+        .unify()
+        .or(export::routes(api.clone()))
         .unify()
         .or(events::routes(api.clone()))
         .unify()

@@ -11,7 +11,7 @@ use clap::{Parser, Subcommand};
 use mediachain::daemon::{Daemon, DaemonSpec};
 use mediachain::node::config::{Config, RunArgs};
 use mediachain::store::Store;
-use tracing::{error, info};
+use tracing::{error, info, warn};
 
 /// The Mediachain peer daemon.
 #[derive(Parser)]
@@ -31,6 +31,10 @@ enum Command {
     Run(RunArgs),
     /// Validate the configuration (load every file, verify the certificate) and exit.
     Check(RunArgs),
+    /// Write the journal to a CAR v1 file (backup, bootstrap image, IPFS export).
+    Export(mediachain::backup::cli::ExportArgs),
+    /// Verify a CAR export completely and install it into an empty data directory.
+    Import(mediachain::backup::cli::ImportArgs),
 }
 
 /// The log filter when `MEDIACHAIN_LOG` is unset. One line per HTTP request (warp's
@@ -80,6 +84,8 @@ fn main() -> ExitCode {
     let (args, check_only) = match cli.command {
         Command::Run(args) => (args, false),
         Command::Check(args) => (args, true),
+        Command::Export(args) => return mediachain::backup::cli::export(args),
+        Command::Import(args) => return mediachain::backup::cli::import(args),
     };
     let config = match args.validate() {
         Ok(config) => config,
@@ -124,6 +130,10 @@ async fn run(config: Config) -> Result<(), String> {
     let daemon = Daemon::start(DaemonSpec::from_config(&config, store))
         .await
         .map_err(|e| e.to_string())?;
+    // Where `mediachain-peer export --data-dir` finds this peer while it holds the datastore.
+    if let Err(e) = mediachain::backup::cli::record_api_address(&config.data_dir, daemon.api_addr) {
+        warn!(error = %e, "cannot record the API address in the data directory");
+    }
     shutdown_signal().await;
     info!("shutting down: leaving the overlay and flushing");
     daemon.stop().await.map_err(|e| e.to_string())?;
