@@ -25,15 +25,40 @@ _E2E_T0=$(date +%s)
 log() { printf '[e2e %s +%ss] %s\n' "$(date +%H:%M:%S)" "$(($(date +%s) - _E2E_T0))" "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
 
-# step NAME CMD...: run CMD, log its duration.
+# Every script sourcing this file runs under `set -euo pipefail`. Command substitutions keep
+# errexit too, and the ERR trap (which names the failing command and the step it failed in)
+# also fires inside functions and subshells.
+shopt -s inherit_errexit
+set -o errtrace
+_E2E_STEPS=() # names of the steps running, innermost last
+trap '_e2e_failed $? "${BASH_SOURCE[0]}:$LINENO" "$BASH_COMMAND"' ERR
+_e2e_failed() {
+  log "FAILED rc=$1 at $2: $3${_E2E_STEPS[*]:+ (in step: ${_E2E_STEPS[-1]})}"
+}
+
+# step NAME CMD...: run CMD (a command or a function of the script), log its duration.
+# CMD runs with errexit on: a failing command inside a stepped function stops the script (the
+# ERR trap names it). Bash switches errexit off for everything run as a condition (`if`, `&&`,
+# `||`, `!`), so step refuses to be called that way; commands allowed to fail say `|| true`.
 step() {
-  local name=$1 t0 rc
+  local name=$1 t0
   shift
+  # A background job inherits the caller's errexit state: in a condition `false` does not stop it.
+  (trap - ERR; false; exit 0) &
+  if wait $!; then die "step '$name' was called in a condition (if/&&/||/!): errexit would be off in it"; fi
   t0=$(date +%s)
   log "==> $name"
-  "$@" && rc=0 || rc=$?
-  if [ "$rc" = 0 ]; then log "<== $name ($(($(date +%s) - t0))s)"; else log "<== $name FAILED rc=$rc ($(($(date +%s) - t0))s)"; fi
-  return "$rc"
+  _E2E_STEPS+=("$name")
+  "$@"
+  unset '_E2E_STEPS[-1]'
+  log "<== $name ($(($(date +%s) - t0))s)"
+}
+
+# skipped WHY: say that a part was left out (only ever on an explicit request by a variable CI
+# never sets); .ci/run lists every such line (MEDIACHAIN_SKIP_LOG) with its closing summary.
+skipped() {
+  log "SKIPPED: $*"
+  if [ -n "${MEDIACHAIN_SKIP_LOG:-}" ]; then echo "SKIPPED: $*" >>"$MEDIACHAIN_SKIP_LOG"; fi
 }
 
 # wait_for DESCRIPTION TIMEOUT_SECONDS CMD...: poll CMD every 2s until it succeeds.

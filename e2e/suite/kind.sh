@@ -8,8 +8,8 @@
 # Environment: as e2e/README.md (MEDIACHAIN_E2E_CACHE, ...) plus MEDIACHAIN_KIND_CLUSTER
 # (default mediachain-suite), MEDIACHAIN_SKIP_IMAGES=1 (images already built),
 # MEDIACHAIN_KIND_SMOKE=1 (run the cluster's smoke test first, on the same cluster: e2e/ci.sh),
-# MEDIACHAIN_E2E_INGRESS=1 (build Traefik from its Go module, e2e/suite/traefik.sh, load it, and
-# run the suite's Ingress part; default 0).
+# MEDIACHAIN_E2E_INGRESS (default 1: build Traefik from its Go module, e2e/suite/traefik.sh, load
+# it, and run the suite's Ingress part; 0: the suite without it, which it reports as SKIPPED).
 set -euo pipefail
 . "$(dirname "$0")/../lib.sh"
 . "$E2E_DIR/kind/docker.sh"
@@ -42,7 +42,7 @@ fi
 echo "$out" | grep -v '^export ' >&2 || true
 eval "$(echo "$out" | grep '^export ')"
 LOAD=("$PEER_IMAGE" "$OPERATOR_IMAGE")
-if [ "${MEDIACHAIN_E2E_INGRESS:-0}" = 1 ]; then
+if [ "${MEDIACHAIN_E2E_INGRESS:-1}" != 0 ]; then
   ingress_image=$(step "ingress controller image (e2e/suite/traefik.sh)" timeout 3600 bash "$E2E_DIR/suite/traefik.sh")
   export MEDIACHAIN_E2E_INGRESS_IMAGE=$ingress_image
   LOAD+=("$ingress_image")

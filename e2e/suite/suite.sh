@@ -198,6 +198,6 @@ if [ -n "${MEDIACHAIN_E2E_INGRESS_IMAGE:-}" ]; then
   TX4=""
   step "through the Ingress (Traefik): register, put, submit --wait; all peers have it" through_ingress
 else
-  log "Ingress part: SKIPPED (no MEDIACHAIN_E2E_INGRESS_IMAGE; e2e/suite/kind.sh sets it when Traefik is built)"
+  skipped "the suite's Ingress part (no MEDIACHAIN_E2E_INGRESS_IMAGE: e2e/suite/kind.sh sets it unless MEDIACHAIN_E2E_INGRESS=0)"
 fi
 log "suite passed: install, reconcile, transaction, pod recovery, scale-up${MEDIACHAIN_E2E_INGRESS_IMAGE:+, ingress}"

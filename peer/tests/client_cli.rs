@@ -215,14 +215,21 @@ fn free_port() -> u16 {
         .port()
 }
 
-/// The daemon binary, if it is built and has `run` (the daemon lands separately).
-fn peer_binary() -> Option<PathBuf> {
+/// The daemon binary; fails the test when its `run` subcommand does not answer `--help`.
+fn peer_binary() -> PathBuf {
     let path = assert_cmd::cargo::cargo_bin("mediachain-peer");
-    let runs = std::process::Command::new(&path)
+    let output = std::process::Command::new(&path)
         .args(["run", "--help"])
         .output()
-        .is_ok_and(|o| o.status.success());
-    runs.then_some(path)
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", path.display()));
+    assert!(
+        output.status.success(),
+        "`mediachain-peer run --help` failed ({}):\n{}{}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    path
 }
 
 /// Two consecutive free ports (checked by binding both).
@@ -241,10 +248,7 @@ fn free_ports(n: u16) -> u16 {
 
 #[test]
 fn devnet_runs_the_main_job_against_real_peer_processes() {
-    let Some(binary) = peer_binary() else {
-        eprintln!("skipped: this mediachain-peer has no `run` subcommand yet");
-        return;
-    };
+    let binary = peer_binary();
     let dir = tempfile::tempdir().unwrap();
     let net = dir.path().join("net");
     let api = free_ports(2);

@@ -363,11 +363,13 @@ async fn connected_peers(fleet: &Fleet, i: usize) -> Option<u64> {
 async fn a_two_two_partition_commits_on_both_sides_and_heals_with_merges() {
     let net = match support::netns::Partitionable::create() {
         Ok(net) => net,
-        Err(e) if std::env::var("MEDIACHAIN_SKIP_NETNS").as_deref() == Ok("1") => {
-            eprintln!("SKIPPED (MEDIACHAIN_SKIP_NETNS=1): network namespaces unavailable: {e}");
+        Err(e) => {
+            support::skip::skip_or_fail(
+                "MEDIACHAIN_SKIP_NETNS",
+                &format!("this test needs root and iproute2 to make network namespaces ({e})"),
+            );
             return;
         }
-        Err(e) => panic!("this test needs root and iproute2 to make network namespaces ({e}); MEDIACHAIN_SKIP_NETNS=1 skips it"),
     };
     let mut fleet = Fleet::new(4);
     for i in 0..4 {

@@ -136,15 +136,20 @@ pub struct Binaries {
 impl Binaries {
     /// Reads `KUBE_APISERVER_BIN` and `ETCD_BIN`, checking that both files exist.
     pub fn from_env() -> Result<Self> {
+        Self::from_vars(|var| std::env::var_os(var))
+    }
+
+    /// As [`Binaries::from_env`], with the variables read through `var` (a test's environment).
+    pub fn from_vars(var: impl Fn(&str) -> Option<std::ffi::OsString>) -> Result<Self> {
         Ok(Self {
-            kube_apiserver: binary_from_env(KUBE_APISERVER_BIN)?,
-            etcd: binary_from_env(ETCD_BIN)?,
+            kube_apiserver: binary_from_var(KUBE_APISERVER_BIN, var(KUBE_APISERVER_BIN))?,
+            etcd: binary_from_var(ETCD_BIN, var(ETCD_BIN))?,
         })
     }
 }
 
-fn binary_from_env(var: &'static str) -> Result<PathBuf> {
-    let value = std::env::var_os(var).ok_or_else(|| Error::MissingBinary {
+fn binary_from_var(var: &'static str, value: Option<std::ffi::OsString>) -> Result<PathBuf> {
+    let value = value.ok_or_else(|| Error::MissingBinary {
         var,
         problem: "is not set".into(),
     })?;
@@ -164,6 +169,34 @@ pub fn skip_requested() -> bool {
         std::env::var(SKIP_ENV).as_deref(),
         Ok("1") | Ok("true") | Ok("yes")
     )
+}
+
+/// Environment variable naming a file where each skipped test appends one `SKIPPED:` line
+/// (`.ci/run` sets it, lists the lines and counts those tests as skipped, not passed).
+pub const SKIP_LOG_ENV: &str = "MEDIACHAIN_SKIP_LOG";
+
+/// Says that the running test is skipped and why: prints `SKIPPED: test <name>: <why>` and
+/// appends that line to the file named by `MEDIACHAIN_SKIP_LOG`, if set.
+pub fn record_skip(why: &str) {
+    let test = std::thread::current()
+        .name()
+        .unwrap_or("(unnamed)")
+        .to_string();
+    let line = format!("SKIPPED: test {test}: {why}");
+    eprintln!("{line}");
+    if let Some(path) = std::env::var_os(SKIP_LOG_ENV) {
+        let appended = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .and_then(|mut f| io::Write::write_all(&mut f, format!("{line}\n").as_bytes()));
+        if let Err(e) = appended {
+            panic!(
+                "cannot record the skip in {}: {e}",
+                PathBuf::from(path).display()
+            );
+        }
+    }
 }
 
 /// A running etcd + kube-apiserver pair. Dropping it stops both and deletes their files.
@@ -218,9 +251,9 @@ impl ApiServer {
     /// `MEDIACHAIN_SKIP_KUBE=1` is set. Without that variable, missing binaries are an error.
     pub async fn start_or_skip() -> Result<Option<Self>> {
         if skip_requested() {
-            eprintln!(
-                "SKIPPED: {SKIP_ENV} is set, not starting a real kube-apiserver for this test"
-            );
+            record_skip(&format!(
+                "{SKIP_ENV} is set, no real kube-apiserver started"
+            ));
             return Ok(None);
         }
         Self::start().await.map(Some)

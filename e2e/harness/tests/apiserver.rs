@@ -138,12 +138,31 @@ async fn missing_binary_error_names_the_variable_and_the_script() {
     let err = ApiServer::start_with(bins).await.unwrap_err();
     assert!(err.to_string().contains("etcd"), "{err}");
 
-    let msg = kube_harness::Error::MissingBinary {
-        var: kube_harness::KUBE_APISERVER_BIN,
-        problem: "is not set".into(),
-    }
-    .to_string();
+    // The error the harness gives when the variables are not set.
+    let err = kube_harness::Binaries::from_vars(|_| None).unwrap_err();
+    assert!(
+        matches!(err, kube_harness::Error::MissingBinary { var, .. } if var == kube_harness::KUBE_APISERVER_BIN),
+        "{err}"
+    );
+    let msg = err.to_string();
     assert!(msg.contains("KUBE_APISERVER_BIN is not set"), "{msg}");
     assert!(msg.contains("e2e/tools.sh"), "{msg}");
     assert!(msg.contains("MEDIACHAIN_SKIP_KUBE"), "{msg}");
+
+    // ... and when one names something that is not a file.
+    let dir = tempfile::tempdir().unwrap();
+    let err = kube_harness::Binaries::from_vars(|var| {
+        (var == kube_harness::KUBE_APISERVER_BIN)
+            .then(|| dir.path().as_os_str().to_owned())
+            .or_else(|| Some("/nonexistent/etcd".into()))
+    })
+    .unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        msg.contains(&format!(
+            "KUBE_APISERVER_BIN names {}, which is not a file",
+            dir.path().display()
+        )),
+        "{msg}"
+    );
 }

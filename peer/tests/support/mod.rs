@@ -3,4 +3,5 @@
 pub mod fleet;
 pub mod netns;
 pub mod rogue;
+pub mod skip;
 pub mod work;
