@@ -250,21 +250,15 @@ impl ApiServer {
     /// Like [`ApiServer::start`], but returns `Ok(None)` (after printing why) when
     /// `MEDIACHAIN_SKIP_KUBE=1` is set. Without that variable, missing binaries are an error.
     pub async fn start_or_skip() -> Result<Option<Self>> {
-        if skip_requested() {
-            record_skip(&format!(
-                "{SKIP_ENV} is set, no real kube-apiserver started"
-            ));
-            return Ok(None);
-        }
-        Self::start().await.map(Some)
+        Self::start_with_options_or_skip(Options::default()).await
     }
 
     /// Like [`ApiServer::start_or_skip`], with `options`.
     pub async fn start_with_options_or_skip(options: Options) -> Result<Option<Self>> {
         if skip_requested() {
-            eprintln!(
-                "SKIPPED: {SKIP_ENV} is set, not starting a real kube-apiserver for this test"
-            );
+            record_skip(&format!(
+                "{SKIP_ENV} is set, no real kube-apiserver started"
+            ));
             return Ok(None);
         }
         Self::start_with_options(Binaries::from_env()?, options)
