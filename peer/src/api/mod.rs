@@ -6,18 +6,20 @@
 //! [`ratelimit`]. Handlers only translate HTTP to calls on [`Node`] and back; they never decide
 //! protocol questions themselves, and a refused request never changes anything.
 
+pub mod config;
 pub mod events;
 pub mod export;
 pub mod journal;
+pub mod metrics;
 pub mod objects;
 pub mod openapi;
+pub mod origin;
 pub mod problem;
 pub mod ratelimit;
 pub mod registration;
+pub mod server;
 pub mod transactions;
 
-use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use warp::filters::BoxedFilter;
@@ -27,66 +29,10 @@ use warp::{Filter, Reply};
 use crate::node::metrics::{Metrics, ReasonLabel};
 use crate::node::overlay::OverlayHandle;
 use crate::node::{Health, Node};
+pub use config::{ApiConfig, ApiConfigError, RATE_LIMIT_ENV};
 use problem::ApiError;
 use ratelimit::RateLimiter;
-
-/// Settings of the API.
-#[derive(Debug, Clone)]
-pub struct ApiConfig {
-    /// Sustained requests per second allowed per client address (0: unlimited).
-    pub rate_per_second: f64,
-    /// Requests a client may burst above the sustained rate.
-    pub burst: f64,
-    /// Largest request body (transactions, registrations); objects are bounded by the
-    /// datastore's object size limit.
-    pub max_body_bytes: usize,
-    /// Count clients by `X-Forwarded-For` (set only behind a reverse proxy that writes it).
-    pub trust_forwarded_for: bool,
-}
-
-/// Environment variable overriding the per-client rate limit: `RATE[:BURST]` requests per
-/// second per client address, `0` to disable.
-pub const RATE_LIMIT_ENV: &str = "MEDIACHAIN_API_RATE_LIMIT";
-/// Environment variable: `1` counts clients by `X-Forwarded-For` (behind an Ingress).
-pub const TRUST_FORWARDED_FOR_ENV: &str = "MEDIACHAIN_API_TRUST_FORWARDED_FOR";
-
-impl Default for ApiConfig {
-    fn default() -> Self {
-        Self {
-            rate_per_second: 200.0,
-            burst: 400.0,
-            max_body_bytes: 1024 * 1024,
-            trust_forwarded_for: false,
-        }
-    }
-}
-
-impl ApiConfig {
-    /// The defaults, with the rate limit taken from [`RATE_LIMIT_ENV`] when set.
-    pub fn from_env() -> Self {
-        let mut config = Self::default();
-        if let Ok(value) = std::env::var(RATE_LIMIT_ENV) {
-            let mut parts = value.split(':');
-            if let Some(Ok(rate)) = parts.next().map(|r| r.trim().parse::<f64>()) {
-                config.rate_per_second = rate;
-                config.burst = (rate * 2.0).max(1.0);
-            }
-            if let Some(Ok(burst)) = parts.next().map(|b| b.trim().parse::<f64>()) {
-                config.burst = burst;
-            }
-        }
-        config.trust_forwarded_for = std::env::var(TRUST_FORWARDED_FOR_ENV).is_ok_and(|v| v == "1");
-        config
-    }
-
-    /// No rate limit (tests and benchmarks on loopback).
-    pub fn unlimited() -> Self {
-        Self {
-            rate_per_second: 0.0,
-            ..Self::default()
-        }
-    }
-}
+pub use server::serve_listener;
 
 /// What every handler gets.
 #[derive(Clone)]
@@ -104,7 +50,17 @@ pub struct Api {
 }
 
 /// The boxed filter of the whole API.
-pub type Routes = BoxedFilter<(Box<dyn Reply>,)>;
+pub type Filtered = BoxedFilter<(Box<dyn Reply>,)>;
+
+/// The whole API, ready to serve: the routes and the limits the server enforces.
+pub struct Routes {
+    /// The routes.
+    pub filter: Filtered,
+    /// The settings (the server's limits among them).
+    pub config: Arc<ApiConfig>,
+    /// The peer's metrics.
+    pub metrics: Arc<Metrics>,
+}
 
 /// The whole API over `api`'s node, overlay, metrics, health and settings.
 pub fn routes(api: Api) -> Routes {
@@ -112,7 +68,8 @@ pub fn routes(api: Api) -> Routes {
         api.config.rate_per_second,
         api.config.burst,
     ));
-    let trust_forwarded_for = api.config.trust_forwarded_for;
+    let trusted = Arc::new(api.config.trusted_proxies.clone());
+    let config = api.config.clone();
     let metrics = api.metrics.clone();
     let v1 = registration::routes(api.clone())
         .or(objects::routes(api.clone()))
@@ -128,10 +85,10 @@ pub fn routes(api: Api) -> Routes {
         .or(openapi::routes())
         .unify()
         .boxed();
-    let limited = ratelimit::filter(limiter, trust_forwarded_for).and(v1);
+    let limited = ratelimit::filter(limiter, origin::client(trusted)).and(v1);
     let probes = probes(api);
     let counted = metrics.clone();
-    probes
+    let filter = probes
         .or(limited)
         .unify()
         .recover(problem::recover)
@@ -149,7 +106,12 @@ pub fn routes(api: Api) -> Routes {
             |info| tracing::info_span!("http", method = %info.method(), path = %info.path()),
         ))
         .map(|reply| Box::new(reply) as Box<dyn Reply>)
-        .boxed()
+        .boxed();
+    Routes {
+        filter,
+        config,
+        metrics,
+    }
 }
 
 /// The metrics label of a path: its first two segments (`/v1/objects`), so CIDs never become
@@ -207,13 +169,32 @@ pub(crate) fn with(
 }
 
 /// The request body, refused with 413 past `limit` bytes (whether or not a Content-Length was
-/// sent, so streamed uploads are bounded too).
+/// sent, so streamed uploads are bounded too) and with 408 when it is not complete within the
+/// body timeout (the connection is then closed).
 pub(crate) fn body(
+    api: &Api,
     limit: usize,
 ) -> impl Filter<Extract = (Result<Vec<u8>, ApiError>,), Error = warp::Rejection> + Clone {
+    let timeout = api.config.body_timeout;
+    let metrics = api.metrics.clone();
     warp::header::optional::<u64>("content-length")
         .and(warp::body::stream())
-        .then(move |length: Option<u64>, stream| read_body(limit, length, stream))
+        .then(move |length: Option<u64>, stream| {
+            let metrics = metrics.clone();
+            async move {
+                match tokio::time::timeout(timeout, read_body(limit, length, stream)).await {
+                    Ok(result) => result,
+                    Err(_) => {
+                        metrics.edge.drop_connection("body-timeout");
+                        Err(ApiError::new(
+                            StatusCode::REQUEST_TIMEOUT,
+                            "body-timeout",
+                            format!("the request body did not arrive within {timeout:?}"),
+                        ))
+                    }
+                }
+            }
+        })
 }
 
 async fn read_body<S, B>(limit: usize, length: Option<u64>, stream: S) -> Result<Vec<u8>, ApiError>
@@ -275,29 +256,4 @@ pub(crate) async fn blocking<T: Send + 'static>(
 /// A JSON reply with a status.
 pub(crate) fn json<T: serde::Serialize>(status: StatusCode, value: &T) -> warp::reply::Response {
     warp::reply::with_status(warp::reply::json(value), status).into_response()
-}
-
-/// Serves `routes` on `addr` until `shutdown` completes (binding errors are returned; use
-/// [`serve_listener`] to learn the port of `:0`).
-pub async fn serve(
-    addr: SocketAddr,
-    routes: Routes,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    let listener = tokio::net::TcpListener::bind(addr).await?;
-    serve_listener(listener, routes, shutdown).await;
-    Ok(())
-}
-
-/// Serves `routes` on an already bound listener until `shutdown` completes.
-pub fn serve_listener(
-    listener: tokio::net::TcpListener,
-    routes: Routes,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> impl Future<Output = ()> + Send {
-    tracing::info!(addr = ?listener.local_addr().ok(), "HTTP API listening");
-    warp::serve(routes)
-        .incoming(listener)
-        .graceful(shutdown)
-        .run()
 }

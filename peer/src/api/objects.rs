@@ -40,7 +40,7 @@ pub fn routes(api: Api) -> BoxedFilter<(Response,)> {
         .and(with(api.clone()))
         .and(warp::query::<PutQuery>())
         .and(content_type())
-        .and(body(limit))
+        .and(body(&api, limit))
         .and_then(
             |api, query, kind, body| async move { answer(put(api, query, kind, body).await) },
         );

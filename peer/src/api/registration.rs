@@ -37,7 +37,7 @@ pub fn routes(api: Api) -> BoxedFilter<(warp::reply::Response,)> {
     let register = warp::path!("v1" / "registration")
         .and(warp::post())
         .and(with(api.clone()))
-        .and(body(api.config.max_body_bytes))
+        .and(body(&api, api.config.max_body_bytes))
         .and_then(|api: Api, body| async move { answer(register(api, body).await) });
     info.or(challenge).unify().or(register).unify().boxed()
 }

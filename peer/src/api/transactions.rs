@@ -21,7 +21,7 @@ pub fn routes(api: Api) -> BoxedFilter<(Response,)> {
         .and(warp::post())
         .and(with(api.clone()))
         .and(content_type())
-        .and(body(api.config.max_body_bytes))
+        .and(body(&api, api.config.max_body_bytes))
         .and_then(|api, kind, body| async move { answer(submit(api, kind, body).await) });
     let status = warp::path!("v1" / "transactions" / String)
         .and(warp::get())

@@ -58,8 +58,9 @@ pub struct DaemonSpec {
 }
 
 impl DaemonSpec {
-    /// The spec of a `mediachain-peer run` configuration, over its opened `store`.
-    pub fn from_config(config: &Config, store: Store) -> Self {
+    /// The spec of a `mediachain-peer run` configuration, over its opened `store`, serving the
+    /// API with `api` (see [`ApiConfig::from_env`]).
+    pub fn from_config(config: &Config, store: Store, api: ApiConfig) -> Self {
         let mut rules = Rules::new(&config.network, config.root, config.transaction_pow_bits);
         rules.revocations = config.revocations.clone();
         Self {
@@ -78,7 +79,7 @@ impl DaemonSpec {
             store,
             overlay: OverlayConfig::from_config(config),
             api_listen: config.api_listen,
-            api: ApiConfig::from_env(),
+            api,
             commit: true,
         }
     }

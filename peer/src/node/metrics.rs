@@ -51,6 +51,8 @@ pub struct Metrics {
     pub http_requests: Family<ReasonLabel, Counter>,
     /// Entries evicted from bounded structures fed by the network.
     pub evicted: Family<StructureLabel, Counter>,
+    /// The HTTP edge: connections, streams, drops.
+    pub edge: crate::api::metrics::EdgeMetrics,
 }
 
 impl Metrics {
@@ -71,6 +73,7 @@ impl Metrics {
             certificate_expiry: Gauge::default(),
             http_requests: Family::default(),
             evicted: Family::default(),
+            edge: Default::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -138,6 +141,7 @@ impl Metrics {
             "Entries evicted from bounded structures fed by the network",
             m.evicted.clone(),
         );
+        m.edge.register(&mut registry);
         Self { registry, ..m }
     }
 

@@ -8,6 +8,7 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use mediachain::api::ApiConfig;
 use mediachain::daemon::{Daemon, DaemonSpec};
 use mediachain::node::config::{Config, RunArgs};
 use mediachain::store::Store;
@@ -94,6 +95,13 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let api = match ApiConfig::from_env() {
+        Ok(api) => api,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
     if check_only {
         println!(
             "configuration is valid: peer {} on network `{}`",
@@ -112,7 +120,7 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    match runtime.block_on(run(config)) {
+    match runtime.block_on(run(config, api)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             error!("{e}");
@@ -122,12 +130,12 @@ fn main() -> ExitCode {
     }
 }
 
-async fn run(config: Config) -> Result<(), String> {
+async fn run(config: Config, api: ApiConfig) -> Result<(), String> {
     std::fs::create_dir_all(&config.data_dir)
         .map_err(|e| format!("data directory {}: {e}", config.data_dir.display()))?;
     let store = Store::open(&config.data_dir.join("store"), config.max_object_size)
         .map_err(|e| e.to_string())?;
-    let daemon = Daemon::start(DaemonSpec::from_config(&config, store))
+    let daemon = Daemon::start(DaemonSpec::from_config(&config, store, api))
         .await
         .map_err(|e| e.to_string())?;
     // Where `mediachain-peer export --data-dir` finds this peer while it holds the datastore.

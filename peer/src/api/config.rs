@@ -1,0 +1,190 @@
+//! Settings of the HTTP API and its edge limits, read from the environment (`MEDIACHAIN_API_*`).
+//!
+//! The defaults are those a reverse proxy would use in front of an application (nginx,
+//! Traefik): see `docs/peer-contract.md` for the table of every limit and its variable. Parsing
+//! is strict: a value that does not parse is an error naming the variable, never ignored.
+
+use std::time::Duration;
+
+use super::origin::TrustedProxies;
+
+/// Settings of the API.
+#[derive(Debug, Clone)]
+pub struct ApiConfig {
+    /// Sustained requests per second allowed per client (0: unlimited).
+    pub rate_per_second: f64,
+    /// Requests a client may burst above the sustained rate.
+    pub burst: f64,
+    /// Largest request body (transactions, registrations); objects are bounded by the
+    /// datastore's object size limit.
+    pub max_body_bytes: usize,
+    /// Networks of the reverse proxies whose `X-Forwarded-For` entries are believed.
+    pub trusted_proxies: TrustedProxies,
+    /// Longest time from the first byte of a request to the end of its headers.
+    pub header_timeout: Duration,
+    /// Longest time from the end of a request's headers to the end of its body.
+    pub body_timeout: Duration,
+    /// A connection with no byte moving either way for this long is closed (between requests,
+    /// or a client that stopped reading a response).
+    pub idle_timeout: Duration,
+    /// Most open connections; past it a new connection gets `503` and is closed.
+    pub max_connections: usize,
+    /// Most open connections from one client address (trusted proxies are exempt).
+    pub max_connections_per_client: usize,
+}
+
+/// Environment variable overriding the per-client rate limit: `RATE[:BURST]` requests per
+/// second per client address, `0` to disable.
+pub const RATE_LIMIT_ENV: &str = "MEDIACHAIN_API_RATE_LIMIT";
+/// Environment variable: comma-separated networks (CIDR) of trusted reverse proxies.
+pub const TRUSTED_PROXIES_ENV: &str = "MEDIACHAIN_API_TRUSTED_PROXIES";
+/// Environment variable: [`ApiConfig::header_timeout`] (e.g. `30s`).
+pub const HEADER_TIMEOUT_ENV: &str = "MEDIACHAIN_API_HEADER_TIMEOUT";
+/// Environment variable: [`ApiConfig::body_timeout`] (e.g. `60s`).
+pub const BODY_TIMEOUT_ENV: &str = "MEDIACHAIN_API_BODY_TIMEOUT";
+/// Environment variable: [`ApiConfig::idle_timeout`] (e.g. `75s`).
+pub const IDLE_TIMEOUT_ENV: &str = "MEDIACHAIN_API_IDLE_TIMEOUT";
+/// Environment variable: [`ApiConfig::max_connections`].
+pub const MAX_CONNECTIONS_ENV: &str = "MEDIACHAIN_API_MAX_CONNECTIONS";
+/// Environment variable: [`ApiConfig::max_connections_per_client`].
+pub const MAX_CONNECTIONS_PER_CLIENT_ENV: &str = "MEDIACHAIN_API_MAX_CONNECTIONS_PER_CLIENT";
+
+/// A setting of the environment that does not parse.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration: {variable}=`{value}`: {detail}")]
+pub struct ApiConfigError {
+    /// The variable at fault.
+    pub variable: &'static str,
+    /// Its value.
+    pub value: String,
+    /// What is wrong.
+    pub detail: String,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        Self {
+            rate_per_second: 200.0,
+            burst: 400.0,
+            max_body_bytes: 1024 * 1024,
+            trusted_proxies: TrustedProxies::default(),
+            // hyper's default; nginx uses 60 s.
+            header_timeout: Duration::from_secs(30),
+            // nginx's client_body_timeout and Traefik's readTimeout.
+            body_timeout: Duration::from_secs(60),
+            // nginx's keepalive_timeout.
+            idle_timeout: Duration::from_secs(75),
+            max_connections: 1024,
+            max_connections_per_client: 64,
+        }
+    }
+}
+
+/// Reads `variable` and parses it with `parse` when set.
+fn read<T>(
+    variable: &'static str,
+    parse: impl FnOnce(&str) -> Result<T, String>,
+) -> Result<Option<T>, ApiConfigError> {
+    match std::env::var(variable) {
+        Ok(value) => parse(value.trim())
+            .map(Some)
+            .map_err(|detail| ApiConfigError {
+                variable,
+                value,
+                detail,
+            }),
+        Err(_) => Ok(None),
+    }
+}
+
+fn duration(text: &str) -> Result<Duration, String> {
+    let d = humantime::parse_duration(text).map_err(|e| e.to_string())?;
+    if d.is_zero() {
+        return Err("must be longer than zero".into());
+    }
+    Ok(d)
+}
+
+fn count(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(0) => Err("must be at least 1".into()),
+        Ok(n) => Ok(n),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// `RATE[:BURST]`; the burst defaults to twice the rate.
+fn rate(text: &str) -> Result<(f64, f64), String> {
+    let mut parts = text.split(':');
+    let rate: f64 = parts
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .parse()
+        .map_err(|e| format!("RATE: {e}"))?;
+    let burst = match parts.next() {
+        Some(b) => b.trim().parse().map_err(|e| format!("BURST: {e}"))?,
+        None => (rate * 2.0).max(1.0),
+    };
+    if !(rate >= 0.0 && burst >= 0.0) {
+        return Err("RATE and BURST must be zero or more".into());
+    }
+    Ok((rate, burst))
+}
+
+impl ApiConfig {
+    /// The defaults, overridden by the `MEDIACHAIN_API_*` variables that are set.
+    pub fn from_env() -> Result<Self, ApiConfigError> {
+        let mut c = Self::default();
+        if let Some((rate, burst)) = read(RATE_LIMIT_ENV, rate)? {
+            (c.rate_per_second, c.burst) = (rate, burst);
+        }
+        if let Some(proxies) = read(TRUSTED_PROXIES_ENV, |t| t.parse())? {
+            c.trusted_proxies = proxies;
+        }
+        if let Some(d) = read(HEADER_TIMEOUT_ENV, duration)? {
+            c.header_timeout = d;
+        }
+        if let Some(d) = read(BODY_TIMEOUT_ENV, duration)? {
+            c.body_timeout = d;
+        }
+        if let Some(d) = read(IDLE_TIMEOUT_ENV, duration)? {
+            c.idle_timeout = d;
+        }
+        if let Some(n) = read(MAX_CONNECTIONS_ENV, count)? {
+            c.max_connections = n;
+        }
+        if let Some(n) = read(MAX_CONNECTIONS_PER_CLIENT_ENV, count)? {
+            c.max_connections_per_client = n;
+        }
+        Ok(c)
+    }
+
+    /// No rate limit (tests and benchmarks on loopback).
+    pub fn unlimited() -> Self {
+        Self {
+            rate_per_second: 0.0,
+            max_connections_per_client: usize::MAX,
+            ..Self::default()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rates_durations_and_counts_parse_strictly() {
+        assert_eq!(rate("50"), Ok((50.0, 100.0)));
+        assert_eq!(rate("50:10"), Ok((50.0, 10.0)));
+        assert_eq!(rate("0"), Ok((0.0, 1.0)));
+        assert!(rate("fast").is_err());
+        assert!(rate("-1").is_err());
+        assert_eq!(duration("250ms"), Ok(Duration::from_millis(250)));
+        assert!(duration("0s").is_err());
+        assert!(duration("soon").is_err());
+        assert_eq!(count("3"), Ok(3));
+        assert!(count("0").is_err());
+    }
+}
