@@ -204,7 +204,8 @@ pub async fn reconcile(mp: Arc<MediachainPeer>, ctx: Arc<Context>) -> Result<Act
     let key = ObjectRef::from_obj(&*mp);
     let scrape = ctx.scrape_due(&key);
     match reconcile::run(&ctx.client, &mp, &ctx.settings, now, scrape).await {
-        Ok(outcome) => {
+        Ok(None) => Ok(Action::await_change()),
+        Ok(Some(outcome)) => {
             ctx.metrics.observe(started.elapsed(), None);
             ctx.record_expiry(&mp, &outcome.status.peers);
             ctx.record_principal_expiry(&mp, outcome.principal_not_after);
@@ -230,6 +231,12 @@ pub async fn reconcile(mp: Arc<MediachainPeer>, ctx: Arc<Context>) -> Result<Act
                 let note = format!("{}: {verb} for peer {}", change.secret, change.peer_id);
                 info!(secret = %change.secret, peer_id = %change.peer_id, reason, "identity");
                 ctx.publish(&mp, EventType::Normal, reason, note).await;
+            }
+            for pod in &outcome.restarted {
+                let note =
+                    format!("restarted pod {pod}: its certificate was issued after it started");
+                ctx.publish(&mp, EventType::Normal, "PeerRestarted", note)
+                    .await;
             }
             for name in &outcome.deleted_identities {
                 let note = format!("deleted identity Secret {name} of a removed peer");

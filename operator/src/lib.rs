@@ -64,6 +64,17 @@ pub enum Error {
         #[source]
         source: Box<kube::Error>,
     },
+    /// An object the resource would create exists and belongs to someone else: the operator
+    /// never takes it over.
+    #[error("{kind} {name} exists and is not managed by this MediachainPeer (owned by {owners}): delete or rename it, or give the resource another name")]
+    NotOwned {
+        /// Kind of the object.
+        kind: String,
+        /// `namespace/name`.
+        name: String,
+        /// Its owners, or "no owner".
+        owners: String,
+    },
     /// Building an object failed (a bug or an unusable override).
     #[error("building {what}: {detail}")]
     Build {
@@ -83,6 +94,7 @@ impl Error {
             Error::InvalidSpec(_) => "InvalidSpec",
             Error::CorruptIdentity { .. } => "CorruptIdentity",
             Error::Kube { .. } => "KubeApiError",
+            Error::NotOwned { .. } => "ObjectNotOwned",
             Error::Build { .. } => "BuildFailed",
         }
     }

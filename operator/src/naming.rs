@@ -19,8 +19,11 @@ pub const ORDINAL_LABEL: &str = "mediachain.io/ordinal";
 pub const PEER_ID_ANNOTATION: &str = "mediachain.io/peer-id";
 /// Annotation of identity Secrets: end of certificate validity (Unix seconds).
 pub const NOT_AFTER_ANNOTATION: &str = "mediachain.io/certificate-not-after";
-/// Pod-template annotation: digest of the identities, so renewed certificates roll the pods.
-pub const IDENTITY_DIGEST_ANNOTATION: &str = "mediachain.io/identity-digest";
+/// Annotation of identity Secrets: when the certificate was last issued (Unix seconds). A pod
+/// created before it still runs the previous certificate and is restarted.
+pub const ISSUED_AT_ANNOTATION: &str = "mediachain.io/certificate-issued-at";
+/// Value of the managed-by label on everything the operator creates.
+pub const MANAGER: &str = "mediachain-operator";
 /// Overlay port.
 pub const P2P_PORT: i32 = 4001;
 /// HTTP port (client API, probes, metrics).

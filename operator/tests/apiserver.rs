@@ -1,9 +1,9 @@
 //! The operator against a real etcd + kube-apiserver (the `kube-harness` crate).
 //!
-//! There is no controller manager in the harness: StatefulSets create no pods and the garbage
-//! collector does not run. The tests assert on the objects the operator writes, simulate pod
-//! readiness by patching the StatefulSet's status, and check owner references (what the garbage
-//! collector acts on) instead of cascading deletion.
+//! There is no controller manager here: StatefulSets create no pods and the garbage collector
+//! does not run. These tests assert on the objects the operator writes and on owner references
+//! (what the garbage collector acts on); readiness, scale-down steps, restarts and deletion run
+//! on a real kube-controller-manager in `tests/controller_manager.rs`.
 //!
 //! Needs `KUBE_APISERVER_BIN` and `ETCD_BIN` (`eval "$(bash e2e/tools.sh harness)"`); fails
 //! without them unless `MEDIACHAIN_SKIP_KUBE=1`.
@@ -203,45 +203,6 @@ async fn status_column(client: &Client, name: &str) -> String {
         .to_string()
 }
 
-async fn sts_replicas(client: &Client, name: &str) -> i32 {
-    let sts = Api::<StatefulSet>::namespaced(client.clone(), NS)
-        .get(name)
-        .await
-        .unwrap();
-    sts.spec.unwrap().replicas.unwrap()
-}
-
-async fn sts_template(client: &Client, name: &str) -> serde_json::Value {
-    let sts = Api::<StatefulSet>::namespaced(client.clone(), NS)
-        .get(name)
-        .await
-        .unwrap();
-    serde_json::to_value(sts.spec.unwrap().template).unwrap()
-}
-
-/// What the StatefulSet controller would report once every pod is up to date and ready.
-async fn simulate_ready(client: &Client, name: &str) {
-    let api: Api<StatefulSet> = Api::namespaced(client.clone(), NS);
-    let sts = api.get(name).await.unwrap();
-    let replicas = sts.spec.as_ref().unwrap().replicas.unwrap();
-    api.patch_status(
-        name,
-        &PatchParams::default(),
-        &Patch::Merge(json!({"status": {
-            "observedGeneration": sts.metadata.generation,
-            "replicas": replicas,
-            "readyReplicas": replicas,
-            "availableReplicas": replicas,
-            "updatedReplicas": replicas,
-            "currentReplicas": replicas,
-            "currentRevision": "r1",
-            "updateRevision": "r1",
-        }})),
-    )
-    .await
-    .unwrap();
-}
-
 #[tokio::test]
 async fn create_reconcile_scale_and_update_a_network() {
     let Some(server) = start().await else { return };
@@ -335,24 +296,33 @@ async fn create_reconcile_scale_and_update_a_network() {
         .await
         .contains(&"IdentityIssued".to_string()));
 
+    // Apply order: what the pods mount (identities, seed list) and the Services exist before
+    // the StatefulSet that makes the pods (etcd revisions order the writes).
+    let revision = |v: &BTreeMap<String, String>, key: &str| -> u64 {
+        v.get(key)
+            .unwrap_or_else(|| panic!("no {key}"))
+            .parse()
+            .unwrap()
+    };
+    let written = versions(&client, "alpha").await;
+    let sts_written = revision(&written, "StatefulSet/alpha");
+    for earlier in [
+        "Secret/alpha-0-identity",
+        "Secret/alpha-2-identity",
+        "ConfigMap/testnet-seeds",
+        "Service/alpha-peers",
+        "Service/alpha",
+    ] {
+        assert!(
+            revision(&written, earlier) < sts_written,
+            "{earlier} is written before the StatefulSet"
+        );
+    }
+
     // Idempotence: a second pass changes nothing at all.
     let before = versions(&client, "alpha").await;
     reconcile(&ctx, "alpha").await.unwrap();
     assert_eq!(versions(&client, "alpha").await, before);
-
-    // Pods become ready: Ready flips once, then the status stays put.
-    simulate_ready(&client, "alpha").await;
-    let mp = reconcile(&ctx, "alpha").await.unwrap();
-    let status = mp.status.clone().unwrap();
-    assert_eq!(condition(&status, "Ready"), ("True", "AllPeersReady"));
-    assert_eq!(
-        condition(&status, "Progressing"),
-        ("False", "RolloutComplete")
-    );
-    assert_eq!(status.ready_replicas, 3);
-    let steady = versions(&client, "alpha").await;
-    reconcile(&ctx, "alpha").await.unwrap();
-    assert_eq!(versions(&client, "alpha").await, steady, "no status churn");
 
     // Scale up through the /scale subresource (`kubectl scale mcp alpha --replicas 5`): new
     // peers get identities, existing keys are untouched.
@@ -386,47 +356,6 @@ async fn create_reconcile_scale_and_update_a_network() {
         .await
         .unwrap();
     assert_eq!(sts.spec.unwrap().replicas, Some(5));
-
-    // Scale down (whenScaled: Retain): one peer at a time, each step once the StatefulSet
-    // controller (simulated here) has removed the previous one; identities of removed peers
-    // stay for a later scale-up.
-    simulate_ready(&client, "alpha").await;
-    let template = sts_template(&client, "alpha").await;
-    patch_spec(&client, "alpha", json!({"replicas": 2})).await;
-    let mut steps = Vec::new();
-    for _ in 0..10 {
-        reconcile(&ctx, "alpha").await.unwrap();
-        let replicas = sts_replicas(&client, "alpha").await;
-        if steps.last() != Some(&replicas) {
-            steps.push(replicas);
-        }
-        if replicas == 2 {
-            break;
-        }
-        simulate_ready(&client, "alpha").await;
-    }
-    assert_eq!(steps, vec![4, 3, 2]);
-    assert_eq!(
-        sts_template(&client, "alpha").await,
-        template,
-        "scale-down does not roll the remaining peers"
-    );
-    assert_eq!(identity_keys(&client, "alpha").await, after);
-    let seeds = Api::<ConfigMap>::namespaced(client.clone(), NS)
-        .get("testnet-seeds")
-        .await
-        .unwrap();
-    assert_eq!(
-        seeds.data.unwrap()["seeds.txt"]
-            .lines()
-            .filter(|l| l.starts_with("/dns4/"))
-            .count(),
-        2
-    );
-    // ...and scaling up again reuses them.
-    patch_spec(&client, "alpha", json!({"replicas": 4})).await;
-    reconcile(&ctx, "alpha").await.unwrap();
-    assert_eq!(identity_keys(&client, "alpha").await, after);
 
     // Dropping the Ingress and the budget from the spec deletes them.
     patch_spec(
@@ -665,11 +594,18 @@ async fn identity_secrets_survive_reconciles_and_outlive_their_pods() {
     }
 }
 
+/// The documents of `operator/rbac.yaml`.
+fn rbac_documents() -> Vec<serde_json::Value> {
+    use serde::Deserialize;
+    serde_yaml::Deserializer::from_str(include_str!("../rbac.yaml"))
+        .map(|doc| serde_json::to_value(serde_yaml::Value::deserialize(doc).unwrap()).unwrap())
+        .collect()
+}
+
 /// Installs `operator/rbac.yaml` (with the admin client).
 async fn install_rbac(client: &Client) {
     use k8s_openapi::api::core::v1::ServiceAccount;
     use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
-    use serde::Deserialize;
 
     let ns = Namespace {
         metadata: ObjectMeta {
@@ -683,11 +619,8 @@ async fn install_rbac(client: &Client) {
         .await
         .unwrap();
     let pp = PostParams::default();
-    let text = include_str!("../rbac.yaml");
-    for doc in serde_yaml::Deserializer::from_str(text) {
-        let value = serde_yaml::Value::deserialize(doc).unwrap();
+    for value in rbac_documents() {
         let kind = value["kind"].as_str().unwrap().to_string();
-        let value = serde_json::to_value(value).unwrap();
         match kind.as_str() {
             "ServiceAccount" => {
                 let o: ServiceAccount = serde_json::from_value(value).unwrap();
@@ -898,4 +831,166 @@ async fn a_leader_notices_when_its_lease_is_taken() {
         .await
         .expect("the old leader stops leading")
         .unwrap();
+}
+
+#[tokio::test]
+async fn foreign_objects_are_never_taken_over_and_colliding_names_are_refused() {
+    let Some(server) = start().await else { return };
+    let client = server.client();
+    install(&client).await;
+    create_principal(&client, &trust()).await;
+    // Someone else's Service named like the resource's client Service.
+    let foreign: Service = serde_json::from_value(json!({
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": "web", "namespace": NS, "labels": {"app": "web"}},
+        "spec": {"selector": {"app": "web"}, "ports": [{"port": 80}]},
+    }))
+    .unwrap();
+    let services: Api<Service> = Api::namespaced(client.clone(), NS);
+    services
+        .create(&PostParams::default(), &foreign)
+        .await
+        .unwrap();
+    let spec = json!({
+        "network": "testnet",
+        "replicas": 1,
+        "trust": {"principalSecretName": "principal"},
+    });
+    create_peer(&client, "web", spec.clone()).await;
+    let ctx = context(&client);
+    let err = reconcile(&ctx, "web").await.unwrap_err();
+    assert_eq!(err.category(), "ObjectNotOwned");
+    assert!(err.to_string().contains("Service media/web"), "{err}");
+    let untouched = services.get("web").await.unwrap();
+    assert_eq!(untouched.spec.unwrap().selector.unwrap()["app"], "web");
+    assert!(untouched.metadata.owner_references.is_none());
+    assert!(event_reasons(&client, "web")
+        .await
+        .contains(&"ObjectNotOwned".to_string()));
+    let status = Api::<MediachainPeer>::namespaced(client.clone(), NS)
+        .get("web")
+        .await
+        .unwrap()
+        .status
+        .unwrap();
+    assert_eq!(condition(&status, "Degraded"), ("True", "ObjectNotOwned"));
+    assert_eq!(status_column(&client, "web").await, "ObjectNotOwned");
+    assert!(
+        Api::<StatefulSet>::namespaced(client.clone(), NS)
+            .get_opt("web")
+            .await
+            .unwrap()
+            .is_none(),
+        "no StatefulSet before every object it needs is ours"
+    );
+    // Once the foreign Service is gone, the resource reconciles.
+    services.delete("web", &Default::default()).await.unwrap();
+    reconcile(&ctx, "web").await.unwrap();
+
+    // `web-peers` would own the Service `web-peers`, the headless Service of `web`: refused,
+    // and `web` keeps its Service.
+    create_peer(&client, "web-peers", spec).await;
+    let err = reconcile(&ctx, "web-peers").await.unwrap_err();
+    assert_eq!(err.category(), "InvalidSpec");
+    assert!(
+        err.to_string()
+            .contains("collides with MediachainPeer `web`"),
+        "{err}"
+    );
+    reconcile(&ctx, "web").await.unwrap();
+    let headless = services.get("web-peers").await.unwrap();
+    assert_eq!(headless.spec.unwrap().cluster_ip.as_deref(), Some("None"));
+}
+
+#[tokio::test]
+async fn with_watch_namespace_the_controller_needs_and_touches_only_that_namespace() {
+    use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
+    let Some(server) = start().await else { return };
+    let admin = server.client();
+    install(&admin).await;
+    create_principal(&admin, &trust()).await;
+    let other = Namespace {
+        metadata: ObjectMeta {
+            name: Some("other".into()),
+            ..ObjectMeta::default()
+        },
+        ..Namespace::default()
+    };
+    Api::<Namespace>::all(admin.clone())
+        .create(&PostParams::default(), &other)
+        .await
+        .unwrap();
+    // The operator's rules, granted by a Role in `media` only (as the chart does with
+    // watchNamespace), to its ServiceAccount.
+    let rules = rbac_documents()
+        .into_iter()
+        .find(|d| d["kind"] == "ClusterRole")
+        .unwrap()["rules"]
+        .clone();
+    let role: Role = serde_json::from_value(json!({
+        "metadata": {"name": "mediachain-operator", "namespace": NS},
+        "rules": rules,
+    }))
+    .unwrap();
+    Api::<Role>::namespaced(admin.clone(), NS)
+        .create(&PostParams::default(), &role)
+        .await
+        .unwrap();
+    let binding: RoleBinding = serde_json::from_value(json!({
+        "metadata": {"name": "mediachain-operator", "namespace": NS},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "mediachain-operator"},
+        "subjects": [{"kind": "ServiceAccount", "name": "mediachain-operator", "namespace": OPERATOR_NS}],
+    }))
+    .unwrap();
+    Api::<RoleBinding>::namespaced(admin.clone(), NS)
+        .create(&PostParams::default(), &binding)
+        .await
+        .unwrap();
+    let spec =
+        json!({"network": "devnet", "replicas": 1, "trust": {"principalSecretName": "principal"}});
+    let elsewhere: MediachainPeer = serde_json::from_value(json!({
+        "apiVersion": "mediachain.io/v1alpha1", "kind": "MediachainPeer",
+        "metadata": {"name": "iota", "namespace": "other"}, "spec": spec,
+    }))
+    .unwrap();
+    Api::<MediachainPeer>::namespaced(admin.clone(), "other")
+        .create(&PostParams::default(), &elsewhere)
+        .await
+        .unwrap();
+    create_peer(&admin, "iota", spec).await;
+
+    let client = operator_client(&server).await;
+    let ctx = Arc::new(
+        Context::new(client, Arc::new(Metrics::default()), Settings::default())
+            .with_namespace(Some(NS.into())),
+    );
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let running = tokio::spawn(controller::run(ctx, async move {
+        let _ = stopped.await;
+    }));
+    let api: Api<MediachainPeer> = Api::namespaced(admin.clone(), NS);
+    let reconciled = await_condition(api, "iota", |mp: Option<&MediachainPeer>| {
+        mp.and_then(|mp| mp.status.as_ref())
+            .is_some_and(|s| s.peers.len() == 1)
+    });
+    tokio::time::timeout(Duration::from_secs(30), reconciled)
+        .await
+        .expect("the controller reconciled the resource of its namespace")
+        .unwrap();
+    stop.send(()).unwrap();
+    tokio::time::timeout(Duration::from_secs(10), running)
+        .await
+        .expect("the controller stops on shutdown")
+        .unwrap();
+    let untouched = Api::<MediachainPeer>::namespaced(admin.clone(), "other")
+        .get("iota")
+        .await
+        .unwrap();
+    assert!(untouched.status.is_none());
+    assert!(Api::<StatefulSet>::namespaced(admin.clone(), "other")
+        .get_opt("iota")
+        .await
+        .unwrap()
+        .is_none());
 }

@@ -8,6 +8,8 @@
 //! it). Fails without them unless `MEDIACHAIN_SKIP_KUBE=1`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod support;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -114,7 +116,9 @@ async fn pods_follow_the_template_and_deletion_collects_everything_owned() {
     })
     .await;
 
-    // Scale down with whenScaled: Retain: the pod goes, its claim and identity stay.
+    // Scale down with whenScaled: Retain: the pod goes, its claim and identity stay (once the
+    // peer that stays is ready, as its kubelet reports).
+    support::kubelet_reports(&client, NS, "zeta-0", true).await;
     peers
         .patch(
             "zeta",
@@ -172,4 +176,292 @@ async fn pods_follow_the_template_and_deletion_collects_everything_owned() {
         .await
         .expect("the controller stops on shutdown")
         .expect("the controller did not panic");
+}
+
+/// Starts the apiserver, the controller manager, the CRD and the principal Secret.
+async fn cluster() -> Option<(ApiServer, kube_harness::ControllerManager, Client)> {
+    let server = match ApiServer::start_or_skip().await {
+        Ok(Some(server)) => server,
+        Ok(None) => return None,
+        Err(e) => panic!("cannot start the kube-apiserver harness: {e}"),
+    };
+    let kcm = server.start_controller_manager(CONTROLLERS).unwrap();
+    let client = server.client();
+    setup(&client).await;
+    Some((server, kcm, client))
+}
+
+fn ready_condition(mp: &MediachainPeer) -> Option<(String, String)> {
+    let c = mp
+        .status
+        .as_ref()?
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Ready")?;
+    Some((c.status.clone(), c.reason.clone()))
+}
+
+async fn sts_replicas(client: &Client, name: &str) -> (i32, i32) {
+    let sts = Api::<StatefulSet>::namespaced(client.clone(), NS)
+        .get(name)
+        .await
+        .unwrap();
+    (
+        sts.spec.unwrap().replicas.unwrap(),
+        sts.status.map_or(0, |s| s.replicas),
+    )
+}
+
+/// Serves `/metrics` with a journal height that grows on every request (a busy network).
+async fn growing_height() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use warp::Filter;
+    let height = Arc::new(AtomicU64::new(100));
+    let route = warp::path("metrics").map(move || {
+        let h = height.fetch_add(1, Ordering::SeqCst);
+        format!("mediachain_journal_height {h}\n")
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(warp::serve(route).incoming(listener).run());
+    format!("http://{addr}/metrics")
+}
+
+#[tokio::test]
+async fn ready_peers_a_quiet_status_stepped_scale_down_and_single_peer_restarts() {
+    let Some((_server, _kcm, client)) = cluster().await else {
+        return;
+    };
+    let settings = Settings {
+        height_refresh: Duration::from_secs(3),
+        metrics_url: Some(growing_height().await),
+        ..Settings::default()
+    };
+    let ctx = support::context_with(&client, settings);
+    let controller = support::run_controller(ctx.clone());
+    support::create_peer_in(
+        &client,
+        NS,
+        "alpha",
+        json!({
+            "network": "testnet",
+            "replicas": 4,
+            "storage": {"size": "1Gi"},
+            "trust": {"principalSecretName": "principal"},
+        }),
+    )
+    .await;
+
+    // The StatefulSet controller makes the pods; the kubelet's part is played here.
+    let pods = support::wait_until(60, "4 pods", || async {
+        let pods = support::pods_of(&client, NS, "alpha").await;
+        (pods.len() == 4).then_some(pods)
+    })
+    .await;
+    for pod in &pods {
+        support::kubelet_reports(&client, NS, pod, true).await;
+    }
+    // Ready follows the real StatefulSet status.
+    support::wait_until(60, "Ready/AllPeersReady", || async {
+        let mp = support::peer(&client, NS, "alpha").await?;
+        (ready_condition(&mp) == Some(("True".into(), "AllPeersReady".into()))).then_some(())
+    })
+    .await;
+
+    // The journal height changes on every scrape, yet reconciles and status writes stay
+    // bounded by the refresh cadence (3 s): over 9 s, at most a handful of each.
+    let peers: Api<MediachainPeer> = Api::namespaced(client.clone(), NS);
+    let passes = ctx.metrics.reconciles.get();
+    let mut versions = std::collections::BTreeSet::new();
+    let window = tokio::time::Instant::now() + Duration::from_secs(9);
+    while tokio::time::Instant::now() < window {
+        versions.insert(peers.get("alpha").await.unwrap().metadata.resource_version);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let passes = ctx.metrics.reconciles.get() - passes;
+    assert!(passes <= 6, "{passes} reconciles in 9 s");
+    assert!(
+        versions.len() <= 5,
+        "{} status writes in 9 s",
+        versions.len()
+    );
+    let height = peers
+        .get("alpha")
+        .await
+        .unwrap()
+        .status
+        .unwrap()
+        .journal_height;
+    assert!(height.is_some_and(|h| h >= 100), "height {height:?}");
+
+    // Scale down to 2 while alpha-1 (which stays) is not ready: no step is taken.
+    support::kubelet_reports(&client, NS, "alpha-1", false).await;
+    support::wait_until(60, "Ready/PeersNotReady", || async {
+        let mp = support::peer(&client, NS, "alpha").await?;
+        (ready_condition(&mp) == Some(("False".into(), "PeersNotReady".into()))).then_some(())
+    })
+    .await;
+    peers
+        .patch(
+            "alpha",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"replicas": 2}})),
+        )
+        .await
+        .unwrap();
+    support::wait_until(30, "the new generation observed", || async {
+        let status = support::peer(&client, NS, "alpha").await?.status?;
+        (status.observed_generation == Some(2)).then_some(())
+    })
+    .await;
+    let passes = ctx.metrics.reconciles.get();
+    support::wait_until(30, "another pass", || async {
+        (ctx.metrics.reconciles.get() > passes).then_some(())
+    })
+    .await;
+    assert_eq!(
+        sts_replicas(&client, "alpha").await,
+        (4, 4),
+        "no step while a peer that stays is not ready"
+    );
+    support::kubelet_reports(&client, NS, "alpha-1", true).await;
+    support::wait_until(60, "the second step (2 peers)", || async {
+        (sts_replicas(&client, "alpha").await == (2, 2)).then_some(())
+    })
+    .await;
+    let mut left = support::pods_of(&client, NS, "alpha").await;
+    left.sort();
+    assert_eq!(left, vec!["alpha-0", "alpha-1"]);
+
+    // A new identity for peer 1 (its Secret lost): only pod alpha-1 restarts.
+    let pods_api: Api<Pod> = Api::namespaced(client.clone(), NS);
+    let uid = |name: &'static str| {
+        let pods_api = pods_api.clone();
+        async move {
+            pods_api
+                .get_opt(name)
+                .await
+                .unwrap()
+                .and_then(|p| p.metadata.uid)
+        }
+    };
+    let (uid0, uid1) = (uid("alpha-0").await, uid("alpha-1").await);
+    Api::<Secret>::namespaced(client.clone(), NS)
+        .delete("alpha-1-identity", &DeleteParams::default())
+        .await
+        .unwrap();
+    support::wait_until(60, "alpha-1 re-created", || async {
+        let now = uid("alpha-1").await;
+        (now.is_some() && now != uid1).then_some(())
+    })
+    .await;
+    assert_eq!(uid("alpha-0").await, uid0, "the other peer keeps running");
+    controller.stop().await;
+}
+
+#[tokio::test]
+async fn a_deleted_member_leaves_the_seed_list_and_foreground_deletion_collects_it() {
+    let Some((_server, _kcm, client)) = cluster().await else {
+        return;
+    };
+    let controller = support::run_controller(support::context(&client));
+    for name in ["alpha", "beta"] {
+        support::create_peer_in(
+            &client,
+            NS,
+            name,
+            json!({
+                "network": "testnet",
+                "replicas": 2,
+                "storage": {"size": "1Gi"},
+                "trust": {"principalSecretName": "principal"},
+            }),
+        )
+        .await;
+    }
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), NS);
+    let seeds = || async {
+        let cm = cms.get_opt("testnet-seeds").await.unwrap()?;
+        let text = cm.data.as_ref()?.get("seeds.txt")?.clone();
+        Some((
+            text.lines().filter(|l| l.starts_with("/dns4/")).count(),
+            cm.metadata.owner_references.unwrap_or_default().len(),
+        ))
+    };
+    support::wait_until(60, "4 seeds from 2 members", || async {
+        (seeds().await == Some((4, 2))).then_some(())
+    })
+    .await;
+
+    let peers: Api<MediachainPeer> = Api::namespaced(client.clone(), NS);
+    peers
+        .delete("beta", &DeleteParams::foreground())
+        .await
+        .unwrap();
+    support::wait_until(90, "beta collected", || async {
+        support::peer(&client, NS, "beta")
+            .await
+            .is_none()
+            .then_some(())
+    })
+    .await;
+    let sts: Api<StatefulSet> = Api::namespaced(client.clone(), NS);
+    support::wait_until(60, "beta's StatefulSet and pods gone", || async {
+        let gone = sts.get_opt("beta").await.unwrap().is_none()
+            && support::pods_of(&client, NS, "beta").await.is_empty();
+        gone.then_some(())
+    })
+    .await;
+    support::wait_until(60, "the seed list without beta", || async {
+        (seeds().await == Some((2, 1))).then_some(())
+    })
+    .await;
+    assert!(sts.get_opt("alpha").await.unwrap().is_some());
+    controller.stop().await;
+}
+
+#[tokio::test]
+async fn retained_identities_come_back_with_a_re_created_resource() {
+    let Some((_server, _kcm, client)) = cluster().await else {
+        return;
+    };
+    let controller = support::run_controller(support::context(&client));
+    let spec = json!({
+        "network": "devnet",
+        "replicas": 2,
+        "storage": {"size": "1Gi", "retention": {"whenDeleted": "Retain"}},
+        "trust": {"principalSecretName": "principal"},
+    });
+    let ids = || async {
+        let status = support::peer(&client, NS, "kappa").await?.status?;
+        let ids: Vec<String> = status.peers.iter().map(|p| p.peer_id.clone()).collect();
+        (ids.len() == 2).then_some(ids)
+    };
+    support::create_peer_in(&client, NS, "kappa", spec.clone()).await;
+    let before = support::wait_until(60, "2 identities", ids).await;
+
+    Api::<MediachainPeer>::namespaced(client.clone(), NS)
+        .delete("kappa", &DeleteParams::background())
+        .await
+        .unwrap();
+    let sts: Api<StatefulSet> = Api::namespaced(client.clone(), NS);
+    support::wait_until(60, "the StatefulSet collected", || async {
+        sts.get_opt("kappa").await.unwrap().is_none().then_some(())
+    })
+    .await;
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), NS);
+    for name in ["kappa-0-identity", "kappa-1-identity"] {
+        let secret = secrets.get_opt(name).await.unwrap();
+        assert!(secret.is_some(), "{name} is retained");
+    }
+
+    support::create_peer_in(&client, NS, "kappa", spec).await;
+    support::wait_until(60, "the same identities", || async {
+        let uid = support::peer(&client, NS, "kappa").await?.metadata.uid;
+        let status_uid_matches = uid.is_some();
+        let now = ids().await?;
+        (status_uid_matches && now == before).then_some(())
+    })
+    .await;
+    controller.stop().await;
 }

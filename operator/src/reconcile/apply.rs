@@ -1,11 +1,16 @@
 //! Step 4: the only step that writes. Server-side applies every desired object with the
 //! operator's field manager (idempotent: an unchanged object is not rewritten, its
 //! resourceVersion stays), and deletes what the spec no longer asks for.
+//!
+//! Order: identity Secrets, seed list and Services before the StatefulSet (its pods mount
+//! them), then the budget and Ingress, then deletions and restarts. Never takes over an object
+//! it does not own: an existing object of the same name that this resource does not control
+//! stops the pass with [`Error::NotOwned`].
 
 use std::fmt::Debug;
 
 use k8s_openapi::api::apps::v1::StatefulSet;
-use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::api::core::v1::{Pod, Secret};
 use k8s_openapi::api::networking::v1::Ingress;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::NamespaceResourceScope;
@@ -28,6 +33,8 @@ pub struct Applied {
     pub peers: Vec<PeerIdentityStatus>,
     /// Identity Secrets deleted in this pass.
     pub deleted_identities: Vec<String>,
+    /// Pods deleted in this pass so that they restart with a renewed certificate.
+    pub restarted: Vec<String>,
 }
 
 /// Applies `desired` for `mp`.
@@ -42,6 +49,7 @@ pub async fn apply(client: &Client, mp: &MediachainPeer, desired: Desired) -> Re
         statefulset,
         pdb,
         ingress,
+        restarts,
     } = desired;
     let ns = mp
         .namespace()
@@ -49,6 +57,7 @@ pub async fn apply(client: &Client, mp: &MediachainPeer, desired: Desired) -> Re
 
     let mut peers = Vec::with_capacity(identities.len());
     for (identity, secret) in &identities {
+        ensure_ours(client, &ns, secret, mp).await?;
         server_side_apply(client, &ns, secret).await?;
         peers.push(PeerIdentityStatus {
             name: naming::pod(mp, identity.ordinal),
@@ -56,12 +65,17 @@ pub async fn apply(client: &Client, mp: &MediachainPeer, desired: Desired) -> Re
             certificate_not_after: identity.not_after,
         });
     }
+    ensure_ours(client, &ns, &seeds, mp).await?;
     server_side_apply(client, &ns, &seeds).await?;
-    server_side_apply(client, &ns, &headless_service).await?;
-    server_side_apply(client, &ns, &client_service).await?;
+    for service in [&headless_service, &client_service] {
+        ensure_ours(client, &ns, service, mp).await?;
+        server_side_apply(client, &ns, service).await?;
+    }
+    ensure_ours(client, &ns, &statefulset, mp).await?;
     let statefulset = server_side_apply(client, &ns, &statefulset).await?;
     match pdb {
         Some(pdb) => {
+            ensure_ours(client, &ns, &pdb, mp).await?;
             server_side_apply(client, &ns, &pdb).await?;
         }
         None => {
@@ -70,6 +84,7 @@ pub async fn apply(client: &Client, mp: &MediachainPeer, desired: Desired) -> Re
     }
     match ingress {
         Some(ingress) => {
+            ensure_ours(client, &ns, &ingress, mp).await?;
             server_side_apply(client, &ns, &ingress).await?;
         }
         None => {
@@ -82,10 +97,101 @@ pub async fn apply(client: &Client, mp: &MediachainPeer, desired: Desired) -> Re
             deleted_identities.push(name);
         }
     }
+    let mut restarted = Vec::new();
+    for pod in restarts {
+        if delete_owned::<Pod>(client, &ns, &pod, mp).await? {
+            restarted.push(pod);
+        }
+    }
     Ok(Applied {
         statefulset,
         peers,
         deleted_identities,
+        restarted,
+    })
+}
+
+/// Whether `object` belongs to `mp`: controlled by it (owner reference with `controller` and
+/// its uid), a pod of its StatefulSet, the network's seed list (labelled by the operator with
+/// `mp`'s network), or an identity Secret retained from a deleted resource of the same name
+/// (`whenDeleted: Retain`: no owner, the operator's labels).
+pub fn is_ours<K: Resource<DynamicType = ()>>(object: &K, mp: &MediachainPeer) -> bool {
+    let controlled_by = |uid: Option<&String>| {
+        object
+            .owner_references()
+            .iter()
+            .any(|o| o.controller == Some(true) && Some(&o.uid) == uid)
+    };
+    if controlled_by(mp.meta().uid.as_ref()) {
+        return true;
+    }
+    let labels = object.labels();
+    let label = |key: &str| labels.get(key).map(String::as_str);
+    let managed = label("app.kubernetes.io/managed-by") == Some(naming::MANAGER);
+    let network = label(naming::NETWORK_LABEL) == Some(mp.spec.network.as_str());
+    let instance = label("app.kubernetes.io/instance") == Some(naming::workload(mp).as_str());
+    match K::kind(&()).as_ref() {
+        "ConfigMap" => {
+            managed
+                && network
+                && object.meta().name.as_deref()
+                    == Some(naming::seeds_config_map(&mp.spec.network).as_str())
+        }
+        "Secret" => {
+            managed
+                && instance
+                && labels.contains_key(naming::ORDINAL_LABEL)
+                && !object
+                    .owner_references()
+                    .iter()
+                    .any(|o| o.controller == Some(true))
+        }
+        // Pods are controlled by the StatefulSet, which the resource controls.
+        "Pod" => {
+            instance
+                && object
+                    .owner_references()
+                    .iter()
+                    .any(|o| o.kind == "StatefulSet" && o.name == naming::workload(mp))
+        }
+        _ => false,
+    }
+}
+
+/// Refuses to go on when an object named like `object` exists and is not [`is_ours`].
+async fn ensure_ours<K>(client: &Client, ns: &str, object: &K, mp: &MediachainPeer) -> Result<()>
+where
+    K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>
+        + DeserializeOwned
+        + Clone
+        + Debug,
+{
+    let name = object.name_any();
+    let kind = K::kind(&());
+    let api: Api<K> = Api::namespaced(client.clone(), ns);
+    let Some(existing) = api
+        .get_metadata_opt(&name)
+        .await
+        .map_err(Error::kube(format!("reading {kind} {ns}/{name}")))?
+    else {
+        return Ok(());
+    };
+    if is_ours(&existing, mp) {
+        return Ok(());
+    }
+    let owners = existing
+        .owner_references()
+        .iter()
+        .map(|o| format!("{} {}", o.kind, o.name))
+        .collect::<Vec<_>>();
+    Err(Error::NotOwned {
+        kind: kind.into_owned(),
+        name: format!("{ns}/{name}"),
+        owners: if owners.is_empty() {
+            "no owner".into()
+        } else {
+            owners.join(", ")
+        },
     })
 }
 
@@ -130,11 +236,7 @@ where
     else {
         return Ok(false);
     };
-    let owned = existing
-        .owner_references()
-        .iter()
-        .any(|o| o.controller == Some(true) && Some(&o.uid) == mp.meta().uid.as_ref());
-    if !owned {
+    if !is_ours(&existing, mp) {
         return Ok(false);
     }
     match api.delete(name, &DeleteParams::default()).await {

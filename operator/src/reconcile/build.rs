@@ -30,7 +30,6 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use k8s_openapi::ByteString;
 use kube::{Resource, ResourceExt};
 use mediachain::trust::SecretKey;
-use sha2::{Digest, Sha256};
 
 use super::dereference::Found;
 use super::identity::{self, Change, Identity};
@@ -68,6 +67,8 @@ pub struct Desired {
     pub pdb: Option<PodDisruptionBudget>,
     /// The Ingress (`None`: delete it if present).
     pub ingress: Option<Ingress>,
+    /// Pods to delete so that the StatefulSet restarts them with their renewed certificate.
+    pub restarts: Vec<String>,
 }
 
 impl Desired {
@@ -122,7 +123,9 @@ pub fn build(
     };
     let mounted = mounted_identities(mp, found, &identities, &obsolete);
     let statefulset = statefulset(valid, &owner, replicas, &mounted, settings)?;
+    let restarts = restarts(mp, found, &identities, replicas);
     Ok(Desired {
+        restarts,
         obsolete_identities: obsolete,
         seeds: seeds(valid, found, replicas, settings),
         headless_service: headless_service(valid, &owner),
@@ -137,7 +140,7 @@ pub fn build(
 /// The StatefulSet's replicas for this pass. Scaling up is immediate (peers start in
 /// parallel). Scaling down removes at most `disruptionBudget.maxUnavailable` peers (at least
 /// one) per step, and takes the next step only once the StatefulSet has removed the previous
-/// batch, so that the overlay is never cut by a mass removal.
+/// batch and every peer that stays is ready, so that the overlay is never cut by a mass removal.
 pub fn stepped_replicas(mp: &MediachainPeer, found: &Found) -> i32 {
     let wanted = mp.spec.replicas;
     let Some(sts) = &found.statefulset else {
@@ -160,7 +163,46 @@ pub fn stepped_replicas(mp: &MediachainPeer, found: &Found) -> i32 {
         return current;
     }
     let step = mp.spec.disruption_budget.max_unavailable.max(1);
-    wanted.max(current.saturating_sub(step))
+    let next = wanted.max(current.saturating_sub(step));
+    let staying_ready =
+        (0..next).all(|i| found.pods.get(&naming::pod(mp, i)).is_some_and(|p| p.ready));
+    if staying_ready {
+        next
+    } else {
+        current
+    }
+}
+
+/// Pods running a certificate older than their identity's (created before it was issued), to
+/// delete so that the StatefulSet restarts them: only those peers, at most
+/// `disruptionBudget.maxUnavailable` (at least one) at a time, and only while every other peer
+/// is ready.
+fn restarts(
+    mp: &MediachainPeer,
+    found: &Found,
+    identities: &[(Identity, Secret)],
+    replicas: i32,
+) -> Vec<String> {
+    let stale: Vec<String> = identities
+        .iter()
+        .filter_map(|(id, _)| {
+            let pod = naming::pod(mp, id.ordinal);
+            let state = found.pods.get(&pod)?;
+            (state.created < id.issued_at).then_some(pod)
+        })
+        .collect();
+    let others_ready = (0..replicas)
+        .map(|i| naming::pod(mp, i))
+        .filter(|pod| !stale.contains(pod))
+        .all(|pod| found.pods.get(&pod).is_some_and(|p| p.ready));
+    let missing = (0..replicas)
+        .filter(|i| !found.pods.contains_key(&naming::pod(mp, *i)))
+        .count();
+    let budget = usize::try_from(mp.spec.disruption_budget.max_unavailable.max(1)).unwrap_or(1);
+    if !others_ready || missing > 0 {
+        return Vec::new();
+    }
+    stale.into_iter().take(budget).collect()
 }
 
 /// A peer identity mounted in the pod template.
@@ -168,7 +210,6 @@ pub fn stepped_replicas(mp: &MediachainPeer, found: &Found) -> i32 {
 struct Mounted {
     ordinal: i32,
     secret: String,
-    chain_pem: String,
 }
 
 /// The identities the pod template mounts: the current peers' and the retained ones of
@@ -186,7 +227,6 @@ fn mounted_identities(
         .map(|(id, _)| Mounted {
             ordinal: id.ordinal,
             secret: id.secret.clone(),
-            chain_pem: id.chain_pem.clone(),
         })
         .collect();
     let issued = i32::try_from(identities.len()).unwrap_or(i32::MAX);
@@ -206,16 +246,9 @@ fn mounted_identities(
         {
             continue;
         }
-        let chain_pem = secret
-            .data
-            .as_ref()
-            .and_then(|d| d.get(identity::PEER_CHAIN))
-            .map(|b| String::from_utf8_lossy(&b.0).into_owned())
-            .unwrap_or_default();
         mounted.push(Mounted {
             ordinal,
             secret: name,
-            chain_pem,
         });
     }
     mounted.sort_by_key(|m| m.ordinal);
@@ -232,9 +265,15 @@ fn meta(valid: &Valid, name: String, owner: &OwnerReference) -> ObjectMeta {
     }
 }
 
+/// A peer's identity Secret. Under `whenDeleted: Retain` it has no owner, so that deleting the
+/// resource keeps the peer's key with its volume, and a resource re-created with the same name
+/// resumes the same identities.
 fn identity_secret(valid: &Valid, owner: &OwnerReference, id: &Identity) -> Secret {
     let mp = &valid.resource;
     let mut meta = meta(valid, id.secret.clone(), owner);
+    if mp.spec.storage.retention.when_deleted == RetentionPolicy::Retain {
+        meta.owner_references = None;
+    }
     let labels = meta.labels.get_or_insert_with(BTreeMap::new);
     labels.insert(naming::PEER_LABEL.into(), naming::pod(mp, id.ordinal));
     labels.insert(naming::ORDINAL_LABEL.into(), id.ordinal.to_string());
@@ -243,6 +282,10 @@ fn identity_secret(valid: &Valid, owner: &OwnerReference, id: &Identity) -> Secr
         (
             naming::NOT_AFTER_ANNOTATION.into(),
             id.not_after.to_string(),
+        ),
+        (
+            naming::ISSUED_AT_ANNOTATION.into(),
+            id.issued_at.to_string(),
         ),
     ]));
     Secret {
@@ -274,7 +317,7 @@ fn obsolete_identities(mp: &MediachainPeer, found: &Found) -> Vec<String> {
         .filter_map(|secret| {
             let ordinal: i32 = secret.labels().get(naming::ORDINAL_LABEL)?.parse().ok()?;
             let removed = ordinal >= mp.spec.replicas;
-            let pod_gone = !found.pods.contains(&naming::pod(mp, ordinal));
+            let pod_gone = !found.pods.contains_key(&naming::pod(mp, ordinal));
             (removed && pod_gone).then(|| secret.name_any())
         })
         .collect()
@@ -661,17 +704,6 @@ fn volumes(valid: &Valid, mounted: &[Mounted]) -> Vec<Volume> {
     ]
 }
 
-/// Digest of every peer's chain: changes when a certificate is issued or renewed, which rolls
-/// the pods (subPath mounts do not see Secret updates).
-fn identity_digest(mounted: &[Mounted]) -> String {
-    let mut hash = Sha256::new();
-    for id in mounted {
-        hash.update(id.secret.as_bytes());
-        hash.update(id.chain_pem.as_bytes());
-    }
-    hex::encode(&hash.finalize()[..16])
-}
-
 fn pod_template(
     valid: &Valid,
     mounted: &[Mounted],
@@ -684,10 +716,6 @@ fn pod_template(
     let template = PodTemplateSpec {
         metadata: Some(ObjectMeta {
             labels: Some(labels),
-            annotations: Some(BTreeMap::from([(
-                naming::IDENTITY_DIGEST_ANNOTATION.into(),
-                identity_digest(mounted),
-            )])),
             ..ObjectMeta::default()
         }),
         spec: Some(PodSpec {

@@ -1,6 +1,6 @@
 //! Step 1: read what a `MediachainPeer` points to. Reads only; never writes.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{Pod, Secret};
@@ -11,6 +11,35 @@ use crate::crd::MediachainPeer;
 use crate::naming;
 use crate::{Error, Result};
 
+/// What the build step needs to know of one existing pod.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PodState {
+    /// Creation time, Unix seconds (a pod created before its certificate was issued runs the
+    /// old one).
+    pub created: u64,
+    /// Whether its `Ready` condition is `True` (and it is not being deleted).
+    pub ready: bool,
+}
+
+impl PodState {
+    /// The state of `pod`.
+    pub fn of(pod: &Pod) -> Self {
+        let created = pod
+            .metadata
+            .creation_timestamp
+            .as_ref()
+            .and_then(|t| u64::try_from(t.0.timestamp()).ok())
+            .unwrap_or(0);
+        let ready = pod.metadata.deletion_timestamp.is_none()
+            && pod
+                .status
+                .as_ref()
+                .and_then(|s| s.conditions.as_ref())
+                .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
+        Self { created, ready }
+    }
+}
+
 /// Everything the later steps need from the cluster besides the resource itself.
 #[derive(Debug, Clone, Default)]
 pub struct Found {
@@ -20,8 +49,10 @@ pub struct Found {
     pub identities: BTreeMap<String, Secret>,
     /// Every MediachainPeer of the same network in the namespace (this one included).
     pub network_members: Vec<MediachainPeer>,
-    /// Names of this resource's pods that exist (in any phase).
-    pub pods: BTreeSet<String>,
+    /// Every MediachainPeer of the namespace (for name collisions).
+    pub namespace_members: Vec<MediachainPeer>,
+    /// This resource's pods that exist (in any phase), by name.
+    pub pods: BTreeMap<String, PodState>,
     /// The resource's StatefulSet as it is now (a scale-down proceeds in steps from it).
     pub statefulset: Option<StatefulSet>,
 }
@@ -53,23 +84,25 @@ pub async fn dereference(client: &Client, mp: &MediachainPeer) -> Result<Found> 
         .collect();
 
     let peers: Api<MediachainPeer> = Api::namespaced(client.clone(), &ns);
-    let network_members = peers
+    let namespace_members = peers
         .list(&ListParams::default())
         .await
         .map_err(Error::kube(format!("listing MediachainPeers in {ns}")))?
-        .items
-        .into_iter()
+        .items;
+    let network_members = namespace_members
+        .iter()
         .filter(|other| other.spec.network == mp.spec.network)
+        .cloned()
         .collect();
 
     let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
     let pods = pods
-        .list_metadata(&ListParams::default().labels(&selector))
+        .list(&ListParams::default().labels(&selector))
         .await
         .map_err(Error::kube(format!("listing pods in {ns}")))?
         .items
-        .into_iter()
-        .map(|p| p.name_any())
+        .iter()
+        .map(|p| (p.name_any(), PodState::of(p)))
         .collect();
 
     let statefulsets: Api<StatefulSet> = Api::namespaced(client.clone(), &ns);
@@ -84,6 +117,7 @@ pub async fn dereference(client: &Client, mp: &MediachainPeer) -> Result<Found> 
         principal,
         identities,
         network_members,
+        namespace_members,
         pods,
     })
 }

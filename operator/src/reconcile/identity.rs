@@ -8,9 +8,11 @@
 use std::path::Path;
 
 use k8s_openapi::api::core::v1::Secret;
+use kube::ResourceExt;
 use mediachain::trust::{keyfile, Certificate, Chain, Level, RevocationSet, SecretKey};
 
 use super::validate::Valid;
+use crate::naming;
 use crate::{Error, Result};
 
 /// Identity Secret key holding the peer's PKCS#8 PEM key.
@@ -57,6 +59,8 @@ pub struct Identity {
     pub peer_id: String,
     /// End of the leaf certificate's validity, Unix seconds.
     pub not_after: u64,
+    /// When the certificate was issued, Unix seconds (0: unknown, issued by an older operator).
+    pub issued_at: u64,
     /// What changed in this pass, if anything.
     pub change: Option<ChangeKind>,
 }
@@ -121,6 +125,11 @@ pub fn plan(
                         let fresh = leaf.not_after.saturating_sub(now) > renew_before
                             || leaf.not_after >= achievable;
                         if ours && fresh {
+                            let issued_at = existing
+                                .annotations()
+                                .get(naming::ISSUED_AT_ANNOTATION)
+                                .and_then(|v| v.parse().ok())
+                                .unwrap_or(0);
                             return Ok(Identity {
                                 ordinal,
                                 secret,
@@ -128,6 +137,7 @@ pub fn plan(
                                 chain_pem,
                                 peer_id: key.public().to_string(),
                                 not_after: leaf.not_after,
+                                issued_at,
                                 change: None,
                             });
                         }
@@ -184,6 +194,7 @@ fn issue(
         chain_pem: chain.to_pem(),
         peer_id: key.public().to_string(),
         not_after,
+        issued_at: now,
         change: Some(kind),
     }
 }

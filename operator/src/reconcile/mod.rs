@@ -18,7 +18,7 @@ mod tests;
 
 use std::time::Duration;
 
-use kube::Client;
+use kube::{Api, Client, ResourceExt};
 
 use crate::crd::{MediachainPeer, MediachainPeerStatus};
 use crate::Result;
@@ -60,6 +60,8 @@ pub struct Outcome {
     pub deleted_identities: Vec<String>,
     /// End of validity of the principal's certificate, Unix seconds.
     pub principal_not_after: u64,
+    /// Pods deleted so that they restart with a renewed certificate.
+    pub restarted: Vec<String>,
 }
 
 /// The `/metrics` URLs of the resource's peers (stable pod DNS names).
@@ -77,14 +79,30 @@ fn metrics_urls(mp: &MediachainPeer, settings: &Settings) -> Vec<String> {
 }
 
 /// Runs the whole pipeline once for `mp`; `now` is Unix seconds. The journal height is scraped
-/// from ready peers only when `scrape` (the caller bounds how often).
+/// from ready peers only when `scrape` (the caller bounds how often). `None` when the resource
+/// is being deleted or gone (nothing is written then).
 pub async fn run(
     client: &Client,
     mp: &MediachainPeer,
     settings: &Settings,
     now: u64,
     scrape: bool,
-) -> Result<Outcome> {
+) -> Result<Option<Outcome>> {
+    // The watch may lag: a resource being deleted must not get its objects re-created while
+    // the garbage collector removes them.
+    let ns = mp.namespace().unwrap_or_default();
+    let current = Api::<MediachainPeer>::namespaced(client.clone(), &ns)
+        .get_metadata_opt(&mp.name_any())
+        .await
+        .map_err(crate::Error::kube(format!(
+            "reading MediachainPeer {ns}/{}",
+            mp.name_any()
+        )))?;
+    if current.is_none_or(|c| {
+        c.metadata.deletion_timestamp.is_some() || c.metadata.uid != mp.metadata.uid
+    }) {
+        return Ok(None);
+    }
     let found = dereference::dereference(client, mp).await?;
     let valid = validate::validate(mp, &found, now)?;
     let desired = build::build(
@@ -117,10 +135,11 @@ pub async fn run(
         principal_not_after,
     };
     let status = status::write(client, mp, &applied, observed, now).await?;
-    Ok(Outcome {
+    Ok(Some(Outcome {
         status,
         identity_changes,
         deleted_identities: applied.deleted_identities,
         principal_not_after,
-    })
+        restarted: applied.restarted,
+    }))
 }

@@ -11,7 +11,7 @@ use mediachain::trust::{keyfile, Chain, Level, RevocationSet};
 
 use super::apply::Applied;
 use super::build::{build, Desired};
-use super::dereference::Found;
+use super::dereference::{Found, PodState};
 use super::identity::{ChangeKind, PEER_CHAIN, PEER_KEY};
 use super::status;
 use super::validate::{validate, Valid};
@@ -51,6 +51,21 @@ fn keygen() -> impl FnMut() -> mediachain::trust::SecretKey {
         n += 1;
         mediachain::trust::SecretKey::from_seed(&[n; 32])
     }
+}
+
+/// Pods `<name>-0..count`, created at `created` and ready.
+fn running_pods(name: &str, count: i32, created: u64) -> BTreeMap<String, PodState> {
+    (0..count)
+        .map(|i| {
+            (
+                format!("{name}-{i}"),
+                PodState {
+                    created,
+                    ready: true,
+                },
+            )
+        })
+        .collect()
 }
 
 fn valid_and_built(mp: &MediachainPeer, found: &Found, now: u64) -> (Valid, Desired) {
@@ -270,11 +285,65 @@ fn a_certificate_near_expiry_is_renewed_with_the_same_key() {
         );
         assert_eq!(new.not_after, later + 90 * 24 * 3600);
     }
-    assert_ne!(
-        first.statefulset.spec.as_ref().unwrap().template.metadata,
-        renewed.statefulset.spec.as_ref().unwrap().template.metadata,
-        "the identity digest changes so that pods restart with the new certificate"
+    assert_eq!(
+        first.statefulset.spec.as_ref().unwrap().template,
+        renewed.statefulset.spec.as_ref().unwrap().template,
+        "a renewal does not roll every peer through the pod template"
     );
+}
+
+#[test]
+fn a_renewed_certificate_restarts_only_its_own_peer_once_the_others_are_ready() {
+    let trust = trust();
+    let mp = fixture("basic"); // 3 peers, maxUnavailable 1
+    let found = found_with(&trust, &mp);
+    let (valid, first) = valid_and_built(&mp, &found, NOW);
+    let mut found = as_found(&found, &first);
+    found.pods = running_pods("alpha", 3, NOW + 10);
+    // Peer 1's Secret is lost and issued again: only pod alpha-1 runs an outdated identity.
+    found.identities.remove("alpha-1-identity");
+    let later = NOW + DAY;
+    let again = build(&valid, &found, &Settings::default(), later, &mut keygen()).unwrap();
+    assert_eq!(again.identity_changes().len(), 1);
+    assert_eq!(again.restarts, vec!["alpha-1".to_string()]);
+
+    // Not while another peer is not ready, nor while one is missing.
+    found.pods.get_mut("alpha-2").unwrap().ready = false;
+    let waiting = build(&valid, &found, &Settings::default(), later, &mut keygen()).unwrap();
+    assert!(waiting.restarts.is_empty());
+    found.pods.remove("alpha-2");
+    let waiting = build(&valid, &found, &Settings::default(), later, &mut keygen()).unwrap();
+    assert!(waiting.restarts.is_empty());
+
+    // All three renewed at once: one restart per pass (maxUnavailable 1), peer by peer.
+    let found = {
+        let mut f = as_found(&found_with(&trust, &mp), &first);
+        f.pods = running_pods("alpha", 3, NOW + 10);
+        f
+    };
+    let renewal = NOW + 61 * DAY;
+    let renewed = build(&valid, &found, &Settings::default(), renewal, &mut keygen()).unwrap();
+    assert_eq!(renewed.identity_changes().len(), 3);
+    assert_eq!(renewed.restarts, vec!["alpha-0".to_string()]);
+    // The next pass sees alpha-0 re-created after the renewal: alpha-1 is next.
+    let mut next = as_found(&found, &renewed);
+    next.pods.insert(
+        "alpha-0".into(),
+        PodState {
+            created: renewal + 5,
+            ready: true,
+        },
+    );
+    let after = build(
+        &valid,
+        &next,
+        &Settings::default(),
+        renewal + 10,
+        &mut keygen(),
+    )
+    .unwrap();
+    assert!(after.identity_changes().is_empty());
+    assert_eq!(after.restarts, vec!["alpha-1".to_string()]);
 }
 
 #[test]
@@ -415,9 +484,7 @@ fn scale_down_deletes_identities_only_with_delete_policy_and_after_the_pod_is_go
     let (_, five) = valid_and_built(&mp, &found, NOW);
     let mut found = as_found(&found, &five);
     mp.spec.replicas = 3;
-    found.pods = ["beta-0", "beta-1", "beta-2", "beta-3"]
-        .map(String::from)
-        .into();
+    found.pods = running_pods("beta", 4, NOW - DAY);
     let (_, three) = valid_and_built(&mp, &found, NOW);
     assert_eq!(
         three.obsolete_identities,
@@ -481,7 +548,10 @@ fn scale_down_goes_in_steps_of_max_unavailable_once_each_batch_is_gone() {
     use super::build::stepped_replicas;
     let mut mp = fixture("basic");
     mp.spec.replicas = 2;
-    let mut found = Found::default();
+    let mut found = Found {
+        pods: running_pods("alpha", 5, NOW),
+        ..Found::default()
+    };
     assert_eq!(stepped_replicas(&mp, &found), 2, "no StatefulSet yet");
     found.statefulset = Some(running(5, 3, Some((5, 3))));
     assert_eq!(
@@ -502,6 +572,13 @@ fn scale_down_goes_in_steps_of_max_unavailable_once_each_batch_is_gone() {
         "previous batch still running"
     );
     found.statefulset = Some(running(4, 4, Some((4, 4))));
+    found.pods.get_mut("alpha-1").unwrap().ready = false;
+    assert_eq!(
+        stepped_replicas(&mp, &found),
+        4,
+        "a peer that stays is not ready"
+    );
+    found.pods.get_mut("alpha-1").unwrap().ready = true;
     assert_eq!(stepped_replicas(&mp, &found), 3);
     mp.spec.disruption_budget.max_unavailable = 3;
     assert_eq!(
@@ -571,6 +648,7 @@ fn applied(sts_status: StatefulSetStatus, generation: i64) -> Applied {
         },
         peers: Vec::new(),
         deleted_identities: Vec::new(),
+        restarted: Vec::new(),
     }
 }
 

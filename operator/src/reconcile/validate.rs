@@ -60,6 +60,7 @@ pub fn validate(mp: &MediachainPeer, found: &Found, now: u64) -> Result<Valid> {
         .namespace()
         .ok_or_else(|| Error::InvalidSpec("the resource has no namespace".into()))?;
     check_spec(&mp.name_any(), &mp.spec)?;
+    check_collisions(mp, &found.namespace_members)?;
     let name = &mp.spec.trust.principal_secret_name;
     let secret = found
         .principal
@@ -178,6 +179,30 @@ pub fn check_spec(name: &str, spec: &MediachainPeerSpec) -> Result<()> {
     if let Some(overrides) = &spec.pod_overrides {
         if !overrides.is_object() {
             return bad("spec.podOverrides must be an object (a partial PodTemplateSpec)".into());
+        }
+    }
+    Ok(())
+}
+
+/// Refuses a resource whose objects' names collide with another resource's in the namespace:
+/// `R`'s headless Service is `R-peers`, the client Service of a resource named `R-peers`. Of the
+/// two, the younger one (creation time, then name) is refused; the older keeps running.
+pub fn check_collisions(mp: &MediachainPeer, members: &[MediachainPeer]) -> Result<()> {
+    let name = mp.name_any();
+    let age = |m: &MediachainPeer| (m.creation_timestamp().map(|t| t.0), m.name_any());
+    for other in members.iter().filter(|o| o.uid() != mp.uid()) {
+        let theirs = other.name_any();
+        let service = if theirs == format!("{name}-peers") {
+            theirs.clone()
+        } else if name == format!("{theirs}-peers") {
+            name.clone()
+        } else {
+            continue;
+        };
+        if age(mp) > age(other) {
+            return Err(Error::InvalidSpec(format!(
+                "metadata.name `{name}` collides with MediachainPeer `{theirs}`: both would own the Service `{service}`; delete this resource and choose another name"
+            )));
         }
     }
     Ok(())
