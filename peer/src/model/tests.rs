@@ -68,6 +68,51 @@ fn every_sample_object_round_trips_through_bytes() {
     }
 }
 
+/// Replaces the first occurrence of `from` in `bytes` by `to` (same length).
+fn replaced(bytes: &[u8], from: &[u8], to: &[u8]) -> Vec<u8> {
+    let at = bytes
+        .windows(from.len())
+        .position(|w| w == from)
+        .expect("pattern in the encoding");
+    let mut out = bytes.to_vec();
+    out[at..at + to.len()].copy_from_slice(to);
+    out
+}
+
+#[test]
+fn tampered_bytes_either_name_another_object_or_are_refused_with_the_reason() {
+    let ada = Object::Entity(Entity::named("Ada Lovelace"));
+    let encoded = ada.encode().unwrap();
+    // A changed letter of a value: still an object, but another one, with another CID.
+    let renamed = Object::decode(&replaced(&encoded.bytes, b"Ada", b"Adb")).unwrap();
+    assert_eq!(renamed, Object::Entity(Entity::named("Adb Lovelace")));
+    assert_ne!(renamed.cid().unwrap(), encoded.cid);
+    // A changed letter of the type: refused, naming the type.
+    let retyped = Object::decode(&replaced(&encoded.bytes, b"entity", b"entitz"));
+    assert!(
+        matches!(&retyped, Err(ModelError::UnknownType(t)) if t == "entitz"),
+        "{retyped:?}"
+    );
+    // A cut-off encoding is not DAG-CBOR at all; a trailing byte makes it non-canonical.
+    let cut = Object::decode(&encoded.bytes[..encoded.bytes.len() - 1]);
+    assert!(
+        matches!(cut, Err(ModelError::Codec(CodecError::Malformed(_)))),
+        "{cut:?}"
+    );
+    let mut longer = encoded.bytes.clone();
+    longer.push(0);
+    let longer = Object::decode(&longer);
+    assert!(
+        matches!(
+            longer,
+            Err(ModelError::Codec(
+                CodecError::Malformed(_) | CodecError::NotCanonical
+            ))
+        ),
+        "{longer:?}"
+    );
+}
+
 #[test]
 fn unknown_meta_keys_survive_byte_for_byte() {
     let Object::Artefact(artefact) = &sample_objects()[2] else {
@@ -220,8 +265,12 @@ proptest! {
         let mut bytes = encoded.bytes.clone();
         let i = index % bytes.len();
         bytes[i] ^= flip;
-        if let Ok(other) = Object::decode(&bytes) {
-            prop_assert_ne!(other.cid().unwrap(), encoded.cid);
-        }
+        // Never the same object: either another CID or a refusal (the specific refusals are in
+        // tampered_bytes_either_name_another_object_or_are_refused_with_the_reason).
+        let decoded = Object::decode(&bytes);
+        prop_assert!(
+            decoded.as_ref().map_or(true, |other| other.cid().unwrap() != encoded.cid),
+            "{decoded:?}"
+        );
     }
 }

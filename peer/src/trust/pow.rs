@@ -143,11 +143,15 @@ mod tests {
                 found: 12
             })
         );
-        // Bound to the resource and purpose: with 12 bits the chance of an accidental pass is 1/4096;
-        // these inputs are fixed, so the test is deterministic.
-        assert!(
-            verify(&stamp, Purpose::Registration, b"tx-hash", 12).is_err()
-                || verify(&stamp, Purpose::Transaction, b"other", 12).is_err()
+        // Bound to the purpose and to the resource, each on its own: with 12 bits the chance of an
+        // accidental pass is 1/4096; these inputs are fixed, so the test is deterministic.
+        assert_eq!(
+            verify(&stamp, Purpose::Registration, b"tx-hash", 12),
+            Err(PowError::Invalid(Purpose::Registration))
+        );
+        assert_eq!(
+            verify(&stamp, Purpose::Transaction, b"other", 12),
+            Err(PowError::Invalid(Purpose::Transaction))
         );
     }
 
