@@ -604,7 +604,7 @@ async fn probes_metrics_and_the_openapi_document_are_served() {
     let metrics = get("/metrics").await.unwrap().text().await.unwrap();
     assert!(metrics.contains("mediachain_journal_height"), "{metrics}");
     assert!(
-        metrics.contains(r#"mediachain_http_requests_total{kind="/v1/journal",reason="200"}"#),
+        metrics.contains(r#"mediachain_http_requests_total{kind="/v1/journal/head",reason="200"}"#),
         "{metrics}"
     );
 

@@ -97,7 +97,7 @@ pub fn routes(api: Api) -> Routes {
             counted
                 .http_requests
                 .get_or_create(&ReasonLabel {
-                    kind: route_label(info.path()),
+                    kind: openapi::route_of(info.path()).to_string(),
                     reason: info.status().as_str().to_string(),
                 })
                 .inc();
@@ -112,20 +112,6 @@ pub fn routes(api: Api) -> Routes {
         config,
         metrics,
     }
-}
-
-/// The metrics label of a path: its first two segments (`/v1/objects`), so CIDs never become
-/// label values.
-fn route_label(path: &str) -> String {
-    let mut out = String::new();
-    for segment in path.split('/').filter(|s| !s.is_empty()).take(2) {
-        out.push('/');
-        out.push_str(segment);
-    }
-    if out.is_empty() {
-        out.push('/');
-    }
-    out
 }
 
 fn probes(api: Api) -> BoxedFilter<(warp::reply::Response,)> {
@@ -143,14 +129,15 @@ fn probes(api: Api) -> BoxedFilter<(warp::reply::Response,)> {
     let metrics = api.metrics.clone();
     let node = api.node.clone();
     let metrics_route = warp::path!("metrics").and(warp::get()).map(move || {
-        if let Ok((_, height)) = node.tip() {
+        // Never waits for the node: while it is busy, the gauges keep their last values.
+        if let Some((height, pending)) = node.try_height_and_pending() {
             metrics
                 .journal_height
                 .set(i64::try_from(height).unwrap_or(i64::MAX));
+            metrics
+                .mempool_size
+                .set(i64::try_from(pending).unwrap_or(i64::MAX));
         }
-        metrics
-            .mempool_size
-            .set(i64::try_from(node.pending()).unwrap_or(i64::MAX));
         warp::reply::with_header(
             metrics.encode(),
             "content-type",

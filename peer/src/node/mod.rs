@@ -307,6 +307,14 @@ impl Node {
         Ok(self.state().journal.tip()?)
     }
 
+    /// Tip height and pending transactions if the state is free right now (for `/metrics`,
+    /// which must never wait on the node).
+    pub fn try_height_and_pending(&self) -> Option<(u64, usize)> {
+        let state = self.state.try_lock().ok()?;
+        let (_, height) = state.journal.tip().ok()?;
+        Some((height, state.mempool.len()))
+    }
+
     /// Pending transactions.
     pub fn pending(&self) -> usize {
         self.state().mempool.len()

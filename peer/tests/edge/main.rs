@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
 
 mod connections;
+mod labels;
 mod origin;
 
 use std::net::SocketAddr;
