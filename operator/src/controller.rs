@@ -18,7 +18,7 @@ use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::runtime::reflector::{self, ObjectRef};
-use kube::runtime::{watcher, Controller, WatchStreamExt};
+use kube::runtime::{metadata_watcher, watcher, Controller, WatchStreamExt};
 use kube::{Api, Client, Resource, ResourceExt};
 use tracing::{field, info, instrument, warn, Span};
 
@@ -329,28 +329,34 @@ pub async fn run(
         .owns(ctx.api::<Service>(), owned.clone())
         .owns(ctx.api::<PodDisruptionBudget>(), owned.clone())
         .owns(ctx.api::<Ingress>(), owned.clone())
-        // Identity Secrets (owned) and principal Secrets (referenced by name).
-        // All Secrets: principal Secrets carry no label of ours (see README: WATCH_NAMESPACE
-        // narrows this).
-        .watches(ctx.api::<Secret>(), config.clone(), move |secret| {
-            let ns = secret.namespace();
-            let name = secret.name_any();
-            let owners: Vec<String> = secret
-                .owner_references()
-                .iter()
-                .filter(|o| o.kind == "MediachainPeer")
-                .map(|o| o.name.clone())
-                .collect();
-            secrets_store
-                .state()
-                .into_iter()
-                .filter(|mp| mp.namespace() == ns)
-                .filter(|mp| {
-                    mp.spec.trust.principal_secret_name == name || owners.contains(&mp.name_any())
-                })
-                .map(|mp| ObjectRef::from_obj(&*mp))
-                .collect::<Vec<_>>()
-        })
+        // Identity Secrets (owned) and principal Secrets (referenced by name), metadata only:
+        // a change is a trigger, the data is read by the pass that needs it. All Secrets in
+        // scope, since principal Secrets carry no label of ours (WATCH_NAMESPACE narrows it).
+        .watches_stream(
+            metadata_watcher(ctx.api::<Secret>(), config.clone())
+                .default_backoff()
+                .touched_objects(),
+            move |secret| {
+                let ns = secret.namespace();
+                let name = secret.name_any();
+                let owners: Vec<String> = secret
+                    .owner_references()
+                    .iter()
+                    .filter(|o| o.kind == "MediachainPeer")
+                    .map(|o| o.name.clone())
+                    .collect();
+                secrets_store
+                    .state()
+                    .into_iter()
+                    .filter(|mp| mp.namespace() == ns)
+                    .filter(|mp| {
+                        mp.spec.trust.principal_secret_name == name
+                            || owners.contains(&mp.name_any())
+                    })
+                    .map(|mp| ObjectRef::from_obj(&*mp))
+                    .collect::<Vec<_>>()
+            },
+        )
         // A change to one member of a network changes the seed list of all its members.
         .watches_stream(members, move |changed| {
             store

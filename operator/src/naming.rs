@@ -49,6 +49,11 @@ pub fn identity_secret(mp: &MediachainPeer, ordinal: i32) -> String {
     format!("{}-{ordinal}-identity", workload(mp))
 }
 
+/// Name of the resource's public trust ConfigMap (`<resource>-trust`: root key, revocations).
+pub fn trust_config_map(mp: &MediachainPeer) -> String {
+    format!("{}-trust", workload(mp))
+}
+
 /// Name of the network's seed-list ConfigMap (`<network>-seeds`).
 pub fn seeds_config_map(network: &str) -> String {
     format!("{network}-seeds")

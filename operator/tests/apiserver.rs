@@ -994,3 +994,102 @@ async fn with_watch_namespace_the_controller_needs_and_touches_only_that_namespa
         .unwrap()
         .is_none());
 }
+
+/// A client acting as the kubelet of node `node` (user `system:node:<node>`, group
+/// `system:nodes`), impersonated by the admin.
+async fn node_client(server: &ApiServer, node: &str) -> Client {
+    let kubeconfig = kube::config::Kubeconfig::read_from(server.kubeconfig_path()).unwrap();
+    let mut config = kube::Config::from_custom_kubeconfig(
+        kubeconfig,
+        &kube::config::KubeConfigOptions::default(),
+    )
+    .await
+    .unwrap();
+    config.auth_info.impersonate = Some(format!("system:node:{node}"));
+    config.auth_info.impersonate_groups =
+        Some(vec!["system:nodes".into(), "system:authenticated".into()]);
+    Client::try_from(config).unwrap()
+}
+
+#[tokio::test]
+async fn a_node_running_a_peer_cannot_read_the_principal_key() {
+    let server = match ApiServer::start_with_options_or_skip(kube_harness::Options {
+        node_authorization: true,
+    })
+    .await
+    {
+        Ok(Some(server)) => server,
+        Ok(None) => return,
+        Err(e) => panic!("cannot start the kube-apiserver harness: {e}"),
+    };
+    let admin = server.client();
+    install(&admin).await;
+    create_principal(&admin, &trust()).await;
+    let spec =
+        json!({"network": "devnet", "replicas": 2, "trust": {"principalSecretName": "principal"}});
+    create_peer(&admin, "mu", spec.clone()).await;
+    create_peer(&admin, "nu", spec).await;
+    let ctx = context(&admin);
+    reconcile(&ctx, "mu").await.unwrap();
+    reconcile(&ctx, "nu").await.unwrap();
+
+    // Pod mu-0 as its StatefulSet makes it, bound to node-a (there is no scheduler).
+    let sts = Api::<StatefulSet>::namespaced(admin.clone(), NS)
+        .get("mu")
+        .await
+        .unwrap();
+    let template = sts.spec.unwrap().template;
+    let mut pod_spec = template.spec.unwrap();
+    pod_spec.node_name = Some("node-a".into());
+    pod_spec.hostname = Some("mu-0".into());
+    // The StatefulSet controller adds the claim of its volume claim template.
+    let claim: k8s_openapi::api::core::v1::Volume = serde_json::from_value(json!({
+        "name": "data", "persistentVolumeClaim": {"claimName": "data-mu-0"},
+    }))
+    .unwrap();
+    pod_spec.volumes.get_or_insert_with(Vec::new).push(claim);
+    let pod = Pod {
+        metadata: ObjectMeta {
+            name: Some("mu-0".into()),
+            namespace: Some(NS.into()),
+            labels: template.metadata.and_then(|m| m.labels),
+            ..ObjectMeta::default()
+        },
+        spec: Some(pod_spec),
+        ..Pod::default()
+    };
+    Api::<Pod>::namespaced(admin.clone(), NS)
+        .create(&PostParams::default(), &pod)
+        .await
+        .unwrap();
+
+    let kubelet = node_client(&server, "node-a").await;
+    let secrets: Api<Secret> = Api::namespaced(kubelet.clone(), NS);
+    let forbidden = |result: Result<Secret, kube::Error>| matches!(result, Err(kube::Error::Api(ref e)) if e.code == 403);
+    // What the pod needs: its key, the public trust material, the seed list.
+    secrets
+        .get("mu-0-identity")
+        .await
+        .expect("the node reads its pod's key");
+    let config_maps: Api<ConfigMap> = Api::namespaced(kubelet.clone(), NS);
+    config_maps
+        .get("mu-trust")
+        .await
+        .expect("the trust ConfigMap");
+    config_maps
+        .get("devnet-seeds")
+        .await
+        .expect("the seed list");
+    // The principal key is out of reach, as is any peer of a resource without a pod there.
+    assert!(
+        forbidden(secrets.get("principal").await),
+        "principal Secret readable"
+    );
+    assert!(
+        forbidden(secrets.get("nu-0-identity").await),
+        "another resource's key readable"
+    );
+    // A Secret the operator does not create either.
+    let data = config_maps.get("mu-trust").await.unwrap().data.unwrap();
+    assert!(data.values().all(|v| !v.contains("PRIVATE KEY")));
+}

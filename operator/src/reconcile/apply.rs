@@ -44,6 +44,7 @@ pub async fn apply(client: &Client, mp: &MediachainPeer, desired: Desired) -> Re
         identities,
         obsolete_identities,
         seeds,
+        trust,
         headless_service,
         client_service,
         statefulset,
@@ -65,8 +66,10 @@ pub async fn apply(client: &Client, mp: &MediachainPeer, desired: Desired) -> Re
             certificate_not_after: identity.not_after,
         });
     }
-    ensure_ours(client, &ns, &seeds, mp).await?;
-    server_side_apply(client, &ns, &seeds).await?;
+    for config_map in [&seeds, &trust] {
+        ensure_ours(client, &ns, config_map, mp).await?;
+        server_side_apply(client, &ns, config_map).await?;
+    }
     for service in [&headless_service, &client_service] {
         ensure_ours(client, &ns, service, mp).await?;
         server_side_apply(client, &ns, service).await?;

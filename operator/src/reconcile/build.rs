@@ -15,9 +15,8 @@ use k8s_openapi::api::core::v1::{
     EmptyDirVolumeSource, EnvVar, EnvVarSource, HTTPGetAction, KeyToPath, ObjectFieldSelector,
     PersistentVolumeClaim, PersistentVolumeClaimSpec, PodAffinityTerm, PodAntiAffinity,
     PodSecurityContext, PodSpec, PodTemplateSpec, Probe, ProjectedVolumeSource, SeccompProfile,
-    Secret, SecretProjection, SecretVolumeSource, SecurityContext, Service, ServicePort,
-    ServiceSpec, Volume, VolumeMount, VolumeProjection, VolumeResourceRequirements,
-    WeightedPodAffinityTerm,
+    Secret, SecretProjection, SecurityContext, Service, ServicePort, ServiceSpec, Volume,
+    VolumeMount, VolumeProjection, VolumeResourceRequirements, WeightedPodAffinityTerm,
 };
 use k8s_openapi::api::networking::v1::{
     HTTPIngressPath, HTTPIngressRuleValue, Ingress, IngressBackend, IngressRule,
@@ -33,7 +32,7 @@ use mediachain::trust::SecretKey;
 
 use super::dereference::Found;
 use super::identity::{self, Change, Identity};
-use super::validate::{Valid, MAX_REPLICAS, REVOCATIONS, ROOT_PUB};
+use super::validate::{Valid, MAX_REPLICAS, REVOCATIONS};
 use super::Settings;
 use crate::crd::{MediachainPeer, RetentionPolicy};
 use crate::naming::{self, HTTP_PORT, P2P_PORT};
@@ -57,6 +56,8 @@ pub struct Desired {
     pub obsolete_identities: Vec<String>,
     /// The network's seed list.
     pub seeds: ConfigMap,
+    /// The public trust material the peers mount (root key, revocations).
+    pub trust: ConfigMap,
     /// The headless Service of the overlay.
     pub headless_service: Service,
     /// The client Service.
@@ -128,6 +129,7 @@ pub fn build(
         restarts,
         obsolete_identities: obsolete,
         seeds: seeds(valid, found, replicas, settings),
+        trust: super::public_trust::config_map(valid, &owner),
         headless_service: headless_service(valid, &owner),
         client_service: client_service(valid, &owner),
         statefulset,
@@ -540,7 +542,7 @@ fn peer_container(valid: &Valid, settings: &Settings) -> Container {
     if !spec.seeds.is_empty() {
         env_vars.push(env("MEDIACHAIN_SEEDS", spec.seeds.join(",")));
     }
-    if valid.principal.has_revocations {
+    if valid.principal.revocations.is_some() {
         env_vars.push(env(
             "MEDIACHAIN_REVOCATIONS",
             format!("/etc/mediachain/trust/{REVOCATIONS}"),
@@ -656,18 +658,6 @@ fn volumes(valid: &Valid, mounted: &[Mounted]) -> Vec<Volume> {
             }
         })
         .collect();
-    let mut trust_items = vec![KeyToPath {
-        key: ROOT_PUB.into(),
-        path: ROOT_PUB.into(),
-        ..KeyToPath::default()
-    }];
-    if valid.principal.has_revocations {
-        trust_items.push(KeyToPath {
-            key: REVOCATIONS.into(),
-            path: REVOCATIONS.into(),
-            ..KeyToPath::default()
-        });
-    }
     vec![
         Volume {
             name: "identity".into(),
@@ -679,12 +669,12 @@ fn volumes(valid: &Valid, mounted: &[Mounted]) -> Vec<Volume> {
         },
         Volume {
             name: "trust".into(),
-            // Only the public parts: the principal key never reaches a peer's pod.
-            secret: Some(SecretVolumeSource {
-                secret_name: Some(mp.spec.trust.principal_secret_name.clone()),
-                items: Some(trust_items),
+            // The public parts only, from a ConfigMap the resource owns: no pod references the
+            // principal Secret, so no kubelet may read the principal key.
+            config_map: Some(ConfigMapVolumeSource {
+                name: naming::trust_config_map(mp),
                 default_mode: Some(0o444),
-                ..SecretVolumeSource::default()
+                ..ConfigMapVolumeSource::default()
             }),
             ..Volume::default()
         },

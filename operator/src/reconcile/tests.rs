@@ -156,6 +156,20 @@ fn basic_fixture_builds_every_owned_object() {
     };
     assert_eq!(path(&container.liveness_probe), "/healthz");
     assert_eq!(path(&container.readiness_probe), "/readyz");
+    // No pod references the principal Secret: its public parts come from the trust ConfigMap.
+    let volumes = pod.volumes.as_ref().unwrap();
+    assert!(volumes.iter().all(|v| v.secret.is_none()));
+    let trust_volume = volumes.iter().find(|v| v.name == "trust").unwrap();
+    assert_eq!(
+        trust_volume.config_map.as_ref().unwrap().name,
+        "alpha-trust"
+    );
+    let trust_data = desired.trust.data.as_ref().unwrap();
+    assert_eq!(
+        trust_data["root.pub"].trim(),
+        trust.root.public().to_string()
+    );
+    assert!(trust_data.values().all(|v| !v.contains("PRIVATE KEY")));
     let mounts = container.volume_mounts.as_ref().unwrap();
     let identity = mounts.iter().find(|m| m.name == "identity").unwrap();
     assert_eq!(identity.mount_path, "/etc/mediachain/identity");

@@ -39,8 +39,9 @@ pub struct Principal {
     pub chain: Chain,
     /// The pinned root public key.
     pub root: PublicKey,
-    /// Whether the Secret carries `revocations.pem` (then it is mounted for the peers).
-    pub has_revocations: bool,
+    /// The Secret's `revocations.pem` (signed revocation lists, public), if any: copied to the
+    /// trust ConfigMap the peers mount.
+    pub revocations: Option<String>,
 }
 
 /// A resource that passed validation.
@@ -244,15 +245,18 @@ pub fn principal(name: &str, secret: &Secret, now: u64) -> Result<Principal> {
             key.public()
         )));
     }
-    let has_revocations = secret
-        .data
-        .as_ref()
-        .is_some_and(|d| d.contains_key(REVOCATIONS));
+    let revocations = match secret.data.as_ref().and_then(|d| d.get(REVOCATIONS)) {
+        Some(bytes) => Some(
+            String::from_utf8(bytes.0.clone())
+                .map_err(|_| invalid(format!("`{REVOCATIONS}` is not UTF-8")))?,
+        ),
+        None => None,
+    };
     Ok(Principal {
         key,
         chain,
         root,
-        has_revocations,
+        revocations,
     })
 }
 

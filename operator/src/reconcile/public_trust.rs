@@ -1,0 +1,34 @@
+//! The public trust material the peers mount (pure): the root key and the revocation lists,
+//! copied from the principal Secret into a ConfigMap the resource owns. The peers' pods never
+//! reference the principal Secret, so no node that runs a peer may read the principal key
+//! (the Node authorizer lets a kubelet read only what its pods reference).
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::ConfigMap;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+
+use super::validate::{Valid, REVOCATIONS, ROOT_PUB};
+use crate::naming;
+
+/// The trust ConfigMap of a valid resource: `root.pub` and, if the principal Secret has one,
+/// `revocations.pem`. Nothing secret.
+pub fn config_map(valid: &Valid, owner: &OwnerReference) -> ConfigMap {
+    let mp = &valid.resource;
+    let principal = &valid.principal;
+    let mut data = BTreeMap::from([(ROOT_PUB.to_string(), format!("{}\n", principal.root))]);
+    if let Some(revocations) = &principal.revocations {
+        data.insert(REVOCATIONS.to_string(), revocations.clone());
+    }
+    ConfigMap {
+        metadata: ObjectMeta {
+            name: Some(naming::trust_config_map(mp)),
+            namespace: Some(valid.namespace.clone()),
+            labels: Some(naming::labels(mp)),
+            owner_references: Some(vec![owner.clone()]),
+            ..ObjectMeta::default()
+        },
+        data: Some(data),
+        ..ConfigMap::default()
+    }
+}
