@@ -24,7 +24,7 @@ use super::verify::{
 };
 use crate::model::{Cid, JournalEntry, Object};
 use crate::time::UnixSeconds;
-use crate::trust::{Chain, SecretKey};
+use crate::trust::{Chain, PublicKey, SecretKey};
 
 /// What is known of a block that passed stateless checks.
 #[derive(Debug, Clone, Copy)]
@@ -33,6 +33,7 @@ struct Header {
     height: u64,
     timestamp: UnixSeconds,
     weight: u64,
+    committer: Option<PublicKey>,
 }
 
 /// What adding a block did.
@@ -127,7 +128,7 @@ impl<I: Index, O: Objects> Journal<I, O> {
                 journal.index.apply(&delta)?;
                 journal.headers.insert(
                     genesis_cid,
-                    Header { parent: genesis.chain, height: 0, timestamp: genesis.timestamp, weight: 0 },
+                    Header { parent: genesis.chain, height: 0, timestamp: genesis.timestamp, weight: 0, committer: None },
                 );
             }
         }
@@ -153,6 +154,7 @@ impl<I: Index, O: Objects> Journal<I, O> {
                     height: block.height,
                     timestamp: block.timestamp,
                     weight,
+                    committer: block.committer_key(),
                 },
             );
         }
@@ -181,8 +183,39 @@ impl<I: Index, O: Objects> Journal<I, O> {
     }
 
     /// Replaces the committer schedule (membership changed).
-    pub fn set_schedule(&mut self, schedule: Schedule) {
+    ///
+    /// Every known header is weighed again under the new rotation (fork choice must not depend
+    /// on the rotation a peer happened to hold when each block arrived, or peers that learnt of
+    /// each other in another order never agree), and the chain moves to the heaviest tip if that
+    /// changed.
+    pub fn set_schedule(&mut self, schedule: Schedule) -> AddResult {
         self.schedule = schedule;
+        let mut order: Vec<(u64, Cid)> = self.headers.iter().map(|(c, h)| (h.height, *c)).collect();
+        order.sort_by_key(|(height, cid)| (*height, cid.to_bytes()));
+        for (height, cid) in order {
+            if height == 0 {
+                continue;
+            }
+            let Some(header) = self.headers.get(&cid).copied() else {
+                continue;
+            };
+            let parent = self.headers.get(&header.parent).map_or(0, |p| p.weight);
+            let weight = parent + self.schedule.weight(height, header.committer);
+            if let Some(h) = self.headers.get_mut(&cid) {
+                h.weight = weight;
+            }
+        }
+        let (tip, _) = self.tip()?;
+        let best = self
+            .headers
+            .keys()
+            .filter_map(|cid| self.score(*cid))
+            .max_by(|a, b| a.compare(b))
+            .map(|score| score.cid);
+        match best {
+            Some(best) if best != tip => self.reorganize(best),
+            _ => Ok(Ok(Added::Known)),
+        }
     }
 
     /// The index at the tip.
@@ -385,6 +418,7 @@ impl<I: Index, O: Objects> Journal<I, O> {
                 height: block.height,
                 timestamp: block.timestamp,
                 weight,
+                committer: block.committer_key(),
             },
         );
     }

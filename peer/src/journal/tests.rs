@@ -465,6 +465,46 @@ fn resign(block: &mut Block, key: &SecretKey, chain: &Chain) {
 }
 
 #[test]
+fn fork_choice_weighs_every_block_under_the_rotation_in_force() {
+    let (net, world) = (net(), world());
+    let (in_turn, in_turn_chain) = net.peer_in_turn(1);
+    let (other, other_chain) = net
+        .peers
+        .iter()
+        .find(|(k, _)| k.public() != in_turn.public())
+        .unwrap();
+    let insert = |i: usize| {
+        net.tx(
+            0,
+            vec![JournalEntry::Insert {
+                reference: world.artefacts[i],
+                timestamp: NOW,
+            }],
+            NOW,
+        )
+    };
+    // Two competing blocks at height 1: one by the peer in turn, one by another peer.
+    let mut a = replica(&net, &world);
+    let (in_turn_block, _) = a
+        .commit((in_turn, in_turn_chain), vec![insert(0)], NOW)
+        .unwrap();
+    let mut b = replica(&net, &world);
+    let (other_block, _) = b
+        .commit((other, other_chain), vec![insert(1)], NOW)
+        .unwrap();
+    // A peer that held only the other peer in its rotation when both arrived prefers its block.
+    let mut r = replica(&net, &world);
+    let _ = r.set_schedule(Schedule::new(vec![other.public()])).unwrap();
+    r.add_block(&other_block).unwrap().unwrap();
+    r.add_block(&in_turn_block).unwrap().unwrap();
+    assert_eq!(r.tip().unwrap().0, other_block.cid());
+    // Once it holds the network's rotation it weighs both again and agrees with every peer.
+    let moved = r.set_schedule(net.schedule()).unwrap().unwrap();
+    assert!(matches!(moved, Added::Reorganized { .. }), "{moved:?}");
+    assert_eq!(r.tip().unwrap().0, in_turn_block.cid());
+}
+
+#[test]
 fn a_block_refused_for_a_missing_object_is_taken_once_the_object_arrives() {
     let (net, world) = (net(), world());
     let mut a = replica(&net, &world);

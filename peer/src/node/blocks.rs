@@ -8,16 +8,43 @@ use std::time::Instant;
 
 use tracing::{info, info_span, warn};
 
-use super::{BlockBundle, Node, NodeError, NodeEvent, ReceivedBlock};
+use super::{BlockBundle, Node, NodeError, NodeEvent, ReceivedBlock, State};
 use crate::journal::verify::check_transaction;
 use crate::journal::{Added, Block, BlockRejection, IndexRead, Transaction, TxId, TxRejection};
 use crate::model::Cid;
-use crate::time;
 use crate::trust::Level;
 
 /// Bytes of objects sent with a block (the rest are fetched one by one): with the block itself
 /// (at most `Rules::max_block_bytes`) a bundle stays under the 10 MiB response limit.
 pub const BUNDLE_OBJECT_BUDGET: usize = 6 * 1024 * 1024;
+
+/// The blocks that joined the canonical chain since the tip was `before`, oldest first
+/// (`known`: one of them already in memory).
+pub(super) fn joined(
+    state: &State,
+    before: (Cid, u64),
+    known: Option<(Cid, Arc<Block>)>,
+) -> Result<Vec<(Cid, Arc<Block>)>, NodeError> {
+    let after = state.journal.tip()?;
+    let mut out = vec![];
+    for h in (before.1.min(after.1.saturating_sub(1)))..=after.1 {
+        let Some(cid) = state.journal.index().block_at(h)? else {
+            continue;
+        };
+        if h <= before.1 && cid == before.0 {
+            continue;
+        }
+        match &known {
+            Some((known_cid, block)) if *known_cid == cid => out.push((cid, block.clone())),
+            _ => {
+                if let Ok(block) = state.journal.load_block(&cid) {
+                    out.push((cid, Arc::new(block)));
+                }
+            }
+        }
+    }
+    Ok(out)
+}
 
 impl Node {
     /// Commits a block if this node may: something is pending and its slot in the rotation
@@ -43,7 +70,8 @@ impl Node {
         // committer has nothing to wait for.
         let full = state.mempool.bytes() >= state.journal.rules().tx_budget();
         let in_turn = state.journal.schedule().in_turn(height + 1) == Some(me);
-        if since.elapsed() < delay && !(in_turn && full) {
+        let now = self.clock.instant();
+        if now.saturating_duration_since(since) < delay && !(in_turn && full) {
             return Ok(None);
         }
         let mut candidates = state
@@ -72,7 +100,7 @@ impl Node {
         let (block, rejected) =
             state
                 .journal
-                .commit((&self.key, &self.chain), candidates, time::now())?;
+                .commit((&self.key, &self.chain), candidates, self.clock.unix())?;
         let committed: Vec<TxId> = block.transactions.iter().map(Transaction::id).collect();
         state.mempool.remove(committed.iter());
         for (id, reason) in &rejected {
@@ -81,7 +109,7 @@ impl Node {
             }
         }
         state.mempool.remove(rejected.iter().map(|(id, _)| id));
-        state.last_block_at = Instant::now();
+        state.last_block_at = now;
         drop(state);
         info!(
             txs = committed.len(),
@@ -173,39 +201,21 @@ impl Node {
     ) -> Result<ReceivedBlock, NodeError> {
         let header = Some((cid, block.height));
         let header_valid = false;
+        let now = self.clock.instant();
         let mut state = self.state();
         let before = state.journal.tip()?;
         let outcome = state.journal.add_encoded_block(&block, bytes)?;
         match &outcome {
             Ok(Added::Extended) | Ok(Added::Reorganized { .. }) => {
-                state.last_block_at = Instant::now();
+                state.last_block_at = now;
                 let ids: Vec<TxId> = block.transactions.iter().map(Transaction::id).collect();
                 state.mempool.remove(ids.iter());
                 if let Ok(Added::Reorganized { orphans, .. }) = &outcome {
                     for tx in orphans.clone() {
-                        state.mempool.insert(tx.id(), tx);
+                        state.mempool.insert(tx.id(), tx, now);
                     }
                 }
-                let after = state.journal.tip()?;
-                // Every block that joined the canonical chain, oldest first.
-                let mut joined = vec![];
-                for h in (before.1.min(after.1.saturating_sub(1)))..=after.1 {
-                    if let Some(joined_cid) = state.journal.index().block_at(h)? {
-                        if h > before.1 || joined_cid != before.0 {
-                            joined.push(joined_cid);
-                        }
-                    }
-                }
-                let blocks: Vec<(Cid, Arc<Block>)> = joined
-                    .into_iter()
-                    .filter_map(|c| {
-                        if c == cid {
-                            Some((c, block.clone()))
-                        } else {
-                            state.journal.load_block(&c).ok().map(|b| (c, Arc::new(b)))
-                        }
-                    })
-                    .collect();
+                let blocks = joined(&state, before, Some((cid, block.clone())))?;
                 drop(state);
                 for (cid, block) in blocks {
                     self.emit(NodeEvent::ChainExtended { cid, block });
@@ -216,7 +226,7 @@ impl Node {
                 for tx in &block.transactions {
                     let id = tx.id();
                     if state.journal.index().tx_height(&id)?.is_none() {
-                        state.mempool.insert(id, tx.clone());
+                        state.mempool.insert(id, tx.clone(), now);
                     }
                 }
             }

@@ -28,13 +28,13 @@ impl Mempool {
         }
     }
 
-    /// Adds a transaction; false if it is already pending or the pool is full.
-    pub fn insert(&mut self, id: TxId, tx: Transaction) -> bool {
+    /// Adds a transaction at `now`; false if it is already pending or the pool is full.
+    pub fn insert(&mut self, id: TxId, tx: Transaction, now: Instant) -> bool {
         if self.txs.contains_key(&id) || self.txs.len() >= self.capacity {
             return false;
         }
         if self.txs.is_empty() {
-            self.oldest = Some(Instant::now());
+            self.oldest = Some(now);
         }
         let size = tx.to_bytes().len();
         self.bytes += size;

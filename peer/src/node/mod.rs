@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
 use tokio::sync::broadcast;
-use tracing::info;
+use tracing::{info, warn};
 
 use crate::journal::verify::ChainCache;
 use crate::journal::{
@@ -68,6 +68,28 @@ impl Health {
     /// block on an old tip would fork the chain).
     pub fn is_synced(&self) -> bool {
         self.synced.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+/// Where a node reads the time: the system clock, or a simulated one (so a simulation of many
+/// nodes is deterministic).
+pub trait Clock: Send + Sync {
+    /// Now, for durations (block intervals, commit timeouts).
+    fn instant(&self) -> Instant;
+    /// Now, as Unix seconds (block timestamps, certificate validity).
+    fn unix(&self) -> UnixSeconds;
+}
+
+/// The system clock.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn instant(&self) -> Instant {
+        Instant::now()
+    }
+    fn unix(&self) -> UnixSeconds {
+        crate::time::now()
     }
 }
 
@@ -160,7 +182,8 @@ pub enum NodeError {
     Index(#[from] crate::journal::index::IndexError),
 }
 
-struct State {
+/// The node's state behind its lock.
+pub(crate) struct State {
     journal: NodeJournal,
     mempool: Mempool,
     rejected: HashMap<TxId, String>,
@@ -182,6 +205,7 @@ pub struct Node {
     /// a block's transactions admitted before are not verified again).
     admission: std::sync::RwLock<Rules>,
     admission_cache: Arc<ChainCache>,
+    clock: Arc<dyn Clock>,
 }
 
 /// A peer's block as [`Node::receive_block`] took it.
@@ -217,6 +241,18 @@ impl Node {
         rules: Rules,
         store: Store,
     ) -> Result<Arc<Self>, NodeError> {
+        Self::open_with_clock(params, key, chain, rules, store, Arc::new(SystemClock))
+    }
+
+    /// [`Node::open`] reading the time from `clock` (a simulation's).
+    pub fn open_with_clock(
+        params: NodeParams,
+        key: SecretKey,
+        chain: Chain,
+        rules: Rules,
+        store: Store,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Arc<Self>, NodeError> {
         let index = store.index()?;
         let me = key.public();
         let journal = Journal::open(
@@ -238,7 +274,7 @@ impl Node {
             mempool: Mempool::new(params.mempool_capacity),
             rejected: HashMap::new(),
             peers: HashSet::from([me]),
-            last_block_at: Instant::now(),
+            last_block_at: clock.instant(),
         };
         let admission = std::sync::RwLock::new(state.journal.rules().clone());
         let admission_cache = state.journal.cache();
@@ -252,6 +288,7 @@ impl Node {
             events,
             admission,
             admission_cache,
+            clock,
         }))
     }
 
@@ -330,17 +367,46 @@ impl Node {
         self.state().peers.contains(key)
     }
 
-    /// Sets the admitted peers (the committer rotation).
+    /// Sets the admitted peers (the committer rotation). Fork choice weighs every known block
+    /// again under it, which may move the chain to another branch.
     pub fn set_peers(&self, peers: impl IntoIterator<Item = PublicKey>) {
         let mut state = self.state();
         let mut set: HashSet<PublicKey> = peers.into_iter().collect();
         set.insert(self.key.public());
-        if set != state.peers {
-            info!(peers = set.len(), "committer rotation changed");
-            state
-                .journal
-                .set_schedule(Schedule::new(set.iter().copied().collect()));
-            state.peers = set;
+        if set == state.peers {
+            return;
+        }
+        info!(peers = set.len(), "committer rotation changed");
+        let before = match state.journal.tip() {
+            Ok(tip) => tip,
+            Err(error) => {
+                warn!(%error, "cannot read the tip");
+                return;
+            }
+        };
+        let outcome = state
+            .journal
+            .set_schedule(Schedule::new(set.iter().copied().collect()));
+        state.peers = set;
+        match outcome {
+            Ok(Ok(Added::Reorganized { orphans, .. })) => {
+                info!(
+                    orphans = orphans.len(),
+                    "rotation changed: switched to a heavier branch"
+                );
+                let now = self.clock.instant();
+                state.last_block_at = now;
+                for tx in orphans {
+                    state.mempool.insert(tx.id(), tx, now);
+                }
+                let blocks = blocks::joined(&state, before, None).unwrap_or_default();
+                drop(state);
+                for (cid, block) in blocks {
+                    self.emit(NodeEvent::ChainExtended { cid, block });
+                }
+            }
+            Ok(_) => {}
+            Err(error) => warn!(%error, "reweighing the chain failed"),
         }
     }
 

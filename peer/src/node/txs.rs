@@ -10,7 +10,6 @@ use super::{remember_rejection, Node, NodeError, TxBundle, TxStatus};
 use crate::journal::verify::check_transaction;
 use crate::journal::{IndexRead, Transaction, TxId, TxRejection};
 use crate::model::{Cid, JournalEntry, Object};
-use crate::time;
 
 impl Node {
     /// Objects the entries of `tx` reference that are in the store.
@@ -92,7 +91,7 @@ impl Node {
         let id = tx.id();
         // The expensive, stateless checks run concurrently, outside the state lock.
         let stateless = match self.admission.read() {
-            Ok(rules) => check_transaction(&tx, &rules, &self.admission_cache, time::now()),
+            Ok(rules) => check_transaction(&tx, &rules, &self.admission_cache, self.clock.unix()),
             Err(_) => Ok(()), // a poisoned snapshot: the journal's own check below still runs
         };
         let mut state = self.state();
@@ -108,11 +107,11 @@ impl Node {
         }
         let outcome = match self.admission.read() {
             Ok(_) => state.journal.admit_checked(&tx)?,
-            Err(_) => state.journal.admit(&tx, time::now())?,
+            Err(_) => state.journal.admit(&tx, self.clock.unix())?,
         };
         match outcome {
             Ok(()) => {
-                if !state.mempool.insert(id, tx) {
+                if !state.mempool.insert(id, tx, self.clock.instant()) {
                     return Ok(Err(TxRejection::Busy));
                 }
                 Ok(Ok(id))

@@ -15,6 +15,7 @@ use tracing::{debug, info, warn};
 
 use super::handle::{Command, OverlayHandle};
 use super::objects::{ObjectFetch, ObjectRequests};
+use super::policy::blocks::Parked;
 use super::policy::{Effect, Input, Policy};
 use super::protocol::{Request, MAX_RANGE};
 use super::swarm::{self, Behaviour, BehaviourEvent, Topics};
@@ -23,7 +24,7 @@ use super::{OverlayConfig, OverlayError, RECORD_INTERVAL};
 use crate::model::Cid;
 use crate::node::config::read_seeds;
 use crate::node::metrics::Metrics;
-use crate::node::{BlockBundle, Health, Node};
+use crate::node::{Health, Node};
 
 /// The overlay's state and event loop.
 pub struct Overlay {
@@ -34,9 +35,8 @@ pub struct Overlay {
     config: OverlayConfig,
     pub(super) policy: Policy,
     pub(super) topics: Topics,
-    /// Blocks whose parent is being fetched, by parent (bounded: [`super::MAX_WAITING_BLOCKS`]).
-    pub(super) waiting_for_parent: HashMap<Cid, Vec<(PeerId, BlockBundle)>>,
-    pub(super) waiting_order: VecDeque<Cid>,
+    /// Blocks whose parent is being fetched (bounded: [`super::MAX_WAITING_BLOCKS`] parents).
+    pub(super) parked: Parked,
     pub(super) requested: HashMap<Cid, Instant>,
     /// Outstanding block requests, to retry elsewhere at once when one fails or finds nothing.
     pub(super) block_requests: HashMap<OutboundRequestId, Cid>,
@@ -79,8 +79,7 @@ impl Overlay {
             config,
             policy,
             topics,
-            waiting_for_parent: HashMap::new(),
-            waiting_order: VecDeque::new(),
+            parked: Parked::new(super::MAX_WAITING_BLOCKS),
             requested: HashMap::new(),
             block_requests: HashMap::new(),
             objects: ObjectRequests::default(),

@@ -11,12 +11,12 @@ use tokio::sync::mpsc;
 use tracing::{debug, info, info_span, warn};
 
 use super::driver::Overlay;
-use super::policy::blame::block_blame;
+use super::policy::blocks::Verdict;
 use super::policy::Input;
 use super::protocol::{self, Hello, Request, Response, MAX_RANGE};
 use super::worker::{Job, Outcome};
-use super::{MAX_BACKLOG, MAX_BLOCK_REQUESTS, MAX_WAITING_BLOCKS};
-use crate::journal::{Added, BlockRejection};
+use super::{MAX_BACKLOG, MAX_BLOCK_REQUESTS};
+use crate::journal::Added;
 use crate::model::Cid;
 use crate::node::{BlockBundle, ReceivedBlock};
 use crate::time;
@@ -294,40 +294,15 @@ impl Overlay {
         self.drain_backlog();
     }
 
-    /// Parks `bundle` until its parent arrives (bounded: the oldest parent's children go).
-    fn park(&mut self, parent: Cid, peer: PeerId, bundle: BlockBundle) {
-        if !self.waiting_for_parent.contains_key(&parent) {
-            self.waiting_order.push_back(parent);
-        }
-        self.waiting_for_parent
-            .entry(parent)
-            .or_default()
-            .push((peer, bundle));
-        while self.waiting_order.len() > MAX_WAITING_BLOCKS {
-            if let Some(oldest) = self.waiting_order.pop_front() {
-                self.waiting_for_parent.remove(&oldest);
-                self.metrics.evict("waiting_for_parent");
-            }
-        }
-    }
-
     fn on_block_verified(&mut self, peer: PeerId, bundle: BlockBundle, received: ReceivedBlock) {
-        let Some((cid, height)) = received.header else {
-            self.input(Input::Misbehaved {
-                peer,
-                kind: "block",
-                reason: "malformed",
-            });
-            return;
-        };
-        self.requested.remove(&cid);
-        match received.outcome {
-            Ok(added) => {
-                match &added {
-                    Added::Extended => {
+        let verdict = Verdict::of(&received);
+        match &verdict {
+            Verdict::Taken { cid, .. } => {
+                match &received.outcome {
+                    Ok(Added::Extended) => {
                         self.metrics.blocks_received.inc();
                     }
-                    Added::Reorganized { orphans, .. } => {
+                    Ok(Added::Reorganized { orphans, .. }) => {
                         info!(
                             orphans = orphans.len(),
                             "fork healed: switched to a heavier branch"
@@ -335,45 +310,44 @@ impl Overlay {
                         self.metrics.forks_healed.inc();
                         self.metrics.blocks_received.inc();
                     }
-                    Added::SideBranch | Added::Known => {}
+                    _ => {}
                 }
-                self.block_objects_done(&cid);
-                // Children that waited for this block.
-                if let Some(children) = self.waiting_for_parent.remove(&cid) {
-                    self.waiting_order.retain(|c| *c != cid);
-                    for (from, child) in children {
-                        self.handle_bundle(from, child);
+                self.requested.remove(cid);
+                self.block_objects_done(cid);
+                for (from, child) in self.parked.children(cid) {
+                    self.handle_bundle(from, child);
+                }
+            }
+            Verdict::Orphan { cid, parent, .. } => {
+                self.requested.remove(cid);
+                for _ in 0..self.parked.park(*parent, peer, bundle) {
+                    self.metrics.evict("waiting_for_parent");
+                }
+                self.request_block(peer, *parent);
+            }
+            Verdict::MissingObject { cid, object } => {
+                self.fetch_for_block(*cid, peer, bundle, *object);
+                return;
+            }
+            Verdict::Invalid { cid, blame, label } => {
+                self.requested.remove(cid);
+                self.block_objects_done(cid);
+                if let Err(reason) = &received.outcome {
+                    if *blame {
+                        warn!(%peer, block = %cid, %reason, "peer sent an invalid block");
                     }
                 }
-                self.input(Input::HeaderVerified { cid, height });
-                let ours = self.height();
-                self.input(Input::Tip(ours));
-            }
-            Err(BlockRejection::UnknownParent(parent)) if received.header_valid => {
-                self.input(Input::HeaderVerified { cid, height });
-                self.park(parent, peer, bundle);
-                self.request_block(peer, parent);
-            }
-            Err(reason) => {
-                if let Some(object) = reason.missing_object() {
-                    self.fetch_for_block(cid, peer, bundle, object);
-                    return;
+                if !*blame {
+                    self.metrics.reject("block", label);
                 }
-                self.block_objects_done(&cid);
-                let blame = block_blame(&reason);
-                if blame {
-                    warn!(%peer, block = %cid, %reason, "peer sent an invalid block");
-                    self.input(Input::Misbehaved {
-                        peer,
-                        kind: "block",
-                        reason: reason.label(),
-                    });
-                } else {
-                    self.metrics.reject("block", reason.label());
-                }
-                self.input(Input::Unverifiable { cid, blame });
             }
+            Verdict::Malformed => {}
         }
+        for input in verdict.inputs(peer) {
+            self.input(input);
+        }
+        let ours = self.height();
+        self.input(Input::Tip(ours));
         self.metrics.mempool_size.set(self.node.pending() as i64);
     }
 }

@@ -105,8 +105,8 @@ impl Policy {
                     });
                 }
             }
-            Input::HeaderVerified { cid, height } => {
-                for liar in self.heights.verified(&cid, height) {
+            Input::HeaderVerified { cid, height, held } => {
+                for liar in self.heights.verified(&cid, height, held) {
                     out.push(Effect::Count {
                         kind: "peer",
                         reason: "false_height",

@@ -4,14 +4,16 @@
 //! is recorded under its **originator** (the peer that made it, not the peer that forwarded
 //! it), one claim per originator. It counts towards the best height (and so towards readiness
 //! and the commit gate) only once the claimed block has been fetched and its header verified
-//! (decoded, signed by a certified peer, at the claimed height). A claim whose block turns out
+//! (decoded, signed by a certified peer, at the claimed height), and only until the journal
+//! holds the block: then fork choice has judged it (a claimed tip on a lighter branch must not
+//! stop this peer from committing on the heavier one). A claim whose block turns out
 //! invalid or whose height differs from the claim is dropped and its originator named for a
 //! strike; so is a claim above this peer's height when neither the claim is younger than
 //! [`CLAIM_DEADLINE`] nor this peer's height grew within it (a header can be signed on a parent
 //! that does not exist: its claim lasts only as long as syncing towards it makes progress).
 //! Claims go with their peer when it disconnects or is banned.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use libp2p::PeerId;
@@ -31,6 +33,8 @@ pub struct Claim {
     pub height: u64,
     /// Whether the tip's header was verified at that height.
     pub verified: bool,
+    /// Whether the journal holds the tip (fork choice has judged it).
+    pub held: bool,
     /// When the claim was made.
     pub since: Instant,
 }
@@ -47,20 +51,15 @@ pub enum Need {
 /// Claims by originator.
 #[derive(Debug, Default)]
 pub struct Heights {
-    claims: HashMap<PeerId, Claim>,
+    claims: BTreeMap<PeerId, Claim>,
 }
 
 impl Heights {
-    /// Records `peer`'s claim of `tip` at `height`; `verified` when this peer already holds the
-    /// tip (so its height is known to be real). A newer claim replaces an older one.
-    pub fn claim(
-        &mut self,
-        peer: PeerId,
-        tip: Cid,
-        height: u64,
-        verified: bool,
-        now: Instant,
-    ) -> Need {
+    /// Records `peer`'s claim of `tip` at `height`; `held` when this peer's journal already
+    /// holds the tip (its height is real and fork choice judged it). A newer claim replaces an
+    /// older one.
+    pub fn claim(&mut self, peer: PeerId, tip: Cid, height: u64, held: bool, now: Instant) -> Need {
+        let verified = held;
         if let Some(old) = self.claims.get(&peer) {
             if old.tip == tip {
                 return if old.verified {
@@ -80,6 +79,7 @@ impl Heights {
                 tip,
                 height,
                 verified,
+                held,
                 since: now,
             },
         );
@@ -90,14 +90,16 @@ impl Heights {
         }
     }
 
-    /// The header of `tip` verified at `height`: the claims on it count. Returns the
-    /// originators whose claimed height differs (they lied; their claims are dropped).
-    pub fn verified(&mut self, tip: &Cid, height: u64) -> Vec<PeerId> {
+    /// The header of `tip` verified at `height` (`held`: the journal took the block): the
+    /// claims on it count until it is held. Returns the originators whose claimed height
+    /// differs (they lied; their claims are dropped).
+    pub fn verified(&mut self, tip: &Cid, height: u64, held: bool) -> Vec<PeerId> {
         let mut liars = vec![];
         for (peer, claim) in &mut self.claims {
             if claim.tip == *tip {
                 if claim.height == height {
                     claim.verified = true;
+                    claim.held |= held;
                 } else {
                     liars.push(*peer);
                 }
@@ -132,6 +134,7 @@ impl Heights {
             .iter()
             .filter(|(_, c)| {
                 c.height > ours
+                    && !c.held
                     && now.saturating_duration_since(c.since.max(progress)) > CLAIM_DEADLINE
             })
             .map(|(peer, _)| *peer)
@@ -147,11 +150,11 @@ impl Heights {
         self.claims.remove(peer);
     }
 
-    /// The highest verified claim (0 without any).
+    /// The highest verified claim whose block the journal does not hold yet (0 without any).
     pub fn best(&self) -> u64 {
         self.claims
             .values()
-            .filter(|c| c.verified)
+            .filter(|c| c.verified && !c.held)
             .map(|c| c.height)
             .max()
             .unwrap_or(0)
@@ -162,7 +165,7 @@ impl Heights {
     pub fn ahead_of(&self, ours: u64, eligible: impl Fn(&PeerId) -> bool) -> Option<PeerId> {
         self.claims
             .iter()
-            .filter(|(peer, c)| c.height > ours && eligible(peer))
+            .filter(|(peer, c)| c.height > ours && !c.held && eligible(peer))
             .max_by_key(|(_, c)| c.height)
             .map(|(peer, _)| *peer)
     }
@@ -206,7 +209,7 @@ mod tests {
         let mut heights = Heights::default();
         let honest = PeerId::random();
         let _ = heights.claim(honest, cid(1), 7, false, now);
-        assert!(heights.verified(&cid(1), 7).is_empty());
+        assert!(heights.verified(&cid(1), 7, false).is_empty());
         assert_eq!(heights.best(), 7);
     }
 
@@ -217,7 +220,7 @@ mod tests {
         let (honest, liar) = (PeerId::random(), PeerId::random());
         let _ = heights.claim(honest, cid(1), 7, false, now);
         let _ = heights.claim(liar, cid(1), 1_000, false, now);
-        assert_eq!(heights.verified(&cid(1), 7), vec![liar]);
+        assert_eq!(heights.verified(&cid(1), 7, false), vec![liar]);
         assert_eq!(heights.best(), 7);
         assert!(heights.get(&liar).is_none());
     }
@@ -240,9 +243,27 @@ mod tests {
             "sync progressed recently: the claim stands"
         );
         assert_eq!(heights.expire(late, 3, now), vec![b]);
-        assert_eq!(heights.best(), 3, "a claim we reached does not expire");
+        assert!(heights.get(&c).is_some(), "a held claim does not expire");
+        assert_eq!(heights.best(), 0, "nor count: fork choice judged it");
         heights.forget(&c);
-        assert_eq!(heights.best(), 0);
+        assert!(heights.get(&c).is_none());
+    }
+
+    #[test]
+    fn a_claim_stops_counting_once_the_journal_holds_its_block() {
+        let now = Instant::now();
+        let mut heights = Heights::default();
+        let peer = PeerId::random();
+        let _ = heights.claim(peer, cid(4), 9, false, now);
+        assert!(heights.verified(&cid(4), 9, false).is_empty());
+        assert_eq!(heights.best(), 9, "fetching its ancestors: it counts");
+        assert!(heights.verified(&cid(4), 9, true).is_empty());
+        assert_eq!(
+            heights.best(),
+            0,
+            "held (say on a lighter branch): it does not"
+        );
+        assert_eq!(heights.ahead_of(3, |_| true), None);
     }
 
     #[test]
@@ -251,7 +272,7 @@ mod tests {
         let mut heights = Heights::default();
         let liar = PeerId::random();
         let _ = heights.claim(liar, cid(9), 1_000_000, false, now);
-        assert!(heights.verified(&cid(9), 1_000_000).is_empty());
+        assert!(heights.verified(&cid(9), 1_000_000, false).is_empty());
         assert_eq!(heights.best(), 1_000_000);
         let late = now + CLAIM_DEADLINE + Duration::from_millis(1);
         assert_eq!(heights.expire(late, 4, now), vec![liar]);

@@ -3,6 +3,9 @@
 //! returns (`fn handle(&mut self, input, now) -> Vec<Effect>`); the policy reads no clock, opens
 //! no socket, spawns no task and never touches the node.
 //!
+//! Deterministic: the same inputs at the same times give the same effects in the same order
+//! (ordered maps only), so a simulation driven by a seed replays exactly.
+//!
 //! Its parts, one concern each: the [`peers`] book (admission state, records, strikes, bans),
 //! [`heights`] (claimed heights and what is verified of them), [`readiness`] (the probe and the
 //! commit gate), [`connectivity`] (the N-cut neighbour selection) and [`batching`] (gossip of
@@ -10,6 +13,7 @@
 
 pub mod batching;
 pub mod blame;
+pub mod blocks;
 pub mod connectivity;
 pub mod heights;
 pub mod peers;
@@ -102,12 +106,15 @@ pub enum Input {
         /// Whether this peer holds the block already.
         tip_known: bool,
     },
-    /// The header of block `cid` verified at `height` (its claims count).
+    /// The header of block `cid` verified at `height`: its claims count, until the journal
+    /// holds it (`held`).
     HeaderVerified {
         /// The block.
         cid: Cid,
         /// Its real height.
         height: u64,
+        /// Whether the journal took it.
+        held: bool,
     },
     /// Block `cid` cannot be verified (invalid, or its claimer lacks it or its ancestors);
     /// `blame`: the claimers are at fault (for every honest receiver), else the claims just go.

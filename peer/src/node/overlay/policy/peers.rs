@@ -2,7 +2,7 @@
 //! of other peers say, strikes and bans. Pure: every change takes `now`; nothing here reads a
 //! clock, opens a socket or logs a decision it does not return.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use libp2p::{Multiaddr, PeerId};
@@ -48,13 +48,13 @@ pub enum Strike {
 /// Connected, admitted, known, struck and banned peers.
 #[derive(Debug, Default)]
 pub struct PeerBook {
-    admitted: HashMap<PeerId, (PublicKey, Instant)>,
-    unadmitted: HashMap<PeerId, Instant>,
-    known: HashMap<PeerId, KnownPeer>,
-    strikes: HashMap<PeerId, u32>,
-    banned: HashMap<PeerId, Instant>,
+    admitted: BTreeMap<PeerId, (PublicKey, Instant)>,
+    unadmitted: BTreeMap<PeerId, Instant>,
+    known: BTreeMap<PeerId, KnownPeer>,
+    strikes: BTreeMap<PeerId, u32>,
+    banned: BTreeMap<PeerId, Instant>,
     /// Refused dialers: refusals so far, and until when they are blocked.
-    refused: HashMap<PeerId, (u32, Instant)>,
+    refused: BTreeMap<PeerId, (u32, Instant)>,
 }
 
 impl PeerBook {

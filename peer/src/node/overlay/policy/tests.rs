@@ -119,6 +119,7 @@ fn an_announced_height_counts_only_once_its_header_is_verified() {
         Input::HeaderVerified {
             cid: cid(9),
             height: 6,
+            held: false,
         },
         now,
     );
@@ -146,6 +147,7 @@ fn a_verified_height_ahead_stops_commits_until_reached() {
         Input::HeaderVerified {
             cid: cid(6),
             height: 6,
+            held: false,
         },
         now,
     );
@@ -258,6 +260,7 @@ fn a_stalled_claim_ahead_expires_and_commits_resume() {
         Input::HeaderVerified {
             cid: cid(50),
             height: 50,
+            held: false,
         },
         now,
     );
@@ -345,4 +348,30 @@ fn a_claim_dropped_for_a_reason_of_the_receiver_strikes_nobody() {
     );
     assert!(!effects.iter().any(|e| matches!(e, Effect::Struck { .. })));
     assert!(policy.heights().get(&peer).is_none(), "the claim went");
+}
+
+#[test]
+fn a_claimed_tip_held_on_a_lighter_branch_does_not_stop_commits() {
+    let now = Instant::now();
+    let (mut policy, peer) = with_peer(5, now);
+    let _ = policy.handle(
+        Input::Announced {
+            origin: peer,
+            via: peer,
+            tip: cid(8),
+            height: 8,
+            tip_known: false,
+        },
+        now,
+    );
+    // The journal took the block but kept its own, heavier, chain at height 5.
+    let effects = policy.handle(
+        Input::HeaderVerified {
+            cid: cid(8),
+            height: 8,
+            held: true,
+        },
+        now,
+    );
+    assert!(last_health(&effects).is_some_and(|h| h.synced && h.ready));
 }

@@ -1,0 +1,454 @@
+//! A deterministic simulator of a Mediachain network: N peers, each a real [`Node`] (journal,
+//! sled store, mempool, commit rule) and a real overlay [`Policy`], in one process over a
+//! simulated clock and network driven by a seed. The network delays (1-80 ms) and so reorders
+//! messages, loses and duplicates gossip, and the schedule partitions the peers, crashes peers
+//! and restarts them from their stores, then heals everything.
+//!
+//! What stands in for libp2p is the message layer only: hellos, announcements, block and range
+//! requests and transaction gossip are delivered as values. The peers' decisions are the real
+//! ones (`Policy::handle`, `Verdict::of`, `Node::try_commit`, `Node::receive_block`). Properties
+//! checked by [`Sim::check`]: every peer converges on one tip after the last heal; no transaction
+//! committed anywhere is lost; no transaction appears twice on the chain; no honest peer struck
+//! another.
+
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+mod peer;
+
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use mediachain::journal::{Rules, Transaction, TxId};
+use mediachain::model::{Artefact, JournalEntry, Object};
+use mediachain::node::{Clock, TxStatus};
+use mediachain::trust::{Certificate, Chain, Level, SecretKey};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+pub use peer::{Msg, SimPeer};
+
+/// The network of a simulation.
+pub const NETWORK: &str = "sim";
+
+/// A clock the simulation moves.
+#[derive(Debug)]
+pub struct SimClock {
+    base: Instant,
+    micros: AtomicU64,
+}
+
+impl SimClock {
+    fn set(&self, micros: u64) {
+        self.micros.store(micros, Ordering::SeqCst);
+    }
+}
+
+impl Clock for SimClock {
+    fn instant(&self) -> Instant {
+        self.base + Duration::from_micros(self.micros.load(Ordering::SeqCst))
+    }
+    fn unix(&self) -> u64 {
+        1_800_000_000 + self.micros.load(Ordering::SeqCst) / 1_000_000
+    }
+}
+
+/// Something that happens at a simulated time.
+#[derive(Debug)]
+enum Event {
+    Deliver { from: usize, to: usize, msg: Msg },
+    Tick(usize),
+    Commit(usize),
+    Submit(usize),
+    Partition(Vec<u8>),
+    Heal,
+    Crash(usize),
+    Restart(usize),
+}
+
+/// How a run is shaped.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// Peers.
+    pub peers: usize,
+    /// Transactions submitted (at random peers, over the first part of the run).
+    pub txs: usize,
+    /// Probability a message is lost.
+    pub loss: f64,
+    /// Probability a message is delivered twice.
+    pub duplicate: f64,
+    /// Simulated run time before the final heal.
+    pub chaos: Duration,
+    /// Simulated quiet time after it.
+    pub quiet: Duration,
+    /// Whether a peer may crash and restart from its store.
+    pub crashes: bool,
+    /// Whether the peers may be partitioned.
+    pub partitions: bool,
+}
+
+impl Default for Plan {
+    fn default() -> Self {
+        Self {
+            peers: 4,
+            txs: 12,
+            loss: 0.05,
+            duplicate: 0.02,
+            chaos: Duration::from_secs(12),
+            quiet: Duration::from_secs(25),
+            crashes: true,
+            partitions: true,
+        }
+    }
+}
+
+/// One simulated network.
+pub struct Sim {
+    /// The seed.
+    pub seed: u64,
+    rng: StdRng,
+    clock: Arc<SimClock>,
+    now: u64,
+    seq: u64,
+    queue: BTreeMap<(u64, u64), Event>,
+    /// The peers.
+    pub peers: Vec<SimPeer>,
+    /// Partition group of each peer (all 0: none).
+    group: Vec<u8>,
+    clients: Vec<(SecretKey, Chain)>,
+    /// Every transaction seen committed at any peer at any time.
+    pub committed: BTreeSet<TxId>,
+    /// Findings that break a property, in order.
+    pub violations: Vec<String>,
+    /// Messages delivered.
+    pub delivered: u64,
+    plan: Plan,
+    _dir: tempfile::TempDir,
+}
+
+impl Sim {
+    /// A network shaped by `plan`, everything derived from `seed`.
+    pub fn new(seed: u64, plan: Plan) -> Self {
+        let mut rng = StdRng::seed_from_u64(seed);
+        let mut key = || SecretKey::from_seed(&rng.gen::<[u8; 32]>());
+        let (root, principal) = (key(), key());
+        let l0 = Chain(vec![Certificate::issue(
+            &root,
+            principal.public(),
+            Level::Principal,
+            0,
+            u64::MAX / 2,
+        )]);
+        let keys: Vec<SecretKey> = (0..plan.peers).map(|_| key()).collect();
+        let client_keys: Vec<SecretKey> = (0..3).map(|_| key()).collect();
+        let clock = Arc::new(SimClock {
+            base: Instant::now(),
+            micros: AtomicU64::new(0),
+        });
+        let dir = tempfile::tempdir_in(shm()).unwrap();
+        let rules = Rules::new(NETWORK, root.public(), 0);
+        let peers: Vec<SimPeer> = keys
+            .into_iter()
+            .enumerate()
+            .map(|(i, k)| {
+                let chain = Chain::extend(
+                    Certificate::issue(&principal, k.public(), Level::Peer, 0, u64::MAX / 2),
+                    &l0,
+                );
+                SimPeer::new(
+                    i,
+                    k,
+                    chain,
+                    rules.clone(),
+                    dir.path().join(format!("peer{i}")),
+                    clock.clone(),
+                )
+            })
+            .collect();
+        let clients = client_keys
+            .into_iter()
+            .map(|c| {
+                let chain = Chain::extend(
+                    Certificate::issue(&peers[0].key, c.public(), Level::Client, 0, u64::MAX / 2),
+                    &peers[0].chain,
+                );
+                (c, chain)
+            })
+            .collect();
+        let group = vec![0; plan.peers];
+        let mut sim = Self {
+            seed,
+            rng: StdRng::seed_from_u64(seed ^ 0x5eed),
+            clock,
+            now: 0,
+            seq: 0,
+            queue: BTreeMap::new(),
+            peers,
+            group,
+            clients,
+            committed: BTreeSet::new(),
+            violations: vec![],
+            delivered: 0,
+            plan,
+            _dir: dir,
+        };
+        sim.schedule_run();
+        sim
+    }
+
+    fn at(&mut self, micros: u64, event: Event) {
+        self.seq += 1;
+        self.queue.insert((micros, self.seq), event);
+    }
+
+    /// The chaos of a run: submissions, a partition and its heal, a crash and its restart.
+    fn schedule_run(&mut self) {
+        let n = self.plan.peers;
+        let chaos = self.plan.chaos.as_micros() as u64;
+        for i in 0..n {
+            let jitter = self.rng.gen_range(0..50_000);
+            self.at(jitter, Event::Tick(i));
+            self.at(jitter + 10_000, Event::Commit(i));
+        }
+        for _ in 0..self.plan.txs {
+            let when = self.rng.gen_range(500_000..chaos * 3 / 4);
+            let peer = self.rng.gen_range(0..n);
+            self.at(when, Event::Submit(peer));
+        }
+        if self.rng.gen_bool(0.7) && self.plan.partitions {
+            let groups: Vec<u8> = (0..n).map(|_| self.rng.gen_range(0..2)).collect();
+            let from = self.rng.gen_range(chaos / 8..chaos / 2);
+            let until = self.rng.gen_range(from + 1_000_000..chaos);
+            self.at(from, Event::Partition(groups));
+            self.at(until, Event::Heal);
+        }
+        if self.rng.gen_bool(0.5) && self.plan.crashes {
+            let peer = self.rng.gen_range(0..n);
+            let from = self.rng.gen_range(chaos / 8..chaos / 2);
+            let until = self.rng.gen_range(from + 500_000..chaos);
+            self.at(from, Event::Crash(peer));
+            self.at(until, Event::Restart(peer));
+        }
+        self.at(chaos, Event::Heal);
+    }
+
+    fn reachable(&self, a: usize, b: usize) -> bool {
+        a != b && self.peers[a].is_up() && self.peers[b].is_up() && self.group[a] == self.group[b]
+    }
+
+    /// Sends `msg` from `from` to `to`. Gossip (announcements, transactions) may be lost or
+    /// duplicated; requests and responses ride a connection's reliable stream (they are lost
+    /// only with the link). Every message takes its own delay, so any may overtake another.
+    fn send(&mut self, from: usize, to: usize, msg: Msg) {
+        if !self.reachable(from, to) {
+            return;
+        }
+        let gossip = matches!(msg, Msg::Announce { .. } | Msg::Txs(_));
+        if gossip && self.rng.gen_bool(self.plan.loss) {
+            return;
+        }
+        let copies = if gossip && self.rng.gen_bool(self.plan.duplicate) {
+            2
+        } else {
+            1
+        };
+        for _ in 0..copies {
+            let delay = self.rng.gen_range(1_000..80_000);
+            self.at(
+                self.now + delay,
+                Event::Deliver {
+                    from,
+                    to,
+                    msg: msg.clone(),
+                },
+            );
+        }
+    }
+
+    /// Runs the plan to its end.
+    pub fn run(&mut self) {
+        let end = (self.plan.chaos + self.plan.quiet).as_micros() as u64;
+        while let Some(((when, _), event)) = self.queue.pop_first() {
+            if when > end {
+                break;
+            }
+            self.now = when;
+            self.clock.set(when);
+            self.step(event);
+            self.record_commits();
+        }
+    }
+
+    fn step(&mut self, event: Event) {
+        let schedule_event = !matches!(
+            event,
+            Event::Deliver { .. } | Event::Tick(_) | Event::Commit(_)
+        );
+        if schedule_event && tracing() {
+            eprintln!("{:>9}us {event:?}", self.now);
+        }
+        let outbox = match event {
+            Event::Deliver { from, to, msg } => {
+                if !self.reachable(from, to) {
+                    return;
+                }
+                self.delivered += 1;
+                let from_id = self.peers[from].id;
+                let from_key = self.peers[from].key.public();
+                self.peers[to].deliver(from, from_id, from_key, msg)
+            }
+            Event::Tick(i) => {
+                self.at(self.now + 1_000_000, Event::Tick(i));
+                let n = self.peers.len();
+                self.peers[i].tick(n - 1)
+            }
+            Event::Commit(i) => {
+                self.at(self.now + 50_000, Event::Commit(i));
+                self.peers[i].commit()
+            }
+            Event::Submit(i) => self.submit(i),
+            Event::Partition(groups) => {
+                self.group = groups;
+                self.relink()
+            }
+            Event::Heal => {
+                self.group = vec![0; self.peers.len()];
+                self.relink()
+            }
+            Event::Crash(i) => {
+                self.peers[i].crash();
+                self.relink()
+            }
+            Event::Restart(i) => {
+                self.peers[i].restart();
+                self.relink()
+            }
+        };
+        for (from, to, msg) in outbox {
+            self.send(from, to, msg);
+        }
+        for peer in &mut self.peers {
+            self.violations.append(&mut peer.violations);
+        }
+    }
+
+    /// Tells every peer which links opened or closed.
+    fn relink(&mut self) -> Vec<(usize, usize, Msg)> {
+        let n = self.peers.len();
+        let mut outbox = vec![];
+        for a in 0..n {
+            for b in 0..n {
+                if a == b || !self.peers[a].is_up() {
+                    continue;
+                }
+                let reachable = self.reachable(a, b);
+                let id = self.peers[b].id;
+                outbox.extend(self.peers[a].link(b, id, reachable));
+            }
+        }
+        outbox
+    }
+
+    fn submit(&mut self, i: usize) -> Vec<(usize, usize, Msg)> {
+        if !self.peers[i].is_up() {
+            return vec![];
+        }
+        let c = self.rng.gen_range(0..self.clients.len());
+        let name = format!("sim {} {}", self.seed, self.seq);
+        let artefact = Object::Artefact(Artefact::named(&name));
+        let Some(node) = self.peers[i].node() else {
+            return vec![];
+        };
+        let reference = node.store().put_object(&artefact).unwrap();
+        let (key, chain) = &self.clients[c];
+        let tx = Transaction::create(
+            key,
+            chain,
+            vec![JournalEntry::Insert {
+                reference,
+                timestamp: self.clock.unix(),
+            }],
+            self.clock.unix(),
+            0,
+        )
+        .unwrap();
+        self.peers[i].submit(tx)
+    }
+
+    fn record_commits(&mut self) {
+        let trace = tracing();
+        for peer in &mut self.peers {
+            for id in peer.drain_committed() {
+                if self.committed.insert(id) && trace {
+                    eprintln!("{:>9}us peer {}: {id} committed", self.now, peer.index);
+                }
+            }
+        }
+    }
+
+    /// One line about the run: transactions committed, final heights, messages delivered.
+    pub fn summary(&self) -> String {
+        let heights: Vec<u64> = self
+            .peers
+            .iter()
+            .filter_map(|p| p.node().map(|n| n.tip().unwrap().1))
+            .collect();
+        format!(
+            "{} transactions committed, heights {heights:?}, {} messages delivered",
+            self.committed.len(),
+            self.delivered
+        )
+    }
+
+    /// The properties after the run; the violations found, empty when all hold.
+    pub fn check(&mut self) -> Vec<String> {
+        let mut out = std::mem::take(&mut self.violations);
+        let tips: BTreeSet<String> = self
+            .peers
+            .iter()
+            .filter_map(|p| p.node())
+            .map(|n| format!("{:?}", n.tip().unwrap()))
+            .collect();
+        if tips.len() != 1 {
+            out.push(format!("peers did not converge: tips {tips:?}"));
+        }
+        for peer in &self.peers {
+            let Some(node) = peer.node() else { continue };
+            for id in &self.committed {
+                if !matches!(node.tx_status(id).unwrap(), TxStatus::Committed { .. }) {
+                    out.push(format!(
+                        "peer {}: committed transaction {id} lost",
+                        peer.index
+                    ));
+                }
+            }
+            let (_, height) = node.tip().unwrap();
+            let mut seen = HashSet::new();
+            for cid in node.canonical_range(1, height).unwrap() {
+                let block = node.with_journal(|j| j.load_block(&cid)).unwrap();
+                for tx in &block.transactions {
+                    if !seen.insert(tx.id()) {
+                        out.push(format!("peer {}: {} committed twice", peer.index, tx.id()));
+                    }
+                }
+            }
+        }
+        out
+    }
+}
+
+/// Whether `SIM_TRACE` asks for the run's events on stderr.
+fn tracing() -> bool {
+    std::env::var("SIM_TRACE").is_ok()
+}
+
+/// Where the simulated peers' stores live: memory when the system has it.
+fn shm() -> std::path::PathBuf {
+    let shm = std::path::PathBuf::from("/dev/shm");
+    if shm.is_dir() {
+        shm
+    } else {
+        std::env::temp_dir()
+    }
+}
