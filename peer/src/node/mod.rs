@@ -10,7 +10,11 @@
 //! index).
 
 mod blocks;
+mod clock;
+mod health;
 pub use blocks::BUNDLE_OBJECT_BUDGET;
+pub use clock::{Clock, SystemClock};
+pub use health::Health;
 pub mod config;
 pub mod mempool;
 pub mod metrics;
@@ -38,60 +42,6 @@ use crate::time::UnixSeconds;
 use crate::trust::{Chain, PublicKey, SecretKey};
 use mempool::Mempool;
 use registration::Registrar;
-
-/// Liveness and readiness, as the probes see them.
-#[derive(Debug, Default)]
-pub struct Health {
-    ready: std::sync::atomic::AtomicBool,
-    synced: std::sync::atomic::AtomicBool,
-}
-
-impl Health {
-    /// Marks the peer ready (admitted to the overlay and in sync) or not.
-    pub fn set_ready(&self, ready: bool) {
-        self.ready
-            .store(ready, std::sync::atomic::Ordering::Relaxed);
-    }
-
-    /// Whether the peer is ready to serve clients.
-    pub fn is_ready(&self) -> bool {
-        self.ready.load(std::sync::atomic::Ordering::Relaxed)
-    }
-
-    /// Marks the peer at the best height its peers report (or not).
-    pub fn set_synced(&self, synced: bool) {
-        self.synced
-            .store(synced, std::sync::atomic::Ordering::Relaxed);
-    }
-
-    /// Whether the peer is at the best height its peers report: only then may it commit (a
-    /// block on an old tip would fork the chain).
-    pub fn is_synced(&self) -> bool {
-        self.synced.load(std::sync::atomic::Ordering::Relaxed)
-    }
-}
-
-/// Where a node reads the time: the system clock, or a simulated one (so a simulation of many
-/// nodes is deterministic).
-pub trait Clock: Send + Sync {
-    /// Now, for durations (block intervals, commit timeouts).
-    fn instant(&self) -> Instant;
-    /// Now, as Unix seconds (block timestamps, certificate validity).
-    fn unix(&self) -> UnixSeconds;
-}
-
-/// The system clock.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct SystemClock;
-
-impl Clock for SystemClock {
-    fn instant(&self) -> Instant {
-        Instant::now()
-    }
-    fn unix(&self) -> UnixSeconds {
-        crate::time::now()
-    }
-}
 
 /// The persistent journal of a node.
 pub type NodeJournal = Journal<SledIndex, Store>;

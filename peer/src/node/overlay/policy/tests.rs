@@ -40,6 +40,25 @@ fn unblocks(effects: &[Effect], peer: PeerId) -> bool {
         .any(|e| matches!(e, Effect::Block { peer: p, on: false } if *p == peer))
 }
 
+/// `peer` announces its block `tip` at `height` (not held here).
+fn announce(policy: &mut Policy, peer: PeerId, tip: Cid, height: u64, now: Instant) -> Vec<Effect> {
+    policy.handle(
+        Input::Announced {
+            origin: peer,
+            via: peer,
+            tip,
+            height,
+            tip_known: false,
+        },
+        now,
+    )
+}
+
+/// The header of `cid` verified at `height` (`held`: the journal took the block).
+fn verify(policy: &mut Policy, cid: Cid, height: u64, held: bool, now: Instant) -> Vec<Effect> {
+    policy.handle(Input::HeaderVerified { cid, height, held }, now)
+}
+
 /// A policy at `height` with one admitted peer whose tip is known (verified) at `height`.
 fn with_peer(height: u64, now: Instant) -> (Policy, PeerId) {
     let mut policy = Policy::new(key(), height, 2, now);
@@ -93,16 +112,7 @@ fn an_announced_height_counts_only_once_its_header_is_verified() {
     let now = Instant::now();
     let (mut policy, peer) = with_peer(5, now);
     assert!(policy.health().ready && policy.health().synced);
-    let effects = policy.handle(
-        Input::Announced {
-            origin: peer,
-            via: peer,
-            tip: cid(9),
-            height: u64::MAX / 2,
-            tip_known: false,
-        },
-        now,
-    );
+    let effects = announce(&mut policy, peer, cid(9), u64::MAX / 2, now);
     assert!(effects.iter().any(
         |e| matches!(e, Effect::FetchBlock { peer: p, cid: c } if *p == peer && *c == cid(9))
     ));
@@ -115,14 +125,7 @@ fn an_announced_height_counts_only_once_its_header_is_verified() {
         "an unverified claim neither stops commits nor readiness"
     );
     // The block turns out to be at height 6: the claim was a lie.
-    let effects = policy.handle(
-        Input::HeaderVerified {
-            cid: cid(9),
-            height: 6,
-            held: false,
-        },
-        now,
-    );
+    let effects = verify(&mut policy, cid(9), 6, false, now);
     assert!(effects
         .iter()
         .any(|e| matches!(e, Effect::Struck { peer: p, .. } if *p == peer)));
@@ -133,24 +136,8 @@ fn an_announced_height_counts_only_once_its_header_is_verified() {
 fn a_verified_height_ahead_stops_commits_until_reached() {
     let now = Instant::now();
     let (mut policy, peer) = with_peer(5, now);
-    let _ = policy.handle(
-        Input::Announced {
-            origin: peer,
-            via: peer,
-            tip: cid(6),
-            height: 6,
-            tip_known: false,
-        },
-        now,
-    );
-    let effects = policy.handle(
-        Input::HeaderVerified {
-            cid: cid(6),
-            height: 6,
-            held: false,
-        },
-        now,
-    );
+    let _ = announce(&mut policy, peer, cid(6), 6, now);
+    let effects = verify(&mut policy, cid(6), 6, false, now);
     assert_eq!(
         last_health(&effects),
         Some(Health {
@@ -245,25 +232,9 @@ fn strikes_ban_at_the_threshold_and_a_banned_peer_is_refused_until_expiry() {
 fn a_stalled_claim_ahead_expires_and_commits_resume() {
     let now = Instant::now();
     let (mut policy, peer) = with_peer(5, now);
-    let _ = policy.handle(
-        Input::Announced {
-            origin: peer,
-            via: peer,
-            tip: cid(50),
-            height: 50,
-            tip_known: false,
-        },
-        now,
-    );
+    let _ = announce(&mut policy, peer, cid(50), 50, now);
     // A header signed on a parent nobody has: verified, but sync never gets there.
-    let _ = policy.handle(
-        Input::HeaderVerified {
-            cid: cid(50),
-            height: 50,
-            held: false,
-        },
-        now,
-    );
+    let _ = verify(&mut policy, cid(50), 50, false, now);
     assert!(!policy.health().synced);
     let later = now + super::heights::CLAIM_DEADLINE + Duration::from_secs(1);
     let effects = policy.handle(Input::Tick { seeds: 1 }, later);
@@ -329,16 +300,7 @@ fn a_ban_blocks_the_peer_until_it_expires() {
 fn a_claim_dropped_for_a_reason_of_the_receiver_strikes_nobody() {
     let now = Instant::now();
     let (mut policy, peer) = with_peer(5, now);
-    let _ = policy.handle(
-        Input::Announced {
-            origin: peer,
-            via: peer,
-            tip: cid(7),
-            height: 6,
-            tip_known: false,
-        },
-        now,
-    );
+    let _ = announce(&mut policy, peer, cid(7), 6, now);
     let effects = policy.handle(
         Input::Unverifiable {
             cid: cid(7),
@@ -354,24 +316,8 @@ fn a_claim_dropped_for_a_reason_of_the_receiver_strikes_nobody() {
 fn a_claimed_tip_held_on_a_lighter_branch_does_not_stop_commits() {
     let now = Instant::now();
     let (mut policy, peer) = with_peer(5, now);
-    let _ = policy.handle(
-        Input::Announced {
-            origin: peer,
-            via: peer,
-            tip: cid(8),
-            height: 8,
-            tip_known: false,
-        },
-        now,
-    );
+    let _ = announce(&mut policy, peer, cid(8), 8, now);
     // The journal took the block but kept its own, heavier, chain at height 5.
-    let effects = policy.handle(
-        Input::HeaderVerified {
-            cid: cid(8),
-            height: 8,
-            held: true,
-        },
-        now,
-    );
+    let effects = verify(&mut policy, cid(8), 8, true, now);
     assert!(last_health(&effects).is_some_and(|h| h.synced && h.ready));
 }
