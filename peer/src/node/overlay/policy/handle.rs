@@ -190,7 +190,18 @@ impl Policy {
     }
 
     fn strike(&mut self, peer: PeerId, now: Instant, out: &mut Vec<Effect>) {
-        match self.book.strike(peer, now) {
+        let (strike, forgotten) = self.book.strike(peer, now);
+        if forgotten.strikes.is_some() {
+            out.push(Effect::Evicted("struck_peers"));
+        }
+        if let Some(lifted) = forgotten.ban {
+            out.push(Effect::Evicted("banned_peers"));
+            out.push(Effect::Block {
+                peer: lifted,
+                on: false,
+            });
+        }
+        match strike {
             Strike::Counted(strikes) => out.push(Effect::Struck {
                 peer,
                 strikes,

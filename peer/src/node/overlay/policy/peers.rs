@@ -24,6 +24,10 @@ pub const RECORD_FORGET: Duration = Duration::from_secs(120);
 pub const REFUSAL_BACKOFF: Duration = Duration::from_secs(1);
 /// Refused peers remembered for their back-off, at most (the soonest unblocked are forgotten).
 pub const MAX_REFUSED: usize = 4096;
+/// Peers with strikes remembered, at most (past it, one with the fewest strikes is forgotten).
+pub const MAX_STRUCK: usize = 4096;
+/// Bans held, at most (past it, the ban that would end soonest is lifted early).
+pub const MAX_BANNED: usize = 4096;
 
 /// What a record of another peer says.
 #[derive(Debug, Clone)]
@@ -43,6 +47,15 @@ pub enum Strike {
     Counted(u32),
     /// The threshold was reached: the peer is banned until the given time.
     Banned(Instant),
+}
+
+/// What the strike and ban books let go to stay within [`MAX_STRUCK`] and [`MAX_BANNED`].
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Forgotten {
+    /// A peer whose strikes were forgotten.
+    pub strikes: Option<PeerId>,
+    /// A peer whose ban was lifted early (it must be unblocked).
+    pub ban: Option<PeerId>,
 }
 
 /// Connected, admitted, known, struck and banned peers.
@@ -250,149 +263,62 @@ impl PeerBook {
     }
 
     /// Counts a strike against `peer`; at [`MAX_STRIKES`] it is banned for [`BAN_TIME`] and
-    /// forgotten (the caller disconnects it).
-    pub fn strike(&mut self, peer: PeerId, now: Instant) -> Strike {
+    /// forgotten (the caller disconnects it). Both books stay bounded: past [`MAX_STRUCK`] the
+    /// other peer with the fewest strikes is forgotten, past [`MAX_BANNED`] the other ban that
+    /// would end soonest is lifted (reported in [`Forgotten`]).
+    pub fn strike(&mut self, peer: PeerId, now: Instant) -> (Strike, Forgotten) {
         let strikes = self.strikes.entry(peer).or_default();
         *strikes += 1;
-        if *strikes < MAX_STRIKES {
-            return Strike::Counted(*strikes);
+        let count = *strikes;
+        let mut forgotten = Forgotten {
+            strikes: self.bound_strikes(&peer),
+            ban: None,
+        };
+        if count < MAX_STRIKES {
+            return (Strike::Counted(count), forgotten);
         }
         let until = now + BAN_TIME;
         self.banned.insert(peer, until);
         self.admitted.remove(&peer);
         self.unadmitted.remove(&peer);
         self.known.remove(&peer);
-        Strike::Banned(until)
+        forgotten.ban = self.bound_bans(&peer);
+        (Strike::Banned(until), forgotten)
+    }
+
+    /// Forgets the strikes of one peer other than `keep` (the fewest; the first in order among
+    /// equals) when the book is over [`MAX_STRUCK`].
+    fn bound_strikes(&mut self, keep: &PeerId) -> Option<PeerId> {
+        if self.strikes.len() <= MAX_STRUCK {
+            return None;
+        }
+        let fewest = self
+            .strikes
+            .iter()
+            .filter(|(p, _)| *p != keep)
+            .min_by_key(|(_, n)| **n)
+            .map(|(p, _)| *p)?;
+        self.strikes.remove(&fewest);
+        Some(fewest)
+    }
+
+    /// Lifts the ban of one peer other than `keep` (the one ending soonest), and its strikes,
+    /// when the book is over [`MAX_BANNED`].
+    fn bound_bans(&mut self, keep: &PeerId) -> Option<PeerId> {
+        if self.banned.len() <= MAX_BANNED {
+            return None;
+        }
+        let soonest = self
+            .banned
+            .iter()
+            .filter(|(p, _)| *p != keep)
+            .min_by_key(|(_, until)| **until)
+            .map(|(p, _)| *p)?;
+        self.banned.remove(&soonest);
+        self.strikes.remove(&soonest);
+        Some(soonest)
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::trust::SecretKey;
-
-    fn peer() -> (PeerId, PublicKey) {
-        let key = SecretKey::generate().public();
-        (key.peer_id(), key)
-    }
-
-    #[test]
-    fn a_peer_is_banned_at_the_strike_threshold_and_not_before() {
-        let now = Instant::now();
-        let mut book = PeerBook::default();
-        let (id, key) = peer();
-        assert!(book.connected(id, now));
-        assert!(book.admit(id, key, now));
-        for n in 1..MAX_STRIKES {
-            assert_eq!(book.strike(id, now), Strike::Counted(n));
-            assert!(book.is_admitted(&id));
-        }
-        assert_eq!(book.strike(id, now), Strike::Banned(now + BAN_TIME));
-        assert!(!book.is_admitted(&id));
-        assert!(
-            book.rotation(now).is_empty(),
-            "a banned peer leaves the rotation"
-        );
-    }
-
-    #[test]
-    fn a_banned_peer_is_refused_when_it_reconnects_until_the_ban_expires() {
-        let now = Instant::now();
-        let mut book = PeerBook::default();
-        let (id, _) = peer();
-        for _ in 0..MAX_STRIKES {
-            let _ = book.strike(id, now);
-        }
-        assert!(!book.connected(id, now + Duration::from_secs(1)));
-        assert!(!book.connected(id, now + BAN_TIME - Duration::from_millis(1)));
-        assert!(book.connected(id, now + BAN_TIME));
-        // The expired ban took its strikes with it: one more strike is not a ban.
-        assert_eq!(book.strike(id, now + BAN_TIME), Strike::Counted(1));
-    }
-
-    #[test]
-    fn an_unadmitted_connection_is_overdue_after_the_admission_timeout() {
-        let now = Instant::now();
-        let mut book = PeerBook::default();
-        let (id, key) = peer();
-        let (late, _) = peer();
-        assert!(book.connected(id, now));
-        assert!(book.connected(late, now));
-        assert!(book.admit(id, key, now + Duration::from_secs(1)));
-        assert!(book.admission_overdue(now + ADMISSION_TIMEOUT).is_empty());
-        let overdue = book.admission_overdue(now + ADMISSION_TIMEOUT + Duration::from_millis(1));
-        assert_eq!(overdue, vec![late]);
-        assert!(book
-            .admission_overdue(now + ADMISSION_TIMEOUT * 2)
-            .is_empty());
-    }
-
-    #[test]
-    fn a_refused_dialer_is_blocked_for_a_back_off_that_doubles() {
-        let now = Instant::now();
-        let mut book = PeerBook::default();
-        let (id, key) = peer();
-        assert_eq!(book.refuse(id, now), (REFUSAL_BACKOFF, None));
-        assert!(book.unblocked(now + REFUSAL_BACKOFF / 2).is_empty());
-        assert_eq!(book.unblocked(now + REFUSAL_BACKOFF), vec![id]);
-        assert!(
-            book.unblocked(now + REFUSAL_BACKOFF * 3).is_empty(),
-            "reported once"
-        );
-        assert_eq!(book.refuse(id, now).0, REFUSAL_BACKOFF * 2);
-        assert_eq!(book.refuse(id, now).0, REFUSAL_BACKOFF * 4);
-        for _ in 0..40 {
-            let _ = book.refuse(id, now);
-        }
-        assert_eq!(book.refuse(id, now).0, BAN_TIME, "capped at the ban time");
-        book.admit(id, key, now);
-        assert_eq!(
-            book.refuse(id, now).0,
-            REFUSAL_BACKOFF,
-            "admission clears the count"
-        );
-    }
-
-    #[test]
-    fn the_refusal_book_is_bounded() {
-        let now = Instant::now();
-        let mut book = PeerBook::default();
-        let first = PeerId::random();
-        let _ = book.refuse(first, now);
-        for i in 1..MAX_REFUSED {
-            let _ = book.refuse(PeerId::random(), now + Duration::from_millis(i as u64));
-        }
-        let (_, forgotten) = book.refuse(PeerId::random(), now + Duration::from_secs(60));
-        assert_eq!(forgotten, Some(first), "the soonest unblocked goes first");
-    }
-
-    #[test]
-    fn an_expired_ban_is_reported_for_unblocking() {
-        let now = Instant::now();
-        let mut book = PeerBook::default();
-        let (id, _) = peer();
-        for _ in 0..MAX_STRIKES {
-            let _ = book.strike(id, now);
-        }
-        assert!(book.unblocked(now + BAN_TIME / 2).is_empty());
-        assert_eq!(book.unblocked(now + BAN_TIME), vec![id]);
-        assert!(!book.is_banned(&id, now + BAN_TIME));
-    }
-
-    #[test]
-    fn the_rotation_holds_admitted_peers_and_fresh_records_only() {
-        let now = Instant::now();
-        let mut book = PeerBook::default();
-        let (connected, connected_key) = peer();
-        let (recorded, recorded_key) = peer();
-        let _ = book.connected(connected, now);
-        book.admit(connected, connected_key, now);
-        book.record(recorded, recorded_key, vec![], now);
-        assert_eq!(book.rotation(now).len(), 2);
-        let later = now + RECORD_TTL;
-        assert_eq!(book.rotation(later), vec![connected_key]);
-        assert!(!book.forget_stale(later));
-        assert!(book.forget_stale(now + RECORD_FORGET));
-        assert_eq!(book.known_count(), 1);
-    }
-}
+mod tests;

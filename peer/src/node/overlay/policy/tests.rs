@@ -4,7 +4,7 @@ use std::time::{Duration, Instant};
 
 use libp2p::PeerId;
 
-use super::peers::{BAN_TIME, MAX_STRIKES};
+use super::peers::{BAN_TIME, MAX_BANNED, MAX_STRIKES};
 use super::readiness::Health;
 use super::{Effect, Input, Policy};
 use crate::model::codec::dag_cbor_cid;
@@ -320,4 +320,43 @@ fn a_claimed_tip_held_on_a_lighter_branch_does_not_stop_commits() {
     // The journal took the block but kept its own, heavier, chain at height 5.
     let effects = verify(&mut policy, cid(8), 8, true, now);
     assert!(last_health(&effects).is_some_and(|h| h.synced && h.ready));
+}
+
+#[test]
+fn a_flood_of_bans_lifts_the_oldest_and_counts_the_eviction() {
+    let now = Instant::now();
+    let mut policy = Policy::new(key(), 0, 2, now);
+    let misbehave = |policy: &mut Policy, peer: PeerId, at: Instant| {
+        let mut effects = vec![];
+        for _ in 0..MAX_STRIKES {
+            effects = policy.handle(
+                Input::Misbehaved {
+                    peer,
+                    kind: "block",
+                    reason: "invalid",
+                },
+                at,
+            );
+        }
+        effects
+    };
+    let first = PeerId::random();
+    let _ = misbehave(&mut policy, first, now);
+    for i in 1..MAX_BANNED {
+        let effects = misbehave(
+            &mut policy,
+            PeerId::random(),
+            now + Duration::from_millis(i as u64),
+        );
+        assert!(!effects
+            .iter()
+            .any(|e| matches!(e, Effect::Evicted("banned_peers"))));
+    }
+    let last = PeerId::random();
+    let effects = misbehave(&mut policy, last, now + Duration::from_secs(1));
+    assert!(disconnects(&effects, last));
+    assert!(effects
+        .iter()
+        .any(|e| matches!(e, Effect::Evicted("banned_peers"))));
+    assert!(unblocks(&effects, first), "the lifted ban is unblocked");
 }
