@@ -3,7 +3,12 @@
 //! Types only: defaults, schema and printer columns. No logic that talks to the cluster lives
 //! here; `crdgen` turns these types into the manifests under `crds/`.
 
-use k8s_openapi::api::core::v1::ResourceRequirements;
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::{
+    Affinity, EnvVar, LocalObjectReference, ResourceRequirements, Toleration,
+    TopologySpreadConstraint,
+};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::CustomResource;
 use schemars::JsonSchema;
@@ -94,12 +99,55 @@ pub struct MediachainPeerSpec {
     #[serde(default)]
     pub disruption_budget: DisruptionBudgetSpec,
 
+    /// Where and how the peers' pods are scheduled, and what they carry besides the generated
+    /// settings.
+    #[serde(default)]
+    pub placement: PlacementSpec,
+
     /// Escape hatch: a partial PodTemplateSpec merged over the generated one. Objects merge
     /// recursively, lists of named items (containers, volumes, env, ...) merge by `name`, other
     /// lists and scalars replace, `null` removes a field.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "preserve_unknown_object")]
     pub pod_overrides: Option<serde_json::Value>,
+}
+
+/// First-class placement of the peers' pods. Everything here merges with what the operator
+/// generates (the default anti-affinity and zone spread stay unless replaced as documented).
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PlacementSpec {
+    /// Node labels the pods require (`nodeSelector`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub node_selector: BTreeMap<String, String>,
+    /// Taints the pods tolerate.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tolerations: Vec<Toleration>,
+    /// Affinity rules. Node and pod affinity are taken as given; pod anti-affinity terms are
+    /// added to the default one (peers of a resource preferably on distinct nodes), not
+    /// replacing it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub affinity: Option<Affinity>,
+    /// Topology spread constraints. Unset: spread across zones
+    /// (`topology.kubernetes.io/zone`, maxSkew 1, ScheduleAnyway); `[]`: none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub topology_spread_constraints: Option<Vec<TopologySpreadConstraint>>,
+    /// PriorityClass of the pods.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub priority_class_name: Option<String>,
+    /// Extra pod labels (the operator's selector labels cannot be overridden).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub pod_labels: BTreeMap<String, String>,
+    /// Extra pod annotations.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub pod_annotations: BTreeMap<String, String>,
+    /// Secrets for pulling the peer image.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub image_pull_secrets: Vec<LocalObjectReference>,
+    /// Extra environment variables of the peer container (names the operator sets, such as
+    /// `MEDIACHAIN_NETWORK` or `POD_NAME`, are refused).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub env: Vec<EnvVar>,
 }
 
 /// Persistent volume settings.

@@ -219,6 +219,14 @@ async fn create_reconcile_scale_and_update_a_network() {
             "image": "mediachain-peer:test",
             "trust": {"principalSecretName": "principal"},
             "ingress": {"host": "api.media.example.org", "className": "nginx"},
+            "placement": {
+                "nodeSelector": {"pool": "ledger"},
+                "affinity": {"podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [
+                    {"topologyKey": "topology.kubernetes.io/zone", "labelSelector": {"matchLabels": {"app": "other"}}}]}},
+                "podLabels": {"team": "media"},
+                "imagePullSecrets": [{"name": "registry"}],
+                "env": [{"name": "RUST_BACKTRACE", "value": "1"}],
+            },
             "podOverrides": {"spec": {
                 "tolerations": [{"key": "dedicated", "value": "mediachain", "effect": "NoSchedule"}],
                 "containers": [{"name": "peer", "env": [{"name": "RUST_LOG", "value": "debug"}]}],
@@ -261,7 +269,27 @@ async fn create_reconcile_scale_and_update_a_network() {
         pod.tolerations.unwrap()[0].key.as_deref(),
         Some("dedicated")
     );
+    // Placement merged into the template (the apiserver validated the result).
+    assert_eq!(pod.node_selector.clone().unwrap()["pool"], "ledger");
+    let anti = pod.affinity.clone().unwrap().pod_anti_affinity.unwrap();
+    assert_eq!(
+        anti.preferred_during_scheduling_ignored_during_execution
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(
+        anti.required_during_scheduling_ignored_during_execution
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(
+        pod.topology_spread_constraints.clone().unwrap()[0].topology_key,
+        "topology.kubernetes.io/zone"
+    );
     let env = pod.containers[0].env.clone().unwrap();
+    assert!(env.iter().any(|e| e.name == "RUST_BACKTRACE"));
     assert!(env.iter().any(|e| e.name == "RUST_LOG"));
     assert!(env.iter().any(|e| e.name == "MEDIACHAIN_NETWORK"));
     assert_eq!(sts.owner_references()[0].uid, uid);

@@ -11,12 +11,11 @@ use k8s_openapi::api::apps::v1::{
     StatefulSetUpdateStrategy,
 };
 use k8s_openapi::api::core::v1::{
-    Affinity, Capabilities, ConfigMap, ConfigMapVolumeSource, Container, ContainerPort,
-    EmptyDirVolumeSource, EnvVar, EnvVarSource, HTTPGetAction, KeyToPath, ObjectFieldSelector,
-    PersistentVolumeClaim, PersistentVolumeClaimSpec, PodAffinityTerm, PodAntiAffinity,
-    PodSecurityContext, PodSpec, PodTemplateSpec, Probe, ProjectedVolumeSource, SeccompProfile,
-    Secret, SecretProjection, SecurityContext, Service, ServicePort, ServiceSpec, Volume,
-    VolumeMount, VolumeProjection, VolumeResourceRequirements, WeightedPodAffinityTerm,
+    Capabilities, ConfigMap, ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource,
+    EnvVar, EnvVarSource, HTTPGetAction, KeyToPath, ObjectFieldSelector, PersistentVolumeClaim,
+    PersistentVolumeClaimSpec, PodSecurityContext, PodSpec, PodTemplateSpec, Probe,
+    ProjectedVolumeSource, SeccompProfile, Secret, SecretProjection, SecurityContext, Service,
+    ServicePort, ServiceSpec, Volume, VolumeMount, VolumeProjection, VolumeResourceRequirements,
 };
 use k8s_openapi::api::networking::v1::{
     HTTPIngressPath, HTTPIngressRuleValue, Ingress, IngressBackend, IngressRule,
@@ -723,30 +722,15 @@ fn pod_template(
                 }),
                 ..PodSecurityContext::default()
             }),
-            affinity: Some(Affinity {
-                pod_anti_affinity: Some(PodAntiAffinity {
-                    preferred_during_scheduling_ignored_during_execution: Some(vec![
-                        WeightedPodAffinityTerm {
-                            weight: 100,
-                            pod_affinity_term: PodAffinityTerm {
-                                topology_key: "kubernetes.io/hostname".into(),
-                                label_selector: Some(LabelSelector {
-                                    match_labels: Some(selector),
-                                    ..LabelSelector::default()
-                                }),
-                                ..PodAffinityTerm::default()
-                            },
-                        },
-                    ]),
-                    ..PodAntiAffinity::default()
-                }),
-                ..Affinity::default()
-            }),
             containers: vec![peer_container(valid, settings)],
             volumes: Some(volumes(valid, mounted)),
             ..PodSpec::default()
         }),
     };
+    let mut template = template;
+    if let (Some(meta), Some(pod)) = (template.metadata.as_mut(), template.spec.as_mut()) {
+        super::placement::apply(mp, meta, pod)?;
+    }
     let Some(patch) = &mp.spec.pod_overrides else {
         return Ok(template);
     };

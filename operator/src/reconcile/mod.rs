@@ -10,6 +10,7 @@ pub mod build;
 pub mod dereference;
 pub mod identity;
 pub mod observe;
+pub mod placement;
 pub mod public_trust;
 pub mod status;
 pub mod validate;

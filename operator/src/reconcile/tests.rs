@@ -395,6 +395,96 @@ fn a_corrupt_identity_key_is_an_error_never_a_new_key() {
 }
 
 #[test]
+fn placement_merges_with_the_default_anti_affinity_and_zone_spread() {
+    let trust = trust();
+    let mut mp = fixture("basic");
+    let pod_of = |d: &Desired| d.statefulset.spec.clone().unwrap().template;
+    let (_, plain) = valid_and_built(&mp, &found_with(&trust, &mp), NOW);
+    let spread = pod_of(&plain)
+        .spec
+        .unwrap()
+        .topology_spread_constraints
+        .unwrap();
+    assert_eq!(spread.len(), 1);
+    assert_eq!(spread[0].topology_key, "topology.kubernetes.io/zone");
+
+    mp.spec.placement = serde_json::from_value(serde_json::json!({
+        "nodeSelector": {"pool": "ledger"},
+        "tolerations": [{"key": "dedicated", "value": "mediachain", "effect": "NoSchedule"}],
+        "affinity": {
+            "nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
+                {"matchExpressions": [{"key": "disk", "operator": "In", "values": ["ssd"]}]}]}},
+            "podAntiAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [
+                {"weight": 50, "podAffinityTerm": {"topologyKey": "rack", "labelSelector": {"matchLabels": {"app": "x"}}}}]},
+        },
+        "topologySpreadConstraints": [],
+        "priorityClassName": "ledger-critical",
+        "podLabels": {"team": "media", "app.kubernetes.io/instance": "hijack"},
+        "podAnnotations": {"example.com/audit": "yes"},
+        "imagePullSecrets": [{"name": "registry"}],
+        "env": [{"name": "RUST_BACKTRACE", "value": "1"}],
+    }))
+    .unwrap();
+    let (_, placed) = valid_and_built(&mp, &found_with(&trust, &mp), NOW);
+    let template = pod_of(&placed);
+    let meta = template.metadata.unwrap();
+    let pod = template.spec.unwrap();
+    let labels = meta.labels.unwrap();
+    assert_eq!(labels["team"], "media");
+    assert_eq!(
+        labels["app.kubernetes.io/instance"], "alpha",
+        "selector labels win"
+    );
+    assert_eq!(meta.annotations.unwrap()["example.com/audit"], "yes");
+    assert_eq!(pod.node_selector.unwrap()["pool"], "ledger");
+    assert_eq!(
+        pod.tolerations.unwrap()[0].key.as_deref(),
+        Some("dedicated")
+    );
+    let affinity = pod.affinity.unwrap();
+    assert!(affinity.node_affinity.is_some());
+    let anti = affinity
+        .pod_anti_affinity
+        .unwrap()
+        .preferred_during_scheduling_ignored_during_execution
+        .unwrap();
+    let keys: Vec<_> = anti
+        .iter()
+        .map(|t| t.pod_affinity_term.topology_key.as_str())
+        .collect();
+    assert_eq!(
+        keys,
+        vec!["kubernetes.io/hostname", "rack"],
+        "added, not replaced"
+    );
+    assert!(pod.topology_spread_constraints.is_none(), "[] means none");
+    assert_eq!(pod.priority_class_name.as_deref(), Some("ledger-critical"));
+    assert_eq!(pod.image_pull_secrets.unwrap()[0].name, "registry");
+    let env = pod.containers[0].env.as_ref().unwrap();
+    assert!(env.iter().any(|e| e.name == "RUST_BACKTRACE"));
+    assert!(env.iter().any(|e| e.name == "MEDIACHAIN_NETWORK"));
+
+    mp.spec.placement.env = vec![k8s_openapi::api::core::v1::EnvVar {
+        name: "MEDIACHAIN_NETWORK".into(),
+        value: Some("other".into()),
+        ..Default::default()
+    }];
+    let valid = validate(&mp, &found_with(&trust, &mp), NOW).unwrap();
+    let err = build(
+        &valid,
+        &found_with(&trust, &mp),
+        &Settings::default(),
+        NOW,
+        &mut keygen(),
+    )
+    .unwrap_err();
+    assert!(
+        matches!(&err, Error::InvalidSpec(m) if m.contains("MEDIACHAIN_NETWORK")),
+        "{err}"
+    );
+}
+
+#[test]
 fn impossible_specs_are_rejected_with_the_field_named() {
     let trust = trust();
     type Mutation = fn(&mut MediachainPeer);
