@@ -15,6 +15,10 @@ pub struct ApiConfig {
     pub rate_per_second: f64,
     /// Requests a client may burst above the sustained rate.
     pub burst: f64,
+    /// Sustained registrations per second allowed per client (0: unlimited).
+    pub registration_rate: f64,
+    /// Registrations a client may burst above the sustained rate.
+    pub registration_burst: f64,
     /// Largest request body (transactions, registrations); objects are bounded by the
     /// datastore's object size limit.
     pub max_body_bytes: usize,
@@ -36,6 +40,8 @@ pub struct ApiConfig {
 /// Environment variable overriding the per-client rate limit: `RATE[:BURST]` requests per
 /// second per client address, `0` to disable.
 pub const RATE_LIMIT_ENV: &str = "MEDIACHAIN_API_RATE_LIMIT";
+/// Environment variable: `RATE[:BURST]` registrations per second per client address.
+pub const REGISTRATION_RATE_ENV: &str = "MEDIACHAIN_API_REGISTRATION_RATE";
 /// Environment variable: comma-separated networks (CIDR) of trusted reverse proxies.
 pub const TRUSTED_PROXIES_ENV: &str = "MEDIACHAIN_API_TRUSTED_PROXIES";
 /// Environment variable: [`ApiConfig::header_timeout`] (e.g. `30s`).
@@ -66,6 +72,9 @@ impl Default for ApiConfig {
         Self {
             rate_per_second: 200.0,
             burst: 400.0,
+            // Six a minute, ten at once: a client registers once per key.
+            registration_rate: 0.1,
+            registration_burst: 10.0,
             max_body_bytes: 1024 * 1024,
             trusted_proxies: TrustedProxies::default(),
             // hyper's default; nginx uses 60 s.
@@ -139,6 +148,9 @@ impl ApiConfig {
         if let Some((rate, burst)) = read(RATE_LIMIT_ENV, rate)? {
             (c.rate_per_second, c.burst) = (rate, burst);
         }
+        if let Some((rate, burst)) = read(REGISTRATION_RATE_ENV, rate)? {
+            (c.registration_rate, c.registration_burst) = (rate, burst);
+        }
         if let Some(proxies) = read(TRUSTED_PROXIES_ENV, |t| t.parse())? {
             c.trusted_proxies = proxies;
         }
@@ -164,6 +176,7 @@ impl ApiConfig {
     pub fn unlimited() -> Self {
         Self {
             rate_per_second: 0.0,
+            registration_rate: 0.0,
             max_connections_per_client: usize::MAX,
             ..Self::default()
         }

@@ -14,8 +14,8 @@ use warp::Filter;
 
 use super::problem::ApiError;
 
-/// Buckets kept before idle ones are dropped.
-const MAX_CLIENTS: usize = 10_000;
+/// Most buckets kept: past it the full ones are dropped, then the fullest.
+pub const MAX_CLIENTS: usize = 10_000;
 
 struct Bucket {
     tokens: f64,
@@ -51,7 +51,19 @@ impl RateLimiter {
         if buckets.len() >= MAX_CLIENTS && !buckets.contains_key(&client) {
             let (rate, burst) = (self.rate, self.burst);
             // Drop the buckets that are full again: forgetting them changes nothing.
-            buckets.retain(|_, b| b.tokens + now.duration_since(b.at).as_secs_f64() * rate < burst);
+            let level = |b: &Bucket| b.tokens + now.duration_since(b.at).as_secs_f64() * rate;
+            buckets.retain(|_, b| level(b) < burst);
+            if buckets.len() >= MAX_CLIENTS {
+                // Every client is active: forget the one with the most budget left, never one
+                // that is out of budget (forgetting it would refill it).
+                let fullest = buckets
+                    .iter()
+                    .max_by(|a, b| level(a.1).total_cmp(&level(b.1)))
+                    .map(|(ip, _)| *ip);
+                if let Some(ip) = fullest {
+                    buckets.remove(&ip);
+                }
+            }
         }
         let bucket = buckets.entry(client).or_insert(Bucket {
             tokens: self.burst,
@@ -66,6 +78,14 @@ impl RateLimiter {
         } else {
             Err(((1.0 - bucket.tokens) / self.rate).ceil().max(1.0) as u64)
         }
+    }
+
+    /// Clients with a bucket.
+    pub fn clients(&self) -> usize {
+        self.buckets
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .len()
     }
 }
 
@@ -112,6 +132,45 @@ mod tests {
         assert_eq!(limiter.check(a, t0), Err(1));
         assert_eq!(limiter.check(b, t0), Ok(()));
         assert_eq!(limiter.check(a, t0 + Duration::from_millis(100)), Ok(()));
+    }
+
+    #[test]
+    fn concurrent_requests_of_one_client_get_exactly_its_burst() {
+        let limiter = Arc::new(RateLimiter::new(0.000_001, 100.0));
+        let client: IpAddr = "192.0.2.1".parse().unwrap();
+        let now = Instant::now();
+        let threads: Vec<_> = (0..4)
+            .map(|_| {
+                let limiter = limiter.clone();
+                std::thread::spawn(move || {
+                    (0..100)
+                        .filter(|_| limiter.check(client, now).is_ok())
+                        .count()
+                })
+            })
+            .collect();
+        let served: usize = threads.into_iter().map(|t| t.join().unwrap()).sum();
+        assert_eq!(served, 100);
+    }
+
+    #[test]
+    fn a_flood_of_new_addresses_neither_grows_the_table_nor_refills_a_drained_client() {
+        let limiter = RateLimiter::new(0.001, 2.0);
+        let drained: IpAddr = "192.0.2.1".parse().unwrap();
+        let t0 = Instant::now();
+        assert!(limiter.check(drained, t0).is_ok());
+        assert!(limiter.check(drained, t0).is_ok());
+        assert!(limiter.check(drained, t0).is_err());
+        // More active clients than the table holds (each leaves one token of two).
+        for i in 0..(MAX_CLIENTS as u32 + 100) {
+            let ip = IpAddr::from(std::net::Ipv6Addr::from(u128::from(i) << 64));
+            assert!(limiter.check(ip, t0).is_ok());
+            assert!(limiter.clients() <= MAX_CLIENTS);
+        }
+        assert!(
+            limiter.check(drained, t0).is_err(),
+            "the drained client was refilled"
+        );
     }
 
     #[test]

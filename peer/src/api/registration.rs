@@ -3,11 +3,15 @@
 //! chain signed by this peer. The peer keeps no state per challenge, and a challenge any peer
 //! of the network issued is accepted (see `node::registration`).
 
+use std::sync::Arc;
+
 use warp::filters::BoxedFilter;
 use warp::http::StatusCode;
 use warp::Filter;
 
+use super::origin;
 use super::problem::{answer, ApiError};
+use super::ratelimit::{self, RateLimiter};
 use super::{body, json, with, Api};
 use crate::client::wire::{Challenge, Info, Registration, RegistrationRequest};
 use crate::node::registration::{RegistrationError, CHALLENGE_TTL};
@@ -34,8 +38,14 @@ pub fn routes(api: Api) -> BoxedFilter<(warp::reply::Response,)> {
                 },
             )
         });
+    let limiter = Arc::new(RateLimiter::new(
+        api.config.registration_rate,
+        api.config.registration_burst,
+    ));
+    let trusted = Arc::new(api.config.trusted_proxies.clone());
     let register = warp::path!("v1" / "registration")
         .and(warp::post())
+        .and(ratelimit::filter(limiter, origin::client(trusted)))
         .and(with(api.clone()))
         .and(body(&api, api.config.max_body_bytes))
         .and_then(|api: Api, body| async move { answer(register(api, body).await) });
@@ -103,17 +113,20 @@ async fn register(
             ))
         }
         Err(error) => {
-            let slug = match error {
-                RegistrationError::ForeignChallenge => "foreign-challenge",
-                RegistrationError::StaleChallenge => "stale-challenge",
-                RegistrationError::ProofOfWork(_) => "proof-of-work",
+            let (status, slug) = match error {
+                RegistrationError::ForeignChallenge => (StatusCode::FORBIDDEN, "foreign-challenge"),
+                RegistrationError::StaleChallenge => (StatusCode::FORBIDDEN, "stale-challenge"),
+                RegistrationError::ProofOfWork(_) => (StatusCode::FORBIDDEN, "proof-of-work"),
+                RegistrationError::SpentChallenge => (StatusCode::CONFLICT, "spent-challenge"),
+                RegistrationError::Busy => (StatusCode::SERVICE_UNAVAILABLE, "busy"),
             };
             api.metrics.reject("registration", slug);
-            Err(ApiError::new(
-                StatusCode::FORBIDDEN,
-                slug,
-                error.to_string(),
-            ))
+            let problem = ApiError::new(status, slug, error.to_string());
+            Err(if status == StatusCode::SERVICE_UNAVAILABLE {
+                problem.retry_after(CHALLENGE_TTL)
+            } else {
+                problem
+            })
         }
     }
 }

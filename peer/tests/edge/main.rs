@@ -7,6 +7,7 @@
 mod connections;
 mod labels;
 mod origin;
+mod registration;
 
 use std::net::SocketAddr;
 use std::time::Duration;
