@@ -391,6 +391,28 @@ mod tests {
         assert_eq!(backoff_delay(0), MIN_BACKOFF);
     }
 
+    #[test]
+    fn only_a_new_object_or_generation_passes_the_predicate() {
+        let mut mp: MediachainPeer = serde_json::from_value(serde_json::json!({
+            "apiVersion": "mediachain.io/v1alpha1", "kind": "MediachainPeer",
+            "metadata": {"name": "a", "namespace": "ns", "uid": "u1", "generation": 1},
+            "spec": {"network": "n", "trust": {"principalSecretName": "p"}},
+        }))
+        .unwrap();
+        let first = spec_version(&mp);
+        mp.status = Some(crate::crd::MediachainPeerStatus {
+            journal_height: Some(42),
+            ..Default::default()
+        });
+        mp.metadata.resource_version = Some("99".into());
+        assert_eq!(spec_version(&mp), first, "a status write is ignored");
+        mp.metadata.generation = Some(2);
+        assert_ne!(spec_version(&mp), first, "a spec change passes");
+        let second = spec_version(&mp);
+        mp.metadata.uid = Some("u2".into());
+        assert_ne!(spec_version(&mp), second, "a re-created object passes");
+    }
+
     #[tokio::test]
     async fn a_success_resets_the_backoff_of_that_resource_only() {
         // No request is made: the client only needs a configuration.

@@ -690,8 +690,8 @@ async fn install_rbac(client: &Client) {
     }
 }
 
-/// A client that acts as the operator's ServiceAccount (impersonated by the admin).
-async fn operator_client(server: &ApiServer) -> Client {
+/// A client acting as `user` in `groups`, impersonated by the admin.
+async fn impersonating(server: &ApiServer, user: String, groups: Option<Vec<String>>) -> Client {
     let kubeconfig = kube::config::Kubeconfig::read_from(server.kubeconfig_path()).unwrap();
     let mut config = kube::Config::from_custom_kubeconfig(
         kubeconfig,
@@ -699,10 +699,15 @@ async fn operator_client(server: &ApiServer) -> Client {
     )
     .await
     .unwrap();
-    config.auth_info.impersonate = Some(format!(
-        "system:serviceaccount:{OPERATOR_NS}:mediachain-operator"
-    ));
+    config.auth_info.impersonate = Some(user);
+    config.auth_info.impersonate_groups = groups;
     Client::try_from(config).unwrap()
+}
+
+/// A client that acts as the operator's ServiceAccount.
+async fn operator_client(server: &ApiServer) -> Client {
+    let user = format!("system:serviceaccount:{OPERATOR_NS}:mediachain-operator");
+    impersonating(server, user, None).await
 }
 
 const OPERATOR_NS: &str = "mediachain-system";
@@ -1024,19 +1029,10 @@ async fn with_watch_namespace_the_controller_needs_and_touches_only_that_namespa
 }
 
 /// A client acting as the kubelet of node `node` (user `system:node:<node>`, group
-/// `system:nodes`), impersonated by the admin.
+/// `system:nodes`).
 async fn node_client(server: &ApiServer, node: &str) -> Client {
-    let kubeconfig = kube::config::Kubeconfig::read_from(server.kubeconfig_path()).unwrap();
-    let mut config = kube::Config::from_custom_kubeconfig(
-        kubeconfig,
-        &kube::config::KubeConfigOptions::default(),
-    )
-    .await
-    .unwrap();
-    config.auth_info.impersonate = Some(format!("system:node:{node}"));
-    config.auth_info.impersonate_groups =
-        Some(vec!["system:nodes".into(), "system:authenticated".into()]);
-    Client::try_from(config).unwrap()
+    let groups = vec!["system:nodes".into(), "system:authenticated".into()];
+    impersonating(server, format!("system:node:{node}"), Some(groups)).await
 }
 
 #[tokio::test]
