@@ -307,6 +307,25 @@ async fn peers_without_a_valid_level_1_certificate_are_refused() {
             || async { rejected_peers(&fleet, 0).await >= 2 },
         )
         .await;
+    // Each intruder, by its id, for its own reason: the revocation is what refused the second.
+    let revoked_id = format!("peer={}", fleet.peers[revoked].key.public());
+    let foreign_id = format!("peer={}", fleet.peers[foreign].key.public());
+    fleet
+        .wait_for(
+            "peer 0 to log the refusal of each intruder with its reason",
+            Duration::from_secs(30),
+            || async {
+                let log = std::fs::read_to_string(fleet.peers[0].log()).unwrap_or_default();
+                let refused = |id: &str, why: &str| {
+                    log.lines().any(|l| {
+                        l.contains("peer refused admission") && l.contains(id) && l.contains(why)
+                    })
+                };
+                refused(&revoked_id, "was revoked by")
+                    && refused(&foreign_id, "not by the pinned root")
+            },
+        )
+        .await;
     // The network's peers admitted each other and nobody else.
     for i in [0, 1] {
         let text = fleet.metrics(i).await;

@@ -123,6 +123,7 @@ async fn a_byzantine_peer_is_rejected_disconnected_and_counted_while_others_comm
         }],
     );
     let api = fleet.peers[0].api();
+    let peer0: libp2p::PeerId = fleet.peers[0].key.public().peer_id();
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut admitted = false;
     let mut sent = false;
@@ -177,9 +178,12 @@ async fn a_byzantine_peer_is_rejected_disconnected_and_counted_while_others_comm
                 } => admitted = true,
                 request_response::Message::Response { .. } => {}
             },
+            // Peer 0 itself ends the rogue's last connection to it, after the misbehaviour.
             Ok(SwarmEvent::ConnectionClosed {
-                num_established: 0, ..
-            }) if sent => disconnected = true,
+                peer_id,
+                num_established: 0,
+                ..
+            }) if sent && peer_id == peer0 => disconnected = true,
             Ok(_) => {}
             Err(_) => {
                 if admitted && !sent && swarm.behaviour().gossipsub.all_peers().count() > 0 {
@@ -232,6 +236,16 @@ async fn a_byzantine_peer_is_rejected_disconnected_and_counted_while_others_comm
         "peer 0 disconnected the rogue\n{}",
         fleet.logs()
     );
+    // Peer 0 says why: the rogue, by its id, banned for its strikes, then blocked.
+    let rogue = format!("peer={}", key.public());
+    let log = std::fs::read_to_string(fleet.peers[0].log()).unwrap();
+    for what in ["banned=true", "blocking the peer"] {
+        assert!(
+            log.lines().any(|l| l.contains(what) && l.contains(&rogue)),
+            "peer 0's log has no `{what}` line about the rogue\n{}",
+            fleet.logs()
+        );
+    }
     assert!(
         metric(
             &api,
@@ -239,6 +253,16 @@ async fn a_byzantine_peer_is_rejected_disconnected_and_counted_while_others_comm
         )
         .await
             >= 1.0
+    );
+    let blocks_rejected = metric(
+        &api,
+        "mediachain_rejected_total{kind=\"block\",reason=\"wrong_entries\"}",
+    )
+    .await;
+    assert!(
+        blocks_rejected >= 1.0,
+        "the bogus block was not counted as rejected\n{}",
+        fleet.metrics(0).await
     );
     assert!(
         metric(
@@ -256,9 +280,50 @@ async fn a_byzantine_peer_is_rejected_disconnected_and_counted_while_others_comm
         .await
             >= 1.0
     );
-    // A banned peer cannot come back.
+    // A banned peer cannot come back: its new connection ends without a hello answered.
     let target: libp2p::Multiaddr = fleet.peers[0].addr().parse().unwrap();
     swarm.dial(target).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut refused = false;
+    while Instant::now() < deadline && !refused {
+        let Ok(event) =
+            tokio::time::timeout(Duration::from_millis(500), swarm.select_next_some()).await
+        else {
+            continue;
+        };
+        match event {
+            SwarmEvent::ConnectionEstablished { peer_id, .. } if peer_id == peer0 => {
+                swarm
+                    .behaviour_mut()
+                    .sync
+                    .send_request(&peer_id, Request::Hello(hello.clone()));
+            }
+            SwarmEvent::Behaviour(RogueEvent::Sync(request_response::Event::Message {
+                peer,
+                message:
+                    request_response::Message::Response {
+                        response: Response::Hello(_),
+                        ..
+                    },
+                ..
+            })) if peer == peer0 => panic!("peer 0 answered the banned rogue's hello"),
+            SwarmEvent::ConnectionClosed {
+                peer_id,
+                num_established: 0,
+                ..
+            } if peer_id == peer0 => refused = true,
+            SwarmEvent::OutgoingConnectionError {
+                peer_id: Some(peer_id),
+                ..
+            } if peer_id == peer0 => refused = true,
+            _ => {}
+        }
+    }
+    assert!(
+        refused,
+        "peer 0 kept the banned rogue's new connection open for 30s\n{}",
+        fleet.logs()
+    );
 
     // The honest peers keep committing.
     let client = fleet.peers[1].client();
