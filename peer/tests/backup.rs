@@ -322,6 +322,14 @@ async fn the_export_holds_every_block_to_genesis_and_every_referenced_object() {
         .await
         .unwrap()
         .contains("above the journal's tip"));
+
+    // A new peer's data directory is seeded straight from a running peer's export.
+    let target = f.dir.path().join("seeded");
+    let url = format!("{}/v1/journal/export", f.url);
+    let output = f.import(&target, Path::new(&url), &[]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(String::from_utf8_lossy(&output.stdout).contains("at height 3"));
+    assert!(target.join("store").is_dir());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

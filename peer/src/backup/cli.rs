@@ -52,8 +52,9 @@ pub struct ImportArgs {
     /// Do nothing (exit 0) if the data directory already holds a datastore (init containers).
     #[arg(long)]
     pub if_empty: bool,
-    /// The CAR file (an export of this network).
-    pub file: PathBuf,
+    /// The CAR file (an export of this network), or the URL of a peer's export, e.g.
+    /// http://peer-0:8080/v1/journal/export.
+    pub file: String,
 }
 
 /// Records the API address of a running peer in its data directory (an unspecified address is
@@ -259,10 +260,7 @@ pub fn import(args: ImportArgs) -> ExitCode {
     };
     let outcome = runtime().and_then(|rt| {
         rt.block_on(async {
-            let file = tokio::fs::File::open(&args.file)
-                .await
-                .map_err(|e| format!("{}: {e}", args.file.display()))?;
-            let reader = tokio::io::BufReader::with_capacity(1 << 20, file);
+            let reader = open(&args.file).await?;
             import_car(
                 &config.data_dir,
                 reader,
@@ -274,7 +272,7 @@ pub fn import(args: ImportArgs) -> ExitCode {
             .await
             .map_err(|e| match e {
                 ImportError::NotEmpty(_) if args.if_empty => String::new(),
-                e => format!("{} refused: {e}", args.file.display()),
+                e => format!("{} refused: {e}", args.file),
             })
         })
     });
@@ -282,7 +280,7 @@ pub fn import(args: ImportArgs) -> ExitCode {
         Ok(r) => {
             println!(
                 "imported {}: tip {} at height {}, {} blocks, {} entries, {} objects ({:.1} MB) in {:.1}s",
-                args.file.display(),
+                args.file,
                 r.root,
                 r.height,
                 r.progress.blocks,
@@ -302,4 +300,27 @@ pub fn import(args: ImportArgs) -> ExitCode {
         }
         Err(e) => fail(e, 1),
     }
+}
+
+/// Reads a CAR file, or streams it from an `http(s)://` URL.
+async fn open(source: &str) -> Result<Box<dyn tokio::io::AsyncRead + Unpin + Send>, String> {
+    if source.starts_with("http://") || source.starts_with("https://") {
+        use futures::StreamExt;
+        let response = reqwest::get(source)
+            .await
+            .map_err(|e| format!("{source}: {e}"))?;
+        if !response.status().is_success() {
+            let status = response.status();
+            let body = response.text().await.unwrap_or_default();
+            return Err(format!("{source}: {status}: {body}"));
+        }
+        let body = response
+            .bytes_stream()
+            .map(|chunk| chunk.map_err(std::io::Error::other));
+        return Ok(Box::new(tokio_util::io::StreamReader::new(Box::pin(body))));
+    }
+    let file = tokio::fs::File::open(source)
+        .await
+        .map_err(|e| format!("{source}: {e}"))?;
+    Ok(Box::new(tokio::io::BufReader::with_capacity(1 << 20, file)))
 }

@@ -165,7 +165,9 @@ impl<O: Objects> Iterator for Walk<'_, O> {
             match self.next_block.take() {
                 Some(cid) => {
                     if let Err(e) = self.visit(cid) {
+                        // The export is incomplete: nothing more, not even what was queued.
                         self.done = true;
+                        self.pending.clear();
                         return Some(Err(e));
                     }
                 }
@@ -178,5 +180,103 @@ impl<O: Objects> Iterator for Walk<'_, O> {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use crate::journal::MemObjects;
+    use crate::model::{Artefact, CellKind, ChainCell, Entity};
+    use crate::trust::{Chain, SecretKey};
+
+    /// Genesis, then a block inserting `artefact` and journaling `cell` on it.
+    fn chain(objects: &MemObjects, artefact: Cid, cell: Cid) -> (Block, Block) {
+        let genesis = Block::genesis("walk", vec![]);
+        let entries = vec![
+            JournalEntry::Insert {
+                reference: artefact,
+                timestamp: 1,
+            },
+            JournalEntry::Update {
+                reference: artefact,
+                chain: cell,
+                chain_previous: nil_cid(),
+                timestamp: 1,
+            },
+        ];
+        let key = SecretKey::generate();
+        let block = Block::commit(
+            (genesis.cid(), 0),
+            "walk",
+            1,
+            (&key, &Chain(vec![])),
+            vec![],
+            entries,
+        );
+        for b in [&genesis, &block] {
+            objects.put_bytes(&b.cid(), &b.to_bytes()).unwrap();
+        }
+        (genesis, block)
+    }
+
+    #[test]
+    fn the_walk_yields_each_block_then_its_objects_down_to_genesis_then_nil() {
+        let objects = MemObjects::new();
+        let entity = objects.insert(&Object::Entity(Entity::named("author")));
+        let artefact = objects.insert(&Object::Artefact(Artefact::named("work")));
+        let cell = objects.insert(&Object::Cell(ChainCell::new(
+            CellKind::ArtefactCreatedBy { entity },
+            artefact,
+            nil_cid(),
+        )));
+        let (genesis, block) = chain(&objects, artefact, cell);
+        let cids: Vec<Cid> = Walk::new(&objects, block.cid())
+            .map(|item| item.unwrap().0)
+            .collect();
+        // The cell's link to its author comes with it (one level), the artefact only once.
+        assert_eq!(
+            cids,
+            vec![
+                block.cid(),
+                artefact,
+                cell,
+                entity,
+                genesis.cid(),
+                nil_cid()
+            ]
+        );
+    }
+
+    #[test]
+    fn a_referenced_object_missing_from_the_store_stops_the_walk_naming_it() {
+        let objects = MemObjects::new();
+        let artefact = objects.insert(&Object::Artefact(Artefact::named("work")));
+        let missing = Object::Cell(ChainCell::new(
+            CellKind::ArtefactUpdate,
+            artefact,
+            nil_cid(),
+        ))
+        .cid()
+        .unwrap();
+        let (_, block) = chain(&objects, artefact, missing);
+        let items: Vec<_> = Walk::new(&objects, block.cid()).collect();
+        assert_eq!(
+            items.last().unwrap().as_ref().unwrap_err(),
+            &WalkError::Object {
+                object: missing.into(),
+                block: block.cid().into(),
+                height: 1
+            }
+        );
+        assert_eq!(
+            Walk::new(&objects, artefact).next().unwrap().unwrap_err(),
+            WalkError::Block {
+                cid: artefact.into()
+            },
+            "a root that is not a block"
+        );
     }
 }
