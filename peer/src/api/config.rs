@@ -35,6 +35,13 @@ pub struct ApiConfig {
     pub max_connections: usize,
     /// Most open connections from one client address (trusted proxies are exempt).
     pub max_connections_per_client: usize,
+    /// Most open event streams; past it `429`.
+    pub max_streams: usize,
+    /// Most open event streams of one client; past it `429`.
+    pub max_streams_per_client: usize,
+    /// An event stream whose client accepts no event for this long (its buffer full) is ended;
+    /// the client resumes from its `Last-Event-ID`.
+    pub stream_send_timeout: Duration,
 }
 
 /// Environment variable overriding the per-client rate limit: `RATE[:BURST]` requests per
@@ -54,6 +61,13 @@ pub const IDLE_TIMEOUT_ENV: &str = "MEDIACHAIN_API_IDLE_TIMEOUT";
 pub const MAX_CONNECTIONS_ENV: &str = "MEDIACHAIN_API_MAX_CONNECTIONS";
 /// Environment variable: [`ApiConfig::max_connections_per_client`].
 pub const MAX_CONNECTIONS_PER_CLIENT_ENV: &str = "MEDIACHAIN_API_MAX_CONNECTIONS_PER_CLIENT";
+
+/// Environment variable: [`ApiConfig::max_streams`].
+pub const MAX_STREAMS_ENV: &str = "MEDIACHAIN_API_MAX_STREAMS";
+/// Environment variable: [`ApiConfig::max_streams_per_client`].
+pub const MAX_STREAMS_PER_CLIENT_ENV: &str = "MEDIACHAIN_API_MAX_STREAMS_PER_CLIENT";
+/// Environment variable: [`ApiConfig::stream_send_timeout`] (e.g. `10s`).
+pub const STREAM_SEND_TIMEOUT_ENV: &str = "MEDIACHAIN_API_STREAM_SEND_TIMEOUT";
 
 /// A setting of the environment that does not parse.
 #[derive(Debug, thiserror::Error)]
@@ -85,6 +99,9 @@ impl Default for ApiConfig {
             idle_timeout: Duration::from_secs(75),
             max_connections: 1024,
             max_connections_per_client: 64,
+            max_streams: 512,
+            max_streams_per_client: 8,
+            stream_send_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -169,6 +186,15 @@ impl ApiConfig {
         if let Some(n) = read(MAX_CONNECTIONS_PER_CLIENT_ENV, count)? {
             c.max_connections_per_client = n;
         }
+        if let Some(n) = read(MAX_STREAMS_ENV, count)? {
+            c.max_streams = n;
+        }
+        if let Some(n) = read(MAX_STREAMS_PER_CLIENT_ENV, count)? {
+            c.max_streams_per_client = n;
+        }
+        if let Some(d) = read(STREAM_SEND_TIMEOUT_ENV, duration)? {
+            c.stream_send_timeout = d;
+        }
         Ok(c)
     }
 
@@ -178,6 +204,7 @@ impl ApiConfig {
             rate_per_second: 0.0,
             registration_rate: 0.0,
             max_connections_per_client: usize::MAX,
+            max_streams_per_client: usize::MAX,
             ..Self::default()
         }
     }

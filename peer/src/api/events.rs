@@ -10,6 +10,9 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::convert::Infallible;
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -19,14 +22,15 @@ use warp::reply::Response;
 use warp::sse::Event;
 use warp::{Filter, Reply};
 
-use super::journal::summaries;
 use super::objects::parse_cid;
 use super::problem::{answer, ApiError};
-use super::{with, Api};
+use super::slots::{Slot, Slots};
+use super::{blocking, origin, with, Api};
 use crate::client::wire::BlockSummary;
 use crate::journal::{Block, TxId};
 use crate::model::Cid;
 use crate::node::NodeEvent;
+use warp::http::StatusCode;
 
 #[derive(Debug, Deserialize)]
 struct EventsQuery {
@@ -95,19 +99,42 @@ fn parse_interest(q: &EventsQuery) -> Result<Interest, ApiError> {
 
 /// The event stream route.
 pub fn routes(api: Api) -> BoxedFilter<(Response,)> {
+    let slots = Slots::new(api.config.max_streams, api.config.max_streams_per_client);
+    let trusted = Arc::new(api.config.trusted_proxies.clone());
     warp::path!("v1" / "events")
         .and(warp::get())
         .and(with(api))
+        .and(origin::client(trusted))
         .and(warp::query::<EventsQuery>())
         .and(warp::sse::last_event_id::<u64>())
-        .and_then(|api: Api, q: EventsQuery, last: Option<u64>| async move {
-            answer(open(api, q, last))
-        })
+        .and_then(
+            move |api: Api, client: Option<IpAddr>, q: EventsQuery, last: Option<u64>| {
+                let slot = slots.enter(client);
+                async move { answer(open(api, slot, q, last)) }
+            },
+        )
         .boxed()
 }
 
-fn open(api: Api, q: EventsQuery, last: Option<u64>) -> Result<Response, ApiError> {
+/// Seconds a client refused a stream should wait.
+const STREAM_RETRY_AFTER: u64 = 5;
+
+fn open(
+    api: Api,
+    slot: Result<Slot, &'static str>,
+    q: EventsQuery,
+    last: Option<u64>,
+) -> Result<Response, ApiError> {
     let interest = parse_interest(&q)?;
+    let slot = slot.map_err(|reason| {
+        api.metrics.edge.drop_stream(reason);
+        ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            reason,
+            "too many open event streams; retry later",
+        )
+        .retry_after(STREAM_RETRY_AFTER)
+    })?;
     // Subscribe before reading the tip, so nothing committed in between is missed.
     let events = api.node.subscribe();
     let from = match (q.from, last) {
@@ -116,12 +143,34 @@ fn open(api: Api, q: EventsQuery, last: Option<u64>) -> Result<Response, ApiErro
         (None, None) => api.node.tip().map_err(ApiError::internal)?.1 + 1,
     };
     let (sender, receiver) = mpsc::channel::<Event>(256);
-    tokio::spawn(pump(api, interest, from, events, sender));
-    let stream = futures::stream::unfold(receiver, |mut receiver| async move {
-        receiver
-            .recv()
-            .await
-            .map(|event| (Ok::<_, Infallible>(event), receiver))
+    let dropped = Arc::new(AtomicBool::new(false));
+    let subscriber = Subscriber {
+        sender,
+        timeout: api.config.stream_send_timeout,
+        dropped: dropped.clone(),
+    };
+    api.metrics.edge.streams_open.inc();
+    tokio::spawn(async move {
+        pump(&api, interest, from, events, &subscriber).await;
+        api.metrics.edge.streams_open.dec();
+        drop(slot);
+    });
+    let stream = futures::stream::unfold(Some(receiver), move |receiver| {
+        let dropped = dropped.clone();
+        async move {
+            let mut receiver = receiver?;
+            match receiver.recv().await {
+                Some(event) => Some((Ok::<_, Infallible>(event), Some(receiver))),
+                // The pump ended: say so if it gave up on this subscriber.
+                None if dropped.load(Ordering::Relaxed) => Some((
+                    Ok(Event::default()
+                        .event("dropped")
+                        .data("slow-subscriber: reconnect with Last-Event-ID to resume")),
+                    None,
+                )),
+                None => None,
+            }
+        }
     });
     Ok(warp::sse::reply(
         warp::sse::keep_alive()
@@ -156,16 +205,65 @@ fn event_of(summary: &BlockSummary) -> Event {
         .unwrap_or_else(|_| Event::default().comment("unencodable block"))
 }
 
+/// Where a stream's events go.
+struct Subscriber {
+    sender: mpsc::Sender<Event>,
+    timeout: Duration,
+    dropped: Arc<AtomicBool>,
+}
+
+impl Subscriber {
+    /// Sends `event`; false when the subscriber went away or accepted nothing for the timeout
+    /// (then it is dropped: it resumes from its last event id).
+    async fn send(&self, api: &Api, event: Event) -> bool {
+        match self.sender.send_timeout(event, self.timeout).await {
+            Ok(()) => true,
+            Err(mpsc::error::SendTimeoutError::Timeout(_)) => {
+                api.metrics.edge.drop_stream("slow-subscriber");
+                self.dropped.store(true, Ordering::Relaxed);
+                false
+            }
+            Err(mpsc::error::SendTimeoutError::Closed(_)) => false,
+        }
+    }
+}
+
+/// Replay pages, read from storage off the runtime threads.
+const PAGE: u64 = 100;
+
+/// Summaries of the canonical blocks from `from` (at most [`PAGE`]): the node's lock is taken
+/// only to read their CIDs; the blocks come from the store.
+async fn page(api: &Api, from: u64) -> Result<Vec<BlockSummary>, ApiError> {
+    let node = api.node.clone();
+    blocking(move || {
+        let cids = node
+            .canonical_range(from, PAGE)
+            .map_err(ApiError::internal)?;
+        let mut out = Vec::with_capacity(cids.len());
+        for cid in cids {
+            let bytes = node
+                .store()
+                .get(&cid)
+                .map_err(ApiError::internal)?
+                .ok_or_else(|| ApiError::internal(format!("canonical block {cid} not stored")))?;
+            let block = Block::from_bytes(&bytes).map_err(ApiError::internal)?;
+            out.push(BlockSummary::of(&cid, &block));
+        }
+        Ok(out)
+    })
+    .await
+}
+
 /// Sends the canonical blocks from the cursor up to the tip. Returns false when the subscriber
-/// went away.
+/// went away or was dropped.
 async fn catch_up(
     api: &Api,
     interest: &Interest,
     cursor: &mut Cursor,
-    sender: &mpsc::Sender<Event>,
+    subscriber: &Subscriber,
 ) -> bool {
     loop {
-        let batch = match summaries(api, cursor.next, 100) {
+        let batch = match page(api, cursor.next).await {
             Ok(batch) => batch,
             Err(_) => return true,
         };
@@ -177,7 +275,7 @@ async fn catch_up(
                 continue;
             };
             cursor.record(summary.height, cid);
-            if interest.matches_summary(&summary) && sender.send(event_of(&summary)).await.is_err()
+            if interest.matches_summary(&summary) && !subscriber.send(api, event_of(&summary)).await
             {
                 return false;
             }
@@ -186,23 +284,23 @@ async fn catch_up(
 }
 
 async fn pump(
-    api: Api,
+    api: &Api,
     interest: Interest,
     from: u64,
     mut events: broadcast::Receiver<NodeEvent>,
-    sender: mpsc::Sender<Event>,
+    subscriber: &Subscriber,
 ) {
     let mut cursor = Cursor {
         next: from,
         sent: BTreeMap::new(),
     };
-    if !catch_up(&api, &interest, &mut cursor, &sender).await {
+    if !catch_up(api, &interest, &mut cursor, subscriber).await {
         return;
     }
     loop {
         let event = tokio::select! {
             event = events.recv() => event,
-            () = sender.closed() => return,
+            () = subscriber.sender.closed() => return,
         };
         match event {
             Ok(NodeEvent::ChainExtended { cid, block }) => {
@@ -214,20 +312,19 @@ async fn pump(
                     // The next block, or a reorganisation replacing a height already sent.
                     cursor.record(height, cid);
                     if interest.matches(&block)
-                        && sender
-                            .send(event_of(&BlockSummary::of(&cid, &block)))
+                        && !subscriber
+                            .send(api, event_of(&BlockSummary::of(&cid, &block)))
                             .await
-                            .is_err()
                     {
                         return;
                     }
-                } else if !catch_up(&api, &interest, &mut cursor, &sender).await {
+                } else if !catch_up(api, &interest, &mut cursor, subscriber).await {
                     // A gap: the index has everything up to the tip.
                     return;
                 }
             }
             Err(broadcast::error::RecvError::Lagged(_)) => {
-                if !catch_up(&api, &interest, &mut cursor, &sender).await {
+                if !catch_up(api, &interest, &mut cursor, subscriber).await {
                     return;
                 }
             }

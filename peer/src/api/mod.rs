@@ -18,6 +18,7 @@ pub mod problem;
 pub mod ratelimit;
 pub mod registration;
 pub mod server;
+pub mod slots;
 pub mod transactions;
 
 use std::sync::Arc;

@@ -15,13 +15,12 @@
 //! Every connection the edge drops is counted by reason in `mediachain_http_connections_dropped`.
 //! This module never looks at what a request asks for: that is the routes' job.
 
-use std::collections::HashMap;
 use std::convert::Infallible;
 use std::future::Future;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::pin::{pin, Pin};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -30,7 +29,6 @@ use hyper_util::rt::TokioIo;
 use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 use tower_service::Service;
 use tracing::{debug, warn};
@@ -38,6 +36,7 @@ use warp::http::StatusCode;
 
 use super::origin::{bucket, Remote};
 use super::problem::ApiError;
+use super::slots::{Slot, Slots};
 use super::{ApiConfig, Routes};
 use crate::node::metrics::Metrics;
 
@@ -217,45 +216,6 @@ impl<B> Drop for Finished<B> {
     }
 }
 
-/// Open connections per client address; an entry lives while its client has one.
-struct ClientSlots {
-    max: usize,
-    open: Mutex<HashMap<IpAddr, usize>>,
-}
-
-/// One open connection of a client.
-struct ClientSlot {
-    slots: Arc<ClientSlots>,
-    client: IpAddr,
-}
-
-impl ClientSlots {
-    fn enter(self: &Arc<Self>, client: IpAddr) -> Option<ClientSlot> {
-        let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
-        let count = open.entry(client).or_insert(0);
-        if *count >= self.max {
-            return None;
-        }
-        *count += 1;
-        Some(ClientSlot {
-            slots: self.clone(),
-            client,
-        })
-    }
-}
-
-impl Drop for ClientSlot {
-    fn drop(&mut self) {
-        let mut open = self.slots.open.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(count) = open.get_mut(&self.client) {
-            *count -= 1;
-            if *count == 0 {
-                open.remove(&self.client);
-            }
-        }
-    }
-}
-
 /// Answers a connection the edge will not serve with `503` and closes it (best effort: the
 /// answer is written only if the socket takes it at once).
 fn refuse(stream: TcpStream, metrics: &Metrics, reason: &'static str) {
@@ -294,13 +254,7 @@ pub fn serve_listener(
         } = routes;
         let service = warp::service(filter);
         let graceful = GracefulShutdown::new();
-        let slots = Arc::new(Semaphore::new(
-            config.max_connections.min(Semaphore::MAX_PERMITS),
-        ));
-        let clients = Arc::new(ClientSlots {
-            max: config.max_connections_per_client,
-            open: Mutex::new(HashMap::new()),
-        });
+        let slots = Slots::new(config.max_connections, config.max_connections_per_client);
         let mut shutdown = pin!(shutdown);
         loop {
             let accepted = tokio::select! {
@@ -316,19 +270,14 @@ pub fn serve_listener(
                     continue;
                 }
             };
-            let Ok(permit) = slots.clone().try_acquire_owned() else {
-                refuse(stream, &metrics, "over-capacity");
-                continue;
-            };
-            let slot = if config.trusted_proxies.contains(&remote.ip()) {
-                None
-            } else {
-                match clients.enter(bucket(remote.ip())) {
-                    Some(slot) => Some(slot),
-                    None => {
-                        refuse(stream, &metrics, "client-over-capacity");
-                        continue;
-                    }
+            // Trusted proxies carry many clients: they count in the total only.
+            let client =
+                (!config.trusted_proxies.contains(&remote.ip())).then(|| bucket(remote.ip()));
+            let slot = match slots.enter(client) {
+                Ok(slot) => slot,
+                Err(reason) => {
+                    refuse(stream, &metrics, reason);
+                    continue;
                 }
             };
             let connection = Connection {
@@ -337,7 +286,7 @@ pub fn serve_listener(
                 metrics: metrics.clone(),
                 remote,
             };
-            tokio::spawn(connection.run(stream, graceful.watcher(), (permit, slot)));
+            tokio::spawn(connection.run(stream, graceful.watcher(), slot));
         }
         drop(listener);
         graceful.shutdown().await;
@@ -360,12 +309,7 @@ where
         + 'static,
     S::Future: Send,
 {
-    async fn run(
-        self,
-        stream: TcpStream,
-        watcher: Watcher,
-        _slots: (OwnedSemaphorePermit, Option<ClientSlot>),
-    ) {
+    async fn run(self, stream: TcpStream, watcher: Watcher, _slot: Slot) {
         let Self {
             service,
             config,

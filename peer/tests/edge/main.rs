@@ -8,6 +8,7 @@ mod connections;
 mod labels;
 mod origin;
 mod registration;
+mod streams;
 
 use std::net::SocketAddr;
 use std::time::Duration;
