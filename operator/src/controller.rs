@@ -227,6 +227,10 @@ pub async fn reconcile(mp: Arc<MediachainPeer>, ctx: Arc<Context>) -> Result<Act
                         "CertificateReissued",
                         "re-issued the certificate (it did not verify against the current principal)",
                     ),
+                    ChangeKind::Revoked => (
+                        "IdentityRevoked",
+                        "issued a new key and certificate (the previous key is revoked)",
+                    ),
                 };
                 let note = format!("{}: {verb} for peer {}", change.secret, change.peer_id);
                 info!(secret = %change.secret, peer_id = %change.peer_id, reason, "identity");

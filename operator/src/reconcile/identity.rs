@@ -31,6 +31,8 @@ pub enum ChangeKind {
     Renewed,
     /// The certificate did not verify against the current principal and root; re-issued (same key).
     Reissued,
+    /// The peer's key is revoked (`revocations.pem`): a new key and certificate were issued.
+    Revoked,
 }
 
 /// An identity change, for events and logs.
@@ -111,45 +113,68 @@ pub fn plan(
                 .ok_or_else(|| corrupt(format!("no UTF-8 `{PEER_KEY}`")))?;
             let key = keyfile::parse(Path::new(PEER_KEY), &key_pem, None)
                 .map_err(|e| corrupt(e.to_string()))?;
-            if let Some(chain_pem) = data_text(existing, PEER_CHAIN) {
-                if let Ok(chain) = Chain::from_pem(&chain_pem) {
-                    let verified = chain.verify(
-                        &principal.root,
-                        &RevocationSet::new(principal.root),
-                        now,
-                        Level::Peer,
-                    );
-                    let leaf = chain.leaf().map(|c| c.body.clone());
-                    if let (Ok(subject), Some(leaf)) = (verified, leaf) {
-                        let ours = subject == key.public() && leaf.issuer == principal.key.public();
-                        let fresh = leaf.not_after.saturating_sub(now) > renew_before
-                            || leaf.not_after >= achievable;
-                        if ours && fresh {
-                            let issued_at = existing
-                                .annotations()
-                                .get(naming::ISSUED_AT_ANNOTATION)
-                                .and_then(|v| v.parse().ok())
-                                .unwrap_or(0);
-                            return Ok(Identity {
-                                ordinal,
-                                secret,
-                                key_pem,
-                                chain_pem,
-                                peer_id: key.public().to_string(),
-                                not_after: leaf.not_after,
-                                issued_at,
-                                change: None,
-                            });
-                        }
-                        let kind = if ours {
-                            ChangeKind::Renewed
-                        } else {
-                            ChangeKind::Reissued
-                        };
-                        return Ok(issue(
-                            valid, ordinal, secret, key, key_pem, now, achievable, kind,
-                        ));
+            let chain_pem = data_text(existing, PEER_CHAIN);
+            let chain = chain_pem
+                .as_deref()
+                .and_then(|pem| Chain::from_pem(pem).ok());
+            let revoked = chain.as_ref().and_then(|c| c.leaf()).is_some_and(|leaf| {
+                leaf.body.subject == key.public()
+                    && principal.revoked.revocation_of(&leaf.body, now).is_some()
+            });
+            if revoked {
+                let key = keygen();
+                let pem = keyfile::to_plain_pem(&key).map_err(|detail| Error::Build {
+                    what: format!("Secret {secret}"),
+                    detail: format!("encoding a new key: {detail}"),
+                })?;
+                return Ok(issue(
+                    valid,
+                    ordinal,
+                    secret,
+                    key,
+                    pem.to_string(),
+                    now,
+                    achievable,
+                    ChangeKind::Revoked,
+                ));
+            }
+            if let (Some(chain_pem), Some(chain)) = (chain_pem, chain) {
+                let verified = chain.verify(
+                    &principal.root,
+                    &RevocationSet::new(principal.root),
+                    now,
+                    Level::Peer,
+                );
+                let leaf = chain.leaf().map(|c| c.body.clone());
+                if let (Ok(subject), Some(leaf)) = (verified, leaf) {
+                    let ours = subject == key.public() && leaf.issuer == principal.key.public();
+                    let fresh = leaf.not_after.saturating_sub(now) > renew_before
+                        || leaf.not_after >= achievable;
+                    if ours && fresh {
+                        let issued_at = existing
+                            .annotations()
+                            .get(naming::ISSUED_AT_ANNOTATION)
+                            .and_then(|v| v.parse().ok())
+                            .unwrap_or(0);
+                        return Ok(Identity {
+                            ordinal,
+                            secret,
+                            key_pem,
+                            chain_pem,
+                            peer_id: key.public().to_string(),
+                            not_after: leaf.not_after,
+                            issued_at,
+                            change: None,
+                        });
                     }
+                    let kind = if ours {
+                        ChangeKind::Renewed
+                    } else {
+                        ChangeKind::Reissued
+                    };
+                    return Ok(issue(
+                        valid, ordinal, secret, key, key_pem, now, achievable, kind,
+                    ));
                 }
             }
             (key, key_pem, ChangeKind::Reissued)

@@ -379,6 +379,73 @@ fn a_new_principal_reissues_certificates_but_keeps_keys() {
 }
 
 #[test]
+fn a_revoked_peer_gets_a_new_key_and_only_its_pod_restarts() {
+    use mediachain::trust::{Revocation, RevocationList};
+    let trust = trust();
+    let mp = fixture("basic");
+    let found = found_with(&trust, &mp);
+    let (_, first) = valid_and_built(&mp, &found, NOW);
+    let revoked_id: mediachain::trust::PublicKey = first.identities[1].0.peer_id.parse().unwrap();
+    let list = RevocationList::empty(&trust.principal, NOW).with(
+        &trust.principal,
+        Revocation {
+            subject: revoked_id,
+            revoked_at: NOW,
+            reason: "node compromised".into(),
+        },
+        NOW,
+    );
+    let mut found = as_found(&found, &first);
+    found.pods = running_pods("alpha", 3, NOW + 10);
+    let principal = found.principal.as_mut().unwrap();
+    principal.data.as_mut().unwrap().insert(
+        "revocations.pem".into(),
+        k8s_openapi::ByteString(list.to_pem().into_bytes()),
+    );
+    let later = NOW + 60;
+    let (valid, second) = {
+        let valid = validate(&mp, &found, later).unwrap();
+        let desired = build(&valid, &found, &Settings::default(), later, &mut keygen()).unwrap();
+        (valid, desired)
+    };
+    let changes = second.identity_changes();
+    assert_eq!(changes.len(), 1, "{changes:?}");
+    assert_eq!(changes[0].kind, ChangeKind::Revoked);
+    assert_eq!(changes[0].secret, "alpha-1-identity");
+    assert_ne!(second.identities[1].0.peer_id, revoked_id.to_string());
+    assert_eq!(
+        second.identities[0].0.peer_id,
+        first.identities[0].0.peer_id
+    );
+    assert_eq!(second.restarts, vec!["alpha-1".to_string()]);
+    assert!(second.trust.data.as_ref().unwrap()["revocations.pem"].contains("REVOCATION"));
+    // The new key is not revoked: the next pass changes nothing.
+    let next = as_found(&found, &second);
+    let again = build(
+        &valid,
+        &next,
+        &Settings::default(),
+        later + 60,
+        &mut keygen(),
+    )
+    .unwrap();
+    assert!(again.identity_changes().is_empty());
+
+    // A list whose signature does not verify is refused, not ignored.
+    let mut forged = list.clone();
+    forged.body.sequence += 7;
+    let principal = found.principal.as_mut().unwrap();
+    principal.data.as_mut().unwrap().insert(
+        "revocations.pem".into(),
+        k8s_openapi::ByteString(forged.to_pem().into_bytes()),
+    );
+    assert!(matches!(
+        validate(&mp, &found, later),
+        Err(Error::InvalidPrincipal { ref detail, .. }) if detail.contains("revocations.pem")
+    ));
+}
+
+#[test]
 fn a_corrupt_identity_key_is_an_error_never_a_new_key() {
     let trust = trust();
     let mp = fixture("basic");

@@ -7,7 +7,9 @@ use std::path::Path;
 
 use k8s_openapi::api::core::v1::Secret;
 use kube::ResourceExt;
-use mediachain::trust::{keyfile, Chain, Level, PublicKey, RevocationSet, SecretKey};
+use mediachain::trust::{
+    keyfile, Chain, Level, PublicKey, RevocationList, RevocationSet, SecretKey,
+};
 
 use super::dereference::Found;
 use crate::crd::{MediachainPeer, MediachainPeerSpec};
@@ -42,6 +44,9 @@ pub struct Principal {
     /// The Secret's `revocations.pem` (signed revocation lists, public), if any: copied to the
     /// trust ConfigMap the peers mount.
     pub revocations: Option<String>,
+    /// The revocations of those lists, checked against the peers' keys (a revoked peer gets a
+    /// new key).
+    pub revoked: RevocationSet,
 }
 
 /// A resource that passed validation.
@@ -252,11 +257,25 @@ pub fn principal(name: &str, secret: &Secret, now: u64) -> Result<Principal> {
         ),
         None => None,
     };
+    let mut revoked = RevocationSet::new(root);
+    if let Some(text) = &revocations {
+        let lists = RevocationList::many_from_pem(text).map_err(|e| {
+            invalid(format!(
+                "`{REVOCATIONS}` is not a list of signed revocation lists: {e}"
+            ))
+        })?;
+        for list in &lists {
+            revoked
+                .add(list)
+                .map_err(|e| invalid(format!("`{REVOCATIONS}`: {e}")))?;
+        }
+    }
     Ok(Principal {
         key,
         chain,
         root,
         revocations,
+        revoked,
     })
 }
 
