@@ -222,10 +222,15 @@ async fn run(
 ) {
     let mut fleet = fleet::Fleet::new(PEERS);
     fleet.block_interval = interval;
-    // One load generator sends everything from one address: lift the per-client rate limit.
+    // One load generator sends everything from one address: lift the per-client rate limit and
+    // connection cap.
     fleet
         .env
         .push((mediachain::api::RATE_LIMIT_ENV.into(), "0".into()));
+    fleet.env.push((
+        mediachain::api::config::MAX_CONNECTIONS_PER_CLIENT_ENV.into(),
+        "100000".into(),
+    ));
     if let Ok(filter) = std::env::var("FLEET_BENCH_LOG") {
         fleet.env.push(("MEDIACHAIN_LOG".into(), filter));
     }
