@@ -50,6 +50,9 @@ pub enum Added {
     Reorganized {
         /// The tip before.
         old_tip: Cid,
+        /// Height of the last block the old and the new chain share (the blocks above it
+        /// changed).
+        ancestor: u64,
         /// Transactions of abandoned blocks missing from the new chain.
         orphans: Vec<Transaction>,
     },
@@ -550,7 +553,11 @@ impl<I: Index, O: Objects> Journal<I, O> {
             orphans = orphans.len(),
             "chain reorganised"
         );
-        Ok(Ok(Added::Reorganized { old_tip, orphans }))
+        Ok(Ok(Added::Reorganized {
+            old_tip,
+            ancestor,
+            orphans,
+        }))
     }
 
     /// Transactions in known blocks off the canonical chain that the chain has not committed,

@@ -664,11 +664,21 @@ fn a_heavier_fork_wins_and_orphans_come_back_for_replay() {
     );
     // Heal: A learns B's first block, in turn and so heavier than its own out-of-turn one, and
     // reorganises; its transaction is an orphan.
-    let Added::Reorganized { old_tip, orphans } = a.add_block(&b1).unwrap().unwrap() else {
+    let Added::Reorganized {
+        old_tip,
+        ancestor,
+        orphans,
+    } = a.add_block(&b1).unwrap().unwrap()
+    else {
         panic!("expected a reorganisation")
     };
     assert_eq!(a.add_block(&b2).unwrap(), Ok(Added::Extended));
     assert_eq!(old_tip, block_a.cid());
+    assert_eq!(
+        ancestor,
+        block_a.height - 1,
+        "the blocks above the fork changed"
+    );
     assert_eq!(orphans.len(), 1);
     assert_eq!(a.tip().unwrap(), b.tip().unwrap());
     assert_eq!(a.index().heads(), b.index().heads());

@@ -18,22 +18,20 @@ use crate::trust::Level;
 /// (at most `Rules::max_block_bytes`) a bundle stays under the 10 MiB response limit.
 pub const BUNDLE_OBJECT_BUDGET: usize = 6 * 1024 * 1024;
 
-/// The blocks that joined the canonical chain since the tip was `before`, oldest first
-/// (`known`: one of them already in memory).
+/// The canonical blocks from height `since` up to the tip, oldest first: those that joined the
+/// chain when it grew from a tip at `since - 1` or reorganised above a common ancestor at
+/// `since - 1` (`known`: one of them already in memory).
 pub(super) fn joined(
     state: &State,
-    before: (Cid, u64),
+    since: u64,
     known: Option<(Cid, Arc<Block>)>,
 ) -> Result<Vec<(Cid, Arc<Block>)>, NodeError> {
-    let after = state.journal.tip()?;
+    let (_, tip) = state.journal.tip()?;
     let mut out = vec![];
-    for h in (before.1.min(after.1.saturating_sub(1)))..=after.1 {
+    for h in since..=tip {
         let Some(cid) = state.journal.index().block_at(h)? else {
             continue;
         };
-        if h <= before.1 && cid == before.0 {
-            continue;
-        }
         match &known {
             Some((known_cid, block)) if *known_cid == cid => out.push((cid, block.clone())),
             _ => {
@@ -215,7 +213,12 @@ impl Node {
                         state.mempool.insert(tx.id(), tx, now);
                     }
                 }
-                let blocks = joined(&state, before, Some((cid, block.clone())))?;
+                // Above the old tip, or above the common ancestor of a reorganisation.
+                let since = match &outcome {
+                    Ok(Added::Reorganized { ancestor, .. }) => ancestor + 1,
+                    _ => before.1 + 1,
+                };
+                let blocks = joined(&state, since, Some((cid, block.clone())))?;
                 drop(state);
                 for (cid, block) in blocks {
                     self.emit(NodeEvent::ChainExtended { cid, block });

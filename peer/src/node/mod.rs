@@ -327,19 +327,14 @@ impl Node {
             return;
         }
         info!(peers = set.len(), "committer rotation changed");
-        let before = match state.journal.tip() {
-            Ok(tip) => tip,
-            Err(error) => {
-                warn!(%error, "cannot read the tip");
-                return;
-            }
-        };
         let outcome = state
             .journal
             .set_schedule(Schedule::new(set.iter().copied().collect()));
         state.peers = set;
         match outcome {
-            Ok(Ok(Added::Reorganized { orphans, .. })) => {
+            Ok(Ok(Added::Reorganized {
+                orphans, ancestor, ..
+            })) => {
                 info!(
                     orphans = orphans.len(),
                     "rotation changed: switched to a heavier branch"
@@ -349,7 +344,7 @@ impl Node {
                 for tx in orphans {
                     state.mempool.insert(tx.id(), tx, now);
                 }
-                let blocks = blocks::joined(&state, before, None).unwrap_or_default();
+                let blocks = blocks::joined(&state, ancestor + 1, None).unwrap_or_default();
                 drop(state);
                 for (cid, block) in blocks {
                     self.emit(NodeEvent::ChainExtended { cid, block });

@@ -403,6 +403,7 @@ impl Sim {
 
     /// The properties after the run; the violations found, empty when all hold.
     pub fn check(&mut self) -> Vec<String> {
+        self.record_commits();
         let mut out = std::mem::take(&mut self.violations);
         let tips: BTreeSet<String> = self
             .peers
@@ -423,6 +424,7 @@ impl Sim {
                     ));
                 }
             }
+            out.extend(peer.view_mismatch());
             let (_, height) = node.tip().unwrap();
             let mut seen = HashSet::new();
             for cid in node.canonical_range(1, height).unwrap() {

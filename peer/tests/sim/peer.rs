@@ -68,6 +68,9 @@ pub struct SimPeer {
     clock: Arc<SimClock>,
     node: Option<Arc<Node>>,
     events: Option<broadcast::Receiver<NodeEvent>>,
+    /// The canonical chain as a subscriber of the node's events sees it (height -> block):
+    /// seeded from the chain when the node opens, then updated by each `ChainExtended`.
+    view: BTreeMap<u64, Cid>,
     policy: Policy,
     synced: bool,
     parked: Parked,
@@ -97,6 +100,7 @@ impl SimPeer {
             clock,
             node: None,
             events: None,
+            view: BTreeMap::new(),
             policy,
             synced: false,
             parked: Parked::new(512),
@@ -149,6 +153,7 @@ impl SimPeer {
         self.parked = Parked::new(512);
         self.synced = false;
         self.events = Some(node.subscribe());
+        self.view = chain_of(&node);
         self.node = Some(node);
     }
 
@@ -228,12 +233,49 @@ impl SimPeer {
     /// Transactions that joined this peer's chain since the last call.
     pub fn drain_committed(&mut self) -> Vec<TxId> {
         let mut out = vec![];
-        if let Some(events) = &mut self.events {
-            while let Ok(NodeEvent::ChainExtended { block, .. }) = events.try_recv() {
-                out.extend(block.transactions.iter().map(Transaction::id));
+        let Some(events) = &mut self.events else {
+            return out;
+        };
+        loop {
+            match events.try_recv() {
+                Ok(NodeEvent::ChainExtended { cid, block }) => {
+                    out.extend(block.transactions.iter().map(Transaction::id));
+                    // As a view-update subscriber reads it: this block at its height, nothing
+                    // above it until the next events.
+                    self.view.split_off(&block.height);
+                    self.view.insert(block.height, cid);
+                }
+                Err(broadcast::error::TryRecvError::Lagged(_)) => {
+                    // As the API's stream does: catch up from the chain.
+                    if let Some(node) = &self.node {
+                        self.view = chain_of(node);
+                    }
+                }
+                Err(_) => break,
             }
         }
         out
+    }
+
+    /// Where the chain its events showed differs from the node's canonical chain, if anywhere.
+    pub fn view_mismatch(&self) -> Option<String> {
+        let node = self.node.as_ref()?;
+        let chain = chain_of(node);
+        if chain == self.view {
+            return None;
+        }
+        let at = chain
+            .keys()
+            .chain(self.view.keys())
+            .copied()
+            .filter(|h| self.view.get(h) != chain.get(h))
+            .min()?;
+        Some(format!(
+            "peer {}: its events show {:?} at height {at}, its chain holds {:?}",
+            self.index,
+            self.view.get(&at),
+            chain.get(&at)
+        ))
     }
 
     fn to_admitted(&self, msg: Msg) -> Outbox {
@@ -392,4 +434,11 @@ impl SimPeer {
         }
         out
     }
+}
+
+/// The node's canonical chain, height -> block.
+fn chain_of(node: &Node) -> BTreeMap<u64, Cid> {
+    let height = node.tip().map(|t| t.1).unwrap_or(0);
+    let blocks = node.canonical_range(1, height).unwrap_or_default();
+    (1..).zip(blocks).collect()
 }
