@@ -25,7 +25,7 @@ mod fleet;
 #[path = "support/report.rs"]
 mod report;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -183,6 +183,33 @@ async fn submit_all(
     (accepted, done)
 }
 
+/// For each (peer, submitted to, transaction id) its stream missed, asks the peer where the
+/// transaction stands (`committed`: the stream missed its block; `pending`: not yet in a block
+/// there; `unknown`: the peer never had it) and prints the tally with a few ids.
+async fn explain_missing(clients: &[Client], missing: Vec<(usize, usize, String)>) {
+    let mut states: BTreeMap<(usize, String), Vec<String>> = BTreeMap::new();
+    for (peer, to, id) in missing {
+        let state = match id.parse() {
+            Ok(tx) => match clients[peer].status(&tx).await {
+                Ok(s) => s.state,
+                Err(e) => format!("status failed: {e}"),
+            },
+            Err(_) => "unparsable id".into(),
+        };
+        states
+            .entry((peer, state))
+            .or_default()
+            .push(format!("{id} (submitted to peer {to})"));
+    }
+    for ((peer, state), ids) in states {
+        eprintln!(
+            "peer {peer}: {} missing transactions are {state}, e.g. {:?}",
+            ids.len(),
+            &ids[..ids.len().min(3)]
+        );
+    }
+}
+
 /// Figures of one load phase.
 struct Phase {
     rate: usize,
@@ -313,6 +340,15 @@ async fn run_phase(
                 accepted.len(),
                 fleet.logs()
             );
+            let missing: Vec<(usize, usize, String)> = {
+                let seen = seen.lock().unwrap();
+                (0..PEERS)
+                    .flat_map(|p| accepted.iter().map(move |(to, id, _)| (p, *to, id)))
+                    .filter(|(p, _, id)| !seen.at.contains_key(&(*p, (*id).clone())))
+                    .map(|(p, to, id)| (p, to, id.clone()))
+                    .collect()
+            };
+            explain_missing(clients, missing).await;
             break;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
