@@ -96,3 +96,63 @@ impl Mempool {
         }
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::model::{nil_cid, JournalEntry};
+    use crate::trust::{Chain, SecretKey};
+
+    /// A distinct (unsigned-chain) transaction per `n`: the pool never verifies.
+    fn tx(n: u64) -> (TxId, Transaction) {
+        let entries = vec![JournalEntry::Insert {
+            reference: nil_cid(),
+            timestamp: n,
+        }];
+        let tx =
+            Transaction::create(&SecretKey::generate(), &Chain::default(), entries, n, 0).unwrap();
+        (tx.id(), tx)
+    }
+
+    #[test]
+    fn a_full_pool_refuses_until_a_slot_is_freed_and_never_takes_a_duplicate() {
+        let t0 = Instant::now();
+        let mut pool = Mempool::new(2);
+        let (a, b, c) = (tx(1), tx(2), tx(3));
+        assert!(pool.insert(a.0, a.1.clone(), t0));
+        assert!(!pool.insert(a.0, a.1.clone(), t0), "duplicate taken");
+        assert!(pool.insert(b.0, b.1.clone(), t0 + Duration::from_secs(1)));
+        assert!(pool.is_full());
+        assert!(!pool.insert(c.0, c.1.clone(), t0), "over capacity");
+        assert_eq!(pool.len(), 2);
+        assert!(!pool.contains(&c.0));
+        pool.remove([&a.0]);
+        assert!(!pool.is_full());
+        assert!(pool.insert(c.0, c.1.clone(), t0));
+        assert_eq!(pool.len(), 2);
+    }
+
+    #[test]
+    fn candidates_come_oldest_first_and_sizes_and_age_follow_the_contents() {
+        let t0 = Instant::now();
+        let mut pool = Mempool::new(10);
+        let txs: Vec<_> = (1..=3).map(tx).collect();
+        for (i, (id, tx)) in txs.iter().enumerate() {
+            assert!(pool.insert(*id, tx.clone(), t0 + Duration::from_secs(i as u64)));
+        }
+        let ids = |v: Vec<Transaction>| v.iter().map(Transaction::id).collect::<Vec<_>>();
+        assert_eq!(ids(pool.candidates(2)), vec![txs[0].0, txs[1].0]);
+        let size = |i: usize| txs[i].1.to_bytes().len();
+        assert_eq!(pool.bytes(), size(0) + size(1) + size(2));
+        assert_eq!(pool.oldest(), Some(t0));
+        pool.remove([&txs[1].0]);
+        assert_eq!(ids(pool.candidates(10)), vec![txs[0].0, txs[2].0]);
+        assert_eq!(pool.bytes(), size(0) + size(2));
+        pool.remove([&txs[0].0, &txs[2].0]);
+        assert!(pool.is_empty());
+        assert_eq!((pool.bytes(), pool.oldest()), (0, None));
+    }
+}
