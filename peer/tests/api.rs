@@ -2,6 +2,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
 
+mod support;
+
 use futures::StreamExt;
 use mediachain::api::ApiConfig;
 use mediachain::client::wire::{Problem, PROBLEM_JSON};
@@ -310,7 +312,12 @@ async fn a_submitted_transaction_is_confirmed_through_the_stream_and_indexed() {
     assert_eq!(pending.id, tx.id().to_string());
     assert_eq!(pending.state, "pending");
 
-    let confirmation = client.await_confirmation(&tx.id(), from).await.unwrap();
+    let confirmation = support::wait::within(
+        "the confirmation",
+        client.await_confirmation(&tx.id(), from),
+    )
+    .await
+    .unwrap();
     assert_eq!(confirmation.state.state, "committed");
     let block = confirmation.block.unwrap();
     assert!(block.transactions.contains(&tx.id().to_string()));
@@ -496,7 +503,12 @@ async fn the_event_stream_resumes_from_a_height_and_filters_by_canonical() {
         )
         .unwrap();
         client.submit(&tx).await.unwrap();
-        let confirmation = client.await_confirmation(&tx.id(), from).await.unwrap();
+        let confirmation = support::wait::within(
+            "the confirmation",
+            client.await_confirmation(&tx.id(), from),
+        )
+        .await
+        .unwrap();
         artefacts.push((artefact, confirmation.block.unwrap()));
     }
 
@@ -504,14 +516,23 @@ async fn the_event_stream_resumes_from_a_height_and_filters_by_canonical() {
     let mut all = client.events(Some(0), &[], &[]).await.unwrap();
     let mut heights = vec![];
     for _ in 0..3 {
-        heights.push(all.next().await.unwrap().unwrap().height);
+        heights.push(
+            support::wait::within("a block event", all.next())
+                .await
+                .unwrap()
+                .unwrap()
+                .height,
+        );
     }
     assert_eq!(heights, vec![0, 1, 2]);
 
     // Only the blocks about the second artefact, from genesis.
     let (second, second_block) = &artefacts[1];
     let mut filtered = client.events(Some(0), &[*second], &[]).await.unwrap();
-    let first = filtered.next().await.unwrap().unwrap();
+    let first = support::wait::within("a filtered event", filtered.next())
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(first.cid, second_block.cid);
 
     // Resuming after a height, then a live block arrives.
@@ -529,7 +550,10 @@ async fn the_event_stream_resumes_from_a_height_and_filters_by_canonical() {
     )
     .unwrap();
     client.submit(&tx).await.unwrap();
-    let live = resumed.next().await.unwrap().unwrap();
+    let live = support::wait::within("a live event after resuming", resumed.next())
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(live.height, second_block.height + 1);
     assert_eq!(live.transactions, vec![tx.id().to_string()]);
 
@@ -545,7 +569,10 @@ async fn the_event_stream_resumes_from_a_height_and_filters_by_canonical() {
     let mut text = String::new();
     while !text.contains("\n\n") {
         text.push_str(&String::from_utf8_lossy(
-            &body.next().await.unwrap().unwrap(),
+            &support::wait::within("a chunk of the event stream", body.next())
+                .await
+                .unwrap()
+                .unwrap(),
         ));
     }
     assert!(text.contains("id:2"), "{text}");

@@ -99,7 +99,12 @@ async fn seed(peer: &LocalPeer) -> (Cid, Cid) {
     let bits = client.info().await.unwrap().transaction_pow_bits;
     let tx = Transaction::create(&key, &chain, entries, now, bits).unwrap();
     client.submit(&tx).await.unwrap();
-    client.await_confirmation(&tx.id(), 1).await.unwrap();
+    support::wait::within(
+        "the seed transaction's confirmation",
+        client.await_confirmation(&tx.id(), 1),
+    )
+    .await
+    .unwrap();
     (artefact, cell)
 }
 

@@ -4,4 +4,5 @@ pub mod fleet;
 pub mod netns;
 pub mod rogue;
 pub mod skip;
+pub mod wait;
 pub mod work;
