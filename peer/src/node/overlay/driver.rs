@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use libp2p::request_response::{self, OutboundRequestId};
-use libp2p::swarm::SwarmEvent;
+use libp2p::swarm::{ListenError, SwarmEvent};
 use libp2p::{gossipsub, identify, ping, Multiaddr, PeerId, Swarm};
 use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
@@ -305,6 +305,10 @@ impl Overlay {
                 }
                 self.input(Input::Disconnected(peer_id));
             }
+            SwarmEvent::IncomingConnectionError {
+                error: ListenError::Denied { cause },
+                ..
+            } => self.metrics.reject("connection", swarm::denial(&cause)),
             SwarmEvent::Behaviour(BehaviourEvent::Sync(event)) => match event {
                 request_response::Event::Message { peer, message, .. } => match message {
                     request_response::Message::Request {

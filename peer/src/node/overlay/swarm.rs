@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use libp2p::gossipsub::{self, IdentTopic};
 use libp2p::request_response::{self, ProtocolSupport};
-use libp2p::swarm::NetworkBehaviour;
+use libp2p::swarm::{ConnectionDenied, NetworkBehaviour};
 use libp2p::{
     allow_block_list, connection_limits, identify, noise, ping, tcp, yamux, StreamProtocol, Swarm,
 };
@@ -20,6 +20,21 @@ pub const MAX_PENDING_INCOMING: u32 = 64;
 pub const MAX_PER_PEER: u32 = 2;
 /// Established connections at most (neighbours are O(N); the rest is headroom for joins).
 pub const MAX_ESTABLISHED: u32 = 256;
+
+/// Why an incoming connection was denied, as a metric label: `blocked` (a refused dialer in
+/// its back-off, or a banned peer), `limit` (a connection limit) or `denied`.
+pub fn denial(cause: &ConnectionDenied) -> &'static str {
+    if cause.downcast_ref::<allow_block_list::Blocked>().is_some() {
+        "blocked"
+    } else if cause
+        .downcast_ref::<connection_limits::Exceeded>()
+        .is_some()
+    {
+        "limit"
+    } else {
+        "denied"
+    }
+}
 
 /// The composed libp2p behaviour.
 #[derive(NetworkBehaviour)]
