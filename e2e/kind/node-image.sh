@@ -36,9 +36,10 @@ RESTRICTED=$(host_missing_caps)
 # The Debian mirror apt uses (deb822 .sources or one-line sources.list), never hard-coded.
 apt_mirror() {
   local m
-  m=$(grep -hs '^URIs:' /etc/apt/sources.list.d/*.sources | awk '{print $2}' | grep -v security | head -1)
+  # Either file kind may be absent (grep then fails): not an error until neither names a mirror.
+  m=$(grep -hs '^URIs:' /etc/apt/sources.list.d/*.sources | awk '{print $2}' | grep -v security | head -1) || true
   [ -n "$m" ] || m=$(grep -hsE '^deb\s' /etc/apt/sources.list /etc/apt/sources.list.d/*.list |
-    awk '{for (i = 2; i <= NF; i++) if ($i ~ /:\/\//) {print $i; exit}}' | grep -v security | head -1)
+    awk '{for (i = 2; i <= NF; i++) if ($i ~ /:\/\//) {print $i; exit}}' | grep -v security | head -1) || true
   [ -n "$m" ] || die "cannot find a Debian mirror in the apt configuration"
   echo "$m"
 }
@@ -305,8 +306,10 @@ main() {
   fi
   # Keep the cache bounded: drop node/base images of earlier inputs and dangling layers.
   local old
-  for old in $(docker images --format '{{.Repository}}:{{.Tag}}' | grep -E '^mediachain.local/kind-(node|base):' |
-    grep -vxF -e "$NODE_IMAGE" -e "$BASE_IMAGE"); do
+  # (no image left to drop is not a failure: each grep may select nothing)
+  for old in $(docker images --format '{{.Repository}}:{{.Tag}}' |
+    { grep -E '^mediachain.local/kind-(node|base):' || true; } |
+    { grep -vxF -e "$NODE_IMAGE" -e "$BASE_IMAGE" || true; }); do
     docker rmi "$old" >/dev/null 2>&1 || true
   done
   docker image prune -f >/dev/null 2>&1 || true
