@@ -12,8 +12,10 @@ pub mod identity;
 pub mod observe;
 pub mod placement;
 pub mod public_trust;
+pub mod services;
 pub mod status;
 pub mod validate;
+pub mod workload;
 
 #[cfg(test)]
 mod tests;
