@@ -22,6 +22,8 @@ fn env_or(name: &str, default: &str) -> String {
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     telemetry::init_logging();
+    // Started by a test with a lifeline: exit with the test process (docs/testing.md).
+    mediachain::lifeline::arm(Duration::ZERO, || {});
     let addr: SocketAddr = match env_or("METRICS_ADDR", "0.0.0.0:8080").parse() {
         Ok(addr) => addr,
         Err(e) => {

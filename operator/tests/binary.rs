@@ -63,14 +63,14 @@ async fn the_binary_leads_serves_metrics_reconciles_and_stops_cleanly() {
         .unwrap();
 
     let addr = format!("127.0.0.1:{}", free_port());
+    // Tied to this process (`mediachain::lifeline`): it exits when the test dies, even by SIGKILL.
     let mut operator = Operator(
-        Command::new(env!("CARGO_BIN_EXE_mediachain-operator"))
+        mediachain::lifeline::tie(&mut Command::new(env!("CARGO_BIN_EXE_mediachain-operator")))
             .env("KUBECONFIG", server.kubeconfig_path())
             .env("METRICS_ADDR", &addr)
             .env("POD_NAMESPACE", NS)
             .env("POD_NAME", "operator-under-test")
             .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()

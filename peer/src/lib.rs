@@ -27,6 +27,7 @@ pub mod client;
 #[cfg(feature = "node")]
 pub mod daemon;
 pub mod journal;
+pub mod lifeline;
 pub mod model;
 #[cfg(feature = "node")]
 pub mod node;

@@ -246,6 +246,49 @@ fn free_ports(n: u16) -> u16 {
     }
 }
 
+/// Runs `mediachain devnet --exit-after-demo` in `dir` on ports from `api`/`p2p`, tied to this
+/// test process (`mediachain::lifeline`: devnet, and through it its peers, exit if the test
+/// dies), within a deadline; returns whether it succeeded, its stdout and its stderr.
+fn devnet(dir: &Path, net: &Path, api: u16, p2p: u16, binary: &Path) -> (bool, String, String) {
+    let out = tempfile::NamedTempFile::new_in(dir).unwrap();
+    let err = tempfile::NamedTempFile::new_in(dir).unwrap();
+    let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("mediachain"));
+    cmd.current_dir(dir)
+        .arg("devnet")
+        .arg("--dir")
+        .arg(net)
+        .args(["--peers", "2", "--api-port", &api.to_string()])
+        .args(["--p2p-port", &p2p.to_string()])
+        .args([
+            "--registration-pow-bits",
+            "8",
+            "--transaction-pow-bits",
+            "4",
+        ])
+        .args(["--block-interval", "200ms", "--exit-after-demo"])
+        .env("MEDIACHAIN_PEER_BIN", binary)
+        .stdout(out.reopen().unwrap())
+        .stderr(err.reopen().unwrap());
+    let mut child = mediachain::lifeline::tie(&mut cmd).spawn().unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(300);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break Some(status);
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    let stdout = std::fs::read_to_string(out.path()).unwrap();
+    let stderr = std::fs::read_to_string(err.path()).unwrap();
+    let status =
+        status.unwrap_or_else(|| panic!("devnet did not finish within 300 s\n{stdout}\n{stderr}"));
+    (status.success(), stdout, stderr)
+}
+
 #[test]
 fn devnet_runs_the_main_job_against_real_peer_processes() {
     let binary = peer_binary();
@@ -253,35 +296,8 @@ fn devnet_runs_the_main_job_against_real_peer_processes() {
     let net = dir.path().join("net");
     let api = free_ports(2);
     let p2p = free_ports(2);
-    let output = Command::cargo_bin("mediachain")
-        .unwrap()
-        .current_dir(dir.path())
-        .args([
-            "devnet",
-            "--dir",
-            net.to_str().unwrap(),
-            "--peers",
-            "2",
-            "--api-port",
-            &api.to_string(),
-            "--p2p-port",
-            &p2p.to_string(),
-            "--registration-pow-bits",
-            "8",
-            "--transaction-pow-bits",
-            "4",
-            "--block-interval",
-            "200ms",
-            "--exit-after-demo",
-        ])
-        .env("MEDIACHAIN_PEER_BIN", &binary)
-        .timeout(std::time::Duration::from_secs(300))
-        .assert()
-        .get_output()
-        .clone();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "{stdout}\n{stderr}");
+    let (ok, stdout, stderr) = devnet(dir.path(), &net, api, p2p, &binary);
+    assert!(ok, "{stdout}\n{stderr}");
     assert!(stdout.contains("2 peers ready"), "{stdout}");
     assert!(stdout.contains("client: registered 12D3KooW"), "{stdout}");
     assert!(stdout.contains("artefactCreatedBy cell"), "{stdout}");
@@ -306,32 +322,9 @@ fn devnet_runs_the_main_job_against_real_peer_processes() {
     }
     // The same directory again: the identities and the journal are kept.
     let pub_before = std::fs::read_to_string(net.join("root.pub")).unwrap();
-    Command::cargo_bin("mediachain")
-        .unwrap()
-        .current_dir(dir.path())
-        .args([
-            "devnet",
-            "--dir",
-            net.to_str().unwrap(),
-            "--peers",
-            "2",
-            "--api-port",
-            &api.to_string(),
-            "--p2p-port",
-            &p2p.to_string(),
-            "--registration-pow-bits",
-            "8",
-            "--transaction-pow-bits",
-            "4",
-            "--block-interval",
-            "200ms",
-            "--exit-after-demo",
-        ])
-        .env("MEDIACHAIN_PEER_BIN", &binary)
-        .timeout(std::time::Duration::from_secs(300))
-        .assert()
-        .success()
-        .stdout(contains("at height 2"));
+    let (ok, stdout, stderr) = devnet(dir.path(), &net, api, p2p, &binary);
+    assert!(ok, "{stdout}\n{stderr}");
+    assert!(stdout.contains("at height 2"), "{stdout}");
     assert_eq!(
         std::fs::read_to_string(net.join("root.pub")).unwrap(),
         pub_before

@@ -27,7 +27,7 @@ fn objects_reported_durable_survive_a_sigkill() {
     files.sort(); // import goes in file-name order
 
     let store_dir = dir.path().join("db");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_mediachain"))
+    let mut child = mediachain::lifeline::tie(&mut Command::new(env!("CARGO_BIN_EXE_mediachain")))
         .args(["store", "import", "--batch", "10", "--store"])
         .arg(&store_dir)
         .arg(&export)

@@ -1,12 +1,13 @@
 //! A fleet of real `mediachain-peer` processes on loopback for the multi-process tests: a trust
 //! tower on disk, free ports, start/stop/SIGKILL, readiness polling with timeouts that say what
-//! they waited for, and the peers' logs printed when a test fails.
+//! they waited for, and the peers' logs printed when a test fails. Every peer holds a lifeline to
+//! the test process (`mediachain::lifeline`): it exits when the test dies, however it dies.
 
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use mediachain::client::Client;
@@ -217,7 +218,6 @@ impl Fleet {
             .env("MALLOC_ARENA_MAX", "2")
             .envs(self.env.iter().map(|(k, v)| (k, v)))
             .env_remove("MEDIACHAIN_SEEDS_FILE")
-            .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log);
         if !self.extra_args.iter().any(|a| a == "--root-key") {
@@ -226,6 +226,8 @@ impl Fleet {
         if !seeds.is_empty() {
             cmd.arg("--seed").arg(seeds.join(","));
         }
+        // The lifeline: the peer exits when this test process dies, even by SIGKILL.
+        mediachain::lifeline::tie(&mut cmd);
         p.child = Some(cmd.spawn().expect("start mediachain-peer"));
     }
 

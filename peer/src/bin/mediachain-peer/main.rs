@@ -59,7 +59,14 @@ fn init_tracing() {
     }
 }
 
-async fn shutdown_signal() {
+/// Waits for SIGTERM, Ctrl-C or the closing of the lifeline (`parent_gone`, see
+/// `mediachain::lifeline`; it never fires when the lifeline is not armed).
+async fn shutdown_signal(parent_gone: tokio::sync::oneshot::Receiver<()>) {
+    let parent_gone = async {
+        if parent_gone.await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
@@ -68,19 +75,35 @@ async fn shutdown_signal() {
                 tokio::select! {
                     _ = ctrl_c => {},
                     _ = term.recv() => {},
+                    () = parent_gone => {},
                 }
             }
             Err(_) => {
-                let _ = ctrl_c.await;
+                tokio::select! {
+                    _ = ctrl_c => {},
+                    () = parent_gone => {},
+                }
             }
         }
     }
     #[cfg(not(unix))]
-    let _ = ctrl_c.await;
+    tokio::select! {
+        _ = ctrl_c => {},
+        () = parent_gone => {},
+    }
 }
+
+/// How long a peer whose lifeline closed may take to leave the overlay and flush before it exits
+/// anyway.
+const LIFELINE_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
 
 fn main() -> ExitCode {
     init_tracing();
+    // Started with a lifeline (by a test or `mediachain devnet`): shut down when the parent dies.
+    let (parent_gone_tx, parent_gone) = tokio::sync::oneshot::channel();
+    mediachain::lifeline::arm(LIFELINE_GRACE, move || {
+        let _ = parent_gone_tx.send(());
+    });
     let cli = Cli::parse();
     let (args, check_only) = match cli.command {
         Command::Run(args) => (args, false),
@@ -120,7 +143,7 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    match runtime.block_on(run(config, api)) {
+    match runtime.block_on(run(config, api, parent_gone)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             error!("{e}");
@@ -130,7 +153,11 @@ fn main() -> ExitCode {
     }
 }
 
-async fn run(config: Config, api: ApiConfig) -> Result<(), String> {
+async fn run(
+    config: Config,
+    api: ApiConfig,
+    parent_gone: tokio::sync::oneshot::Receiver<()>,
+) -> Result<(), String> {
     std::fs::create_dir_all(&config.data_dir)
         .map_err(|e| format!("data directory {}: {e}", config.data_dir.display()))?;
     let store = Store::open(&config.data_dir.join("store"), config.max_object_size)
@@ -142,7 +169,7 @@ async fn run(config: Config, api: ApiConfig) -> Result<(), String> {
     if let Err(e) = mediachain::backup::cli::record_api_address(&config.data_dir, daemon.api_addr) {
         warn!(error = %e, "cannot record the API address in the data directory");
     }
-    shutdown_signal().await;
+    shutdown_signal(parent_gone).await;
     info!("shutting down: leaving the overlay and flushing");
     daemon.stop().await.map_err(|e| e.to_string())?;
     info!("stopped");

@@ -6,7 +6,8 @@
 //! client through the main job — register, write an artefact with its `artefactCreatedBy` cell,
 //! submit the transaction, print the confirmation from the view-update stream — and keeps the
 //! network serving until Ctrl-C, printing the endpoints. Re-running it on the same directory
-//! reuses the identities and the peers' data.
+//! reuses the identities and the peers' data. The peers hold a lifeline to this process
+//! (`mediachain::lifeline`): they stop when it exits, however it exits.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -220,7 +221,9 @@ fn spawn(args: &DevnetArgs, binary: &Path, peer: &mut Peer) -> Result<(), CliErr
             "--transaction-pow-bits",
             &args.transaction_pow_bits.to_string(),
         ])
-        .stdin(Stdio::null())
+        // The peers' lifeline: they exit when this process does, even when it is killed.
+        .stdin(Stdio::piped())
+        .env(mediachain::lifeline::ENV, "1")
         .stdout(Stdio::from(log))
         .stderr(Stdio::from(log_err))
         .kill_on_drop(true)

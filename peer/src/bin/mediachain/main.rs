@@ -75,6 +75,8 @@ fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
+    // Started by a test or by `mediachain devnet`'s parent: exit with it (docs/testing.md).
+    mediachain::lifeline::arm(std::time::Duration::ZERO, || {});
     let cli = Cli::parse();
     let result: Result<(), CliError> = match cli.command {
         Command::Key(cmd) => keys::run_key(cmd),

@@ -1,0 +1,134 @@
+//! Processes a test starts die with it (docs/testing.md, `mediachain::lifeline`): a helper test
+//! process starts a fleet peer, is SIGKILLed (no `Drop` runs), and the peer exits by itself.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use support::fleet::Fleet;
+
+/// Names the directory where the helper reports the peer it started (set only for the helper).
+const HELPER_ENV: &str = "MEDIACHAIN_LIFELINE_HELPER_DIR";
+const HELPER: &str = "helper_starts_a_peer_and_waits_to_be_killed";
+
+#[tokio::test]
+#[ignore = "the helper process of a_peer_dies_with_its_killed_test_process, run by it"]
+async fn helper_starts_a_peer_and_waits_to_be_killed() {
+    let out = PathBuf::from(std::env::var(HELPER_ENV).expect("run only as the helper"));
+    let mut fleet = Fleet::new(1);
+    fleet.start(0);
+    fleet.wait_ready(&[0]).await;
+    let pid = fleet.peers[0].child.as_ref().unwrap().id();
+    let report = format!("{pid}\n{}\n", fleet.path().display());
+    std::fs::write(out.join("peer.tmp"), report).unwrap();
+    std::fs::rename(out.join("peer.tmp"), out.join("peer")).unwrap();
+    // Deliberately waits to be killed (bounded, should the test that runs it be gone).
+    tokio::time::sleep(Duration::from_secs(300)).await;
+}
+
+/// Kills the helper and, if the check failed, the peer it left behind.
+struct Cleanup {
+    helper: Child,
+    peer: Option<u32>,
+    fleet_dir: Option<PathBuf>,
+}
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        let _ = self.helper.kill();
+        let _ = self.helper.wait();
+        if let Some(pid) = self.peer {
+            if alive(pid) {
+                let _ = Command::new("kill")
+                    .args(["-KILL", &pid.to_string()])
+                    .status();
+            }
+        }
+        if let Some(dir) = &self.fleet_dir {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
+
+/// Whether process `pid` exists and is not a zombie (an orphan may wait for its reaper).
+fn alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // The state follows the parenthesised command name.
+        Ok(stat) => stat
+            .rsplit_once(") ")
+            .is_some_and(|(_, rest)| !rest.starts_with('Z') && !rest.starts_with('X')),
+        Err(_) => false,
+    }
+}
+
+fn read_report(dir: &Path, helper: &mut Child) -> (u32, PathBuf) {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        if let Ok(text) = std::fs::read_to_string(dir.join("peer")) {
+            let mut lines = text.lines();
+            let pid = lines.next().unwrap().parse().unwrap();
+            return (pid, PathBuf::from(lines.next().unwrap()));
+        }
+        let log = || std::fs::read_to_string(dir.join("helper.log")).unwrap_or_default();
+        if let Some(status) = helper.try_wait().unwrap() {
+            panic!(
+                "the helper exited ({status}) before starting its peer:\n{}",
+                log()
+            );
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out after 120 s waiting for the helper to start a ready peer:\n{}",
+            log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn a_peer_dies_with_its_killed_test_process() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = std::fs::File::create(dir.path().join("helper.log")).unwrap();
+    let helper = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", HELPER, "--ignored", "--nocapture"])
+        .env(HELPER_ENV, dir.path())
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let mut cleanup = Cleanup {
+        helper,
+        peer: None,
+        fleet_dir: None,
+    };
+    let (pid, fleet_dir) = read_report(dir.path(), &mut cleanup.helper);
+    cleanup.peer = Some(pid);
+    cleanup.fleet_dir = Some(fleet_dir.clone());
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+    assert!(
+        alive(pid) && String::from_utf8_lossy(&cmdline).contains("mediachain-peer"),
+        "the helper's peer {pid} is not running"
+    );
+
+    cleanup.helper.kill().unwrap(); // SIGKILL: the helper's Drop of its fleet never runs
+    cleanup.helper.wait().unwrap();
+
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while alive(pid) {
+        assert!(
+            Instant::now() < deadline,
+            "the peer {pid} of the SIGKILLed helper was still running after 30 s"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let peer_log = std::fs::read_to_string(fleet_dir.join("peer0/peer.log")).unwrap();
+    assert!(
+        peer_log.contains("standard input closed (the parent process is gone)"),
+        "the peer did not exit through its lifeline:\n{peer_log}"
+    );
+}
