@@ -317,6 +317,12 @@ pub struct IngressSpec {
     /// Extra annotations (e.g. for the ingress controller).
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub annotations: std::collections::BTreeMap<String, String>,
+    /// Networks (CIDR) or addresses of the ingress controller's pods, whose `X-Forwarded-For`
+    /// the peers believe (`MEDIACHAIN_API_TRUSTED_PROXIES`, with the operator's
+    /// `INGRESS_TRUSTED_PROXIES`), so that each client behind the Ingress gets its own rate
+    /// limit and connection cap instead of sharing the proxy's.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub trusted_proxies: Vec<String>,
 }
 
 /// The PodDisruptionBudget.

@@ -4,7 +4,9 @@
 //! Environment: `POD_NAMESPACE` (Lease namespace, default `default`), `POD_NAME` (Lease holder,
 //! default the host name), `METRICS_ADDR` (default `0.0.0.0:8080`), `CLUSTER_DOMAIN` (default
 //! `cluster.local`), `LEASE_NAME` (default `mediachain-operator`), `WATCH_NAMESPACE` (only that namespace; default
-//! all), `HEIGHT_REFRESH_SECONDS` (journal-height scrape cadence, default 60), `LOG_FORMAT=json`, `RUST_LOG`.
+//! all), `HEIGHT_REFRESH_SECONDS` (journal-height scrape cadence, default 60),
+//! `INGRESS_TRUSTED_PROXIES` (comma-separated networks of the ingress controller's pods, trusted
+//! by the peers of resources with an Ingress; default none), `LOG_FORMAT=json`, `RUST_LOG`.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -12,7 +14,7 @@ use std::time::Duration;
 
 use mediachain_operator::controller::{self, Context, Leadership};
 use mediachain_operator::metrics::Metrics;
-use mediachain_operator::reconcile::Settings;
+use mediachain_operator::reconcile::{proxies, Settings};
 use mediachain_operator::telemetry;
 
 fn env_or(name: &str, default: &str) -> String {
@@ -69,10 +71,21 @@ async fn main() -> std::process::ExitCode {
         },
         Err(_) => mediachain_operator::reconcile::HEIGHT_REFRESH,
     };
+    let ingress_trusted_proxies: Vec<String> = env_or("INGRESS_TRUSTED_PROXIES", "")
+        .split(',')
+        .map(str::trim)
+        .filter(|e| !e.is_empty())
+        .map(String::from)
+        .collect();
+    if let Err(e) = proxies::check("INGRESS_TRUSTED_PROXIES", &ingress_trusted_proxies) {
+        tracing::error!(error = %e, "INGRESS_TRUSTED_PROXIES is not a list of networks");
+        return std::process::ExitCode::from(2);
+    }
     let settings = Settings {
         cluster_domain: env_or("CLUSTER_DOMAIN", "cluster.local"),
         height_refresh,
         metrics_url: None,
+        ingress_trusted_proxies,
     };
     let namespace = std::env::var("WATCH_NAMESPACE")
         .ok()

@@ -203,6 +203,20 @@ async fn status_column(client: &Client, name: &str) -> String {
         .to_string()
 }
 
+/// The peers' `MEDIACHAIN_API_TRUSTED_PROXIES` in StatefulSet `name`, if set.
+async fn trusted_proxies(client: &Client, name: &str) -> Option<String> {
+    let sts = Api::<StatefulSet>::namespaced(client.clone(), NS)
+        .get(name)
+        .await
+        .unwrap();
+    sts.spec?.template.spec?.containers[0]
+        .env
+        .as_ref()?
+        .iter()
+        .find(|e| e.name == "MEDIACHAIN_API_TRUSTED_PROXIES")
+        .and_then(|e| e.value.clone())
+}
+
 #[tokio::test]
 async fn create_reconcile_scale_and_update_a_network() {
     let Some(server) = start().await else { return };
@@ -218,7 +232,8 @@ async fn create_reconcile_scale_and_update_a_network() {
             "replicas": 3,
             "image": "mediachain-peer:test",
             "trust": {"principalSecretName": "principal"},
-            "ingress": {"host": "api.media.example.org", "className": "nginx"},
+            "ingress": {"host": "api.media.example.org", "className": "nginx",
+                "trustedProxies": ["10.244.0.0/16", "fd00:10:244::/56"]},
             "placement": {
                 "nodeSelector": {"pool": "ledger"},
                 "affinity": {"podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [
@@ -309,6 +324,11 @@ async fn create_reconcile_scale_and_update_a_network() {
         .get("alpha")
         .await
         .unwrap();
+    assert_eq!(
+        trusted_proxies(&client, "alpha").await.as_deref(),
+        Some("10.244.0.0/16,fd00:10:244::/56"),
+        "behind the Ingress the peers trust the controller's networks"
+    );
     let seeds = Api::<ConfigMap>::namespaced(client.clone(), NS)
         .get("testnet-seeds")
         .await
@@ -398,6 +418,11 @@ async fn create_reconcile_scale_and_update_a_network() {
         .await
         .unwrap()
         .is_none());
+    assert_eq!(
+        trusted_proxies(&client, "alpha").await,
+        None,
+        "without an Ingress no proxy is trusted"
+    );
     assert!(Api::<PodDisruptionBudget>::namespaced(client.clone(), NS)
         .get_opt("alpha")
         .await

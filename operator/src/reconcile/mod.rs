@@ -11,6 +11,7 @@ pub mod dereference;
 pub mod identity;
 pub mod observe;
 pub mod placement;
+pub mod proxies;
 pub mod public_trust;
 pub mod services;
 pub mod status;
@@ -38,6 +39,9 @@ pub struct Settings {
     /// One `/metrics` URL scraped for every resource instead of the pods' stable DNS names: an
     /// operator run outside the cluster behind a proxy, and tests without cluster DNS.
     pub metrics_url: Option<String>,
+    /// Networks of the ingress controller's pods, trusted by the peers of every resource with
+    /// an Ingress (env `INGRESS_TRUSTED_PROXIES`, the chart's `ingressTrustedProxies`).
+    pub ingress_trusted_proxies: Vec<String>,
 }
 
 /// Default of [`Settings::height_refresh`].
@@ -49,6 +53,7 @@ impl Default for Settings {
             cluster_domain: "cluster.local".into(),
             height_refresh: HEIGHT_REFRESH,
             metrics_url: None,
+            ingress_trusted_proxies: Vec::new(),
         }
     }
 }

@@ -21,10 +21,10 @@ use crate::naming;
 use crate::testing::TrustFixture;
 use crate::Error;
 
-const NOW: u64 = 1_800_000_000;
+pub(super) const NOW: u64 = 1_800_000_000;
 const DAY: u64 = 86_400;
 
-fn fixture(name: &str) -> MediachainPeer {
+pub(super) fn fixture(name: &str) -> MediachainPeer {
     let text = match name {
         "basic" => include_str!("../../tests/fixtures/basic.yaml"),
         "full" => include_str!("../../tests/fixtures/full.yaml"),
@@ -33,11 +33,11 @@ fn fixture(name: &str) -> MediachainPeer {
     serde_yaml::from_str(text).expect("fixture parses")
 }
 
-fn trust() -> TrustFixture {
+pub(super) fn trust() -> TrustFixture {
     TrustFixture::new(7, NOW - DAY, NOW + 365 * DAY)
 }
 
-fn found_with(trust: &TrustFixture, mp: &MediachainPeer) -> Found {
+pub(super) fn found_with(trust: &TrustFixture, mp: &MediachainPeer) -> Found {
     Found {
         principal: Some(trust.secret("media", "principal")),
         network_members: vec![mp.clone()],
@@ -45,7 +45,7 @@ fn found_with(trust: &TrustFixture, mp: &MediachainPeer) -> Found {
     }
 }
 
-fn keygen() -> impl FnMut() -> mediachain::trust::SecretKey {
+pub(super) fn keygen() -> impl FnMut() -> mediachain::trust::SecretKey {
     let mut n = 100u8;
     move || {
         n += 1;

@@ -147,6 +147,8 @@ pub fn check_spec(name: &str, spec: &MediachainPeerSpec) -> Result<()> {
                 ingress.host
             ));
         }
+        super::proxies::check("spec.ingress.trustedProxies", &ingress.trusted_proxies)
+            .map_err(Error::InvalidSpec)?;
     }
     let budget = &spec.disruption_budget;
     let n = i64::from(spec.connectivity.target_connectivity);

@@ -89,6 +89,7 @@ fn peer_container(valid: &Valid, settings: &Settings) -> Container {
     if !spec.seeds.is_empty() {
         env_vars.push(env("MEDIACHAIN_SEEDS", spec.seeds.join(",")));
     }
+    env_vars.extend(super::proxies::env(mp, settings));
     if valid.principal.revocations.is_some() {
         env_vars.push(env(
             "MEDIACHAIN_REVOCATIONS",
