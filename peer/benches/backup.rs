@@ -230,6 +230,7 @@ async fn daemon(
             transaction_pow_bits: POW_BITS,
             client_cert_validity: 86_400,
             mempool_capacity: MEMPOOL_CAPACITY,
+            network_params: None,
         },
         key,
         chain,

@@ -5,6 +5,8 @@
 //! - [`trust`]: keys, the certificate tower, revocation lists and proof of work;
 //! - [`journal`]: the pure journal (transactions, blocks, verification, fork choice), over the
 //!   storage traits it defines (`journal::objects::Objects`, `journal::index::Index`);
+//! - [`network`]: the parameters every member of a network agrees on (name, root key, initial
+//!   members, consensus settings) and the genesis block derived from them;
 //! - `store`: the sled-backed content-addressed datastore, implementing those traits (feature
 //!   `store`);
 //! - `node`: the peer's state (`node::Node`) and its libp2p overlay, a pure peer policy
@@ -15,8 +17,9 @@
 //!
 //! docs/architecture.md walks through the layers and the path of a transaction.
 //!
-//! The protocol layers (`model`, `trust`) are pure: no I/O beyond reading and writing the
-//! files a caller names, so the operator can depend on them without sled, libp2p or warp.
+//! The protocol layers (`model`, `trust`, `journal`, `network`) are pure: no I/O beyond reading
+//! and writing the files a caller names, so the operator can depend on them without sled, libp2p
+//! or warp.
 
 #[cfg(feature = "node")]
 pub mod api;
@@ -29,6 +32,7 @@ pub mod daemon;
 pub mod journal;
 pub mod lifeline;
 pub mod model;
+pub mod network;
 #[cfg(feature = "node")]
 pub mod node;
 #[cfg(feature = "store")]

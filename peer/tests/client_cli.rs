@@ -316,6 +316,7 @@ fn devnet_runs_the_main_job_against_real_peer_processes() {
         "root.key",
         "principal.chain",
         "seeds.txt",
+        "network.yaml",
         "client.chain",
     ] {
         assert!(Path::new(&net).join(file).is_file(), "{file} missing");

@@ -72,6 +72,7 @@ async fn a_byzantine_peer_is_rejected_disconnected_and_counted_while_others_comm
         chain: chain.to_pem(),
         height: 0,
         tip: ByteBuf::from(genesis.cid().to_bytes()),
+        params: None,
     };
     let mut swarm = libp2p::SwarmBuilder::with_existing_identity(key.to_libp2p())
         .with_tokio()

@@ -19,7 +19,6 @@ use tokio::io::AsyncWriteExt;
 use super::export::{root_at, write_car, ExportReport};
 use super::import::{import_car, ImportError, ImportProgress, STORE_DIR};
 use crate::api::export::{HEIGHT_HEADER, ROOT_HEADER};
-use crate::journal::{Block, Rules};
 use crate::node::config::RunArgs;
 use crate::store::{Store, DEFAULT_MAX_OBJECT_SIZE};
 
@@ -234,10 +233,9 @@ pub fn import(args: ImportArgs) -> ExitCode {
         Ok(config) => config,
         Err(e) => return fail(e, 2),
     };
-    let mut rules = Rules::new(&config.network, config.root, config.transaction_pow_bits);
-    rules.revocations = config.revocations.clone();
-    // The network's genesis, as `Node::open` derives it (no bootstrap dataset).
-    let genesis = Block::genesis(&config.network, vec![]);
+    let rules = config.rules();
+    // The network's genesis, as `Node::open` derives it.
+    let genesis = config.genesis();
     let started = Instant::now();
     let mut last = Instant::now();
     let report = |p: &ImportProgress| {

@@ -118,6 +118,7 @@ impl LocalPeer {
             transaction_pow_bits: options.transaction_pow_bits,
             client_cert_validity: 30 * 24 * 3600,
             mempool_capacity: options.mempool_capacity,
+            network_params: None,
         };
         let mut rules = Rules::new(
             &options.network,

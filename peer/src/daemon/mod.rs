@@ -61,8 +61,6 @@ impl DaemonSpec {
     /// The spec of a `mediachain-peer run` configuration, over its opened `store`, serving the
     /// API with `api` (see [`ApiConfig::from_env`]).
     pub fn from_config(config: &Config, store: Store, api: ApiConfig) -> Self {
-        let mut rules = Rules::new(&config.network, config.root, config.transaction_pow_bits);
-        rules.revocations = config.revocations.clone();
         Self {
             params: NodeParams {
                 network: config.network.clone(),
@@ -72,10 +70,11 @@ impl DaemonSpec {
                 transaction_pow_bits: config.transaction_pow_bits,
                 client_cert_validity: 90 * 24 * 3600,
                 mempool_capacity: MEMPOOL_CAPACITY,
+                network_params: config.params.clone(),
             },
             key: config.key.clone(),
             chain: config.chain.clone(),
-            rules,
+            rules: config.rules(),
             store,
             overlay: OverlayConfig::from_config(config),
             api_listen: config.api_listen,

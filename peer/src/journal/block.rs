@@ -39,6 +39,11 @@ pub struct Block {
     /// The committer's signature over the block with this field empty.
     #[serde(with = "serde_bytes")]
     pub signature: Vec<u8>,
+    /// Genesis only, when the network is defined by a parameters file: the parameters' digest
+    /// (`network::NetworkParams::digest`), so networks with different parameters have
+    /// different genesis blocks. Absent from every other block.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parameters: Option<serde_bytes::ByteBuf>,
 }
 
 impl Block {
@@ -54,6 +59,7 @@ impl Block {
             transactions: vec![],
             entries,
             signature: vec![],
+            parameters: None,
         }
     }
 
@@ -76,6 +82,7 @@ impl Block {
             transactions,
             entries,
             signature: vec![],
+            parameters: None,
         };
         block.signature = committer
             .0

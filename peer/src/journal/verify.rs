@@ -424,6 +424,11 @@ pub fn check_block(
     if block.network != rules.network {
         return Err(BlockRejection::WrongNetwork(block.network.clone()));
     }
+    if block.parameters.is_some() {
+        return Err(BlockRejection::Malformed(
+            "only the genesis block carries network parameters".into(),
+        ));
+    }
     if block.height != parent.0 + 1 {
         return Err(BlockRejection::WrongHeight {
             expected: parent.0 + 1,

@@ -10,6 +10,8 @@ use std::time::Duration;
 use libp2p::Multiaddr;
 use serde::Deserialize;
 
+use crate::journal::{Block, Rules};
+use crate::network::NetworkParams;
 use crate::store::DEFAULT_MAX_OBJECT_SIZE;
 use crate::time;
 use crate::trust::{keyfile, Chain, Level, PublicKey, RevocationList, RevocationSet, SecretKey};
@@ -22,9 +24,14 @@ pub struct RunArgs {
     #[arg(long, env = "MEDIACHAIN_CONFIG")]
     #[serde(skip)]
     pub config: Option<PathBuf>,
-    /// Network name; the genesis block is derived from it [default: devnet].
+    /// Network name; without network parameters the genesis block is derived from it [default: devnet].
     #[arg(long, env = "MEDIACHAIN_NETWORK")]
     pub network: Option<String>,
+    /// The network's parameters (YAML, docs/network-parameters.md): name, root key, initial
+    /// members and consensus settings, from which the genesis block is derived. Settings also
+    /// given as flags must agree with it.
+    #[arg(long, env = "MEDIACHAIN_NETWORK_PARAMS")]
+    pub network_params: Option<PathBuf>,
     /// The peer's ed25519 key (PKCS#8 PEM) [default: /etc/mediachain/identity/peer.key].
     #[arg(long, env = "MEDIACHAIN_KEY")]
     pub key: Option<PathBuf>,
@@ -99,6 +106,8 @@ fn bad(setting: &'static str, detail: impl std::fmt::Display) -> ConfigError {
 pub struct Config {
     /// Network name.
     pub network: String,
+    /// The network's parameters, if a file defines them.
+    pub params: Option<NetworkParams>,
     /// The peer's key.
     pub key: SecretKey,
     /// Its Level-1 chain.
@@ -147,6 +156,22 @@ pub fn read_seeds(path: &Path) -> Result<Vec<Multiaddr>, ConfigError> {
         .collect()
 }
 
+/// The root key given as a key or as a file holding one.
+fn root_key(arg: &str) -> Result<PublicKey, ConfigError> {
+    match arg.parse() {
+        Ok(key) => Ok(key),
+        Err(_) => std::fs::read_to_string(arg)
+            .map_err(|e| {
+                bad(
+                    "root-key",
+                    format!("`{arg}` is neither a key nor a readable file: {e}"),
+                )
+            })?
+            .parse()
+            .map_err(|e| bad("root-key", e)),
+    }
+}
+
 fn duration(
     setting: &'static str,
     value: Option<String>,
@@ -158,7 +183,77 @@ fn duration(
     }
 }
 
+/// Reads the network parameters file.
+fn read_params(path: &Path) -> Result<NetworkParams, ConfigError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| bad("network-params", format!("{}: {e}", path.display())))?;
+    NetworkParams::from_yaml(&text)
+        .map_err(|e| bad("network-params", format!("{}: {e}", path.display())))
+}
+
+/// A setting the network parameters define: a flag may repeat it, not contradict it.
+fn agree<T: PartialEq + std::fmt::Debug>(
+    setting: &'static str,
+    given: Option<T>,
+    from_params: T,
+) -> Result<T, ConfigError> {
+    match given {
+        Some(value) if value != from_params => Err(bad(
+            setting,
+            format!("{value:?} contradicts the network parameters ({from_params:?})"),
+        )),
+        _ => Ok(from_params),
+    }
+}
+
+impl Config {
+    /// The network's genesis block: from the parameters if any, else from the name.
+    pub fn genesis(&self) -> Block {
+        match &self.params {
+            Some(params) => params.genesis(),
+            None => Block::genesis(&self.network, vec![]),
+        }
+    }
+
+    /// The verification rules: the parameters' (or the flags') with the known revocations.
+    pub fn rules(&self) -> Rules {
+        let mut rules = match &self.params {
+            Some(params) => params.rules(),
+            None => Rules::new(&self.network, self.root, self.transaction_pow_bits),
+        };
+        rules.revocations = self.revocations.clone();
+        rules
+    }
+}
+
 impl RunArgs {
+    /// Sets what the network parameters define, refusing flags that contradict them.
+    fn take_params(&mut self, params: &NetworkParams) -> Result<(), ConfigError> {
+        let c = &params.consensus;
+        self.network = Some(agree(
+            "network",
+            self.network.take(),
+            params.network.clone(),
+        )?);
+        let root = self.root_key.as_deref().map(root_key).transpose()?;
+        self.root_key = Some(agree("root-key", root, params.root)?.to_string());
+        for (setting, value, from_params) in [
+            ("block-interval", &mut self.block_interval, c.block_interval),
+            ("commit-timeout", &mut self.commit_timeout, c.commit_timeout),
+        ] {
+            let given = value
+                .take()
+                .map(|v| duration(setting, Some(v), from_params))
+                .transpose()?;
+            let agreed = agree(setting, given, from_params)?;
+            *value = Some(humantime::format_duration(agreed).to_string());
+        }
+        let bits = self.transaction_pow_bits.take();
+        self.transaction_pow_bits =
+            Some(agree("transaction-pow-bits", bits, c.transaction_pow_bits)?);
+        Ok(())
+    }
+
     /// Fills unset settings from the YAML file named by `--config`.
     pub fn merge_file(mut self) -> Result<Self, ConfigError> {
         let Some(path) = self.config.clone() else {
@@ -173,6 +268,7 @@ impl RunArgs {
         }
         fill!(
             network,
+            network_params,
             key,
             chain,
             root_key,
@@ -199,7 +295,15 @@ impl RunArgs {
 
     /// Validates everything and loads the files.
     pub fn validate(self) -> Result<Config, ConfigError> {
-        let args = self.merge_file()?;
+        let mut args = self.merge_file()?;
+        let params = args
+            .network_params
+            .as_deref()
+            .map(read_params)
+            .transpose()?;
+        if let Some(params) = &params {
+            args.take_params(params)?;
+        }
         let network = args.network.unwrap_or_else(|| "devnet".into());
         if network.is_empty()
             || !network
@@ -225,18 +329,7 @@ impl RunArgs {
         let root_arg = args
             .root_key
             .unwrap_or_else(|| "/etc/mediachain/trust/root.pub".into());
-        let root: PublicKey = match root_arg.parse() {
-            Ok(k) => k,
-            Err(_) => std::fs::read_to_string(&root_arg)
-                .map_err(|e| {
-                    bad(
-                        "root-key",
-                        format!("`{root_arg}` is neither a key nor a readable file: {e}"),
-                    )
-                })?
-                .parse()
-                .map_err(|e| bad("root-key", e))?,
-        };
+        let root = root_key(&root_arg)?;
         let mut revocations = RevocationSet::new(root);
         for path in &args.revocations {
             let text = std::fs::read_to_string(path)
@@ -322,6 +415,7 @@ impl RunArgs {
         }
         Ok(Config {
             network,
+            params,
             key,
             chain,
             root,
@@ -343,3 +437,7 @@ impl RunArgs {
         })
     }
 }
+
+#[cfg(test)]
+#[path = "config_tests.rs"]
+mod tests;

@@ -63,6 +63,19 @@ pub struct NodeParams {
     pub client_cert_validity: UnixSeconds,
     /// Most pending transactions.
     pub mempool_capacity: usize,
+    /// The network's parameters, when a file defines them (the genesis is derived from them);
+    /// `None`: the genesis is derived from the network name alone.
+    pub network_params: Option<crate::network::NetworkParams>,
+}
+
+impl NodeParams {
+    /// The network's genesis block: from the parameters if any, else from the name.
+    pub fn genesis(&self) -> Block {
+        match &self.network_params {
+            Some(params) => params.genesis(),
+            None => Block::genesis(&self.network, vec![]),
+        }
+    }
 }
 
 /// A transaction with the objects it references, as gossiped between peers.
@@ -178,10 +191,6 @@ fn remember_rejection(state: &mut State, id: TxId, reason: &TxRejection) {
     state.rejected.insert(id, reason.to_string());
 }
 
-fn genesis(network: &str) -> Block {
-    Block::genesis(network, vec![])
-}
-
 impl Node {
     /// Opens the node's journal in `store` (creating the network's genesis on first start).
     pub fn open(
@@ -210,7 +219,7 @@ impl Node {
             Schedule::new(vec![me]),
             index,
             store.clone(),
-            &genesis(&params.network),
+            &params.genesis(),
         )?;
         let (events, _) = broadcast::channel(4096);
         let registrar = Registrar::new(

@@ -138,6 +138,7 @@ impl SimPeer {
             transaction_pow_bits: 0,
             client_cert_validity: 3600,
             mempool_capacity: 10_000,
+            network_params: None,
         };
         let node = Node::open_with_clock(
             params,

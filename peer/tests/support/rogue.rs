@@ -84,6 +84,7 @@ impl Rogue {
             chain: chain.to_pem(),
             height: 0,
             tip: ByteBuf::from(genesis.cid().to_bytes()),
+            params: None,
         };
         let mut swarm = libp2p::SwarmBuilder::with_existing_identity(key.to_libp2p())
             .with_tokio()

@@ -1,7 +1,8 @@
 //! `mediachain devnet`: a whole local network in one command.
 //!
 //! Creates a trust tower in a directory (root key encrypted with a generated passphrase,
-//! a Level-0 principal, one Level-1 identity per peer, a seeds file), starts N
+//! a Level-0 principal, one Level-1 identity per peer, a seeds file) and the network's
+//! parameters (`network.yaml`: every peer an initial member), starts N
 //! `mediachain-peer run` processes on loopback, waits until every `/readyz` answers, then runs a
 //! client through the main job — register, write an artefact with its `artefactCreatedBy` cell,
 //! submit the transaction, print the confirmation from the view-update stream — and keeps the
@@ -26,6 +27,7 @@ use tokio::process::{Child, Command};
 
 use crate::client::{client_error, read_chain};
 use crate::error::CliError;
+use crate::netparams::{self, DevnetParams};
 
 /// Arguments of `mediachain devnet`.
 #[derive(Args, Debug)]
@@ -187,7 +189,12 @@ fn peer_binary(args: &DevnetArgs) -> PathBuf {
     PathBuf::from("mediachain-peer")
 }
 
-fn spawn(args: &DevnetArgs, binary: &Path, peer: &mut Peer) -> Result<(), CliError> {
+fn spawn(
+    args: &DevnetArgs,
+    params: &DevnetParams,
+    binary: &Path,
+    peer: &mut Peer,
+) -> Result<(), CliError> {
     let log_path = peer.dir.join("peer.log");
     let log = std::fs::OpenOptions::new()
         .create(true)
@@ -197,29 +204,38 @@ fn spawn(args: &DevnetArgs, binary: &Path, peer: &mut Peer) -> Result<(), CliErr
     let log_err = log.try_clone().map_err(io(&log_path))?;
     let p2p_port = args.p2p_port + peer.index;
     let api_port = args.api_port + peer.index;
-    let child = Command::new(binary)
-        .arg("run")
-        .args(["--network", "devnet"])
+    let mut command = Command::new(binary);
+    command.arg("run");
+    match params {
+        DevnetParams::File(path) => {
+            command.arg("--network-params").arg(path);
+        }
+        DevnetParams::Legacy => {
+            command
+                .args(["--network", "devnet"])
+                .arg("--root-key")
+                .arg(args.dir.join("root.pub"))
+                .args(["--block-interval", &args.block_interval])
+                .args([
+                    "--transaction-pow-bits",
+                    &args.transaction_pow_bits.to_string(),
+                ]);
+        }
+    }
+    let child = command
         .arg("--key")
         .arg(peer.dir.join("peer.key"))
         .arg("--chain")
         .arg(peer.dir.join("peer.chain"))
-        .arg("--root-key")
-        .arg(args.dir.join("root.pub"))
         .arg("--seeds-file")
         .arg(args.dir.join("seeds.txt"))
         .args(["--listen", &format!("/ip4/127.0.0.1/tcp/{p2p_port}")])
         .args(["--api-listen", &format!("127.0.0.1:{api_port}")])
         .arg("--data-dir")
         .arg(peer.dir.join("data"))
-        .args(["--block-interval", &args.block_interval])
         .args([
             "--registration-pow-bits",
             &args.registration_pow_bits.to_string(),
-        ])
-        .args([
-            "--transaction-pow-bits",
-            &args.transaction_pow_bits.to_string(),
         ])
         // The peers' lifeline: they exit when this process does, even when it is killed.
         .stdin(Stdio::piped())
@@ -444,6 +460,14 @@ pub fn run(args: DevnetArgs) -> Result<(), CliError> {
 
 async fn run_async(args: DevnetArgs) -> Result<(), CliError> {
     let (root, mut peers) = tower(&args)?;
+    let block_interval = humantime::parse_duration(&args.block_interval)
+        .map_err(|e| CliError::Input(format!("--block-interval `{}`: {e}", args.block_interval)))?;
+    let peer_dirs: Vec<PathBuf> = peers.iter().map(|p| p.dir.clone()).collect();
+    let settings = netparams::Settings {
+        block_interval,
+        transaction_pow_bits: args.transaction_pow_bits,
+    };
+    let params = netparams::ensure(&args.dir, root, &peer_dirs, settings)?;
     let binary = peer_binary(&args);
     println!(
         "devnet: trust tower in {} (root {root}); starting {} peers with {}",
@@ -453,7 +477,7 @@ async fn run_async(args: DevnetArgs) -> Result<(), CliError> {
     );
     let outcome = async {
         for peer in peers.iter_mut() {
-            spawn(&args, &binary, peer)?;
+            spawn(&args, &params, &binary, peer)?;
         }
         wait_ready(&mut peers, args.ready_timeout).await?;
         println!("devnet: {} peers ready", peers.len());

@@ -7,6 +7,7 @@ mod devnet;
 mod error;
 mod input;
 mod keys;
+mod netparams;
 mod pow;
 mod store;
 

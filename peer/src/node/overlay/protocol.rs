@@ -28,6 +28,10 @@ pub struct Hello {
     pub height: u64,
     /// The peer's tip CID bytes (a peer at the same height on another branch is found by it).
     pub tip: ByteBuf,
+    /// Digests of each section of the peer's network parameters, if a file defines them (a
+    /// refusal for another genesis names the sections that differ).
+    #[serde(default)]
+    pub params: Option<Box<crate::network::SectionDigests>>,
 }
 
 /// A request.

@@ -18,6 +18,7 @@ use super::worker::{Job, Outcome};
 use super::{MAX_BACKLOG, MAX_BLOCK_REQUESTS};
 use crate::journal::Added;
 use crate::model::Cid;
+use crate::network::SectionDigests;
 use crate::node::{BlockBundle, ReceivedBlock};
 use crate::time;
 use crate::trust::{Chain, Level, PublicKey};
@@ -35,6 +36,12 @@ impl Overlay {
             chain: self.node.chain().to_pem(),
             height,
             tip: ByteBuf::from(tip.to_bytes()),
+            params: self
+                .node
+                .params()
+                .network_params
+                .as_ref()
+                .map(|p| Box::new(p.section_digests())),
         }
     }
 
@@ -64,7 +71,11 @@ impl Overlay {
             return Err(format!("peer is on network `{}`", hello.network));
         }
         if hello.genesis.as_ref() != self.node.genesis().to_bytes().as_slice() {
-            return Err("peer has another genesis block".into());
+            let ours = self.node.params().network_params.as_ref();
+            return Err(SectionDigests::genesis_mismatch(
+                ours.map(|p| p.section_digests()).as_ref(),
+                hello.params.as_deref(),
+            ));
         }
         let key = self.verify_peer_chain(&peer, &hello.chain)?;
         let tip = Cid::try_from(hello.tip.as_ref()).map_err(|_| "unreadable tip".to_string())?;
