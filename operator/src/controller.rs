@@ -32,6 +32,8 @@ use crate::{Error, Result};
 /// Requeue interval of a healthy resource: certificates are checked for renewal and the
 /// status refreshed at least this often.
 pub const RESYNC: Duration = Duration::from_secs(300);
+/// Delay before the next pass when an object changed during one ([`Error::Changed`]).
+pub const CHANGED_RETRY: Duration = Duration::from_secs(1);
 /// First retry delay after a failure; doubles per consecutive failure up to [`MAX_BACKOFF`].
 pub const MIN_BACKOFF: Duration = Duration::from_secs(5);
 /// Longest retry delay.
@@ -255,6 +257,13 @@ pub async fn reconcile(mp: Arc<MediachainPeer>, ctx: Arc<Context>) -> Result<Act
                 RESYNC
             };
             Ok(Action::requeue(ctx.backoff(key, false, healthy)))
+        }
+        Err(error @ Error::Changed { .. }) => {
+            // Not a failure: the watch brings the change, and the next pass reads it.
+            ctx.metrics
+                .observe(started.elapsed(), Some(error.category()));
+            info!(%error, "pass abandoned");
+            Ok(Action::requeue(CHANGED_RETRY))
         }
         Err(error) => {
             ctx.metrics

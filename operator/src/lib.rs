@@ -75,6 +75,16 @@ pub enum Error {
         /// Its owners, or "no owner".
         owners: String,
     },
+    /// An object changed between the read of this pass and its write (an identity Secret
+    /// deleted or replaced meanwhile): nothing stale is written, the next pass starts again
+    /// from what is there.
+    #[error("{kind} {name} changed during the pass; the next pass reads it again")]
+    Changed {
+        /// Kind of the object.
+        kind: String,
+        /// `namespace/name`.
+        name: String,
+    },
     /// Building an object failed (a bug or an unusable override).
     #[error("building {what}: {detail}")]
     Build {
@@ -95,13 +105,14 @@ impl Error {
             Error::CorruptIdentity { .. } => "CorruptIdentity",
             Error::Kube { .. } => "KubeApiError",
             Error::NotOwned { .. } => "ObjectNotOwned",
+            Error::Changed { .. } => "ObjectChanged",
             Error::Build { .. } => "BuildFailed",
         }
     }
 
     /// Whether the user must change something (spec or referenced Secrets) to fix it.
     pub fn is_user_error(&self) -> bool {
-        !matches!(self, Error::Kube { .. })
+        !matches!(self, Error::Kube { .. } | Error::Changed { .. })
     }
 
     /// Wraps a client error with what was being done.

@@ -647,6 +647,84 @@ async fn identity_secrets_survive_reconciles_and_outlive_their_pods() {
     }
 }
 
+/// A pass writes identity Secrets only over what it read: one deleted during the pass is not
+/// brought back with the old key (the next pass issues a new one), and one created during the
+/// pass is not overwritten.
+#[tokio::test]
+async fn a_pass_never_writes_back_an_identity_changed_during_it() {
+    use mediachain_operator::reconcile::{apply, build, dereference, validate};
+    let Some(server) = start().await else { return };
+    let client = server.client();
+    install(&client).await;
+    create_principal(&client, &trust()).await;
+    create_peer(
+        &client,
+        "iota",
+        json!({"network": "devnet", "replicas": 2, "trust": {"principalSecretName": "principal"}}),
+    )
+    .await;
+    let ctx = context(&client);
+    reconcile(&ctx, "iota").await.unwrap();
+    let keys = identity_keys(&client, "iota").await;
+    assert_eq!(keys.len(), 2);
+
+    let peers: Api<MediachainPeer> = Api::namespaced(client.clone(), NS);
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), NS);
+    let plan = || async {
+        let mp = peers.get("iota").await.unwrap();
+        let found = dereference::dereference(&client, &mp).await.unwrap();
+        let valid = validate::validate(&mp, &found, now()).unwrap();
+        let desired = build::build(
+            &valid,
+            &found,
+            &Settings::default(),
+            now(),
+            &mut mediachain::trust::SecretKey::generate,
+        )
+        .unwrap();
+        (mp, desired)
+    };
+
+    // Read, then the Secret is deleted, then the write: refused, the Secret stays deleted.
+    let (mp, desired) = plan().await;
+    secrets
+        .delete("iota-1-identity", &Default::default())
+        .await
+        .unwrap();
+    let err = apply::apply(&client, &mp, desired).await.unwrap_err();
+    assert!(matches!(err, Error::Changed { .. }), "{err}");
+    assert!(secrets.get_opt("iota-1-identity").await.unwrap().is_none());
+
+    // Read (no Secret), then someone else's Secret appears, then the write: not overwritten.
+    let (mp, desired) = plan().await;
+    let mut foreign = secrets.get("iota-0-identity").await.unwrap();
+    foreign.metadata = ObjectMeta {
+        name: Some("iota-1-identity".into()),
+        labels: foreign.metadata.labels.clone(),
+        ..ObjectMeta::default()
+    };
+    secrets
+        .create(&PostParams::default(), &foreign)
+        .await
+        .unwrap();
+    let err = apply::apply(&client, &mp, desired).await.unwrap_err();
+    assert!(matches!(err, Error::Changed { .. }), "{err}");
+    assert_eq!(
+        identity_keys(&client, "iota").await["iota-1-identity"],
+        keys["iota-0-identity"]
+    );
+
+    // The next pass starts from what is there: a lost Secret gets a new key.
+    secrets
+        .delete("iota-1-identity", &Default::default())
+        .await
+        .unwrap();
+    reconcile(&ctx, "iota").await.unwrap();
+    let now_keys = identity_keys(&client, "iota").await;
+    assert_eq!(now_keys["iota-0-identity"], keys["iota-0-identity"]);
+    assert_ne!(now_keys["iota-1-identity"], keys["iota-1-identity"]);
+}
+
 /// The documents of `operator/rbac.yaml`.
 fn rbac_documents() -> Vec<serde_json::Value> {
     use serde::Deserialize;

@@ -14,7 +14,7 @@ use k8s_openapi::api::core::v1::{Pod, Secret};
 use k8s_openapi::api::networking::v1::Ingress;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::NamespaceResourceScope;
-use kube::api::{DeleteParams, Patch, PatchParams};
+use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 use kube::{Api, Client, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -59,7 +59,7 @@ pub async fn apply(client: &Client, mp: &MediachainPeer, desired: Desired) -> Re
     let mut peers = Vec::with_capacity(identities.len());
     for (identity, secret) in &identities {
         ensure_ours(client, &ns, secret, mp).await?;
-        server_side_apply(client, &ns, secret).await?;
+        write_identity(client, &ns, secret).await?;
         peers.push(PeerIdentityStatus {
             name: naming::pod(mp, identity.ordinal),
             peer_id: identity.peer_id.clone(),
@@ -196,6 +196,31 @@ where
             owners.join(", ")
         },
     })
+}
+
+/// Writes an identity Secret without ever bringing back a stale one: a Secret the pass read
+/// (`resourceVersion` set) is replaced only at that version, a new one is only created. Either
+/// precondition failing (deleted, replaced or created meanwhile) is [`Error::Changed`]. An
+/// unchanged Secret is not rewritten (the API server keeps its resourceVersion).
+async fn write_identity(client: &Client, ns: &str, secret: &Secret) -> Result<()> {
+    let name = secret.name_any();
+    let api: Api<Secret> = Api::namespaced(client.clone(), ns);
+    let params = PostParams {
+        field_manager: Some(FIELD_MANAGER.into()),
+        ..PostParams::default()
+    };
+    let written = match secret.metadata.resource_version {
+        Some(_) => api.replace(&name, &params, secret).await,
+        None => api.create(&params, secret).await,
+    };
+    match written {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(e)) if e.code == 409 || e.code == 404 => Err(Error::Changed {
+            kind: "Secret".into(),
+            name: format!("{ns}/{name}"),
+        }),
+        Err(e) => Err(Error::kube(format!("writing Secret {ns}/{name}"))(e)),
+    }
 }
 
 /// Server-side applies `object` (forcing ownership of the fields it sets) and returns the

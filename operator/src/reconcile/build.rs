@@ -96,7 +96,10 @@ pub fn build(
             now,
             keygen,
         )?;
-        let secret = identity_secret(valid, &owner, &plan);
+        let secret = over_existing(
+            found.identities.get(&name),
+            identity_secret(valid, &owner, &plan),
+        );
         identities.push((plan, secret));
     }
 
@@ -288,6 +291,32 @@ fn identity_secret(valid: &Valid, owner: &OwnerReference, id: &Identity) -> Secr
         ])),
         ..Secret::default()
     }
+}
+
+/// The identity Secret to write. A new identity: `desired` (no `resourceVersion`: it is only
+/// created). An existing one: the Secret as read, at the version read (it is only replaced at
+/// that version, so a Secret deleted or changed meanwhile is never brought back from a stale
+/// read), with the desired data, owners, and labels and annotations added to the others'.
+fn over_existing(existing: Option<&Secret>, desired: Secret) -> Secret {
+    let Some(existing) = existing else {
+        return desired;
+    };
+    let mut merged = existing.clone();
+    merged.metadata.managed_fields = None;
+    merged.metadata.owner_references = desired.metadata.owner_references;
+    merged
+        .metadata
+        .labels
+        .get_or_insert_with(BTreeMap::new)
+        .extend(desired.metadata.labels.unwrap_or_default());
+    merged
+        .metadata
+        .annotations
+        .get_or_insert_with(BTreeMap::new)
+        .extend(desired.metadata.annotations.unwrap_or_default());
+    merged.data = desired.data;
+    merged.string_data = None;
+    merged
 }
 
 /// Identity Secrets beyond `replicas` that may go: only with `whenScaled: Delete`, and never
