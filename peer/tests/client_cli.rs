@@ -207,14 +207,6 @@ fn help_explains_every_client_command() {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// The daemon binary; fails the test when its `run` subcommand does not answer `--help`.
 fn peer_binary() -> PathBuf {
     let path = assert_cmd::cargo::cargo_bin("mediachain-peer");
@@ -232,10 +224,16 @@ fn peer_binary() -> PathBuf {
     path
 }
 
-/// Two consecutive free ports (checked by binding both).
+/// The first of `n` consecutive loopback ports that were free when checked. devnet's interface
+/// is fixed base ports (the endpoints a user is told), so they are chosen before it runs and
+/// another process may take one meanwhile: [`devnet_on_free_ports`] retries on new ones then.
 fn free_ports(n: u16) -> u16 {
     loop {
-        let base = free_port();
+        let base = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
         if base > 65000 {
             continue;
         }
@@ -244,6 +242,21 @@ fn free_ports(n: u16) -> u16 {
             return base;
         }
     }
+}
+
+/// [`devnet`] on free ports, retried (three times at most) on new ones while a peer fails
+/// because a port was taken; returns the API base port used and devnet's outcome.
+fn devnet_on_free_ports(dir: &Path, net: &Path, binary: &Path) -> (u16, bool, String, String) {
+    for _ in 0..3 {
+        let (api, p2p) = (free_ports(2), free_ports(2));
+        let (ok, stdout, stderr) = devnet(dir, net, api, p2p, binary);
+        let taken = |text: &str| text.contains("Address already in use");
+        if ok || !(taken(&stdout) || taken(&stderr)) {
+            return (api, ok, stdout, stderr);
+        }
+        eprintln!("devnet: a port was taken by another process, retrying on new ports:\n{stderr}");
+    }
+    panic!("devnet found a port taken on three sets of free ports");
 }
 
 /// Runs `mediachain devnet --exit-after-demo` in `dir` on ports from `api`/`p2p`, tied to this
@@ -294,9 +307,7 @@ fn devnet_runs_the_main_job_against_real_peer_processes() {
     let binary = peer_binary();
     let dir = tempfile::tempdir().unwrap();
     let net = dir.path().join("net");
-    let api = free_ports(2);
-    let p2p = free_ports(2);
-    let (ok, stdout, stderr) = devnet(dir.path(), &net, api, p2p, &binary);
+    let (api, ok, stdout, stderr) = devnet_on_free_ports(dir.path(), &net, &binary);
     assert!(ok, "{stdout}\n{stderr}");
     assert!(stdout.contains("2 peers ready"), "{stdout}");
     assert!(stdout.contains("client: registered 12D3KooW"), "{stdout}");
@@ -323,7 +334,7 @@ fn devnet_runs_the_main_job_against_real_peer_processes() {
     }
     // The same directory again: the identities and the journal are kept.
     let pub_before = std::fs::read_to_string(net.join("root.pub")).unwrap();
-    let (ok, stdout, stderr) = devnet(dir.path(), &net, api, p2p, &binary);
+    let (_, ok, stdout, stderr) = devnet_on_free_ports(dir.path(), &net, &binary);
     assert!(ok, "{stdout}\n{stderr}");
     assert!(stdout.contains("at height 2"), "{stdout}");
     assert_eq!(

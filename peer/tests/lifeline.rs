@@ -1,5 +1,6 @@
-//! Processes a test starts die with it (docs/testing.md, `mediachain::lifeline`): a helper test
-//! process starts a fleet peer, is SIGKILLed (no `Drop` runs), and the peer exits by itself.
+//! The fleet's hold on its processes (docs/testing.md): processes a test starts die with it
+//! (`mediachain::lifeline`: a helper test process starts a fleet peer, is SIGKILLed, and the peer
+//! exits by itself), and a port taken by another process is handled, not guessed around.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
 
@@ -131,4 +132,46 @@ fn a_peer_dies_with_its_killed_test_process() {
         peer_log.contains("standard input closed (the parent process is gone)"),
         "the peer did not exit through its lifeline:\n{peer_log}"
     );
+}
+
+#[tokio::test]
+async fn a_taken_port_moves_the_peer_after_retrying_and_restarts_keep_the_rest() {
+    let mut fleet = Fleet::new(1);
+    // Another process holds the overlay port chosen for the peer: the first start retries, then
+    // moves to a new overlay port.
+    let chosen = fleet.peers[0].p2p_port;
+    let squatter = std::net::TcpListener::bind(("127.0.0.1", chosen)).unwrap();
+    fleet.start(0);
+    fleet.wait_ready(&[0]).await;
+    assert_ne!(
+        fleet.peers[0].p2p_port, chosen,
+        "the peer moved off the taken port"
+    );
+    assert!(
+        std::fs::read_to_string(fleet.peers[0].log())
+            .unwrap()
+            .contains("Address already in use"),
+        "the first attempts failed on the taken port"
+    );
+    drop(squatter);
+
+    // A restart keeps both ports; with its API port taken, it moves only that one.
+    let (p2p, api) = (fleet.peers[0].p2p_port, fleet.peers[0].api_port);
+    fleet.kill(0);
+    fleet.start(0);
+    fleet.wait_ready(&[0]).await;
+    assert_eq!(
+        (fleet.peers[0].p2p_port, fleet.peers[0].api_port),
+        (p2p, api)
+    );
+    fleet.kill(0);
+    let squatter = std::net::TcpListener::bind(("127.0.0.1", api)).unwrap();
+    fleet.start(0);
+    fleet.wait_ready(&[0]).await;
+    assert_eq!(fleet.peers[0].p2p_port, p2p, "the overlay port is kept");
+    assert_ne!(
+        fleet.peers[0].api_port, api,
+        "the API moved off the taken port"
+    );
+    drop(squatter);
 }

@@ -1,6 +1,7 @@
 //! A fleet of real `mediachain-peer` processes on loopback for the multi-process tests: a trust
-//! tower on disk, free ports, start/stop/SIGKILL, readiness polling with timeouts that say what
-//! they waited for, and the peers' logs printed when a test fails. Every peer holds a lifeline to
+//! tower on disk, ports bound by the peers themselves (or retried when taken), start/stop/SIGKILL,
+//! readiness polling with timeouts that say what they waited for, and the peers' logs printed
+//! when a test fails. Every peer holds a lifeline to
 //! the test process (`mediachain::lifeline`): it exits when the test dies, however it dies.
 
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
@@ -10,6 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
+use mediachain::backup::cli::API_ADDRESS_FILE;
 use mediachain::client::Client;
 use mediachain::trust::{keyfile, Certificate, Chain, Level, SecretKey};
 
@@ -17,6 +19,7 @@ use mediachain::trust::{keyfile, Certificate, Chain, Level, SecretKey};
 pub struct Peer {
     pub key: SecretKey,
     pub p2p_port: u16,
+    /// Its API port: 0 until its first start binds one (read back from `<data-dir>/api-address`).
     pub api_port: u16,
     pub dir: PathBuf,
     pub child: Option<Child>,
@@ -77,12 +80,29 @@ pub fn metric_sum(text: &str, prefix: &str) -> f64 {
         .sum()
 }
 
-pub fn free_port() -> u16 {
+/// A port for a peer's overlay, chosen before the peer starts because every other peer's seed
+/// list must name it (the overlay records no bound address to read back). Another process may
+/// take it before the peer binds it: [`Fleet::start`] then sees the peer fail to listen and
+/// retries.
+pub fn overlay_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
         .port()
+}
+
+/// How a start attempt ended.
+enum Started {
+    /// Listening: the API on this port.
+    Listening(u16),
+    /// It exited because a port was taken.
+    PortTaken(String),
+}
+
+/// What an `address in use` failure of a peer looks like in its log.
+fn port_taken(log: &str) -> bool {
+    log.contains("Address already in use") || log.contains("os error 98")
 }
 
 impl Fleet {
@@ -152,8 +172,9 @@ impl Fleet {
         std::fs::write(dir.join("peer.chain"), chain.to_pem()).unwrap();
         self.peers.push(Peer {
             key,
-            p2p_port: free_port(),
-            api_port: free_port(),
+            p2p_port: overlay_port(),
+            // Bound by the peer itself (port 0) on its first start, then read back.
+            api_port: 0,
             dir,
             child: None,
             host: "127.0.0.1".into(),
@@ -163,8 +184,57 @@ impl Fleet {
         i
     }
 
-    /// Starts peer `i` with every other peer as a seed.
+    /// Starts peer `i` with every other peer as a seed and waits (bounded) until it listens.
+    ///
+    /// Its API binds port 0 on the first start and the port read back from
+    /// `<data-dir>/api-address` is kept across restarts (clients the test made stay valid). Its
+    /// overlay keeps the port chosen up front, which the other peers' seed lists name. When a
+    /// port was taken by another process meanwhile, the start is retried: the same ports for a
+    /// while (the taker may be a passing connection), then a new overlay port on the first start,
+    /// a new API port on a restart, failing with what was taken after that.
     pub fn start(&mut self, i: usize) {
+        let first = self.peers[i].api_port == 0;
+        let mut moved = false;
+        let mut deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let log = match self.spawn(i) {
+                Started::Listening(port) => {
+                    self.peers[i].api_port = port;
+                    return;
+                }
+                Started::PortTaken(log) => log,
+            };
+            if Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(500));
+                continue;
+            }
+            let p = &mut self.peers[i];
+            assert!(
+                !moved,
+                "peer {i} could not listen for 10 s on new ports either (overlay {}, api {}): \
+                 taken by another process\n{log}",
+                p.p2p_port, p.api_port
+            );
+            eprintln!(
+                "peer {i}: overlay port {} or api port {} taken by another process for 10 s; \
+                 moving to a new {}",
+                p.p2p_port,
+                p.api_port,
+                if first { "overlay port" } else { "API port" }
+            );
+            if first {
+                p.p2p_port = overlay_port();
+            } else {
+                p.api_port = 0;
+            }
+            moved = true;
+            deadline = Instant::now() + Duration::from_secs(10);
+        }
+    }
+
+    /// One attempt at starting peer `i`: spawns it, then waits until it records its API address
+    /// (after both its listeners are bound) or exits.
+    fn spawn(&mut self, i: usize) -> Started {
         let seeds: Vec<String> = self
             .peers
             .iter()
@@ -228,7 +298,37 @@ impl Fleet {
         }
         // The lifeline: the peer exits when this test process dies, even by SIGKILL.
         mediachain::lifeline::tie(&mut cmd);
-        p.child = Some(cmd.spawn().expect("start mediachain-peer"));
+        let record = p.dir.join("data").join(API_ADDRESS_FILE);
+        let _ = std::fs::remove_file(&record);
+        let log_start = std::fs::metadata(p.log()).map_or(0, |m| m.len() as usize);
+        let mut child = cmd.spawn().expect("start mediachain-peer");
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(port) = std::fs::read_to_string(&record)
+                .ok()
+                .and_then(|text| text.trim().parse::<std::net::SocketAddr>().ok())
+                .map(|addr| addr.port())
+            {
+                p.child = Some(child);
+                return Started::Listening(port);
+            }
+            if let Ok(Some(status)) = child.try_wait() {
+                let log = std::fs::read(p.log()).unwrap_or_default();
+                let log = String::from_utf8_lossy(log.get(log_start..).unwrap_or_default());
+                assert!(
+                    port_taken(&log),
+                    "peer {i} exited ({status}) before listening:\n{log}"
+                );
+                return Started::PortTaken(log.into_owned());
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                let log = std::fs::read_to_string(p.log()).unwrap_or_default();
+                panic!("timed out after 60 s waiting for peer {i} to listen:\n{log}");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     pub fn start_all(&mut self) {

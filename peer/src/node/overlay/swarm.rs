@@ -152,9 +152,13 @@ pub fn build(
             .subscribe(topic)
             .map_err(|e| setup(&e))?;
     }
-    swarm
-        .listen_on(config.listen.clone())
-        .map_err(|e| setup(&e))?;
+    // The transport's own message is empty for an I/O failure: say what failed and why (a port
+    // already in use must be recognisable).
+    swarm.listen_on(config.listen.clone()).map_err(|e| {
+        let cause =
+            std::error::Error::source(&e).map_or_else(|| e.to_string(), ToString::to_string);
+        OverlayError::Setup(format!("listen on {}: {cause}", config.listen))
+    })?;
     if let Some(addr) = &config.external_address {
         swarm.add_external_address(addr.clone());
     }
