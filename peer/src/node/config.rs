@@ -441,3 +441,7 @@ impl RunArgs {
 #[cfg(test)]
 #[path = "config_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "config_merge_tests.rs"]
+mod merge_tests;
