@@ -39,19 +39,29 @@ as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 # artefact, submit a transaction inserting both and wait for its confirmation; prints the
 # transaction id. Fails (with the CLI's output) when any step fails.
 client_job() {
+  # Callers take its output as `TX=$(client_job ...) || return 1`, where bash runs it with errexit
+  # off: every command checks itself, so any failure fails the caller's step.
   local url=$1 dir=$2 name=$3 entity artefact out tx
-  mkdir -p "$dir"
-  [ -f "$dir/client.key" ] || mc key generate --out "$dir/client.key" >/dev/null
-  [ -f "$dir/client.chain" ] || mc --peer "$url" register --key "$dir/client.key" --out "$dir/client.chain" >/dev/null
-  printf '{"type":"entity","meta":{"name":"%s author"}}' "$name" >"$dir/$name-entity.json"
-  printf '{"type":"artefact","meta":{"name":"%s artefact"}}' "$name" >"$dir/$name-artefact.json"
-  entity=$(mc --peer "$url" put --json "$dir/$name-entity.json")
-  artefact=$(mc --peer "$url" put --json "$dir/$name-artefact.json")
+  mkdir -p "$dir" || return 1
+  if [ ! -f "$dir/client.key" ]; then
+    mc key generate --out "$dir/client.key" >/dev/null || return 1
+  fi
+  if [ ! -f "$dir/client.chain" ]; then
+    mc --peer "$url" register --key "$dir/client.key" --out "$dir/client.chain" >/dev/null || return 1
+  fi
+  printf '{"type":"entity","meta":{"name":"%s author"}}' "$name" >"$dir/$name-entity.json" || return 1
+  printf '{"type":"artefact","meta":{"name":"%s artefact"}}' "$name" >"$dir/$name-artefact.json" || return 1
+  entity=$(mc --peer "$url" put --json "$dir/$name-entity.json") || return 1
+  artefact=$(mc --peer "$url" put --json "$dir/$name-artefact.json") || return 1
+  if [ -z "$entity" ] || [ -z "$artefact" ]; then
+    echo "client_job: \`mc put\` printed no CID (entity '$entity', artefact '$artefact')" >&2
+    return 1
+  fi
   out=$(mc --peer "$url" submit --key "$dir/client.key" --chain "$dir/client.chain" \
     --insert "$entity" --insert "$artefact" --wait) || { echo "$out" >&2; return 1; }
   tx=$(echo "$out" | head -1)
   echo "$out" | grep -q '"state": "committed"' || { echo "$out" >&2; return 1; }
-  echo "$artefact" >"$dir/$name.artefact"
+  echo "$artefact" >"$dir/$name.artefact" || return 1
   echo "$tx"
 }
 
