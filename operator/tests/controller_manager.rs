@@ -273,6 +273,7 @@ async fn ready_peers_a_quiet_status_a_stepped_scale_down_and_single_peer_restart
     let peers: Api<MediachainPeer> = Api::namespaced(client.clone(), NS);
     let passes = ctx.metrics.reconciles.get();
     let mut versions = std::collections::BTreeSet::new();
+    // Deliberately lets 9 s pass (sampling every 100 ms): what is checked is what did not happen.
     let window = tokio::time::Instant::now() + Duration::from_secs(9);
     while tokio::time::Instant::now() < window {
         versions.insert(peers.get("alpha").await.unwrap().metadata.resource_version);

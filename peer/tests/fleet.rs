@@ -201,9 +201,16 @@ async fn a_late_peer_syncs_the_whole_journal_then_serves() {
     let mut artefacts = vec![];
     for n in 0..5 {
         let (id, art) = write_artefact(&client, &w, &format!("early {n}")).await;
+        // Committed before the next is written: the journal has several blocks to sync.
+        fleet
+            .wait_for(
+                &format!("early {n} committed at peer 0"),
+                Duration::from_secs(60),
+                || committed_everywhere(&fleet, &[0], std::slice::from_ref(&id)),
+            )
+            .await;
         ids.push(id);
         artefacts.push(art);
-        tokio::time::sleep(Duration::from_millis(400)).await; // several blocks
     }
     fleet
         .wait_for(

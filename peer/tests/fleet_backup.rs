@@ -13,8 +13,8 @@ use std::time::Duration;
 use support::fleet::{metric_sum, Fleet};
 use support::work::{committed_at, submit_insert};
 
-/// Submits `n` inserts at `fleet`'s peer 0, one every 400 ms (several blocks), and waits until
-/// every one of `peers` has committed them.
+/// Submits `n` inserts at `fleet`'s peer 0, each once the previous one is committed there (one
+/// block each), and waits until every one of `peers` has committed them.
 async fn write(
     fleet: &Fleet,
     peers: &[usize],
@@ -24,8 +24,15 @@ async fn write(
     let clients: Vec<_> = peers.iter().map(|i| fleet.peers[*i].client()).collect();
     let mut ids = vec![];
     for k in 0..n {
-        ids.push(submit_insert(&clients[0], &format!("{name} {k}")).await);
-        tokio::time::sleep(Duration::from_millis(400)).await;
+        let id = submit_insert(&clients[0], &format!("{name} {k}")).await;
+        fleet
+            .wait_for(
+                &format!("{name} {k} committed at peer {}", peers[0]),
+                Duration::from_secs(60),
+                || committed_at(&clients[..1], &id),
+            )
+            .await;
+        ids.push(id);
     }
     for id in &ids {
         fleet
