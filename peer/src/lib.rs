@@ -9,8 +9,9 @@
 //!   members, consensus settings) and the genesis block derived from them;
 //! - `store`: the sled-backed content-addressed datastore, implementing those traits (feature
 //!   `store`);
-//! - `node`: the peer's state (`node::Node`) and its libp2p overlay, a pure peer policy
-//!   (`node::overlay::policy`) under a driver that owns the swarm (feature `node`);
+//! - `node`: the peer's state (`node::Node`) and its libp2p overlay: a pure peer policy
+//!   (`node::overlay::policy`) joined to the node by an engine (`node::overlay::engine`) over a
+//!   driver that owns the swarm (feature `node`);
 //! - `api`, `client`: the HTTP API over a node, and its client library;
 //! - `daemon`: node, overlay, commit loop and API wired together, the one loop every caller
 //!   (the `mediachain-peer` binary, tests, benchmarks) runs.

@@ -146,14 +146,7 @@ pub struct Config {
 pub fn read_seeds(path: &Path) -> Result<Vec<Multiaddr>, ConfigError> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| bad("seeds-file", format!("{}: {e}", path.display())))?;
-    text.lines()
-        .map(|l| l.split('#').next().unwrap_or_default().trim())
-        .filter(|l| !l.is_empty())
-        .map(|l| {
-            l.parse()
-                .map_err(|e| bad("seeds-file", format!("`{l}` is not a multiaddr: {e}")))
-        })
-        .collect()
+    super::overlay::policy::seeds::parse(&text).map_err(|e| bad("seeds-file", e))
 }
 
 /// The root key given as a key or as a file holding one.

@@ -283,6 +283,11 @@ impl Node {
         &self.params
     }
 
+    /// Where this node reads the time (the overlay reads it there too).
+    pub fn clock(&self) -> &dyn Clock {
+        self.clock.as_ref()
+    }
+
     /// The datastore.
     pub fn store(&self) -> &Store {
         &self.store

@@ -1,18 +1,21 @@
 //! A deterministic simulator of a Mediachain network: N peers, each a real [`Node`] (journal,
-//! sled store, mempool, commit rule) and a real overlay [`Policy`], in one process over a
-//! simulated clock and network driven by a seed. The network delays (1-80 ms) and so reorders
-//! messages, loses and duplicates gossip, and the schedule partitions the peers, crashes peers
-//! and restarts them from their stores, then heals everything.
+//! sled store, mempool, commit rule) and the daemon's real overlay `Engine` (the peer policy
+//! joined to the node), in one process over a simulated clock and network driven by a seed.
+//! The network delays (1-80 ms) and so reorders messages, loses and duplicates gossip, and the
+//! schedule partitions the peers, crashes peers and restarts them from their stores, then heals
+//! everything. A run may add one adversarial member ([`adversary`]).
 //!
-//! What stands in for libp2p is the message layer only: hellos, announcements, block and range
-//! requests and transaction gossip are delivered as values. The peers' decisions are the real
-//! ones (`Policy::handle`, `Verdict::of`, `Node::try_commit`, `Node::receive_block`). Properties
-//! checked by [`Sim::check`]: every peer converges on one tip after the last heal; no transaction
-//! committed anywhere is lost; no transaction appears twice on the chain; no honest peer struck
-//! another.
+//! What stands in for libp2p is the transport only ([`net`]): the overlay's wire messages
+//! (requests, responses, gossip payloads) are delivered as values, a request whose link goes
+//! down fails back to its sender, and a peer's block list takes its links down. Properties
+//! checked by [`Sim::check`]: every honest peer converges on one tip after the last heal; no
+//! transaction committed anywhere is lost; no transaction appears twice on the chain; no
+//! honest peer struck or refused another; every adversary was struck, banned or refused.
 
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod adversary;
+mod net;
 mod peer;
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
@@ -27,7 +30,9 @@ use mediachain::trust::{Certificate, Chain, Level, SecretKey};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-pub use peer::{Msg, SimPeer};
+use adversary::Hostile;
+pub use net::Msg;
+pub use peer::SimPeer;
 
 /// The network of a simulation.
 pub const NETWORK: &str = "sim";
@@ -57,7 +62,19 @@ impl Clock for SimClock {
 /// Something that happens at a simulated time.
 #[derive(Debug)]
 enum Event {
-    Deliver { from: usize, to: usize, msg: Msg },
+    Deliver {
+        from: usize,
+        to: usize,
+        /// The incarnations of sender and receiver when it was sent.
+        lives: (u64, u64),
+        msg: Msg,
+    },
+    /// A request of `peer` (in incarnation `life`) failed: its link went down.
+    Failed {
+        peer: usize,
+        life: u64,
+        id: u64,
+    },
     Tick(usize),
     Commit(usize),
     Submit(usize),
@@ -86,6 +103,8 @@ pub struct Plan {
     pub crashes: bool,
     /// Whether the peers may be partitioned.
     pub partitions: bool,
+    /// An adversarial member added to the honest peers.
+    pub hostile: Option<Hostile>,
 }
 
 impl Default for Plan {
@@ -99,6 +118,7 @@ impl Default for Plan {
             quiet: Duration::from_secs(25),
             crashes: true,
             partitions: true,
+            hostile: None,
         }
     }
 }
@@ -142,13 +162,14 @@ impl Sim {
         )]);
         let keys: Vec<SecretKey> = (0..plan.peers).map(|_| key()).collect();
         let client_keys: Vec<SecretKey> = (0..3).map(|_| key()).collect();
+        let (hostile_key, foreign_root, foreign_principal) = (key(), key(), key());
         let clock = Arc::new(SimClock {
             base: Instant::now(),
             micros: AtomicU64::new(0),
         });
         let dir = tempfile::tempdir_in(shm()).unwrap();
         let rules = Rules::new(NETWORK, root.public(), 0);
-        let peers: Vec<SimPeer> = keys
+        let mut peers: Vec<SimPeer> = keys
             .into_iter()
             .enumerate()
             .map(|(i, k)| {
@@ -176,7 +197,32 @@ impl Sim {
                 (c, chain)
             })
             .collect();
-        let group = vec![0; plan.peers];
+        if let Some(hostile) = plan.hostile {
+            // A member certified by the network's principal, or a stranger of a foreign tower.
+            let (issuer, l0) = if hostile.certified() {
+                (&principal, l0.clone())
+            } else {
+                let foreign = Certificate::issue(
+                    &foreign_root,
+                    foreign_principal.public(),
+                    Level::Principal,
+                    0,
+                    u64::MAX / 2,
+                );
+                (&foreign_principal, Chain(vec![foreign]))
+            };
+            let chain = Chain::extend(
+                Certificate::issue(issuer, hostile_key.public(), Level::Peer, 0, u64::MAX / 2),
+                &l0,
+            );
+            let i = peers.len();
+            let dir = dir.path().join(format!("peer{i}"));
+            let mut adversary =
+                SimPeer::new(i, hostile_key, chain, rules.clone(), dir, clock.clone());
+            adversary.strategy = Some(hostile.strategy());
+            peers.push(adversary);
+        }
+        let group = vec![0; peers.len()];
         let mut sim = Self {
             seed,
             rng: StdRng::seed_from_u64(seed ^ 0x5eed),
@@ -205,8 +251,9 @@ impl Sim {
     /// The chaos of a run: submissions, a partition and its heal, a crash and its restart.
     fn schedule_run(&mut self) {
         let n = self.plan.peers;
+        let all = self.peers.len();
         let chaos = self.plan.chaos.as_micros() as u64;
-        for i in 0..n {
+        for i in 0..all {
             let jitter = self.rng.gen_range(0..50_000);
             self.at(jitter, Event::Tick(i));
             self.at(jitter + 10_000, Event::Commit(i));
@@ -217,7 +264,7 @@ impl Sim {
             self.at(when, Event::Submit(peer));
         }
         if self.rng.gen_bool(0.7) && self.plan.partitions {
-            let groups: Vec<u8> = (0..n).map(|_| self.rng.gen_range(0..2)).collect();
+            let groups: Vec<u8> = (0..all).map(|_| self.rng.gen_range(0..2)).collect();
             let from = self.rng.gen_range(chaos / 8..chaos / 2);
             let until = self.rng.gen_range(from + 1_000_000..chaos);
             self.at(from, Event::Partition(groups));
@@ -237,14 +284,24 @@ impl Sim {
         a != b && self.peers[a].is_up() && self.peers[b].is_up() && self.group[a] == self.group[b]
     }
 
-    /// Sends `msg` from `from` to `to`. Gossip (announcements, transactions) may be lost or
-    /// duplicated; requests and responses ride a connection's reliable stream (they are lost
-    /// only with the link). Every message takes its own delay, so any may overtake another.
+    /// Whether a connection between `a` and `b` may stand: reachable, and neither blocks the
+    /// other.
+    fn linked(&self, a: usize, b: usize) -> bool {
+        self.reachable(a, b)
+            && !self.peers[a].net.blocked.contains(&self.peers[b].id)
+            && !self.peers[b].net.blocked.contains(&self.peers[a].id)
+    }
+
+    /// Sends `msg` from `from` to `to`. Gossip may be lost or duplicated; requests and
+    /// responses ride a connection's reliable stream: they are lost only with the link, and
+    /// then the request fails back to its sender. Every message takes its own delay, so any
+    /// may overtake another.
     fn send(&mut self, from: usize, to: usize, msg: Msg) {
-        if !self.reachable(from, to) {
+        if !self.linked(from, to) {
+            self.bounce(from, to, &msg);
             return;
         }
-        let gossip = matches!(msg, Msg::Announce { .. } | Msg::Txs(_));
+        let gossip = msg.is_gossip();
         if gossip && self.rng.gen_bool(self.plan.loss) {
             return;
         }
@@ -253,17 +310,32 @@ impl Sim {
         } else {
             1
         };
+        let lives = (self.peers[from].incarnation, self.peers[to].incarnation);
         for _ in 0..copies {
             let delay = self.rng.gen_range(1_000..80_000);
+            let msg = msg.clone();
             self.at(
                 self.now + delay,
                 Event::Deliver {
                     from,
                     to,
-                    msg: msg.clone(),
+                    lives,
+                    msg,
                 },
             );
         }
+    }
+
+    /// A request or response from `from` to `to` that cannot be delivered: the request fails
+    /// at its sender (as libp2p reports an outbound failure).
+    fn bounce(&mut self, from: usize, to: usize, msg: &Msg) {
+        let (peer, id) = match msg {
+            Msg::Request { id, .. } => (from, *id),
+            Msg::Response { id, .. } => (to, *id),
+            _ => return,
+        };
+        let life = self.peers[peer].incarnation;
+        self.at(self.now + 1, Event::Failed { peer, life, id });
     }
 
     /// Runs the plan to its end.
@@ -283,25 +355,39 @@ impl Sim {
     fn step(&mut self, event: Event) {
         let schedule_event = !matches!(
             event,
-            Event::Deliver { .. } | Event::Tick(_) | Event::Commit(_)
+            Event::Deliver { .. } | Event::Failed { .. } | Event::Tick(_) | Event::Commit(_)
         );
         if schedule_event && tracing() {
             eprintln!("{:>9}us {event:?}", self.now);
         }
         let outbox = match event {
-            Event::Deliver { from, to, msg } => {
-                if !self.reachable(from, to) {
+            Event::Deliver {
+                from,
+                to,
+                lives,
+                msg,
+            } => {
+                if lives != (self.peers[from].incarnation, self.peers[to].incarnation) {
+                    return; // a message of an earlier life: its connection is gone
+                }
+                if !self.linked(from, to) {
+                    self.bounce(from, to, &msg);
                     return;
                 }
                 self.delivered += 1;
                 let from_id = self.peers[from].id;
-                let from_key = self.peers[from].key.public();
-                self.peers[to].deliver(from, from_id, from_key, msg)
+                self.peers[to].deliver(from, from_id, msg)
             }
+            Event::Failed { peer, life, id } if life == self.peers[peer].incarnation => {
+                self.peers[peer].failed(id)
+            }
+            Event::Failed { .. } => vec![],
             Event::Tick(i) => {
                 self.at(self.now + 1_000_000, Event::Tick(i));
                 let n = self.peers.len();
-                self.peers[i].tick(n - 1)
+                let mut out = self.peers[i].tick(n - 1);
+                out.extend(self.relink());
+                out
             }
             Event::Commit(i) => {
                 self.at(self.now + 50_000, Event::Commit(i));
@@ -328,12 +414,10 @@ impl Sim {
         for (from, to, msg) in outbox {
             self.send(from, to, msg);
         }
-        for peer in &mut self.peers {
-            self.violations.append(&mut peer.violations);
-        }
     }
 
-    /// Tells every peer which links opened or closed.
+    /// Tells every peer which links opened or closed (a link comes up whenever two peers may
+    /// connect: the simulator redials for them).
     fn relink(&mut self) -> Vec<(usize, usize, Msg)> {
         let n = self.peers.len();
         let mut outbox = vec![];
@@ -342,9 +426,9 @@ impl Sim {
                 if a == b || !self.peers[a].is_up() {
                     continue;
                 }
-                let reachable = self.reachable(a, b);
+                let linked = self.linked(a, b);
                 let id = self.peers[b].id;
-                outbox.extend(self.peers[a].link(b, id, reachable));
+                outbox.extend(self.peers[a].link(b, id, linked));
             }
         }
         outbox
@@ -378,7 +462,7 @@ impl Sim {
 
     fn record_commits(&mut self) {
         let trace = tracing();
-        for peer in &mut self.peers {
+        for peer in self.peers.iter_mut().filter(|p| !p.is_adversary()) {
             for id in peer.drain_committed() {
                 if self.committed.insert(id) && trace {
                     eprintln!("{:>9}us peer {}: {id} committed", self.now, peer.index);
@@ -405,16 +489,17 @@ impl Sim {
     pub fn check(&mut self) -> Vec<String> {
         self.record_commits();
         let mut out = std::mem::take(&mut self.violations);
-        let tips: BTreeSet<String> = self
-            .peers
-            .iter()
+        out.extend(self.check_adversaries());
+        let honest = self.peers.iter().filter(|p| !p.is_adversary());
+        let tips: BTreeSet<String> = honest
+            .clone()
             .filter_map(|p| p.node())
             .map(|n| format!("{:?}", n.tip().unwrap()))
             .collect();
         if tips.len() != 1 {
             out.push(format!("peers did not converge: tips {tips:?}"));
         }
-        for peer in &self.peers {
+        for peer in honest {
             let Some(node) = peer.node() else { continue };
             for id in &self.committed {
                 if !matches!(node.tx_status(id).unwrap(), TxStatus::Committed { .. }) {
@@ -434,6 +519,39 @@ impl Sim {
                         out.push(format!("peer {}: {} committed twice", peer.index, tx.id()));
                     }
                 }
+            }
+        }
+        out
+    }
+}
+
+impl Sim {
+    /// No honest peer struck, banned or refused another; every adversary was struck, banned or
+    /// refused by some honest peer (detected).
+    pub fn check_adversaries(&self) -> Vec<String> {
+        let mut out = vec![];
+        let honest: Vec<&SimPeer> = self.peers.iter().filter(|p| !p.is_adversary()).collect();
+        for judge in &honest {
+            for peer in &honest {
+                if judge.net.punished.contains_key(&peer.id) {
+                    out.push(format!(
+                        "peer {}: struck or refused honest peer {}",
+                        judge.index, peer.index
+                    ));
+                }
+            }
+        }
+        for adversary in self.peers.iter().filter(|p| p.is_adversary()) {
+            let judges: Vec<usize> = honest
+                .iter()
+                .filter(|j| j.net.punished.contains_key(&adversary.id))
+                .map(|j| j.index)
+                .collect();
+            if judges.is_empty() {
+                out.push(format!(
+                    "adversary {} ({:?}) was never struck, banned or refused",
+                    adversary.index, self.plan.hostile
+                ));
             }
         }
         out

@@ -1,6 +1,7 @@
-//! One simulated peer: a real [`Node`] over a sled store, a real [`Policy`], and the few lines
-//! of glue that turn simulated messages into their calls (the job the libp2p driver does in the
-//! daemon). Everything it would send goes into an outbox the simulator delivers.
+//! One simulated peer: a real [`Node`] over a sled store and the daemon's real overlay
+//! [`Engine`] (the policy joined to the node), over a [`SimNet`] in place of libp2p. The glue
+//! here only delivers messages to the engine's entry points and runs verification jobs in place
+//! of the worker thread; an adversarial member also runs its [`Strategy`].
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -10,48 +11,19 @@ use std::time::Duration;
 use libp2p::PeerId;
 use mediachain::journal::{Rules, Transaction, TxId};
 use mediachain::model::Cid;
-use mediachain::node::overlay::policy::batching::bundle_size;
-use mediachain::node::overlay::policy::blame::tx_blame;
-use mediachain::node::overlay::policy::blocks::{Parked, Verdict};
-use mediachain::node::overlay::policy::{Effect, Input, Policy};
-use mediachain::node::{BlockBundle, Clock, Node, NodeEvent, NodeParams, TxBundle};
+use mediachain::node::metrics::Metrics;
+use mediachain::node::overlay::engine::Engine;
+use mediachain::node::overlay::policy::Input;
+use mediachain::node::overlay::worker;
+use mediachain::node::overlay::RECORD_INTERVAL;
+use mediachain::node::{Health, Node, NodeEvent, NodeParams};
 use mediachain::store::Store;
-use mediachain::trust::{Chain, PublicKey, SecretKey};
+use mediachain::trust::{Chain, SecretKey};
 use tokio::sync::broadcast;
 
+use super::adversary::{Ctx, Strategy};
+use super::net::{Msg, Outbox, SimNet};
 use super::{SimClock, NETWORK};
-
-/// A message between simulated peers.
-#[derive(Debug, Clone)]
-pub enum Msg {
-    /// Admission and periodic record: the sender's tip.
-    Hello {
-        /// Tip.
-        tip: Cid,
-        /// Its height.
-        height: u64,
-    },
-    /// A block the sender committed.
-    Announce {
-        /// The block.
-        cid: Cid,
-        /// Its height.
-        height: u64,
-    },
-    /// Asks for a block.
-    GetBlock(Cid),
-    /// A block, if the sender has it.
-    Block(Cid, Option<BlockBundle>),
-    /// Asks for canonical CIDs from a height.
-    GetRange(u64),
-    /// Canonical CIDs.
-    Range(Vec<Cid>),
-    /// Gossiped transactions.
-    Txs(Vec<Arc<TxBundle>>),
-}
-
-/// Messages to send: (from, to, message).
-pub type Outbox = Vec<(usize, usize, Msg)>;
 
 /// A simulated peer.
 pub struct SimPeer {
@@ -63,20 +35,22 @@ pub struct SimPeer {
     pub chain: Chain,
     /// Its PeerId.
     pub id: PeerId,
+    /// Bumped by every restart (messages of an earlier life are never delivered).
+    pub incarnation: u64,
+    /// Its network side.
+    pub net: SimNet,
+    /// The hostile strategy it runs, if it is an adversary.
+    pub strategy: Option<Box<dyn Strategy>>,
     rules: Rules,
     dir: PathBuf,
     clock: Arc<SimClock>,
-    node: Option<Arc<Node>>,
+    engine: Option<Engine>,
+    health: Arc<Health>,
     events: Option<broadcast::Receiver<NodeEvent>>,
     /// The canonical chain as a subscriber of the node's events sees it (height -> block):
     /// seeded from the chain when the node opens, then updated by each `ChainExtended`.
     view: BTreeMap<u64, Cid>,
-    policy: Policy,
-    synced: bool,
-    parked: Parked,
-    index_of: BTreeMap<PeerId, usize>,
-    /// Property violations seen by this peer.
-    pub violations: Vec<String>,
+    ticks: u64,
 }
 
 impl SimPeer {
@@ -89,23 +63,25 @@ impl SimPeer {
         dir: PathBuf,
         clock: Arc<SimClock>,
     ) -> Self {
-        let policy = Policy::new(key.public(), 0, 2, clock.instant());
         let mut peer = Self {
             index,
             id: key.public().peer_id(),
             key,
             chain,
+            incarnation: 0,
+            net: SimNet {
+                index,
+                ..SimNet::default()
+            },
+            strategy: None,
             rules,
             dir,
             clock,
-            node: None,
+            engine: None,
+            health: Arc::new(Health::default()),
             events: None,
             view: BTreeMap::new(),
-            policy,
-            synced: false,
-            parked: Parked::new(512),
-            index_of: BTreeMap::new(),
-            violations: vec![],
+            ticks: 0,
         };
         peer.restart();
         peer
@@ -113,21 +89,34 @@ impl SimPeer {
 
     /// Whether the peer runs.
     pub fn is_up(&self) -> bool {
-        self.node.is_some()
+        self.engine.is_some()
+    }
+
+    /// Whether it runs a hostile strategy.
+    pub fn is_adversary(&self) -> bool {
+        self.strategy.is_some()
     }
 
     /// The node, while the peer runs.
     pub fn node(&self) -> Option<&Arc<Node>> {
-        self.node.as_ref()
+        self.engine.as_ref().map(Engine::node)
+    }
+
+    /// Whether its policy holds a connection with `peer`.
+    pub fn is_connected(&self, peer: &PeerId) -> bool {
+        self.engine
+            .as_ref()
+            .is_some_and(|e| e.policy().book().is_connected(peer))
     }
 
     /// Stops the peer without a flush: what its store holds is what survives.
     pub fn crash(&mut self) {
-        self.node = None;
+        self.engine = None;
         self.events = None;
+        self.net.reset();
     }
 
-    /// Starts the peer from its store, with a fresh policy (as the daemon starts).
+    /// Starts the peer from its store, with a fresh engine (as the daemon starts).
     pub fn restart(&mut self) {
         let store = Store::open(&self.dir, 1 << 20).unwrap();
         let params = NodeParams {
@@ -149,86 +138,137 @@ impl SimPeer {
             self.clock.clone(),
         )
         .unwrap();
-        let height = node.tip().unwrap().1;
-        self.policy = Policy::new(self.key.public(), height, 2, self.clock.instant());
-        self.parked = Parked::new(512);
-        self.synced = false;
+        self.incarnation += 1;
+        self.net.reset();
+        self.health = Arc::new(Health::default());
         self.events = Some(node.subscribe());
         self.view = chain_of(&node);
-        self.node = Some(node);
+        let metrics = Arc::new(Metrics::new());
+        self.engine = Some(Engine::new(node, metrics, self.health.clone(), 2));
     }
 
-    fn tip(&self) -> (Cid, u64) {
-        self.node
-            .as_ref()
-            .and_then(|n| n.tip().ok())
-            .unwrap_or_default()
-    }
-
-    fn knows(&self, cid: &Cid) -> bool {
-        self.node
-            .as_ref()
-            .is_some_and(|n| n.with_journal(|j| j.knows(cid)))
+    /// Runs `f` on the engine and the network, then the verification jobs and local
+    /// failures it caused; returns what to send.
+    fn with_engine(&mut self, f: impl FnOnce(&mut Engine, &mut SimNet)) -> Outbox {
+        let Some(engine) = self.engine.as_mut() else {
+            return vec![];
+        };
+        f(engine, &mut self.net);
+        loop {
+            if let Some(id) = self.net.failed.pop_front() {
+                engine.on_failure(id, &mut self.net);
+            } else if let Some(peer) = self.net.closed.pop_front() {
+                engine.input(Input::Disconnected(peer), &mut self.net);
+            } else if let Some(job) = self.net.jobs.pop_front() {
+                let outcome = worker::verify(engine.node(), job);
+                engine.on_outcome(outcome, &mut self.net);
+            } else {
+                break;
+            }
+        }
+        std::mem::take(&mut self.net.outbox)
     }
 
     /// The link to peer `other` (`id`) is now up or down.
     pub fn link(&mut self, other: usize, id: PeerId, up: bool) -> Outbox {
-        self.index_of.insert(id, other);
-        let connected = self.policy.book().is_connected(&id);
+        self.net.index_of.insert(id, other);
+        let connected = self.is_connected(&id);
         match (up, connected) {
-            (true, false) => self.handle(Input::Connected(id)),
-            (false, true) => self.handle(Input::Disconnected(id)),
+            (true, false) => self.with_engine(|e, t| e.input(Input::Connected(id), t)),
+            (false, true) => self.with_engine(|e, t| e.input(Input::Disconnected(id), t)),
             _ => vec![],
         }
     }
 
-    /// Maintenance: the policy's tick, gossip of batched transactions, and this peer's record
-    /// (its tip) to every admitted peer.
+    /// The driver's timers, one second's worth: the engine's tick and batch flush, and this
+    /// peer's identity record every [`RECORD_INTERVAL`]; an adversary's strategy acts too.
     pub fn tick(&mut self, seeds: usize) -> Outbox {
-        if !self.is_up() {
-            return vec![];
-        }
-        let (tip, height) = self.tip();
-        let mut out = self.handle(Input::Tip(height));
-        out.extend(self.handle(Input::Tick { seeds }));
-        out.extend(self.handle(Input::Flush));
-        out.extend(self.to_admitted(Msg::Hello { tip, height }));
+        self.ticks += 1;
+        let record = self.ticks % RECORD_INTERVAL.as_secs() == 1;
+        let mut out = self.with_engine(|e, t| {
+            e.tick(seeds, t);
+            e.flush(t);
+            if record {
+                e.publish_record(vec![], t);
+            }
+        });
+        out.extend(self.act(|strategy, ctx| strategy.tick(ctx)));
         out
+    }
+
+    /// Lets the strategy act with this peer's node and identity.
+    fn act(&mut self, f: impl FnOnce(&mut dyn Strategy, &mut Ctx) -> Vec<(usize, Msg)>) -> Outbox {
+        let (Some(strategy), Some(engine)) = (self.strategy.as_mut(), self.engine.as_ref()) else {
+            return vec![];
+        };
+        let mut ctx = Ctx {
+            node: engine.node(),
+            key: &self.key,
+            chain: &self.chain,
+            peers: self.net.index_of.values().copied().collect(),
+            unix: mediachain::node::Clock::unix(self.clock.as_ref()),
+        };
+        f(strategy.as_mut(), &mut ctx)
+            .into_iter()
+            .map(|(to, msg)| (self.index, to, msg))
+            .collect()
     }
 
     /// The daemon's commit loop step: commit if synced and a block is due, and announce it.
     pub fn commit(&mut self) -> Outbox {
-        let Some(node) = self.node.clone() else {
-            return vec![];
-        };
-        if !self.synced {
+        if !self.health.is_synced() {
             return vec![];
         }
-        match node.try_commit().unwrap() {
-            Some(block) => {
-                let mut out = self.handle(Input::Tip(block.height));
-                out.extend(self.to_admitted(Msg::Announce {
-                    cid: block.cid(),
-                    height: block.height,
-                }));
-                out
+        self.with_engine(|e, t| {
+            if let Some(block) = e.node().try_commit().unwrap() {
+                e.announce(&block, t);
             }
-            None => vec![],
-        }
+        })
     }
 
-    /// A client's transaction submitted here.
+    /// A client's transaction submitted here (the API's path: the node, then gossip).
     pub fn submit(&mut self, tx: Transaction) -> Outbox {
-        let Some(node) = self.node.clone() else {
-            return vec![];
-        };
-        match node.submit(tx).unwrap() {
-            Ok(bundle) => {
-                let size = bundle_size(&bundle);
-                self.handle(Input::TxAdmitted(bundle, size))
+        self.with_engine(|e, t| {
+            if let Ok(bundle) = e.node().submit(tx).unwrap() {
+                e.publish_tx(bundle, t);
             }
-            Err(_) => vec![],
+        })
+    }
+
+    /// A request of this peer's failed without an answer (its link went down).
+    pub fn failed(&mut self, id: u64) -> Outbox {
+        self.with_engine(|e, t| e.on_failure(id, t))
+    }
+
+    /// A message from peer `from` (`from_id`).
+    pub fn deliver(&mut self, from: usize, from_id: PeerId, msg: Msg) -> Outbox {
+        self.net.index_of.insert(from_id, from);
+        if let Msg::Request { id, request } = &msg {
+            let answer = self.act(|strategy, ctx| {
+                strategy
+                    .answer(ctx, request)
+                    .map(|response| vec![(from, Msg::Response { id: *id, response })])
+                    .unwrap_or_default()
+            });
+            if !answer.is_empty() {
+                return answer;
+            }
         }
+        let index = self.index;
+        self.with_engine(|e, t| match msg {
+            Msg::Request { id, request } => {
+                let (response, refusal) = e.on_request(from_id, request, t);
+                t.outbox.push((index, from, Msg::Response { id, response }));
+                if let Some(refusal) = refusal {
+                    e.refuse(refusal, t);
+                }
+            }
+            Msg::Response { id, response } => e.on_response(from_id, id, response, t),
+            Msg::Gossip { topic, id, data } => {
+                let _ = e.on_gossip(from_id, from_id, topic, id, data, t);
+            }
+            Msg::Closed => e.input(Input::Disconnected(from_id), t),
+        })
     }
 
     /// Transactions that joined this peer's chain since the last call.
@@ -248,8 +288,8 @@ impl SimPeer {
                 }
                 Err(broadcast::error::TryRecvError::Lagged(_)) => {
                     // As the API's stream does: catch up from the chain.
-                    if let Some(node) = &self.node {
-                        self.view = chain_of(node);
+                    if let Some(engine) = &self.engine {
+                        self.view = chain_of(engine.node());
                     }
                 }
                 Err(_) => break,
@@ -260,7 +300,7 @@ impl SimPeer {
 
     /// Where the chain its events showed differs from the node's canonical chain, if anywhere.
     pub fn view_mismatch(&self) -> Option<String> {
-        let node = self.node.as_ref()?;
+        let node = self.node()?;
         let chain = chain_of(node);
         if chain == self.view {
             return None;
@@ -277,163 +317,6 @@ impl SimPeer {
             self.view.get(&at),
             chain.get(&at)
         ))
-    }
-
-    fn to_admitted(&self, msg: Msg) -> Outbox {
-        self.policy
-            .book()
-            .admitted()
-            .filter_map(|id| self.index_of.get(id))
-            .map(|to| (self.index, *to, msg.clone()))
-            .collect()
-    }
-
-    fn to_peer(&self, id: &PeerId, msg: Msg) -> Outbox {
-        self.index_of
-            .get(id)
-            .map(|to| vec![(self.index, *to, msg)])
-            .unwrap_or_default()
-    }
-
-    /// A message from peer `from` (`from_id`, `from_key`).
-    pub fn deliver(
-        &mut self,
-        from: usize,
-        from_id: PeerId,
-        from_key: PublicKey,
-        msg: Msg,
-    ) -> Outbox {
-        let Some(node) = self.node.clone() else {
-            return vec![];
-        };
-        self.index_of.insert(from_id, from);
-        let reply = |msg| vec![(self.index, from, msg)];
-        match msg {
-            Msg::Hello { tip, height } => {
-                let tip_known = self.knows(&tip);
-                self.handle(Input::Admitted {
-                    peer: from_id,
-                    key: from_key,
-                    tip,
-                    height,
-                    tip_known,
-                })
-            }
-            _ if !self.policy.is_admitted(&from_id) => vec![],
-            Msg::Announce { cid, height } => {
-                let tip_known = self.knows(&cid);
-                self.handle(Input::Announced {
-                    origin: from_id,
-                    via: from_id,
-                    tip: cid,
-                    height,
-                    tip_known,
-                })
-            }
-            Msg::GetBlock(cid) => reply(Msg::Block(cid, node.block_bundle(&cid).unwrap())),
-            Msg::Block(cid, None) => {
-                let claimed = self
-                    .policy
-                    .heights()
-                    .get(&from_id)
-                    .is_some_and(|c| c.tip == cid);
-                if claimed {
-                    self.handle(Input::Unverifiable { cid, blame: true })
-                } else {
-                    vec![]
-                }
-            }
-            Msg::Block(_, Some(bundle)) => self.receive(from_id, bundle),
-            Msg::GetRange(start) => reply(Msg::Range(node.canonical_range(start, 256).unwrap())),
-            Msg::Range(cids) => cids
-                .into_iter()
-                .filter(|cid| !self.knows(cid))
-                .map(|cid| (self.index, from, Msg::GetBlock(cid)))
-                .collect(),
-            Msg::Txs(bundles) => {
-                let bundles = bundles.iter().map(|b| (**b).clone()).collect();
-                for result in node.receive_txs(bundles) {
-                    if let Ok(Err(reason)) = result {
-                        if tx_blame(&reason) {
-                            self.violations.push(format!(
-                                "peer {}: an honest transaction blamed: {reason}",
-                                self.index
-                            ));
-                        }
-                    }
-                }
-                vec![]
-            }
-        }
-    }
-
-    /// A block bundle from `from_id`, and the children it releases.
-    fn receive(&mut self, from_id: PeerId, bundle: BlockBundle) -> Outbox {
-        let Some(node) = self.node.clone() else {
-            return vec![];
-        };
-        let mut out = vec![];
-        let mut work = vec![(from_id, bundle)];
-        while let Some((sender, bundle)) = work.pop() {
-            let received = node.receive_block(&bundle).unwrap();
-            let verdict = Verdict::of(&received);
-            match &verdict {
-                Verdict::Taken { cid, .. } => work.extend(self.parked.children(cid)),
-                Verdict::Orphan { parent, .. } => {
-                    let _ = self.parked.park(*parent, sender, bundle);
-                    out.extend(self.to_peer(&sender, Msg::GetBlock(*parent)));
-                }
-                Verdict::MissingObject { object, .. } => self.violations.push(format!(
-                    "peer {}: a block arrived without object {object}",
-                    self.index
-                )),
-                Verdict::Invalid {
-                    blame: true, label, ..
-                } => self.violations.push(format!(
-                    "peer {}: an honest block blamed ({label})",
-                    self.index
-                )),
-                Verdict::Invalid { .. } | Verdict::Malformed => {}
-            }
-            for input in verdict.inputs(sender) {
-                out.extend(self.handle(input));
-            }
-        }
-        let height = self.tip().1;
-        out.extend(self.handle(Input::Tip(height)));
-        out
-    }
-
-    /// Feeds the policy and executes its effects.
-    fn handle(&mut self, input: Input) -> Outbox {
-        let effects = self.policy.handle(input, self.clock.instant());
-        let mut out = vec![];
-        for effect in effects {
-            match effect {
-                Effect::SendHello(peer) => {
-                    let (tip, height) = self.tip();
-                    out.extend(self.to_peer(&peer, Msg::Hello { tip, height }));
-                }
-                Effect::FetchBlock { peer, cid } => {
-                    out.extend(self.to_peer(&peer, Msg::GetBlock(cid)));
-                }
-                Effect::RequestRange { peer, from } => {
-                    out.extend(self.to_peer(&peer, Msg::GetRange(from)));
-                }
-                Effect::Health(health) => self.synced = health.synced,
-                Effect::Rotation(keys) => {
-                    if let Some(node) = &self.node {
-                        node.set_peers(keys);
-                    }
-                }
-                Effect::GossipTxs(batch) => out.extend(self.to_admitted(Msg::Txs(batch))),
-                Effect::Struck { peer, .. } => self
-                    .violations
-                    .push(format!("peer {}: struck honest peer {peer}", self.index)),
-                _ => {}
-            }
-        }
-        out
     }
 }
 

@@ -1,52 +1,133 @@
 //! The overlay's driver: the only owner of the swarm. Its event loop selects over swarm events,
-//! commands, verification outcomes and timers, turns each into [`Input`]s for the peer policy
-//! and executes the [`Effect`]s the policy returns. It decides nothing about peers itself.
+//! commands, verification outcomes and timers, hands each to the [`Engine`] (the policy joined
+//! to the node) and executes what the engine asks of the network through [`SwarmTransport`]. It
+//! decides nothing about peers itself; it reads the seeds file, and the policy says what its
+//! contents mean.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use futures::StreamExt;
+use libp2p::gossipsub::{self, MessageAcceptance, MessageId};
 use libp2p::request_response::{self, OutboundRequestId};
 use libp2p::swarm::{ListenError, SwarmEvent};
-use libp2p::{gossipsub, identify, ping, Multiaddr, PeerId, Swarm};
+use libp2p::{identify, ping, Multiaddr, PeerId, Swarm};
 use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
+use super::engine::{Engine, RequestId, Topic, Transport};
 use super::handle::{Command, OverlayHandle};
-use super::objects::{ObjectFetch, ObjectRequests};
-use super::policy::blocks::Parked;
-use super::policy::{Effect, Input, Policy};
-use super::protocol::{Request, MAX_RANGE};
+use super::policy::verifier::Job;
+use super::policy::{seeds, Acceptance, Effect};
+use super::protocol::{Request, Response};
 use super::swarm::{self, Behaviour, BehaviourEvent, Topics};
-use super::worker::{self, Job, Outcome};
+use super::worker::{self, Outcome};
 use super::{OverlayConfig, OverlayError, RECORD_INTERVAL};
-use crate::model::Cid;
-use crate::node::config::read_seeds;
 use crate::node::metrics::Metrics;
 use crate::node::{Health, Node};
 
 /// The overlay's state and event loop.
 pub struct Overlay {
-    pub(super) swarm: Swarm<Behaviour>,
-    pub(super) node: Arc<Node>,
-    pub(super) metrics: Arc<Metrics>,
-    health: Arc<Health>,
+    swarm: Swarm<Behaviour>,
+    engine: Engine,
+    metrics: Arc<Metrics>,
     config: OverlayConfig,
-    pub(super) policy: Policy,
-    pub(super) topics: Topics,
-    /// Blocks whose parent is being fetched (bounded: [`super::MAX_WAITING_BLOCKS`] parents).
-    pub(super) parked: Parked,
-    pub(super) requested: HashMap<Cid, Instant>,
-    /// Outstanding block requests, to retry elsewhere at once when one fails or finds nothing.
-    pub(super) block_requests: HashMap<OutboundRequestId, Cid>,
-    /// Object requests in flight (for submissions and for blocks).
-    pub(super) objects: ObjectRequests,
+    topics: Topics,
+    jobs: mpsc::UnboundedSender<Job>,
+    /// The engine's name of each request in flight.
+    requests: HashMap<OutboundRequestId, RequestId>,
     commands: Option<mpsc::Receiver<Command>>,
-    /// The verification worker's queue, and blocks waiting for room in it.
-    pub(super) jobs: mpsc::Sender<Job>,
-    pub(super) backlog: VecDeque<Job>,
     outcomes: Option<mpsc::UnboundedReceiver<Outcome>>,
+}
+
+/// The swarm as the engine's [`Transport`].
+pub struct SwarmTransport<'a> {
+    swarm: &'a mut Swarm<Behaviour>,
+    topics: &'a Topics,
+    jobs: &'a mpsc::UnboundedSender<Job>,
+    requests: &'a mut HashMap<OutboundRequestId, RequestId>,
+    seeds: &'a [Multiaddr],
+}
+
+impl Transport for SwarmTransport<'_> {
+    fn request(&mut self, peer: PeerId, id: RequestId, request: Request) {
+        let outbound = self.swarm.behaviour_mut().sync.send_request(&peer, request);
+        self.requests.insert(outbound, id);
+    }
+
+    fn publish(&mut self, topic: Topic, data: Vec<u8>) {
+        let topic = self.topics.ident(topic);
+        if let Err(e) = self.swarm.behaviour_mut().gossipsub.publish(topic, data) {
+            debug!(error = %e, "gossip publish failed (sync will repair)");
+        }
+    }
+
+    fn validate(&mut self, source: PeerId, message: MessageId, accept: Acceptance) {
+        let accept = match accept {
+            Acceptance::Accept => MessageAcceptance::Accept,
+            Acceptance::Reject => MessageAcceptance::Reject,
+            Acceptance::Ignore => MessageAcceptance::Ignore,
+        };
+        self.swarm
+            .behaviour_mut()
+            .gossipsub
+            .report_message_validation_result(&message, &source, accept);
+    }
+
+    fn verify(&mut self, job: Job) {
+        if self.jobs.send(job).is_err() {
+            warn!("the verification worker stopped");
+        }
+    }
+
+    fn connection(&mut self, effect: Effect) {
+        match effect {
+            Effect::Disconnect { peer, reason } => {
+                info!(%peer, reason, "closing the connection");
+                let _ = self.swarm.disconnect_peer_id(peer);
+            }
+            Effect::Block { peer, on: true } => {
+                info!(%peer, "blocking the peer (refused or banned)");
+                self.swarm.behaviour_mut().blocked.block_peer(peer);
+            }
+            Effect::Block { peer, on: false } => {
+                debug!(%peer, "unblocking the peer");
+                self.swarm.behaviour_mut().blocked.unblock_peer(peer);
+            }
+            // Admitted peers are direct gossip peers: in a permissioned network every message
+            // reaches every connected peer without waiting for the mesh.
+            Effect::DirectGossip { peer, on: true } => {
+                info!(%peer, "peer admitted");
+                self.swarm
+                    .behaviour_mut()
+                    .gossipsub
+                    .add_explicit_peer(&peer);
+            }
+            Effect::DirectGossip { peer, on: false } => {
+                self.swarm
+                    .behaviour_mut()
+                    .gossipsub
+                    .remove_explicit_peer(&peer);
+            }
+            Effect::Dial { peer, addrs } => {
+                let opts = libp2p::swarm::dial_opts::DialOpts::peer_id(peer)
+                    .addresses(addrs)
+                    .build();
+                if let Err(e) = self.swarm.dial(opts) {
+                    debug!(%peer, error = %e, "redial failed");
+                }
+            }
+            Effect::DialSeeds => {
+                for seed in self.seeds {
+                    if let Err(e) = self.swarm.dial(seed.clone()) {
+                        debug!(%seed, error = %e, "seed dial failed");
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
 }
 
 impl Overlay {
@@ -64,177 +145,72 @@ impl Overlay {
         let (jobs, outcomes) =
             worker::spawn(node.clone()).map_err(|e| OverlayError::Setup(e.to_string()))?;
         let (handle, commands) = OverlayHandle::channel();
-        let height = node.tip().map(|t| t.1).unwrap_or(0);
-        let policy = Policy::new(
-            node.public_key(),
-            height,
-            config.target_connectivity,
-            Instant::now(),
-        );
+        let engine = Engine::new(node, metrics.clone(), health, config.target_connectivity);
         let mut overlay = Self {
             swarm,
-            node,
+            engine,
             metrics,
-            health,
             config,
-            policy,
             topics,
-            parked: Parked::new(super::MAX_WAITING_BLOCKS),
-            requested: HashMap::new(),
-            block_requests: HashMap::new(),
-            objects: ObjectRequests::default(),
-            commands: Some(commands),
             jobs,
-            backlog: VecDeque::new(),
+            requests: HashMap::new(),
+            commands: Some(commands),
             outcomes: Some(outcomes),
         };
         overlay.tick();
         Ok((overlay, handle))
     }
 
-    /// This peer's tip height.
-    pub(super) fn height(&self) -> u64 {
-        self.node.tip().map(|t| t.1).unwrap_or(0)
+    /// The engine and the transport it drives, borrowed together.
+    fn parts(&mut self) -> (&mut Engine, SwarmTransport<'_>) {
+        let transport = SwarmTransport {
+            swarm: &mut self.swarm,
+            topics: &self.topics,
+            jobs: &self.jobs,
+            requests: &mut self.requests,
+            seeds: &self.config.seeds,
+        };
+        (&mut self.engine, transport)
     }
 
-    /// Feeds the policy one input and executes what it decides.
-    pub(super) fn input(&mut self, input: Input) {
-        let effects = self.policy.handle(input, Instant::now());
-        for effect in effects {
-            self.apply(effect);
-        }
-    }
-
-    fn apply(&mut self, effect: Effect) {
-        match effect {
-            Effect::SendHello(peer) => {
-                let hello = self.hello();
-                self.swarm
-                    .behaviour_mut()
-                    .sync
-                    .send_request(&peer, Request::Hello(hello));
-            }
-            Effect::Disconnect { peer, reason } => {
-                info!(%peer, reason, "closing the connection");
-                let _ = self.swarm.disconnect_peer_id(peer);
-            }
-            Effect::Block { peer, on } => {
-                let blocked = &mut self.swarm.behaviour_mut().blocked;
-                if on {
-                    info!(%peer, "blocking the peer (refused or banned)");
-                    blocked.block_peer(peer);
-                } else {
-                    debug!(%peer, "unblocking the peer");
-                    blocked.unblock_peer(peer);
-                }
-            }
-            Effect::Evicted(structure) => self.metrics.evict(structure),
-            Effect::DirectGossip { peer, on } => {
-                // Admitted peers are direct gossip peers: in a permissioned network every
-                // message reaches every connected peer without waiting for the mesh.
-                let gossip = &mut self.swarm.behaviour_mut().gossipsub;
-                if on {
-                    info!(%peer, "peer admitted");
-                    gossip.add_explicit_peer(&peer);
-                } else {
-                    gossip.remove_explicit_peer(&peer);
-                }
-            }
-            Effect::Dial { peer, addrs } => {
-                let opts = libp2p::swarm::dial_opts::DialOpts::peer_id(peer)
-                    .addresses(addrs)
-                    .build();
-                if let Err(e) = self.swarm.dial(opts) {
-                    debug!(%peer, error = %e, "redial failed");
-                }
-            }
-            Effect::DialSeeds => {
-                for seed in self.other_seeds() {
-                    if let Err(e) = self.swarm.dial(seed.clone()) {
-                        debug!(%seed, error = %e, "seed dial failed");
-                    }
-                }
-            }
-            Effect::RequestRange { peer, from } => {
-                debug!(%peer, from, "behind: requesting a range");
-                self.swarm.behaviour_mut().sync.send_request(
-                    &peer,
-                    Request::Range {
-                        from,
-                        max: MAX_RANGE,
-                    },
-                );
-            }
-            Effect::FetchBlock { peer, cid } => self.request_block(peer, cid),
-            Effect::Rotation(keys) => {
-                self.metrics.peers_known.set(keys.len() as i64 + 1);
-                self.node.set_peers(keys);
-            }
-            Effect::Count { kind, reason } => self.metrics.reject(kind, reason),
-            Effect::Struck {
-                peer,
-                strikes,
-                banned,
-            } => {
-                warn!(%peer, strikes, banned, "peer misbehaved");
-            }
-            Effect::Health(health) => {
-                let height = self.height();
-                if health.ready != self.health.is_ready() {
-                    info!(
-                        ready = health.ready,
-                        height,
-                        best_peer_height = self.policy.heights().best(),
-                        "readiness changed"
-                    );
-                }
-                self.health.set_ready(health.ready);
-                self.health.set_synced(health.synced);
-                self.metrics.journal_height.set(height as i64);
-                self.metrics
-                    .sync_target_height
-                    .set(self.policy.heights().best().max(height) as i64);
-                self.metrics
-                    .peers_connected
-                    .set(self.policy.book().admitted_count() as i64);
-            }
-            Effect::GossipTxs(batch) => {
-                let bundles: Vec<&crate::node::TxBundle> =
-                    batch.iter().map(AsRef::as_ref).collect();
-                let topic = self.topics.txs.clone();
-                self.publish(topic, super::protocol::encode(&bundles));
+    /// The configured seeds other than this peer (the seeds file re-read).
+    fn other_seeds(&mut self) -> Vec<Multiaddr> {
+        if let Some(path) = &self.config.seeds_file {
+            match std::fs::read_to_string(path).map(|text| seeds::parse(&text)) {
+                Ok(Ok(seeds)) => self.config.seeds = seeds,
+                Ok(Err(e)) => debug!(path = %path.display(), error = %e, "seeds file unreadable"),
+                Err(e) => debug!(path = %path.display(), error = %e, "seeds file unreadable"),
             }
         }
-    }
-
-    /// The configured seeds (the file re-read) other than this peer itself.
-    fn other_seeds(&self) -> Vec<Multiaddr> {
         let me = *self.swarm.local_peer_id();
-        let own: HashSet<Multiaddr> = self
+        let own: BTreeSet<Multiaddr> = self
             .swarm
             .external_addresses()
             .chain(self.swarm.listeners())
             .cloned()
             .chain(self.config.external_address.clone())
             .collect();
-        self.config
-            .seeds
-            .iter()
-            .filter(|seed| !is_self(seed, &me, &own))
-            .cloned()
-            .collect()
+        seeds::others(&self.config.seeds, &me, &own)
     }
 
     fn tick(&mut self) {
-        if let Some(path) = &self.config.seeds_file {
-            if let Ok(seeds) = read_seeds(path) {
-                self.config.seeds = seeds;
-            }
+        let others = self.other_seeds();
+        let (engine, mut t) = self.parts();
+        t.seeds = &others;
+        engine.tick(others.len(), &mut t);
+    }
+
+    fn publish_record(&mut self) {
+        let mut addrs: Vec<String> = self
+            .swarm
+            .external_addresses()
+            .map(|a| a.to_string())
+            .collect();
+        if addrs.is_empty() {
+            addrs = self.swarm.listeners().map(|a| a.to_string()).collect();
         }
-        let height = self.height();
-        self.input(Input::Tip(height));
-        let seeds = self.other_seeds().len();
-        self.input(Input::Tick { seeds });
+        let (engine, mut t) = self.parts();
+        engine.publish_record(addrs, &mut t);
     }
 
     /// Runs until `shutdown` resolves (or every handle is dropped), then leaves the overlay.
@@ -252,18 +228,25 @@ impl Overlay {
             tokio::select! {
                 _ = &mut shutdown => break,
                 event = self.swarm.select_next_some() => self.on_swarm_event(event),
-                Some(outcome) = outcomes.recv() => self.on_outcome(outcome),
+                Some(outcome) = outcomes.recv() => {
+                    let (engine, mut t) = self.parts();
+                    engine.on_outcome(outcome, &mut t);
+                }
                 command = commands.recv() => match command {
                     Some(command) => self.on_command(command),
                     None => break,
                 },
-                _ = batching.tick() => self.input(Input::Flush),
+                _ = batching.tick() => {
+                    let (engine, mut t) = self.parts();
+                    engine.flush(&mut t);
+                }
                 _ = records.tick() => self.publish_record(),
                 _ = maintenance.tick() => self.tick(),
             }
         }
         info!("leaving the overlay");
-        self.input(Input::Flush);
+        let (engine, mut t) = self.parts();
+        engine.flush(&mut t);
         let peers: Vec<PeerId> = self.swarm.connected_peers().copied().collect();
         for peer in peers {
             let _ = self.swarm.disconnect_peer_id(peer);
@@ -271,81 +254,69 @@ impl Overlay {
     }
 
     fn on_command(&mut self, command: Command) {
+        let (engine, mut t) = self.parts();
         match command {
-            Command::PublishTx(bundle) => {
-                self.metrics.transactions_admitted.inc();
-                let size = super::policy::batching::bundle_size(&bundle);
-                self.input(Input::TxAdmitted(bundle, size));
-            }
-            Command::FetchObject { cid, reply } => {
-                self.on_object_fetch(ObjectFetch { cid, reply });
-            }
-            Command::Announce(block) => {
-                self.announce(&block);
-                self.input(Input::Tip(block.height));
-            }
+            Command::PublishTx(bundle) => engine.publish_tx(bundle, &mut t),
+            Command::FetchObject { cid, reply } => engine.fetch_object(cid, reply, &mut t),
+            Command::Announce(block) => engine.announce(&block, &mut t),
         }
     }
 
     fn on_swarm_event(&mut self, event: SwarmEvent<BehaviourEvent>) {
+        use super::policy::Input;
         match event {
             SwarmEvent::NewListenAddr { address, .. } => info!(%address, "overlay listening"),
             SwarmEvent::ConnectionEstablished {
                 peer_id,
                 num_established,
                 ..
-            } if num_established.get() == 1 => self.input(Input::Connected(peer_id)),
+            } if num_established.get() == 1 => {
+                let (engine, mut t) = self.parts();
+                engine.input(Input::Connected(peer_id), &mut t);
+            }
             SwarmEvent::ConnectionClosed {
                 peer_id,
                 num_established: 0,
                 ..
             } => {
-                if self.policy.is_admitted(&peer_id) {
+                let (engine, mut t) = self.parts();
+                if engine.policy().is_admitted(&peer_id) {
                     info!(peer = %peer_id, "peer disconnected");
                 }
-                self.input(Input::Disconnected(peer_id));
+                engine.input(Input::Disconnected(peer_id), &mut t);
             }
             SwarmEvent::IncomingConnectionError {
                 error: ListenError::Denied { cause },
                 ..
             } => self.metrics.reject("connection", swarm::denial(&cause)),
-            SwarmEvent::Behaviour(BehaviourEvent::Sync(event)) => match event {
-                request_response::Event::Message { peer, message, .. } => match message {
-                    request_response::Message::Request {
-                        request, channel, ..
-                    } => self.on_request(peer, request, channel),
-                    request_response::Message::Response {
-                        request_id,
-                        response,
-                    } => self.on_response(peer, request_id, response),
-                },
-                request_response::Event::OutboundFailure {
-                    peer,
-                    error,
-                    request_id,
-                    ..
-                } => {
-                    debug!(%peer, %error, "sync request failed");
-                    self.block_request_failed(request_id);
-                    if let Some((object, waiter, rest)) = self.objects.take(&request_id) {
-                        self.ask_for_object(object, waiter, rest);
-                    }
-                }
-                request_response::Event::InboundFailure { peer, error, .. } => {
-                    debug!(%peer, %error, "sync response failed")
-                }
-                request_response::Event::ResponseSent { .. } => {}
-            },
+            SwarmEvent::Behaviour(BehaviourEvent::Sync(event)) => self.on_sync(event),
             SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(gossipsub::Event::Message {
                 propagation_source,
                 message_id,
                 message,
-            })) => self.on_gossip(propagation_source, message_id, message),
+            })) => {
+                let Some(topic) = self.topics.topic(&message.topic) else {
+                    return;
+                };
+                let author = message.source.unwrap_or(propagation_source);
+                let (engine, mut t) = self.parts();
+                let addrs = engine.on_gossip(
+                    propagation_source,
+                    author,
+                    topic,
+                    message_id,
+                    message.data,
+                    &mut t,
+                );
+                for addr in addrs {
+                    self.swarm.add_peer_address(author, addr);
+                }
+            }
             SwarmEvent::Behaviour(BehaviourEvent::Identify(identify::Event::Received {
                 peer_id,
                 info,
                 ..
-            })) if self.policy.is_admitted(&peer_id) => {
+            })) if self.engine.policy().is_admitted(&peer_id) => {
                 for addr in info.listen_addrs {
                     self.swarm.add_peer_address(peer_id, addr);
                 }
@@ -362,18 +333,52 @@ impl Overlay {
             _ => {}
         }
     }
-}
 
-/// Whether `seed` names this peer: its `/p2p/` PeerId is ours, or it is one of our addresses.
-fn is_self(seed: &Multiaddr, me: &PeerId, own: &HashSet<Multiaddr>) -> bool {
-    use libp2p::multiaddr::Protocol;
-    let mut bare = Multiaddr::empty();
-    for part in seed.iter() {
-        match part {
-            Protocol::P2p(peer) if peer == *me => return true,
-            Protocol::P2p(_) => {}
-            other => bare.push(other),
+    fn on_sync(&mut self, event: request_response::Event<Request, Response>) {
+        match event {
+            request_response::Event::Message { peer, message, .. } => match message {
+                request_response::Message::Request {
+                    request, channel, ..
+                } => {
+                    let (engine, mut t) = self.parts();
+                    let (response, refusal) = engine.on_request(peer, request, &mut t);
+                    // The answer goes out before a refused peer's connection is closed.
+                    let _ = self
+                        .swarm
+                        .behaviour_mut()
+                        .sync
+                        .send_response(channel, response);
+                    if let Some(refusal) = refusal {
+                        let (engine, mut t) = self.parts();
+                        engine.refuse(refusal, &mut t);
+                    }
+                }
+                request_response::Message::Response {
+                    request_id,
+                    response,
+                } => {
+                    if let Some(id) = self.requests.remove(&request_id) {
+                        let (engine, mut t) = self.parts();
+                        engine.on_response(peer, id, response, &mut t);
+                    }
+                }
+            },
+            request_response::Event::OutboundFailure {
+                peer,
+                error,
+                request_id,
+                ..
+            } => {
+                debug!(%peer, %error, "sync request failed");
+                if let Some(id) = self.requests.remove(&request_id) {
+                    let (engine, mut t) = self.parts();
+                    engine.on_failure(id, &mut t);
+                }
+            }
+            request_response::Event::InboundFailure { peer, error, .. } => {
+                debug!(%peer, %error, "sync response failed")
+            }
+            request_response::Event::ResponseSent { .. } => {}
         }
     }
-    own.contains(&bare) || own.contains(seed)
 }

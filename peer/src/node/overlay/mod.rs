@@ -4,10 +4,12 @@
 //! - [`policy`] decides everything about peers (admission state, strikes and bans, claimed
 //!   heights and what is verified of them, readiness and the commit gate, the N-cut neighbour
 //!   selection, batching): inputs and `now` in, effects out, no I/O.
-//! - The driver ([`Overlay`], in `driver`, `sync`, `gossip`) owns the swarm ([`swarm`]), turns
-//!   swarm events into policy inputs and executes the effects; the verification [`worker`]
-//!   checks what peers send off the event loop; the rest of the peer talks to it through its
-//!   command [`handle`].
+//! - The [`engine`] joins the policy to the node over an abstract transport: it answers
+//!   requests, turns what arrives into policy inputs and executes the effects. The simulator
+//!   runs the same engine over simulated links.
+//! - The driver ([`Overlay`], in `driver`) owns the swarm ([`swarm`]) and is the engine's
+//!   transport; the verification [`worker`] checks what peers send off the event loop; the
+//!   rest of the peer talks to it through its command [`handle`].
 //!
 //! What the overlay does:
 //! - **Admission**: on every new connection both sides exchange `Hello` with their Level-1
@@ -32,13 +34,11 @@
 //!   [`policy::peers::BAN_TIME`].
 
 mod driver;
-mod gossip;
+pub mod engine;
 pub mod handle;
-pub mod objects;
 pub mod policy;
 pub mod protocol;
 pub mod swarm;
-mod sync;
 pub mod worker;
 
 use std::time::Duration;
@@ -51,13 +51,6 @@ pub use handle::{Command, OverlayHandle};
 
 /// How often a peer gossips its identity record.
 pub const RECORD_INTERVAL: Duration = Duration::from_secs(5);
-/// Blocks waiting for their parent, at most (the oldest are evicted).
-pub const MAX_WAITING_BLOCKS: usize = 512;
-/// Block requests outstanding, at most (beyond, a request is dropped and counted).
-pub const MAX_BLOCK_REQUESTS: usize = 2048;
-/// Blocks waiting for room in the verification worker's queue, at most (the oldest are
-/// evicted; sync fetches them again).
-pub const MAX_BACKLOG: usize = 512;
 
 /// Why the overlay could not start.
 #[derive(Debug, thiserror::Error)]

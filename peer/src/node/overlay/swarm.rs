@@ -10,6 +10,7 @@ use libp2p::{
     allow_block_list, connection_limits, identify, noise, ping, tcp, yamux, StreamProtocol, Swarm,
 };
 
+use super::engine::Topic;
 use super::protocol::{Request, Response, SYNC_PROTOCOL};
 use super::{OverlayConfig, OverlayError};
 use crate::trust::SecretKey;
@@ -70,6 +71,27 @@ impl Topics {
             txs: IdentTopic::new(format!("/mediachain/{network}/txs")),
             blocks: IdentTopic::new(format!("/mediachain/{network}/blocks")),
             peers: IdentTopic::new(format!("/mediachain/{network}/peers")),
+        }
+    }
+
+    /// The topic of a message's topic hash, if it is one of ours.
+    pub fn topic(&self, hash: &gossipsub::TopicHash) -> Option<Topic> {
+        [
+            (&self.txs, Topic::Txs),
+            (&self.blocks, Topic::Blocks),
+            (&self.peers, Topic::Peers),
+        ]
+        .into_iter()
+        .find(|(t, _)| t.hash() == *hash)
+        .map(|(_, topic)| topic)
+    }
+
+    /// The libp2p topic of `topic`.
+    pub fn ident(&self, topic: Topic) -> IdentTopic {
+        match topic {
+            Topic::Txs => self.txs.clone(),
+            Topic::Blocks => self.blocks.clone(),
+            Topic::Peers => self.peers.clone(),
         }
     }
 }

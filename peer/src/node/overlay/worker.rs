@@ -1,7 +1,9 @@
 //! The verification worker: decodes and verifies what peers send (gossiped transaction
 //! batches, blocks) on a thread of its own, in arrival order, so the swarm task keeps serving
-//! pings, gossip and sync while a large block is verified. Its queue is bounded; when it is
-//! full, gossip is dropped (sync repairs what gossip loses) and blocks wait in the swarm task.
+//! pings, gossip and sync while a large block is verified. The policy bounds its queue
+//! ([`super::policy::verifier`]): when it is full, gossip is dropped (sync repairs what gossip
+//! loses) and blocks wait in the policy's bounded backlog. The simulator runs [`verify`] in
+//! place of the thread.
 
 use std::sync::Arc;
 
@@ -14,29 +16,7 @@ use super::protocol;
 use crate::journal::{TxId, TxRejection};
 use crate::node::{BlockBundle, Node, NodeError, ReceivedBlock, TxBundle};
 
-/// Jobs the worker may hold before gossip is dropped.
-pub const QUEUE: usize = 64;
-
-/// Work for the worker.
-#[derive(Debug)]
-pub enum Job {
-    /// A gossiped batch of transactions (still encoded).
-    Txs {
-        /// The peer that forwarded it.
-        source: PeerId,
-        /// Its gossip id (for the validation verdict).
-        message: MessageId,
-        /// The encoded `Vec<TxBundle>`.
-        data: Vec<u8>,
-    },
-    /// A block from sync or gossip.
-    Block {
-        /// The peer that sent it.
-        peer: PeerId,
-        /// The block with its objects.
-        bundle: BlockBundle,
-    },
-}
+pub use super::policy::verifier::Job;
 
 /// One gossiped transaction: admitted, refused, or a storage failure.
 pub type TxResult = Result<Result<TxId, TxRejection>, NodeError>;
@@ -64,17 +44,19 @@ pub enum Outcome {
     },
 }
 
-/// Starts the worker thread; it stops when the returned sender is dropped.
+/// Starts the worker thread; it stops when the returned sender is dropped. The queue is
+/// unbounded here because the policy never gives it more than
+/// [`WORKER_QUEUE`](super::policy::verifier::WORKER_QUEUE) jobs.
 pub fn spawn(
     node: Arc<Node>,
-) -> std::io::Result<(mpsc::Sender<Job>, mpsc::UnboundedReceiver<Outcome>)> {
-    let (jobs, mut queue) = mpsc::channel::<Job>(QUEUE);
+) -> std::io::Result<(mpsc::UnboundedSender<Job>, mpsc::UnboundedReceiver<Outcome>)> {
+    let (jobs, mut queue) = mpsc::unbounded_channel::<Job>();
     let (outcomes, results) = mpsc::unbounded_channel();
     std::thread::Builder::new()
         .name("verifier".into())
         .spawn(move || {
             while let Some(job) = queue.blocking_recv() {
-                if outcomes.send(run(&node, job)).is_err() {
+                if outcomes.send(verify(&node, job)).is_err() {
                     return;
                 }
             }
@@ -82,7 +64,8 @@ pub fn spawn(
     Ok((jobs, results))
 }
 
-fn run(node: &Node, job: Job) -> Outcome {
+/// Runs one job on `node`.
+pub fn verify(node: &Node, job: Job) -> Outcome {
     match job {
         Job::Txs {
             source,

@@ -153,6 +153,13 @@ impl Parked {
         evicted
     }
 
+    /// Whether `peer` sent a block waiting for `parent`.
+    pub fn sent_child_of(&self, parent: &Cid, peer: &PeerId) -> bool {
+        self.by_parent
+            .get(parent)
+            .is_some_and(|children| children.iter().any(|(from, _)| from == peer))
+    }
+
     /// The children waiting for `cid` (taken now).
     pub fn children(&mut self, cid: &Cid) -> Vec<(PeerId, BlockBundle)> {
         match self.by_parent.remove(cid) {

@@ -14,6 +14,12 @@ impl Policy {
     /// Takes one input at `now`; returns what the driver must do, in order.
     pub fn handle(&mut self, input: Input, now: Instant) -> Vec<Effect> {
         let mut out = vec![];
+        self.dispatch(input, now, &mut out);
+        out
+    }
+
+    /// Takes one input at `now`, pushing what the driver must do onto `out`.
+    pub(super) fn dispatch(&mut self, input: Input, now: Instant, out: &mut Vec<Effect>) {
         match input {
             Input::Connected(peer) => {
                 if !self.book.connected(peer, now) {
@@ -34,7 +40,7 @@ impl Policy {
                     out.push(Effect::DirectGossip { peer, on: false });
                 }
                 self.heights.forget(&peer);
-                self.evaluate(&mut out);
+                self.evaluate(out);
             }
             Input::Admitted {
                 peer,
@@ -48,24 +54,24 @@ impl Policy {
                         peer,
                         reason: "banned for misbehaviour",
                     });
-                    return out;
+                    return;
                 }
                 if self.book.admit(peer, key, now) {
                     out.push(Effect::DirectGossip { peer, on: true });
                 }
                 out.push(Effect::Rotation(self.book.rotation(now)));
-                self.claim(peer, peer, tip, height, tip_known, now, &mut out);
+                self.claim(peer, peer, tip, height, tip_known, now, out);
             }
             Input::Refused { peer, reason: _ } => {
                 out.push(Effect::Count {
                     kind: "peer",
                     reason: "admission",
                 });
-                self.refuse(peer, now, &mut out);
+                self.refuse(peer, now, out);
             }
             Input::Misbehaved { peer, kind, reason } => {
                 out.push(Effect::Count { kind, reason });
-                self.strike(peer, now, &mut out);
+                self.strike(peer, now, out);
             }
             Input::Record {
                 peer,
@@ -78,7 +84,7 @@ impl Policy {
                 self.book.record(peer, key, addrs, now);
                 out.push(Effect::Rotation(self.book.rotation(now)));
                 if self.book.is_admitted(&peer) {
-                    self.claim(peer, peer, tip, height, tip_known, now, &mut out);
+                    self.claim(peer, peer, tip, height, tip_known, now, out);
                 }
             }
             Input::Announced {
@@ -97,12 +103,9 @@ impl Policy {
                     } else {
                         via
                     };
-                    self.claim(origin, from, tip, height, tip_known, now, &mut out);
+                    self.claim(origin, from, tip, height, tip_known, now, out);
                 } else if !tip_known {
-                    out.push(Effect::FetchBlock {
-                        peer: via,
-                        cid: tip,
-                    });
+                    self.want_block(via, tip, now, out);
                 }
             }
             Input::HeaderVerified { cid, height, held } => {
@@ -111,9 +114,9 @@ impl Policy {
                         kind: "peer",
                         reason: "false_height",
                     });
-                    self.strike(liar, now, &mut out);
+                    self.strike(liar, now, out);
                 }
-                self.evaluate(&mut out);
+                self.evaluate(out);
             }
             Input::Unverifiable { cid, blame } => {
                 for claimer in self.heights.unverifiable(&cid) {
@@ -122,17 +125,17 @@ impl Policy {
                             kind: "peer",
                             reason: "unverifiable_claim",
                         });
-                        self.strike(claimer, now, &mut out);
+                        self.strike(claimer, now, out);
                     }
                 }
-                self.evaluate(&mut out);
+                self.evaluate(out);
             }
             Input::Tip(height) => {
                 if height > self.height {
                     self.progress = now;
                 }
                 self.height = height;
-                self.evaluate(&mut out);
+                self.evaluate(out);
             }
             Input::TxAdmitted(bundle, size) => self.batcher.push(bundle, size),
             Input::Flush => {
@@ -142,10 +145,10 @@ impl Policy {
             }
             Input::Tick { seeds } => {
                 self.seeds = seeds;
-                self.tick(now, &mut out);
+                self.tick(now, out);
             }
+            Input::Transfer(transfer) => self.transfer(transfer, now, out),
         }
-        out
     }
 
     /// Records a claim by `origin` (to fetch from `from`) and asks for what it needs.
@@ -162,10 +165,7 @@ impl Policy {
     ) {
         let need = self.heights.claim(origin, tip, height, tip_known, now);
         if need == Need::FetchTip {
-            out.push(Effect::FetchBlock {
-                peer: from,
-                cid: tip,
-            });
+            self.want_block(from, tip, now, out);
         }
         if height > self.height {
             out.push(Effect::RequestRange {

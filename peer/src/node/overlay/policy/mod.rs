@@ -6,18 +6,27 @@
 //! Deterministic: the same inputs at the same times give the same effects in the same order
 //! (ordered maps only), so a simulation driven by a seed replays exactly.
 //!
-//! Its parts, one concern each: the [`peers`] book (admission state, records, strikes, bans),
-//! [`heights`] (claimed heights and what is verified of them), [`readiness`] (the probe and the
-//! commit gate), [`connectivity`] (the N-cut neighbour selection) and [`batching`] (gossip of
-//! admitted transactions).
+//! Its parts, one concern each: [`admission`] (what a hello must prove), the [`peers`] book
+//! (admission state, records, strikes, bans), [`heights`] (claimed heights and what is verified
+//! of them), [`readiness`] (the probe and the commit gate), [`connectivity`] (the N-cut
+//! neighbour selection), [`seeds`] (what a seeds file means), [`batching`] (gossip of admitted
+//! transactions), and [`transfer`] with its books: block [`requests`] de-duplicated, the
+//! [`verifier`]'s queue and backlog, blocks waiting for a parent ([`blocks`]) and [`objects`]
+//! fetched for submissions and blocks.
 
+pub mod admission;
 pub mod batching;
 pub mod blame;
 pub mod blocks;
 pub mod connectivity;
 pub mod heights;
+pub mod objects;
 pub mod peers;
 pub mod readiness;
+pub mod requests;
+pub mod seeds;
+pub mod transfer;
+pub mod verifier;
 
 mod handle;
 #[cfg(test)]
@@ -32,14 +41,33 @@ use crate::model::Cid;
 use crate::node::TxBundle;
 use crate::trust::PublicKey;
 use batching::Batcher;
+use blocks::Parked;
 use heights::Heights;
+use objects::{FetchId, ObjectFetches};
 use peers::PeerBook;
 use readiness::{Health, Readiness};
+use requests::BlockRequests;
+pub use transfer::Transfer;
+use verifier::{Job, Verifier};
 
 /// How often seeds are dialled while this peer lacks admitted peers.
 pub const SEED_INTERVAL: Duration = Duration::from_secs(5);
 /// How long a connection outside the neighbour selection is kept after admission.
 pub const RELAX_GRACE: Duration = Duration::from_secs(30);
+/// Blocks waiting for their parent: the children of this many parents at most (the oldest are
+/// evicted).
+pub const MAX_WAITING_BLOCKS: usize = 512;
+
+/// The verdict on a gossip message, for gossipsub's validation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Acceptance {
+    /// Valid: forward it.
+    Accept,
+    /// Invalid: drop it and penalise the forwarder.
+    Reject,
+    /// Not judged (dropped unforwarded, no penalty).
+    Ignore,
+}
 
 /// Something that happened, as the driver saw it.
 #[derive(Debug)]
@@ -135,6 +163,8 @@ pub enum Input {
         /// Seeds other than this peer.
         seeds: usize,
     },
+    /// Blocks, objects and transaction batches moving between peers.
+    Transfer(Transfer),
 }
 
 /// What the driver must do.
@@ -212,6 +242,33 @@ pub enum Effect {
     Health(Health),
     /// Gossip these transactions as one message.
     GossipTxs(Vec<Arc<TxBundle>>),
+    /// Give this job to the verification worker.
+    Verify(Job),
+    /// Tell gossipsub whether `source`'s message `message` is valid.
+    Validate {
+        /// The forwarder.
+        source: PeerId,
+        /// The message.
+        message: libp2p::gossipsub::MessageId,
+        /// The verdict.
+        accept: Acceptance,
+    },
+    /// Ask `peer` for `object` (fetch `fetch`; answer with [`Transfer::ObjectAnswer`]).
+    AskObject {
+        /// The fetch.
+        fetch: FetchId,
+        /// Whom to ask.
+        peer: PeerId,
+        /// The object.
+        object: Cid,
+    },
+    /// A submission's object fetch (`token`) ended: `found` if it is stored now.
+    ObjectFetched {
+        /// The submission.
+        token: u64,
+        /// Whether the object is stored.
+        found: bool,
+    },
 }
 
 /// The peer policy's state.
@@ -230,6 +287,10 @@ pub struct Policy {
     heights: Heights,
     readiness: Readiness,
     batcher: Batcher<Arc<TxBundle>>,
+    requests: BlockRequests,
+    verifier: Verifier,
+    parked: Parked,
+    objects: ObjectFetches,
 }
 
 impl Policy {
@@ -248,6 +309,10 @@ impl Policy {
             heights: Heights::default(),
             readiness: Readiness::default(),
             batcher: Batcher::default(),
+            requests: BlockRequests::default(),
+            verifier: Verifier::default(),
+            parked: Parked::new(MAX_WAITING_BLOCKS),
+            objects: ObjectFetches::default(),
         }
     }
 
@@ -269,6 +334,16 @@ impl Policy {
     /// Whether `peer` passed admission and is connected.
     pub fn is_admitted(&self, peer: &PeerId) -> bool {
         self.book.is_admitted(peer)
+    }
+
+    /// Jobs at the verification worker, and blocks waiting for it.
+    pub fn verifying(&self) -> (usize, usize) {
+        (self.verifier.busy(), self.verifier.waiting())
+    }
+
+    /// The object fetch `fetch` asks for, while it is in flight.
+    pub fn fetching(&self, fetch: FetchId) -> Option<Cid> {
+        self.objects.object(fetch)
     }
 
     /// Whether `peer` is banned at `now`.

@@ -1,0 +1,151 @@
+//! The engine's gossip side: what arrives on the three topics (transaction batches go to the
+//! verification worker, announcements and records become policy inputs, nothing is taken from
+//! a peer not admitted), and what this peer publishes (its announcements and identity record).
+
+use libp2p::gossipsub::MessageId;
+use libp2p::{Multiaddr, PeerId};
+use tracing::debug;
+
+use super::{Engine, Topic, Transport};
+use crate::journal::Block;
+use crate::node::overlay::policy::admission::verify_chain;
+use crate::node::overlay::policy::{Acceptance, Input, Transfer};
+use crate::node::overlay::protocol::{self, Announce, PeerRecord};
+use crate::node::TxBundle;
+
+/// Addresses taken from one identity record, at most.
+pub const MAX_RECORD_ADDRS: usize = 16;
+
+impl Engine {
+    /// A gossip message on `topic` from `source` (the forwarder), signed by `author`. Returns
+    /// the record's addresses when it is a verified identity record (the driver adds them to
+    /// its address book).
+    pub fn on_gossip(
+        &mut self,
+        source: PeerId,
+        author: PeerId,
+        topic: Topic,
+        message: MessageId,
+        data: Vec<u8>,
+        t: &mut impl Transport,
+    ) -> Vec<Multiaddr> {
+        let mut addrs = vec![];
+        let accept = if !self.policy.is_admitted(&source) {
+            self.metrics.reject("message", "unadmitted");
+            Acceptance::Ignore
+        } else {
+            match topic {
+                Topic::Txs => {
+                    let received = Transfer::TxsReceived {
+                        source,
+                        message,
+                        data,
+                    };
+                    // The verdict is reported when the worker is done.
+                    self.input(Input::Transfer(received), t);
+                    return addrs;
+                }
+                Topic::Blocks => match protocol::decode::<Announce>(&data) {
+                    Ok(announce) => {
+                        let tip_known = self.knows(&announce.cid);
+                        let announced = Input::Announced {
+                            origin: author,
+                            via: source,
+                            tip: announce.cid,
+                            height: announce.height,
+                            tip_known,
+                        };
+                        self.input(announced, t);
+                        Acceptance::Accept
+                    }
+                    Err(_) => {
+                        self.garbage(source, t);
+                        Acceptance::Reject
+                    }
+                },
+                Topic::Peers => match protocol::decode::<PeerRecord>(&data) {
+                    Ok(record) => match self.on_record(author, record, t) {
+                        Some(verified) => {
+                            addrs = verified;
+                            Acceptance::Accept
+                        }
+                        None => Acceptance::Reject,
+                    },
+                    Err(_) => {
+                        self.garbage(source, t);
+                        Acceptance::Reject
+                    }
+                },
+            }
+        };
+        t.validate(source, message, accept);
+        addrs
+    }
+
+    /// A record's addresses, once its chain verifies for its author.
+    fn on_record(
+        &mut self,
+        author: PeerId,
+        record: PeerRecord,
+        t: &mut impl Transport,
+    ) -> Option<Vec<Multiaddr>> {
+        let rules = self.node.rules();
+        match verify_chain(&author, &record.chain, &rules, self.node.clock().unix()) {
+            Ok(key) => {
+                let addrs: Vec<Multiaddr> = record
+                    .addrs
+                    .iter()
+                    .take(MAX_RECORD_ADDRS)
+                    .filter_map(|a| a.parse().ok())
+                    .collect();
+                let tip_known = self.knows(&record.tip);
+                let input = Input::Record {
+                    peer: author,
+                    key,
+                    addrs: addrs.clone(),
+                    tip: record.tip,
+                    height: record.height,
+                    tip_known,
+                };
+                self.input(input, t);
+                Some(addrs)
+            }
+            Err(reason) => {
+                // Expired or revoked for us may be valid for the forwarder: no strike.
+                self.metrics.reject("peer", "record");
+                debug!(%author, %reason, "invalid peer record");
+                None
+            }
+        }
+    }
+
+    /// Gossips a transaction this peer admitted from a client (batched with others).
+    pub fn publish_tx(&mut self, bundle: std::sync::Arc<TxBundle>, t: &mut impl Transport) {
+        self.metrics.transactions_admitted.inc();
+        let size = crate::node::overlay::policy::batching::bundle_size(&bundle);
+        self.input(Input::TxAdmitted(bundle, size), t);
+    }
+
+    /// Announces a block this peer committed.
+    pub fn announce(&mut self, block: &Block, t: &mut impl Transport) {
+        let announce = Announce {
+            cid: block.cid(),
+            height: block.height,
+        };
+        self.publish(Topic::Blocks, protocol::encode(&announce), t);
+        self.input(Input::Tip(block.height), t);
+    }
+
+    /// Gossips this peer's identity record, reachable at `addrs`.
+    pub fn publish_record(&mut self, addrs: Vec<String>, t: &mut impl Transport) {
+        let (tip, height) = self.node.tip().unwrap_or_else(|_| (self.node.genesis(), 0));
+        let record = PeerRecord {
+            chain: self.node.chain().to_pem(),
+            addrs,
+            height,
+            tip,
+            timestamp: self.node.clock().unix(),
+        };
+        self.publish(Topic::Peers, protocol::encode(&record), t);
+    }
+}

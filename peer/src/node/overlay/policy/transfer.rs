@@ -1,0 +1,339 @@
+//! The policy's side of moving blocks, objects and gossiped transactions: which block to ask
+//! for (once), what waits for the verification worker, what a verified block means (its
+//! children released, its parent or a missing object fetched, its claims counted, its sender
+//! struck), and which object fetch goes on. The engine sends what the [`Effect`]s say and
+//! reports answers as [`Transfer`] inputs.
+
+use std::time::Instant;
+
+use libp2p::gossipsub::MessageId;
+use libp2p::PeerId;
+
+use super::blame::tx_blame;
+use super::blocks::Verdict;
+use super::objects::{Answer, FetchId, Next, Waiter};
+use super::requests::Ask;
+use super::verifier::Job;
+use super::{Acceptance, Effect, Input, Policy};
+use crate::journal::TxRejection;
+use crate::model::Cid;
+use crate::node::{BlockBundle, ReceivedBlock};
+
+/// Inputs about fetching and verifying what peers send.
+#[derive(Debug)]
+pub enum Transfer {
+    /// Block `cid` is wanted (sync found it in a range, or a child waits for it): ask `peer`.
+    WantBlock {
+        /// Whom to ask.
+        peer: PeerId,
+        /// The block.
+        cid: Cid,
+    },
+    /// `peer` answered that it lacks block `cid`.
+    BlockMissing {
+        /// The peer.
+        peer: PeerId,
+        /// The block.
+        cid: Cid,
+    },
+    /// The request for block `cid` failed or was refused: it may be asked again.
+    RequestEnded {
+        /// The block.
+        cid: Cid,
+    },
+    /// `peer` sent a block (still unverified).
+    BlockReceived {
+        /// The sender.
+        peer: PeerId,
+        /// The block with its objects.
+        bundle: BlockBundle,
+    },
+    /// The worker verified a block `peer` sent.
+    BlockVerified {
+        /// The sender.
+        peer: PeerId,
+        /// The block (kept for a block that waits for its parent or an object).
+        bundle: BlockBundle,
+        /// What the node made of it.
+        received: ReceivedBlock,
+    },
+    /// The worker finished a job without a verdict (a storage failure, logged by it).
+    WorkerFailed,
+    /// `source` forwarded a gossiped transaction batch.
+    TxsReceived {
+        /// The forwarder.
+        source: PeerId,
+        /// The gossip id.
+        message: MessageId,
+        /// The encoded batch.
+        data: Vec<u8>,
+    },
+    /// The worker verified a batch: `None` if it did not decode, else the rejections.
+    TxsVerified {
+        /// The forwarder.
+        source: PeerId,
+        /// The gossip id.
+        message: MessageId,
+        /// Why transactions of the batch were refused.
+        rejections: Option<Vec<TxRejection>>,
+    },
+    /// A submission (`token`) needs `object` from other peers.
+    FetchObject {
+        /// The object.
+        object: Cid,
+        /// The engine's name for the submission.
+        token: u64,
+    },
+    /// `peer` answered object fetch `fetch`.
+    ObjectAnswer {
+        /// The fetch.
+        fetch: FetchId,
+        /// The peer.
+        peer: PeerId,
+        /// Its answer.
+        answer: Answer,
+    },
+}
+
+impl Policy {
+    pub(super) fn transfer(&mut self, input: Transfer, now: Instant, out: &mut Vec<Effect>) {
+        match input {
+            Transfer::WantBlock { peer, cid } => self.want_block(peer, cid, now, out),
+            Transfer::BlockMissing { peer, cid } => {
+                self.requests.done(&cid);
+                // The originator of a claim must hold the block it claims, and a peer holds
+                // the parent of every block it sends (a journal keeps only connected blocks).
+                if self.heights.get(&peer).is_some_and(|c| c.tip == cid) {
+                    self.dispatch(Input::Unverifiable { cid, blame: true }, now, out);
+                } else if self.parked.sent_child_of(&cid, &peer) {
+                    let orphan = Input::Misbehaved {
+                        peer,
+                        kind: "block",
+                        reason: "missing_parent",
+                    };
+                    self.dispatch(orphan, now, out);
+                }
+            }
+            Transfer::RequestEnded { cid } => self.requests.done(&cid),
+            Transfer::BlockReceived { peer, bundle } => self.verify_block(peer, bundle, out),
+            Transfer::BlockVerified {
+                peer,
+                bundle,
+                received,
+            } => {
+                self.worker_finished(out);
+                self.block_verified(peer, bundle, &received, now, out);
+            }
+            Transfer::WorkerFailed => self.worker_finished(out),
+            Transfer::TxsReceived {
+                source,
+                message,
+                data,
+            } => {
+                let job = Job::Txs {
+                    source,
+                    message: message.clone(),
+                    data,
+                };
+                match self.verifier.txs(job) {
+                    Some(job) => out.push(Effect::Verify(job)),
+                    None => {
+                        out.push(Effect::Evicted("transaction_gossip"));
+                        out.push(Effect::Validate {
+                            source,
+                            message,
+                            accept: Acceptance::Ignore,
+                        });
+                    }
+                }
+            }
+            Transfer::TxsVerified {
+                source,
+                message,
+                rejections,
+            } => {
+                self.worker_finished(out);
+                let accept = self.txs_verified(source, rejections, now, out);
+                out.push(Effect::Validate {
+                    source,
+                    message,
+                    accept,
+                });
+            }
+            Transfer::FetchObject { object, token } => {
+                let peers = self.book.admitted().copied().collect();
+                let next = self.objects.submission(object, token, peers);
+                self.next_object(next, now, out);
+            }
+            Transfer::ObjectAnswer {
+                fetch,
+                peer,
+                answer,
+            } => {
+                if answer == Answer::Wrong {
+                    let wrong = Input::Misbehaved {
+                        peer,
+                        kind: "object",
+                        reason: "invalid",
+                    };
+                    self.dispatch(wrong, now, out);
+                }
+                if let Some(next) = self.objects.answered(fetch, answer) {
+                    self.next_object(next, now, out);
+                }
+            }
+        }
+    }
+
+    /// Asks `peer` for block `cid` unless it is being asked for already.
+    pub(super) fn want_block(
+        &mut self,
+        peer: PeerId,
+        cid: Cid,
+        now: Instant,
+        out: &mut Vec<Effect>,
+    ) {
+        match self.requests.ask(cid, now) {
+            Ask::Yes => out.push(Effect::FetchBlock { peer, cid }),
+            Ask::Pending => {}
+            Ask::Full => out.push(Effect::Evicted("block_requests")),
+        }
+    }
+
+    /// Hands a block to the worker, or to the bounded backlog while it is full.
+    fn verify_block(&mut self, peer: PeerId, bundle: BlockBundle, out: &mut Vec<Effect>) {
+        let (start, evicted) = self.verifier.block(Job::Block { peer, bundle });
+        if evicted {
+            out.push(Effect::Evicted("verification_backlog"));
+        }
+        out.extend(start.map(Effect::Verify));
+    }
+
+    fn worker_finished(&mut self, out: &mut Vec<Effect>) {
+        out.extend(self.verifier.finished().into_iter().map(Effect::Verify));
+    }
+
+    fn block_verified(
+        &mut self,
+        peer: PeerId,
+        bundle: BlockBundle,
+        received: &ReceivedBlock,
+        now: Instant,
+        out: &mut Vec<Effect>,
+    ) {
+        let verdict = Verdict::of(received);
+        match &verdict {
+            Verdict::Taken { cid, .. } => {
+                self.requests.done(cid);
+                self.objects.block_done(cid);
+                for (from, child) in self.parked.children(cid) {
+                    self.verify_block(from, child, out);
+                }
+            }
+            Verdict::Orphan { cid, parent, .. } => {
+                self.requests.done(cid);
+                for _ in 0..self.parked.park(*parent, peer, bundle) {
+                    out.push(Effect::Evicted("waiting_for_parent"));
+                }
+                self.want_block(peer, *parent, now, out);
+            }
+            Verdict::MissingObject { cid, object } => {
+                let others: Vec<PeerId> = self.book.admitted().copied().collect();
+                match self
+                    .objects
+                    .for_block(*cid, peer, bundle, *object, others.into_iter())
+                {
+                    Some(next) => self.next_object(next, now, out),
+                    None => {
+                        out.push(Effect::Evicted("block_object_fetches"));
+                        self.give_up_block(*cid, now, out);
+                    }
+                }
+            }
+            Verdict::Invalid { cid, blame, label } => {
+                self.requests.done(cid);
+                self.objects.block_done(cid);
+                if !*blame {
+                    out.push(Effect::Count {
+                        kind: "block",
+                        reason: label,
+                    });
+                }
+            }
+            Verdict::Malformed => {}
+        }
+        for input in verdict.inputs(peer) {
+            self.dispatch(input, now, out);
+        }
+    }
+
+    /// A gossiped batch's verdict: a strike for each transaction invalid for every receiver.
+    fn txs_verified(
+        &mut self,
+        source: PeerId,
+        rejections: Option<Vec<TxRejection>>,
+        now: Instant,
+        out: &mut Vec<Effect>,
+    ) -> Acceptance {
+        let Some(rejections) = rejections else {
+            let garbage = Input::Misbehaved {
+                peer: source,
+                kind: "message",
+                reason: "garbage",
+            };
+            self.dispatch(garbage, now, out);
+            return Acceptance::Reject;
+        };
+        let mut accept = Acceptance::Accept;
+        for reason in rejections {
+            if tx_blame(&reason) {
+                accept = Acceptance::Reject;
+                let invalid = Input::Misbehaved {
+                    peer: source,
+                    kind: "transaction",
+                    reason: reason.label(),
+                };
+                self.dispatch(invalid, now, out);
+            } else {
+                out.push(Effect::Count {
+                    kind: "transaction",
+                    reason: reason.label(),
+                });
+            }
+        }
+        accept
+    }
+
+    fn next_object(&mut self, next: Next, now: Instant, out: &mut Vec<Effect>) {
+        match next {
+            Next::Ask {
+                fetch,
+                peer,
+                object,
+            } => out.push(Effect::AskObject {
+                fetch,
+                peer,
+                object,
+            }),
+            Next::Found(Waiter::Submission(token)) => {
+                out.push(Effect::ObjectFetched { token, found: true })
+            }
+            Next::NotFound(Waiter::Submission(token)) => out.push(Effect::ObjectFetched {
+                token,
+                found: false,
+            }),
+            Next::Found(Waiter::Block { from, bundle, .. }) => {
+                self.verify_block(from, *bundle, out)
+            }
+            Next::NotFound(Waiter::Block { cid, .. }) => self.give_up_block(cid, now, out),
+        }
+    }
+
+    /// Nobody supplied an object of block `cid`: not the claimer's fault, its claim stops
+    /// counting without a strike, and sync may ask for the block again.
+    fn give_up_block(&mut self, cid: Cid, now: Instant, out: &mut Vec<Effect>) {
+        self.objects.block_done(&cid);
+        self.requests.done(&cid);
+        self.dispatch(Input::Unverifiable { cid, blame: false }, now, out);
+    }
+}
