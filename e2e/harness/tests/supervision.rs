@@ -32,7 +32,11 @@ async fn helper_starts_the_servers_and_waits_to_be_killed() {
 fn processes_mentioning(needle: &str) -> Vec<(u32, String)> {
     let mut found = vec![];
     for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<u32>().ok())
+        else {
             continue;
         };
         let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
@@ -62,7 +66,9 @@ impl Drop for Cleanup {
         let _ = self.helper.wait();
         if let Some(dir) = &self.harness_dir {
             for (pid, _) in processes_mentioning(&dir.display().to_string()) {
-                let _ = Command::new("kill").args(["-KILL", &pid.to_string()]).status();
+                let _ = Command::new("kill")
+                    .args(["-KILL", &pid.to_string()])
+                    .status();
             }
             let _ = std::fs::remove_dir_all(dir);
         }
@@ -77,7 +83,10 @@ fn read_report(dir: &Path, helper: &mut Child) -> PathBuf {
         }
         let log = || std::fs::read_to_string(dir.join("helper.log")).unwrap_or_default();
         if let Some(status) = helper.try_wait().unwrap() {
-            panic!("the helper exited ({status}) before starting the servers:\n{}", log());
+            panic!(
+                "the helper exited ({status}) before starting the servers:\n{}",
+                log()
+            );
         }
         assert!(
             Instant::now() < deadline,
