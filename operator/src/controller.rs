@@ -238,6 +238,14 @@ pub async fn reconcile(mp: Arc<MediachainPeer>, ctx: Arc<Context>) -> Result<Act
                 info!(secret = %change.secret, peer_id = %change.peer_id, reason, "identity");
                 ctx.publish(&mp, EventType::Normal, reason, note).await;
             }
+            if outcome.revocations_changed {
+                let note = format!(
+                    "the revocation lists changed ({} revocations known): the peers restart one at a time to load them",
+                    outcome.revocations
+                );
+                ctx.publish(&mp, EventType::Normal, "RevocationsChanged", note)
+                    .await;
+            }
             for pod in &outcome.restarted {
                 let note =
                     format!("restarted pod {pod}: its certificate was issued after it started");

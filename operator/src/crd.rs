@@ -367,6 +367,10 @@ pub struct MediachainPeerStatus {
     /// Each peer's identity.
     #[serde(default)]
     pub peers: Vec<PeerIdentityStatus>,
+    /// Peers whose key was revoked (by a list in the principal Secret's `revocations.pem`) and
+    /// replaced by a new one: the revoked PeerId, the reason and when. The last per peer.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub revoked_peers: Vec<RevokedPeerStatus>,
     /// Highest journal height reported by a ready peer, when known. Refreshed at most once per
     /// the operator's height refresh interval, so that blocks never drive status writes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -390,6 +394,20 @@ pub struct PeerIdentityStatus {
     pub peer_id: String,
     /// End of the Level-1 certificate's validity, Unix seconds.
     pub certificate_not_after: u64,
+}
+
+/// A peer key revoked and replaced by the operator.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RevokedPeerStatus {
+    /// Pod name of the peer (`<resource>-<ordinal>`).
+    pub name: String,
+    /// PeerId of the revoked key (no longer used: the peer runs a new one).
+    pub peer_id: String,
+    /// The revocation's reason, as the list gives it.
+    pub reason: String,
+    /// When the operator replaced the key, Unix seconds.
+    pub replaced_at: u64,
 }
 
 fn preserve_unknown_object(_: &mut schemars::SchemaGenerator) -> schemars::Schema {

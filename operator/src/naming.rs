@@ -22,6 +22,15 @@ pub const NOT_AFTER_ANNOTATION: &str = "mediachain.io/certificate-not-after";
 /// Annotation of identity Secrets: when the certificate was last issued (Unix seconds). A pod
 /// created before it still runs the previous certificate and is restarted.
 pub const ISSUED_AT_ANNOTATION: &str = "mediachain.io/certificate-issued-at";
+/// Annotation of identity Secrets: PeerId of the peer's last key that was revoked and replaced.
+pub const REVOKED_PEER_ID_ANNOTATION: &str = "mediachain.io/revoked-peer-id";
+/// Annotation of identity Secrets: the reason of that revocation.
+pub const REVOKED_REASON_ANNOTATION: &str = "mediachain.io/revoked-reason";
+/// Annotation of identity Secrets: when that key was replaced (Unix seconds).
+pub const REVOKED_AT_ANNOTATION: &str = "mediachain.io/revoked-replaced-at";
+/// Pod template annotation: SHA-256 of the revocation lists the peers load at start. A new list
+/// changes the template, so the StatefulSet restarts the peers one at a time to load it.
+pub const REVOCATIONS_DIGEST_ANNOTATION: &str = "mediachain.io/revocations-digest";
 /// Value of the managed-by label on everything the operator creates.
 pub const MANAGER: &str = "mediachain-operator";
 /// Overlay port.

@@ -14,7 +14,9 @@ use kube::{Api, Client, CustomResourceExt};
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::ByteString;
-use mediachain::trust::{keyfile, Certificate, Chain, Level, SecretKey};
+use mediachain::trust::{
+    keyfile, Certificate, Chain, Level, Revocation, RevocationList, SecretKey,
+};
 
 use crate::crd::MediachainPeer;
 use crate::reconcile::validate::{PRINCIPAL_CHAIN, PRINCIPAL_KEY, ROOT_PUB};
@@ -111,6 +113,24 @@ impl TrustFixture {
             principal,
             chain: Chain(vec![cert]),
         }
+    }
+
+    /// A revocation list signed by the principal revoking `subjects` (PeerId, reason) at `now`,
+    /// as PEM: the content of the principal Secret's `revocations.pem`.
+    pub fn revocations_pem(&self, subjects: &[(&str, &str)], now: u64) -> String {
+        let mut list = RevocationList::empty(&self.principal, now);
+        for (peer_id, reason) in subjects {
+            let Ok(subject) = peer_id.parse() else {
+                continue;
+            };
+            let revocation = Revocation {
+                subject,
+                revoked_at: now,
+                reason: (*reason).into(),
+            };
+            list = list.with(&self.principal, revocation, now);
+        }
+        list.to_pem()
     }
 
     /// The principal Secret `name` in `namespace`, as a user would create it.

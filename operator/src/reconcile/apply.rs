@@ -20,7 +20,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use super::build::Desired;
-use crate::crd::{MediachainPeer, PeerIdentityStatus};
+use crate::crd::{MediachainPeer, PeerIdentityStatus, RevokedPeerStatus};
 use crate::naming::{self, FIELD_MANAGER};
 use crate::{Error, Result};
 
@@ -31,6 +31,8 @@ pub struct Applied {
     pub statefulset: StatefulSet,
     /// Every current peer's identity, ordinal order.
     pub peers: Vec<PeerIdentityStatus>,
+    /// The current peers' revoked and replaced keys, ordinal order.
+    pub revoked: Vec<RevokedPeerStatus>,
     /// Identity Secrets deleted in this pass.
     pub deleted_identities: Vec<String>,
     /// Pods deleted in this pass so that they restart with a renewed certificate.
@@ -57,6 +59,7 @@ pub async fn apply(client: &Client, mp: &MediachainPeer, desired: Desired) -> Re
         .ok_or_else(|| Error::InvalidSpec("the resource has no namespace".into()))?;
 
     let mut peers = Vec::with_capacity(identities.len());
+    let mut revoked = Vec::new();
     for (identity, secret) in &identities {
         ensure_ours(client, &ns, secret, mp).await?;
         write_identity(client, &ns, secret).await?;
@@ -65,6 +68,14 @@ pub async fn apply(client: &Client, mp: &MediachainPeer, desired: Desired) -> Re
             peer_id: identity.peer_id.clone(),
             certificate_not_after: identity.not_after,
         });
+        if let Some(key) = &identity.revoked {
+            revoked.push(RevokedPeerStatus {
+                name: naming::pod(mp, identity.ordinal),
+                peer_id: key.peer_id.clone(),
+                reason: key.reason.clone(),
+                replaced_at: key.replaced_at,
+            });
+        }
     }
     for config_map in [&seeds, &trust] {
         ensure_ours(client, &ns, config_map, mp).await?;
@@ -109,6 +120,7 @@ pub async fn apply(client: &Client, mp: &MediachainPeer, desired: Desired) -> Re
     Ok(Applied {
         statefulset,
         peers,
+        revoked,
         deleted_identities,
         restarted,
     })

@@ -110,7 +110,11 @@ pub fn build(
     };
     let mounted = mounted_identities(mp, found, &identities, &obsolete);
     let statefulset = statefulset(valid, &owner, replicas, &mounted, settings)?;
-    let restarts = restarts(mp, found, &identities, replicas);
+    let restarts = if rolling_out(found, &statefulset) {
+        Vec::new()
+    } else {
+        restarts(mp, found, &identities, replicas)
+    };
     Ok(Desired {
         restarts,
         obsolete_identities: obsolete,
@@ -159,6 +163,31 @@ pub fn stepped_replicas(mp: &MediachainPeer, found: &Found) -> i32 {
     } else {
         current
     }
+}
+
+/// The revocation digest of a StatefulSet's pod template (`None`: no list).
+pub fn revocations_digest(sts: &StatefulSet) -> Option<&str> {
+    sts.spec
+        .as_ref()
+        .and_then(|s| s.template.metadata.as_ref())
+        .and_then(|m| m.annotations.as_ref())
+        .and_then(|a| a.get(naming::REVOCATIONS_DIGEST_ANNOTATION))
+        .map(String::as_str)
+}
+
+/// Whether the StatefulSet replaces its pods now or is about to: its template's revocation
+/// digest changes in this pass, or its controller has not finished the last rollout. A rollout
+/// restarts every peer one at a time anyway (each with the current certificate), so the
+/// operator deletes none itself: two restarts at once could exceed the disruption budget.
+fn rolling_out(found: &Found, desired: &StatefulSet) -> bool {
+    let Some(sts) = &found.statefulset else {
+        return false;
+    };
+    revocations_digest(sts) != revocations_digest(desired)
+        || sts
+            .status
+            .as_ref()
+            .is_some_and(|s| s.update_revision.is_some() && s.update_revision != s.current_revision)
 }
 
 /// Pods running a certificate older than their identity's (created before it was issued), to
@@ -265,7 +294,7 @@ fn identity_secret(valid: &Valid, owner: &OwnerReference, id: &Identity) -> Secr
     let labels = meta.labels.get_or_insert_with(BTreeMap::new);
     labels.insert(naming::PEER_LABEL.into(), naming::pod(mp, id.ordinal));
     labels.insert(naming::ORDINAL_LABEL.into(), id.ordinal.to_string());
-    meta.annotations = Some(BTreeMap::from([
+    let mut annotations = BTreeMap::from([
         (naming::PEER_ID_ANNOTATION.into(), id.peer_id.clone()),
         (
             naming::NOT_AFTER_ANNOTATION.into(),
@@ -275,7 +304,24 @@ fn identity_secret(valid: &Valid, owner: &OwnerReference, id: &Identity) -> Secr
             naming::ISSUED_AT_ANNOTATION.into(),
             id.issued_at.to_string(),
         ),
-    ]));
+    ]);
+    if let Some(revoked) = &id.revoked {
+        annotations.extend([
+            (
+                naming::REVOKED_PEER_ID_ANNOTATION.to_string(),
+                revoked.peer_id.clone(),
+            ),
+            (
+                naming::REVOKED_REASON_ANNOTATION.to_string(),
+                revoked.reason.clone(),
+            ),
+            (
+                naming::REVOKED_AT_ANNOTATION.to_string(),
+                revoked.replaced_at.to_string(),
+            ),
+        ]);
+    }
+    meta.annotations = Some(annotations);
     Secret {
         metadata: meta,
         type_: Some("Opaque".into()),

@@ -65,7 +65,23 @@ pub struct Identity {
     pub issued_at: u64,
     /// What changed in this pass, if anything.
     pub change: Option<ChangeKind>,
+    /// The last key of this peer that was revoked and replaced, if any (kept on the Secret).
+    pub revoked: Option<RevokedKey>,
 }
+
+/// A peer key that was revoked and replaced by the operator.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RevokedKey {
+    /// PeerId of the revoked key.
+    pub peer_id: String,
+    /// The revocation's reason, as the list gives it (at most [`MAX_REASON`] characters).
+    pub reason: String,
+    /// When the operator replaced it, Unix seconds.
+    pub replaced_at: u64,
+}
+
+/// Longest revocation reason kept on a Secret and in status.
+pub const MAX_REASON: usize = 256;
 
 impl std::fmt::Debug for Identity {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -80,6 +96,50 @@ impl std::fmt::Debug for Identity {
 
 /// Plans the identity of `ordinal`, given its existing Secret (if any).
 pub fn plan(
+    valid: &Valid,
+    ordinal: i32,
+    secret: String,
+    existing: Option<&Secret>,
+    now: u64,
+    keygen: &mut dyn FnMut() -> SecretKey,
+) -> Result<Identity> {
+    let mut id = plan_key(valid, ordinal, secret, existing, now, keygen)?;
+    id.revoked = match id.change {
+        Some(ChangeKind::Revoked) => existing.and_then(|e| revoked_key(valid, e, now)),
+        _ => existing.and_then(recorded_revocation),
+    };
+    Ok(id)
+}
+
+/// The key of `existing` as revoked now: its PeerId and the revocation's reason.
+fn revoked_key(valid: &Valid, existing: &Secret, now: u64) -> Option<RevokedKey> {
+    let chain = Chain::from_pem(&data_text(existing, PEER_CHAIN)?).ok()?;
+    let leaf = chain.leaf()?;
+    let (_, reason) = valid.principal.revoked.revocation_of(&leaf.body, now)?;
+    Some(RevokedKey {
+        peer_id: leaf.body.subject.to_string(),
+        reason: reason.chars().take(MAX_REASON).collect(),
+        replaced_at: now,
+    })
+}
+
+/// The revoked key recorded on an identity Secret by an earlier pass.
+fn recorded_revocation(existing: &Secret) -> Option<RevokedKey> {
+    let annotations = existing.annotations();
+    Some(RevokedKey {
+        peer_id: annotations.get(naming::REVOKED_PEER_ID_ANNOTATION)?.clone(),
+        reason: annotations
+            .get(naming::REVOKED_REASON_ANNOTATION)
+            .map(|r| r.chars().take(MAX_REASON).collect())
+            .unwrap_or_default(),
+        replaced_at: annotations
+            .get(naming::REVOKED_AT_ANNOTATION)
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0),
+    })
+}
+
+fn plan_key(
     valid: &Valid,
     ordinal: i32,
     secret: String,
@@ -165,6 +225,7 @@ pub fn plan(
                             not_after: leaf.not_after,
                             issued_at,
                             change: None,
+                            revoked: None,
                         });
                     }
                     let kind = if ours {
@@ -221,6 +282,7 @@ fn issue(
         not_after,
         issued_at: now,
         change: Some(kind),
+        revoked: None,
     }
 }
 

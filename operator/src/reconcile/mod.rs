@@ -71,6 +71,11 @@ pub struct Outcome {
     pub principal_not_after: u64,
     /// Pods deleted so that they restart with a renewed certificate.
     pub restarted: Vec<String>,
+    /// The revocation lists changed in this pass: the StatefulSet restarts the peers one at a
+    /// time to load them.
+    pub revocations_changed: bool,
+    /// Number of revocations known (issuer, subject pairs).
+    pub revocations: usize,
 }
 
 /// The `/metrics` URLs of the resource's peers (stable pod DNS names).
@@ -122,6 +127,9 @@ pub async fn run(
         &mut mediachain::trust::SecretKey::generate,
     )?;
     let identity_changes = desired.identity_changes();
+    let revocations_changed = found.statefulset.as_ref().is_some_and(|sts| {
+        build::revocations_digest(sts) != build::revocations_digest(&desired.statefulset)
+    });
     let principal_not_after = valid
         .principal
         .chain
@@ -150,5 +158,7 @@ pub async fn run(
         deleted_identities: applied.deleted_identities,
         principal_not_after,
         restarted: applied.restarted,
+        revocations_changed,
+        revocations: valid.principal.revoked.len(),
     }))
 }

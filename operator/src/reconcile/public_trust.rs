@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+use sha2::{Digest, Sha256};
 
 use super::validate::{Valid, REVOCATIONS, ROOT_PUB};
 use crate::naming;
@@ -31,4 +32,13 @@ pub fn config_map(valid: &Valid, owner: &OwnerReference) -> ConfigMap {
         data: Some(data),
         ..ConfigMap::default()
     }
+}
+
+/// SHA-256 (hex) of the revocation lists the peers load at start (`None` without a list). The pod
+/// template carries it ([`naming::REVOCATIONS_DIGEST_ANNOTATION`]): peers read the list only when
+/// they start, so a new list must restart them, and a template change makes the StatefulSet do
+/// that one peer at a time, each next one only once the previous is ready again.
+pub fn revocations_digest(valid: &Valid) -> Option<String> {
+    let text = valid.principal.revocations.as_ref()?;
+    Some(hex::encode(Sha256::digest(text.as_bytes())))
 }

@@ -140,6 +140,7 @@ pub fn compute(
         replicas: st.replicas,
         ready_replicas: ready,
         peers: applied.peers.clone(),
+        revoked_peers: applied.revoked.clone(),
         journal_height: observed.height.or(prev.journal_height),
         state: Some(state.into()),
         selector: Some(crate::naming::selector_string(mp)),

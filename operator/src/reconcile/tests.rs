@@ -379,7 +379,7 @@ fn a_new_principal_reissues_certificates_but_keeps_keys() {
 }
 
 #[test]
-fn a_revoked_peer_gets_a_new_key_and_only_its_pod_restarts() {
+fn a_revoked_peer_gets_a_new_key_and_a_new_list_rolls_the_peers_through_the_template() {
     use mediachain::trust::{Revocation, RevocationList};
     let trust = trust();
     let mp = fixture("basic");
@@ -397,6 +397,7 @@ fn a_revoked_peer_gets_a_new_key_and_only_its_pod_restarts() {
     );
     let mut found = as_found(&found, &first);
     found.pods = running_pods("alpha", 3, NOW + 10);
+    found.statefulset = Some(first.statefulset.clone());
     let principal = found.principal.as_mut().unwrap();
     principal.data.as_mut().unwrap().insert(
         "revocations.pem".into(),
@@ -417,10 +418,37 @@ fn a_revoked_peer_gets_a_new_key_and_only_its_pod_restarts() {
         second.identities[0].0.peer_id,
         first.identities[0].0.peer_id
     );
-    assert_eq!(second.restarts, vec!["alpha-1".to_string()]);
+    assert_eq!(
+        second.identities[1].0.revoked,
+        Some(super::identity::RevokedKey {
+            peer_id: revoked_id.to_string(),
+            reason: "node compromised".into(),
+            replaced_at: later,
+        })
+    );
     assert!(second.trust.data.as_ref().unwrap()["revocations.pem"].contains("REVOCATION"));
-    // The new key is not revoked: the next pass changes nothing.
-    let next = as_found(&found, &second);
+    // Peers load the list only at start: it is in the pod template (its digest), so the
+    // StatefulSet restarts every peer one at a time; the operator deletes no pod itself.
+    let digest = super::build::revocations_digest(&second.statefulset);
+    assert_eq!(
+        digest.map(str::to_string),
+        Some(hex::encode(<sha2::Sha256 as sha2::Digest>::digest(
+            list.to_pem().as_bytes()
+        )))
+    );
+    assert_eq!(super::build::revocations_digest(&first.statefulset), None);
+    assert!(second.restarts.is_empty(), "{:?}", second.restarts);
+
+    // The new key is not revoked: the next pass changes nothing, keeps the revoked key on
+    // record, and deletes no pod while the StatefulSet is still rolling.
+    let mut next = as_found(&found, &second);
+    let mut rolling = second.statefulset.clone();
+    rolling.status = Some(StatefulSetStatus {
+        current_revision: Some("alpha-old".into()),
+        update_revision: Some("alpha-new".into()),
+        ..StatefulSetStatus::default()
+    });
+    next.statefulset = Some(rolling);
     let again = build(
         &valid,
         &next,
@@ -430,6 +458,11 @@ fn a_revoked_peer_gets_a_new_key_and_only_its_pod_restarts() {
     )
     .unwrap();
     assert!(again.identity_changes().is_empty());
+    assert!(again.restarts.is_empty(), "{:?}", again.restarts);
+    assert_eq!(
+        again.identities[1].0.revoked,
+        second.identities[1].0.revoked
+    );
 
     // A list whose signature does not verify is refused, not ignored.
     let mut forged = list.clone();
@@ -817,6 +850,7 @@ fn applied(sts_status: StatefulSetStatus, generation: i64) -> Applied {
             status: Some(sts_status),
             ..Default::default()
         },
+        revoked: Vec::new(),
         peers: Vec::new(),
         deleted_identities: Vec::new(),
         restarted: Vec::new(),

@@ -279,6 +279,11 @@ fn pod_template(
     let mut template = template;
     if let (Some(meta), Some(pod)) = (template.metadata.as_mut(), template.spec.as_mut()) {
         super::placement::apply(mp, meta, pod)?;
+        if let Some(digest) = super::public_trust::revocations_digest(valid) {
+            meta.annotations
+                .get_or_insert_with(BTreeMap::new)
+                .insert(naming::REVOCATIONS_DIGEST_ANNOTATION.into(), digest);
+        }
     }
     let Some(patch) = &mp.spec.pod_overrides else {
         return Ok(template);
