@@ -22,6 +22,8 @@
 
 #[path = "../tests/support/fleet.rs"]
 mod fleet;
+#[path = "../tests/support/listening.rs"]
+mod listening;
 #[path = "support/report.rs"]
 mod report;
 

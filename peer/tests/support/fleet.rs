@@ -1,12 +1,11 @@
 //! A fleet of real `mediachain-peer` processes on loopback for the multi-process tests: a trust
 //! tower on disk, ports bound by the peers themselves (or retried when taken), start/stop/SIGKILL,
 //! readiness polling with timeouts that say what they waited for, and the peers' logs printed
-//! when a test fails. Every peer holds a lifeline to
-//! the test process (`mediachain::lifeline`): it exits when the test dies, however it dies.
+//! when a test fails. Every peer holds a lifeline to the test process (`mediachain::lifeline`):
+//! it exits when the test dies, however it dies.
 
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
@@ -14,6 +13,8 @@ use std::time::{Duration, Instant};
 use mediachain::backup::cli::API_ADDRESS_FILE;
 use mediachain::client::Client;
 use mediachain::trust::{keyfile, Certificate, Chain, Level, SecretKey};
+
+use super::listening::{self, overlay_port, Started};
 
 /// One peer process.
 pub struct Peer {
@@ -78,31 +79,6 @@ pub fn metric_sum(text: &str, prefix: &str) -> f64 {
         .filter(|l| l.starts_with(prefix))
         .filter_map(|l| l.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok()))
         .sum()
-}
-
-/// A port for a peer's overlay, chosen before the peer starts because every other peer's seed
-/// list must name it (the overlay records no bound address to read back). Another process may
-/// take it before the peer binds it: [`Fleet::start`] then sees the peer fail to listen and
-/// retries.
-pub fn overlay_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// How a start attempt ended.
-enum Started {
-    /// Listening: the API on this port.
-    Listening(u16),
-    /// It exited because a port was taken.
-    PortTaken(String),
-}
-
-/// What an `address in use` failure of a peer looks like in its log.
-fn port_taken(log: &str) -> bool {
-    log.contains("Address already in use") || log.contains("os error 98")
 }
 
 impl Fleet {
@@ -203,6 +179,9 @@ impl Fleet {
                     return;
                 }
                 Started::PortTaken(log) => log,
+                Started::Failed(status, log) => {
+                    panic!("peer {i} exited ({status}) before listening:\n{log}")
+                }
             };
             if Instant::now() < deadline {
                 std::thread::sleep(Duration::from_millis(500));
@@ -301,34 +280,10 @@ impl Fleet {
         let record = p.dir.join("data").join(API_ADDRESS_FILE);
         let _ = std::fs::remove_file(&record);
         let log_start = std::fs::metadata(p.log()).map_or(0, |m| m.len() as usize);
-        let mut child = cmd.spawn().expect("start mediachain-peer");
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            if let Some(port) = std::fs::read_to_string(&record)
-                .ok()
-                .and_then(|text| text.trim().parse::<std::net::SocketAddr>().ok())
-                .map(|addr| addr.port())
-            {
-                p.child = Some(child);
-                return Started::Listening(port);
-            }
-            if let Ok(Some(status)) = child.try_wait() {
-                let log = std::fs::read(p.log()).unwrap_or_default();
-                let log = String::from_utf8_lossy(log.get(log_start..).unwrap_or_default());
-                assert!(
-                    port_taken(&log),
-                    "peer {i} exited ({status}) before listening:\n{log}"
-                );
-                return Started::PortTaken(log.into_owned());
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                let log = std::fs::read_to_string(p.log()).unwrap_or_default();
-                panic!("timed out after 60 s waiting for peer {i} to listen:\n{log}");
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        let child = cmd.spawn().expect("start mediachain-peer");
+        let (started, child) = listening::wait(child, &record, &p.log(), log_start);
+        p.child = child;
+        started
     }
 
     pub fn start_all(&mut self) {

@@ -1,6 +1,7 @@
 //! Shared helpers of the integration tests.
 
 pub mod fleet;
+pub mod listening;
 pub mod netns;
 pub mod rogue;
 pub mod skip;
