@@ -171,7 +171,7 @@ fn build_journal(net: &Network, dir: &Path, entries: usize, now: u64) -> Store {
             .unwrap_or_else(|e| panic!("{e}"));
         let count = txs.len();
         let (block, rejected) = journal
-            .commit((pk, pc), txs, now)
+            .commit((pk, pc), txs, now * 1000)
             .unwrap_or_else(|e| panic!("{e}"));
         assert!(
             rejected.is_empty() && block.transactions.len() == count,

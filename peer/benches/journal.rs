@@ -160,7 +160,7 @@ fn main() {
             .find(|(k, _)| Some(k.public()) == in_turn)
             .unwrap_or(&peers[0]);
         let (block, rejected) = committer
-            .commit((pk, pc), txs, NOW + b as u64)
+            .commit((pk, pc), txs, (NOW + b as u64) * 1000)
             .unwrap_or_else(|e| panic!("{e}"));
         assert!(rejected.is_empty(), "bench transactions are valid");
         built.push(block);
@@ -169,7 +169,9 @@ fn main() {
 
     let start = Instant::now();
     for block in &built {
-        let outcome = verifier.add_block(block).unwrap_or_else(|e| panic!("{e}"));
+        let outcome = verifier
+            .add_block(block, (NOW + blocks as u64) * 1000)
+            .unwrap_or_else(|e| panic!("{e}"));
         assert!(outcome.is_ok(), "{outcome:?}");
     }
     let secs = start.elapsed().as_secs_f64();

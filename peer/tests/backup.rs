@@ -470,7 +470,7 @@ async fn a_tampered_block_is_refused_by_signature_and_by_the_journal_rules() {
     let resigned = Block::commit(
         (tip.chain, tip.height - 1),
         NETWORK,
-        tip.timestamp,
+        tip.timestamp_ms,
         (key, chain),
         tip.transactions.clone(),
         entries,
@@ -485,7 +485,7 @@ async fn a_tampered_block_is_refused_by_signature_and_by_the_journal_rules() {
     let signed_elsewhere = Block::commit(
         (tip.chain, tip.height - 1),
         NETWORK,
-        tip.timestamp,
+        tip.timestamp_ms,
         (&stranger, chain),
         tip.transactions.clone(),
         tip.entries.clone(),

@@ -115,7 +115,7 @@ async fn a_byzantine_peer_is_rejected_disconnected_and_counted_while_others_comm
     let bogus = Block::commit(
         (genesis.cid(), 0),
         "fleet",
-        now,
+        now * 1000,
         (&key, &chain),
         vec![],
         vec![JournalEntry::Insert {

@@ -248,7 +248,7 @@ async fn build<R: AsyncRead + Unpin>(
             cid: (*cid).into(),
             reason: reason.into(),
         };
-        match journal.add_encoded_block(&block, &bytes)? {
+        match journal.add_encoded_block(&block, &bytes, crate::time::now_ms())? {
             Ok(Added::Extended) => {}
             Ok(other) => {
                 return Err(refused(BlockRejection::Malformed(format!(

@@ -216,7 +216,7 @@ impl BlockSummary {
             cid: cid.to_string(),
             height: block.height,
             parent: block.chain.to_string(),
-            timestamp: block.timestamp,
+            timestamp: block.time(),
             committer: block.committer_key().map(|k| k.to_string()),
             transactions: block
                 .transactions

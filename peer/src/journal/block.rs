@@ -1,4 +1,4 @@
-//! Blocks of the Journal: a parent link (or Nil), height, timestamp, the committer's Level-1
+//! Blocks of the Journal: a parent link (or Nil), height, timestamp (ms), the committer's Level-1
 //! chain, the transactions it committed and the journal entries they produced, signed by the
 //! committer. Blocks are DAG-CBOR objects of type `block` in the datastore.
 //!
@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::transaction::{canonical, Transaction};
 use crate::model::{codec, nil_cid, Cid, JournalEntry};
-use crate::time::UnixSeconds;
+use crate::time::{UnixMillis, UnixSeconds};
 use crate::trust::{Certificate, Chain, PublicKey, SecretKey};
 
 /// Signature context of blocks.
@@ -26,8 +26,9 @@ pub struct Block {
     pub chain: Cid,
     /// Distance from genesis (genesis is 0).
     pub height: u64,
-    /// When the committer wrote the block.
-    pub timestamp: UnixSeconds,
+    /// When the committer wrote the block, in milliseconds.
+    #[serde(rename = "timestampMs")]
+    pub timestamp_ms: UnixMillis,
     /// The network this block belongs to.
     pub network: String,
     /// The committer's Level-1 chain, leaf first (empty for genesis).
@@ -53,7 +54,7 @@ impl Block {
             kind: "block".into(),
             chain: nil_cid(),
             height: 0,
-            timestamp: 0,
+            timestamp_ms: 0,
             network: network.into(),
             committer: vec![],
             transactions: vec![],
@@ -67,7 +68,7 @@ impl Block {
     pub fn commit(
         parent: (Cid, u64),
         network: &str,
-        timestamp: UnixSeconds,
+        timestamp_ms: UnixMillis,
         committer: (&SecretKey, &Chain),
         transactions: Vec<Transaction>,
         entries: Vec<JournalEntry>,
@@ -76,7 +77,7 @@ impl Block {
             kind: "block".into(),
             chain: parent.0,
             height: parent.1 + 1,
-            timestamp,
+            timestamp_ms,
             network: network.into(),
             committer: committer.1 .0.clone(),
             transactions,
@@ -122,6 +123,11 @@ impl Block {
             return Err("block is not in canonical DAG-CBOR form".into());
         }
         Ok(block)
+    }
+
+    /// The block's time in whole seconds (certificates are checked at it).
+    pub fn time(&self) -> UnixSeconds {
+        self.timestamp_ms / 1000
     }
 
     /// The committer's key (the leaf of its chain), if any.

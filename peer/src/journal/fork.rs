@@ -50,17 +50,18 @@ impl Schedule {
     }
 
     /// How long after its parent `peer` may commit the block at `height`: in turn after
-    /// `interval`; out of turn after `timeout` plus `interval` per rank.
+    /// `interval`; out of turn after `timeout` plus `step` per rank.
     pub fn commit_delay(
         &self,
         height: u64,
         peer: &PublicKey,
         interval: Duration,
         timeout: Duration,
+        step: Duration,
     ) -> Option<Duration> {
         match self.rank(height, peer)? {
             0 => Some(interval),
-            rank => Some(timeout + interval * rank as u32),
+            rank => Some(timeout + step * rank as u32),
         }
     }
 
@@ -124,9 +125,13 @@ mod tests {
         let schedule = Schedule::new(peers(4));
         let p = schedule.peers().to_vec();
         let (i, t) = (Duration::from_secs(1), Duration::from_secs(5));
-        assert_eq!(schedule.commit_delay(4, &p[0], i, t), Some(i));
-        assert_eq!(schedule.commit_delay(4, &p[1], i, t), Some(t + i));
-        assert_eq!(schedule.commit_delay(4, &p[3], i, t), Some(t + 3 * i));
+        let step = Duration::from_millis(700);
+        assert_eq!(schedule.commit_delay(4, &p[0], i, t, step), Some(i));
+        assert_eq!(schedule.commit_delay(4, &p[1], i, t, step), Some(t + step));
+        assert_eq!(
+            schedule.commit_delay(4, &p[3], i, t, step),
+            Some(t + 3 * step)
+        );
     }
 
     #[test]

@@ -10,6 +10,7 @@
 use std::cmp::Ordering;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
+use std::time::Duration;
 
 use tracing::{debug, info, info_span, warn};
 
@@ -18,12 +19,13 @@ use super::fork::{Schedule, TipScore};
 use super::index::{delta_of, Index, IndexError};
 use super::merge::{derive, Derivation, Mode};
 use super::objects::Objects;
+use super::timing::check_not_ahead;
 use super::transaction::{Transaction, TxId};
 use super::verify::{
     check_block, check_transaction, BlockRejection, ChainCache, Rules, TxRejection,
 };
 use crate::model::{Cid, JournalEntry, Object};
-use crate::time::UnixSeconds;
+use crate::time::{UnixMillis, UnixSeconds};
 use crate::trust::{Chain, PublicKey, SecretKey};
 
 /// What is known of a block that passed stateless checks.
@@ -31,7 +33,7 @@ use crate::trust::{Chain, PublicKey, SecretKey};
 struct Header {
     parent: Cid,
     height: u64,
-    timestamp: UnixSeconds,
+    timestamp_ms: UnixMillis,
     weight: u64,
     committer: Option<PublicKey>,
 }
@@ -131,7 +133,7 @@ impl<I: Index, O: Objects> Journal<I, O> {
                 journal.index.apply(&delta)?;
                 journal.headers.insert(
                     genesis_cid,
-                    Header { parent: genesis.chain, height: 0, timestamp: genesis.timestamp, weight: 0, committer: None },
+                    Header { parent: genesis.chain, height: 0, timestamp_ms: genesis.timestamp_ms, weight: 0, committer: None },
                 );
             }
         }
@@ -155,7 +157,7 @@ impl<I: Index, O: Objects> Journal<I, O> {
                 Header {
                     parent: block.chain,
                     height: block.height,
-                    timestamp: block.timestamp,
+                    timestamp_ms: block.timestamp_ms,
                     weight,
                     committer: block.committer_key(),
                 },
@@ -306,19 +308,36 @@ impl<I: Index, O: Objects> Journal<I, O> {
         })
     }
 
+    /// The earliest timestamp (ms) `committer` may give the next block on the tip: under the
+    /// network's commit timing its slot after the tip's timestamp (`None`: it holds no seat),
+    /// otherwise just after the tip's.
+    pub fn earliest_commit(
+        &self,
+        committer: &PublicKey,
+    ) -> Result<Option<UnixMillis>, JournalError> {
+        let (tip, height) = self.tip()?;
+        let parent_ms = self.headers.get(&tip).map_or(0, |h| h.timestamp_ms);
+        Ok(match &self.rules.timing {
+            Some(timing) => timing.earliest(&self.schedule, height + 1, committer, parent_ms),
+            None => Some(parent_ms + 1),
+        })
+    }
+
     /// Builds and signs the next block from `candidates` (invalid or duplicate ones are left
     /// out and returned with their reason; those that do not fit the block size are neither
     /// included nor rejected: the caller keeps them for the next block), applies it, and
-    /// returns it.
+    /// returns it. The block is timestamped `timestamp_ms`, or just after its parent if that is
+    /// later.
     pub fn commit(
         &mut self,
         committer: (&SecretKey, &Chain),
         candidates: Vec<Transaction>,
-        timestamp: UnixSeconds,
+        timestamp_ms: UnixMillis,
     ) -> Result<(Block, Vec<(TxId, TxRejection)>), JournalError> {
         let (tip, height) = self.tip()?;
-        let parent_ts = self.headers.get(&tip).map(|h| h.timestamp).unwrap_or(0);
-        let timestamp = timestamp.max(parent_ts);
+        let parent_ms = self.headers.get(&tip).map_or(0, |h| h.timestamp_ms);
+        let timestamp_ms = timestamp_ms.max(parent_ms + 1);
+        let timestamp: UnixSeconds = timestamp_ms / 1000;
         let mut rejected = vec![];
         let mut valid = Vec::with_capacity(candidates.len());
         let budget = self.rules.tx_budget();
@@ -341,7 +360,7 @@ impl<I: Index, O: Objects> Journal<I, O> {
             let block = Block::commit(
                 (tip, height),
                 &self.rules.network,
-                timestamp,
+                timestamp_ms,
                 committer,
                 derivation.accepted.clone(),
                 derivation.entries.clone(),
@@ -357,14 +376,20 @@ impl<I: Index, O: Objects> Journal<I, O> {
         Ok((block, rejected))
     }
 
-    /// Adds a block received from anywhere: verifies it and updates the chain.
-    pub fn add_block(&mut self, block: &Block) -> AddResult {
-        self.add_encoded_block(block, &block.to_bytes())
+    /// Adds a block received from anywhere at `now_ms` on the receiver's clock: verifies it and
+    /// updates the chain.
+    pub fn add_block(&mut self, block: &Block, now_ms: UnixMillis) -> AddResult {
+        self.add_encoded_block(block, &block.to_bytes(), now_ms)
     }
 
     /// [`Journal::add_block`] for a block whose canonical encoding is at hand (`bytes`, e.g.
     /// what [`Block::from_bytes`] decoded, which accepts only canonical encodings).
-    pub fn add_encoded_block(&mut self, block: &Block, bytes: &[u8]) -> AddResult {
+    pub fn add_encoded_block(
+        &mut self,
+        block: &Block,
+        bytes: &[u8],
+        now_ms: UnixMillis,
+    ) -> AddResult {
         let cid = crate::model::codec::dag_cbor_cid(bytes);
         let _span = info_span!("add_block", %cid, height = block.height).entered();
         if self.headers.contains_key(&cid) {
@@ -376,15 +401,21 @@ impl<I: Index, O: Objects> Journal<I, O> {
         if self.invalid.contains(&cid) || self.invalid.contains(&block.chain) {
             return Ok(Err(BlockRejection::InvalidParent(block.chain)));
         }
+        // Not stored, not marked invalid: the same block may be taken once the clock caught up.
+        let skew = Duration::from_secs(self.rules.max_clock_skew);
+        if let Err(reason) = check_not_ahead(block, now_ms, skew) {
+            return Ok(Err(reason));
+        }
         let Some(parent) = self.headers.get(&block.chain).copied() else {
             return Ok(Err(BlockRejection::UnknownParent(block.chain)));
         };
         if let Err(reason) = check_block(
             block,
             bytes.len(),
-            (parent.height, parent.timestamp),
+            (parent.height, parent.timestamp_ms),
             &self.rules,
             &self.cache,
+            &self.schedule,
         ) {
             warn!(%reason, "block refused");
             return Ok(Err(reason));
@@ -419,7 +450,7 @@ impl<I: Index, O: Objects> Journal<I, O> {
             Header {
                 parent: block.chain,
                 height: block.height,
-                timestamp: block.timestamp,
+                timestamp_ms: block.timestamp_ms,
                 weight,
                 committer: block.committer_key(),
             },

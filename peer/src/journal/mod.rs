@@ -6,6 +6,7 @@
 //! - [`merge`]: from transactions to entries — duplicates collapse, conflicts merge;
 //! - [`index`]: canonical -> head, with per-block deltas for rollback;
 //! - [`fork`]: the committer rotation and fork choice;
+//! - [`timing`]: seats and the commit timing every receiver enforces under network parameters;
 //! - [`ledger`]: the state machine tying them together (apply, reorganise, orphans);
 //! - [`rebuild`]: the index from nothing but the newest block and the datastore.
 //!
@@ -20,6 +21,7 @@ pub mod merge;
 pub mod objects;
 pub mod rebuild;
 mod serde_entry;
+pub mod timing;
 pub mod transaction;
 pub mod verify;
 

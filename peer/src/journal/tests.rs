@@ -10,9 +10,18 @@ use crate::model::{
 };
 use crate::trust::{Certificate, Chain, Level, Revocation, RevocationList, SecretKey};
 
+mod rules;
+
 const NOW: u64 = 1_700_000_000;
 const BITS: u8 = 2;
 const NETWORK: &str = "testnet";
+/// The receivers' clock (ms): long after every block of these tests.
+const CLOCK: u64 = (NOW + 10_000_000) * 1000;
+
+/// Seconds as the milliseconds blocks carry.
+fn ms(seconds: u64) -> u64 {
+    seconds * 1000
+}
 
 /// A network: root, one principal, three peers and two clients.
 struct Net {
@@ -201,7 +210,7 @@ fn commit(
 ) -> (Block, Vec<(TxId, TxRejection)>) {
     let height = r.tip().unwrap().1 + 1;
     let (key, chain) = net.peer_in_turn(height);
-    r.commit((key, chain), txs, ts).unwrap()
+    r.commit((key, chain), txs, ms(ts)).unwrap()
 }
 
 #[test]
@@ -229,14 +238,14 @@ fn insert_then_update_moves_the_head_and_replicas_agree() {
     assert_eq!(a.admit(&tx1, NOW).unwrap(), Ok(()));
     let (block1, rejected) = commit(&net, &mut a, vec![tx1], NOW);
     assert!(rejected.is_empty());
-    assert_eq!(b.add_block(&block1).unwrap(), Ok(Added::Extended));
+    assert_eq!(b.add_block(&block1, CLOCK).unwrap(), Ok(Added::Extended));
     let art = world.artefacts[0];
     let up = update(&[&a, &b], art, nil_cid(), "v1", NOW + 1);
     let JournalEntry::Update { chain, .. } = up else {
         unreachable!()
     };
     let (block2, _) = commit(&net, &mut a, vec![net.tx(1, vec![up], NOW + 1)], NOW + 1);
-    assert_eq!(b.add_block(&block2).unwrap(), Ok(Added::Extended));
+    assert_eq!(b.add_block(&block2, CLOCK).unwrap(), Ok(Added::Extended));
     assert_eq!(b.index().head(&art).unwrap(), Some(chain));
     assert_eq!(a.index().heads(), b.index().heads());
     assert_eq!(b.index().head(&world.entity).unwrap(), Some(nil_cid()));
@@ -431,7 +440,7 @@ fn linearizable_updates_chain_and_replays_are_idempotent() {
     let (noop, rejected) = commit(&net, &mut a, vec![t1b], NOW + 3);
     assert!(rejected.is_empty() && noop.entries.is_empty());
     // A block delivered twice is known.
-    assert_eq!(a.add_block(&block).unwrap(), Ok(Added::Known));
+    assert_eq!(a.add_block(&block, CLOCK).unwrap(), Ok(Added::Known));
 }
 
 /// Builds a valid next block on `r` and hands back a copy to tamper with.
@@ -441,7 +450,7 @@ fn next_block(net: &Net, world: &World, r: &mut Replica) -> Block {
         let block = r
             .load_block(&r.index().block_at(h).unwrap().unwrap())
             .unwrap();
-        builder.add_block(&block).unwrap().unwrap();
+        builder.add_block(&block, CLOCK).unwrap().unwrap();
     }
     let up = update(
         &[&builder, r],
@@ -457,7 +466,7 @@ fn resign(block: &mut Block, key: &SecretKey, chain: &Chain) {
     *block = Block::commit(
         (block.chain, block.height - 1),
         &block.network.clone(),
-        block.timestamp,
+        block.timestamp_ms,
         (key, chain),
         block.transactions.clone(),
         block.entries.clone(),
@@ -486,17 +495,17 @@ fn fork_choice_weighs_every_block_under_the_rotation_in_force() {
     // Two competing blocks at height 1: one by the peer in turn, one by another peer.
     let mut a = replica(&net, &world);
     let (in_turn_block, _) = a
-        .commit((in_turn, in_turn_chain), vec![insert(0)], NOW)
+        .commit((in_turn, in_turn_chain), vec![insert(0)], ms(NOW))
         .unwrap();
     let mut b = replica(&net, &world);
     let (other_block, _) = b
-        .commit((other, other_chain), vec![insert(1)], NOW)
+        .commit((other, other_chain), vec![insert(1)], ms(NOW))
         .unwrap();
     // A peer that held only the other peer in its rotation when both arrived prefers its block.
     let mut r = replica(&net, &world);
     let _ = r.set_schedule(Schedule::new(vec![other.public()])).unwrap();
-    r.add_block(&other_block).unwrap().unwrap();
-    r.add_block(&in_turn_block).unwrap().unwrap();
+    r.add_block(&other_block, CLOCK).unwrap().unwrap();
+    r.add_block(&in_turn_block, CLOCK).unwrap().unwrap();
     assert_eq!(r.tip().unwrap().0, other_block.cid());
     // Once it holds the network's rotation it weighs both again and agrees with every peer.
     let moved = r.set_schedule(net.schedule()).unwrap().unwrap();
@@ -521,11 +530,11 @@ fn a_block_refused_for_a_missing_object_is_taken_once_the_object_arrives() {
     );
     let (block, rejected) = commit(&net, &mut b, vec![tx], NOW);
     assert!(rejected.is_empty());
-    let refused = a.add_block(&block).unwrap().unwrap_err();
+    let refused = a.add_block(&block, CLOCK).unwrap().unwrap_err();
     assert_eq!(refused.missing_object(), Some(art));
     a.objects().insert(&fresh);
     assert_eq!(
-        a.add_block(&block).unwrap(),
+        a.add_block(&block, CLOCK).unwrap(),
         Ok(Added::Extended),
         "not remembered as invalid"
     );
@@ -541,15 +550,15 @@ fn invalid_blocks_are_rejected_with_a_typed_reason() {
     let mut bad_sig = good.clone();
     bad_sig.signature[0] ^= 1;
     assert_eq!(
-        a.add_block(&bad_sig).unwrap(),
+        a.add_block(&bad_sig, CLOCK).unwrap(),
         Err(BlockRejection::BadSignature)
     );
     // A tampered body under the committer's original signature, through the wire format.
     let mut later = good.clone();
-    later.timestamp += 1;
+    later.timestamp_ms += 1;
     let later = Block::from_bytes(&later.to_bytes()).unwrap();
     assert_eq!(
-        a.add_block(&later).unwrap(),
+        a.add_block(&later, CLOCK).unwrap(),
         Err(BlockRejection::BadSignature)
     );
 
@@ -557,7 +566,7 @@ fn invalid_blocks_are_rejected_with_a_typed_reason() {
     wrong_parent.chain = crate::model::codec::dag_cbor_cid(b"elsewhere");
     resign(&mut wrong_parent, key, chain);
     assert!(matches!(
-        a.add_block(&wrong_parent).unwrap(),
+        a.add_block(&wrong_parent, CLOCK).unwrap(),
         Err(BlockRejection::UnknownParent(_))
     ));
 
@@ -565,7 +574,7 @@ fn invalid_blocks_are_rejected_with_a_typed_reason() {
     wrong_entries.entries.pop();
     resign(&mut wrong_entries, key, chain);
     assert!(matches!(
-        a.add_block(&wrong_entries).unwrap(),
+        a.add_block(&wrong_entries, CLOCK).unwrap(),
         Err(BlockRejection::WrongEntries { .. })
     ));
 
@@ -586,7 +595,7 @@ fn invalid_blocks_are_rejected_with_a_typed_reason() {
     });
     resign(&mut dangling, key, chain);
     assert!(matches!(
-        a.add_block(&dangling).unwrap(),
+        a.add_block(&dangling, CLOCK).unwrap(),
         Err(BlockRejection::Transaction { reason, .. }) if matches!(*reason, TxRejection::UnknownObject(_))
     ));
 
@@ -594,7 +603,7 @@ fn invalid_blocks_are_rejected_with_a_typed_reason() {
     no_pow.transactions[0].pow.bits = 0;
     resign(&mut no_pow, key, chain);
     assert!(matches!(
-        a.add_block(&no_pow).unwrap(),
+        a.add_block(&no_pow, CLOCK).unwrap(),
         Err(BlockRejection::Transaction { reason, .. }) if matches!(*reason, TxRejection::ProofOfWork(_))
     ));
 
@@ -602,7 +611,7 @@ fn invalid_blocks_are_rejected_with_a_typed_reason() {
     let mut by_client = good.clone();
     resign(&mut by_client, client_key, client_chain);
     assert!(matches!(
-        a.add_block(&by_client).unwrap(),
+        a.add_block(&by_client, CLOCK).unwrap(),
         Err(BlockRejection::Committer(_))
     ));
 
@@ -620,11 +629,11 @@ fn invalid_blocks_are_rejected_with_a_typed_reason() {
     rules.revocations.add(&list).unwrap();
     a.set_rules(rules);
     assert!(matches!(
-        a.add_block(&good).unwrap(),
+        a.add_block(&good, CLOCK).unwrap(),
         Err(BlockRejection::Committer(_))
     ));
     a.set_rules(net.rules());
-    assert_eq!(a.add_block(&good).unwrap(), Ok(Added::Extended));
+    assert_eq!(a.add_block(&good, CLOCK).unwrap(), Ok(Added::Extended));
 }
 
 #[test]
@@ -644,7 +653,7 @@ fn a_heavier_fork_wins_and_orphans_come_back_for_replay() {
         .commit(
             (&out_of_turn.0, &out_of_turn.1),
             vec![net.tx(0, vec![ua], NOW)],
-            NOW,
+            ms(NOW),
         )
         .unwrap();
     let ub = update(&[&a, &b], art, nil_cid(), "island b", NOW + 1);
@@ -668,11 +677,11 @@ fn a_heavier_fork_wins_and_orphans_come_back_for_replay() {
         old_tip,
         ancestor,
         orphans,
-    } = a.add_block(&b1).unwrap().unwrap()
+    } = a.add_block(&b1, CLOCK).unwrap().unwrap()
     else {
         panic!("expected a reorganisation")
     };
-    assert_eq!(a.add_block(&b2).unwrap(), Ok(Added::Extended));
+    assert_eq!(a.add_block(&b2, CLOCK).unwrap(), Ok(Added::Extended));
     assert_eq!(old_tip, block_a.cid());
     assert_eq!(
         ancestor,
@@ -683,13 +692,13 @@ fn a_heavier_fork_wins_and_orphans_come_back_for_replay() {
     assert_eq!(a.tip().unwrap(), b.tip().unwrap());
     assert_eq!(a.index().heads(), b.index().heads());
     // B learns A's lighter block: nothing changes.
-    assert_eq!(b.add_block(&block_a).unwrap(), Ok(Added::SideBranch));
+    assert_eq!(b.add_block(&block_a, CLOCK).unwrap(), Ok(Added::SideBranch));
     assert_eq!(b.side_transactions().unwrap(), orphans);
     // The orphan is replayed on top of the winner: merged, nothing lost.
     let (heal, rejected) = commit(&net, &mut a, orphans, NOW + 3);
     assert!(rejected.is_empty());
     assert_eq!(heal.entries[0].type_name(), "chainMerge");
-    assert_eq!(b.add_block(&heal).unwrap(), Ok(Added::Extended));
+    assert_eq!(b.add_block(&heal, CLOCK).unwrap(), Ok(Added::Extended));
     let (JournalEntry::Update { chain: ca, .. }, JournalEntry::Update { chain: cb, .. }) = (ua, ub)
     else {
         unreachable!()
@@ -780,7 +789,11 @@ fn build_forks(
         // Fork f's committer: a different peer per fork, so forks differ in weight.
         let (key, chain) = &net.peers[(f + height as usize) % net.peers.len()];
         let (block, rejected) = builder
-            .commit((key, chain), std::mem::take(&mut pending[f]), NOW + height)
+            .commit(
+                (key, chain),
+                std::mem::take(&mut pending[f]),
+                ms(NOW + height),
+            )
             .unwrap();
         assert!(rejected.is_empty(), "{rejected:?}");
         blocks.push(block);
@@ -817,7 +830,7 @@ fn build_forks(
 fn deliver(r: &mut Replica, mut queue: Vec<Block>) {
     while !queue.is_empty() {
         let before = queue.len();
-        queue.retain(|b| match r.add_block(b).unwrap() {
+        queue.retain(|b| match r.add_block(b, CLOCK).unwrap() {
             Ok(_) => false,
             Err(BlockRejection::UnknownParent(_)) => true,
             Err(other) => panic!("valid block refused: {other}"),
@@ -858,10 +871,10 @@ proptest! {
         for r in &replicas[1..] {
             prop_assert_eq!(&r.side_transactions().unwrap(), &side);
         }
-        let (heal, rejected) = commit(&net, &mut replicas[0], side, NOW + 1000);
+        let (heal, rejected) = commit(&net, &mut replicas[0], side, NOW + 500);
         prop_assert!(rejected.is_empty(), "{:?}", rejected);
         for r in &mut replicas[1..] {
-            prop_assert_eq!(r.add_block(&heal).unwrap(), Ok(Added::Extended));
+            prop_assert_eq!(r.add_block(&heal, CLOCK).unwrap(), Ok(Added::Extended));
         }
         for r in &replicas {
             prop_assert_eq!(r.index().heads(), replicas[0].index().heads());
@@ -872,7 +885,7 @@ proptest! {
         // Replays are idempotent: delivering everything again changes nothing.
         for r in &mut replicas {
             let before = (r.tip().unwrap(), r.index().heads().clone());
-            for b in &blocks { prop_assert_eq!(r.add_block(b).unwrap(), Ok(Added::Known)); }
+            for b in &blocks { prop_assert_eq!(r.add_block(b, CLOCK).unwrap(), Ok(Added::Known)); }
             prop_assert_eq!((r.tip().unwrap(), r.index().heads().clone()), before);
         }
     }
@@ -886,7 +899,7 @@ proptest! {
         let i = byte % bytes.len();
         bytes[i] ^= flip;
         // Never accepted: the bytes are refused, or the block they parse to is rejected.
-        let outcome = Block::from_bytes(&bytes).map(|tampered| a.add_block(&tampered).unwrap());
+        let outcome = Block::from_bytes(&bytes).map(|tampered| a.add_block(&tampered, CLOCK).unwrap());
         prop_assert!(!matches!(outcome, Ok(Ok(_))), "{:?}", outcome);
     }
 }
@@ -928,7 +941,7 @@ mod persistent {
                 let height = j.tip().unwrap().1 + 1;
                 let (key, c) = net.peer_in_turn(height);
                 let (_, rejected) = j
-                    .commit((key, c), vec![net.tx(0, vec![entry], NOW + i)], NOW + i)
+                    .commit((key, c), vec![net.tx(0, vec![entry], NOW + i)], ms(NOW + i))
                     .unwrap();
                 assert!(rejected.is_empty());
                 previous = chain;
@@ -949,8 +962,12 @@ mod persistent {
             reference: world.entity,
             timestamp: NOW,
         };
-        j.commit((key, c), vec![net.tx(1, vec![insert], NOW + 9)], NOW + 9)
-            .unwrap();
+        j.commit(
+            (key, c),
+            vec![net.tx(1, vec![insert], NOW + 9)],
+            ms(NOW + 9),
+        )
+        .unwrap();
         let tip = j.tip().unwrap();
         // Rebuild from nothing but the tip reference.
         let mut index = j.index().clone();
@@ -995,14 +1012,14 @@ mod persistent {
         a.commit(
             (&other.0, &other.1),
             vec![net.tx(0, vec![entry(&ca)], NOW)],
-            NOW,
+            ms(NOW),
         )
         .unwrap();
         let (key, c) = net.peer_in_turn(1);
         let (winner, _) = b
-            .commit((key, c), vec![net.tx(1, vec![entry(&cb)], NOW)], NOW)
+            .commit((key, c), vec![net.tx(1, vec![entry(&cb)], NOW)], ms(NOW))
             .unwrap();
-        let outcome = a.add_block(&winner).unwrap().unwrap();
+        let outcome = a.add_block(&winner, CLOCK).unwrap().unwrap();
         assert!(matches!(outcome, Added::Reorganized { ref orphans, .. } if orphans.len() == 1));
         assert_eq!(a.index().heads().unwrap(), b.index().heads().unwrap());
         assert_eq!(a.index().head(&art).unwrap(), Some(cb.cid().unwrap()));

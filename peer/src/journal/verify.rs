@@ -10,9 +10,11 @@ use std::collections::{HashMap, HashSet};
 use sha2::{Digest, Sha256};
 
 use super::block::Block;
+use super::fork::Schedule;
+use super::timing::{check_slot, CommitTiming};
 use super::transaction::{Transaction, TxId};
 use crate::model::{Cid, JournalEntry};
-use crate::time::UnixSeconds;
+use crate::time::{UnixMillis, UnixSeconds};
 use crate::trust::{pow, CertError, Certificate, Chain, Level, PowError, PublicKey, RevocationSet};
 
 /// The network's verification parameters.
@@ -30,8 +32,15 @@ pub struct Rules {
     pub max_entries_per_tx: usize,
     /// Most transactions in one block.
     pub max_txs_per_block: usize,
-    /// How far a transaction's timestamp may be ahead of its block's.
+    /// How far a transaction's timestamp may be ahead of its block's (or of the clock at
+    /// admission), and a block's timestamp ahead of its receiver's clock.
     pub max_clock_skew: UnixSeconds,
+    /// How far a transaction's timestamp may lie before its block's (or the clock at admission).
+    pub transaction_window: UnixSeconds,
+    /// Under network parameters: the commit timing every receiver enforces, with seats that are
+    /// a function of the chain. `None`: the development mode, where the rotation is each node's
+    /// view of its admitted peers and neither seats nor back-off are checked.
+    pub timing: Option<CommitTiming>,
     /// Largest encoded block (it must also fit the datastore's object limit).
     pub max_block_bytes: usize,
 }
@@ -46,7 +55,9 @@ impl Rules {
             tx_pow_bits,
             max_entries_per_tx: 64,
             max_txs_per_block: 10_000,
-            max_clock_skew: 120,
+            max_clock_skew: 15,
+            transaction_window: 600,
+            timing: None,
             max_block_bytes: 1024 * 1024,
         }
     }
@@ -99,6 +110,16 @@ pub enum TxRejection {
         timestamp: UnixSeconds,
         /// The reference time.
         now: UnixSeconds,
+    },
+    /// Timestamped too long before its block (or the clock at admission): submit it again.
+    #[error("transaction timestamp {timestamp} is more than {window} s before {now}: expired")]
+    Expired {
+        /// The transaction's timestamp.
+        timestamp: UnixSeconds,
+        /// The reference time.
+        now: UnixSeconds,
+        /// The window.
+        window: UnixSeconds,
     },
     /// Already committed.
     #[error("transaction {0} is already committed")]
@@ -161,7 +182,7 @@ impl TxRejection {
             TxRejection::Empty | TxRejection::TooManyEntries { .. } | TxRejection::ClientMerge => {
                 "malformed"
             }
-            TxRejection::FromTheFuture { .. } => "timestamp",
+            TxRejection::FromTheFuture { .. } | TxRejection::Expired { .. } => "timestamp",
             TxRejection::Duplicate(_) => "duplicate",
             TxRejection::Busy => "busy",
             TxRejection::UnknownObject(_) => "unknown_object",
@@ -193,13 +214,42 @@ pub enum BlockRejection {
         /// Found height.
         found: u64,
     },
-    /// Timestamp before the parent's.
-    #[error("block timestamp {timestamp} is before its parent's {parent}")]
+    /// Timestamp not after the parent's.
+    #[error("block timestamp {timestamp_ms} ms is not after its parent's {parent_ms} ms")]
     TimeTravel {
         /// Block timestamp.
-        timestamp: UnixSeconds,
+        timestamp_ms: UnixMillis,
         /// Parent timestamp.
-        parent: UnixSeconds,
+        parent_ms: UnixMillis,
+    },
+    /// Timestamped further ahead of this receiver's clock than the allowed skew (it may be taken
+    /// later; the sender is not to blame).
+    #[error(
+        "block timestamp {timestamp_ms} ms is too far ahead of this peer's clock ({now_ms} ms)"
+    )]
+    FromTheFuture {
+        /// Block timestamp.
+        timestamp_ms: UnixMillis,
+        /// The receiver's clock.
+        now_ms: UnixMillis,
+    },
+    /// The committer holds no seat at the block's height.
+    #[error("{committer} holds no seat at height {height}")]
+    NotAMember {
+        /// The committer.
+        committer: PublicKey,
+        /// The block's height.
+        height: u64,
+    },
+    /// An out-of-turn block timestamped before its back-off allowed.
+    #[error("block of rank {rank} is timestamped {timestamp_ms} ms, before its slot at {earliest_ms} ms")]
+    TooEarly {
+        /// The committer's rank from the in-turn slot.
+        rank: u64,
+        /// Block timestamp.
+        timestamp_ms: UnixMillis,
+        /// The earliest its rank allows.
+        earliest_ms: UnixMillis,
     },
     /// A genesis block other than the network's.
     #[error("genesis block {0} is not this network's genesis")]
@@ -269,6 +319,9 @@ impl BlockRejection {
             BlockRejection::Malformed(_)
             | BlockRejection::WrongHeight { .. }
             | BlockRejection::TimeTravel { .. } => "malformed",
+            BlockRejection::FromTheFuture { .. } => "from_the_future",
+            BlockRejection::NotAMember { .. } => "not_a_member",
+            BlockRejection::TooEarly { .. } => "too_early",
             BlockRejection::Committer(_) => "committer_certificate",
             BlockRejection::BadSignature => "bad_signature",
             BlockRejection::TooManyTransactions { .. } | BlockRejection::TooLarge { .. } => {
@@ -367,8 +420,9 @@ impl ChainCache {
     }
 }
 
-/// Stateless checks of a transaction: shape, client certificate at the transaction's time,
-/// signature and proof of work. `now` bounds the timestamp (a block's time, or the clock).
+/// Stateless checks of a transaction: shape, a timestamp within the window around `now` (a
+/// block's time, or the clock at admission), the client certificate valid at `now` (so
+/// backdating cannot bypass revocation or expiry), signature and proof of work.
 pub fn check_transaction(
     tx: &Transaction,
     rules: &Rules,
@@ -397,10 +451,17 @@ pub fn check_transaction(
             now,
         });
     }
+    if tx.body.timestamp < now.saturating_sub(rules.transaction_window) {
+        return Err(TxRejection::Expired {
+            timestamp: tx.body.timestamp,
+            now,
+            window: rules.transaction_window,
+        });
+    }
     let body = tx.body.to_bytes();
     let id = TxId::of_body_bytes(&body);
     pow::verify(&tx.pow, pow::Purpose::Transaction, &id.0, rules.tx_pow_bits)?;
-    let certified = cache.verify(rules, &tx.certificate, Level::Client, tx.body.timestamp)?;
+    let certified = cache.verify(rules, &tx.certificate, Level::Client, now)?;
     if certified != tx.body.client {
         return Err(TxRejection::CertificateMismatch {
             certified,
@@ -413,13 +474,15 @@ pub fn check_transaction(
     Ok(())
 }
 
-/// Stateless checks of a non-genesis block against its parent's height and timestamp.
+/// Checks of a non-genesis block against its parent's height and timestamp (ms) and the seats
+/// at its height (`schedule`, enforced when the rules carry the network's commit timing).
 pub fn check_block(
     block: &Block,
     size: usize,
-    parent: (u64, UnixSeconds),
+    parent: (u64, UnixMillis),
     rules: &Rules,
     cache: &ChainCache,
+    schedule: &Schedule,
 ) -> Result<(), BlockRejection> {
     if block.network != rules.network {
         return Err(BlockRejection::WrongNetwork(block.network.clone()));
@@ -435,17 +498,20 @@ pub fn check_block(
             found: block.height,
         });
     }
-    if block.timestamp < parent.1 {
+    if block.timestamp_ms <= parent.1 {
         return Err(BlockRejection::TimeTravel {
-            timestamp: block.timestamp,
-            parent: parent.1,
+            timestamp_ms: block.timestamp_ms,
+            parent_ms: parent.1,
         });
     }
     cache
-        .verify(rules, &block.committer, Level::Peer, block.timestamp)
+        .verify(rules, &block.committer, Level::Peer, block.time())
         .map_err(BlockRejection::Committer)?;
     if !block.signature_valid() {
         return Err(BlockRejection::BadSignature);
+    }
+    if let Some(timing) = &rules.timing {
+        check_slot(block, parent.1, schedule, timing)?;
     }
     if block.transactions.len() > rules.max_txs_per_block {
         return Err(BlockRejection::TooManyTransactions {
@@ -460,7 +526,7 @@ pub fn check_block(
         });
     }
     for (index, tx) in block.transactions.iter().enumerate() {
-        check_transaction(tx, rules, cache, block.timestamp).map_err(|reason| {
+        check_transaction(tx, rules, cache, block.time()).map_err(|reason| {
             BlockRejection::Transaction {
                 index,
                 id: tx.id(),

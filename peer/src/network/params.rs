@@ -1,11 +1,13 @@
 //! [`NetworkParams`]: the type, its YAML form, its validation and its canonical digest.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::serde_text;
+use crate::journal::timing::CommitTiming;
 use crate::journal::{Block, Rules};
 use crate::trust::{Chain, Level, PublicKey, RevocationSet};
 
@@ -314,14 +316,44 @@ impl NetworkParams {
         genesis
     }
 
-    /// The verification rules these parameters set (no revocations yet).
+    /// The initial members that hold a seat (sorted): each principal's first
+    /// `max-weight-per-principal` members by key (docs/consensus.md, "Members and seats").
+    pub fn seated_members(&self) -> Vec<PublicKey> {
+        let mut by_principal: BTreeMap<Option<PublicKey>, Vec<PublicKey>> = BTreeMap::new();
+        for chain in &self.members {
+            let Some(leaf) = chain.leaf() else { continue };
+            let principal = chain.0.get(1).map(|c| c.body.subject);
+            by_principal
+                .entry(principal)
+                .or_default()
+                .push(leaf.body.subject);
+        }
+        let cap = self.consensus.max_weight_per_principal as usize;
+        let mut seats: Vec<PublicKey> = by_principal
+            .into_values()
+            .flat_map(|mut keys| {
+                keys.sort();
+                keys.dedup();
+                keys.truncate(cap);
+                keys
+            })
+            .collect();
+        seats.sort();
+        seats
+    }
+
+    /// The verification rules these parameters set (no revocations yet): the network, root and
+    /// difficulty, the clock skew and transaction window, and the commit timing every receiver
+    /// enforces.
     pub fn rules(&self) -> Rules {
-        let mut rules = Rules::new(
-            &self.network,
-            self.root,
-            self.consensus.transaction_pow_bits,
-        );
-        rules.max_clock_skew = self.consensus.max_clock_skew.as_secs();
+        let c = &self.consensus;
+        let mut rules = Rules::new(&self.network, self.root, c.transaction_pow_bits);
+        rules.max_clock_skew = c.max_clock_skew.as_secs();
+        rules.transaction_window = c.transaction_window.as_secs();
+        rules.timing = Some(CommitTiming {
+            commit_timeout: c.commit_timeout,
+            commit_backoff: c.commit_backoff,
+        });
         rules
     }
 }

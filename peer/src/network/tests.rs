@@ -215,3 +215,43 @@ fn the_documented_example_reads_with_its_documented_digest_and_genesis() {
         "the documented genesis should be {genesis}"
     );
 }
+
+#[test]
+fn one_principal_holds_at_most_its_cap_of_seats() {
+    let (root, mut chains) = tower(5);
+    // A second principal under the same root with one peer.
+    let principal = SecretKey::generate();
+    let l0 = Chain(vec![Certificate::issue(
+        &root,
+        principal.public(),
+        Level::Principal,
+        NOW,
+        NOW + 1_000,
+    )]);
+    let lone = SecretKey::generate().public();
+    chains.push(Chain::extend(
+        Certificate::issue(&principal, lone, Level::Peer, NOW, NOW + 1_000),
+        &l0,
+    ));
+    let mut p = NetworkParams::new("testnet", root.public(), chains);
+    p.validate().unwrap();
+    assert_eq!(p.member_keys().len(), 6);
+    let seats = p.seated_members();
+    assert_eq!(
+        seats.len(),
+        4,
+        "three of the first principal's five, and the lone peer"
+    );
+    assert!(seats.contains(&lone));
+    let mut sorted = seats.clone();
+    sorted.sort();
+    assert_eq!(seats, sorted);
+    p.consensus.max_weight_per_principal = 1;
+    assert_eq!(p.seated_members().len(), 2);
+    p.consensus.max_weight_per_principal = 10;
+    assert_eq!(p.seated_members().len(), 6);
+    let rules = p.rules();
+    assert_eq!(rules.transaction_window, 600);
+    assert_eq!(rules.max_clock_skew, 15);
+    assert!(rules.timing.is_some());
+}

@@ -55,14 +55,26 @@ impl Node {
         };
         let (_, height) = state.journal.tip()?;
         let me = self.key.public();
+        // Under network parameters out-of-turn slots step by the network's back-off, and no
+        // block is made before the slot its receivers will check.
+        let timing = state.journal.rules().timing;
+        let step = timing.map_or(self.params.block_interval, |t| t.commit_backoff);
         let Some(delay) = state.journal.schedule().commit_delay(
             height + 1,
             &me,
             self.params.block_interval,
             self.params.commit_timeout,
+            step,
         ) else {
             return Ok(None);
         };
+        let Some(earliest_ms) = state.journal.earliest_commit(&me)? else {
+            return Ok(None);
+        };
+        let now_ms = self.clock.unix_ms();
+        if now_ms < earliest_ms {
+            return Ok(None);
+        }
         let since = oldest.max(state.last_block_at);
         // Waiting collects transactions into a block; with a full block pending, the in-turn
         // committer has nothing to wait for.
@@ -98,7 +110,7 @@ impl Node {
         let (block, rejected) =
             state
                 .journal
-                .commit((&self.key, &self.chain), candidates, self.clock.unix())?;
+                .commit((&self.key, &self.chain), candidates, now_ms)?;
         let committed: Vec<TxId> = block.transactions.iter().map(Transaction::id).collect();
         state.mempool.remove(committed.iter());
         for (id, reason) in &rejected {
@@ -174,7 +186,7 @@ impl Node {
         block.network == rules.network
             && self
                 .admission_cache
-                .verify(&rules, &block.committer, Level::Peer, block.timestamp)
+                .verify(&rules, &block.committer, Level::Peer, block.time())
                 .is_ok()
             && block.signature_valid()
     }
@@ -187,7 +199,7 @@ impl Node {
             return;
         };
         for tx in &block.transactions {
-            let _ = check_transaction(tx, &rules, &self.admission_cache, block.timestamp);
+            let _ = check_transaction(tx, &rules, &self.admission_cache, block.time());
         }
     }
 
@@ -202,7 +214,9 @@ impl Node {
         let now = self.clock.instant();
         let mut state = self.state();
         let before = state.journal.tip()?;
-        let outcome = state.journal.add_encoded_block(&block, bytes)?;
+        let outcome = state
+            .journal
+            .add_encoded_block(&block, bytes, self.clock.unix_ms())?;
         match &outcome {
             Ok(Added::Extended) | Ok(Added::Reorganized { .. }) => {
                 state.last_block_at = now;

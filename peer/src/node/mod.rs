@@ -214,13 +214,18 @@ impl Node {
     ) -> Result<Arc<Self>, NodeError> {
         let index = store.index()?;
         let me = key.public();
-        let journal = Journal::open(
-            rules,
-            Schedule::new(vec![me]),
-            index,
-            store.clone(),
-            &params.genesis(),
-        )?;
+        // Under network parameters the rotation is the seats the chain defines, the same on
+        // every node and after every restart; otherwise each node's view of its peers, which
+        // the overlay sets (this node alone until then).
+        let (rules, schedule) = match &params.network_params {
+            Some(network) => {
+                let mut rules = rules;
+                rules.timing = network.rules().timing;
+                (rules, Schedule::new(network.seated_members()))
+            }
+            None => (rules, Schedule::new(vec![me])),
+        };
+        let journal = Journal::open(rules, schedule, index, store.clone(), &params.genesis())?;
         let (events, _) = broadcast::channel(4096);
         let registrar = Registrar::new(
             key.clone(),
@@ -332,8 +337,12 @@ impl Node {
     }
 
     /// Sets the admitted peers (the committer rotation). Fork choice weighs every known block
-    /// again under it, which may move the chain to another branch.
+    /// again under it, which may move the chain to another branch. Under network parameters
+    /// the rotation comes from the chain and this changes nothing.
     pub fn set_peers(&self, peers: impl IntoIterator<Item = PublicKey>) {
+        if self.params.network_params.is_some() {
+            return;
+        }
         let mut state = self.state();
         let mut set: HashSet<PublicKey> = peers.into_iter().collect();
         set.insert(self.key.public());
@@ -382,3 +391,7 @@ impl Node {
         self.state().journal.rules().clone()
     }
 }
+
+#[cfg(test)]
+#[path = "open_tests.rs"]
+mod open_tests;

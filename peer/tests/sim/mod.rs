@@ -54,8 +54,8 @@ impl Clock for SimClock {
     fn instant(&self) -> Instant {
         self.base + Duration::from_micros(self.micros.load(Ordering::SeqCst))
     }
-    fn unix(&self) -> u64 {
-        1_800_000_000 + self.micros.load(Ordering::SeqCst) / 1_000_000
+    fn unix_ms(&self) -> u64 {
+        1_800_000_000_000 + self.micros.load(Ordering::SeqCst) / 1_000
     }
 }
 

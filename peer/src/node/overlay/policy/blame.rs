@@ -27,6 +27,7 @@ pub fn tx_blame(reason: &TxRejection) -> bool {
         TxRejection::Certificate(error) => certificate_blame(error),
         // The receiver's clock, its index, its mempool or its store.
         TxRejection::FromTheFuture { .. }
+        | TxRejection::Expired { .. }
         | TxRejection::Duplicate(_)
         | TxRejection::Busy
         | TxRejection::UnknownObject(_)
@@ -43,10 +44,11 @@ pub fn block_blame(reason: &BlockRejection) -> bool {
     match reason {
         BlockRejection::Committer(error) => certificate_blame(error),
         BlockRejection::Transaction { reason, .. } => tx_blame(reason),
-        // Its parent (judged by this receiver), its store.
+        // Its parent (judged by this receiver), its store, its clock.
         BlockRejection::UnknownParent(_)
         | BlockRejection::InvalidParent(_)
-        | BlockRejection::Index(_) => false,
+        | BlockRejection::Index(_)
+        | BlockRejection::FromTheFuture { .. } => false,
         _ => true,
     }
 }
@@ -91,5 +93,28 @@ mod tests {
         };
         assert!(!block_blame(&missing), "a block whose objects we lack");
         assert!(!block_blame(&BlockRejection::InvalidParent(cid)));
+        assert!(!tx_blame(&TxRejection::Expired {
+            timestamp: 1,
+            now: 1_000,
+            window: 600
+        }));
+        assert!(!block_blame(&BlockRejection::FromTheFuture {
+            timestamp_ms: 100_000,
+            now_ms: 1
+        }));
+    }
+
+    #[test]
+    fn blocks_outside_their_seat_or_slot_are_blamed() {
+        let committer = crate::trust::SecretKey::generate().public();
+        assert!(block_blame(&BlockRejection::NotAMember {
+            committer,
+            height: 3
+        }));
+        assert!(block_blame(&BlockRejection::TooEarly {
+            rank: 1,
+            timestamp_ms: 10,
+            earliest_ms: 6_000
+        }));
     }
 }

@@ -1,0 +1,74 @@
+//! A node under network parameters: its rotation is the seats the parameters define, the same
+//! after a restart and whatever peers it is connected to.
+
+use std::time::Duration;
+
+use super::*;
+use crate::network::NetworkParams;
+use crate::trust::{Certificate, Level};
+
+fn node_params(network: &NetworkParams) -> NodeParams {
+    NodeParams {
+        network: network.network.clone(),
+        block_interval: Duration::from_millis(100),
+        commit_timeout: Duration::from_secs(5),
+        registration_pow_bits: 0,
+        transaction_pow_bits: 0,
+        client_cert_validity: 3600,
+        mempool_capacity: 100,
+        network_params: Some(network.clone()),
+    }
+}
+
+#[test]
+fn the_rotation_is_the_parameters_seats_across_restarts_and_connections() {
+    let now = crate::time::now();
+    let root = SecretKey::generate();
+    let principal = SecretKey::generate();
+    let l0 = Chain(vec![Certificate::issue(
+        &root,
+        principal.public(),
+        Level::Principal,
+        now - 60,
+        now + 3600,
+    )]);
+    let peers: Vec<(SecretKey, Chain)> = (0..3)
+        .map(|_| {
+            let key = SecretKey::generate();
+            let cert =
+                Certificate::issue(&principal, key.public(), Level::Peer, now - 60, now + 3600);
+            (key.clone(), Chain::extend(cert, &l0))
+        })
+        .collect();
+    let mut network = NetworkParams::new(
+        "seats",
+        root.public(),
+        peers.iter().map(|(_, c)| c.clone()).collect(),
+    );
+    network.consensus.max_weight_per_principal = 2;
+    let seats = network.seated_members();
+    assert_eq!(seats.len(), 2);
+    let dir = tempfile::tempdir().unwrap();
+    let (key, chain) = peers[0].clone();
+    let open = || {
+        let store = Store::open(dir.path(), 1 << 20).unwrap();
+        Node::open(
+            node_params(&network),
+            key.clone(),
+            chain.clone(),
+            network.rules(),
+            store,
+        )
+        .unwrap()
+    };
+    let rotation = |node: &Node| node.with_journal(|j| j.schedule().peers().to_vec());
+    let node = open();
+    assert_eq!(rotation(&node), seats);
+    assert_eq!(node.genesis(), network.genesis().cid());
+    // The peers it happens to be connected to do not change it.
+    node.set_peers([peers[2].0.public()]);
+    assert_eq!(rotation(&node), seats);
+    drop(node);
+    let node = open();
+    assert_eq!(rotation(&node), seats, "the same rotation after a restart");
+}
