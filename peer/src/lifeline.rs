@@ -8,6 +8,8 @@
 //! has no window between fork and arming, and follows chains of processes (a test holds the
 //! pipe of `mediachain devnet`, which holds the pipes of its peers). The tests start every peer,
 //! devnet and operator this way (docs/testing.md); without the variable nothing reads stdin.
+//! A process whose standard input is its lifeline takes no input from it, and one run with
+//! `Command::output` must not be tied (`output` closes the pipe at once).
 
 use std::io::Read;
 use std::process::{Command, Stdio};
