@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::core::v1::{Secret, Service};
 use k8s_openapi::api::networking::v1::Ingress;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
@@ -350,6 +351,15 @@ pub async fn run(
         .owns(ctx.api::<Service>(), owned.clone())
         .owns(ctx.api::<PodDisruptionBudget>(), owned.clone())
         .owns(ctx.api::<Ingress>(), owned.clone())
+        .owns(ctx.api::<CronJob>(), owned.clone())
+        // A backup job that finishes: its pod's report goes into the status at once.
+        .watches(ctx.api::<Job>(), owned.clone(), |job| {
+            let labels = job.labels();
+            let backup = labels.get("app.kubernetes.io/name").map(String::as_str)
+                == Some(reconcile::backup::BACKUP_APP);
+            let owner = labels.get("app.kubernetes.io/instance").filter(|_| backup);
+            owner.map(|name| ObjectRef::new(name).within(&job.namespace().unwrap_or_default()))
+        })
         // Identity Secrets (owned) and principal Secrets (referenced by name), metadata only:
         // a change is a trigger, the data is read by the pass that needs it. All Secrets in
         // scope, since principal Secrets carry no label of ours (WATCH_NAMESPACE narrows it).

@@ -14,6 +14,9 @@ use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+mod backup;
+pub use backup::{BackupSpec, BackupStatus, BootstrapFile, BootstrapSpec};
+
 /// API group of the operator's kinds.
 pub const GROUP: &str = "mediachain.io";
 
@@ -36,6 +39,7 @@ pub const GROUP: &str = "mediachain.io";
     printcolumn = r#"{"name":"Ready","type":"integer","jsonPath":".status.readyReplicas"}"#,
     printcolumn = r#"{"name":"Height","type":"integer","jsonPath":".status.journalHeight"}"#,
     printcolumn = r#"{"name":"Status","type":"string","jsonPath":".status.state"}"#,
+    printcolumn = r#"{"name":"Last backup","type":"date","jsonPath":".status.lastBackup.time"}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
 #[serde(rename_all = "camelCase")]
@@ -103,6 +107,14 @@ pub struct MediachainPeerSpec {
     /// settings.
     #[serde(default)]
     pub placement: PlacementSpec,
+
+    /// Scheduled backups of the journal to CAR files on a volume.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup: Option<BackupSpec>,
+
+    /// Seed new peers' empty data directories from a CAR export before they first start.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bootstrap: Option<BootstrapSpec>,
 
     /// Escape hatch: a partial PodTemplateSpec merged over the generated one. Objects merge
     /// recursively, lists of named items (containers, volumes, env, ...) merge by `name`, other
@@ -379,6 +391,9 @@ pub struct MediachainPeerStatus {
     /// failed, else the `Ready` reason.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub state: Option<String>,
+    /// The newest successful backup (`spec.backup`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_backup: Option<BackupStatus>,
     /// Label selector of the peers' pods (for the `/scale` subresource and `kubectl scale`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub selector: Option<String>,

@@ -14,6 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::batch::v1::CronJob;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod, Secret, Service};
 use k8s_openapi::api::events::v1::Event;
 use k8s_openapi::api::networking::v1::Ingress;
@@ -855,6 +856,7 @@ async fn the_controller_reconciles_under_a_leader_lease_with_only_its_rbac() {
             "network": "devnet",
             "replicas": 1,
             "ingress": {"host": "epsilon.example.org"},
+            "backup": {"schedule": "@daily", "claimName": "epsilon-backups"},
             "storage": {"retention": {"whenScaled": "Delete"}},
             "trust": {"principalSecretName": "principal"},
         }),
@@ -884,7 +886,17 @@ async fn the_controller_reconciles_under_a_leader_lease_with_only_its_rbac() {
         .await
         .expect("the controller followed the spec")
         .unwrap();
-    patch_spec(&admin, "epsilon", json!({"replicas": 1, "ingress": null})).await;
+    assert!(Api::<CronJob>::namespaced(admin.clone(), NS)
+        .get_opt("epsilon-backup")
+        .await
+        .unwrap()
+        .is_some());
+    patch_spec(
+        &admin,
+        "epsilon",
+        json!({"replicas": 1, "ingress": null, "backup": null}),
+    )
+    .await;
     let secrets: Api<Secret> = Api::namespaced(admin.clone(), NS);
     let deleted = await_condition(secrets, "epsilon-1-identity", |s: Option<&Secret>| {
         s.is_none()
@@ -895,6 +907,11 @@ async fn the_controller_reconciles_under_a_leader_lease_with_only_its_rbac() {
         .unwrap();
     assert!(Api::<Ingress>::namespaced(admin.clone(), NS)
         .get_opt("epsilon")
+        .await
+        .unwrap()
+        .is_none());
+    assert!(Api::<CronJob>::namespaced(admin.clone(), NS)
+        .get_opt("epsilon-backup")
         .await
         .unwrap()
         .is_none());

@@ -24,7 +24,6 @@
 
 #[cfg(feature = "node")]
 pub mod api;
-#[cfg(feature = "node")]
 pub mod backup;
 #[cfg(any(feature = "client", feature = "node"))]
 pub mod client;

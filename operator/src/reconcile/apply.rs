@@ -3,13 +3,14 @@
 //! resourceVersion stays), and deletes what the spec no longer asks for.
 //!
 //! Order: identity Secrets, seed list and Services before the StatefulSet (its pods mount
-//! them), then the budget and Ingress, then deletions and restarts. Never takes over an object
+//! them), then the budget, Ingress and backup CronJob, then deletions and restarts. Never takes over an object
 //! it does not own: an existing object of the same name that this resource does not control
 //! stops the pass with [`Error::NotOwned`].
 
 use std::fmt::Debug;
 
 use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::batch::v1::CronJob;
 use k8s_openapi::api::core::v1::{Pod, Secret};
 use k8s_openapi::api::networking::v1::Ingress;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
@@ -53,6 +54,7 @@ pub async fn apply(client: &Client, mp: &MediachainPeer, desired: Desired) -> Re
         pdb,
         ingress,
         restarts,
+        backup,
     } = desired;
     let ns = mp
         .namespace()
@@ -103,6 +105,16 @@ pub async fn apply(client: &Client, mp: &MediachainPeer, desired: Desired) -> Re
         }
         None => {
             delete_owned::<Ingress>(client, &ns, &naming::workload(mp), mp).await?;
+        }
+    }
+    match backup {
+        Some(cron_job) => {
+            ensure_ours(client, &ns, &cron_job, mp).await?;
+            server_side_apply(client, &ns, &cron_job).await?;
+        }
+        None => {
+            let name = super::backup::cron_job_name(mp);
+            delete_owned::<CronJob>(client, &ns, &name, mp).await?;
         }
     }
     let mut deleted_identities = Vec::new();

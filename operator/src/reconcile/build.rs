@@ -9,6 +9,7 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::batch::v1::CronJob;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
 use k8s_openapi::api::networking::v1::Ingress;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
@@ -53,6 +54,8 @@ pub struct Desired {
     pub ingress: Option<Ingress>,
     /// Pods to delete so that the StatefulSet restarts them with their renewed certificate.
     pub restarts: Vec<String>,
+    /// The backup CronJob (`None`: delete it if present).
+    pub backup: Option<CronJob>,
 }
 
 impl Desired {
@@ -125,6 +128,7 @@ pub fn build(
         statefulset,
         pdb: pdb(valid, &owner),
         ingress: ingress(valid, &owner),
+        backup: super::backup::cron_job(valid, &owner, settings),
         identities,
     })
 }

@@ -55,6 +55,8 @@ pub struct Found {
     pub pods: BTreeMap<String, PodState>,
     /// The resource's StatefulSet as it is now (a scale-down proceeds in steps from it).
     pub statefulset: Option<StatefulSet>,
+    /// Finished runs of the backup CronJob whose pods still exist (only with `spec.backup`).
+    pub backup_runs: Vec<super::backup::Run>,
 }
 
 /// Reads the principal Secret, the identity Secrets, the network's members and the pods.
@@ -96,7 +98,7 @@ pub async fn dereference(client: &Client, mp: &MediachainPeer) -> Result<Found> 
         .collect();
 
     let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
-    let pods = pods
+    let peer_pods = pods
         .list(&ListParams::default().labels(&selector))
         .await
         .map_err(Error::kube(format!("listing pods in {ns}")))?
@@ -104,6 +106,17 @@ pub async fn dereference(client: &Client, mp: &MediachainPeer) -> Result<Found> 
         .iter()
         .map(|p| (p.name_any(), PodState::of(p)))
         .collect();
+
+    let backup_runs = if mp.spec.backup.is_some() {
+        let selector = super::backup::pod_selector(mp);
+        let listed = pods
+            .list(&ListParams::default().labels(&selector))
+            .await
+            .map_err(Error::kube(format!("listing backup pods in {ns}")))?;
+        super::backup::runs(&listed.items)
+    } else {
+        Vec::new()
+    };
 
     let statefulsets: Api<StatefulSet> = Api::namespaced(client.clone(), &ns);
     let sts_name = naming::workload(mp);
@@ -113,11 +126,12 @@ pub async fn dereference(client: &Client, mp: &MediachainPeer) -> Result<Found> 
         .map_err(Error::kube(format!("reading StatefulSet {ns}/{sts_name}")))?;
 
     Ok(Found {
+        backup_runs,
         statefulset,
         principal,
         identities,
         network_members,
         namespace_members,
-        pods,
+        pods: peer_pods,
     })
 }

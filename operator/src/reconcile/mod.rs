@@ -6,6 +6,8 @@
 //! the error policy.
 
 pub mod apply;
+pub mod backup;
+pub mod bootstrap;
 pub mod build;
 pub mod dereference;
 pub mod identity;
@@ -18,6 +20,8 @@ pub mod status;
 pub mod validate;
 pub mod workload;
 
+#[cfg(test)]
+mod backup_tests;
 #[cfg(test)]
 mod tests;
 
@@ -150,6 +154,7 @@ pub async fn run(
     let observed = status::Observed {
         height,
         principal_not_after,
+        backup_runs: found.backup_runs,
     };
     let status = status::write(client, mp, &applied, observed, now).await?;
     Ok(Some(Outcome {

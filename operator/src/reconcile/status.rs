@@ -27,13 +27,15 @@ pub const PRINCIPAL_EXPIRING: &str = "PrincipalExpiring";
 pub const PRINCIPAL_WARNING_SECS: u64 = 30 * 86_400;
 
 /// What the pass observed besides the applied objects.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct Observed {
     /// The journal height just scraped from the peers (`None`: not scraped or no answer; the
     /// last known height is kept).
     pub height: Option<u64>,
     /// End of validity of the principal's certificate, Unix seconds.
     pub principal_not_after: u64,
+    /// Finished backup runs (`spec.backup`).
+    pub backup_runs: Vec<super::backup::Run>,
 }
 
 /// Whether the principal's certificate expires within [`PRINCIPAL_WARNING_SECS`] of `now`.
@@ -127,8 +129,20 @@ pub fn compute(
         generation,
         now,
     );
+    let last_backup = super::backup::update_status(
+        mp,
+        prev.last_backup.as_ref(),
+        &observed.backup_runs,
+        &mut conditions,
+        now,
+    );
+    let backup_failing = conditions
+        .iter()
+        .any(|c| c.type_ == super::backup::BACKUP_FAILING && c.status == "True");
     let state = if expiring && ready >= want {
         "PrincipalExpiring"
+    } else if backup_failing && ready >= want {
+        "BackupFailing"
     } else if ready >= want {
         "AllPeersReady"
     } else {
@@ -142,6 +156,7 @@ pub fn compute(
         peers: applied.peers.clone(),
         revoked_peers: applied.revoked.clone(),
         journal_height: observed.height.or(prev.journal_height),
+        last_backup,
         state: Some(state.into()),
         selector: Some(crate::naming::selector_string(mp)),
     }

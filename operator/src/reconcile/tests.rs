@@ -862,6 +862,7 @@ fn observed(height: Option<u64>) -> status::Observed {
     status::Observed {
         height,
         principal_not_after: NOW + 365 * DAY,
+        backup_runs: Vec::new(),
     }
 }
 

@@ -184,6 +184,12 @@ pub fn check_spec(name: &str, spec: &MediachainPeerSpec) -> Result<()> {
             return bad(format!("spec.seeds: `{seed}` is not a multiaddr"));
         }
     }
+    if let Some(backup) = &spec.backup {
+        super::backup::check(backup).map_err(Error::InvalidSpec)?;
+    }
+    if let Some(bootstrap) = &spec.bootstrap {
+        super::bootstrap::check(bootstrap).map_err(Error::InvalidSpec)?;
+    }
     if let Some(overrides) = &spec.pod_overrides {
         if !overrides.is_object() {
             return bad("spec.podOverrides must be an object (a partial PodTemplateSpec)".into());

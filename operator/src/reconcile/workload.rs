@@ -285,16 +285,20 @@ fn pod_template(
                 .insert(naming::REVOCATIONS_DIGEST_ANNOTATION.into(), digest);
         }
     }
-    let Some(patch) = &mp.spec.pod_overrides else {
-        return Ok(template);
-    };
-    let build_err = |detail: String| Error::Build {
-        what: "the pod template with spec.podOverrides".into(),
-        detail,
-    };
-    let mut value = serde_json::to_value(&template).map_err(|e| build_err(e.to_string()))?;
-    overrides::merge(&mut value, patch);
-    serde_json::from_value(value).map_err(|e| build_err(e.to_string()))
+    if let Some(patch) = &mp.spec.pod_overrides {
+        let build_err = |detail: String| Error::Build {
+            what: "the pod template with spec.podOverrides".into(),
+            detail,
+        };
+        let mut value = serde_json::to_value(&template).map_err(|e| build_err(e.to_string()))?;
+        overrides::merge(&mut value, patch);
+        template = serde_json::from_value(value).map_err(|e| build_err(e.to_string()))?;
+    }
+    // Last: the init container is the peer container as finally built (overrides included).
+    if let Some(pod) = template.spec.as_mut() {
+        super::bootstrap::add(mp, pod);
+    }
+    Ok(template)
 }
 
 pub(super) fn statefulset(

@@ -68,7 +68,8 @@ pub fn record_api_address(data_dir: &Path, mut addr: SocketAddr) -> std::io::Res
     std::fs::write(data_dir.join(API_ADDRESS_FILE), format!("{addr}\n"))
 }
 
-fn runtime() -> Result<tokio::runtime::Runtime, String> {
+/// A single-threaded runtime for one command.
+pub(super) fn runtime() -> Result<tokio::runtime::Runtime, String> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -139,7 +140,8 @@ fn source(args: &ExportArgs) -> Result<Source, String> {
     }
 }
 
-async fn export_to_file(args: &ExportArgs) -> Result<ExportReport, String> {
+/// Exports as `args` say into `args.out` (through `args.out.partial`, renamed when complete).
+pub(super) async fn export_to_file(args: &ExportArgs) -> Result<ExportReport, String> {
     let source = source(args)?;
     let partial = PathBuf::from(format!("{}.partial", args.out.display()));
     let file = tokio::fs::File::create(&partial)

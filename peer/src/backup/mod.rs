@@ -8,15 +8,26 @@
 //!   memory;
 //! - [`import`]: verifying a file completely and installing it into an empty data directory,
 //!   atomically;
-//! - [`cli`]: the `mediachain-peer export` and `import` subcommands.
+//! - [`cli`]: the `mediachain-peer export` and `import` subcommands;
+//! - [`scheduled`]: `mediachain-peer backup`, one run of a scheduled backup (export, keep the
+//!   newest N, report as JSON);
+//! - [`report`]: that report (without the node feature: the operator reads it).
 //!
 //! Export only reads; import never touches an existing datastore.
 
-#[cfg(feature = "client")]
+#[cfg(all(feature = "node", feature = "client"))]
 pub mod cli;
+#[cfg(feature = "node")]
 pub mod export;
+#[cfg(feature = "node")]
 pub mod import;
+pub mod report;
+#[cfg(all(feature = "node", feature = "client"))]
+pub mod scheduled;
+#[cfg(feature = "node")]
 pub mod walk;
 
+#[cfg(feature = "node")]
 pub use export::{root_at, write_car, ExportError, ExportReport};
+#[cfg(feature = "node")]
 pub use import::{import_car, ImportError, ImportProgress, ImportReport};

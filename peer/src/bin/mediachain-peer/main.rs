@@ -36,6 +36,9 @@ enum Command {
     Export(mediachain::backup::cli::ExportArgs),
     /// Verify a CAR export completely and install it into an empty data directory.
     Import(mediachain::backup::cli::ImportArgs),
+    /// One scheduled backup: export a peer's journal into a directory, keep the newest N, report
+    /// the outcome as one JSON line (the operator's backup CronJob).
+    Backup(mediachain::backup::scheduled::BackupArgs),
 }
 
 /// The log filter when `MEDIACHAIN_LOG` is unset. One line per HTTP request (warp's
@@ -110,6 +113,7 @@ fn main() -> ExitCode {
         Command::Check(args) => (args, true),
         Command::Export(args) => return mediachain::backup::cli::export(args),
         Command::Import(args) => return mediachain::backup::cli::import(args),
+        Command::Backup(args) => return mediachain::backup::scheduled::backup(args),
     };
     let config = match args.validate() {
         Ok(config) => config,
