@@ -1,6 +1,7 @@
 //! The fleet's hold on its processes (docs/testing.md): processes a test starts die with it
 //! (`mediachain::lifeline`: a helper test process starts a fleet peer, is SIGKILLed, and the peer
-//! exits by itself), and a port taken by another process is handled, not guessed around.
+//! exits by itself; so do the peers of a SIGKILLed `mediachain devnet`), and a port taken by
+//! another process is handled, not guessed around.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
 
@@ -11,6 +12,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use support::fleet::Fleet;
+use support::listening::overlay_port;
 
 /// Names the directory where the helper reports the peer it started (set only for the helper).
 const HELPER_ENV: &str = "MEDIACHAIN_LIFELINE_HELPER_DIR";
@@ -31,17 +33,18 @@ async fn helper_starts_a_peer_and_waits_to_be_killed() {
     tokio::time::sleep(Duration::from_secs(300)).await;
 }
 
-/// Kills the helper and, if the check failed, the peer it left behind.
+/// Kills the parent (the helper test process or devnet) and, if the check failed, the peer it
+/// left behind.
 struct Cleanup {
-    helper: Child,
+    parent: Child,
     peer: Option<u32>,
     fleet_dir: Option<PathBuf>,
 }
 
 impl Drop for Cleanup {
     fn drop(&mut self) {
-        let _ = self.helper.kill();
-        let _ = self.helper.wait();
+        let _ = self.parent.kill();
+        let _ = self.parent.wait();
         if let Some(pid) = self.peer {
             if alive(pid) {
                 let _ = Command::new("kill")
@@ -103,11 +106,11 @@ fn a_peer_dies_with_its_killed_test_process() {
         .spawn()
         .unwrap();
     let mut cleanup = Cleanup {
-        helper,
+        parent: helper,
         peer: None,
         fleet_dir: None,
     };
-    let (pid, fleet_dir) = read_report(dir.path(), &mut cleanup.helper);
+    let (pid, fleet_dir) = read_report(dir.path(), &mut cleanup.parent);
     cleanup.peer = Some(pid);
     cleanup.fleet_dir = Some(fleet_dir.clone());
     let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
@@ -116,8 +119,8 @@ fn a_peer_dies_with_its_killed_test_process() {
         "the helper's peer {pid} is not running"
     );
 
-    cleanup.helper.kill().unwrap(); // SIGKILL: the helper's Drop of its fleet never runs
-    cleanup.helper.wait().unwrap();
+    cleanup.parent.kill().unwrap(); // SIGKILL: the helper's Drop of its fleet never runs
+    cleanup.parent.wait().unwrap();
 
     let deadline = Instant::now() + Duration::from_secs(30);
     while alive(pid) {
@@ -174,4 +177,81 @@ async fn a_taken_port_moves_the_peer_after_retrying_and_restarts_keep_the_rest()
         "the API moved off the taken port"
     );
     drop(squatter);
+}
+
+/// The pid of the live `mediachain-peer` whose command line names `dir`, once there is one.
+fn peer_under(dir: &Path) -> Option<u32> {
+    let dir = dir.display().to_string();
+    std::fs::read_dir("/proc")
+        .ok()?
+        .flatten()
+        .find_map(|entry| {
+            let pid = entry.file_name().to_str()?.parse::<u32>().ok()?;
+            let cmdline = std::fs::read(entry.path().join("cmdline")).ok()?;
+            let cmdline = String::from_utf8_lossy(&cmdline);
+            (cmdline.contains("mediachain-peer") && cmdline.contains(&dir) && alive(pid))
+                .then_some(pid)
+        })
+}
+
+#[test]
+fn the_peers_of_a_killed_devnet_stop() {
+    let dir = tempfile::tempdir().unwrap();
+    let net = dir.path().join("net");
+    let log = std::fs::File::create(dir.path().join("devnet.log")).unwrap();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_mediachain"));
+    cmd.arg("devnet")
+        .arg("--dir")
+        .arg(&net)
+        .args(["--peers", "1", "--block-interval", "200ms"])
+        .args(["--api-port", &overlay_port().to_string()])
+        .args(["--p2p-port", &overlay_port().to_string()])
+        .args([
+            "--registration-pow-bits",
+            "8",
+            "--transaction-pow-bits",
+            "4",
+        ])
+        .env("MEDIACHAIN_PEER_BIN", env!("CARGO_BIN_EXE_mediachain-peer"))
+        .stdout(log.try_clone().unwrap())
+        .stderr(log);
+    // Tied to this test too, should it die before it kills devnet.
+    let devnet = mediachain::lifeline::tie(&mut cmd).spawn().unwrap();
+    let mut cleanup = Cleanup {
+        parent: devnet,
+        peer: None,
+        fleet_dir: None,
+    };
+    let devnet_log = || std::fs::read_to_string(dir.path().join("devnet.log")).unwrap_or_default();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !devnet_log().contains("devnet: serving") {
+        if let Some(status) = cleanup.parent.try_wait().unwrap() {
+            panic!("devnet exited ({status}) before serving:\n{}", devnet_log());
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out after 120 s waiting for devnet to serve:\n{}",
+            devnet_log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let pid = peer_under(&net).expect("devnet's peer is running");
+    cleanup.peer = Some(pid);
+
+    cleanup.parent.kill().unwrap(); // SIGKILL: devnet cannot stop its peers itself
+    cleanup.parent.wait().unwrap();
+
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while alive(pid) {
+        assert!(
+            Instant::now() < deadline,
+            "the peer {pid} of the SIGKILLed devnet was still running after 30 s"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let peer_log = std::fs::read_to_string(net.join("peer-0/peer.log")).unwrap();
+    assert!(
+        peer_log.contains("standard input closed (the parent process is gone)"),
+        "the peer did not exit through its lifeline:\n{peer_log}"
+    );
 }
