@@ -2,7 +2,7 @@
 //! and restart from the store, loss, duplication and reordering, then a heal; the properties
 //! must hold for every seed. A failing seed prints itself; `SIM_SEED=<seed>` replays only it
 //! (`SIM_TRACE=1` prints its partitions, crashes and first commits), `SIM_SEEDS=<n>` runs seeds
-//! 0..n (default 200; the adversarial test runs a tenth of them per attack),
+//! 0..n (default 200; the adversarial test runs a twentieth of them per attack),
 //! `SIM_CRASHES=0` / `SIM_PARTITIONS=0` leave those out.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
@@ -70,7 +70,7 @@ fn honest_peers_detect_every_adversary_and_still_converge_and_commit() {
             quiet: Duration::from_secs(40),
             ..plan()
         };
-        failures.extend(run(seeds(20), &plan));
+        failures.extend(run(seeds(10), &plan));
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }

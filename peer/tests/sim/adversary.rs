@@ -30,8 +30,8 @@ pub struct Ctx<'a> {
     pub chain: &'a Chain,
     /// The simulated peers it knows of (indices).
     pub peers: Vec<usize>,
-    /// Now, in Unix seconds.
-    pub unix: u64,
+    /// Now, in Unix milliseconds (block timestamps).
+    pub unix_ms: u64,
 }
 
 impl Ctx<'_> {
@@ -56,7 +56,7 @@ impl Ctx<'_> {
         Block::commit(
             parent,
             NETWORK,
-            self.unix,
+            self.unix_ms,
             (self.key, self.chain),
             vec![],
             vec![],
@@ -69,12 +69,21 @@ impl Ctx<'_> {
     }
 }
 
+/// How a strategy takes a request instead of the honest engine.
+#[derive(Debug, Clone)]
+pub enum Reply {
+    /// Answer with this.
+    Respond(Response),
+    /// Never answer (the request times out at its sender).
+    Drop,
+}
+
 /// A hostile strategy a simulated member runs beside its honest engine.
 pub trait Strategy {
     /// Every simulated second: messages to send (to peer indices).
     fn tick(&mut self, ctx: &mut Ctx) -> Vec<(usize, Msg)>;
-    /// A request arrived: the response to send instead of the honest engine's, if any.
-    fn answer(&mut self, _ctx: &mut Ctx, _request: &Request) -> Option<Response> {
+    /// A request arrived: how to take it instead of the honest engine, if at all.
+    fn answer(&mut self, _ctx: &mut Ctx, _request: &Request) -> Option<Reply> {
         None
     }
 }
@@ -86,6 +95,8 @@ pub enum Hostile {
     LyingHeights,
     /// Announces signed blocks on parents that do not exist, and serves them.
     OrphanFlood,
+    /// As `OrphanFlood`, but never answers a request for a parent (it times out).
+    SilentOrphans,
     /// Announces and serves blocks with a broken signature on the real tip.
     InvalidBlocks,
     /// A stranger certified by a foreign tower: its hello is refused, and it answers requests
@@ -95,9 +106,10 @@ pub enum Hostile {
 
 impl Hostile {
     /// Every attack.
-    pub const ALL: [Hostile; 4] = [
+    pub const ALL: [Hostile; 5] = [
         Hostile::LyingHeights,
         Hostile::OrphanFlood,
+        Hostile::SilentOrphans,
         Hostile::InvalidBlocks,
         Hostile::Unadmitted,
     ];
@@ -112,6 +124,10 @@ impl Hostile {
         match self {
             Hostile::LyingHeights => Box::new(LyingHeights::default()),
             Hostile::OrphanFlood => Box::new(Served::orphans()),
+            Hostile::SilentOrphans => Box::new(Served {
+                silent: true,
+                ..Served::orphans()
+            }),
             Hostile::InvalidBlocks => Box::new(Served::invalid()),
             Hostile::Unadmitted => Box::new(Served::stranger()),
         }
@@ -143,6 +159,8 @@ pub struct Served {
     latest: Option<Block>,
     /// Answer every request but a hello with it (else only requests for it).
     any: bool,
+    /// Drop every other block request.
+    silent: bool,
 }
 
 impl Served {
@@ -156,6 +174,7 @@ impl Served {
             n: 0,
             latest: None,
             any: false,
+            silent: false,
         }
     }
 
@@ -170,6 +189,7 @@ impl Served {
             n: 0,
             latest: None,
             any: false,
+            silent: false,
         }
     }
 
@@ -180,6 +200,7 @@ impl Served {
             n: 0,
             latest: None,
             any: true,
+            silent: false,
         }
     }
 }
@@ -195,7 +216,9 @@ impl Strategy for Served {
         self.latest = Some(block);
         let mut out = ctx.gossip(Topic::Blocks, encode(&announce), self.n);
         // Unsolicited responses too: an answer to nothing that was asked.
-        if let Some(response) = self.answer(ctx, &Request::Range { from: 0, max: 1 }) {
+        if let Some(Reply::Respond(response)) =
+            self.answer(ctx, &Request::Range { from: 0, max: 1 })
+        {
             out.extend(ctx.peers.iter().map(|to| {
                 let msg = Msg::Response {
                     id: self.n,
@@ -207,11 +230,12 @@ impl Strategy for Served {
         out
     }
 
-    fn answer(&mut self, _ctx: &mut Ctx, request: &Request) -> Option<Response> {
+    fn answer(&mut self, _ctx: &mut Ctx, request: &Request) -> Option<Reply> {
         let block = self.latest.as_ref()?;
         let asked = match request {
             Request::Hello(_) => false,
-            Request::Block { cid } => self.any || cid.as_ref() == block.cid().to_bytes().as_slice(),
+            Request::Block { cid } if cid.as_ref() == block.cid().to_bytes().as_slice() => true,
+            Request::Block { .. } if self.silent => return Some(Reply::Drop),
             _ => self.any,
         };
         if !asked {
@@ -221,6 +245,8 @@ impl Strategy for Served {
             block: block.to_bytes(),
             objects: vec![],
         };
-        Some(Response::Block(Some(ByteBuf::from(encode(&bundle)))))
+        Some(Reply::Respond(Response::Block(Some(ByteBuf::from(
+            encode(&bundle),
+        )))))
     }
 }

@@ -15,113 +15,32 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 pub mod adversary;
+mod check;
 mod net;
 mod peer;
+mod plan;
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use mediachain::journal::{Rules, Transaction, TxId};
 use mediachain::model::{Artefact, JournalEntry, Object};
-use mediachain::node::{Clock, TxStatus};
+use mediachain::node::overlay::protocol::Request;
+use mediachain::node::overlay::swarm::REQUEST_TIMEOUT;
+use mediachain::node::Clock;
 use mediachain::trust::{Certificate, Chain, Level, SecretKey};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-use adversary::Hostile;
 pub use net::Msg;
 pub use peer::SimPeer;
+use plan::Event;
+pub use plan::{Plan, SimClock};
 
 /// The network of a simulation.
 pub const NETWORK: &str = "sim";
-
-/// A clock the simulation moves.
-#[derive(Debug)]
-pub struct SimClock {
-    base: Instant,
-    micros: AtomicU64,
-}
-
-impl SimClock {
-    fn set(&self, micros: u64) {
-        self.micros.store(micros, Ordering::SeqCst);
-    }
-}
-
-impl Clock for SimClock {
-    fn instant(&self) -> Instant {
-        self.base + Duration::from_micros(self.micros.load(Ordering::SeqCst))
-    }
-    fn unix_ms(&self) -> u64 {
-        1_800_000_000_000 + self.micros.load(Ordering::SeqCst) / 1_000
-    }
-}
-
-/// Something that happens at a simulated time.
-#[derive(Debug)]
-enum Event {
-    Deliver {
-        from: usize,
-        to: usize,
-        /// The incarnations of sender and receiver when it was sent.
-        lives: (u64, u64),
-        msg: Msg,
-    },
-    /// A request of `peer` (in incarnation `life`) failed: its link went down.
-    Failed {
-        peer: usize,
-        life: u64,
-        id: u64,
-    },
-    Tick(usize),
-    Commit(usize),
-    Submit(usize),
-    Partition(Vec<u8>),
-    Heal,
-    Crash(usize),
-    Restart(usize),
-}
-
-/// How a run is shaped.
-#[derive(Debug, Clone)]
-pub struct Plan {
-    /// Peers.
-    pub peers: usize,
-    /// Transactions submitted (at random peers, over the first part of the run).
-    pub txs: usize,
-    /// Probability a message is lost.
-    pub loss: f64,
-    /// Probability a message is delivered twice.
-    pub duplicate: f64,
-    /// Simulated run time before the final heal.
-    pub chaos: Duration,
-    /// Simulated quiet time after it.
-    pub quiet: Duration,
-    /// Whether a peer may crash and restart from its store.
-    pub crashes: bool,
-    /// Whether the peers may be partitioned.
-    pub partitions: bool,
-    /// An adversarial member added to the honest peers.
-    pub hostile: Option<Hostile>,
-}
-
-impl Default for Plan {
-    fn default() -> Self {
-        Self {
-            peers: 4,
-            txs: 12,
-            loss: 0.05,
-            duplicate: 0.02,
-            chaos: Duration::from_secs(12),
-            quiet: Duration::from_secs(25),
-            crashes: true,
-            partitions: true,
-            hostile: None,
-        }
-    }
-}
 
 /// One simulated network.
 pub struct Sim {
@@ -297,6 +216,16 @@ impl Sim {
     /// then the request fails back to its sender. Every message takes its own delay, so any
     /// may overtake another.
     fn send(&mut self, from: usize, to: usize, msg: Msg) {
+        let stranger = self.plan.hostile.is_some_and(|h| !h.certified());
+        if stranger && to == self.peers.len() - 1 && !self.peers[from].is_adversary() {
+            if let Msg::Request { request, .. } = &msg {
+                if !matches!(request, Request::Hello(_)) {
+                    self.violations.push(format!(
+                        "peer {from} asked the unadmitted stranger for {request:?}"
+                    ));
+                }
+            }
+        }
         if !self.linked(from, to) {
             self.bounce(from, to, &msg);
             return;
@@ -335,7 +264,13 @@ impl Sim {
             _ => return,
         };
         let life = self.peers[peer].incarnation;
-        self.at(self.now + 1, Event::Failed { peer, life, id });
+        let failed = Event::Failed {
+            peer,
+            life,
+            id,
+            timed_out: false,
+        };
+        self.at(self.now + 1, failed);
     }
 
     /// Runs the plan to its end.
@@ -378,9 +313,12 @@ impl Sim {
                 let from_id = self.peers[from].id;
                 self.peers[to].deliver(from, from_id, msg)
             }
-            Event::Failed { peer, life, id } if life == self.peers[peer].incarnation => {
-                self.peers[peer].failed(id)
-            }
+            Event::Failed {
+                peer,
+                life,
+                id,
+                timed_out,
+            } if life == self.peers[peer].incarnation => self.peers[peer].failed(id, timed_out),
             Event::Failed { .. } => vec![],
             Event::Tick(i) => {
                 self.at(self.now + 1_000_000, Event::Tick(i));
@@ -413,6 +351,20 @@ impl Sim {
         };
         for (from, to, msg) in outbox {
             self.send(from, to, msg);
+        }
+        // Requests a peer left unanswered fail at their sender when they time out.
+        for i in 0..self.peers.len() {
+            for (peer, id) in std::mem::take(&mut self.peers[i].net.dropped) {
+                let life = self.peers[peer].incarnation;
+                let timeout = REQUEST_TIMEOUT.as_micros() as u64;
+                let failed = Event::Failed {
+                    peer,
+                    life,
+                    id,
+                    timed_out: true,
+                };
+                self.at(self.now + timeout, failed);
+            }
         }
     }
 
@@ -458,103 +410,6 @@ impl Sim {
         )
         .unwrap();
         self.peers[i].submit(tx)
-    }
-
-    fn record_commits(&mut self) {
-        let trace = tracing();
-        for peer in self.peers.iter_mut().filter(|p| !p.is_adversary()) {
-            for id in peer.drain_committed() {
-                if self.committed.insert(id) && trace {
-                    eprintln!("{:>9}us peer {}: {id} committed", self.now, peer.index);
-                }
-            }
-        }
-    }
-
-    /// One line about the run: transactions committed, final heights, messages delivered.
-    pub fn summary(&self) -> String {
-        let heights: Vec<u64> = self
-            .peers
-            .iter()
-            .filter_map(|p| p.node().map(|n| n.tip().unwrap().1))
-            .collect();
-        format!(
-            "{} transactions committed, heights {heights:?}, {} messages delivered",
-            self.committed.len(),
-            self.delivered
-        )
-    }
-
-    /// The properties after the run; the violations found, empty when all hold.
-    pub fn check(&mut self) -> Vec<String> {
-        self.record_commits();
-        let mut out = std::mem::take(&mut self.violations);
-        out.extend(self.check_adversaries());
-        let honest = self.peers.iter().filter(|p| !p.is_adversary());
-        let tips: BTreeSet<String> = honest
-            .clone()
-            .filter_map(|p| p.node())
-            .map(|n| format!("{:?}", n.tip().unwrap()))
-            .collect();
-        if tips.len() != 1 {
-            out.push(format!("peers did not converge: tips {tips:?}"));
-        }
-        for peer in honest {
-            let Some(node) = peer.node() else { continue };
-            for id in &self.committed {
-                if !matches!(node.tx_status(id).unwrap(), TxStatus::Committed { .. }) {
-                    out.push(format!(
-                        "peer {}: committed transaction {id} lost",
-                        peer.index
-                    ));
-                }
-            }
-            out.extend(peer.view_mismatch());
-            let (_, height) = node.tip().unwrap();
-            let mut seen = HashSet::new();
-            for cid in node.canonical_range(1, height).unwrap() {
-                let block = node.with_journal(|j| j.load_block(&cid)).unwrap();
-                for tx in &block.transactions {
-                    if !seen.insert(tx.id()) {
-                        out.push(format!("peer {}: {} committed twice", peer.index, tx.id()));
-                    }
-                }
-            }
-        }
-        out
-    }
-}
-
-impl Sim {
-    /// No honest peer struck, banned or refused another; every adversary was struck, banned or
-    /// refused by some honest peer (detected).
-    pub fn check_adversaries(&self) -> Vec<String> {
-        let mut out = vec![];
-        let honest: Vec<&SimPeer> = self.peers.iter().filter(|p| !p.is_adversary()).collect();
-        for judge in &honest {
-            for peer in &honest {
-                if judge.net.punished.contains_key(&peer.id) {
-                    out.push(format!(
-                        "peer {}: struck or refused honest peer {}",
-                        judge.index, peer.index
-                    ));
-                }
-            }
-        }
-        for adversary in self.peers.iter().filter(|p| p.is_adversary()) {
-            let judges: Vec<usize> = honest
-                .iter()
-                .filter(|j| j.net.punished.contains_key(&adversary.id))
-                .map(|j| j.index)
-                .collect();
-            if judges.is_empty() {
-                out.push(format!(
-                    "adversary {} ({:?}) was never struck, banned or refused",
-                    adversary.index, self.plan.hostile
-                ));
-            }
-        }
-        out
     }
 }
 

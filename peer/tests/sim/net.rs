@@ -73,6 +73,8 @@ pub struct SimNet {
     pub failed: VecDeque<RequestId>,
     /// Connections this peer closed (the engine hears it as a disconnection).
     pub closed: VecDeque<PeerId>,
+    /// Requests of other peers (index, id) this peer left unanswered (they time out).
+    pub dropped: Vec<(usize, RequestId)>,
     /// Gossip messages published (their ids).
     pub gossip_seq: u64,
 }
@@ -147,7 +149,15 @@ impl Transport for SimNet {
             Effect::DirectGossip { peer, on: false } => {
                 self.direct.remove(&peer);
             }
-            Effect::Struck { peer, banned, .. } => {
+            Effect::Struck {
+                peer,
+                reason,
+                banned,
+                ..
+            } => {
+                if std::env::var("SIM_TRACE").is_ok() {
+                    eprintln!("peer {} struck {peer}: {reason}", self.index);
+                }
                 let was = self.punished.get(&peer).copied().unwrap_or(false);
                 self.punished.insert(peer, was || banned);
             }

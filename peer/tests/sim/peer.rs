@@ -21,7 +21,7 @@ use mediachain::store::Store;
 use mediachain::trust::{Chain, SecretKey};
 use tokio::sync::broadcast;
 
-use super::adversary::{Ctx, Strategy};
+use super::adversary::{Ctx, Reply, Strategy};
 use super::net::{Msg, Outbox, SimNet};
 use super::{SimClock, NETWORK};
 
@@ -156,7 +156,7 @@ impl SimPeer {
         f(engine, &mut self.net);
         loop {
             if let Some(id) = self.net.failed.pop_front() {
-                engine.on_failure(id, &mut self.net);
+                engine.on_failure(id, false, &mut self.net);
             } else if let Some(peer) = self.net.closed.pop_front() {
                 engine.input(Input::Disconnected(peer), &mut self.net);
             } else if let Some(job) = self.net.jobs.pop_front() {
@@ -192,26 +192,30 @@ impl SimPeer {
                 e.publish_record(vec![], t);
             }
         });
-        out.extend(self.act(|strategy, ctx| strategy.tick(ctx)));
+        let index = self.index;
+        let hostile = self.act(|strategy, ctx| strategy.tick(ctx));
+        out.extend(
+            hostile
+                .into_iter()
+                .flatten()
+                .map(|(to, msg)| (index, to, msg)),
+        );
         out
     }
 
-    /// Lets the strategy act with this peer's node and identity.
-    fn act(&mut self, f: impl FnOnce(&mut dyn Strategy, &mut Ctx) -> Vec<(usize, Msg)>) -> Outbox {
+    /// Lets the strategy act with this peer's node and identity (`None` for an honest peer).
+    fn act<T>(&mut self, f: impl FnOnce(&mut dyn Strategy, &mut Ctx) -> T) -> Option<T> {
         let (Some(strategy), Some(engine)) = (self.strategy.as_mut(), self.engine.as_ref()) else {
-            return vec![];
+            return None;
         };
         let mut ctx = Ctx {
             node: engine.node(),
             key: &self.key,
             chain: &self.chain,
             peers: self.net.index_of.values().copied().collect(),
-            unix: mediachain::node::Clock::unix(self.clock.as_ref()),
+            unix_ms: mediachain::node::Clock::unix_ms(self.clock.as_ref()),
         };
-        f(strategy.as_mut(), &mut ctx)
-            .into_iter()
-            .map(|(to, msg)| (self.index, to, msg))
-            .collect()
+        Some(f(strategy.as_mut(), &mut ctx))
     }
 
     /// The daemon's commit loop step: commit if synced and a block is due, and announce it.
@@ -235,23 +239,28 @@ impl SimPeer {
         })
     }
 
-    /// A request of this peer's failed without an answer (its link went down).
-    pub fn failed(&mut self, id: u64) -> Outbox {
-        self.with_engine(|e, t| e.on_failure(id, t))
+    /// A request of this peer's failed without an answer (its link went down, or it timed
+    /// out).
+    pub fn failed(&mut self, id: u64, timed_out: bool) -> Outbox {
+        self.with_engine(|e, t| e.on_failure(id, timed_out, t))
     }
 
     /// A message from peer `from` (`from_id`).
     pub fn deliver(&mut self, from: usize, from_id: PeerId, msg: Msg) -> Outbox {
         self.net.index_of.insert(from_id, from);
         if let Msg::Request { id, request } = &msg {
-            let answer = self.act(|strategy, ctx| {
-                strategy
-                    .answer(ctx, request)
-                    .map(|response| vec![(from, Msg::Response { id: *id, response })])
-                    .unwrap_or_default()
-            });
-            if !answer.is_empty() {
-                return answer;
+            let reply = self
+                .act(|strategy, ctx| strategy.answer(ctx, request))
+                .flatten();
+            match reply {
+                Some(Reply::Respond(response)) => {
+                    return vec![(self.index, from, Msg::Response { id: *id, response })];
+                }
+                Some(Reply::Drop) => {
+                    self.net.dropped.push((from, *id));
+                    return vec![];
+                }
+                None => {}
             }
         }
         let index = self.index;

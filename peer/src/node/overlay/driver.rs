@@ -371,8 +371,9 @@ impl Overlay {
             } => {
                 debug!(%peer, %error, "sync request failed");
                 if let Some(id) = self.requests.remove(&request_id) {
+                    let timed_out = matches!(error, request_response::OutboundFailure::Timeout);
                     let (engine, mut t) = self.parts();
-                    engine.on_failure(id, &mut t);
+                    engine.on_failure(id, timed_out, &mut t);
                 }
             }
             request_response::Event::InboundFailure { peer, error, .. } => {

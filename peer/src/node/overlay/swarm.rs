@@ -37,6 +37,9 @@ pub fn denial(cause: &ConnectionDenied) -> &'static str {
     }
 }
 
+/// How long a request waits for its response before it fails.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(20);
+
 /// The composed libp2p behaviour.
 #[derive(NetworkBehaviour)]
 pub struct Behaviour {
@@ -159,8 +162,7 @@ pub fn build(
                 gossipsub,
                 sync: request_response::cbor::Behaviour::new(
                     [(StreamProtocol::new(SYNC_PROTOCOL), ProtocolSupport::Full)],
-                    request_response::Config::default()
-                        .with_request_timeout(Duration::from_secs(20)),
+                    request_response::Config::default().with_request_timeout(REQUEST_TIMEOUT),
                 ),
             })
         })

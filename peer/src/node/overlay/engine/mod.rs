@@ -190,7 +190,7 @@ impl Engine {
         while self.asked.len() > MAX_REQUESTS {
             if let Some((old, _)) = self.asked.pop_first() {
                 self.metrics.evict("requests");
-                self.on_failure(old, t);
+                self.on_failure(old, false, t);
             }
         }
         t.request(peer, id, request);
@@ -253,10 +253,11 @@ impl Engine {
             } => t.validate(source, message, accept),
             Effect::Struck {
                 peer,
+                reason,
                 strikes,
                 banned,
             } => {
-                warn!(%peer, strikes, banned, "peer misbehaved");
+                warn!(%peer, reason, strikes, banned, "peer misbehaved");
                 t.connection(effect);
             }
             Effect::Disconnect { .. }

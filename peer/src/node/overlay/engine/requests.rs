@@ -99,11 +99,17 @@ impl Engine {
         (response, None)
     }
 
-    /// The request `id` to `peer` failed (timeout, connection closed, refused stream).
-    pub fn on_failure(&mut self, id: RequestId, t: &mut impl Transport) {
+    /// The request `id` failed: `timed_out` when its peer never answered on a live
+    /// connection, else the connection closed, the stream was refused, or the request was.
+    pub fn on_failure(&mut self, id: RequestId, timed_out: bool, t: &mut impl Transport) {
         match self.asked.remove(&id) {
-            Some((_, Asked::Block(cid))) => {
-                self.input(Input::Transfer(Transfer::RequestEnded { cid }), t)
+            Some((peer, Asked::Block(cid))) => {
+                let ended = Transfer::RequestEnded {
+                    peer,
+                    cid,
+                    timed_out,
+                };
+                self.input(Input::Transfer(ended), t)
             }
             Some((peer, Asked::Object(fetch))) => {
                 let missing = Transfer::ObjectAnswer {
@@ -143,12 +149,12 @@ impl Engine {
             }
             (Response::Refused(reason), _) => {
                 warn!(%peer, %reason, "a peer refused us");
-                self.on_failure(id, t);
+                self.on_failure(id, false, t);
             }
             // Nothing but a hello is taken from a peer that has not passed admission.
             _ if !self.policy.is_admitted(&peer) => {
                 self.metrics.reject("message", "unadmitted");
-                self.on_failure(id, t);
+                self.on_failure(id, false, t);
             }
             (Response::Range(cids), Asked::Range) => {
                 self.asked.remove(&id);
@@ -158,11 +164,15 @@ impl Engine {
                     }
                 }
             }
-            (Response::Block(Some(bytes)), Asked::Block(_)) => {
+            (Response::Block(Some(bytes)), Asked::Block(asked)) => {
                 self.asked.remove(&id);
                 match protocol::decode::<BlockBundle>(&bytes) {
                     Ok(bundle) => {
-                        let received = Transfer::BlockReceived { peer, bundle };
+                        let received = Transfer::BlockReceived {
+                            peer,
+                            asked,
+                            bundle,
+                        };
                         self.input(Input::Transfer(received), t)
                     }
                     Err(_) => self.garbage(peer, t),
@@ -188,7 +198,7 @@ impl Engine {
             }
             // A response of the wrong kind: garbage.
             _ => {
-                self.on_failure(id, t);
+                self.on_failure(id, false, t);
                 self.garbage(peer, t);
             }
         }

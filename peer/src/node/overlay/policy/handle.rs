@@ -71,7 +71,7 @@ impl Policy {
             }
             Input::Misbehaved { peer, kind, reason } => {
                 out.push(Effect::Count { kind, reason });
-                self.strike(peer, now, out);
+                self.strike(peer, reason, now, out);
             }
             Input::Record {
                 peer,
@@ -114,7 +114,7 @@ impl Policy {
                         kind: "peer",
                         reason: "false_height",
                     });
-                    self.strike(liar, now, out);
+                    self.strike(liar, "false_height", now, out);
                 }
                 self.evaluate(out);
             }
@@ -125,7 +125,7 @@ impl Policy {
                             kind: "peer",
                             reason: "unverifiable_claim",
                         });
-                        self.strike(claimer, now, out);
+                        self.strike(claimer, "unverifiable_claim", now, out);
                     }
                 }
                 self.evaluate(out);
@@ -189,7 +189,7 @@ impl Policy {
         }
     }
 
-    fn strike(&mut self, peer: PeerId, now: Instant, out: &mut Vec<Effect>) {
+    fn strike(&mut self, peer: PeerId, reason: &'static str, now: Instant, out: &mut Vec<Effect>) {
         let (strike, forgotten) = self.book.strike(peer, now);
         if forgotten.strikes.is_some() {
             out.push(Effect::Evicted("struck_peers"));
@@ -204,12 +204,14 @@ impl Policy {
         match strike {
             Strike::Counted(strikes) => out.push(Effect::Struck {
                 peer,
+                reason,
                 strikes,
                 banned: false,
             }),
             Strike::Banned(_) => {
                 out.push(Effect::Struck {
                     peer,
+                    reason,
                     strikes: super::peers::MAX_STRIKES,
                     banned: true,
                 });
@@ -251,7 +253,7 @@ impl Policy {
                 kind: "peer",
                 reason: "unverifiable_claim",
             });
-            self.strike(liar, now, out);
+            self.strike(liar, "unverifiable_claim", now, out);
         }
         if self.book.forget_stale(now) {
             out.push(Effect::Rotation(self.book.rotation(now)));

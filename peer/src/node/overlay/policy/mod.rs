@@ -31,6 +31,8 @@ pub mod verifier;
 mod handle;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod transfer_tests;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -233,6 +235,8 @@ pub enum Effect {
     Struck {
         /// The peer.
         peer: PeerId,
+        /// Why (the rejection's label).
+        reason: &'static str,
         /// Strikes so far.
         strikes: u32,
         /// Whether it is now banned.

@@ -16,6 +16,7 @@ use super::requests::Ask;
 use super::verifier::Job;
 use super::{Acceptance, Effect, Input, Policy};
 use crate::journal::TxRejection;
+use crate::model::codec::dag_cbor_cid;
 use crate::model::Cid;
 use crate::node::{BlockBundle, ReceivedBlock};
 
@@ -36,15 +37,22 @@ pub enum Transfer {
         /// The block.
         cid: Cid,
     },
-    /// The request for block `cid` failed or was refused: it may be asked again.
+    /// The request to `peer` for block `cid` failed or was refused: it may be asked again.
+    /// `timed_out`: the connection stood but `peer` never answered.
     RequestEnded {
+        /// The peer asked.
+        peer: PeerId,
         /// The block.
         cid: Cid,
+        /// Whether it went unanswered on a live connection.
+        timed_out: bool,
     },
-    /// `peer` sent a block (still unverified).
+    /// `peer` answered our request for block `asked` with a block (still unverified).
     BlockReceived {
         /// The sender.
         peer: PeerId,
+        /// The block asked for.
+        asked: Cid,
         /// The block with its objects.
         bundle: BlockBundle,
     },
@@ -101,21 +109,56 @@ impl Policy {
             Transfer::WantBlock { peer, cid } => self.want_block(peer, cid, now, out),
             Transfer::BlockMissing { peer, cid } => {
                 self.requests.done(&cid);
-                // The originator of a claim must hold the block it claims, and a peer holds
-                // the parent of every block it sends (a journal keeps only connected blocks).
+                // The originator of a claim must hold the block it claims, and the sender of a
+                // block its parent.
                 if self.heights.get(&peer).is_some_and(|c| c.tip == cid) {
                     self.dispatch(Input::Unverifiable { cid, blame: true }, now, out);
                 } else if self.parked.sent_child_of(&cid, &peer) {
-                    let orphan = Input::Misbehaved {
-                        peer,
-                        kind: "block",
-                        reason: "missing_parent",
-                    };
-                    self.dispatch(orphan, now, out);
+                    self.missing_parent(peer, now, out);
                 }
             }
-            Transfer::RequestEnded { cid } => self.requests.done(&cid),
-            Transfer::BlockReceived { peer, bundle } => self.verify_block(peer, bundle, out),
+            Transfer::RequestEnded {
+                peer,
+                cid,
+                timed_out,
+            } => {
+                self.requests.done(&cid);
+                if timed_out {
+                    // Silence about the parent of a block it sent is as good as lacking it.
+                    if self.parked.sent_child_of(&cid, &peer) {
+                        self.missing_parent(peer, now, out);
+                    }
+                    // A silent peer must not starve sync: the next admitted peer is asked.
+                    let next = self
+                        .book
+                        .admitted()
+                        .find(|p| **p > peer)
+                        .or_else(|| self.book.admitted().next())
+                        .copied();
+                    if let Some(next) = next.filter(|next| *next != peer) {
+                        self.want_block(next, cid, now, out);
+                    }
+                }
+            }
+            Transfer::BlockReceived {
+                peer,
+                asked,
+                bundle,
+            } => {
+                if dag_cbor_cid(&bundle.block) == asked {
+                    self.verify_block(peer, bundle, out);
+                } else {
+                    // Another block than the one asked for: an honest peer answers with the
+                    // block it stores under that CID.
+                    self.requests.done(&asked);
+                    let wrong = Input::Misbehaved {
+                        peer,
+                        kind: "block",
+                        reason: "not_asked",
+                    };
+                    self.dispatch(wrong, now, out);
+                }
+            }
             Transfer::BlockVerified {
                 peer,
                 bundle,
@@ -183,6 +226,17 @@ impl Policy {
                 }
             }
         }
+    }
+
+    /// `peer` sent a block whose parent it does not supply: a peer holds the parent of every
+    /// block it sends (a journal keeps only connected blocks).
+    fn missing_parent(&mut self, peer: PeerId, now: Instant, out: &mut Vec<Effect>) {
+        let orphan = Input::Misbehaved {
+            peer,
+            kind: "block",
+            reason: "missing_parent",
+        };
+        self.dispatch(orphan, now, out);
     }
 
     /// Asks `peer` for block `cid` unless it is being asked for already.

@@ -1,0 +1,107 @@
+//! The properties a run must keep, checked by [`Sim::check`]: honest peers converge, nothing
+//! committed is lost or repeated, each peer's event view equals its chain, no honest peer is
+//! punished and every adversary is.
+
+use std::collections::{BTreeSet, HashSet};
+
+use mediachain::node::TxStatus;
+
+use super::{tracing, Sim, SimPeer};
+
+impl Sim {
+    /// Records the transactions honest peers committed since the last call.
+    pub(super) fn record_commits(&mut self) {
+        let trace = tracing();
+        for peer in self.peers.iter_mut().filter(|p| !p.is_adversary()) {
+            for id in peer.drain_committed() {
+                if self.committed.insert(id) && trace {
+                    eprintln!("{:>9}us peer {}: {id} committed", self.now, peer.index);
+                }
+            }
+        }
+    }
+
+    /// One line about the run: transactions committed, final heights, messages delivered.
+    pub fn summary(&self) -> String {
+        let heights: Vec<u64> = self
+            .peers
+            .iter()
+            .filter_map(|p| p.node().map(|n| n.tip().unwrap().1))
+            .collect();
+        format!(
+            "{} transactions committed, heights {heights:?}, {} messages delivered",
+            self.committed.len(),
+            self.delivered
+        )
+    }
+
+    /// The properties after the run; the violations found, empty when all hold.
+    pub fn check(&mut self) -> Vec<String> {
+        self.record_commits();
+        let mut out = std::mem::take(&mut self.violations);
+        out.extend(self.check_adversaries());
+        let honest = self.peers.iter().filter(|p| !p.is_adversary());
+        let tips: BTreeSet<String> = honest
+            .clone()
+            .filter_map(|p| p.node())
+            .map(|n| format!("{:?}", n.tip().unwrap()))
+            .collect();
+        if tips.len() != 1 {
+            out.push(format!("peers did not converge: tips {tips:?}"));
+        }
+        for peer in honest {
+            let Some(node) = peer.node() else { continue };
+            for id in &self.committed {
+                if !matches!(node.tx_status(id).unwrap(), TxStatus::Committed { .. }) {
+                    out.push(format!(
+                        "peer {}: committed transaction {id} lost",
+                        peer.index
+                    ));
+                }
+            }
+            out.extend(peer.view_mismatch());
+            let (_, height) = node.tip().unwrap();
+            let mut seen = HashSet::new();
+            for cid in node.canonical_range(1, height).unwrap() {
+                let block = node.with_journal(|j| j.load_block(&cid)).unwrap();
+                for tx in &block.transactions {
+                    if !seen.insert(tx.id()) {
+                        out.push(format!("peer {}: {} committed twice", peer.index, tx.id()));
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// No honest peer struck, banned or refused another; every adversary was struck, banned or
+    /// refused by some honest peer (detected).
+    pub fn check_adversaries(&self) -> Vec<String> {
+        let mut out = vec![];
+        let honest: Vec<&SimPeer> = self.peers.iter().filter(|p| !p.is_adversary()).collect();
+        for judge in &honest {
+            for peer in &honest {
+                if judge.net.punished.contains_key(&peer.id) {
+                    out.push(format!(
+                        "peer {}: struck or refused honest peer {}",
+                        judge.index, peer.index
+                    ));
+                }
+            }
+        }
+        for adversary in self.peers.iter().filter(|p| p.is_adversary()) {
+            let judges: Vec<usize> = honest
+                .iter()
+                .filter(|j| j.net.punished.contains_key(&adversary.id))
+                .map(|j| j.index)
+                .collect();
+            if judges.is_empty() {
+                out.push(format!(
+                    "adversary {} ({:?}) was never struck, banned or refused",
+                    adversary.index, self.plan.hostile
+                ));
+            }
+        }
+        out
+    }
+}

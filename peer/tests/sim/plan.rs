@@ -1,0 +1,97 @@
+//! The shape of a run ([`Plan`]), the events the simulator schedules, and its clock.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use mediachain::node::Clock;
+
+use super::adversary::Hostile;
+use super::net::Msg;
+
+/// A clock the simulation moves.
+#[derive(Debug)]
+pub struct SimClock {
+    pub(super) base: Instant,
+    pub(super) micros: AtomicU64,
+}
+
+impl SimClock {
+    pub(super) fn set(&self, micros: u64) {
+        self.micros.store(micros, Ordering::SeqCst);
+    }
+}
+
+impl Clock for SimClock {
+    fn instant(&self) -> Instant {
+        self.base + Duration::from_micros(self.micros.load(Ordering::SeqCst))
+    }
+    fn unix_ms(&self) -> u64 {
+        1_800_000_000_000 + self.micros.load(Ordering::SeqCst) / 1_000
+    }
+}
+
+/// Something that happens at a simulated time.
+#[derive(Debug)]
+pub(super) enum Event {
+    Deliver {
+        from: usize,
+        to: usize,
+        /// The incarnations of sender and receiver when it was sent.
+        lives: (u64, u64),
+        msg: Msg,
+    },
+    /// A request of `peer` (in incarnation `life`) failed: its link went down, or it went
+    /// unanswered (`timed_out`).
+    Failed {
+        peer: usize,
+        life: u64,
+        id: u64,
+        timed_out: bool,
+    },
+    Tick(usize),
+    Commit(usize),
+    Submit(usize),
+    Partition(Vec<u8>),
+    Heal,
+    Crash(usize),
+    Restart(usize),
+}
+
+/// How a run is shaped.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// Peers.
+    pub peers: usize,
+    /// Transactions submitted (at random peers, over the first part of the run).
+    pub txs: usize,
+    /// Probability a message is lost.
+    pub loss: f64,
+    /// Probability a message is delivered twice.
+    pub duplicate: f64,
+    /// Simulated run time before the final heal.
+    pub chaos: Duration,
+    /// Simulated quiet time after it.
+    pub quiet: Duration,
+    /// Whether a peer may crash and restart from its store.
+    pub crashes: bool,
+    /// Whether the peers may be partitioned.
+    pub partitions: bool,
+    /// An adversarial member added to the honest peers.
+    pub hostile: Option<Hostile>,
+}
+
+impl Default for Plan {
+    fn default() -> Self {
+        Self {
+            peers: 4,
+            txs: 12,
+            loss: 0.05,
+            duplicate: 0.02,
+            chaos: Duration::from_secs(12),
+            quiet: Duration::from_secs(25),
+            crashes: true,
+            partitions: true,
+            hostile: None,
+        }
+    }
+}
