@@ -43,6 +43,12 @@ pub const GROUP: &str = "mediachain.io";
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
 #[serde(rename_all = "camelCase")]
+// A rule on the spec, not on the field: a field's own rule is not evaluated when the old value
+// is absent, and adding parameters to a running network would change its genesis.
+#[schemars(extend("x-kubernetes-validations" = [{
+    "rule": "has(self.networkParameters) == has(oldSelf.networkParameters) && (!has(self.networkParameters) || self.networkParameters == oldSelf.networkParameters)",
+    "message": "spec.networkParameters is immutable, including setting or removing it after creation (the parameters make the network's genesis)"
+}]))]
 pub struct MediachainPeerSpec {
     /// Network name (the genesis block is derived from it). Every MediachainPeer of the same
     /// network in a namespace shares one seed list, the ConfigMap `<network>-seeds`. Immutable:
@@ -78,6 +84,13 @@ pub struct MediachainPeerSpec {
 
     /// Where the network's trust material comes from, and how peer certificates are issued.
     pub trust: TrustSpec,
+
+    /// The network's parameters file (docs/network-parameters.md): what every member of the
+    /// network, in every organisation's cluster, must hold the same (network name, root key,
+    /// initial members, consensus settings). Unset: the genesis derives from the network name
+    /// alone (a network of one organisation). Set at creation or never.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network_parameters: Option<NetworkParametersSpec>,
 
     /// Extra seed multiaddrs (e.g. peers of the network outside this cluster).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -122,6 +135,18 @@ pub struct MediachainPeerSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "preserve_unknown_object")]
     pub pod_overrides: Option<serde_json::Value>,
+}
+
+/// Where the network's parameters file is.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct NetworkParametersSpec {
+    /// ConfigMap (same namespace) holding the file, the same file in every organisation.
+    #[schemars(length(min = 1, max = 253))]
+    pub config_map_name: String,
+    /// Key of the file in the ConfigMap.
+    #[serde(default = "default_params_key")]
+    pub key: String,
 }
 
 /// First-class placement of the peers' pods. Everything here merges with what the operator
@@ -383,6 +408,10 @@ pub struct MediachainPeerStatus {
     /// replaced by a new one: the revoked PeerId, the reason and when. The last per peer.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub revoked_peers: Vec<RevokedPeerStatus>,
+    /// Hex digest of the network parameters the peers run (`NetworkParams::digest`), for the
+    /// other organisations of the network to compare with theirs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network_parameters_digest: Option<String>,
     /// Highest journal height reported by a ready peer, when known. Refreshed at most once per
     /// the operator's height refresh interval, so that blocks never drive status writes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -432,6 +461,9 @@ fn preserve_unknown_object(_: &mut schemars::SchemaGenerator) -> schemars::Schem
     })
 }
 
+fn default_params_key() -> String {
+    "network.yaml".into()
+}
 fn default_replicas() -> i32 {
     3
 }

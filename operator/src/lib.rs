@@ -85,6 +85,11 @@ pub enum Error {
         /// `namespace/name`.
         name: String,
     },
+    /// The resource disagrees with its network's parameters or with another member of the
+    /// network (docs/network-parameters.md): peers holding different parameters would refuse
+    /// each other's blocks.
+    #[error("network parameters: {0}")]
+    NetworkMismatch(String),
     /// Building an object failed (a bug or an unusable override).
     #[error("building {what}: {detail}")]
     Build {
@@ -106,6 +111,7 @@ impl Error {
             Error::Kube { .. } => "KubeApiError",
             Error::NotOwned { .. } => "ObjectNotOwned",
             Error::Changed { .. } => "ObjectChanged",
+            Error::NetworkMismatch(_) => "NetworkParametersMismatch",
             Error::Build { .. } => "BuildFailed",
         }
     }

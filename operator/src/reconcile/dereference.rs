@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::StatefulSet;
-use k8s_openapi::api::core::v1::{Pod, Secret};
+use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret};
 use kube::api::ListParams;
 use kube::{Api, Client, ResourceExt};
 
@@ -53,6 +53,8 @@ pub struct Found {
     pub namespace_members: Vec<MediachainPeer>,
     /// This resource's pods that exist (in any phase), by name.
     pub pods: BTreeMap<String, PodState>,
+    /// The ConfigMap named by `spec.networkParameters`, if set and present.
+    pub network_params: Option<ConfigMap>,
     /// The resource's StatefulSet as it is now (a scale-down proceeds in steps from it).
     pub statefulset: Option<StatefulSet>,
     /// Finished runs of the backup CronJob whose pods still exist (only with `spec.backup`).
@@ -125,8 +127,20 @@ pub async fn dereference(client: &Client, mp: &MediachainPeer) -> Result<Found> 
         .await
         .map_err(Error::kube(format!("reading StatefulSet {ns}/{sts_name}")))?;
 
+    let network_params = match &mp.spec.network_parameters {
+        Some(spec) => Api::<ConfigMap>::namespaced(client.clone(), &ns)
+            .get_opt(&spec.config_map_name)
+            .await
+            .map_err(Error::kube(format!(
+                "reading ConfigMap {ns}/{}",
+                spec.config_map_name
+            )))?,
+        None => None,
+    };
+
     Ok(Found {
         backup_runs,
+        network_params,
         statefulset,
         principal,
         identities,

@@ -11,6 +11,7 @@ pub mod bootstrap;
 pub mod build;
 pub mod dereference;
 pub mod identity;
+pub mod network_params;
 pub mod observe;
 pub mod placement;
 pub mod proxies;
@@ -155,6 +156,7 @@ pub async fn run(
         height,
         principal_not_after,
         backup_runs: found.backup_runs,
+        network_digest: valid.network_params.as_ref().map(|p| p.digest.clone()),
     };
     let status = status::write(client, mp, &applied, observed, now).await?;
     Ok(Some(Outcome {

@@ -12,14 +12,20 @@ use sha2::{Digest, Sha256};
 use super::validate::{Valid, REVOCATIONS, ROOT_PUB};
 use crate::naming;
 
-/// The trust ConfigMap of a valid resource: `root.pub` and, if the principal Secret has one,
-/// `revocations.pem`. Nothing secret.
+/// Key of the network parameters file in the trust ConfigMap.
+pub const NETWORK_PARAMS: &str = "network.yaml";
+
+/// The trust ConfigMap of a valid resource: `root.pub`, `revocations.pem` if the principal Secret has
+/// one, and the network parameters file (`network.yaml`) if the spec names one. Nothing secret.
 pub fn config_map(valid: &Valid, owner: &OwnerReference) -> ConfigMap {
     let mp = &valid.resource;
     let principal = &valid.principal;
     let mut data = BTreeMap::from([(ROOT_PUB.to_string(), format!("{}\n", principal.root))]);
     if let Some(revocations) = &principal.revocations {
         data.insert(REVOCATIONS.to_string(), revocations.clone());
+    }
+    if let Some(params) = &valid.network_params {
+        data.insert(NETWORK_PARAMS.to_string(), params.yaml.clone());
     }
     ConfigMap {
         metadata: ObjectMeta {

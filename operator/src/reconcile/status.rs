@@ -36,6 +36,8 @@ pub struct Observed {
     pub principal_not_after: u64,
     /// Finished backup runs (`spec.backup`).
     pub backup_runs: Vec<super::backup::Run>,
+    /// Digest of the network parameters the peers run, if any.
+    pub network_digest: Option<String>,
 }
 
 /// Whether the principal's certificate expires within [`PRINCIPAL_WARNING_SECS`] of `now`.
@@ -155,6 +157,7 @@ pub fn compute(
         ready_replicas: ready,
         peers: applied.peers.clone(),
         revoked_peers: applied.revoked.clone(),
+        network_parameters_digest: observed.network_digest,
         journal_height: observed.height.or(prev.journal_height),
         last_backup,
         state: Some(state.into()),

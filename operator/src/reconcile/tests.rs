@@ -863,6 +863,7 @@ fn observed(height: Option<u64>) -> status::Observed {
         height,
         principal_not_after: NOW + 365 * DAY,
         backup_runs: Vec::new(),
+        network_digest: None,
     }
 }
 

@@ -58,6 +58,8 @@ pub struct Valid {
     pub namespace: String,
     /// The principal.
     pub principal: Principal,
+    /// The network's parameters, checked (`None`: the spec names none).
+    pub network_params: Option<super::network_params::Checked>,
 }
 
 /// Validates the resource and its principal Secret at time `now` (Unix seconds).
@@ -76,10 +78,12 @@ pub fn validate(mp: &MediachainPeer, found: &Found, now: u64) -> Result<Valid> {
             name: name.clone(),
         })?;
     let principal = principal(name, secret, now)?;
+    let network_params = super::network_params::check(mp, found, principal.root)?;
     Ok(Valid {
         resource: mp.clone(),
         namespace,
         principal,
+        network_params,
     })
 }
 

@@ -90,6 +90,15 @@ fn peer_container(valid: &Valid, settings: &Settings) -> Container {
         env_vars.push(env("MEDIACHAIN_SEEDS", spec.seeds.join(",")));
     }
     env_vars.extend(super::proxies::env(mp, settings));
+    if valid.network_params.is_some() {
+        env_vars.push(env(
+            "MEDIACHAIN_NETWORK_PARAMS",
+            format!(
+                "/etc/mediachain/trust/{}",
+                super::public_trust::NETWORK_PARAMS
+            ),
+        ));
+    }
     if valid.principal.revocations.is_some() {
         env_vars.push(env(
             "MEDIACHAIN_REVOCATIONS",
