@@ -2,7 +2,8 @@
 //! and serves `/metrics`, `/healthz` and `/readyz`.
 //!
 //! Environment: `POD_NAMESPACE` (Lease namespace, default `default`), `POD_NAME` (Lease holder,
-//! default the host name), `METRICS_ADDR` (default `0.0.0.0:8080`), `CLUSTER_DOMAIN` (default
+//! default the host name), `METRICS_ADDR` (default `0.0.0.0:8080`; port 0 binds
+//! a free port, logged as the `addr` of "serving /metrics..."), `CLUSTER_DOMAIN` (default
 //! `cluster.local`), `LEASE_NAME` (default `mediachain-operator`), `WATCH_NAMESPACE` (only that namespace; default
 //! all), `HEIGHT_REFRESH_SECONDS` (journal-height scrape cadence, default 60),
 //! `INGRESS_TRUSTED_PROXIES` (comma-separated networks of the ingress controller's pods, trusted
@@ -41,7 +42,19 @@ async fn main() -> std::process::ExitCode {
         }
     };
     let metrics = Arc::new(Metrics::default());
-    tokio::spawn(telemetry::serve(addr, metrics.clone()));
+    // Bound here so that port 0 works: the bound address is logged (tests read it).
+    let listener = match tokio::net::TcpListener::bind(addr).await {
+        Ok(listener) => listener,
+        Err(e) => {
+            tracing::error!(error = %e, %addr, "cannot bind METRICS_ADDR");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    match listener.local_addr() {
+        Ok(bound) => tracing::info!(addr = %bound, "serving /metrics, /healthz and /readyz"),
+        Err(e) => tracing::warn!(error = %e, "serving /metrics, /healthz and /readyz"),
+    }
+    tokio::spawn(telemetry::serve(listener, metrics.clone()));
 
     let holder = std::env::var("POD_NAME")
         .or_else(|_| std::env::var("HOSTNAME"))

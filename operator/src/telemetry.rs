@@ -1,7 +1,6 @@
 //! Logging (tracing, JSON when `LOG_FORMAT=json`) and the HTTP server for `/metrics`,
 //! `/healthz` and `/readyz`.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use tracing_subscriber::EnvFilter;
@@ -20,8 +19,12 @@ pub fn init_logging() {
     }
 }
 
-/// Serves `/metrics` (Prometheus text), `/healthz` and `/readyz` on `addr` until the process ends.
-pub fn serve(addr: SocketAddr, metrics: Arc<Metrics>) -> impl std::future::Future<Output = ()> {
+/// Serves `/metrics` (Prometheus text), `/healthz` and `/readyz` on `listener` until the process
+/// ends. Binding is the caller's, so that it can refuse a taken address and report the bound one.
+pub fn serve(
+    listener: tokio::net::TcpListener,
+    metrics: Arc<Metrics>,
+) -> impl std::future::Future<Output = ()> {
     let metrics_route = warp::path("metrics").and(warp::path::end()).map(move || {
         warp::reply::with_header(
             metrics.encode(),
@@ -38,6 +41,5 @@ pub fn serve(addr: SocketAddr, metrics: Arc<Metrics>) -> impl std::future::Futur
         .and(warp::path::end())
         .map(|| String::from("ok"));
     let routes = warp::get().and(metrics_route.or(health).or(ready));
-    tracing::info!(%addr, "serving /metrics, /healthz and /readyz");
-    warp::serve(routes).run(addr)
+    warp::serve(routes).incoming(listener).run()
 }

@@ -3,9 +3,9 @@
 //! Lease. Needs the harness binaries (see tests/apiserver.rs); `MEDIACHAIN_SKIP_KUBE=1` skips.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::{Read, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::coordination::v1::Lease;
@@ -38,12 +38,28 @@ fn http_get(addr: &str, path: &str) -> Option<String> {
     Some(out)
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+/// Reads the operator's JSON log (standard output) on a thread, to its end so that the operator never
+/// blocks on a full pipe, and returns the address it logged as bound for `/metrics` (it binds
+/// `METRICS_ADDR=127.0.0.1:0` itself, so no port is guessed), within 30 s.
+fn bound_metrics_addr(stdout: ChildStdout) -> String {
+    let (found, address) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { return };
+            let Ok(entry) = serde_json::from_str::<serde_json::Value>(&line) else {
+                continue;
+            };
+            let fields = &entry["fields"];
+            if fields["message"] == "serving /metrics, /healthz and /readyz" {
+                if let Some(addr) = fields["addr"].as_str() {
+                    let _ = found.send(addr.to_string());
+                }
+            }
+        }
+    });
+    address
+        .recv_timeout(Duration::from_secs(30))
+        .expect("the operator logs the address it bound for /metrics")
 }
 
 #[tokio::test]
@@ -62,26 +78,35 @@ async fn the_binary_leads_serves_metrics_reconciles_and_stops_cleanly() {
         .await
         .unwrap();
 
-    let addr = format!("127.0.0.1:{}", free_port());
     // Tied to this process (`mediachain::lifeline`): it exits when the test dies, even by SIGKILL.
     let mut operator = Operator(
         mediachain::lifeline::tie(&mut Command::new(env!("CARGO_BIN_EXE_mediachain-operator")))
             .env("KUBECONFIG", server.kubeconfig_path())
-            .env("METRICS_ADDR", &addr)
+            .env("METRICS_ADDR", "127.0.0.1:0")
             .env("POD_NAMESPACE", NS)
             .env("POD_NAME", "operator-under-test")
             .env("RUST_LOG", "info")
-            .stdout(Stdio::null())
+            .env("LOG_FORMAT", "json")
+            .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
             .expect("the operator binary starts"),
+    );
+    let addr = bound_metrics_addr(operator.0.stdout.take().unwrap());
+    assert!(
+        !addr.ends_with(":0"),
+        "the logged address is the bound one: {addr}"
     );
 
     // It serves health and, once leading, reports it.
     let started = Instant::now();
     let metrics = loop {
         if let Some(body) = http_get(&addr, "/metrics") {
-            if body.contains("mediachain_operator_leader 1") {
+            // The sample line itself: the metric's HELP text also reads "..._leader 1 while ...".
+            if body
+                .lines()
+                .any(|line| line == "mediachain_operator_leader 1")
+            {
                 break body;
             }
         }
