@@ -244,28 +244,8 @@ async fn ready_peers_a_quiet_status_a_stepped_scale_down_and_single_peer_restart
     };
     let ctx = support::context_with(&client, settings);
     let controller = support::run_controller(ctx.clone());
-    support::create_peer_in(
-        &client,
-        NS,
-        "alpha",
-        json!({
-            "network": "testnet",
-            "replicas": 4,
-            "storage": {"size": "1Gi"},
-            "trust": {"principalSecretName": "principal"},
-        }),
-    )
-    .await;
-
     // The StatefulSet controller makes the pods; the kubelet's part is played here.
-    let pods = support::wait_until(60, "4 pods", || async {
-        let pods = support::pods_of(&client, NS, "alpha").await;
-        (pods.len() == 4).then_some(pods)
-    })
-    .await;
-    for pod in &pods {
-        support::kubelet_reports(&client, NS, pod, true).await;
-    }
+    support::ready_peers(&client, NS, "alpha", 4).await;
     // Ready follows the real StatefulSet status.
     support::wait_until(60, "Ready/AllPeersReady", || async {
         let mp = support::peer(&client, NS, "alpha").await?;
@@ -510,26 +490,7 @@ async fn a_new_revocation_list_replaces_the_key_and_rolls_the_peers_one_at_a_tim
         return;
     };
     let controller = support::run_controller(support::context(&client));
-    support::create_peer_in(
-        &client,
-        NS,
-        "rho",
-        json!({
-            "network": "testnet",
-            "replicas": 3,
-            "storage": {"size": "1Gi"},
-            "trust": {"principalSecretName": "principal"},
-        }),
-    )
-    .await;
-    let pods = support::wait_until(60, "3 pods", || async {
-        let pods = support::pods_of(&client, NS, "rho").await;
-        (pods.len() == 3).then_some(pods)
-    })
-    .await;
-    for pod in &pods {
-        support::kubelet_reports(&client, NS, pod, true).await;
-    }
+    support::ready_peers(&client, NS, "rho", 3).await;
     let before = support::wait_until(60, "Ready with 3 identities", || async {
         let status = support::peer(&client, NS, "rho").await?.status?;
         (status.ready_replicas == 3 && status.peers.len() == 3).then_some(status)

@@ -157,12 +157,8 @@ fn plan_key(
 
     let (key, key_pem, change_if_issued) = match existing {
         None => {
-            let key = keygen();
-            let pem = keyfile::to_plain_pem(&key).map_err(|detail| Error::Build {
-                what: format!("Secret {secret}"),
-                detail: format!("encoding a new key: {detail}"),
-            })?;
-            (key, pem.to_string(), ChangeKind::Issued)
+            let (key, pem) = new_key(&secret, keygen)?;
+            (key, pem, ChangeKind::Issued)
         }
         Some(existing) => {
             let corrupt = |detail: String| Error::CorruptIdentity {
@@ -182,17 +178,13 @@ fn plan_key(
                     && principal.revoked.revocation_of(&leaf.body, now).is_some()
             });
             if revoked {
-                let key = keygen();
-                let pem = keyfile::to_plain_pem(&key).map_err(|detail| Error::Build {
-                    what: format!("Secret {secret}"),
-                    detail: format!("encoding a new key: {detail}"),
-                })?;
+                let (key, pem) = new_key(&secret, keygen)?;
                 return Ok(issue(
                     valid,
                     ordinal,
                     secret,
                     key,
-                    pem.to_string(),
+                    pem,
                     now,
                     achievable,
                     ChangeKind::Revoked,
@@ -284,6 +276,16 @@ fn issue(
         change: Some(kind),
         revoked: None,
     }
+}
+
+/// A new key for Secret `secret` and its PKCS#8 PEM text.
+fn new_key(secret: &str, keygen: &mut dyn FnMut() -> SecretKey) -> Result<(SecretKey, String)> {
+    let key = keygen();
+    let pem = keyfile::to_plain_pem(&key).map_err(|detail| Error::Build {
+        what: format!("Secret {secret}"),
+        detail: format!("encoding a new key: {detail}"),
+    })?;
+    Ok((key, pem.to_string()))
 }
 
 fn data_text(secret: &Secret, key: &str) -> Option<String> {

@@ -159,3 +159,30 @@ pub async fn pods_of(client: &Client, ns: &str, name: &str) -> Vec<String> {
         .filter_map(|p| p.metadata.name)
         .collect()
 }
+
+/// Creates MediachainPeer `name` in `ns` (network `testnet`, `replicas` peers, 1Gi volumes, the
+/// principal Secret `principal`), waits for the StatefulSet controller to make its pods and
+/// reports each ready as its kubelet would; returns the pod names.
+pub async fn ready_peers(client: &Client, ns: &str, name: &str, replicas: usize) -> Vec<String> {
+    create_peer_in(
+        client,
+        ns,
+        name,
+        json!({
+            "network": "testnet",
+            "replicas": replicas,
+            "storage": {"size": "1Gi"},
+            "trust": {"principalSecretName": "principal"},
+        }),
+    )
+    .await;
+    let pods = wait_until(60, &format!("{replicas} pods of {name}"), || async {
+        let pods = pods_of(client, ns, name).await;
+        (pods.len() == replicas).then_some(pods)
+    })
+    .await;
+    for pod in &pods {
+        kubelet_reports(client, ns, pod, true).await;
+    }
+    pods
+}
