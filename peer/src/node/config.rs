@@ -432,6 +432,10 @@ impl RunArgs {
 }
 
 #[cfg(test)]
+#[path = "config_fixture.rs"]
+mod fixture;
+
+#[cfg(test)]
 #[path = "config_tests.rs"]
 mod tests;
 

@@ -8,76 +8,11 @@ use std::time::Duration;
 
 use clap::Parser;
 
-use super::{read_seeds, ConfigError, RunArgs};
+use super::fixture::Files;
+use super::{read_seeds, RunArgs};
 use crate::store::DEFAULT_MAX_OBJECT_SIZE;
 use crate::time;
-use crate::trust::{keyfile, Certificate, Chain, Level, Revocation, RevocationList, SecretKey};
-
-/// A peer's files: its key, a Level-1 chain from a principal of `root`, the root's public key.
-struct Files {
-    dir: tempfile::TempDir,
-    root: SecretKey,
-    key: SecretKey,
-}
-
-impl Files {
-    fn new() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let (root, principal, key) = (
-            SecretKey::generate(),
-            SecretKey::generate(),
-            SecretKey::generate(),
-        );
-        let now = time::now();
-        let principal_chain = Chain(vec![Certificate::issue(
-            &root,
-            principal.public(),
-            Level::Principal,
-            now - 60,
-            now + 3600,
-        )]);
-        let chain = Chain::extend(
-            Certificate::issue(&principal, key.public(), Level::Peer, now - 60, now + 3600),
-            &principal_chain,
-        );
-        let files = Self { dir, root, key };
-        files.write("peer.key", &keyfile::to_plain_pem(&files.key).unwrap());
-        files.write("peer.chain", &chain.to_pem());
-        files.write("root.pub", &files.root.public().to_string());
-        files
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-
-    fn write(&self, name: &str, text: &str) -> PathBuf {
-        let path = self.path(name);
-        std::fs::write(&path, text).unwrap();
-        path
-    }
-
-    /// The settings that have no usable default on a test machine: key, chain and root.
-    fn args(&self) -> RunArgs {
-        RunArgs {
-            key: Some(self.path("peer.key")),
-            chain: Some(self.path("peer.chain")),
-            root_key: Some(self.path("root.pub").display().to_string()),
-            ..RunArgs::default()
-        }
-    }
-
-    /// `args` changed by `edit`, validated: the setting it is refused for and the message.
-    fn refusal(&self, edit: impl FnOnce(&mut RunArgs)) -> (&'static str, String) {
-        let mut args = self.args();
-        edit(&mut args);
-        let given = format!("{args:?}");
-        match args.validate() {
-            Ok(_) => panic!("accepted: {given}"),
-            Err(ConfigError { setting, detail }) => (setting, detail),
-        }
-    }
-}
+use crate::trust::{keyfile, Revocation, RevocationList, SecretKey};
 
 #[test]
 fn unset_settings_take_the_documented_defaults() {
@@ -85,8 +20,8 @@ fn unset_settings_take_the_documented_defaults() {
     let config = files.args().validate().unwrap();
     assert_eq!(config.network, "devnet");
     assert!(config.params.is_none(), "no network parameters file");
-    assert_eq!(config.key.public(), files.key.public());
-    assert_eq!(config.root, files.root.public());
+    assert_eq!(config.key.public(), files.tower.peer.public());
+    assert_eq!(config.root, files.tower.root.public());
     assert_eq!(config.listen.to_string(), "/ip4/0.0.0.0/tcp/4001");
     assert_eq!(config.external_address, None);
     assert_eq!(config.api_listen.to_string(), "0.0.0.0:8080");
@@ -244,17 +179,17 @@ fn every_refusal_names_its_setting() {
     let now = time::now();
     // A list claiming to be the root's, signed by another key.
     let mut forged = RevocationList::empty(&stranger, now);
-    forged.body.issuer = files.root.public();
+    forged.body.issuer = files.tower.root.public();
     let forged = files.write("forged.crl", &forged.to_pem());
     let revoked = Revocation {
-        subject: files.key.public(),
+        subject: files.tower.peer.public(),
         revoked_at: now - 10,
         reason: "compromised".into(),
     };
     let revoking = files.write(
         "revoking.crl",
-        &RevocationList::empty(&files.root, now)
-            .with(&files.root, revoked, now)
+        &RevocationList::empty(&files.tower.root, now)
+            .with(&files.tower.root, revoked, now)
             .to_pem(),
     );
     let cases: Vec<(&str, Edit)> = vec![

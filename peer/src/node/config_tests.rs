@@ -1,48 +1,35 @@
 //! The peer's configuration with and without a network parameters file.
 
-use std::path::Path;
 use std::time::Duration;
 
+use super::fixture::Files;
 use super::*;
-use crate::trust::Certificate;
 
-/// A peer's key and chain in `dir`, and parameters naming it as the only member.
-fn peer_files(dir: &Path) -> (RunArgs, NetworkParams) {
-    let now = time::now();
-    let root = SecretKey::generate();
-    let principal = SecretKey::generate();
-    let key = SecretKey::generate();
-    let l0 = Chain(vec![Certificate::issue(
-        &root,
-        principal.public(),
-        Level::Principal,
-        now - 60,
-        now + 3600,
-    )]);
-    let chain = Chain::extend(
-        Certificate::issue(&principal, key.public(), Level::Peer, now - 60, now + 3600),
-        &l0,
+/// The fixture's peer files, `network.yaml` naming its peer as the only member, the settings
+/// that point at them, and the parameters.
+fn peer_files() -> (Files, RunArgs, NetworkParams) {
+    let files = Files::new();
+    let mut params = NetworkParams::new(
+        "paramnet",
+        files.tower.root.public(),
+        vec![files.tower.peer_chain.clone()],
     );
-    std::fs::write(dir.join("peer.key"), keyfile::to_plain_pem(&key).unwrap()).unwrap();
-    std::fs::write(dir.join("peer.chain"), chain.to_pem()).unwrap();
-    let mut params = NetworkParams::new("paramnet", root.public(), vec![chain]);
     params.consensus.block_interval = Duration::from_millis(250);
     params.consensus.transaction_pow_bits = 6;
-    std::fs::write(dir.join("network.yaml"), params.to_yaml().unwrap()).unwrap();
+    let network_params = files.write("network.yaml", &params.to_yaml().unwrap());
     let args = RunArgs {
-        key: Some(dir.join("peer.key")),
-        chain: Some(dir.join("peer.chain")),
-        network_params: Some(dir.join("network.yaml")),
-        data_dir: Some(dir.join("data")),
+        key: Some(files.path("peer.key")),
+        chain: Some(files.path("peer.chain")),
+        network_params: Some(network_params),
+        data_dir: Some(files.path("data")),
         ..RunArgs::default()
     };
-    (args, params)
+    (files, args, params)
 }
 
 #[test]
 fn the_parameters_file_sets_network_root_genesis_and_consensus_settings() {
-    let dir = tempfile::tempdir().unwrap();
-    let (args, params) = peer_files(dir.path());
+    let (_files, args, params) = peer_files();
     let config = args.validate().unwrap();
     assert_eq!(config.network, "paramnet");
     assert_eq!(config.root, params.root);
@@ -56,8 +43,7 @@ fn the_parameters_file_sets_network_root_genesis_and_consensus_settings() {
 
 #[test]
 fn a_flag_that_contradicts_the_parameters_is_refused_by_name() {
-    let dir = tempfile::tempdir().unwrap();
-    let (args, params) = peer_files(dir.path());
+    let (_files, args, params) = peer_files();
     let same = RunArgs {
         block_interval: Some("250ms".into()),
         root_key: Some(params.root.to_string()),
@@ -102,8 +88,7 @@ fn a_flag_that_contradicts_the_parameters_is_refused_by_name() {
 
 #[test]
 fn without_a_parameters_file_the_genesis_comes_from_the_network_name() {
-    let dir = tempfile::tempdir().unwrap();
-    let (args, params) = peer_files(dir.path());
+    let (_files, args, params) = peer_files();
     let config = RunArgs {
         network_params: None,
         root_key: Some(params.root.to_string()),
@@ -118,9 +103,8 @@ fn without_a_parameters_file_the_genesis_comes_from_the_network_name() {
 
 #[test]
 fn an_invalid_parameters_file_is_a_configuration_error() {
-    let dir = tempfile::tempdir().unwrap();
-    let (args, _) = peer_files(dir.path());
-    std::fs::write(dir.path().join("network.yaml"), "version: 1\nnetwork: x\n").unwrap();
+    let (files, args, _) = peer_files();
+    files.write("network.yaml", "version: 1\nnetwork: x\n");
     let error = args.validate().unwrap_err();
     assert_eq!(error.setting, "network-params");
 }

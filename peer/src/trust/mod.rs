@@ -18,3 +18,5 @@ pub use signed::{DocumentError, Signed};
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+pub(crate) mod tower;

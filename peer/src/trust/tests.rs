@@ -2,51 +2,10 @@
 
 use proptest::prelude::*;
 
+use super::tower::Tower;
 use super::*;
 
 const NOW: u64 = 1_700_000_000;
-const YEAR: u64 = 365 * 24 * 3600;
-
-struct Tower {
-    root: SecretKey,
-    principal: SecretKey,
-    peer: SecretKey,
-    client: SecretKey,
-    principal_chain: Chain,
-    peer_chain: Chain,
-    client_chain: Chain,
-}
-
-fn tower() -> Tower {
-    let root = SecretKey::generate();
-    let principal = SecretKey::generate();
-    let peer = SecretKey::generate();
-    let client = SecretKey::generate();
-    let principal_chain = Chain(vec![Certificate::issue(
-        &root,
-        principal.public(),
-        Level::Principal,
-        NOW - 10,
-        NOW + YEAR,
-    )]);
-    let peer_chain = Chain::extend(
-        Certificate::issue(&principal, peer.public(), Level::Peer, NOW - 10, NOW + YEAR),
-        &principal_chain,
-    );
-    let client_chain = Chain::extend(
-        Certificate::issue(&peer, client.public(), Level::Client, NOW - 10, NOW + 3600),
-        &peer_chain,
-    );
-    Tower {
-        root,
-        principal,
-        peer,
-        client,
-        principal_chain,
-        peer_chain,
-        client_chain,
-    }
-}
 
 fn none(t: &Tower) -> RevocationSet {
     RevocationSet::new(t.root.public())
@@ -54,7 +13,7 @@ fn none(t: &Tower) -> RevocationSet {
 
 #[test]
 fn every_level_verifies_up_to_the_root() {
-    let t = tower();
+    let t = Tower::at(NOW);
     let root = t.root.public();
     assert_eq!(
         t.principal_chain
@@ -73,7 +32,7 @@ fn every_level_verifies_up_to_the_root() {
 
 #[test]
 fn a_client_certificate_is_not_a_peer_certificate() {
-    let t = tower();
+    let t = Tower::at(NOW);
     let err = t
         .client_chain
         .verify(&t.root.public(), &none(&t), NOW, Level::Peer)
@@ -95,7 +54,7 @@ fn a_client_certificate_is_not_a_peer_certificate() {
 
 #[test]
 fn expiry_and_start_of_validity_are_enforced() {
-    let t = tower();
+    let t = Tower::at(NOW);
     let root = t.root.public();
     let late = NOW + 3600;
     assert!(matches!(
@@ -111,7 +70,7 @@ fn expiry_and_start_of_validity_are_enforced() {
 
 #[test]
 fn revocation_by_root_or_by_issuer_is_honoured_but_not_by_strangers() {
-    let t = tower();
+    let t = Tower::at(NOW);
     let root = t.root.public();
     let revoke = |by: &SecretKey, who: &SecretKey| {
         let list = RevocationList::empty(by, NOW).with(
@@ -167,7 +126,7 @@ fn revocation_by_root_or_by_issuer_is_honoured_but_not_by_strangers() {
 
 #[test]
 fn a_revocation_takes_effect_at_its_revoked_at_time() {
-    let t = tower();
+    let t = Tower::at(NOW);
     let list = RevocationList::empty(&t.root, NOW).with(
         &t.root,
         Revocation {
@@ -196,7 +155,7 @@ fn a_revocation_takes_effect_at_its_revoked_at_time() {
 
 #[test]
 fn a_forged_revocation_list_is_refused() {
-    let t = tower();
+    let t = Tower::at(NOW);
     let mut list = RevocationList::empty(&t.root, NOW);
     list.body.revoked.push(Revocation {
         subject: t.peer.public(),
@@ -211,7 +170,7 @@ fn a_forged_revocation_list_is_refused() {
 
 #[test]
 fn a_tampered_signature_or_body_is_a_bad_signature_of_that_certificate() {
-    let t = tower();
+    let t = Tower::at(NOW);
     let root = t.root.public();
     // One bit of the peer certificate's signature.
     let mut chain = t.client_chain.clone();
@@ -238,7 +197,7 @@ fn a_tampered_signature_or_body_is_a_bad_signature_of_that_certificate() {
 
 #[test]
 fn a_chain_to_another_root_or_with_a_gap_is_refused() {
-    let t = tower();
+    let t = Tower::at(NOW);
     let other_root = SecretKey::generate().public();
     assert!(matches!(
         t.peer_chain
@@ -246,7 +205,7 @@ fn a_chain_to_another_root_or_with_a_gap_is_refused() {
         Err(CertError::UnknownRoot { .. })
     ));
     // A peer certificate followed by someone else's principal certificate.
-    let other = tower();
+    let other = Tower::at(NOW);
     let spliced = Chain(vec![
         t.peer_chain.0[0].clone(),
         other.principal_chain.0[0].clone(),
@@ -272,7 +231,7 @@ fn a_chain_to_another_root_or_with_a_gap_is_refused() {
 
 #[test]
 fn chains_round_trip_through_pem() {
-    let t = tower();
+    let t = Tower::at(NOW);
     let pem = t.client_chain.to_pem();
     assert_eq!(pem.matches("BEGIN MEDIACHAIN CERTIFICATE").count(), 3);
     assert_eq!(Chain::from_pem(&pem).unwrap(), t.client_chain);
@@ -286,7 +245,7 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(64))]
     #[test]
     fn any_tampered_byte_is_rejected(cert_index in 0usize..3, byte in any::<usize>(), flip in 1u8..) {
-        let t = tower();
+        let t = Tower::at(NOW);
         let mut chain = t.client_chain.clone();
         let mut bytes = chain.0[cert_index].to_bytes();
         let i = byte % bytes.len();
