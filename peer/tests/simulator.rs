@@ -55,6 +55,18 @@ fn plan() -> Plan {
     }
 }
 
+/// Under network parameters (docs/consensus.md): the rotation is the members' seats and every
+/// receiver checks seats and the out-of-turn back-off; honest peers' blocks always pass them.
+#[test]
+fn every_seed_converges_under_network_parameters() {
+    let plan = Plan {
+        parameters: true,
+        ..plan()
+    };
+    let failures = run(seeds(100), &plan);
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
 #[test]
 fn every_seed_converges_without_losing_or_repeating_a_committed_transaction() {
     let failures = run(seeds(200), &plan());

@@ -88,20 +88,27 @@ impl Sim {
         });
         let dir = tempfile::tempdir_in(shm()).unwrap();
         let rules = Rules::new(NETWORK, root.public(), 0);
-        let mut peers: Vec<SimPeer> = keys
+        let identities: Vec<(SecretKey, Chain)> = keys
+            .into_iter()
+            .map(|k| {
+                let cert = Certificate::issue(&principal, k.public(), Level::Peer, 0, u64::MAX / 2);
+                let chain = Chain::extend(cert, &l0);
+                (k, chain)
+            })
+            .collect();
+        let members = identities.iter().map(|(_, c)| c.clone()).collect();
+        let network = plan.network(root.public(), members);
+        let mut peers: Vec<SimPeer> = identities
             .into_iter()
             .enumerate()
-            .map(|(i, k)| {
-                let chain = Chain::extend(
-                    Certificate::issue(&principal, k.public(), Level::Peer, 0, u64::MAX / 2),
-                    &l0,
-                );
+            .map(|(i, identity)| {
+                let dir = dir.path().join(format!("peer{i}"));
                 SimPeer::new(
                     i,
-                    k,
-                    chain,
+                    identity,
                     rules.clone(),
-                    dir.path().join(format!("peer{i}")),
+                    network.clone(),
+                    dir,
                     clock.clone(),
                 )
             })
@@ -136,8 +143,15 @@ impl Sim {
             );
             let i = peers.len();
             let dir = dir.path().join(format!("peer{i}"));
-            let mut adversary =
-                SimPeer::new(i, hostile_key, chain, rules.clone(), dir, clock.clone());
+            let identity = (hostile_key, chain);
+            let mut adversary = SimPeer::new(
+                i,
+                identity,
+                rules.clone(),
+                network.clone(),
+                dir,
+                clock.clone(),
+            );
             adversary.strategy = Some(hostile.strategy());
             peers.push(adversary);
         }

@@ -11,6 +11,7 @@ use std::time::Duration;
 use libp2p::PeerId;
 use mediachain::journal::{Rules, Transaction, TxId};
 use mediachain::model::Cid;
+use mediachain::network::NetworkParams;
 use mediachain::node::metrics::Metrics;
 use mediachain::node::overlay::engine::Engine;
 use mediachain::node::overlay::policy::Input;
@@ -42,6 +43,8 @@ pub struct SimPeer {
     /// The hostile strategy it runs, if it is an adversary.
     pub strategy: Option<Box<dyn Strategy>>,
     rules: Rules,
+    /// The network's parameters, when the plan runs under them.
+    network: Option<NetworkParams>,
     dir: PathBuf,
     clock: Arc<SimClock>,
     engine: Option<Engine>,
@@ -57,9 +60,9 @@ impl SimPeer {
     /// Opens peer `index`'s node in `dir`.
     pub fn new(
         index: usize,
-        key: SecretKey,
-        chain: Chain,
+        (key, chain): (SecretKey, Chain),
         rules: Rules,
+        network: Option<NetworkParams>,
         dir: PathBuf,
         clock: Arc<SimClock>,
     ) -> Self {
@@ -75,6 +78,7 @@ impl SimPeer {
             },
             strategy: None,
             rules,
+            network,
             dir,
             clock,
             engine: None,
@@ -127,7 +131,7 @@ impl SimPeer {
             transaction_pow_bits: 0,
             client_cert_validity: 3600,
             mempool_capacity: 10_000,
-            network_params: None,
+            network_params: self.network.clone(),
         };
         let node = Node::open_with_clock(
             params,

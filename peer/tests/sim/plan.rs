@@ -3,10 +3,13 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use mediachain::network::NetworkParams;
 use mediachain::node::Clock;
+use mediachain::trust::{Chain, PublicKey};
 
 use super::adversary::Hostile;
 use super::net::Msg;
+use super::NETWORK;
 
 /// A clock the simulation moves.
 #[derive(Debug)]
@@ -78,6 +81,9 @@ pub struct Plan {
     pub partitions: bool,
     /// An adversarial member added to the honest peers.
     pub hostile: Option<Hostile>,
+    /// Whether the network runs under parameters (the honest peers its initial members): seats
+    /// and the out-of-turn back-off are enforced by every receiver.
+    pub parameters: bool,
 }
 
 impl Default for Plan {
@@ -92,6 +98,24 @@ impl Default for Plan {
             crashes: true,
             partitions: true,
             hostile: None,
+            parameters: false,
         }
+    }
+}
+
+impl Plan {
+    /// The network's parameters when the plan runs under them: `members` the initial members,
+    /// the simulation's timing.
+    pub fn network(&self, root: PublicKey, members: Vec<Chain>) -> Option<NetworkParams> {
+        self.parameters.then(|| {
+            let mut network = NetworkParams::new(NETWORK, root, members);
+            let c = &mut network.consensus;
+            c.block_interval = Duration::from_millis(300);
+            c.commit_timeout = Duration::from_secs(2);
+            c.commit_backoff = Duration::from_millis(300);
+            c.transaction_pow_bits = 0;
+            c.max_weight_per_principal = self.peers as u32;
+            network
+        })
     }
 }
