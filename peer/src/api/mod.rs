@@ -139,6 +139,11 @@ fn probes(api: Api) -> BoxedFilter<(warp::reply::Response,)> {
                 .mempool_size
                 .set(i64::try_from(pending).unwrap_or(i64::MAX));
         }
+        if let Some(culprits) = node.try_evidence_culprits() {
+            metrics
+                .evidence_culprits
+                .set(i64::try_from(culprits).unwrap_or(i64::MAX));
+        }
         warp::reply::with_header(
             metrics.encode(),
             "content-type",

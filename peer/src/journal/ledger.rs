@@ -15,6 +15,7 @@ use std::time::Duration;
 use tracing::{debug, info, info_span, warn};
 
 use super::block::Block;
+use super::evidence::{Equivocation, EvidenceBook};
 use super::fork::{Schedule, TipScore};
 use super::index::{delta_of, Index, IndexError};
 use super::merge::{derive, Derivation, Mode};
@@ -85,6 +86,9 @@ pub struct Journal<I, O> {
     objects: O,
     genesis: Cid,
     headers: HashMap<Cid, Header>,
+    /// The block each committer signed on each parent (equivocation shows up here).
+    by_slot: HashMap<(Cid, PublicKey), Cid>,
+    evidence: EvidenceBook,
     invalid: HashSet<Cid>,
     cache: Arc<ChainCache>,
 }
@@ -110,6 +114,8 @@ impl<I: Index, O: Objects> Journal<I, O> {
             objects,
             genesis: genesis_cid,
             headers: HashMap::new(),
+            by_slot: HashMap::new(),
+            evidence: EvidenceBook::default(),
             invalid: HashSet::new(),
             cache: Arc::default(),
         };
@@ -152,6 +158,9 @@ impl<I: Index, O: Objects> Journal<I, O> {
                 .ok_or(JournalError::MissingBlock(self.genesis))?;
             let block = self.load_block(&cid)?;
             weight += self.schedule.weight(block.height, block.committer_key());
+            if let Some(committer) = block.committer_key() {
+                self.by_slot.insert((block.chain, committer), cid);
+            }
             self.headers.insert(
                 cid,
                 Header {
@@ -180,6 +189,11 @@ impl<I: Index, O: Objects> Journal<I, O> {
     /// The cache of verification results, to share with checks made outside the journal.
     pub fn cache(&self) -> Arc<ChainCache> {
         self.cache.clone()
+    }
+
+    /// The evidence of misbehaviour found in the blocks this journal was given.
+    pub fn evidence(&self) -> &EvidenceBook {
+        &self.evidence
     }
 
     /// The committer schedule.
@@ -444,6 +458,21 @@ impl<I: Index, O: Objects> Journal<I, O> {
     }
 
     fn insert_header(&mut self, cid: Cid, block: &Block, parent: Header) {
+        if let Some(committer) = block.committer_key() {
+            let first = *self.by_slot.entry((block.chain, committer)).or_insert(cid);
+            if first != cid {
+                let found = Equivocation {
+                    culprit: committer,
+                    height: block.height,
+                    parent: block.chain,
+                    blocks: [first, cid],
+                };
+                if self.evidence.record(found) {
+                    warn!(culprit = %committer, height = block.height, first = %first, second = %cid,
+                        "evidence: the committer signed two blocks on one parent");
+                }
+            }
+        }
         let weight = parent.weight + self.schedule.weight(block.height, block.committer_key());
         self.headers.insert(
             cid,

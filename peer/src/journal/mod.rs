@@ -3,6 +3,7 @@
 //! - [`transaction`]: a client's signed entries with a proof of work;
 //! - [`block`]: signed blocks and the deterministic genesis;
 //! - [`verify`]: stateless rules and typed rejections;
+//! - [`evidence`]: proof of misbehaviour found in blocks (a committer's two blocks on one parent);
 //! - [`merge`]: from transactions to entries — duplicates collapse, conflicts merge;
 //! - [`index`]: canonical -> head, with per-block deltas for rollback;
 //! - [`fork`]: the committer rotation and fork choice;
@@ -14,6 +15,7 @@
 //! [`objects::Objects`] traits.
 
 pub mod block;
+pub mod evidence;
 pub mod fork;
 pub mod index;
 pub mod ledger;

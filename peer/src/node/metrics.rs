@@ -45,6 +45,9 @@ pub struct Metrics {
     pub rejected: Family<ReasonLabel, Counter>,
     /// Height the peer is syncing towards (equals the journal height when in sync).
     pub sync_target_height: Gauge,
+    /// Committers against which this peer holds evidence of equivocation (two signed blocks
+    /// on one parent: docs/consensus.md).
+    pub evidence_culprits: Gauge,
     /// Expiry of this peer's certificate chain (earliest `notAfter`), Unix seconds.
     pub certificate_expiry: Gauge,
     /// HTTP requests served.
@@ -70,6 +73,7 @@ impl Metrics {
             mempool_size: Gauge::default(),
             rejected: Family::default(),
             sync_target_height: Gauge::default(),
+            evidence_culprits: Gauge::default(),
             certificate_expiry: Gauge::default(),
             http_requests: Family::default(),
             evicted: Family::default(),
@@ -125,6 +129,11 @@ impl Metrics {
             "sync_target_height",
             "Height the peer is syncing towards",
             m.sync_target_height.clone(),
+        );
+        registry.register(
+            "evidence_culprits",
+            "Committers this peer holds evidence of equivocation against",
+            m.evidence_culprits.clone(),
         );
         registry.register(
             "certificate_expiry_timestamp_seconds",

@@ -321,6 +321,13 @@ impl Node {
         Some((height, state.mempool.len()))
     }
 
+    /// Committers this node holds evidence of equivocation against, if the state is free right
+    /// now (for `/metrics`).
+    pub fn try_evidence_culprits(&self) -> Option<usize> {
+        let state = self.state.try_lock().ok()?;
+        Some(state.journal.evidence().len())
+    }
+
     /// Pending transactions.
     pub fn pending(&self) -> usize {
         self.state().mempool.len()
@@ -336,17 +343,19 @@ impl Node {
         self.state().peers.contains(key)
     }
 
-    /// Sets the admitted peers (the committer rotation). Fork choice weighs every known block
-    /// again under it, which may move the chain to another branch. Under network parameters
-    /// the rotation comes from the chain and this changes nothing.
+    /// Sets the admitted peers (whose registration challenges this node accepts). Without
+    /// network parameters they are also the committer rotation: fork choice weighs every known
+    /// block again under it, which may move the chain to another branch. Under parameters the
+    /// rotation comes from the chain and does not change here.
     pub fn set_peers(&self, peers: impl IntoIterator<Item = PublicKey>) {
-        if self.params.network_params.is_some() {
-            return;
-        }
         let mut state = self.state();
         let mut set: HashSet<PublicKey> = peers.into_iter().collect();
         set.insert(self.key.public());
         if set == state.peers {
+            return;
+        }
+        if self.params.network_params.is_some() {
+            state.peers = set;
             return;
         }
         info!(peers = set.len(), "committer rotation changed");

@@ -68,6 +68,10 @@ fn the_rotation_is_the_parameters_seats_across_restarts_and_connections() {
     // The peers it happens to be connected to do not change it.
     node.set_peers([peers[2].0.public()]);
     assert_eq!(rotation(&node), seats);
+    assert!(
+        node.is_peer(&peers[2].0.public()),
+        "its challenges are accepted"
+    );
     drop(node);
     let node = open();
     assert_eq!(rotation(&node), seats, "the same rotation after a restart");

@@ -74,8 +74,8 @@ impl Sim {
         out
     }
 
-    /// No honest peer struck, banned or refused another; every adversary was struck, banned or
-    /// refused by some honest peer (detected).
+    /// No honest peer struck, banned, refused or holds evidence against another; every
+    /// adversary was struck, banned or refused by some honest peer (detected).
     pub fn check_adversaries(&self) -> Vec<String> {
         let mut out = vec![];
         let honest: Vec<&SimPeer> = self.peers.iter().filter(|p| !p.is_adversary()).collect();
@@ -84,6 +84,15 @@ impl Sim {
                 if judge.net.punished.contains_key(&peer.id) {
                     out.push(format!(
                         "peer {}: struck or refused honest peer {}",
+                        judge.index, peer.index
+                    ));
+                }
+                let accused = judge.node().is_some_and(|node| {
+                    node.with_journal(|j| j.evidence().against(&peer.key.public()).is_some())
+                });
+                if accused {
+                    out.push(format!(
+                        "peer {}: holds evidence of equivocation against honest peer {}",
                         judge.index, peer.index
                     ));
                 }

@@ -274,3 +274,49 @@ fn a_transaction_outside_the_window_of_its_block_is_refused() {
     assert!(rejected.is_empty(), "{rejected:?}");
     assert_eq!(block.transactions.len(), 1);
 }
+
+#[test]
+fn two_blocks_of_one_committer_on_one_parent_are_kept_as_evidence() {
+    let (net, world) = (net(), world());
+    let mut r = replica(&net, &world);
+    let genesis = (r.genesis(), 0);
+    let culprit = peer_at_rank(&net, 1, 0);
+    let first = block_on(genesis, culprit, ms(NOW));
+    let second = block_on(genesis, culprit, ms(NOW) + 1);
+    let third = block_on(genesis, culprit, ms(NOW) + 2);
+    r.add_block(&first, CLOCK).unwrap().unwrap();
+    assert!(r.evidence().is_empty());
+    // Kept (fork choice decides between the two by CID).
+    r.add_block(&second, CLOCK).unwrap().unwrap();
+    let found = r.evidence().against(&culprit.0.public()).unwrap();
+    assert_eq!(found.blocks, [first.cid(), second.cid()]);
+    assert_eq!((found.height, found.parent), (1, r.genesis()));
+    // Both blocks are stored: the pair is signed proof.
+    for cid in found.blocks {
+        assert!(r.load_block(&cid).unwrap().signature_valid());
+    }
+    // One item per culprit.
+    r.add_block(&third, CLOCK).unwrap().unwrap();
+    assert_eq!(r.evidence().len(), 1);
+    // Another committer on the same parent is a fork, not evidence.
+    let other = block_on(genesis, peer_at_rank(&net, 1, 1), ms(NOW) + 3);
+    r.add_block(&other, CLOCK).unwrap().unwrap();
+    assert_eq!(r.evidence().len(), 1);
+}
+
+#[test]
+fn an_honest_committer_building_again_after_a_reorganisation_is_not_accused() {
+    let (net, world) = (net(), world());
+    let mut r = replica(&net, &world);
+    let genesis = (r.genesis(), 0);
+    let me = peer_at_rank(&net, 1, 0);
+    let other = peer_at_rank(&net, 1, 1);
+    // My block at height 1; a branch of others at 1 and 2; my block at height 2 on theirs.
+    let mine = block_on(genesis, me, ms(NOW));
+    r.add_block(&mine, CLOCK).unwrap().unwrap();
+    let theirs = block_on(genesis, other, ms(NOW) + 1);
+    r.add_block(&theirs, CLOCK).unwrap().unwrap();
+    let again = block_on((theirs.cid(), 1), me, ms(NOW) + 2);
+    r.add_block(&again, CLOCK).unwrap().unwrap();
+    assert!(r.evidence().is_empty());
+}
