@@ -5,7 +5,8 @@
 
 use std::net::{Ipv4Addr, TcpListener};
 
-use super::{free_port, record_skip, skip_requested, ApiServer, Binaries, Options, SKIP_ENV};
+use super::{record_skip, skip_requested, ApiServer, Binaries, Options, SKIP_ENV};
+use crate::process::free_port;
 
 #[tokio::test]
 async fn a_port_taken_during_start_up_is_retried_on_new_ports() {
