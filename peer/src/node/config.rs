@@ -3,18 +3,13 @@
 //! file it names and fails fast with one message that says which setting is wrong.
 //! The contract with deployments is `docs/peer-contract.md`.
 
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use libp2p::Multiaddr;
 use serde::Deserialize;
 
-use crate::journal::{Block, Rules};
 use crate::network::NetworkParams;
-use crate::store::DEFAULT_MAX_OBJECT_SIZE;
-use crate::time;
-use crate::trust::{keyfile, Chain, Level, PublicKey, RevocationList, RevocationSet, SecretKey};
+use crate::trust::PublicKey;
 
 /// Settings as given (every one optional until merged).
 #[derive(Debug, Clone, Default, clap::Args, Deserialize)]
@@ -101,81 +96,6 @@ fn bad(setting: &'static str, detail: impl std::fmt::Display) -> ConfigError {
     }
 }
 
-/// The validated configuration of a peer.
-#[derive(Debug)]
-pub struct Config {
-    /// Network name.
-    pub network: String,
-    /// The network's parameters, if a file defines them.
-    pub params: Option<NetworkParams>,
-    /// The peer's key.
-    pub key: SecretKey,
-    /// Its Level-1 chain.
-    pub chain: Chain,
-    /// The pinned root.
-    pub root: PublicKey,
-    /// Known revocations (and the lists, to gossip them).
-    pub revocations: RevocationSet,
-    /// Seed addresses (from the file and the flags).
-    pub seeds: Vec<Multiaddr>,
-    /// The seeds file, re-read while running.
-    pub seeds_file: Option<PathBuf>,
-    /// Overlay listen address.
-    pub listen: Multiaddr,
-    /// Address advertised to peers.
-    pub external_address: Option<Multiaddr>,
-    /// HTTP API address.
-    pub api_listen: SocketAddr,
-    /// Data directory.
-    pub data_dir: PathBuf,
-    /// Block interval.
-    pub block_interval: Duration,
-    /// Commit timeout.
-    pub commit_timeout: Duration,
-    /// N-cut target.
-    pub target_connectivity: usize,
-    /// Registration difficulty.
-    pub registration_pow_bits: u8,
-    /// Transaction difficulty.
-    pub transaction_pow_bits: u8,
-    /// Object size limit.
-    pub max_object_size: usize,
-}
-
-/// Reads the seeds file: one multiaddr per line, `#` starts a comment.
-pub fn read_seeds(path: &Path) -> Result<Vec<Multiaddr>, ConfigError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| bad("seeds-file", format!("{}: {e}", path.display())))?;
-    super::overlay::policy::seeds::parse(&text).map_err(|e| bad("seeds-file", e))
-}
-
-/// The root key given as a key or as a file holding one.
-fn root_key(arg: &str) -> Result<PublicKey, ConfigError> {
-    match arg.parse() {
-        Ok(key) => Ok(key),
-        Err(_) => std::fs::read_to_string(arg)
-            .map_err(|e| {
-                bad(
-                    "root-key",
-                    format!("`{arg}` is neither a key nor a readable file: {e}"),
-                )
-            })?
-            .parse()
-            .map_err(|e| bad("root-key", e)),
-    }
-}
-
-fn duration(
-    setting: &'static str,
-    value: Option<String>,
-    default: Duration,
-) -> Result<Duration, ConfigError> {
-    match value {
-        None => Ok(default),
-        Some(v) => humantime::parse_duration(&v).map_err(|e| bad(setting, format!("`{v}`: {e}"))),
-    }
-}
-
 /// Reads the network parameters file.
 fn read_params(path: &Path) -> Result<NetworkParams, ConfigError> {
     let text = std::fs::read_to_string(path)
@@ -199,23 +119,30 @@ fn agree<T: PartialEq + std::fmt::Debug>(
     }
 }
 
-impl Config {
-    /// The network's genesis block: from the parameters if any, else from the name.
-    pub fn genesis(&self) -> Block {
-        match &self.params {
-            Some(params) => params.genesis(),
-            None => Block::genesis(&self.network, vec![]),
-        }
+fn duration(
+    setting: &'static str,
+    value: Option<String>,
+    default: Duration,
+) -> Result<Duration, ConfigError> {
+    match value {
+        None => Ok(default),
+        Some(v) => humantime::parse_duration(&v).map_err(|e| bad(setting, format!("`{v}`: {e}"))),
     }
+}
 
-    /// The verification rules: the parameters' (or the flags') with the known revocations.
-    pub fn rules(&self) -> Rules {
-        let mut rules = match &self.params {
-            Some(params) => params.rules(),
-            None => Rules::new(&self.network, self.root, self.transaction_pow_bits),
-        };
-        rules.revocations = self.revocations.clone();
-        rules
+/// The root key given as a key or as a file holding one.
+fn root_key(arg: &str) -> Result<PublicKey, ConfigError> {
+    match arg.parse() {
+        Ok(key) => Ok(key),
+        Err(_) => std::fs::read_to_string(arg)
+            .map_err(|e| {
+                bad(
+                    "root-key",
+                    format!("`{arg}` is neither a key nor a readable file: {e}"),
+                )
+            })?
+            .parse()
+            .map_err(|e| bad("root-key", e)),
     }
 }
 
@@ -285,151 +212,11 @@ impl RunArgs {
         }
         Ok(self)
     }
-
-    /// Validates everything and loads the files.
-    pub fn validate(self) -> Result<Config, ConfigError> {
-        let mut args = self.merge_file()?;
-        let params = args
-            .network_params
-            .as_deref()
-            .map(read_params)
-            .transpose()?;
-        if let Some(params) = &params {
-            args.take_params(params)?;
-        }
-        let network = args.network.unwrap_or_else(|| "devnet".into());
-        if network.is_empty()
-            || !network
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-        {
-            return Err(bad(
-                "network",
-                format!("`{network}` must be non-empty letters, digits, `-` or `_`"),
-            ));
-        }
-        let key_path = args
-            .key
-            .unwrap_or_else(|| "/etc/mediachain/identity/peer.key".into());
-        let key = keyfile::read(&key_path, None).map_err(|e| bad("key", e))?;
-        let chain_path = args
-            .chain
-            .unwrap_or_else(|| "/etc/mediachain/identity/peer.chain".into());
-        let chain_text = std::fs::read_to_string(&chain_path)
-            .map_err(|e| bad("chain", format!("{}: {e}", chain_path.display())))?;
-        let chain = Chain::from_pem(&chain_text)
-            .map_err(|e| bad("chain", format!("{}: {e}", chain_path.display())))?;
-        let root_arg = args
-            .root_key
-            .unwrap_or_else(|| "/etc/mediachain/trust/root.pub".into());
-        let root = root_key(&root_arg)?;
-        let mut revocations = RevocationSet::new(root);
-        for path in &args.revocations {
-            let text = std::fs::read_to_string(path)
-                .map_err(|e| bad("revocations", format!("{}: {e}", path.display())))?;
-            for list in RevocationList::many_from_pem(&text)
-                .map_err(|e| bad("revocations", format!("{}: {e}", path.display())))?
-            {
-                revocations
-                    .add(&list)
-                    .map_err(|e| bad("revocations", format!("{}: {e}", path.display())))?;
-            }
-        }
-        let certified = chain
-            .verify(&root, &revocations, time::now(), Level::Peer)
-            .map_err(|e| bad("chain", format!("{}: {e}", chain_path.display())))?;
-        if certified != key.public() {
-            return Err(bad(
-                "chain",
-                format!("certifies {certified}, but the key is {}", key.public()),
-            ));
-        }
-        let seeds_file = match args.seeds_file {
-            Some(p) => Some(p),
-            None => Some(PathBuf::from("/etc/mediachain/seeds/seeds.txt")).filter(|p| p.exists()),
-        };
-        let mut seeds = match &seeds_file {
-            Some(p) => read_seeds(p)?,
-            None => vec![],
-        };
-        for s in &args.seeds {
-            seeds.push(s.parse().map_err(|e| bad("seed", format!("`{s}`: {e}")))?);
-        }
-        let listen_text = args
-            .listen
-            .unwrap_or_else(|| "/ip4/0.0.0.0/tcp/4001".into());
-        let listen = listen_text
-            .parse()
-            .map_err(|e| bad("listen", format!("`{listen_text}`: {e}")))?;
-        let external_address = args
-            .external_address
-            .map(|a| {
-                a.parse()
-                    .map_err(|e| bad("external-address", format!("`{a}`: {e}")))
-            })
-            .transpose()?;
-        let api_text = args.api_listen.unwrap_or_else(|| "0.0.0.0:8080".into());
-        let api_listen = api_text
-            .parse()
-            .map_err(|e| bad("api-listen", format!("`{api_text}`: {e}")))?;
-        let block_interval = duration(
-            "block-interval",
-            args.block_interval,
-            Duration::from_secs(1),
-        )?;
-        let commit_timeout = duration(
-            "commit-timeout",
-            args.commit_timeout,
-            Duration::from_secs(5),
-        )?;
-        if block_interval.is_zero() || commit_timeout < block_interval {
-            return Err(bad(
-                "commit-timeout",
-                "must be at least the block interval, which must be above zero",
-            ));
-        }
-        let target_connectivity = args.target_connectivity.unwrap_or(3);
-        let registration_pow_bits = args.registration_pow_bits.unwrap_or(20);
-        let transaction_pow_bits = args.transaction_pow_bits.unwrap_or(12);
-        for (setting, bits) in [
-            ("registration-pow-bits", registration_pow_bits),
-            ("transaction-pow-bits", transaction_pow_bits),
-        ] {
-            if bits > 40 {
-                return Err(bad(
-                    setting,
-                    format!("{bits} bits would take clients days; use 40 or less"),
-                ));
-            }
-        }
-        let max_object_size = args.max_object_size.unwrap_or(DEFAULT_MAX_OBJECT_SIZE);
-        if max_object_size < 1024 {
-            return Err(bad("max-object-size", "must be at least 1024 bytes"));
-        }
-        Ok(Config {
-            network,
-            params,
-            key,
-            chain,
-            root,
-            revocations,
-            seeds,
-            seeds_file,
-            listen,
-            external_address,
-            api_listen,
-            data_dir: args
-                .data_dir
-                .unwrap_or_else(|| "/var/lib/mediachain".into()),
-            block_interval,
-            commit_timeout,
-            target_connectivity,
-            registration_pow_bits,
-            transaction_pow_bits,
-            max_object_size,
-        })
-    }
 }
+
+#[path = "config_validate.rs"]
+mod validate;
+pub use validate::{read_seeds, Config};
 
 #[cfg(test)]
 #[path = "config_fixture.rs"]

@@ -4,6 +4,8 @@ use std::time::Duration;
 
 use super::fixture::Files;
 use super::*;
+use crate::journal::Block;
+use crate::trust::SecretKey;
 
 /// The fixture's peer files, `network.yaml` naming its peer as the only member, the settings
 /// that point at them, and the parameters.
