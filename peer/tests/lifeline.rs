@@ -58,6 +58,27 @@ impl Drop for Cleanup {
     }
 }
 
+/// SIGKILLs `cleanup`'s parent (`what`, for messages) and sees its peer exit within 30 s through
+/// its lifeline, as `peer_log` says.
+fn kill_parent_and_see_peer_exit(cleanup: &mut Cleanup, what: &str, peer_log: &Path) {
+    let pid = cleanup.peer.expect("the peer is known");
+    cleanup.parent.kill().unwrap();
+    cleanup.parent.wait().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while alive(pid) {
+        assert!(
+            Instant::now() < deadline,
+            "the peer {pid} of the SIGKILLed {what} was still running after 30 s"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let log = std::fs::read_to_string(peer_log).unwrap();
+    assert!(
+        log.contains("standard input closed (the parent process is gone)"),
+        "the peer did not exit through its lifeline:\n{log}"
+    );
+}
+
 /// Whether process `pid` exists and is not a zombie (an orphan may wait for its reaper).
 fn alive(pid: u32) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
@@ -119,22 +140,8 @@ fn a_peer_dies_with_its_killed_test_process() {
         "the helper's peer {pid} is not running"
     );
 
-    cleanup.parent.kill().unwrap(); // SIGKILL: the helper's Drop of its fleet never runs
-    cleanup.parent.wait().unwrap();
-
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while alive(pid) {
-        assert!(
-            Instant::now() < deadline,
-            "the peer {pid} of the SIGKILLed helper was still running after 30 s"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let peer_log = std::fs::read_to_string(fleet_dir.join("peer0/peer.log")).unwrap();
-    assert!(
-        peer_log.contains("standard input closed (the parent process is gone)"),
-        "the peer did not exit through its lifeline:\n{peer_log}"
-    );
+    // SIGKILL: the helper's Drop of its fleet never runs.
+    kill_parent_and_see_peer_exit(&mut cleanup, "helper", &fleet_dir.join("peer0/peer.log"));
 }
 
 #[tokio::test]
@@ -238,20 +245,6 @@ fn the_peers_of_a_killed_devnet_stop() {
     let pid = peer_under(&net).expect("devnet's peer is running");
     cleanup.peer = Some(pid);
 
-    cleanup.parent.kill().unwrap(); // SIGKILL: devnet cannot stop its peers itself
-    cleanup.parent.wait().unwrap();
-
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while alive(pid) {
-        assert!(
-            Instant::now() < deadline,
-            "the peer {pid} of the SIGKILLed devnet was still running after 30 s"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let peer_log = std::fs::read_to_string(net.join("peer-0/peer.log")).unwrap();
-    assert!(
-        peer_log.contains("standard input closed (the parent process is gone)"),
-        "the peer did not exit through its lifeline:\n{peer_log}"
-    );
+    // SIGKILL: devnet cannot stop its peers itself.
+    kill_parent_and_see_peer_exit(&mut cleanup, "devnet", &net.join("peer-0/peer.log"));
 }
