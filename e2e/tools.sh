@@ -7,7 +7,9 @@
 # Also writes the same lines to $MEDIACHAIN_E2E_CACHE/<kube-version>/tools.env.
 #   harness: kube-apiserver, etcd, kubectl      (Rust apiserver harness), ipfs (kubo: reads the
 #            peer's CAR exports in peer/tests/backup.rs)
-#   kind:    + kubeadm, kubelet, kube-controller-manager, kube-scheduler, kube-proxy, kind, helm
+#   kind:    + kubeadm, kubelet, kube-controller-manager, kube-scheduler, kube-proxy, kind, helm,
+#            promtool (checks and unit-tests the chart's alerts: e2e/monitoring/check.sh)
+#   promtool: promtool alone
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
@@ -83,6 +85,10 @@ build_ipfs() {
     "google.golang.org/genproto@$KUBO_GENPROTO_VERSION"
 }
 
+build_promtool() {
+  go_tool promtool "github.com/prometheus/prometheus@$PROMETHEUS_VERSION" \
+    github.com/prometheus/prometheus/cmd/promtool
+}
 harness() {
   step "build kube-apiserver kubectl" build_kube kube-apiserver kubectl
   step "build etcd $ETCD_VERSION" build_etcd
@@ -94,13 +100,15 @@ kind_tools() {
     kube-apiserver kubectl kubeadm kubelet kube-controller-manager kube-scheduler kube-proxy
   step "build kind $KIND_VERSION" build_kind
   step "build helm $HELM_VERSION" build_helm
+  step "build promtool (prometheus module $PROMETHEUS_VERSION)" build_promtool
 }
 
 case "$MODE" in
   harness) harness ;;
   kind) harness; kind_tools ;;
   all) harness; kind_tools ;;
-  *) die "usage: $0 [harness|kind|all]" ;;
+  promtool) step "build promtool (prometheus module $PROMETHEUS_VERSION)" build_promtool ;;
+  *) die "usage: $0 [harness|kind|all|promtool]" ;;
 esac
 
 env_file=$E2E_CACHE/tools.env
@@ -108,7 +116,8 @@ env_file=$E2E_CACHE/tools.env
   echo "export MEDIACHAIN_E2E_CACHE=$E2E_CACHE_ROOT"
   echo "export KUBE_VERSION=$KUBE_VERSION"
   for pair in KUBE_APISERVER_BIN:kube-apiserver ETCD_BIN:etcd KUBECTL_BIN:kubectl \
-    KUBEADM_BIN:kubeadm KUBELET_BIN:kubelet KIND_BIN:kind HELM_BIN:helm IPFS_BIN:ipfs; do
+    KUBEADM_BIN:kubeadm KUBELET_BIN:kubelet KIND_BIN:kind HELM_BIN:helm IPFS_BIN:ipfs \
+    PROMTOOL_BIN:promtool; do
     var=${pair%%:*} bin=$E2E_BIN/${pair#*:}
     [ -x "$bin" ] && echo "export $var=$bin"
   done

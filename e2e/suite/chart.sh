@@ -4,7 +4,9 @@
 #     (charts/manifests.sh --check);
 #   - the chart's RBAC rules equal operator/rbac.yaml's (the rules the operator's apiserver test
 #     proves sufficient), for both the ClusterRole and the namespaced (watchNamespace) variant;
-#   - helm lint (defaults, and with the sample network + Ingress) and helm template of each variant.
+#   - helm lint (defaults, and with the sample network + Ingress) and helm template of each variant;
+#   - the monitoring templates on and off (ServiceMonitors, PrometheusRule, dashboard), and the
+#     alert rules through promtool (e2e/monitoring/check.sh rules; needs PROMTOOL_BIN).
 #
 #   bash e2e/suite/chart.sh      (needs HELM_BIN from e2e/tools.sh, or helm on PATH; python3)
 set -euo pipefail
@@ -29,6 +31,32 @@ render() {
   grep -q '^kind: CustomResourceDefinition' "$WORK/default.yaml" || { log "CRD not rendered"; return 1; }
 }
 step "helm template (defaults, sample network, watchNamespace)" render
+
+MONITORING=(--set monitoring.serviceMonitor.enabled=true --set monitoring.prometheusRule.enabled=true
+  --set monitoring.dashboard.enabled=true)
+monitoring() {
+  "$HELM" lint --strict "$CHART" "${MONITORING[@]}" >/dev/null || return 1
+  "$HELM" template mc "$CHART" -n mediachain-system "${MONITORING[@]}" >"$WORK/monitoring.yaml"
+  python3 - "$WORK/monitoring.yaml" "$WORK/default.yaml" <<'PY'
+import json, sys, yaml
+on = [d for d in yaml.safe_load_all(open(sys.argv[1])) if d]
+off = [d for d in yaml.safe_load_all(open(sys.argv[2])) if d]
+kinds = sorted(d["kind"] for d in on if d["kind"] in ("ServiceMonitor", "PrometheusRule"))
+assert kinds == ["PrometheusRule", "ServiceMonitor", "ServiceMonitor"], kinds
+rules = next(d for d in on if d["kind"] == "PrometheusRule")["spec"]["groups"][0]["rules"]
+assert len(rules) >= 6, rules
+board = next(d for d in on if d["kind"] == "ConfigMap" and d["metadata"]["name"].endswith("-dashboard"))
+assert board["metadata"]["labels"]["grafana_dashboard"] == "1"
+assert json.loads(board["data"]["mediachain-network.json"])["panels"]
+assert not any(d["kind"] in ("ServiceMonitor", "PrometheusRule") or d["metadata"]["name"].endswith("-dashboard") for d in off), "monitoring is off by default"
+PY
+}
+step "monitoring templates: on (ServiceMonitors, PrometheusRule, dashboard) and off by default" monitoring
+if [ -n "${PROMTOOL_BIN:-}" ]; then
+  step "alert rules: promtool check rules + test rules (e2e/monitoring/check.sh)" bash "$E2E_DIR/monitoring/check.sh" rules
+else
+  skipped "alert rules through promtool (no PROMTOOL_BIN: bash e2e/tools.sh promtool)"
+fi
 
 rbac_in_sync() {
   python3 - "$REPO_ROOT/operator/rbac.yaml" "$WORK/default.yaml" "$WORK/scoped.yaml" <<'PY'

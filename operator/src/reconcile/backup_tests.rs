@@ -1,4 +1,5 @@
-//! Specifications of `spec.backup` and `spec.bootstrap` (pure steps, no client).
+//! Specifications of `spec.backup` and `spec.bootstrap`, and of the metrics label the chart's
+//! ServiceMonitor selects (pure steps, no client).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -314,4 +315,14 @@ fn the_status_shows_the_newest_good_backup_and_a_condition_when_the_newest_run_f
     let s = status_after(&mp, vec![]);
     assert!(s.conditions.iter().all(|c| c.type_ != BACKUP_FAILING));
     assert_eq!(s.last_backup.unwrap().height, 8);
+}
+
+#[test]
+fn only_the_headless_service_is_labelled_for_scraping_so_each_peer_is_scraped_once() {
+    let desired = built(&fixture("basic"));
+    let label = |s: &k8s_openapi::api::core::v1::Service| {
+        s.labels().get(crate::naming::METRICS_LABEL).cloned()
+    };
+    assert_eq!(label(&desired.headless_service).as_deref(), Some("peers"));
+    assert_eq!(label(&desired.client_service), None);
 }

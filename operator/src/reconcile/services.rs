@@ -87,7 +87,13 @@ fn service_port(name: &str, port: i32) -> ServicePort {
 pub(super) fn headless_service(valid: &Valid, owner: &OwnerReference) -> Service {
     let mp = &valid.resource;
     Service {
-        metadata: meta(valid, naming::headless_service(mp), owner),
+        metadata: {
+            let mut meta = meta(valid, naming::headless_service(mp), owner);
+            meta.labels
+                .get_or_insert_with(Default::default)
+                .insert(naming::METRICS_LABEL.into(), "peers".into());
+            meta
+        },
         spec: Some(ServiceSpec {
             cluster_ip: Some("None".into()),
             // Peers must find each other before they are ready: readiness means "admitted to
