@@ -26,7 +26,10 @@
 #      IngressClass); a client in a container on the nodes' Docker network
 #      (MEDIACHAIN_E2E_DOCKER_NETWORK, default kind; image mediachain-cli) goes through the Ingress
 #      (Host header = the Ingress host, NodePort of Traefik), its requests spread over the peers:
-#      register, put, submit --wait; the transaction reaches every peer.
+#      register, put, submit --wait; the transaction reaches every peer. The chart sets
+#      ingressTrustedProxies to the pod network: the peers get MEDIACHAIN_API_TRUSTED_PROXIES;
+#   8. backup and restore (e2e/suite/backup.sh; MEDIACHAIN_E2E_BACKUP=0 leaves it out): a
+#      scheduled backup, every peer and volume deleted, a fresh resource bootstrapped from it.
 set -euo pipefail
 . "$(dirname "$0")/../lib.sh"
 . "$E2E_DIR/suite/common.sh"
@@ -96,6 +99,7 @@ install() {
     --set sampleNetwork.consensus.registrationPowBits=12 \
     --set sampleNetwork.consensus.transactionPowBits=8 \
     --set sampleNetwork.targetConnectivity=2 \
+    --set 'ingressTrustedProxies={10.244.0.0/16}' \
     --wait --timeout 300s >/dev/null
 }
 step "helm install $RELEASE (operator + sample network, images $IMAGE_TAG)" install
@@ -173,6 +177,14 @@ through_ingress() {
     -p "{\"spec\":{\"ingress\":{\"host\":\"$INGRESS_HOST\",\"className\":\"$NS-traefik\"}}}" >/dev/null || return 1
   sample_ingress() { k get ingress sample >/dev/null 2>&1; }
   wait_for "Ingress sample (host $INGRESS_HOST) created by the operator" 120 sample_ingress || return 1
+  # Behind the Ingress the peers trust the pod network (the chart's ingressTrustedProxies), so
+  # each client has its own rate limit: the new setting rolls the peers one by one.
+  trusted() {
+    k get sts sample -o jsonpath='{.spec.template.spec.containers[0].env[?(@.name=="MEDIACHAIN_API_TRUSTED_PROXIES")].value}' |
+      grep -qx '10.244.0.0/16'
+  }
+  wait_for "the peers trust the ingress controller's network (MEDIACHAIN_API_TRUSTED_PROXIES)" 60 trusted || return 1
+  wait_for "StatefulSet sample rolled out with it" 600 k rollout status sts/sample --timeout=10s || return 1
   wait_for "mcp/sample Ready with 4 ready peers" 240 mcp_ready 4 || return 1
   k get ingress sample >&2 || return 1
   local node_ip port net
@@ -200,4 +212,29 @@ if [ -n "${MEDIACHAIN_E2E_INGRESS_IMAGE:-}" ]; then
 else
   skipped "the suite's Ingress part (no MEDIACHAIN_E2E_INGRESS_IMAGE: e2e/suite/kind.sh sets it unless MEDIACHAIN_E2E_INGRESS=0)"
 fi
-log "suite passed: install, reconcile, transaction, pod recovery, scale-up${MEDIACHAIN_E2E_INGRESS_IMAGE:+, ingress}"
+# Every mediachain_* metric the chart's alerts and dashboard use is exported by a live peer or
+# the live operator (e2e/monitoring/check.sh).
+live_metrics() {
+  local op
+  op=$(k get pods -l app.kubernetes.io/name=mediachain-operator,app.kubernetes.io/instance=$RELEASE \
+    -o jsonpath='{.items[0].metadata.name}') || return 1
+  # A malformed transaction: the rejection counter gets its first series.
+  curl -s -m 10 -o /dev/null -X POST -H 'Content-Type: application/cbor' --data-binary 'not cbor' \
+    "$(pod_url sample-0)/v1/transactions" || return 1
+  bash "$E2E_DIR/monitoring/check.sh" metrics "$(pod_url sample-0)/metrics" \
+    "$PROXY/api/v1/namespaces/$NS/pods/$op:8080/proxy/metrics"
+}
+step "monitoring: the alerts' and dashboard's metrics exist on a live peer and operator" live_metrics
+
+. "$E2E_DIR/suite/backup.sh"
+if [ "${MEDIACHAIN_E2E_BACKUP:-1}" != 0 ]; then
+  step "backup: spec.backup on sample; the CronJob's backup in status.lastBackup, its root the tip" back_up
+  step "lose sample: every peer, identity and volume deleted" lose_everything
+  step "restore a fresh sample from the backup (spec.bootstrap): the tip and every transaction are back" \
+    restore 3 "$TX1" "$TX2" "$TX3" ${TX4:+"$TX4"}
+  TX_AFTER=""
+  step "the restored network commits a new transaction" commits_again 3
+else
+  skipped "the suite's backup-and-restore part (MEDIACHAIN_E2E_BACKUP=0)"
+fi
+log "suite passed: install, reconcile, transaction, pod recovery, scale-up${MEDIACHAIN_E2E_INGRESS_IMAGE:+, ingress}${TX_AFTER:+, backup and restore}"
