@@ -1,7 +1,8 @@
 //! The overlay's defences and connectivity, on real `mediachain-peer` processes: a network of
 //! one listing itself as its seed, a certified peer lying about its height, N-cut connectivity
 //! with O(N) neighbours that survives N failures, a block whose objects exceed one message, a
-//! refused dialer denied for a growing back-off and the per-peer connection limit.
+//! refused dialer denied for a growing back-off, the per-peer connection limit and the limit on
+//! pending incoming handshakes.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
 
@@ -14,6 +15,7 @@ use mediachain::journal::Transaction;
 use mediachain::model::codec::dag_cbor_cid;
 use mediachain::model::{Artefact, JournalEntry, Object};
 use mediachain::node::overlay::protocol::{self, Announce, Response};
+use mediachain::node::overlay::swarm::MAX_PENDING_INCOMING;
 use mediachain::node::BlockBundle;
 use mediachain::trust::SecretKey;
 use serde_bytes::ByteBuf;
@@ -285,4 +287,35 @@ async fn connections_past_the_per_peer_limit_are_denied() {
     assert_eq!(open, 1, "the peer stays connected");
     assert!(held <= 2, "{held} connections held\n{}", fleet.logs());
     assert!(limited >= 4.0, "{limited} connections denied by the limit");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silent_handshakes_past_the_pending_incoming_limit_are_denied() {
+    let mut fleet = Fleet::new(1);
+    fleet.start(0);
+    fleet.wait_ready(&[0]).await;
+    // TCP connections that never start the handshake stay pending: the first
+    // MAX_PENDING_INCOMING are held, each one past them is denied at once.
+    let target = format!("{}:{}", fleet.peers[0].p2p_host, fleet.peers[0].p2p_port);
+    let extra = 8;
+    let mut silent = vec![];
+    for _ in 0..MAX_PENDING_INCOMING as usize + extra {
+        silent.push(tokio::net::TcpStream::connect(&target).await.unwrap());
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    let mut limited = rejected(&fleet, 0, "connection", "limit").await;
+    while limited < extra as f64 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        limited = rejected(&fleet, 0, "connection", "limit").await;
+    }
+    assert_eq!(
+        limited, extra as f64,
+        "connections denied by the pending-incoming limit"
+    );
+    // Once they go, an honest peer is let in.
+    drop(silent);
+    let mut rogue = Rogue::certified(&fleet);
+    rogue
+        .join(&fleet.peers[0].addr(), Duration::from_secs(20))
+        .await;
 }
