@@ -7,6 +7,7 @@
 use std::time::Duration;
 
 use super::origin::TrustedProxies;
+use crate::store::UploadLimits;
 
 /// Settings of the API.
 #[derive(Debug, Clone)]
@@ -42,6 +43,12 @@ pub struct ApiConfig {
     /// An event stream whose client accepts no event for this long (its buffer full) is ended;
     /// the client resumes from its `Last-Event-ID`.
     pub stream_send_timeout: Duration,
+    /// Bytes of uploads no committed transaction references, per client and in total.
+    pub upload_limits: UploadLimits,
+    /// Uploads no transaction referenced for this long are collected.
+    pub upload_grace: Duration,
+    /// Client writes are refused (`507`) while the data volume has less free space than this.
+    pub min_free_bytes: u64,
 }
 
 /// Environment variable overriding the per-client rate limit: `RATE[:BURST]` requests per
@@ -68,6 +75,16 @@ pub const MAX_STREAMS_ENV: &str = "MEDIACHAIN_API_MAX_STREAMS";
 pub const MAX_STREAMS_PER_CLIENT_ENV: &str = "MEDIACHAIN_API_MAX_STREAMS_PER_CLIENT";
 /// Environment variable: [`ApiConfig::stream_send_timeout`] (e.g. `10s`).
 pub const STREAM_SEND_TIMEOUT_ENV: &str = "MEDIACHAIN_API_STREAM_SEND_TIMEOUT";
+
+/// Environment variable: per-client quota of [`ApiConfig::upload_limits`] (bytes, or with a
+/// `KiB`/`MiB`/`GiB` suffix).
+pub const UPLOAD_QUOTA_ENV: &str = "MEDIACHAIN_API_UPLOAD_QUOTA";
+/// Environment variable: total of [`ApiConfig::upload_limits`].
+pub const UPLOAD_TOTAL_ENV: &str = "MEDIACHAIN_API_UPLOAD_TOTAL";
+/// Environment variable: [`ApiConfig::upload_grace`] (e.g. `24h`).
+pub const UPLOAD_GRACE_ENV: &str = "MEDIACHAIN_API_UPLOAD_GRACE";
+/// Environment variable: [`ApiConfig::min_free_bytes`].
+pub const MIN_FREE_SPACE_ENV: &str = "MEDIACHAIN_API_MIN_FREE_SPACE";
 
 /// A setting of the environment that does not parse.
 #[derive(Debug, thiserror::Error)]
@@ -102,8 +119,30 @@ impl Default for ApiConfig {
             max_streams: 512,
             max_streams_per_client: 8,
             stream_send_timeout: Duration::from_secs(10),
+            upload_limits: UploadLimits {
+                per_client: 64 * MIB,
+                total: 1024 * MIB,
+            },
+            upload_grace: Duration::from_secs(24 * 3600),
+            min_free_bytes: 256 * MIB,
         }
     }
+}
+
+const MIB: u64 = 1024 * 1024;
+
+/// A number of bytes: digits with an optional `KiB`, `MiB` or `GiB` suffix.
+fn bytes(text: &str) -> Result<u64, String> {
+    let digits = text.trim_end_matches(|c: char| c.is_ascii_alphabetic());
+    let unit = match text[digits.len()..].to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "kib" | "k" => 1024,
+        "mib" | "m" => MIB,
+        "gib" | "g" => 1024 * MIB,
+        other => return Err(format!("unknown unit `{other}` (use KiB, MiB or GiB)")),
+    };
+    let n: u64 = digits.trim().parse().map_err(|e| format!("{e}"))?;
+    n.checked_mul(unit).ok_or_else(|| "too large".to_string())
 }
 
 /// Reads `variable` and parses it with `parse` when set.
@@ -195,16 +234,33 @@ impl ApiConfig {
         if let Some(d) = read(STREAM_SEND_TIMEOUT_ENV, duration)? {
             c.stream_send_timeout = d;
         }
+        if let Some(n) = read(UPLOAD_QUOTA_ENV, bytes)? {
+            c.upload_limits.per_client = n;
+        }
+        if let Some(n) = read(UPLOAD_TOTAL_ENV, bytes)? {
+            c.upload_limits.total = n;
+        }
+        if let Some(d) = read(UPLOAD_GRACE_ENV, duration)? {
+            c.upload_grace = d;
+        }
+        if let Some(n) = read(MIN_FREE_SPACE_ENV, bytes)? {
+            c.min_free_bytes = n;
+        }
         Ok(c)
     }
 
-    /// No rate limit (tests and benchmarks on loopback).
+    /// No rate limit, no per-client caps and no upload quota (tests and benchmarks on
+    /// loopback); the free-space reserve stays.
     pub fn unlimited() -> Self {
         Self {
             rate_per_second: 0.0,
             registration_rate: 0.0,
             max_connections_per_client: usize::MAX,
             max_streams_per_client: usize::MAX,
+            upload_limits: UploadLimits {
+                per_client: u64::MAX,
+                total: u64::MAX,
+            },
             ..Self::default()
         }
     }
@@ -225,6 +281,11 @@ mod tests {
         assert!(duration("0s").is_err());
         assert!(duration("soon").is_err());
         assert_eq!(count("3"), Ok(3));
+        assert_eq!(bytes("512"), Ok(512));
+        assert_eq!(bytes("64MiB"), Ok(64 * MIB));
+        assert_eq!(bytes("2g"), Ok(2048 * MIB));
+        assert!(bytes("5 parsecs").is_err());
+        assert!(bytes("MiB").is_err());
         assert!(count("0").is_err());
     }
 }

@@ -216,7 +216,15 @@ impl Subscriber {
     /// Sends `event`; false when the subscriber went away or accepted nothing for the timeout
     /// (then it is dropped: it resumes from its last event id).
     async fn send(&self, api: &Api, event: Event) -> bool {
-        match self.sender.send_timeout(event, self.timeout).await {
+        let event = match self.sender.try_send(event) {
+            Ok(()) => return true,
+            Err(mpsc::error::TrySendError::Closed(_)) => return false,
+            Err(mpsc::error::TrySendError::Full(event)) => event,
+        };
+        api.metrics.edge.streams_behind.inc();
+        let sent = self.sender.send_timeout(event, self.timeout).await;
+        api.metrics.edge.streams_behind.dec();
+        match sent {
             Ok(()) => true,
             Err(mpsc::error::SendTimeoutError::Timeout(_)) => {
                 api.metrics.edge.drop_stream("slow-subscriber");

@@ -24,9 +24,18 @@ pub struct EdgeMetrics {
     pub connections_dropped: Family<DropLabel, Counter>,
     /// Open event streams.
     pub streams_open: Gauge,
+    /// Event streams whose subscriber is behind: its queue is full and the stream waits (at
+    /// most the send timeout) for it to take an event.
+    pub streams_behind: Gauge,
     /// Event streams refused or ended by the edge: `over-capacity`, `client-over-capacity`,
     /// `slow-subscriber`.
     pub streams_dropped: Family<DropLabel, Counter>,
+    /// Client writes refused for storage: `quota-exceeded`, `uploads-full`, `low-disk-space`.
+    pub writes_refused: Family<DropLabel, Counter>,
+    /// Bytes of uploads no committed transaction references.
+    pub upload_bytes: Gauge,
+    /// Uploads collected because no transaction referenced them within the grace period.
+    pub uploads_collected: Counter,
 }
 
 impl EdgeMetrics {
@@ -48,10 +57,37 @@ impl EdgeMetrics {
             self.streams_open.clone(),
         );
         registry.register(
+            "storage_writes_refused",
+            "Client writes refused for storage (quota, total of uploads, free space), by reason",
+            self.writes_refused.clone(),
+        );
+        registry.register(
+            "upload_bytes_unreferenced",
+            "Bytes of client uploads no committed transaction references",
+            self.upload_bytes.clone(),
+        );
+        registry.register(
+            "uploads_collected",
+            "Uploads deleted because no transaction referenced them within the grace period",
+            self.uploads_collected.clone(),
+        );
+        registry.register(
+            "event_streams_behind",
+            "Event streams waiting for a subscriber whose queue is full",
+            self.streams_behind.clone(),
+        );
+        registry.register(
             "event_streams_dropped",
             "Event streams refused or ended by the edge, by reason",
             self.streams_dropped.clone(),
         );
+    }
+
+    /// Counts a client write refused for storage.
+    pub fn refuse_write(&self, reason: &'static str) {
+        self.writes_refused
+            .get_or_create(&DropLabel { reason })
+            .inc();
     }
 
     /// Counts a dropped connection.

@@ -2,8 +2,8 @@
 //! `/metrics`. The whole API is described by the OpenAPI document at `/v1/openapi.json`.
 //!
 //! One module per concern: [`registration`], [`objects`], [`transactions`], [`journal`],
-//! [`export`] (backups as CAR files), [`events`] (the view-update stream), [`problem`] (error documents), [`openapi`] and
-//! [`ratelimit`]. Handlers only translate HTTP to calls on [`Node`] and back; they never decide
+//! [`export`] (backups as CAR files), [`events`] (the view-update stream), [`problem`] (error documents), [`openapi`],
+//! [`ratelimit`] and [`storage`] (upload quotas, their collection, the free-space reserve). Handlers only translate HTTP to calls on [`Node`] and back; they never decide
 //! protocol questions themselves, and a refused request never changes anything.
 
 pub mod config;
@@ -19,6 +19,7 @@ pub mod ratelimit;
 pub mod registration;
 pub mod server;
 pub mod slots;
+pub mod storage;
 pub mod transactions;
 
 use std::sync::Arc;

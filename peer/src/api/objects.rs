@@ -3,7 +3,12 @@
 //!
 //! Bodies: `application/cbor` (a Mediachain object in canonical DAG-CBOR, stored as sent),
 //! `application/json` (a Mediachain object in DAG-JSON, stored as canonical DAG-CBOR) or
-//! `application/octet-stream` (a raw blob). Objects are checked before anything is written.
+//! `application/octet-stream` (a raw blob). Objects are checked before anything is written, and
+//! each upload counts against its client's quota until a committed transaction references it
+//! ([`super::storage`]).
+
+use std::net::IpAddr;
+use std::sync::Arc;
 
 use serde::Deserialize;
 use warp::filters::BoxedFilter;
@@ -12,7 +17,7 @@ use warp::reply::Response;
 use warp::Filter;
 
 use super::problem::{answer, ApiError};
-use super::{blocking, body, content_type, json, with, Api};
+use super::{blocking, body, content_type, json, origin, storage, with, Api};
 use crate::client::wire::{Stored, CBOR};
 use crate::model::{codec, Cid, Ipld, Object, DAG_CBOR};
 use crate::store::StoreError;
@@ -35,15 +40,17 @@ struct GetQuery {
 pub fn routes(api: Api) -> BoxedFilter<(Response,)> {
     // Allow for DAG-JSON's verbosity over the stored DAG-CBOR.
     let limit = api.node.store().max_object_size().saturating_mul(4);
+    let trusted = Arc::new(api.config.trusted_proxies.clone());
     let put = warp::path!("v1" / "objects")
         .and(warp::post())
         .and(with(api.clone()))
+        .and(origin::client(trusted))
         .and(warp::query::<PutQuery>())
         .and(content_type())
         .and(body(&api, limit))
-        .and_then(
-            |api, query, kind, body| async move { answer(put(api, query, kind, body).await) },
-        );
+        .and_then(|api, client, query, kind, body| async move {
+            answer(put(api, client, query, kind, body).await)
+        });
     let get = warp::path!("v1" / "objects" / String)
         .and(warp::get())
         .and(with(api))
@@ -61,7 +68,7 @@ pub fn parse_cid(text: &str) -> Result<Cid, ApiError> {
         .map_err(|e| ApiError::bad_request("invalid-cid", format!("`{text}` is not a CID: {e}")))
 }
 
-fn store_error(error: StoreError) -> ApiError {
+pub(crate) fn store_error(error: StoreError) -> ApiError {
     match error {
         StoreError::TooLarge { .. } => ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -77,9 +84,10 @@ fn store_error(error: StoreError) -> ApiError {
         StoreError::InvalidDagCbor { .. } | StoreError::NotAnObject { .. } => {
             ApiError::bad_request("malformed-object", error.to_string())
         }
-        StoreError::Open { .. } | StoreError::Io(_) | StoreError::Damaged(_) => {
-            ApiError::internal(error)
-        }
+        StoreError::Open { .. }
+        | StoreError::Io(_)
+        | StoreError::Volume { .. }
+        | StoreError::Damaged(_) => ApiError::internal(error),
     }
 }
 
@@ -118,6 +126,7 @@ fn encode_body(kind: &str, body: Vec<u8>) -> Result<(u64, Vec<u8>), ApiError> {
 
 async fn put(
     api: Api,
+    client: Option<IpAddr>,
     query: PutQuery,
     kind: String,
     body: Result<Vec<u8>, ApiError>,
@@ -138,7 +147,7 @@ async fn put(
         None => codec::cid_of(codec_id, &bytes),
     };
     let size = bytes.len();
-    let created = blocking(move || api.node.store().put(&cid, &bytes).map_err(store_error)).await?;
+    let created = blocking(move || storage::put_upload(&api, client, &cid, &bytes)).await?;
     let status = if created {
         StatusCode::CREATED
     } else {

@@ -9,7 +9,7 @@ use warp::reply::Response;
 use warp::Filter;
 
 use super::problem::{answer, ApiError};
-use super::{blocking, body, content_type, json, with, Api};
+use super::{blocking, body, content_type, json, storage, with, Api};
 use crate::client::wire::{TxState, CBOR};
 use crate::journal::{Transaction, TxId, TxRejection};
 use crate::model::JournalEntry;
@@ -105,6 +105,8 @@ async fn submit(
         ));
     }
     let body = body?;
+    let checked = api.clone();
+    blocking(move || storage::check_free_space(&checked)).await?;
     let tx = Transaction::from_bytes(&body).map_err(|e| {
         api.metrics.reject("transaction", "malformed");
         ApiError::bad_request("malformed-transaction", e)

@@ -181,6 +181,12 @@ impl Daemon {
                 addr: spec.api_listen,
                 source,
             })?;
+        tasks.push(tokio::spawn(api::storage::collect_loop(
+            node.clone(),
+            metrics.clone(),
+            spec.api.upload_grace,
+            stop_rx.clone(),
+        )));
         let routes = api::routes(Api {
             node: node.clone(),
             overlay: handle.clone(),

@@ -83,6 +83,11 @@ impl Mempool {
             .collect()
     }
 
+    /// Every pending transaction, in no particular order.
+    pub fn transactions(&self) -> impl Iterator<Item = &Transaction> {
+        self.txs.values().map(|(tx, _)| tx)
+    }
+
     /// Removes transactions (committed or rejected).
     pub fn remove<'a>(&mut self, ids: impl IntoIterator<Item = &'a TxId>) {
         for id in ids {

@@ -21,6 +21,7 @@ pub mod metrics;
 pub mod overlay;
 pub mod registration;
 mod txs;
+pub mod uploads;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -242,7 +243,7 @@ impl Node {
         };
         let admission = std::sync::RwLock::new(state.journal.rules().clone());
         let admission_cache = state.journal.cache();
-        Ok(Arc::new(Self {
+        let node = Arc::new(Self {
             params,
             key,
             chain,
@@ -253,7 +254,9 @@ impl Node {
             admission,
             admission_cache,
             clock,
-        }))
+        });
+        node.release_since_restart()?;
+        Ok(node)
     }
 
     fn state(&self) -> MutexGuard<'_, State> {
@@ -269,7 +272,11 @@ impl Node {
         self.events.subscribe()
     }
 
+    /// Publishes a change of the canonical chain (after releasing the uploads its block
+    /// references: every block joining the chain passes here, in height order).
     fn emit(&self, event: NodeEvent) {
+        let NodeEvent::ChainExtended { block, .. } = &event;
+        self.release_uploads(block);
         let _ = self.events.send(event); // no subscriber is fine
     }
 

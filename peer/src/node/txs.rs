@@ -1,6 +1,7 @@
 //! Transactions at a node: a client's submission, a peer's gossiped batch, admission into the
 //! mempool and the status a client may ask for. Never touches the network.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use serde_bytes::ByteBuf;
@@ -9,7 +10,23 @@ use tracing::{info_span, warn};
 use super::{remember_rejection, Node, NodeError, TxBundle, TxStatus};
 use crate::journal::verify::check_transaction;
 use crate::journal::{IndexRead, Transaction, TxId, TxRejection};
-use crate::model::{Cid, JournalEntry, Object};
+use crate::model::{codec, Cid, JournalEntry, Object, DAG_CBOR};
+
+/// The objects of `bundle` its transaction references: those its entries name, and those the
+/// bundled ones link to.
+fn bundled_references(bundle: &TxBundle) -> HashSet<Cid> {
+    let mut wanted: HashSet<Cid> = super::uploads::named(&bundle.tx.body.entries).collect();
+    for (cid, bytes) in &bundle.objects {
+        if wanted.contains(cid) && cid.codec() == DAG_CBOR {
+            if let Ok(ipld) = codec::decode(bytes) {
+                let mut linked = vec![];
+                super::uploads::links(&ipld, &mut linked);
+                wanted.extend(linked);
+            }
+        }
+    }
+    wanted
+}
 
 impl Node {
     /// Objects the entries of `tx` reference that are in the store.
@@ -59,41 +76,74 @@ impl Node {
         })
     }
 
-    /// Takes transactions gossiped by a peer (with their objects, stored with one flush).
+    /// Takes transactions gossiped by a peer. A transaction's objects are stored only once its
+    /// own checks (signature, certificate, proof of work) passed, and only those it references
+    /// (its entries' objects and what they link to); all of them with one flush.
     pub fn receive_txs(
         &self,
         bundles: Vec<TxBundle>,
     ) -> Vec<Result<Result<TxId, TxRejection>, NodeError>> {
-        let mut stored = Vec::with_capacity(bundles.len());
+        let mut checked = Vec::with_capacity(bundles.len());
         for bundle in bundles {
-            let invalid = bundle.objects.iter().find_map(|(cid, bytes)| {
-                let outcome = self.store.put_unflushed(cid, bytes);
-                outcome.err().map(|e| (*cid, e))
+            let verdict = self.stateless(&bundle.tx).and_then(|()| {
+                let wanted = bundled_references(&bundle);
+                let invalid = bundle
+                    .objects
+                    .iter()
+                    .filter(|(cid, _)| wanted.contains(cid))
+                    .find_map(|(cid, bytes)| {
+                        let outcome = self.store.put_unflushed(cid, bytes);
+                        outcome.err().map(|e| (*cid, e))
+                    });
+                match invalid {
+                    Some((cid, e)) => {
+                        warn!(%cid, error = %e, "peer sent an invalid object");
+                        Err(TxRejection::UnknownObject(cid))
+                    }
+                    None => Ok(()),
+                }
             });
-            stored.push((bundle.tx, invalid));
+            checked.push((bundle.tx, verdict));
         }
         if let Err(e) = self.store.flush() {
             return vec![Err(NodeError::from(e))];
         }
-        stored
+        checked
             .into_iter()
-            .map(|(tx, invalid)| match invalid {
-                Some((cid, e)) => {
-                    warn!(%cid, error = %e, "peer sent an invalid object");
-                    Ok(Err(TxRejection::UnknownObject(cid)))
+            .map(|(tx, verdict)| match verdict {
+                // A bad object: the transaction is not judged (another peer may send it right).
+                Err(reason @ TxRejection::UnknownObject(_)) => Ok(Err(reason)),
+                Err(reason) => self.admit_checked(tx, Err(reason)),
+                Ok(()) => {
+                    self.touch_uploads(&tx.body.entries)?;
+                    self.admit_checked(tx, Ok(()))
                 }
-                None => self.admit(tx),
             })
             .collect()
     }
 
-    fn admit(&self, tx: Transaction) -> Result<Result<TxId, TxRejection>, NodeError> {
-        let id = tx.id();
-        // The expensive, stateless checks run concurrently, outside the state lock.
-        let stateless = match self.admission.read() {
-            Ok(rules) => check_transaction(&tx, &rules, &self.admission_cache, self.clock.unix()),
+    /// The checks of a transaction that need no state: signature, certificate, proof of work.
+    fn stateless(&self, tx: &Transaction) -> Result<(), TxRejection> {
+        match self.admission.read() {
+            Ok(rules) => check_transaction(tx, &rules, &self.admission_cache, self.clock.unix()),
             Err(_) => Ok(()), // a poisoned snapshot: the journal's own check below still runs
-        };
+        }
+    }
+
+    fn admit(&self, tx: Transaction) -> Result<Result<TxId, TxRejection>, NodeError> {
+        self.touch_uploads(&tx.body.entries)?;
+        // The expensive, stateless checks run concurrently, outside the state lock.
+        let stateless = self.stateless(&tx);
+        self.admit_checked(tx, stateless)
+    }
+
+    /// Admits `tx` whose stateless checks gave `stateless`.
+    fn admit_checked(
+        &self,
+        tx: Transaction,
+        stateless: Result<(), TxRejection>,
+    ) -> Result<Result<TxId, TxRejection>, NodeError> {
+        let id = tx.id();
         let mut state = self.state();
         if let Err(reason) = stateless {
             remember_rejection(&mut state, id, &reason);

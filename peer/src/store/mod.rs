@@ -7,6 +7,7 @@
 //! All use of sled lives here, so the engine can change without touching protocol code.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
 use tracing::{debug, info};
@@ -15,7 +16,9 @@ use crate::model::{codec, Cid, CodecError, Encoded, ModelError, Object, DAG_CBOR
 
 mod index;
 mod objects;
+mod uploads;
 pub use index::SledIndex;
+pub use uploads::{UploadError, UploadLimits};
 
 /// Default largest object accepted, in bytes (1 MiB).
 pub const DEFAULT_MAX_OBJECT_SIZE: usize = 1024 * 1024;
@@ -76,6 +79,14 @@ pub enum StoreError {
         /// The model error.
         source: ModelError,
     },
+    /// The volume's free space could not be read.
+    #[error("cannot read the free space of {path}: {source}")]
+    Volume {
+        /// Store directory.
+        path: PathBuf,
+        /// The system's error.
+        source: std::io::Error,
+    },
     /// A key in the database is not a CID (the files were damaged).
     #[error("datastore is damaged: key {0} is not a CID")]
     Damaged(String),
@@ -97,6 +108,8 @@ pub struct ImportReport {
 pub struct Store {
     db: sled::Db,
     objects: sled::Tree,
+    uploads: Arc<uploads::Uploads>,
+    path: PathBuf,
     max_object_size: usize,
 }
 
@@ -116,12 +129,25 @@ impl Store {
                 source,
             })?;
         let objects = db.open_tree("objects")?;
+        let uploads = Arc::new(uploads::Uploads::open(&db)?);
         debug!(path = %path.display(), objects = objects.len(), "datastore opened");
         Ok(Self {
             db,
             objects,
+            uploads,
+            path: path.into(),
             max_object_size,
         })
+    }
+
+    /// Bytes available to this process on the store's volume (`statvfs`: blocks available to
+    /// unprivileged users times the fragment size).
+    pub fn available_bytes(&self) -> Result<u64, StoreError> {
+        let stat = rustix::fs::statvfs(&self.path).map_err(|e| StoreError::Volume {
+            path: self.path.clone(),
+            source: e.into(),
+        })?;
+        Ok(stat.f_bavail.saturating_mul(stat.f_frsize))
     }
 
     /// The largest object accepted, in bytes.

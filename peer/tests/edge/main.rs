@@ -8,7 +8,11 @@ mod connections;
 mod labels;
 mod origin;
 mod registration;
+mod replay;
+mod storage;
 mod streams;
+#[path = "../support/work.rs"]
+mod work;
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -27,6 +31,11 @@ async fn peer_with(dir: &tempfile::TempDir, api: ApiConfig) -> LocalPeer {
         api,
         ..LocalOptions::default()
     };
+    peer_with_options(dir, options).await
+}
+
+/// A peer with `options`, its store in `dir`.
+async fn peer_with_options(dir: &tempfile::TempDir, options: LocalOptions) -> LocalPeer {
     LocalPeer::start(dir.path(), options).await.unwrap()
 }
 

@@ -50,9 +50,10 @@ impl From<KeyFileError> for CliError {
 impl From<StoreError> for CliError {
     fn from(err: StoreError) -> Self {
         match err {
-            StoreError::Open { .. } | StoreError::Io(_) | StoreError::Damaged(_) => {
-                CliError::Store(err.to_string())
-            }
+            StoreError::Open { .. }
+            | StoreError::Io(_)
+            | StoreError::Volume { .. }
+            | StoreError::Damaged(_) => CliError::Store(err.to_string()),
             _ => CliError::Input(err.to_string()),
         }
     }

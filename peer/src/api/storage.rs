@@ -1,0 +1,116 @@
+//! Storage limits of client writes: a client's uploads that no committed transaction references
+//! are bounded by a quota per client address and a total (`store::uploads` keeps the records),
+//! uploads nobody commits are collected after a grace period ([`collect_loop`]), and client
+//! writes are refused with `507` while the data volume is nearly full, so that blocks from peers
+//! still have room. Refusals are counted in `mediachain_storage_writes_refused_total{reason}`.
+//! This module never deletes anything itself: the node decides what is referenced.
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::watch;
+use tracing::warn;
+use warp::http::StatusCode;
+
+use super::problem::ApiError;
+use super::Api;
+use crate::model::Cid;
+use crate::node::metrics::Metrics;
+use crate::node::Node;
+use crate::store::UploadError;
+
+/// Uploads looked at, at most, by one collection pass.
+pub const COLLECT_PER_PASS: usize = 1000;
+
+/// `507` while the volume has less than the configured free space (call off the runtime).
+pub fn check_free_space(api: &Api) -> Result<(), ApiError> {
+    let available = api
+        .node
+        .store()
+        .available_bytes()
+        .map_err(ApiError::internal)?;
+    if available < api.config.min_free_bytes {
+        api.metrics.edge.refuse_write("low-disk-space");
+        return Err(ApiError::new(
+            StatusCode::INSUFFICIENT_STORAGE,
+            "low-disk-space",
+            format!(
+                "this peer's volume has {available} bytes free, under its reserve of {} bytes: \
+                 writes are refused until space is freed",
+                api.config.min_free_bytes
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Stores a client's upload within its quota (call off the runtime); whether it was new.
+pub fn put_upload(
+    api: &Api,
+    client: Option<IpAddr>,
+    cid: &Cid,
+    bytes: &[u8],
+) -> Result<bool, ApiError> {
+    check_free_space(api)?;
+    // Requests without a connection address (warp's test harness) share one bucket.
+    let client = client.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+    let store = api.node.store();
+    let now = crate::time::now();
+    let outcome = store.put_upload(cid, bytes, client, now, api.config.upload_limits);
+    let (_, total) = store.upload_usage(client);
+    api.metrics
+        .edge
+        .upload_bytes
+        .set(i64::try_from(total).unwrap_or(i64::MAX));
+    outcome.map_err(|error| match error {
+        UploadError::Quota { .. } => refused(api, "quota-exceeded", &error),
+        UploadError::Full { .. } => refused(api, "uploads-full", &error),
+        UploadError::Store(e) => super::objects::store_error(e),
+    })
+}
+
+fn refused(api: &Api, reason: &'static str, error: &UploadError) -> ApiError {
+    api.metrics.edge.refuse_write(reason);
+    ApiError::new(
+        StatusCode::INSUFFICIENT_STORAGE,
+        reason,
+        format!("{error}: submit a transaction referencing your uploads, or wait for the collection of the unreferenced ones"),
+    )
+}
+
+/// Every pass interval (a quarter of the grace period, between 1 s and a minute) collects at
+/// most [`COLLECT_PER_PASS`] uploads unreferenced for `grace`, until `stop` turns true.
+pub async fn collect_loop(
+    node: Arc<Node>,
+    metrics: Arc<Metrics>,
+    grace: Duration,
+    mut stop: watch::Receiver<bool>,
+) {
+    let interval = (grace / 4).clamp(Duration::from_secs(1), Duration::from_secs(60));
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep(interval) => {}
+            _ = stop.changed() => return,
+        }
+        if *stop.borrow() {
+            return;
+        }
+        let pass = node.clone();
+        let seconds = grace.as_secs();
+        match tokio::task::spawn_blocking(move || pass.collect_uploads(seconds, COLLECT_PER_PASS))
+            .await
+        {
+            Ok(Ok(collected)) => {
+                metrics.edge.uploads_collected.inc_by(collected as u64);
+                let (_, total) = node.store().upload_usage(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+                metrics
+                    .edge
+                    .upload_bytes
+                    .set(i64::try_from(total).unwrap_or(i64::MAX));
+            }
+            Ok(Err(error)) => warn!(%error, "collecting uploads failed"),
+            Err(error) => warn!(%error, "collecting uploads panicked"),
+        }
+    }
+}

@@ -1,0 +1,442 @@
+//! Uploads: objects clients stored through the API that no committed transaction references yet.
+//!
+//! Each upload is recorded (when, how many bytes, which client) in the `uploads` tree, in the
+//! same atomic sled transaction as the object itself, so that a client's unreferenced bytes are
+//! bounded (a quota per client address and a total for the peer) and uploads nobody commits can
+//! be collected after a grace period. An upload leaves the records when a block joining the
+//! canonical chain references it ([`Store::release_uploads`], which also records the height it
+//! released through, so a restart replays what a crash interrupted); a pending transaction keeps
+//! it fresh ([`Store::touch_uploads`]); a stale one is deleted with its record in one atomic
+//! transaction ([`Store::collect_upload`]). Objects that came from peers are never recorded: this
+//! module only ever deletes what a client uploaded and nothing committed since.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv6Addr};
+use std::sync::{Mutex, MutexGuard};
+
+use sled::transaction::{ConflictableTransactionError, TransactionError};
+use sled::{Transactional, Tree};
+
+use super::{Store, StoreError};
+use crate::model::Cid;
+
+const RECORD: u8 = b'u';
+const RELEASED: &[u8] = b"m:released";
+
+/// Limits on the bytes of uploads no committed transaction references.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UploadLimits {
+    /// Bytes one client address may have unreferenced.
+    pub per_client: u64,
+    /// Bytes all clients together may have unreferenced.
+    pub total: u64,
+}
+
+/// Why an upload was refused or failed.
+#[derive(Debug, thiserror::Error)]
+pub enum UploadError {
+    /// The client's quota is used up.
+    #[error(
+        "client {client} has {used} bytes of uploads that no committed transaction references; \
+         {size} more would pass its quota of {quota} bytes"
+    )]
+    Quota {
+        /// The client (bucketed address).
+        client: IpAddr,
+        /// Its unreferenced bytes.
+        used: u64,
+        /// The upload's size.
+        size: u64,
+        /// The quota.
+        quota: u64,
+    },
+    /// The peer's total for unreferenced uploads is used up.
+    #[error(
+        "this peer holds {used} bytes of uploads that no committed transaction references; \
+         {size} more would pass its limit of {limit} bytes"
+    )]
+    Full {
+        /// Unreferenced bytes of all clients.
+        used: u64,
+        /// The upload's size.
+        size: u64,
+        /// The limit.
+        limit: u64,
+    },
+    /// The store refused the object or failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// What the store remembers of one upload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Record {
+    at: u64,
+    size: u64,
+    client: IpAddr,
+}
+
+impl Record {
+    fn encode(&self) -> [u8; 32] {
+        let mut out = [0u8; 32];
+        out[..8].copy_from_slice(&self.at.to_be_bytes());
+        out[8..16].copy_from_slice(&self.size.to_be_bytes());
+        let v6 = match self.client {
+            IpAddr::V4(v4) => v4.to_ipv6_mapped(),
+            IpAddr::V6(v6) => v6,
+        };
+        out[16..].copy_from_slice(&v6.octets());
+        out
+    }
+
+    fn decode(bytes: &[u8]) -> Result<Self, StoreError> {
+        let damaged = || StoreError::Damaged(format!("upload record {}", hex::encode(bytes)));
+        let bytes: &[u8; 32] = bytes.try_into().map_err(|_| damaged())?;
+        let word = |i: usize| {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(&bytes[i..i + 8]);
+            u64::from_be_bytes(w)
+        };
+        let mut v6 = [0u8; 16];
+        v6.copy_from_slice(&bytes[16..]);
+        let v6 = Ipv6Addr::from(v6);
+        let client = v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4);
+        Ok(Self {
+            at: word(0),
+            size: word(8),
+            client,
+        })
+    }
+}
+
+fn record_key(cid: &Cid) -> Vec<u8> {
+    let mut key = vec![RECORD];
+    key.extend_from_slice(&cid.to_bytes());
+    key
+}
+
+/// Unreferenced bytes per client and in total (rebuilt from the records on open).
+#[derive(Debug, Default)]
+struct Usage {
+    per_client: HashMap<IpAddr, u64>,
+    total: u64,
+    records: u64,
+    /// Where the next collection pass resumes its scan.
+    cursor: Vec<u8>,
+}
+
+impl Usage {
+    fn add(&mut self, record: &Record) {
+        *self.per_client.entry(record.client).or_insert(0) += record.size;
+        self.total += record.size;
+        self.records += 1;
+    }
+
+    fn remove(&mut self, record: &Record) {
+        if let Some(used) = self.per_client.get_mut(&record.client) {
+            *used = used.saturating_sub(record.size);
+            if *used == 0 {
+                self.per_client.remove(&record.client);
+            }
+        }
+        self.total = self.total.saturating_sub(record.size);
+        self.records = self.records.saturating_sub(1);
+    }
+}
+
+/// The upload records of a store and the usage they add up to.
+pub(super) struct Uploads {
+    tree: Tree,
+    usage: Mutex<Usage>,
+}
+
+impl Uploads {
+    pub(super) fn open(db: &sled::Db) -> Result<Self, StoreError> {
+        let tree = db.open_tree("uploads")?;
+        let mut usage = Usage::default();
+        for entry in tree.scan_prefix([RECORD]) {
+            let (_, value) = entry?;
+            usage.add(&Record::decode(&value)?);
+        }
+        Ok(Self {
+            tree,
+            usage: Mutex::new(usage),
+        })
+    }
+
+    fn usage(&self) -> MutexGuard<'_, Usage> {
+        self.usage.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+fn transaction_error(error: TransactionError<StoreError>) -> StoreError {
+    match error {
+        TransactionError::Abort(e) => e,
+        TransactionError::Storage(e) => StoreError::Io(e),
+    }
+}
+
+impl Store {
+    /// Stores a client's upload of `bytes` under `cid` (verified as [`Store::put`] does) and
+    /// records it against `client`, unless that passes `limits`. An object already stored is
+    /// not charged. Durable when it returns; whether the object was new.
+    pub fn put_upload(
+        &self,
+        cid: &Cid,
+        bytes: &[u8],
+        client: IpAddr,
+        now: u64,
+        limits: UploadLimits,
+    ) -> Result<bool, UploadError> {
+        self.verify(cid, bytes)?;
+        let size = bytes.len() as u64;
+        let record = Record {
+            at: now,
+            size,
+            client,
+        };
+        {
+            let mut usage = self.uploads.usage();
+            if self.has(cid)? {
+                return Ok(false);
+            }
+            let used = usage.per_client.get(&client).copied().unwrap_or(0);
+            if used.saturating_add(size) > limits.per_client {
+                return Err(UploadError::Quota {
+                    client,
+                    used,
+                    size,
+                    quota: limits.per_client,
+                });
+            }
+            if usage.total.saturating_add(size) > limits.total {
+                return Err(UploadError::Full {
+                    used: usage.total,
+                    size,
+                    limit: limits.total,
+                });
+            }
+            (&self.objects, &self.uploads.tree)
+                .transaction(|(objects, records)| {
+                    objects.insert(cid.to_bytes(), bytes)?;
+                    records.insert(record_key(cid), &record.encode()[..])?;
+                    Ok::<_, ConflictableTransactionError<StoreError>>(())
+                })
+                .map_err(transaction_error)?;
+            usage.add(&record);
+        }
+        self.db.flush().map_err(StoreError::from)?;
+        Ok(true)
+    }
+
+    /// Bytes of uploads no committed transaction references: of `client`, and in total.
+    pub fn upload_usage(&self, client: IpAddr) -> (u64, u64) {
+        let usage = self.uploads.usage();
+        let used = usage.per_client.get(&client).copied().unwrap_or(0);
+        (used, usage.total)
+    }
+
+    /// Whether any upload is unreferenced (most peers: none, and the checks are skipped).
+    pub fn has_uploads(&self) -> bool {
+        self.uploads.usage().records > 0
+    }
+
+    /// Forgets the uploads among `cids` (a canonical block at `height` references them: they
+    /// are kept for good and no longer count against anyone) and records that every canonical
+    /// block up to `height` is released. Returns how many were released.
+    pub fn release_uploads(&self, cids: &[Cid], height: u64) -> Result<usize, StoreError> {
+        let mut usage = self.uploads.usage();
+        let mut batch = sled::Batch::default();
+        let mut released = vec![];
+        for cid in cids {
+            let key = record_key(cid);
+            if let Some(value) = self.uploads.tree.get(&key)? {
+                released.push(Record::decode(&value)?);
+                batch.remove(key);
+            }
+        }
+        batch.insert(RELEASED, &height.to_be_bytes()[..]);
+        self.uploads.tree.apply_batch(batch)?;
+        for record in &released {
+            usage.remove(record);
+        }
+        Ok(released.len())
+    }
+
+    /// The height up to which canonical blocks released their uploads (`None`: never).
+    pub fn uploads_released_through(&self) -> Result<Option<u64>, StoreError> {
+        let Some(value) = self.uploads.tree.get(RELEASED)? else {
+            return Ok(None);
+        };
+        let bytes: [u8; 8] = value
+            .as_ref()
+            .try_into()
+            .map_err(|_| StoreError::Damaged("released height".into()))?;
+        Ok(Some(u64::from_be_bytes(bytes)))
+    }
+
+    /// Marks the uploads among `cids` as used at `now` (a pending transaction references them),
+    /// so that no collection takes them within the grace period.
+    pub fn touch_uploads(&self, cids: &[Cid], now: u64) -> Result<(), StoreError> {
+        let _usage = self.uploads.usage();
+        for cid in cids {
+            let key = record_key(cid);
+            if let Some(value) = self.uploads.tree.get(&key)? {
+                let record = Record {
+                    at: now,
+                    ..Record::decode(&value)?
+                };
+                self.uploads.tree.insert(key, &record.encode()[..])?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Up to `max` uploads last used at or before `before`, scanning at most `max * 4` records
+    /// from where the previous call stopped (so each pass does bounded work and every record is
+    /// reached in turn).
+    pub fn stale_uploads(&self, before: u64, max: usize) -> Result<Vec<Cid>, StoreError> {
+        let mut usage = self.uploads.usage();
+        let start = std::mem::take(&mut usage.cursor);
+        let mut out = vec![];
+        let mut scanned = 0usize;
+        let mut next = vec![];
+        let range = self.uploads.tree.range(start.clone()..);
+        for entry in range {
+            let (key, value) = entry?;
+            if key.first() != Some(&RECORD) {
+                continue;
+            }
+            if scanned >= max.saturating_mul(4) || out.len() >= max {
+                next = key.to_vec();
+                break;
+            }
+            scanned += 1;
+            if Record::decode(&value)?.at <= before {
+                let cid =
+                    Cid::try_from(&key[1..]).map_err(|_| StoreError::Damaged(hex::encode(&key)))?;
+                out.push(cid);
+            }
+        }
+        usage.cursor = next;
+        Ok(out)
+    }
+
+    /// Deletes the upload `cid` and its record, in one atomic transaction, if it is still an
+    /// upload last used at or before `before`. Whether it was deleted.
+    pub fn collect_upload(&self, cid: &Cid, before: u64) -> Result<bool, StoreError> {
+        let mut usage = self.uploads.usage();
+        let key = record_key(cid);
+        let Some(value) = self.uploads.tree.get(&key)? else {
+            return Ok(false);
+        };
+        let record = Record::decode(&value)?;
+        if record.at > before {
+            return Ok(false);
+        }
+        (&self.objects, &self.uploads.tree)
+            .transaction(|(objects, records)| {
+                objects.remove(cid.to_bytes())?;
+                records.remove(key.clone())?;
+                Ok::<_, ConflictableTransactionError<StoreError>>(())
+            })
+            .map_err(transaction_error)?;
+        usage.remove(&record);
+        Ok(true)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{codec, RAW};
+
+    const LIMITS: UploadLimits = UploadLimits {
+        per_client: 10,
+        total: 15,
+    };
+
+    fn blob(text: &str) -> (Cid, Vec<u8>) {
+        (
+            codec::cid_of(RAW, text.as_bytes()),
+            text.as_bytes().to_vec(),
+        )
+    }
+
+    fn ip(text: &str) -> IpAddr {
+        text.parse().unwrap()
+    }
+
+    #[test]
+    fn quotas_count_unreferenced_bytes_per_client_and_in_total() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), 1024).unwrap();
+        let (a, b) = (ip("203.0.113.1"), ip("2001:db8::"));
+        let (one, bytes) = blob("12345678");
+        assert!(store.put_upload(&one, &bytes, a, 1, LIMITS).unwrap());
+        // Stored already: not charged again.
+        assert!(!store.put_upload(&one, &bytes, b, 1, LIMITS).unwrap());
+        let (two, bytes) = blob("abc");
+        assert!(matches!(
+            store.put_upload(&two, &bytes, a, 1, LIMITS),
+            Err(UploadError::Quota { used: 8, .. })
+        ));
+        assert!(!store.has(&two).unwrap(), "a refused upload stores nothing");
+        assert!(store.put_upload(&two, &bytes, b, 1, LIMITS).unwrap());
+        let (three, bytes) = blob("wxyz56");
+        assert!(matches!(
+            store.put_upload(&three, &bytes, b, 1, LIMITS),
+            Err(UploadError::Full { used: 11, .. })
+        ));
+        // A block referencing the first frees its bytes, and that survives a reopening.
+        assert_eq!(store.release_uploads(&[one, three], 7).unwrap(), 1);
+        drop(store);
+        let store = Store::open(dir.path(), 1024).unwrap();
+        assert_eq!(store.upload_usage(a), (0, 3));
+        assert_eq!(store.upload_usage(b), (3, 3));
+        assert_eq!(store.uploads_released_through().unwrap(), Some(7));
+        assert!(store.put_upload(&three, &bytes, a, 1, LIMITS).unwrap());
+    }
+
+    #[test]
+    fn only_stale_unreleased_uploads_are_collected_in_bounded_passes() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), 1024).unwrap();
+        let client = ip("203.0.113.1");
+        let limits = UploadLimits {
+            per_client: 1 << 20,
+            total: 1 << 20,
+        };
+        let blobs: Vec<_> = (0..10).map(|i| blob(&format!("blob {i}"))).collect();
+        for (cid, bytes) in &blobs {
+            store.put_upload(cid, bytes, client, 100, limits).unwrap();
+        }
+        let (peer_copy, bytes) = blob("from a peer");
+        store.put(&peer_copy, &bytes).unwrap();
+        store.release_uploads(&[blobs[0].0], 1).unwrap();
+        store.touch_uploads(&[blobs[1].0], 200).unwrap();
+        // Each pass looks at a bounded number of records and resumes where the last stopped.
+        let mut stale = vec![];
+        for _ in 0..10 {
+            let pass = store.stale_uploads(150, 2).unwrap();
+            assert!(pass.len() <= 2);
+            stale.extend(pass);
+        }
+        stale.sort_by_key(|c| c.to_bytes());
+        stale.dedup();
+        assert_eq!(stale.len(), 8, "released and touched uploads are not stale");
+        assert!(!stale.contains(&blobs[0].0) && !stale.contains(&blobs[1].0));
+        for cid in &stale {
+            assert!(store.collect_upload(cid, 150).unwrap());
+            assert!(!store.has(cid).unwrap());
+        }
+        // Fresh again in between: not collected.
+        assert!(!store.collect_upload(&blobs[1].0, 150).unwrap());
+        assert!(store.has(&blobs[0].0).unwrap() && store.has(&blobs[1].0).unwrap());
+        assert!(
+            store.has(&peer_copy).unwrap(),
+            "objects from peers are never collected"
+        );
+        assert_eq!(store.upload_usage(client).0, blobs[1].1.len() as u64);
+    }
+}
