@@ -7,8 +7,10 @@
 # Also writes the same lines to $MEDIACHAIN_E2E_CACHE/<kube-version>/tools.env.
 #   harness: kube-apiserver, etcd, kubectl      (Rust apiserver harness), ipfs (kubo: reads the
 #            peer's CAR exports in peer/tests/backup.rs)
-#   kind:    + kubeadm, kubelet, kube-controller-manager, kube-scheduler, kube-proxy, kind, helm
-#   promtool: promtool (checks and unit-tests the chart's alerts: e2e/monitoring/check.sh)
+#   kind:    + kubeadm, kubelet, kube-controller-manager, kube-scheduler, kube-proxy, kind, helm,
+#            promtool (checks and unit-tests the chart's alerts: e2e/monitoring/check.sh; a cold
+#            build took 54 min on a busy 2-core machine, then cached)
+#   promtool: promtool alone
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
@@ -99,6 +101,7 @@ kind_tools() {
     kube-apiserver kubectl kubeadm kubelet kube-controller-manager kube-scheduler kube-proxy
   step "build kind $KIND_VERSION" build_kind
   step "build helm $HELM_VERSION" build_helm
+  step "build promtool (prometheus module $PROMETHEUS_VERSION)" build_promtool
 }
 
 case "$MODE" in
