@@ -11,9 +11,8 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::batch::v1::{CronJob, CronJobSpec, JobSpec, JobTemplateSpec};
 use k8s_openapi::api::core::v1::{
-    Capabilities, Container, EmptyDirVolumeSource, PersistentVolumeClaimVolumeSource, Pod,
-    PodSecurityContext, PodSpec, PodTemplateSpec, SeccompProfile, SecurityContext, Volume,
-    VolumeMount,
+    Container, EmptyDirVolumeSource, PersistentVolumeClaimVolumeSource, Pod, PodSpec,
+    PodTemplateSpec, Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use mediachain::backup::report::Report;
@@ -24,7 +23,7 @@ use kube::Resource;
 
 use super::status::{self, time};
 use super::validate::Valid;
-use super::workload::PEER_UID;
+use super::workload::{container_security, pod_security};
 use super::Settings;
 use crate::crd::{BackupStatus, MediachainPeer};
 use crate::naming::{self, HTTP_PORT};
@@ -97,16 +96,7 @@ pub fn cron_job(valid: &Valid, owner: &OwnerReference, settings: &Settings) -> O
             .to_vec(),
         ),
         termination_message_policy: Some("File".into()),
-        security_context: Some(SecurityContext {
-            allow_privilege_escalation: Some(false),
-            read_only_root_filesystem: Some(true),
-            run_as_non_root: Some(true),
-            capabilities: Some(Capabilities {
-                drop: Some(vec!["ALL".into()]),
-                ..Capabilities::default()
-            }),
-            ..SecurityContext::default()
-        }),
+        security_context: Some(container_security()),
         volume_mounts: Some(vec![mount("backups", BACKUP_DIR), mount("tmp", "/tmp")]),
         ..Container::default()
     };
@@ -115,17 +105,7 @@ pub fn cron_job(valid: &Valid, owner: &OwnerReference, settings: &Settings) -> O
         restart_policy: Some("Never".into()),
         automount_service_account_token: Some(false),
         enable_service_links: Some(false),
-        security_context: Some(PodSecurityContext {
-            run_as_non_root: Some(true),
-            run_as_user: Some(PEER_UID),
-            run_as_group: Some(PEER_UID),
-            fs_group: Some(PEER_UID),
-            seccomp_profile: Some(SeccompProfile {
-                type_: "RuntimeDefault".into(),
-                ..SeccompProfile::default()
-            }),
-            ..PodSecurityContext::default()
-        }),
+        security_context: Some(pod_security()),
         image_pull_secrets: (!pull_secrets.is_empty()).then(|| pull_secrets.clone()),
         containers: vec![container],
         volumes: Some(vec![

@@ -33,6 +33,37 @@ pub const CONTAINER: &str = "peer";
 /// Name of the data volume claim template.
 pub const DATA_VOLUME: &str = "data";
 
+/// The restricted container security context every container the operator runs gets (no
+/// privilege escalation, read-only root, non-root, no capabilities).
+pub(super) fn container_security() -> SecurityContext {
+    SecurityContext {
+        allow_privilege_escalation: Some(false),
+        read_only_root_filesystem: Some(true),
+        run_as_non_root: Some(true),
+        capabilities: Some(Capabilities {
+            drop: Some(vec!["ALL".into()]),
+            ..Capabilities::default()
+        }),
+        ..SecurityContext::default()
+    }
+}
+
+/// The pod security context of every pod the operator runs: the peer's UID/GID, owning its
+/// volumes, under the runtime's default seccomp profile.
+pub(super) fn pod_security() -> PodSecurityContext {
+    PodSecurityContext {
+        run_as_non_root: Some(true),
+        run_as_user: Some(PEER_UID),
+        run_as_group: Some(PEER_UID),
+        fs_group: Some(PEER_UID),
+        seccomp_profile: Some(SeccompProfile {
+            type_: "RuntimeDefault".into(),
+            ..SeccompProfile::default()
+        }),
+        ..PodSecurityContext::default()
+    }
+}
+
 fn env(name: &str, value: impl Into<String>) -> EnvVar {
     EnvVar {
         name: name.into(),
@@ -158,16 +189,7 @@ fn peer_container(valid: &Valid, settings: &Settings) -> Container {
         liveness_probe: Some(http_probe("/healthz", 10, 6)),
         readiness_probe: Some(http_probe("/readyz", 5, 3)),
         resources: spec.resources.clone(),
-        security_context: Some(SecurityContext {
-            allow_privilege_escalation: Some(false),
-            read_only_root_filesystem: Some(true),
-            run_as_non_root: Some(true),
-            capabilities: Some(Capabilities {
-                drop: Some(vec!["ALL".into()]),
-                ..Capabilities::default()
-            }),
-            ..SecurityContext::default()
-        }),
+        security_context: Some(container_security()),
         volume_mounts: Some(vec![
             // Each pod sees only its own identity: the projected volume holds one directory
             // per peer and the mount selects the pod's own by name.
@@ -269,17 +291,7 @@ fn pod_template(
             automount_service_account_token: Some(false),
             enable_service_links: Some(false),
             termination_grace_period_seconds: Some(30),
-            security_context: Some(PodSecurityContext {
-                run_as_non_root: Some(true),
-                run_as_user: Some(PEER_UID),
-                run_as_group: Some(PEER_UID),
-                fs_group: Some(PEER_UID),
-                seccomp_profile: Some(SeccompProfile {
-                    type_: "RuntimeDefault".into(),
-                    ..SeccompProfile::default()
-                }),
-                ..PodSecurityContext::default()
-            }),
+            security_context: Some(pod_security()),
             containers: vec![peer_container(valid, settings)],
             volumes: Some(volumes(valid, mounted)),
             ..PodSpec::default()
