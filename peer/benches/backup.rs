@@ -242,6 +242,7 @@ async fn daemon(
             seeds: seeds.iter().map(multiaddr).collect(),
             seeds_file: None,
             target_connectivity: 3,
+            limits: Default::default(),
         },
         api_listen: "127.0.0.1:0".parse().unwrap_or_else(|e| panic!("{e}")),
         api: ApiConfig::unlimited(),

@@ -1,8 +1,7 @@
 //! The overlay's defences and connectivity, on real `mediachain-peer` processes: a network of
 //! one listing itself as its seed, a certified peer lying about its height, N-cut connectivity
-//! with O(N) neighbours that survives N failures, a block whose objects exceed one message, a
-//! refused dialer denied for a growing back-off, the per-peer connection limit and the limit on
-//! pending incoming handshakes.
+//! with O(N) neighbours that survives N failures, a block whose objects exceed one message.
+//! (Connection limits: `fleet_limits.rs`.)
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
 
@@ -15,7 +14,6 @@ use mediachain::journal::Transaction;
 use mediachain::model::codec::dag_cbor_cid;
 use mediachain::model::{Artefact, JournalEntry, Object};
 use mediachain::node::overlay::protocol::{self, Announce, Response};
-use mediachain::node::overlay::swarm::MAX_PENDING_INCOMING;
 use mediachain::node::BlockBundle;
 use mediachain::trust::SecretKey;
 use serde_bytes::ByteBuf;
@@ -219,103 +217,5 @@ async fn a_block_referencing_more_than_one_message_of_objects_reaches_a_late_joi
             Duration::from_secs(90),
             || committed_at(&clients, &id),
         )
-        .await;
-}
-
-/// Sum of `mediachain_rejected_total{kind=.., reason=..}` at peer `i`.
-async fn rejected(fleet: &Fleet, i: usize, kind: &str, reason: &str) -> f64 {
-    metric_sum(
-        &fleet.metrics(i).await,
-        &format!("mediachain_rejected_total{{kind=\"{kind}\",reason=\"{reason}\"}}"),
-    )
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_refused_dialer_that_redials_at_once_is_denied_for_a_growing_back_off() {
-    let mut fleet = Fleet::new(1);
-    fleet.start(0);
-    fleet.wait_ready(&[0]).await;
-    // A dialer without a certificate of this network redials within 100 ms of every close,
-    // for 6.5 s.
-    let mut rogue = Rogue::uncertified();
-    let window = std::time::Instant::now() + Duration::from_millis(6500);
-    let mut dials = 0;
-    while std::time::Instant::now() < window {
-        if rogue.swarm.network_info().num_peers() == 0 {
-            rogue.dial(&fleet.peers[0].addr());
-            dials += 1;
-        }
-        rogue.run_for(Duration::from_millis(100)).await;
-    }
-    let refused = rejected(&fleet, 0, "peer", "admission").await;
-    let denied = rejected(&fleet, 0, "connection", "blocked").await;
-    eprintln!("{dials} dials: {refused} admissions refused, {denied} connections denied");
-    // Back-offs of 1, 2 and 4 s leave 3 windows for a connection in 6.5 s (a slower machine
-    // only lowers that), each refused at most twice (its hello request and its answer to the
-    // peer's hello); without a back-off every dial would be refused, with a fixed 1 s
-    // back-off at least 7 times.
-    assert!(
-        (1.0..=6.0).contains(&refused),
-        "{refused} refusals in {dials} dials\n{}",
-        fleet.logs()
-    );
-    assert!(
-        denied >= 1.0,
-        "dials in the back-off are denied before any protocol runs ({denied} of {dials})"
-    );
-    assert!(!rogue.admitted);
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn connections_past_the_per_peer_limit_are_denied() {
-    let mut fleet = Fleet::new(1);
-    fleet.start(0);
-    fleet.wait_ready(&[0]).await;
-    // A certified peer (admission lets it in) opens six connections at once.
-    let mut rogue = Rogue::certified(&fleet);
-    for _ in 0..6 {
-        rogue.dial(&fleet.peers[0].addr());
-    }
-    rogue.run_for(Duration::from_secs(3)).await;
-    let open = rogue.swarm.network_info().num_peers();
-    let held = rogue
-        .swarm
-        .network_info()
-        .connection_counters()
-        .num_established();
-    let limited = rejected(&fleet, 0, "connection", "limit").await;
-    assert_eq!(open, 1, "the peer stays connected");
-    assert!(held <= 2, "{held} connections held\n{}", fleet.logs());
-    assert!(limited >= 4.0, "{limited} connections denied by the limit");
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn silent_handshakes_past_the_pending_incoming_limit_are_denied() {
-    let mut fleet = Fleet::new(1);
-    fleet.start(0);
-    fleet.wait_ready(&[0]).await;
-    // TCP connections that never start the handshake stay pending: the first
-    // MAX_PENDING_INCOMING are held, each one past them is denied at once.
-    let target = format!("{}:{}", fleet.peers[0].p2p_host, fleet.peers[0].p2p_port);
-    let extra = 8;
-    let mut silent = vec![];
-    for _ in 0..MAX_PENDING_INCOMING as usize + extra {
-        silent.push(tokio::net::TcpStream::connect(&target).await.unwrap());
-    }
-    let deadline = std::time::Instant::now() + Duration::from_secs(15);
-    let mut limited = rejected(&fleet, 0, "connection", "limit").await;
-    while limited < extra as f64 && std::time::Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        limited = rejected(&fleet, 0, "connection", "limit").await;
-    }
-    assert_eq!(
-        limited, extra as f64,
-        "connections denied by the pending-incoming limit"
-    );
-    // Once they go, an honest peer is let in.
-    drop(silent);
-    let mut rogue = Rogue::certified(&fleet);
-    rogue
-        .join(&fleet.peers[0].addr(), Duration::from_secs(20))
         .await;
 }

@@ -143,6 +143,7 @@ impl LocalPeer {
                 seeds: vec![],
                 seeds_file: None,
                 target_connectivity: 3,
+                limits: Default::default(),
             },
             api_listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             api: options.api,

@@ -77,6 +77,18 @@ pub struct RunArgs {
     /// Largest object accepted, in bytes [default: 1048576].
     #[arg(long, env = "MEDIACHAIN_MAX_OBJECT_SIZE")]
     pub max_object_size: Option<usize>,
+    /// Longest an overlay connection may take from TCP to a Noise + Yamux session [default: 5s].
+    #[arg(long, env = "MEDIACHAIN_OVERLAY_HANDSHAKE_TIMEOUT")]
+    pub overlay_handshake_timeout: Option<String>,
+    /// Incoming overlay connections still in their handshake, at most [default: 64].
+    #[arg(long, env = "MEDIACHAIN_OVERLAY_MAX_PENDING_INCOMING")]
+    pub overlay_max_pending_incoming: Option<u32>,
+    /// Overlay connections to one peer, at most [default: 2].
+    #[arg(long, env = "MEDIACHAIN_OVERLAY_MAX_CONNECTIONS_PER_PEER")]
+    pub overlay_max_connections_per_peer: Option<u32>,
+    /// Established overlay connections, at most [default: 256].
+    #[arg(long, env = "MEDIACHAIN_OVERLAY_MAX_CONNECTIONS")]
+    pub overlay_max_connections: Option<u32>,
 }
 
 /// A configuration problem (exit code 2).
@@ -202,7 +214,11 @@ impl RunArgs {
             target_connectivity,
             registration_pow_bits,
             transaction_pow_bits,
-            max_object_size
+            max_object_size,
+            overlay_handshake_timeout,
+            overlay_max_pending_incoming,
+            overlay_max_connections_per_peer,
+            overlay_max_connections
         );
         if self.revocations.is_empty() {
             self.revocations = file.revocations;

@@ -10,6 +10,7 @@ use clap::Parser;
 
 use super::fixture::Files;
 use super::{read_seeds, RunArgs};
+use crate::node::overlay::swarm::Limits;
 use crate::store::DEFAULT_MAX_OBJECT_SIZE;
 use crate::time;
 use crate::trust::{keyfile, Revocation, RevocationList, SecretKey};
@@ -32,6 +33,15 @@ fn unset_settings_take_the_documented_defaults() {
     assert_eq!(config.registration_pow_bits, 20);
     assert_eq!(config.transaction_pow_bits, 12);
     assert_eq!(config.max_object_size, DEFAULT_MAX_OBJECT_SIZE);
+    assert_eq!(
+        config.overlay_limits,
+        Limits {
+            handshake_timeout: Duration::from_secs(5),
+            max_pending_incoming: 64,
+            max_per_peer: 2,
+            max_established: 256,
+        }
+    );
     assert!(config.revocations.is_empty());
     // The mounted seeds file is used when it exists (it does not on a test machine).
     let default_seeds = PathBuf::from("/etc/mediachain/seeds/seeds.txt");
@@ -56,7 +66,9 @@ fn the_file_fills_what_flags_leave_unset_and_never_overrides_them() {
         &format!(
             "network: filenet\nblock-interval: 2s\ncommit-timeout: 9s\ntarget-connectivity: 5\n\
              seeds: [/ip4/10.0.0.1/tcp/4001]\nseeds-file: {}\nmax-object-size: 4096\n\
-             api-listen: 127.0.0.1:9000\n",
+             api-listen: 127.0.0.1:9000\noverlay-handshake-timeout: 2s\n\
+             overlay-max-pending-incoming: 8\noverlay-max-connections-per-peer: 1\n\
+             overlay-max-connections: 7\n",
             seeds.display()
         ),
     );
@@ -75,6 +87,15 @@ fn the_file_fills_what_flags_leave_unset_and_never_overrides_them() {
     assert_eq!(config.target_connectivity, 5);
     assert_eq!(config.max_object_size, 4096);
     assert_eq!(config.api_listen.to_string(), "127.0.0.1:9000");
+    assert_eq!(
+        config.overlay_limits,
+        Limits {
+            handshake_timeout: Duration::from_secs(2),
+            max_pending_incoming: 8,
+            max_per_peer: 1,
+            max_established: 7,
+        }
+    );
     assert_eq!(config.seeds_file.as_deref(), Some(seeds.as_path()));
     let seeds: Vec<String> = config.seeds.iter().map(ToString::to_string).collect();
     assert_eq!(seeds, ["/ip4/10.0.0.9/tcp/4001", "/ip4/10.0.0.1/tcp/4001"]);
@@ -277,6 +298,27 @@ fn every_refusal_names_its_setting() {
             "max-object-size",
             Box::new(|a| a.max_object_size = Some(1023)),
         ),
+        (
+            "overlay-handshake-timeout",
+            Box::new(|a| a.overlay_handshake_timeout = Some("0s".into())),
+        ),
+        (
+            "overlay-handshake-timeout",
+            Box::new(|a| a.overlay_handshake_timeout = Some("soon".into())),
+        ),
+        (
+            "overlay-max-pending-incoming",
+            Box::new(|a| a.overlay_max_pending_incoming = Some(0)),
+        ),
+        (
+            "overlay-max-connections-per-peer",
+            Box::new(|a| a.overlay_max_connections_per_peer = Some(0)),
+        ),
+        // Target connectivity 3 keeps up to 5 neighbours.
+        (
+            "overlay-max-connections",
+            Box::new(|a| a.overlay_max_connections = Some(4)),
+        ),
     ];
     for (i, (expected, edit)) in cases.into_iter().enumerate() {
         let (setting, detail) = files.refusal(edit);
@@ -290,6 +332,7 @@ fn every_refusal_names_its_setting() {
     args.max_object_size = Some(1024);
     args.block_interval = Some("2s".into());
     args.commit_timeout = Some("2s".into());
+    args.overlay_max_connections = Some(5);
     args.validate().unwrap();
 }
 

@@ -10,6 +10,7 @@ use libp2p::Multiaddr;
 use super::{bad, duration, read_params, root_key, ConfigError, RunArgs};
 use crate::journal::{Block, Rules};
 use crate::network::NetworkParams;
+use crate::node::overlay::swarm::Limits;
 use crate::store::DEFAULT_MAX_OBJECT_SIZE;
 use crate::time;
 use crate::trust::{keyfile, Chain, Level, PublicKey, RevocationList, RevocationSet, SecretKey};
@@ -53,6 +54,8 @@ pub struct Config {
     pub transaction_pow_bits: u8,
     /// Object size limit.
     pub max_object_size: usize,
+    /// The overlay's connection limits and handshake timeout.
+    pub overlay_limits: Limits,
 }
 
 /// Reads the seeds file: one multiaddr per line, `#` starts a comment.
@@ -94,6 +97,8 @@ impl RunArgs {
         if let Some(params) = &params {
             args.take_params(params)?;
         }
+        let target_connectivity = args.target_connectivity.unwrap_or(3);
+        let overlay_limits = overlay_limits(&args, target_connectivity)?;
         let network = args.network.unwrap_or_else(|| "devnet".into());
         if network.is_empty()
             || !network
@@ -185,7 +190,6 @@ impl RunArgs {
                 "must be at least the block interval, which must be above zero",
             ));
         }
-        let target_connectivity = args.target_connectivity.unwrap_or(3);
         let registration_pow_bits = args.registration_pow_bits.unwrap_or(20);
         let transaction_pow_bits = args.transaction_pow_bits.unwrap_or(12);
         for (setting, bits) in [
@@ -224,6 +228,52 @@ impl RunArgs {
             registration_pow_bits,
             transaction_pow_bits,
             max_object_size,
+            overlay_limits,
         })
     }
+}
+
+/// The overlay's limits: defaults for what is unset, each above zero, and room for the N-cut
+/// neighbours (up to N + 2 of them) within the total.
+fn overlay_limits(args: &RunArgs, target_connectivity: usize) -> Result<Limits, ConfigError> {
+    let default = Limits::default();
+    let limits = Limits {
+        handshake_timeout: duration(
+            "overlay-handshake-timeout",
+            args.overlay_handshake_timeout.clone(),
+            default.handshake_timeout,
+        )?,
+        max_pending_incoming: args
+            .overlay_max_pending_incoming
+            .unwrap_or(default.max_pending_incoming),
+        max_per_peer: args
+            .overlay_max_connections_per_peer
+            .unwrap_or(default.max_per_peer),
+        max_established: args
+            .overlay_max_connections
+            .unwrap_or(default.max_established),
+    };
+    if limits.handshake_timeout.is_zero() {
+        return Err(bad("overlay-handshake-timeout", "must be above zero"));
+    }
+    for (setting, value) in [
+        ("overlay-max-pending-incoming", limits.max_pending_incoming),
+        ("overlay-max-connections-per-peer", limits.max_per_peer),
+    ] {
+        if value == 0 {
+            return Err(bad(setting, "must be at least 1"));
+        }
+    }
+    let neighbours = target_connectivity.saturating_add(2);
+    if (limits.max_established as usize) < neighbours {
+        return Err(bad(
+            "overlay-max-connections",
+            format!(
+                "{} leaves no room for the up to {neighbours} neighbours of target connectivity \
+                 {target_connectivity}",
+                limits.max_established
+            ),
+        ));
+    }
+    Ok(limits)
 }

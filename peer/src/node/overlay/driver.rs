@@ -289,6 +289,14 @@ impl Overlay {
                 error: ListenError::Denied { cause },
                 ..
             } => self.metrics.reject("connection", swarm::denial(&cause)),
+            // The setup failed or outlasted the handshake timeout (a silent socket).
+            SwarmEvent::IncomingConnectionError {
+                error: ListenError::Transport(error),
+                ..
+            } => {
+                debug!(%error, "incoming connection failed its handshake");
+                self.metrics.reject("connection", "handshake");
+            }
             SwarmEvent::Behaviour(BehaviourEvent::Sync(event)) => self.on_sync(event),
             SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(gossipsub::Event::Message {
                 propagation_source,

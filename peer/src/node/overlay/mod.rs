@@ -73,6 +73,8 @@ pub struct OverlayConfig {
     pub seeds_file: Option<std::path::PathBuf>,
     /// N of N-cut.
     pub target_connectivity: usize,
+    /// Connection limits and the handshake timeout.
+    pub limits: swarm::Limits,
 }
 
 impl OverlayConfig {
@@ -84,6 +86,7 @@ impl OverlayConfig {
             seeds: config.seeds.clone(),
             seeds_file: config.seeds_file.clone(),
             target_connectivity: config.target_connectivity,
+            limits: config.overlay_limits,
         }
     }
 }

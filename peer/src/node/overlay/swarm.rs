@@ -15,15 +15,45 @@ use super::protocol::{Request, Response, SYNC_PROTOCOL};
 use super::{OverlayConfig, OverlayError};
 use crate::trust::SecretKey;
 
-/// Pending incoming connections at most (handshakes in progress).
+/// Pending incoming connections at most (handshakes in progress), by default.
 pub const MAX_PENDING_INCOMING: u32 = 64;
-/// Established connections per peer at most.
+/// Established connections per peer at most, by default.
 pub const MAX_PER_PEER: u32 = 2;
-/// Established connections at most (neighbours are O(N); the rest is headroom for joins).
+/// Established connections at most, by default (neighbours are O(N); the rest is headroom for
+/// joins).
 pub const MAX_ESTABLISHED: u32 = 256;
+/// How long a connection may take from its TCP accept (or dial) to a negotiated Noise + Yamux
+/// session, by default: a silent socket holds a pending-incoming slot at most this long.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The overlay's connection limits and handshake timeout (`mediachain-peer run
+/// --overlay-*`, docs/peer-contract.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Connection setup (TCP to a multiplexed, authenticated session) at most this long.
+    pub handshake_timeout: Duration,
+    /// Pending incoming connections (handshakes in progress) at most.
+    pub max_pending_incoming: u32,
+    /// Established connections per peer at most.
+    pub max_per_peer: u32,
+    /// Established connections at most.
+    pub max_established: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            handshake_timeout: HANDSHAKE_TIMEOUT,
+            max_pending_incoming: MAX_PENDING_INCOMING,
+            max_per_peer: MAX_PER_PEER,
+            max_established: MAX_ESTABLISHED,
+        }
+    }
+}
 
 /// Why an incoming connection was denied, as a metric label: `blocked` (a refused dialer in
-/// its back-off, or a banned peer), `limit` (a connection limit) or `denied`.
+/// its back-off, or a banned peer), `limit` (a connection limit) or `denied`. (One whose
+/// handshake failed or timed out is `handshake`, in the driver.)
 pub fn denial(cause: &ConnectionDenied) -> &'static str {
     if cause.downcast_ref::<allow_block_list::Blocked>().is_some() {
         "blocked"
@@ -119,6 +149,7 @@ pub fn build(
     topics: &Topics,
 ) -> Result<Swarm<Behaviour>, OverlayError> {
     let setup = |e: &dyn std::fmt::Display| OverlayError::Setup(e.to_string());
+    let limits = config.limits;
     let mut swarm = libp2p::SwarmBuilder::with_existing_identity(key.to_libp2p())
         .with_tokio()
         .with_tcp(
@@ -145,9 +176,9 @@ pub fn build(
             Ok(Behaviour {
                 limits: connection_limits::Behaviour::new(
                     connection_limits::ConnectionLimits::default()
-                        .with_max_pending_incoming(Some(MAX_PENDING_INCOMING))
-                        .with_max_established_per_peer(Some(MAX_PER_PEER))
-                        .with_max_established(Some(MAX_ESTABLISHED)),
+                        .with_max_pending_incoming(Some(limits.max_pending_incoming))
+                        .with_max_established_per_peer(Some(limits.max_per_peer))
+                        .with_max_established(Some(limits.max_established)),
                 ),
                 blocked: allow_block_list::Behaviour::default(),
                 identify: identify::Behaviour::new(identify::Config::new(
@@ -168,6 +199,9 @@ pub fn build(
         })
         .map_err(|e| setup(&e))?
         .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(120)))
+        // The builder wraps the whole transport (TCP, Noise, Yamux) in one timeout on each
+        // connection's setup, 10 s unless set: the pending-incoming slot a silent socket holds.
+        .with_connection_timeout(limits.handshake_timeout)
         .build();
     for topic in [&topics.txs, &topics.blocks, &topics.peers] {
         swarm

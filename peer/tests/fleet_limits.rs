@@ -1,0 +1,226 @@
+//! The overlay's connection limits on a real `mediachain-peer` process: a refused dialer denied
+//! for a growing back-off, the per-peer and total limits, the limit on pending incoming
+//! handshakes, and the handshake timeout that frees a pending slot a silent socket holds.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use mediachain::node::overlay::swarm::MAX_PENDING_INCOMING;
+use support::fleet::{metric_sum, Fleet};
+use support::rogue::Rogue;
+use tokio::io::AsyncReadExt;
+
+/// Sum of `mediachain_rejected_total{kind=.., reason=..}` at peer `i`.
+async fn rejected(fleet: &Fleet, i: usize, kind: &str, reason: &str) -> f64 {
+    metric_sum(
+        &fleet.metrics(i).await,
+        &format!("mediachain_rejected_total{{kind=\"{kind}\",reason=\"{reason}\"}}"),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_dialer_that_redials_at_once_is_denied_for_a_growing_back_off() {
+    let mut fleet = Fleet::new(1);
+    fleet.start(0);
+    fleet.wait_ready(&[0]).await;
+    // A dialer without a certificate of this network redials within 100 ms of every close,
+    // for 6.5 s.
+    let mut rogue = Rogue::uncertified();
+    let window = std::time::Instant::now() + Duration::from_millis(6500);
+    let mut dials = 0;
+    while std::time::Instant::now() < window {
+        if rogue.swarm.network_info().num_peers() == 0 {
+            rogue.dial(&fleet.peers[0].addr());
+            dials += 1;
+        }
+        rogue.run_for(Duration::from_millis(100)).await;
+    }
+    let refused = rejected(&fleet, 0, "peer", "admission").await;
+    let denied = rejected(&fleet, 0, "connection", "blocked").await;
+    eprintln!("{dials} dials: {refused} admissions refused, {denied} connections denied");
+    // Back-offs of 1, 2 and 4 s leave 3 windows for a connection in 6.5 s (a slower machine
+    // only lowers that), each refused at most twice (its hello request and its answer to the
+    // peer's hello); without a back-off every dial would be refused, with a fixed 1 s
+    // back-off at least 7 times.
+    assert!(
+        (1.0..=6.0).contains(&refused),
+        "{refused} refusals in {dials} dials\n{}",
+        fleet.logs()
+    );
+    assert!(
+        denied >= 1.0,
+        "dials in the back-off are denied before any protocol runs ({denied} of {dials})"
+    );
+    assert!(!rogue.admitted);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_past_the_per_peer_limit_are_denied() {
+    let mut fleet = Fleet::new(1);
+    fleet.start(0);
+    fleet.wait_ready(&[0]).await;
+    // A certified peer (admission lets it in) opens six connections at once.
+    let mut rogue = Rogue::certified(&fleet);
+    for _ in 0..6 {
+        rogue.dial(&fleet.peers[0].addr());
+    }
+    rogue.run_for(Duration::from_secs(3)).await;
+    let open = rogue.swarm.network_info().num_peers();
+    let held = rogue
+        .swarm
+        .network_info()
+        .connection_counters()
+        .num_established();
+    let limited = rejected(&fleet, 0, "connection", "limit").await;
+    assert_eq!(open, 1, "the peer stays connected");
+    assert!(held <= 2, "{held} connections held\n{}", fleet.logs());
+    assert!(limited >= 4.0, "{limited} connections denied by the limit");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silent_handshakes_past_the_pending_incoming_limit_are_denied() {
+    let mut fleet = Fleet::new(1);
+    fleet.start(0);
+    fleet.wait_ready(&[0]).await;
+    // TCP connections that never start the handshake stay pending: the first
+    // MAX_PENDING_INCOMING are held, each one past them is denied at once.
+    let target = format!("{}:{}", fleet.peers[0].p2p_host, fleet.peers[0].p2p_port);
+    let extra = 8;
+    let mut silent = vec![];
+    for _ in 0..MAX_PENDING_INCOMING as usize + extra {
+        silent.push(tokio::net::TcpStream::connect(&target).await.unwrap());
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    let mut limited = rejected(&fleet, 0, "connection", "limit").await;
+    while limited < extra as f64 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        limited = rejected(&fleet, 0, "connection", "limit").await;
+    }
+    assert_eq!(
+        limited, extra as f64,
+        "connections denied by the pending-incoming limit"
+    );
+    // Once they go, an honest peer is let in.
+    drop(silent);
+    let mut rogue = Rogue::certified(&fleet);
+    rogue
+        .join(&fleet.peers[0].addr(), Duration::from_secs(20))
+        .await;
+}
+
+/// `--flag value` pairs as a fleet's extra arguments.
+fn args(pairs: &[(&str, &str)]) -> Vec<String> {
+    pairs
+        .iter()
+        .flat_map(|(flag, value)| [flag.to_string(), value.to_string()])
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silent_sockets_holding_every_pending_slot_are_closed_after_the_handshake_timeout() {
+    let mut fleet = Fleet::new(1);
+    let pending = 8;
+    fleet.extra_args = args(&[
+        ("--overlay-handshake-timeout", "1s"),
+        ("--overlay-max-pending-incoming", &pending.to_string()),
+    ]);
+    fleet.start(0);
+    fleet.wait_ready(&[0]).await;
+    // A stranger opens TCP connections and never starts the handshake: the first `pending`
+    // hold every pending slot (the next ones are denied by the limit).
+    let target = format!("{}:{}", fleet.peers[0].p2p_host, fleet.peers[0].p2p_port);
+    let opened = Instant::now();
+    let mut silent = vec![];
+    for _ in 0..pending + 2 {
+        silent.push(tokio::net::TcpStream::connect(&target).await.unwrap());
+    }
+    // The peer closes each of them once the timeout (1 s) passes: well before libp2p's own
+    // 10 s, which held them (and kept every new peer out) without the setting.
+    let deadline = opened + Duration::from_secs(7);
+    for (i, socket) in silent.iter_mut().enumerate() {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let mut byte = [0u8; 1];
+        match tokio::time::timeout(left, socket.read(&mut byte)).await {
+            Ok(Ok(0) | Err(_)) => {}
+            Ok(Ok(_)) => panic!("silent socket {i} was sent data"),
+            Err(_) => panic!(
+                "silent socket {i} still open {:?} after it was opened\n{}",
+                opened.elapsed(),
+                fleet.logs()
+            ),
+        }
+    }
+    let metrics = fleet.metrics(0).await;
+    let timed_out = metric_sum(
+        &metrics,
+        "mediachain_rejected_total{kind=\"connection\",reason=\"handshake\"}",
+    );
+    let limited = metric_sum(
+        &metrics,
+        "mediachain_rejected_total{kind=\"connection\",reason=\"limit\"}",
+    );
+    assert!(
+        timed_out >= pending as f64,
+        "{timed_out} handshakes timed out"
+    );
+    assert!(
+        limited >= 1.0,
+        "the pending slots were all taken ({limited} denied)"
+    );
+    // The stranger still holds its sockets (closed at the peer's end); an honest peer gets in.
+    let mut honest = Rogue::certified(&fleet);
+    honest
+        .join(&fleet.peers[0].addr(), Duration::from_secs(20))
+        .await;
+    drop(silent);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_past_the_total_limit_are_denied_until_one_closes() {
+    let mut fleet = Fleet::new(1);
+    // Target connectivity 1 keeps at most 3 neighbours: the lowest total limit allowed.
+    fleet.extra_args = args(&[
+        ("--target-connectivity", "1"),
+        ("--overlay-max-connections", "3"),
+    ]);
+    fleet.start(0);
+    fleet.wait_ready(&[0]).await;
+    let addr = fleet.peers[0].addr();
+    // Three certified peers take every connection and keep them alive (heartbeats, gossip).
+    let mut held = vec![];
+    for _ in 0..3 {
+        let mut rogue = Rogue::certified(&fleet);
+        rogue.join(&addr, Duration::from_secs(30)).await;
+        held.push(tokio::spawn(async move {
+            loop {
+                rogue.run_for(Duration::from_secs(1)).await;
+            }
+        }));
+    }
+    // A fourth is denied once its handshake completes, and never admitted.
+    let mut fourth = Rogue::certified(&fleet);
+    fourth.dial(&addr);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while rejected(&fleet, 0, "connection", "limit").await < 1.0 && Instant::now() < deadline {
+        fourth.run_for(Duration::from_millis(200)).await;
+    }
+    assert!(
+        rejected(&fleet, 0, "connection", "limit").await >= 1.0,
+        "the fourth connection was denied by the limit\n{}",
+        fleet.logs()
+    );
+    assert!(!fourth.admitted, "a peer past the limit was admitted");
+    assert_eq!(
+        metric_sum(&fleet.metrics(0).await, "mediachain_peers_connected "),
+        3.0
+    );
+    // One of the three leaves: the fourth gets its place.
+    held.remove(0).abort();
+    fourth.join(&addr, Duration::from_secs(30)).await;
+    for task in held {
+        task.abort();
+    }
+}
