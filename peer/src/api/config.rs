@@ -29,10 +29,16 @@ pub struct ApiConfig {
     pub header_timeout: Duration,
     /// Longest time from the end of a request's headers to the end of its body.
     pub body_timeout: Duration,
+    /// Time every request body gets before [`ApiConfig::body_min_rate`] applies.
+    pub body_grace: Duration,
+    /// Bytes per second a body must average after the grace period: each such amount received
+    /// extends its deadline by a second (0: only the body timeout applies).
+    pub body_min_rate: u64,
     /// A connection with no byte moving either way for this long is closed (between requests,
     /// or a client that stopped reading a response).
     pub idle_timeout: Duration,
-    /// Most open connections; past it a new connection gets `503` and is closed.
+    /// Most open connections; past it a connection waiting on the client holding the most is
+    /// evicted for a newcomer, or the newcomer gets `503` and is closed.
     pub max_connections: usize,
     /// Most open connections from one client address (trusted proxies are exempt).
     pub max_connections_per_client: usize,
@@ -62,6 +68,10 @@ pub const TRUSTED_PROXIES_ENV: &str = "MEDIACHAIN_API_TRUSTED_PROXIES";
 pub const HEADER_TIMEOUT_ENV: &str = "MEDIACHAIN_API_HEADER_TIMEOUT";
 /// Environment variable: [`ApiConfig::body_timeout`] (e.g. `60s`).
 pub const BODY_TIMEOUT_ENV: &str = "MEDIACHAIN_API_BODY_TIMEOUT";
+/// Environment variable: [`ApiConfig::body_grace`] (e.g. `20s`).
+pub const BODY_GRACE_ENV: &str = "MEDIACHAIN_API_BODY_GRACE";
+/// Environment variable: [`ApiConfig::body_min_rate`] (bytes per second, `0` to disable).
+pub const BODY_MIN_RATE_ENV: &str = "MEDIACHAIN_API_BODY_MIN_RATE";
 /// Environment variable: [`ApiConfig::idle_timeout`] (e.g. `75s`).
 pub const IDLE_TIMEOUT_ENV: &str = "MEDIACHAIN_API_IDLE_TIMEOUT";
 /// Environment variable: [`ApiConfig::max_connections`].
@@ -112,6 +122,9 @@ impl Default for ApiConfig {
             header_timeout: Duration::from_secs(30),
             // nginx's client_body_timeout and Traefik's readTimeout.
             body_timeout: Duration::from_secs(60),
+            // Apache's mod_reqtimeout default, `body=20,MinRate=500`.
+            body_grace: Duration::from_secs(20),
+            body_min_rate: 500,
             // nginx's keepalive_timeout.
             idle_timeout: Duration::from_secs(75),
             max_connections: 1024,
@@ -215,6 +228,12 @@ impl ApiConfig {
         }
         if let Some(d) = read(BODY_TIMEOUT_ENV, duration)? {
             c.body_timeout = d;
+        }
+        if let Some(d) = read(BODY_GRACE_ENV, duration)? {
+            c.body_grace = d;
+        }
+        if let Some(n) = read(BODY_MIN_RATE_ENV, bytes)? {
+            c.body_min_rate = n;
         }
         if let Some(d) = read(IDLE_TIMEOUT_ENV, duration)? {
             c.idle_timeout = d;

@@ -6,7 +6,10 @@
 //! [`ratelimit`] and [`storage`] (upload quotas, their collection, the free-space reserve). Handlers only translate HTTP to calls on [`Node`] and back; they never decide
 //! protocol questions themselves, and a refused request never changes anything.
 
+pub mod activity;
+pub mod body;
 pub mod config;
+pub mod connections;
 pub mod events;
 pub mod export;
 pub mod journal;
@@ -31,6 +34,7 @@ use warp::{Filter, Reply};
 use crate::node::metrics::{Metrics, ReasonLabel};
 use crate::node::overlay::OverlayHandle;
 use crate::node::{Health, Node};
+pub(crate) use body::body;
 pub use config::{ApiConfig, ApiConfigError, RATE_LIMIT_ENV};
 use problem::ApiError;
 use ratelimit::RateLimiter;
@@ -160,69 +164,6 @@ pub(crate) fn with(
     api: Api,
 ) -> impl Filter<Extract = (Api,), Error = std::convert::Infallible> + Clone {
     warp::any().map(move || api.clone())
-}
-
-/// The request body, refused with 413 past `limit` bytes (whether or not a Content-Length was
-/// sent, so streamed uploads are bounded too) and with 408 when it is not complete within the
-/// body timeout (the connection is then closed).
-pub(crate) fn body(
-    api: &Api,
-    limit: usize,
-) -> impl Filter<Extract = (Result<Vec<u8>, ApiError>,), Error = warp::Rejection> + Clone {
-    let timeout = api.config.body_timeout;
-    let metrics = api.metrics.clone();
-    warp::header::optional::<u64>("content-length")
-        .and(warp::body::stream())
-        .then(move |length: Option<u64>, stream| {
-            let metrics = metrics.clone();
-            async move {
-                match tokio::time::timeout(timeout, read_body(limit, length, stream)).await {
-                    Ok(result) => result,
-                    Err(_) => {
-                        metrics.edge.drop_connection("body-timeout");
-                        Err(ApiError::new(
-                            StatusCode::REQUEST_TIMEOUT,
-                            "body-timeout",
-                            format!("the request body did not arrive within {timeout:?}"),
-                        ))
-                    }
-                }
-            }
-        })
-}
-
-async fn read_body<S, B>(limit: usize, length: Option<u64>, stream: S) -> Result<Vec<u8>, ApiError>
-where
-    S: futures::Stream<Item = Result<B, warp::Error>>,
-    B: warp::Buf,
-{
-    use futures::StreamExt;
-    let too_large = || {
-        ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "too-large",
-            format!("the request body is over the limit of {limit} bytes"),
-        )
-    };
-    if length.is_some_and(|l| l > limit as u64) {
-        return Err(too_large());
-    }
-    let mut out = Vec::with_capacity(length.map_or(0, |l| l as usize));
-    let mut stream = std::pin::pin!(stream);
-    while let Some(chunk) = stream.next().await {
-        let mut chunk =
-            chunk.map_err(|e| ApiError::bad_request("malformed-body", format!("body: {e}")))?;
-        if out.len() + chunk.remaining() > limit {
-            return Err(too_large());
-        }
-        while chunk.has_remaining() {
-            let part = chunk.chunk();
-            out.extend_from_slice(part);
-            let n = part.len();
-            chunk.advance(n);
-        }
-    }
-    Ok(out)
 }
 
 /// The request's `Content-Type` without parameters, lower-cased.

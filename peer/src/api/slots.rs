@@ -1,4 +1,4 @@
-//! Caps on things a client holds open (connections, event streams): a total and a number per
+//! Caps on things a client holds open (event streams): a total and a number per
 //! client address. A [`Slot`] is held while the thing is open and frees itself when dropped, so
 //! the table only holds clients that have something open (it is bounded by the total).
 

@@ -9,6 +9,7 @@ mod labels;
 mod origin;
 mod registration;
 mod replay;
+mod slow_uploads;
 mod storage;
 mod streams;
 #[path = "../support/work.rs"]
@@ -75,6 +76,18 @@ async fn read_until_closed(stream: &mut TcpStream) -> String {
 /// Connects and sends `bytes`.
 async fn send(addr: SocketAddr, bytes: &str) -> TcpStream {
     let mut stream = TcpStream::connect(addr).await.unwrap();
+    stream.write_all(bytes.as_bytes()).await.unwrap();
+    stream
+}
+
+/// Connects from the loopback address `127.0.0.{host}` (a client address of its own) and sends
+/// `bytes`.
+async fn send_from(addr: SocketAddr, host: u8, bytes: &str) -> TcpStream {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket
+        .bind(SocketAddr::from(([127, 0, 0, host], 0)))
+        .unwrap();
+    let mut stream = socket.connect(addr).await.unwrap();
     stream.write_all(bytes.as_bytes()).await.unwrap();
     stream
 }
