@@ -4,6 +4,8 @@
 //! - [`block`]: signed blocks and the deterministic genesis;
 //! - [`verify`]: stateless rules and typed rejections;
 //! - [`evidence`]: proof of misbehaviour found in blocks (a committer's two blocks on one parent);
+//! - [`vote`] and [`finality`]: members' signed Casper FFG votes and the accounting that makes
+//!   checkpoints justified and final;
 //! - [`merge`]: from transactions to entries — duplicates collapse, conflicts merge;
 //! - [`index`]: canonical -> head, with per-block deltas for rollback;
 //! - [`fork`]: the committer rotation and fork choice;
@@ -16,6 +18,7 @@
 
 pub mod block;
 pub mod evidence;
+pub mod finality;
 pub mod fork;
 pub mod index;
 pub mod ledger;
@@ -26,6 +29,7 @@ mod serde_entry;
 pub mod timing;
 pub mod transaction;
 pub mod verify;
+pub mod vote;
 
 pub use block::Block;
 pub use fork::{Schedule, TipScore};
