@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::batch::v1::{CronJob, Job};
-use k8s_openapi::api::core::v1::{Secret, Service};
+use k8s_openapi::api::core::v1::{Pod, Secret, Service};
 use k8s_openapi::api::networking::v1::Ingress;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::runtime::controller::Action;
@@ -221,9 +221,18 @@ pub async fn reconcile(mp: Arc<MediachainPeer>, ctx: Arc<Context>) -> Result<Act
                 ctx.publish(&mp, EventType::Warning, "PrincipalExpiring", note)
                     .await;
             }
+            let pod_custody = mp.spec.trust.key_custody == crate::crd::KeyCustody::Pod;
             for change in &outcome.identity_changes {
                 ctx.metrics.identities_issued.inc();
                 let (reason, verb) = match change.kind {
+                    ChangeKind::Issued if pod_custody => (
+                        "IdentityIssued",
+                        "certified the key the pod made (its verified request)",
+                    ),
+                    ChangeKind::Revoked if pod_custody => (
+                        "IdentityRevoked",
+                        "certified the new key the pod made (the previous key is revoked)",
+                    ),
                     ChangeKind::Issued => ("IdentityIssued", "issued a new key and certificate"),
                     ChangeKind::Renewed => ("CertificateRenewed", "renewed the certificate"),
                     ChangeKind::Reissued => (
@@ -238,6 +247,12 @@ pub async fn reconcile(mp: Arc<MediachainPeer>, ctx: Arc<Context>) -> Result<Act
                 let note = format!("{}: {verb} for peer {}", change.secret, change.peer_id);
                 info!(secret = %change.secret, peer_id = %change.peer_id, reason, "identity");
                 ctx.publish(&mp, EventType::Normal, reason, note).await;
+            }
+            for (pod, why) in &outcome.refused_requests {
+                let note = format!("key request of pod {pod} refused: {why}");
+                warn!(%pod, %why, "key request refused");
+                ctx.publish(&mp, EventType::Warning, "KeyRequestRefused", note)
+                    .await;
             }
             if outcome.revocations_changed {
                 let note = format!(
@@ -298,6 +313,16 @@ pub fn error_policy(mp: Arc<MediachainPeer>, _error: &Error, ctx: Arc<Context>) 
 fn spec_version(mp: &MediachainPeer) -> Option<u64> {
     let mut hash = DefaultHasher::new();
     (mp.uid(), mp.meta().generation).hash(&mut hash);
+    Some(hash.finish())
+}
+
+/// Label selecting every peer pod the operator runs.
+const PEER_PODS: &str = "app.kubernetes.io/name=mediachain-peer";
+
+/// The predicate of pod events that trigger reconciles: the pod (uid) and its key request.
+fn key_request_version(pod: &Pod) -> Option<u64> {
+    let mut hash = DefaultHasher::new();
+    (pod.uid(), reconcile::pod_identity::request_message(pod)).hash(&mut hash);
     Some(hash.finish())
 }
 
@@ -386,6 +411,18 @@ pub async fn run(
                     })
                     .map(|mp| ObjectRef::from_obj(&*mp))
                     .collect::<Vec<_>>()
+            },
+        )
+        // Key requests (`keyCustody: Pod`): a pod whose `peer-key` init container published a
+        // new request triggers the pass that certifies it (other pod changes do not).
+        .watches_stream(
+            watcher(ctx.api::<Pod>(), config.clone().labels(PEER_PODS))
+                .default_backoff()
+                .touched_objects()
+                .predicate_filter(key_request_version),
+            |pod| {
+                let name = pod.labels().get("app.kubernetes.io/instance")?.clone();
+                Some(ObjectRef::new(&name).within(&pod.namespace().unwrap_or_default()))
             },
         )
         // A change to one member of a network changes the seed list of all its members.

@@ -92,7 +92,8 @@ pub struct MediachainPeerSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub network_parameters: Option<NetworkParametersSpec>,
 
-    /// Extra seed multiaddrs (e.g. peers of the network outside this cluster).
+    /// Extra seed multiaddrs (e.g. peers of the network outside this cluster, as their
+    /// organisation publishes them in its `status.externalSeeds`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub seeds: Vec<String>,
 
@@ -277,6 +278,24 @@ pub struct TrustSpec {
     /// Re-issue a peer certificate when less than this many hours of validity remain.
     #[serde(default = "default_renew_before_hours")]
     pub renew_before_hours: u32,
+    /// Where each peer's private key is made and kept: `Operator` (default; the operator makes
+    /// it into the Secret `<resource>-<ordinal>-identity`, so keys can be made before the peers
+    /// exist, e.g. a network's initial members) or `Pod` (each pod makes its key on its own
+    /// volume and publishes only the public key; the operator certifies it into the ConfigMap
+    /// `<resource>-chains`: no Secret holds a peer key). Immutable.
+    #[serde(default)]
+    #[schemars(extend("x-kubernetes-validations" = [{"rule": "self == oldSelf", "message": "trust.keyCustody is immutable (changing it gives every peer a new key)"}]))]
+    pub key_custody: KeyCustody,
+}
+
+/// Where peer keys are made and kept (`spec.trust.keyCustody`).
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub enum KeyCustody {
+    /// The operator makes each key into a per-peer Secret.
+    #[default]
+    Operator,
+    /// Each pod makes its key on its own volume; the operator certifies its public key.
+    Pod,
 }
 
 /// Block commit parameters (flags of `mediachain-peer run`); unset means the peer's default.

@@ -19,6 +19,7 @@ pub mod leader;
 pub mod metrics;
 pub mod naming;
 pub mod overrides;
+pub mod peer_key;
 pub mod reconcile;
 pub mod telemetry;
 pub mod testing;

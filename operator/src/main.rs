@@ -7,7 +7,12 @@
 //! `cluster.local`), `LEASE_NAME` (default `mediachain-operator`), `WATCH_NAMESPACE` (only that namespace; default
 //! all), `HEIGHT_REFRESH_SECONDS` (journal-height scrape cadence, default 60),
 //! `INGRESS_TRUSTED_PROXIES` (comma-separated networks of the ingress controller's pods, trusted
-//! by the peers of resources with an Ingress; default none), `LOG_FORMAT=json`, `RUST_LOG`.
+//! by the peers of resources with an Ingress; default none), `OPERATOR_IMAGE` (this binary's
+//! image, run by the peers' key init containers under `keyCustody: Pod`), `LOG_FORMAT=json`,
+//! `RUST_LOG`.
+//!
+//! `mediachain-operator peer-key` and `mediachain-operator await-chain` are the init containers
+//! of peer pods under `keyCustody: Pod` ([`mediachain_operator::peer_key`]).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -22,8 +27,22 @@ fn env_or(name: &str, default: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| default.to_string())
 }
 
-#[tokio::main]
-async fn main() -> std::process::ExitCode {
+fn main() -> std::process::ExitCode {
+    // In a peer's pod (`keyCustody: Pod`): `peer-key` and `await-chain` init containers.
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(code) = mediachain_operator::peer_key::run_subcommand(&args) {
+        return code;
+    }
+    match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime.block_on(operator()),
+        Err(e) => {
+            eprintln!("cannot start the async runtime: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn operator() -> std::process::ExitCode {
     telemetry::init_logging();
     // Started by a test with a lifeline: exit with the test process (docs/testing.md).
     mediachain::lifeline::arm(Duration::ZERO, || {});
@@ -99,6 +118,9 @@ async fn main() -> std::process::ExitCode {
         height_refresh,
         metrics_url: None,
         ingress_trusted_proxies,
+        operator_image: std::env::var("OPERATOR_IMAGE")
+            .ok()
+            .filter(|i| !i.is_empty()),
     };
     let namespace = std::env::var("WATCH_NAMESPACE")
         .ok()

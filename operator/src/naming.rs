@@ -66,6 +66,12 @@ pub fn trust_config_map(mp: &MediachainPeer) -> String {
     format!("{}-trust", workload(mp))
 }
 
+/// Name of the ConfigMap of the peers' certificate chains under `keyCustody: Pod`
+/// (`<resource>-chains`, one `<pod>.chain` per peer; public).
+pub fn chains_config_map(mp: &MediachainPeer) -> String {
+    format!("{}-chains", workload(mp))
+}
+
 /// Name of the network's seed-list ConfigMap (`<network>-seeds`).
 pub fn seeds_config_map(network: &str) -> String {
     format!("{network}-seeds")

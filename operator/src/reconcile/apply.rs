@@ -45,6 +45,9 @@ pub async fn apply(client: &Client, mp: &MediachainPeer, desired: Desired) -> Re
     // Destructured field by field: a new field of `Desired` must be applied here.
     let Desired {
         identities,
+        pod_identities,
+        chains,
+        refused_requests: _,
         obsolete_identities,
         seeds,
         trust,
@@ -60,11 +63,17 @@ pub async fn apply(client: &Client, mp: &MediachainPeer, desired: Desired) -> Re
         .namespace()
         .ok_or_else(|| Error::InvalidSpec("the resource has no namespace".into()))?;
 
-    let mut peers = Vec::with_capacity(identities.len());
-    let mut revoked = Vec::new();
-    for (identity, secret) in &identities {
+    for (_, secret) in &identities {
         ensure_ours(client, &ns, secret, mp).await?;
         write_identity(client, &ns, secret).await?;
+    }
+    if let Some(chains) = &chains {
+        ensure_ours(client, &ns, chains, mp).await?;
+        server_side_apply(client, &ns, chains).await?;
+    }
+    let mut peers = Vec::with_capacity(identities.len() + pod_identities.len());
+    let mut revoked = Vec::new();
+    for identity in identities.iter().map(|(id, _)| id).chain(&pod_identities) {
         peers.push(PeerIdentityStatus {
             name: naming::pod(mp, identity.ordinal),
             peer_id: identity.peer_id.clone(),

@@ -24,7 +24,7 @@ use super::services::{client_service, headless_service, ingress, pdb, seeds};
 use super::validate::{Valid, MAX_REPLICAS};
 use super::workload::statefulset;
 use super::Settings;
-use crate::crd::{MediachainPeer, RetentionPolicy};
+use crate::crd::{KeyCustody, MediachainPeer, RetentionPolicy};
 use crate::naming;
 use crate::{Error, Result};
 
@@ -38,6 +38,12 @@ pub struct Desired {
     pub identities: Vec<(Identity, Secret)>,
     /// Identity Secrets of removed peers to delete (scale-down with `whenScaled: Delete`, pod gone).
     pub obsolete_identities: Vec<String>,
+    /// Peers certified from their pods' requests (`keyCustody: Pod`), ordinal order.
+    pub pod_identities: Vec<Identity>,
+    /// The peers' chains (`keyCustody: Pod`; `None` under `Operator`).
+    pub chains: Option<ConfigMap>,
+    /// Pods whose key request is refused, with the reason (`keyCustody: Pod`).
+    pub refused_requests: Vec<(String, String)>,
     /// The network's seed list.
     pub seeds: ConfigMap,
     /// The public trust material the peers mount (root key, revocations).
@@ -63,7 +69,9 @@ impl Desired {
     pub fn identity_changes(&self) -> Vec<Change> {
         self.identities
             .iter()
-            .filter_map(|(id, _)| {
+            .map(|(id, _)| id)
+            .chain(&self.pod_identities)
+            .filter_map(|id| {
                 id.change.map(|kind| Change {
                     secret: id.secret.clone(),
                     peer_id: id.peer_id.clone(),
@@ -88,8 +96,19 @@ pub fn build(
         .ok_or_else(|| Error::InvalidSpec("the resource has no name or uid yet".into()))?;
 
     let replicas = stepped_replicas(mp, found);
+    let pod_custody = mp.spec.trust.key_custody == KeyCustody::Pod;
+    if pod_custody && settings.operator_image.is_none() {
+        return Err(Error::InvalidSpec(
+            "trust.keyCustody: Pod needs the operator's image for the peers' init containers (env OPERATOR_IMAGE, set by the chart)".into(),
+        ));
+    }
+    let pod_plan = if pod_custody {
+        super::pod_identity::plan(valid, found, replicas, now)
+    } else {
+        super::pod_identity::Plan::default()
+    };
     let mut identities = Vec::new();
-    for ordinal in 0..replicas {
+    for ordinal in (0..replicas).filter(|_| !pod_custody) {
         let name = naming::identity_secret(mp, ordinal);
         let plan = identity::plan(
             valid,
@@ -116,10 +135,20 @@ pub fn build(
     let restarts = if rolling_out(found, &statefulset) {
         Vec::new()
     } else {
-        restarts(mp, found, &identities, replicas)
+        let plans: Vec<&Identity> = identities
+            .iter()
+            .map(|(id, _)| id)
+            .chain(&pod_plan.identities)
+            .collect();
+        restarts(mp, found, &plans, replicas)
     };
+    let chains = pod_custody
+        .then(|| super::pod_identity::config_map(valid, &owner, found, &pod_plan, replicas));
     Ok(Desired {
         restarts,
+        chains,
+        pod_identities: pod_plan.identities,
+        refused_requests: pod_plan.refused,
         obsolete_identities: obsolete,
         seeds: seeds(valid, found, replicas, settings),
         trust: super::public_trust::config_map(valid, &owner),
@@ -201,15 +230,23 @@ fn rolling_out(found: &Found, desired: &StatefulSet) -> bool {
 fn restarts(
     mp: &MediachainPeer,
     found: &Found,
-    identities: &[(Identity, Secret)],
+    identities: &[&Identity],
     replicas: i32,
 ) -> Vec<String> {
+    let pod_custody = mp.spec.trust.key_custody == KeyCustody::Pod;
     let stale: Vec<String> = identities
         .iter()
-        .filter_map(|(id, _)| {
+        .filter_map(|id| {
             let pod = naming::pod(mp, id.ordinal);
             let state = found.pods.get(&pod)?;
-            (state.created < id.issued_at).then_some(pod)
+            // A pod mounts its Secret when created; under `Pod` custody the peer reads its
+            // chain when it starts (a pod waiting for its first chain is not stale).
+            let stale = if pod_custody {
+                state.peer_started.is_some_and(|t| t < id.issued_at)
+            } else {
+                state.created < id.issued_at
+            };
+            stale.then_some(pod)
         })
         .collect();
     let others_ready = (0..replicas)

@@ -7,7 +7,7 @@ use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret};
 use kube::api::ListParams;
 use kube::{Api, Client, ResourceExt};
 
-use crate::crd::MediachainPeer;
+use crate::crd::{KeyCustody, MediachainPeer};
 use crate::naming;
 use crate::{Error, Result};
 
@@ -19,6 +19,8 @@ pub struct PodState {
     pub created: u64,
     /// Whether its `Ready` condition is `True` (and it is not being deleted).
     pub ready: bool,
+    /// When its peer container last started, Unix seconds (`None`: not running).
+    pub peer_started: Option<u64>,
 }
 
 impl PodState {
@@ -36,7 +38,18 @@ impl PodState {
                 .as_ref()
                 .and_then(|s| s.conditions.as_ref())
                 .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
-        Self { created, ready }
+        let peer_started = pod
+            .status
+            .as_ref()
+            .and_then(|s| s.container_statuses.as_ref())
+            .and_then(|c| c.iter().find(|c| c.name == super::workload::CONTAINER))
+            .and_then(|c| c.state.as_ref()?.running.as_ref()?.started_at.as_ref())
+            .and_then(|t| u64::try_from(t.0.timestamp()).ok());
+        Self {
+            created,
+            ready,
+            peer_started,
+        }
     }
 }
 
@@ -53,6 +66,10 @@ pub struct Found {
     pub namespace_members: Vec<MediachainPeer>,
     /// This resource's pods that exist (in any phase), by name.
     pub pods: BTreeMap<String, PodState>,
+    /// The peers' chains (`keyCustody: Pod`), if the ConfigMap exists.
+    pub chains: Option<ConfigMap>,
+    /// The key requests the resource's pods published (`keyCustody: Pod`), by pod name.
+    pub key_requests: BTreeMap<String, super::pod_identity::Request>,
     /// The ConfigMap named by `spec.networkParameters`, if set and present.
     pub network_params: Option<ConfigMap>,
     /// The resource's StatefulSet as it is now (a scale-down proceeds in steps from it).
@@ -78,14 +95,19 @@ pub async fn dereference(client: &Client, mp: &MediachainPeer) -> Result<Found> 
     };
 
     let selector = naming::selector_string(mp);
-    let identities = secrets
-        .list(&ListParams::default().labels(&format!("{selector},{}", naming::ORDINAL_LABEL)))
-        .await
-        .map_err(Error::kube(format!("listing identity Secrets in {ns}")))?
-        .items
-        .into_iter()
-        .map(|s| (s.name_any(), s))
-        .collect();
+    // Under `keyCustody: Pod` no Secret holds a peer key: none is read.
+    let identities = if mp.spec.trust.key_custody == KeyCustody::Operator {
+        secrets
+            .list(&ListParams::default().labels(&format!("{selector},{}", naming::ORDINAL_LABEL)))
+            .await
+            .map_err(Error::kube(format!("listing identity Secrets in {ns}")))?
+            .items
+            .into_iter()
+            .map(|s| (s.name_any(), s))
+            .collect()
+    } else {
+        BTreeMap::new()
+    };
 
     let peers: Api<MediachainPeer> = Api::namespaced(client.clone(), &ns);
     let namespace_members = peers
@@ -100,14 +122,30 @@ pub async fn dereference(client: &Client, mp: &MediachainPeer) -> Result<Found> 
         .collect();
 
     let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
-    let peer_pods = pods
+    let listed = pods
         .list(&ListParams::default().labels(&selector))
         .await
         .map_err(Error::kube(format!("listing pods in {ns}")))?
-        .items
+        .items;
+    let peer_pods = listed
         .iter()
         .map(|p| (p.name_any(), PodState::of(p)))
         .collect();
+    let pod_custody = mp.spec.trust.key_custody == KeyCustody::Pod;
+    let key_requests = listed
+        .iter()
+        .filter(|_| pod_custody)
+        .filter_map(|p| Some((p.name_any(), super::pod_identity::request(mp, p)?)))
+        .collect();
+    let chains = if pod_custody {
+        let name = naming::chains_config_map(mp);
+        Api::<ConfigMap>::namespaced(client.clone(), &ns)
+            .get_opt(&name)
+            .await
+            .map_err(Error::kube(format!("reading ConfigMap {ns}/{name}")))?
+    } else {
+        None
+    };
 
     let backup_runs = if mp.spec.backup.is_some() {
         let selector = super::backup::pod_selector(mp);
@@ -139,6 +177,8 @@ pub async fn dereference(client: &Client, mp: &MediachainPeer) -> Result<Found> 
     };
 
     Ok(Found {
+        chains,
+        key_requests,
         backup_runs,
         network_params,
         statefulset,

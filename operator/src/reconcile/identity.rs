@@ -9,7 +9,7 @@ use std::path::Path;
 
 use k8s_openapi::api::core::v1::Secret;
 use kube::ResourceExt;
-use mediachain::trust::{keyfile, Certificate, Chain, Level, RevocationSet, SecretKey};
+use mediachain::trust::{keyfile, Certificate, Chain, Level, PublicKey, RevocationSet, SecretKey};
 
 use super::validate::Valid;
 use crate::naming;
@@ -139,6 +139,68 @@ fn recorded_revocation(existing: &Secret) -> Option<RevokedKey> {
     })
 }
 
+/// The latest end of validity a certificate issued now can have: the configured validity,
+/// capped at the principal's.
+fn achievable(valid: &Valid, now: u64) -> u64 {
+    let principal_not_after = valid
+        .principal
+        .chain
+        .leaf()
+        .map_or(0, |leaf| leaf.body.not_after);
+    now.saturating_add(u64::from(valid.resource.spec.trust.certificate_validity_hours) * 3600)
+        .min(principal_not_after)
+}
+
+/// Whether `chain` still certifies `subject`: `Ok(not_after)` when it verifies against the
+/// root, was issued by the current principal and is not due for renewal; otherwise what a new
+/// certificate for `subject` would be (`Renewed`: ours but due; `Reissued`: it no longer
+/// verifies or another principal issued it).
+pub(super) fn judge(
+    valid: &Valid,
+    chain: Option<&Chain>,
+    subject: &PublicKey,
+    now: u64,
+) -> std::result::Result<u64, ChangeKind> {
+    let principal = &valid.principal;
+    let renew_before = u64::from(valid.resource.spec.trust.renew_before_hours) * 3600;
+    let Some(chain) = chain else {
+        return Err(ChangeKind::Reissued);
+    };
+    let verified = chain.verify(
+        &principal.root,
+        &RevocationSet::new(principal.root),
+        now,
+        Level::Peer,
+    );
+    let (Ok(certified), Some(leaf)) = (verified, chain.leaf()) else {
+        return Err(ChangeKind::Reissued);
+    };
+    let ours = certified == *subject && leaf.body.issuer == principal.key.public();
+    let fresh = leaf.body.not_after.saturating_sub(now) > renew_before
+        || leaf.body.not_after >= achievable(valid, now);
+    match (ours, fresh) {
+        (true, true) => Ok(leaf.body.not_after),
+        (true, false) => Err(ChangeKind::Renewed),
+        (false, _) => Err(ChangeKind::Reissued),
+    }
+}
+
+/// Whether the principal or the root revoked `subject` by `now`, and why.
+pub(super) fn revocation(valid: &Valid, subject: &PublicKey, now: u64) -> Option<String> {
+    let principal = &valid.principal;
+    let body = mediachain::trust::CertificateBody {
+        level: Level::Peer,
+        issuer: principal.key.public(),
+        subject: *subject,
+        not_before: 0,
+        not_after: 0,
+    };
+    principal
+        .revoked
+        .revocation_of(&body, now)
+        .map(|(_, reason)| reason.chars().take(MAX_REASON).collect())
+}
+
 fn plan_key(
     valid: &Valid,
     ordinal: i32,
@@ -147,119 +209,75 @@ fn plan_key(
     now: u64,
     keygen: &mut dyn FnMut() -> SecretKey,
 ) -> Result<Identity> {
-    let trust = &valid.resource.spec.trust;
-    let principal = &valid.principal;
-    let principal_not_after = principal.chain.leaf().map_or(0, |leaf| leaf.body.not_after);
-    let achievable = now
-        .saturating_add(u64::from(trust.certificate_validity_hours) * 3600)
-        .min(principal_not_after);
-    let renew_before = u64::from(trust.renew_before_hours) * 3600;
-
-    let (key, key_pem, change_if_issued) = match existing {
-        None => {
-            let (key, pem) = new_key(&secret, keygen)?;
-            (key, pem, ChangeKind::Issued)
-        }
-        Some(existing) => {
-            let corrupt = |detail: String| Error::CorruptIdentity {
-                name: secret.clone(),
-                detail,
-            };
-            let key_pem = data_text(existing, PEER_KEY)
-                .ok_or_else(|| corrupt(format!("no UTF-8 `{PEER_KEY}`")))?;
-            let key = keyfile::parse(Path::new(PEER_KEY), &key_pem, None)
-                .map_err(|e| corrupt(e.to_string()))?;
-            let chain_pem = data_text(existing, PEER_CHAIN);
-            let chain = chain_pem
-                .as_deref()
-                .and_then(|pem| Chain::from_pem(pem).ok());
-            let revoked = chain.as_ref().and_then(|c| c.leaf()).is_some_and(|leaf| {
-                leaf.body.subject == key.public()
-                    && principal.revoked.revocation_of(&leaf.body, now).is_some()
-            });
-            if revoked {
-                let (key, pem) = new_key(&secret, keygen)?;
-                return Ok(issue(
-                    valid,
-                    ordinal,
-                    secret,
-                    key,
-                    pem,
-                    now,
-                    achievable,
-                    ChangeKind::Revoked,
-                ));
-            }
-            if let (Some(chain_pem), Some(chain)) = (chain_pem, chain) {
-                let verified = chain.verify(
-                    &principal.root,
-                    &RevocationSet::new(principal.root),
-                    now,
-                    Level::Peer,
-                );
-                let leaf = chain.leaf().map(|c| c.body.clone());
-                if let (Ok(subject), Some(leaf)) = (verified, leaf) {
-                    let ours = subject == key.public() && leaf.issuer == principal.key.public();
-                    let fresh = leaf.not_after.saturating_sub(now) > renew_before
-                        || leaf.not_after >= achievable;
-                    if ours && fresh {
-                        let issued_at = existing
-                            .annotations()
-                            .get(naming::ISSUED_AT_ANNOTATION)
-                            .and_then(|v| v.parse().ok())
-                            .unwrap_or(0);
-                        return Ok(Identity {
-                            ordinal,
-                            secret,
-                            key_pem,
-                            chain_pem,
-                            peer_id: key.public().to_string(),
-                            not_after: leaf.not_after,
-                            issued_at,
-                            change: None,
-                            revoked: None,
-                        });
-                    }
-                    let kind = if ours {
-                        ChangeKind::Renewed
-                    } else {
-                        ChangeKind::Reissued
-                    };
-                    return Ok(issue(
-                        valid, ordinal, secret, key, key_pem, now, achievable, kind,
-                    ));
-                }
-            }
-            (key, key_pem, ChangeKind::Reissued)
-        }
+    let Some(existing) = existing else {
+        let (key, pem) = new_key(&secret, keygen)?;
+        return Ok(issue(valid, ordinal, secret, key.public(), pem, now, ChangeKind::Issued));
     };
-    Ok(issue(
-        valid,
-        ordinal,
-        secret,
-        key,
-        key_pem,
-        now,
-        achievable,
-        change_if_issued,
-    ))
+    let corrupt = |detail: String| Error::CorruptIdentity {
+        name: secret.clone(),
+        detail,
+    };
+    let key_pem =
+        data_text(existing, PEER_KEY).ok_or_else(|| corrupt(format!("no UTF-8 `{PEER_KEY}`")))?;
+    let key = keyfile::parse(Path::new(PEER_KEY), &key_pem, None)
+        .map_err(|e| corrupt(e.to_string()))?;
+    let chain_pem = data_text(existing, PEER_CHAIN);
+    let chain = chain_pem
+        .as_deref()
+        .and_then(|pem| Chain::from_pem(pem).ok());
+    let revoked = chain.as_ref().and_then(|c| c.leaf()).is_some_and(|leaf| {
+        leaf.body.subject == key.public()
+            && valid.principal.revoked.revocation_of(&leaf.body, now).is_some()
+    });
+    if revoked {
+        let (key, pem) = new_key(&secret, keygen)?;
+        return Ok(issue(valid, ordinal, secret, key.public(), pem, now, ChangeKind::Revoked));
+    }
+    let verdict = judge(valid, chain.as_ref(), &key.public(), now);
+    match (verdict, chain_pem) {
+        (Ok(not_after), Some(chain_pem)) => Ok(Identity {
+            ordinal,
+            peer_id: key.public().to_string(),
+            issued_at: issued_at(existing),
+            secret,
+            key_pem,
+            chain_pem,
+            not_after,
+            change: None,
+            revoked: None,
+        }),
+        (verdict, _) => {
+            let kind = verdict.err().unwrap_or(ChangeKind::Reissued);
+            Ok(issue(valid, ordinal, secret, key.public(), key_pem, now, kind))
+        }
+    }
 }
 
-#[allow(clippy::too_many_arguments)]
-fn issue(
+/// When the certificate of an identity object was issued (its annotation; 0: unknown).
+pub(super) fn issued_at(object: &impl ResourceExt) -> u64 {
+    object
+        .annotations()
+        .get(naming::ISSUED_AT_ANNOTATION)
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Issues a certificate for `subject` now, as long as the configuration and the principal
+/// allow.
+pub(super) fn issue(
     valid: &Valid,
     ordinal: i32,
     secret: String,
-    key: SecretKey,
+    subject: PublicKey,
     key_pem: String,
     now: u64,
-    not_after: u64,
     kind: ChangeKind,
 ) -> Identity {
     let principal = &valid.principal;
+    let not_after = achievable(valid, now);
     let cert = Certificate::issue(
         &principal.key,
-        key.public(),
+        subject,
         Level::Peer,
         now.saturating_sub(CLOCK_SKEW_SECS),
         not_after,
@@ -270,7 +288,7 @@ fn issue(
         secret,
         key_pem,
         chain_pem: chain.to_pem(),
-        peer_id: key.public().to_string(),
+        peer_id: subject.to_string(),
         not_after,
         issued_at: now,
         change: Some(kind),

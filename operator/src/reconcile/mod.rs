@@ -14,6 +14,7 @@ pub mod identity;
 pub mod network_params;
 pub mod observe;
 pub mod placement;
+pub mod pod_identity;
 pub mod proxies;
 pub mod public_trust;
 pub mod services;
@@ -47,6 +48,9 @@ pub struct Settings {
     /// Networks of the ingress controller's pods, trusted by the peers of every resource with
     /// an Ingress (env `INGRESS_TRUSTED_PROXIES`, the chart's `ingressTrustedProxies`).
     pub ingress_trusted_proxies: Vec<String>,
+    /// The operator's own image (env `OPERATOR_IMAGE`): the peers' key init containers under
+    /// `keyCustody: Pod` run it (`mediachain-operator peer-key`, `await-chain`).
+    pub operator_image: Option<String>,
 }
 
 /// Default of [`Settings::height_refresh`].
@@ -59,6 +63,7 @@ impl Default for Settings {
             height_refresh: HEIGHT_REFRESH,
             metrics_url: None,
             ingress_trusted_proxies: Vec::new(),
+            operator_image: None,
         }
     }
 }
@@ -81,6 +86,8 @@ pub struct Outcome {
     pub revocations_changed: bool,
     /// Number of revocations known (issuer, subject pairs).
     pub revocations: usize,
+    /// Pods whose key request was refused, with the reason (`keyCustody: Pod`).
+    pub refused_requests: Vec<(String, String)>,
 }
 
 /// The `/metrics` URLs of the resource's peers (stable pod DNS names).
@@ -132,6 +139,7 @@ pub async fn run(
         &mut mediachain::trust::SecretKey::generate,
     )?;
     let identity_changes = desired.identity_changes();
+    let refused_requests = desired.refused_requests.clone();
     let revocations_changed = found.statefulset.as_ref().is_some_and(|sts| {
         build::revocations_digest(sts) != build::revocations_digest(&desired.statefulset)
     });
@@ -167,5 +175,6 @@ pub async fn run(
         restarted: applied.restarted,
         revocations_changed,
         revocations: valid.principal.revoked.len(),
+        refused_requests,
     }))
 }

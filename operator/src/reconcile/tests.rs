@@ -62,6 +62,7 @@ fn running_pods(name: &str, count: i32, created: u64) -> BTreeMap<String, PodSta
                 PodState {
                     created,
                     ready: true,
+                    peer_started: Some(created),
                 },
             )
         })
@@ -346,6 +347,7 @@ fn a_renewed_certificate_restarts_only_its_own_peer_once_the_others_are_ready() 
         PodState {
             created: renewal + 5,
             ready: true,
+            peer_started: Some(renewal + 5),
         },
     );
     let after = build(

@@ -22,7 +22,9 @@ use super::build::{meta, Mounted};
 use super::identity;
 use super::validate::{Valid, REVOCATIONS};
 use super::Settings;
+use crate::crd::KeyCustody;
 use crate::naming::{self, HTTP_PORT, P2P_PORT};
+use crate::peer_key;
 use crate::overrides;
 use crate::{Error, Result};
 
@@ -64,7 +66,12 @@ pub(super) fn pod_security() -> PodSecurityContext {
     }
 }
 
-fn env(name: &str, value: impl Into<String>) -> EnvVar {
+/// Whether the peers make their own keys (`trust.keyCustody: Pod`).
+pub(super) fn pod_custody(valid: &Valid) -> bool {
+    valid.resource.spec.trust.key_custody == KeyCustody::Pod
+}
+
+pub(super) fn env(name: &str, value: impl Into<String>) -> EnvVar {
     EnvVar {
         name: name.into(),
         value: Some(value.into()),
@@ -119,6 +126,13 @@ fn peer_container(valid: &Valid, settings: &Settings) -> Container {
     ];
     if !spec.seeds.is_empty() {
         env_vars.push(env("MEDIACHAIN_SEEDS", spec.seeds.join(",")));
+    }
+    if pod_custody(valid) {
+        env_vars.push(env("MEDIACHAIN_KEY", peer_key::KEY_PATH));
+        env_vars.push(env(
+            "MEDIACHAIN_CHAIN",
+            format!("{}/$(POD_NAME).chain", peer_key::CHAINS_DIR),
+        ));
     }
     env_vars.extend(super::proxies::env(mp, settings));
     if valid.network_params.is_some() {
@@ -191,11 +205,16 @@ fn peer_container(valid: &Valid, settings: &Settings) -> Container {
         resources: spec.resources.clone(),
         security_context: Some(container_security()),
         volume_mounts: Some(vec![
-            // Each pod sees only its own identity: the projected volume holds one directory
-            // per peer and the mount selects the pod's own by name.
-            VolumeMount {
-                sub_path_expr: Some("$(POD_NAME)".into()),
-                ..mount("identity", "/etc/mediachain/identity")
+            if pod_custody(valid) {
+                // The key is on the data volume; the chains are public.
+                mount("chains", peer_key::CHAINS_DIR)
+            } else {
+                // Each pod sees only its own identity: the projected volume holds one
+                // directory per peer and the mount selects the pod's own by name.
+                VolumeMount {
+                    sub_path_expr: Some("$(POD_NAME)".into()),
+                    ..mount("identity", "/etc/mediachain/identity")
+                }
             },
             mount("trust", "/etc/mediachain/trust"),
             mount("seeds", "/etc/mediachain/seeds"),
@@ -237,7 +256,17 @@ fn volumes(valid: &Valid, mounted: &[Mounted]) -> Vec<Volume> {
             }
         })
         .collect();
-    vec![
+    let identities = if pod_custody(valid) {
+        Volume {
+            name: "chains".into(),
+            config_map: Some(ConfigMapVolumeSource {
+                name: naming::chains_config_map(mp),
+                default_mode: Some(0o444),
+                ..ConfigMapVolumeSource::default()
+            }),
+            ..Volume::default()
+        }
+    } else {
         Volume {
             name: "identity".into(),
             projected: Some(ProjectedVolumeSource {
@@ -245,7 +274,10 @@ fn volumes(valid: &Valid, mounted: &[Mounted]) -> Vec<Volume> {
                 sources: Some(sources),
             }),
             ..Volume::default()
-        },
+        }
+    };
+    vec![
+        identities,
         Volume {
             name: "trust".into(),
             // The public parts only, from a ConfigMap the resource owns: no pod references the
@@ -292,6 +324,7 @@ fn pod_template(
             enable_service_links: Some(false),
             termination_grace_period_seconds: Some(30),
             security_context: Some(pod_security()),
+            init_containers: super::pod_identity::init_containers(valid, settings),
             containers: vec![peer_container(valid, settings)],
             volumes: Some(volumes(valid, mounted)),
             ..PodSpec::default()
