@@ -81,4 +81,21 @@ sys.exit(1 if bad else 0)
 PY
 }
 step "chart RBAC rules = operator/rbac.yaml" rbac_in_sync
+
+# rbac.peerKeySecrets=false (every resource under trust.keyCustody: Pod): Secrets read-only.
+secrets_read_only() {
+  "$HELM" template mc "$CHART" -n mediachain-system --set rbac.peerKeySecrets=false >"$WORK/podkeys.yaml" || return 1
+  python3 - "$WORK/default.yaml" "$WORK/podkeys.yaml" <<'PY'
+import sys, yaml
+def secret_verbs(path):
+    for d in yaml.safe_load_all(open(path)):
+        if d and d["kind"] == "ClusterRole":
+            return [sorted(r["verbs"]) for r in d["rules"] if "secrets" in r["resources"]]
+default, pod = secret_verbs(sys.argv[1]), secret_verbs(sys.argv[2])
+ok = default == [["create", "delete", "get", "list", "update", "watch"]] and pod == [["get", "list", "watch"]]
+print(f"secrets verbs: default {default}, peerKeySecrets=false {pod}", file=sys.stderr)
+sys.exit(0 if ok else 1)
+PY
+}
+step "rbac.peerKeySecrets=false: Secrets only read" secrets_read_only
 log "chart checks passed"
