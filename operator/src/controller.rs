@@ -319,10 +319,17 @@ fn spec_version(mp: &MediachainPeer) -> Option<u64> {
 /// Label selecting every peer pod the operator runs.
 const PEER_PODS: &str = "app.kubernetes.io/name=mediachain-peer";
 
-/// The predicate of pod events that trigger reconciles: the pod (uid) and its key request.
+/// The predicate of pod events that trigger reconciles: the pod (uid), its key request and
+/// the node it runs on (a `NodePort` peer advertises its node's IP).
 fn key_request_version(pod: &Pod) -> Option<u64> {
     let mut hash = DefaultHasher::new();
-    (pod.uid(), reconcile::pod_identity::request_message(pod)).hash(&mut hash);
+    let host_ip = pod.status.as_ref().and_then(|s| s.host_ip.as_ref());
+    (
+        pod.uid(),
+        reconcile::pod_identity::request_message(pod),
+        host_ip,
+    )
+        .hash(&mut hash);
     Some(hash.finish())
 }
 
@@ -414,7 +421,8 @@ pub async fn run(
             },
         )
         // Key requests (`keyCustody: Pod`): a pod whose `peer-key` init container published a
-        // new request triggers the pass that certifies it (other pod changes do not).
+        // new request triggers the pass that certifies it, as does a pod bound to a node (its
+        // advertised `NodePort` address); other pod changes do not.
         .watches_stream(
             watcher(ctx.api::<Pod>(), config.clone().labels(PEER_PODS))
                 .default_backoff()

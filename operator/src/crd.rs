@@ -97,6 +97,11 @@ pub struct MediachainPeerSpec {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub seeds: Vec<String>,
 
+    /// Per-peer exposure of the overlay port to other clusters: one Service per peer and the
+    /// address each peer advertises derived from it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exposure: Option<ExposureSpec>,
+
     /// Block commit parameters, passed to every peer.
     #[serde(default)]
     pub consensus: ConsensusSpec,
@@ -336,6 +341,29 @@ impl Default for ConnectivitySpec {
     }
 }
 
+/// Per-peer exposure of the overlay port (`spec.exposure`).
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ExposureSpec {
+    /// `NodePort` or `LoadBalancer`: the type of each peer's Service `<resource>-<ordinal>-p2p`
+    /// (selecting its pod by `statefulset.kubernetes.io/pod-name`, port 4001).
+    #[serde(rename = "type")]
+    #[schemars(extend("enum" = ["NodePort", "LoadBalancer"]))]
+    pub type_: String,
+    /// `NodePort`: peer `i` gets node port `nodePortBase + i` (so its address is known before
+    /// it starts); unset, the cluster assigns them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 30000, max = 32767))]
+    pub node_port_base: Option<i32>,
+    /// `NodePort`: the DNS name or IP address other clusters reach the nodes by (e.g. a name
+    /// resolving to every node); unset, the IP of the node that runs the pod.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+    /// Extra annotations of each per-peer Service (e.g. for a cloud load balancer).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub annotations: std::collections::BTreeMap<String, String>,
+}
+
 /// The client Service.
 #[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
@@ -431,6 +459,11 @@ pub struct MediachainPeerStatus {
     /// other organisations of the network to compare with theirs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub network_parameters_digest: Option<String>,
+    /// With `spec.exposure`: the overlay addresses this cluster's peers advertise to other
+    /// clusters, for the other organisations' `spec.seeds` (peers whose external address is
+    /// not known yet are left out).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub external_seeds: Vec<String>,
     /// Highest journal height reported by a ready peer, when known. Refreshed at most once per
     /// the operator's height refresh interval, so that blocks never drive status writes.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -33,7 +33,10 @@ fn main() -> std::process::ExitCode {
     if let Some(code) = mediachain_operator::peer_key::run_subcommand(&args) {
         return code;
     }
-    match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime.block_on(operator()),
         Err(e) => {
             eprintln!("cannot start the async runtime: {e}");

@@ -72,6 +72,17 @@ pub fn chains_config_map(mp: &MediachainPeer) -> String {
     format!("{}-chains", workload(mp))
 }
 
+/// Name of the Service exposing one peer's overlay port (`spec.exposure`).
+pub fn peer_service(mp: &MediachainPeer, ordinal: i32) -> String {
+    format!("{}-p2p", pod(mp, ordinal))
+}
+
+/// Name of the ConfigMap of the peers' advertised addresses (`spec.exposure`;
+/// `<resource>-exposure`, one `<pod>.yaml` per peer).
+pub fn exposure_config_map(mp: &MediachainPeer) -> String {
+    format!("{}-exposure", workload(mp))
+}
+
 /// Name of the network's seed-list ConfigMap (`<network>-seeds`).
 pub fn seeds_config_map(network: &str) -> String {
     format!("{network}-seeds")

@@ -71,10 +71,7 @@ impl KeyRequest {
     /// The request of `key` for pod `namespace/pod` with `uid`.
     pub fn new(key: &SecretKey, namespace: &str, pod: &str, uid: &str) -> Self {
         let peer_id = key.public().to_string();
-        let signature = key.sign(
-            CONTEXT,
-            binding(namespace, pod, uid, &peer_id).as_bytes(),
-        );
+        let signature = key.sign(CONTEXT, binding(namespace, pod, uid, &peer_id).as_bytes());
         Self {
             peer_id,
             signature: hex::encode(signature),
@@ -154,7 +151,9 @@ pub struct PeerKeyEnv {
 impl PeerKeyEnv {
     fn from_env() -> Self {
         Self {
-            key: var("MEDIACHAIN_KEY").unwrap_or_else(|| KEY_PATH.into()).into(),
+            key: var("MEDIACHAIN_KEY")
+                .unwrap_or_else(|| KEY_PATH.into())
+                .into(),
             namespace: var("POD_NAMESPACE").unwrap_or_default(),
             pod: var("POD_NAME").unwrap_or_default(),
             uid: var("POD_UID").unwrap_or_default(),
@@ -249,7 +248,9 @@ pub struct AwaitEnv {
 impl AwaitEnv {
     fn from_env() -> Self {
         Self {
-            key: var("MEDIACHAIN_KEY").unwrap_or_else(|| KEY_PATH.into()).into(),
+            key: var("MEDIACHAIN_KEY")
+                .unwrap_or_else(|| KEY_PATH.into())
+                .into(),
             chain: var("MEDIACHAIN_CHAIN").unwrap_or_default().into(),
             timeout: var("AWAIT_CHAIN_SECONDS")
                 .and_then(|s| s.parse().ok())

@@ -66,7 +66,12 @@ fn a_request_verifies_for_its_pod_only() {
         Err(RequestError::TooLong(_))
     ));
     assert!(matches!(
-        KeyRequest::verify("{\"peerId\": \"nope\", \"signature\": \"00\"}", "ns", "p", "u"),
+        KeyRequest::verify(
+            "{\"peerId\": \"nope\", \"signature\": \"00\"}",
+            "ns",
+            "p",
+            "u"
+        ),
         Err(RequestError::PeerId(_))
     ));
     assert!(matches!(
@@ -161,7 +166,11 @@ fn await_chain_waits_for_a_chain_of_its_key() {
         let cert = Certificate::issue(&trust.principal, subject, Level::Peer, now - 10, now + 3600);
         Chain::extend(cert, &trust.chain).to_pem()
     };
-    std::fs::write(&wait.chain, chain_for(SecretKey::from_seed(&[9; 32]).public())).unwrap();
+    std::fs::write(
+        &wait.chain,
+        chain_for(SecretKey::from_seed(&[9; 32]).public()),
+    )
+    .unwrap();
     let error = await_chain(&wait).unwrap_err();
     assert!(error.contains("the chain certifies"), "{error}");
     std::fs::write(&wait.chain, chain_for(key)).unwrap();

@@ -19,7 +19,7 @@ use mediachain_operator::peer_key::{KeyRequest, AWAIT_CONTAINER, KEY_CONTAINER};
 use mediachain_operator::reconcile::Settings;
 use mediachain_operator::testing::install_crd;
 use serde_json::json;
-use support::{create_principal, create_peer_in, trust, wait_until, NS};
+use support::{create_peer_in, create_principal, trust, wait_until, NS};
 
 /// A client acting as the kubelet of `node` (user `system:node:<node>`, group `system:nodes`).
 async fn kubelet(server: &ApiServer, node: &str) -> Client {
@@ -72,11 +72,7 @@ async fn bind_pod(admin: &Client, sts: &StatefulSet, ordinal: usize, node: &str)
 }
 
 /// What the kubelet publishes once the pod's `peer-key` init container exited with `message`.
-async fn publish_request(
-    kubelet: &Client,
-    pod: &str,
-    message: &str,
-) -> Result<Pod, kube::Error> {
+async fn publish_request(kubelet: &Client, pod: &str, message: &str) -> Result<Pod, kube::Error> {
     let at = "2026-01-01T00:00:00Z";
     Api::<Pod>::namespaced(kubelet.clone(), NS)
         .patch_status(
@@ -144,7 +140,10 @@ async fn keys_made_in_pods_are_certified_and_no_node_reads_another_key() {
     // No pod references a Secret: no key, no principal, nothing a node could be given.
     let pod_spec = sts.spec.clone().unwrap().template.spec.unwrap();
     let volumes = serde_json::to_string(&pod_spec.volumes).unwrap();
-    assert!(!volumes.contains("secret"), "a volume names a Secret: {volumes}");
+    assert!(
+        !volumes.contains("secret"),
+        "a volume names a Secret: {volumes}"
+    );
     let init: Vec<String> = pod_spec
         .init_containers
         .unwrap_or_default()
@@ -154,7 +153,10 @@ async fn keys_made_in_pods_are_certified_and_no_node_reads_another_key() {
     assert_eq!(init, vec![KEY_CONTAINER, AWAIT_CONTAINER]);
 
     // Each kubelet registers its node, as a real one does (NodeRestriction: its own only).
-    let (node_a, node_b) = (kubelet(&server, "node-a").await, kubelet(&server, "node-b").await);
+    let (node_a, node_b) = (
+        kubelet(&server, "node-a").await,
+        kubelet(&server, "node-b").await,
+    );
     for (client, name) in [(&node_a, "node-a"), (&node_b, "node-b")] {
         let node = Node {
             metadata: ObjectMeta {
@@ -174,8 +176,7 @@ async fn keys_made_in_pods_are_certified_and_no_node_reads_another_key() {
     // mu-0's key, made in its pod: the request binds it to mu-0's uid.
     let key_0 = SecretKey::generate();
     let request_0 =
-        serde_json::to_string(&KeyRequest::new(&key_0, NS, "mu-0", &pod_0.uid().unwrap()))
-            .unwrap();
+        serde_json::to_string(&KeyRequest::new(&key_0, NS, "mu-0", &pod_0.uid().unwrap())).unwrap();
     // Node a cannot speak for node b's pod.
     assert!(
         forbidden(publish_request(&node_a, "mu-1", &request_0).await),
@@ -184,15 +185,19 @@ async fn keys_made_in_pods_are_certified_and_no_node_reads_another_key() {
     publish_request(&node_a, "mu-0", &request_0).await.unwrap();
     // Node b replays mu-0's request for its own pod: refused (another uid, another pod).
     let replay =
-        serde_json::to_string(&KeyRequest::new(&key_0, NS, "mu-0", &pod_0.uid().unwrap()))
-            .unwrap();
+        serde_json::to_string(&KeyRequest::new(&key_0, NS, "mu-0", &pod_0.uid().unwrap())).unwrap();
     publish_request(&node_b, "mu-1", &replay).await.unwrap();
 
     // The pod watch brings the request: certified within seconds, not at the next resync.
     let chain_0 = wait_until(20, "mu-0's chain", || chain_of(&admin, "mu", "mu-0")).await;
     let root = trust.root.public();
     let certified = chain_0
-        .verify(&root, &RevocationSet::new(root), support::now(), Level::Peer)
+        .verify(
+            &root,
+            &RevocationSet::new(root),
+            support::now(),
+            Level::Peer,
+        )
         .unwrap();
     assert_eq!(certified, key_0.public());
     wait_until(20, "KeyRequestRefused for mu-1", || async {
@@ -210,13 +215,15 @@ async fn keys_made_in_pods_are_certified_and_no_node_reads_another_key() {
             .then_some(())
     })
     .await;
-    assert!(chain_of(&admin, "mu", "mu-1").await.is_none(), "a replayed request was certified");
+    assert!(
+        chain_of(&admin, "mu", "mu-1").await.is_none(),
+        "a replayed request was certified"
+    );
 
     // mu-1 publishes its own request: certified too, and both show in status.
     let key_1 = SecretKey::generate();
     let request_1 =
-        serde_json::to_string(&KeyRequest::new(&key_1, NS, "mu-1", &pod_1.uid().unwrap()))
-            .unwrap();
+        serde_json::to_string(&KeyRequest::new(&key_1, NS, "mu-1", &pod_1.uid().unwrap())).unwrap();
     publish_request(&node_b, "mu-1", &request_1).await.unwrap();
     let chain_1 = wait_until(20, "mu-1's chain", || chain_of(&admin, "mu", "mu-1")).await;
     assert_eq!(chain_1.leaf().unwrap().body.subject, key_1.public());
@@ -239,8 +246,14 @@ async fn keys_made_in_pods_are_certified_and_no_node_reads_another_key() {
             .unwrap_or_else(|e| panic!("node-a cannot read {name}: {e}"));
     }
     let secrets: Api<Secret> = Api::namespaced(node_a.clone(), NS);
-    assert!(forbidden(secrets.get("principal").await), "principal Secret readable");
-    assert!(forbidden(secrets.list(&ListParams::default()).await), "Secrets listable");
+    assert!(
+        forbidden(secrets.get("principal").await),
+        "principal Secret readable"
+    );
+    assert!(
+        forbidden(secrets.list(&ListParams::default()).await),
+        "Secrets listable"
+    );
     let all = Api::<Secret>::namespaced(admin.clone(), NS)
         .list(&ListParams::default())
         .await

@@ -11,7 +11,7 @@ use std::fmt::Debug;
 
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::batch::v1::CronJob;
-use k8s_openapi::api::core::v1::{Pod, Secret};
+use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret, Service};
 use k8s_openapi::api::networking::v1::Ingress;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::NamespaceResourceScope;
@@ -38,6 +38,8 @@ pub struct Applied {
     pub deleted_identities: Vec<String>,
     /// Pods deleted in this pass so that they restart with a renewed certificate.
     pub restarted: Vec<String>,
+    /// The overlay addresses this cluster's peers advertise to other clusters.
+    pub external_seeds: Vec<String>,
 }
 
 /// Applies `desired` for `mp`.
@@ -48,6 +50,8 @@ pub async fn apply(client: &Client, mp: &MediachainPeer, desired: Desired) -> Re
         pod_identities,
         chains,
         refused_requests: _,
+        exposure,
+        obsolete_services,
         obsolete_identities,
         seeds,
         trust,
@@ -92,9 +96,28 @@ pub async fn apply(client: &Client, mp: &MediachainPeer, desired: Desired) -> Re
         ensure_ours(client, &ns, config_map, mp).await?;
         server_side_apply(client, &ns, config_map).await?;
     }
-    for service in [&headless_service, &client_service] {
+    let exposed = exposure.iter().flat_map(|e| &e.services);
+    for service in [&headless_service, &client_service]
+        .into_iter()
+        .chain(exposed)
+    {
         ensure_ours(client, &ns, service, mp).await?;
         server_side_apply(client, &ns, service).await?;
+    }
+    let external_seeds = match &exposure {
+        Some(plan) => {
+            ensure_ours(client, &ns, &plan.config_map, mp).await?;
+            server_side_apply(client, &ns, &plan.config_map).await?;
+            plan.external_seeds.clone()
+        }
+        None => {
+            let name = naming::exposure_config_map(mp);
+            delete_owned::<ConfigMap>(client, &ns, &name, mp).await?;
+            Vec::new()
+        }
+    };
+    for name in obsolete_services {
+        delete_owned::<Service>(client, &ns, &name, mp).await?;
     }
     ensure_ours(client, &ns, &statefulset, mp).await?;
     let statefulset = server_side_apply(client, &ns, &statefulset).await?;
@@ -144,6 +167,7 @@ pub async fn apply(client: &Client, mp: &MediachainPeer, desired: Desired) -> Re
         revoked,
         deleted_identities,
         restarted,
+        external_seeds,
     })
 }
 

@@ -44,6 +44,10 @@ pub struct Desired {
     pub chains: Option<ConfigMap>,
     /// Pods whose key request is refused, with the reason (`keyCustody: Pod`).
     pub refused_requests: Vec<(String, String)>,
+    /// The per-peer overlay Services and advertised addresses (`spec.exposure`).
+    pub exposure: Option<super::exposure::Plan>,
+    /// Per-peer Services no longer wanted (scale-down, exposure removed).
+    pub obsolete_services: Vec<String>,
     /// The network's seed list.
     pub seeds: ConfigMap,
     /// The public trust material the peers mount (root key, revocations).
@@ -132,20 +136,33 @@ pub fn build(
     };
     let mounted = mounted_identities(mp, found, &identities, &obsolete);
     let statefulset = statefulset(valid, &owner, replicas, &mounted, settings)?;
+    let exposure = super::exposure::plan(valid, &owner, found, replicas, settings, now);
     let restarts = if rolling_out(found, &statefulset) {
         Vec::new()
     } else {
-        let plans: Vec<&Identity> = identities
+        // When each peer's settings last changed: its certificate, its advertised address.
+        let mut since: BTreeMap<i32, u64> = BTreeMap::new();
+        let issued = identities
             .iter()
             .map(|(id, _)| id)
-            .chain(&pod_plan.identities)
-            .collect();
-        restarts(mp, found, &plans, replicas)
+            .chain(&pod_plan.identities);
+        let addressed = exposure.iter().flat_map(|e| &e.changed_at);
+        for (ordinal, at) in issued
+            .map(|id| (id.ordinal, id.issued_at))
+            .chain(addressed.map(|(o, at)| (*o, *at)))
+        {
+            let entry = since.entry(ordinal).or_insert(0);
+            *entry = (*entry).max(at);
+        }
+        restarts(mp, found, &since, replicas)
     };
+    let obsolete_services = super::exposure::obsolete_services(found, exposure.as_ref());
     let chains = pod_custody
         .then(|| super::pod_identity::config_map(valid, &owner, found, &pod_plan, replicas));
     Ok(Desired {
         restarts,
+        exposure,
+        obsolete_services,
         chains,
         pod_identities: pod_plan.identities,
         refused_requests: pod_plan.refused,
@@ -223,28 +240,28 @@ fn rolling_out(found: &Found, desired: &StatefulSet) -> bool {
             .is_some_and(|s| s.update_revision.is_some() && s.update_revision != s.current_revision)
 }
 
-/// Pods running a certificate older than their identity's (created before it was issued), to
-/// delete so that the StatefulSet restarts them: only those peers, at most
+/// Pods running a certificate or an advertised address older than their peer's (`since`: when
+/// each peer's last changed), to delete so that the StatefulSet restarts them: only those peers, at most
 /// `disruptionBudget.maxUnavailable` (at least one) at a time, and only while every other peer
 /// is ready.
 fn restarts(
     mp: &MediachainPeer,
     found: &Found,
-    identities: &[&Identity],
+    since: &BTreeMap<i32, u64>,
     replicas: i32,
 ) -> Vec<String> {
     let pod_custody = mp.spec.trust.key_custody == KeyCustody::Pod;
-    let stale: Vec<String> = identities
+    let stale: Vec<String> = since
         .iter()
-        .filter_map(|id| {
-            let pod = naming::pod(mp, id.ordinal);
+        .filter_map(|(ordinal, since)| {
+            let pod = naming::pod(mp, *ordinal);
             let state = found.pods.get(&pod)?;
             // A pod mounts its Secret when created; under `Pod` custody the peer reads its
             // chain when it starts (a pod waiting for its first chain is not stale).
             let stale = if pod_custody {
-                state.peer_started.is_some_and(|t| t < id.issued_at)
+                state.peer_started.is_some_and(|t| t < *since)
             } else {
-                state.created < id.issued_at
+                state.created < *since
             };
             stale.then_some(pod)
         })

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::StatefulSet;
-use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret};
+use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret, Service};
 use kube::api::ListParams;
 use kube::{Api, Client, ResourceExt};
 
@@ -70,6 +70,12 @@ pub struct Found {
     pub chains: Option<ConfigMap>,
     /// The key requests the resource's pods published (`keyCustody: Pod`), by pod name.
     pub key_requests: BTreeMap<String, super::pod_identity::Request>,
+    /// The per-peer overlay Services of the resource (`spec.exposure`), by name.
+    pub peer_services: BTreeMap<String, Service>,
+    /// The advertised-address ConfigMap `R-exposure`, if it exists.
+    pub exposure: Option<ConfigMap>,
+    /// The IP of the node each scheduled pod runs on, by pod name.
+    pub host_ips: BTreeMap<String, String>,
     /// The ConfigMap named by `spec.networkParameters`, if set and present.
     pub network_params: Option<ConfigMap>,
     /// The resource's StatefulSet as it is now (a scale-down proceeds in steps from it).
@@ -131,6 +137,32 @@ pub async fn dereference(client: &Client, mp: &MediachainPeer) -> Result<Found> 
         .iter()
         .map(|p| (p.name_any(), PodState::of(p)))
         .collect();
+    let host_ips = listed
+        .iter()
+        .filter_map(|p| Some((p.name_any(), p.status.as_ref()?.host_ip.clone()?)))
+        .collect();
+    let services: Api<Service> = Api::namespaced(client.clone(), &ns);
+    let peer_services = services
+        .list(&ListParams::default().labels(&format!(
+            "{}={}",
+            super::exposure::EXPOSED_LABEL,
+            naming::workload(mp)
+        )))
+        .await
+        .map_err(Error::kube(format!("listing per-peer Services in {ns}")))?
+        .items
+        .into_iter()
+        .map(|s| (s.name_any(), s))
+        .collect();
+    let exposure = if mp.spec.exposure.is_some() {
+        let name = naming::exposure_config_map(mp);
+        Api::<ConfigMap>::namespaced(client.clone(), &ns)
+            .get_opt(&name)
+            .await
+            .map_err(Error::kube(format!("reading ConfigMap {ns}/{name}")))?
+    } else {
+        None
+    };
     let pod_custody = mp.spec.trust.key_custody == KeyCustody::Pod;
     let key_requests = listed
         .iter()
@@ -177,6 +209,9 @@ pub async fn dereference(client: &Client, mp: &MediachainPeer) -> Result<Found> 
     };
 
     Ok(Found {
+        peer_services,
+        exposure,
+        host_ips,
         chains,
         key_requests,
         backup_runs,

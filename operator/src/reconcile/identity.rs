@@ -211,7 +211,15 @@ fn plan_key(
 ) -> Result<Identity> {
     let Some(existing) = existing else {
         let (key, pem) = new_key(&secret, keygen)?;
-        return Ok(issue(valid, ordinal, secret, key.public(), pem, now, ChangeKind::Issued));
+        return Ok(issue(
+            valid,
+            ordinal,
+            secret,
+            key.public(),
+            pem,
+            now,
+            ChangeKind::Issued,
+        ));
     };
     let corrupt = |detail: String| Error::CorruptIdentity {
         name: secret.clone(),
@@ -219,19 +227,31 @@ fn plan_key(
     };
     let key_pem =
         data_text(existing, PEER_KEY).ok_or_else(|| corrupt(format!("no UTF-8 `{PEER_KEY}`")))?;
-    let key = keyfile::parse(Path::new(PEER_KEY), &key_pem, None)
-        .map_err(|e| corrupt(e.to_string()))?;
+    let key =
+        keyfile::parse(Path::new(PEER_KEY), &key_pem, None).map_err(|e| corrupt(e.to_string()))?;
     let chain_pem = data_text(existing, PEER_CHAIN);
     let chain = chain_pem
         .as_deref()
         .and_then(|pem| Chain::from_pem(pem).ok());
     let revoked = chain.as_ref().and_then(|c| c.leaf()).is_some_and(|leaf| {
         leaf.body.subject == key.public()
-            && valid.principal.revoked.revocation_of(&leaf.body, now).is_some()
+            && valid
+                .principal
+                .revoked
+                .revocation_of(&leaf.body, now)
+                .is_some()
     });
     if revoked {
         let (key, pem) = new_key(&secret, keygen)?;
-        return Ok(issue(valid, ordinal, secret, key.public(), pem, now, ChangeKind::Revoked));
+        return Ok(issue(
+            valid,
+            ordinal,
+            secret,
+            key.public(),
+            pem,
+            now,
+            ChangeKind::Revoked,
+        ));
     }
     let verdict = judge(valid, chain.as_ref(), &key.public(), now);
     match (verdict, chain_pem) {
@@ -248,7 +268,15 @@ fn plan_key(
         }),
         (verdict, _) => {
             let kind = verdict.err().unwrap_or(ChangeKind::Reissued);
-            Ok(issue(valid, ordinal, secret, key.public(), key_pem, now, kind))
+            Ok(issue(
+                valid,
+                ordinal,
+                secret,
+                key.public(),
+                key_pem,
+                now,
+                kind,
+            ))
         }
     }
 }

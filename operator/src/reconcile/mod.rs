@@ -10,6 +10,7 @@ pub mod backup;
 pub mod bootstrap;
 pub mod build;
 pub mod dereference;
+pub mod exposure;
 pub mod identity;
 pub mod network_params;
 pub mod observe;
@@ -24,6 +25,8 @@ pub mod workload;
 
 #[cfg(test)]
 mod backup_tests;
+#[cfg(test)]
+mod exposure_tests;
 #[cfg(test)]
 mod tests;
 

@@ -33,11 +33,14 @@ pub type Request = Result<PublicKey, String>;
 /// `None` when the pod has not run its `peer-key` init container to completion yet.
 pub fn request(mp: &MediachainPeer, pod: &Pod) -> Option<Request> {
     let message = request_message(pod)?;
-    let owned = pod
-        .owner_references()
-        .iter()
-        .any(|o| o.controller == Some(true) && o.kind == "StatefulSet" && o.name == naming::workload(mp));
-    let bound = pod.spec.as_ref().and_then(|s| s.node_name.as_ref()).is_some();
+    let owned = pod.owner_references().iter().any(|o| {
+        o.controller == Some(true) && o.kind == "StatefulSet" && o.name == naming::workload(mp)
+    });
+    let bound = pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.node_name.as_ref())
+        .is_some();
     let (Some(uid), true, true) = (pod.metadata.uid.as_deref(), owned, bound) else {
         return Some(Err(
             "the pod is not a pod of the resource's StatefulSet bound to a node".into(),
@@ -101,14 +104,21 @@ pub fn plan(valid: &Valid, found: &Found, replicas: i32, now: u64) -> Plan {
             }
             None => None,
         }
-        .or_else(|| current.as_ref().and_then(|c| c.leaf()).map(|l| l.body.subject));
+        .or_else(|| {
+            current
+                .as_ref()
+                .and_then(|c| c.leaf())
+                .map(|l| l.body.subject)
+        });
         let Some(subject) = subject else {
             continue;
         };
         if let Some(reason) = identity::revocation(valid, &subject, now) {
             plan.refused.push((
                 pod.clone(),
-                format!("key {subject} is revoked ({reason}): the pod makes a new key when it restarts"),
+                format!(
+                    "key {subject} is revoked ({reason}): the pod makes a new key when it restarts"
+                ),
             ));
             continue;
         }
@@ -138,7 +148,15 @@ pub fn plan(valid: &Valid, found: &Found, replicas: i32, now: u64) -> Plan {
                     (Some(_), Some(_)) => ChangeKind::Issued,
                     (Some(_), None) => kind,
                 };
-                identity::issue(valid, ordinal, pod.clone(), subject, String::new(), now, kind)
+                identity::issue(
+                    valid,
+                    ordinal,
+                    pod.clone(),
+                    subject,
+                    String::new(),
+                    now,
+                    kind,
+                )
             }
         };
         if let Some(old) = replaced.filter(|_| id.change == Some(ChangeKind::Revoked)) {
@@ -154,7 +172,13 @@ pub fn plan(valid: &Valid, found: &Found, replicas: i32, now: u64) -> Plan {
 }
 
 fn current_text(found: &Found, pod: &str) -> Option<String> {
-    found.chains.as_ref()?.data.as_ref()?.get(&chain_key(pod)).cloned()
+    found
+        .chains
+        .as_ref()?
+        .data
+        .as_ref()?
+        .get(&chain_key(pod))
+        .cloned()
 }
 
 fn current_chain(found: &Found, pod: &str) -> Option<Chain> {
@@ -192,7 +216,10 @@ pub fn config_map(
         if delete_removed && !found.pods.contains_key(&pod) {
             continue;
         }
-        annotations.insert(issued_at_annotation(&pod), issued_at(found, &pod).to_string());
+        annotations.insert(
+            issued_at_annotation(&pod),
+            issued_at(found, &pod).to_string(),
+        );
         data.insert(chain_key(&pod), text);
     }
     for id in &plan.identities {

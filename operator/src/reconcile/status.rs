@@ -158,6 +158,7 @@ pub fn compute(
         peers: applied.peers.clone(),
         revoked_peers: applied.revoked.clone(),
         network_parameters_digest: observed.network_digest,
+        external_seeds: applied.external_seeds.clone(),
         journal_height: observed.height.or(prev.journal_height),
         last_backup,
         state: Some(state.into()),

@@ -856,6 +856,7 @@ fn applied(sts_status: StatefulSetStatus, generation: i64) -> Applied {
         peers: Vec::new(),
         deleted_identities: Vec::new(),
         restarted: Vec::new(),
+        external_seeds: Vec::new(),
     }
 }
 

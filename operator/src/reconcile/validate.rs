@@ -154,6 +154,9 @@ pub fn check_spec(name: &str, spec: &MediachainPeerSpec) -> Result<()> {
         super::proxies::check("spec.ingress.trustedProxies", &ingress.trusted_proxies)
             .map_err(Error::InvalidSpec)?;
     }
+    if let Some(exposure) = &spec.exposure {
+        super::exposure::check(exposure, spec.replicas).map_err(Error::InvalidSpec)?;
+    }
     let budget = &spec.disruption_budget;
     let n = i64::from(spec.connectivity.target_connectivity);
     if budget.enabled

@@ -24,8 +24,8 @@ use super::validate::{Valid, REVOCATIONS};
 use super::Settings;
 use crate::crd::KeyCustody;
 use crate::naming::{self, HTTP_PORT, P2P_PORT};
-use crate::peer_key;
 use crate::overrides;
+use crate::peer_key;
 use crate::{Error, Result};
 
 /// UID and GID the peer runs as (any non-root id works, per the peer contract).
@@ -109,15 +109,24 @@ fn peer_container(valid: &Valid, settings: &Settings) -> Container {
             ..EnvVar::default()
         },
         env("MEDIACHAIN_NETWORK", spec.network.clone()),
-        env(
-            "MEDIACHAIN_EXTERNAL_ADDRESS",
-            format!(
-                "/dns4/$(POD_NAME).{}.{}.svc.{}/tcp/{P2P_PORT}",
-                naming::headless_service(mp),
-                valid.namespace,
-                settings.cluster_domain
-            ),
-        ),
+        // With `spec.exposure` each pod reads its own advertised address from its file of
+        // `R-exposure` (the peer's `--config` file; an env var would win over it).
+        if spec.exposure.is_some() {
+            env(
+                "MEDIACHAIN_CONFIG",
+                format!("{}/$(POD_NAME).yaml", super::exposure::EXPOSURE_DIR),
+            )
+        } else {
+            env(
+                "MEDIACHAIN_EXTERNAL_ADDRESS",
+                format!(
+                    "/dns4/$(POD_NAME).{}.{}.svc.{}/tcp/{P2P_PORT}",
+                    naming::headless_service(mp),
+                    valid.namespace,
+                    settings.cluster_domain
+                ),
+            )
+        },
         env(
             "MEDIACHAIN_TARGET_CONNECTIVITY",
             spec.connectivity.target_connectivity.to_string(),
@@ -179,7 +188,7 @@ fn peer_container(valid: &Valid, settings: &Settings) -> Container {
         read_only: Some(true),
         ..VolumeMount::default()
     };
-    Container {
+    let mut container = Container {
         name: CONTAINER.into(),
         image: Some(spec.image.clone()),
         image_pull_policy: spec.image_pull_policy.clone(),
@@ -228,7 +237,13 @@ fn peer_container(valid: &Valid, settings: &Settings) -> Container {
             },
         ]),
         ..Container::default()
+    };
+    if spec.exposure.is_some() {
+        if let Some(mounts) = container.volume_mounts.as_mut() {
+            mounts.push(mount("exposure", super::exposure::EXPOSURE_DIR));
+        }
     }
+    container
 }
 
 fn volumes(valid: &Valid, mounted: &[Mounted]) -> Vec<Volume> {
@@ -276,7 +291,15 @@ fn volumes(valid: &Valid, mounted: &[Mounted]) -> Vec<Volume> {
             ..Volume::default()
         }
     };
-    vec![
+    let exposure = Volume {
+        name: "exposure".into(),
+        config_map: Some(ConfigMapVolumeSource {
+            name: naming::exposure_config_map(mp),
+            ..ConfigMapVolumeSource::default()
+        }),
+        ..Volume::default()
+    };
+    let mut volumes = vec![
         identities,
         Volume {
             name: "trust".into(),
@@ -302,7 +325,11 @@ fn volumes(valid: &Valid, mounted: &[Mounted]) -> Vec<Volume> {
             empty_dir: Some(EmptyDirVolumeSource::default()),
             ..Volume::default()
         },
-    ]
+    ];
+    if mp.spec.exposure.is_some() {
+        volumes.push(exposure);
+    }
+    volumes
 }
 
 fn pod_template(
