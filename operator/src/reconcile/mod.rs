@@ -132,7 +132,8 @@ pub async fn run(
     }) {
         return Ok(None);
     }
-    let found = dereference::dereference(client, mp).await?;
+    // Boxed: the steps' futures are large, and a debug build would need a deep stack.
+    let found = Box::pin(dereference::dereference(client, mp)).await?;
     let valid = validate::validate(mp, &found, now)?;
     let desired = build::build(
         &valid,
@@ -151,7 +152,7 @@ pub async fn run(
         .chain
         .leaf()
         .map_or(0, |leaf| leaf.body.not_after);
-    let applied = apply::apply(client, mp, desired).await?;
+    let applied = Box::pin(apply::apply(client, mp, desired)).await?;
     let ready = applied
         .statefulset
         .status
