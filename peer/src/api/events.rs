@@ -331,6 +331,8 @@ async fn pump(
                     return;
                 }
             }
+            // Finality is not on the stream yet.
+            Ok(NodeEvent::Finalized { .. }) => {}
             Err(broadcast::error::RecvError::Lagged(_)) => {
                 if !catch_up(api, &interest, &mut cursor, subscriber).await {
                     return;

@@ -7,7 +7,6 @@
 //! block invalid and restores the previous chain). Transactions of the abandoned blocks that the
 //! new chain lacks are handed back as orphans, to be replayed through verification and merge.
 
-use std::cmp::Ordering;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,6 +15,7 @@ use tracing::{debug, info, info_span, warn};
 
 use super::block::Block;
 use super::evidence::{Equivocation, EvidenceBook};
+use super::finality::Finality;
 use super::fork::{Schedule, TipScore};
 use super::index::{delta_of, Index, IndexError};
 use super::merge::{derive, Derivation, Mode};
@@ -37,6 +37,8 @@ struct Header {
     timestamp_ms: UnixMillis,
     weight: u64,
     committer: Option<PublicKey>,
+    /// Whether it holds no transaction.
+    empty: bool,
 }
 
 /// What adding a block did.
@@ -91,6 +93,8 @@ pub struct Journal<I, O> {
     evidence: EvidenceBook,
     invalid: HashSet<Cid>,
     cache: Arc<ChainCache>,
+    /// Vote accounting, under network parameters (`None`: no finality).
+    finality: Option<Finality>,
 }
 
 /// Block outcome or a refusal.
@@ -118,6 +122,7 @@ impl<I: Index, O: Objects> Journal<I, O> {
             evidence: EvidenceBook::default(),
             invalid: HashSet::new(),
             cache: Arc::default(),
+            finality: None,
         };
         match journal.index.block_at(0)? {
             Some(existing) if existing != genesis_cid => {
@@ -139,7 +144,7 @@ impl<I: Index, O: Objects> Journal<I, O> {
                 journal.index.apply(&delta)?;
                 journal.headers.insert(
                     genesis_cid,
-                    Header { parent: genesis.chain, height: 0, timestamp_ms: genesis.timestamp_ms, weight: 0, committer: None },
+                    Header { parent: genesis.chain, height: 0, timestamp_ms: genesis.timestamp_ms, weight: 0, committer: None, empty: true },
                 );
             }
         }
@@ -169,6 +174,7 @@ impl<I: Index, O: Objects> Journal<I, O> {
                     timestamp_ms: block.timestamp_ms,
                     weight,
                     committer: block.committer_key(),
+                    empty: block.transactions.is_empty(),
                 },
             );
         }
@@ -447,10 +453,7 @@ impl<I: Index, O: Objects> Journal<I, O> {
             return Ok(Ok(Added::Extended));
         }
         self.insert_header(cid, block, parent);
-        let (Some(candidate), Some(current)) = (self.score(cid), self.score(tip)) else {
-            return Ok(Ok(Added::SideBranch));
-        };
-        if candidate.compare(&current) != Ordering::Greater {
+        if !self.prefer(cid, tip) {
             debug!("kept on a side branch");
             return Ok(Ok(Added::SideBranch));
         }
@@ -482,6 +485,7 @@ impl<I: Index, O: Objects> Journal<I, O> {
                 timestamp_ms: block.timestamp_ms,
                 weight,
                 committer: block.committer_key(),
+                empty: block.transactions.is_empty(),
             },
         );
     }
@@ -666,3 +670,7 @@ impl<I: Index, O: Objects> Journal<I, O> {
         Ok(out)
     }
 }
+
+#[path = "ledger_finality.rs"]
+mod ledger_finality;
+pub use ledger_finality::VoteAdded;

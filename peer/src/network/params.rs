@@ -60,6 +60,9 @@ pub struct ConsensusParams {
     /// principal hold together: its members beyond this many, in joining order, wait without
     /// weight until a weighted one leaves.
     pub max_weight_per_principal: u32,
+    /// Blocks per finality epoch: checkpoints are the blocks at multiples of it, and members
+    /// vote once per epoch (docs/consensus.md, "Finality").
+    pub epoch_length: u64,
 }
 
 impl Default for ConsensusParams {
@@ -72,6 +75,7 @@ impl Default for ConsensusParams {
             transaction_window: Duration::from_secs(600),
             transaction_pow_bits: 12,
             max_weight_per_principal: 3,
+            epoch_length: 4,
         }
     }
 }
@@ -263,6 +267,12 @@ impl NetworkParams {
             return Err(invalid(
                 "consensus.max-weight-per-principal",
                 "must be at least 1",
+            ));
+        }
+        if c.epoch_length == 0 || c.epoch_length > 1024 {
+            return Err(invalid(
+                "consensus.epoch-length",
+                "must lie between 1 and 1024 blocks",
             ));
         }
         Ok(())

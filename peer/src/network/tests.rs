@@ -158,6 +158,7 @@ fn validation_names_the_field_at_fault() {
         &|b| b.consensus.max_weight_per_principal = 0,
         "max-weight-per-principal",
     );
+    check(&|b| b.consensus.epoch_length = 0, "epoch-length");
     p.validate().unwrap();
 }
 

@@ -50,7 +50,14 @@ impl Node {
     /// rank). Returns the block.
     pub fn try_commit(&self) -> Result<Option<Arc<Block>>, NodeError> {
         let mut state = self.state();
-        let Some(oldest) = state.mempool.oldest() else {
+        // Under finality, blocks (empty if need be) are due while a transaction is not final:
+        // the epochs that make it final must come.
+        let awaiting = state.journal.awaits_finality()?;
+        let Some(oldest) = state
+            .mempool
+            .oldest()
+            .or(awaiting.then_some(state.last_block_at))
+        else {
             return Ok(None);
         };
         let (_, height) = state.journal.tip()?;
@@ -101,7 +108,7 @@ impl Node {
             let done: HashSet<TxId> = done.into_iter().collect();
             candidates.retain(|tx| !done.contains(&tx.id()));
         }
-        if candidates.is_empty() {
+        if candidates.is_empty() && !awaiting {
             return Ok(None);
         }
         let _span =
@@ -246,9 +253,18 @@ impl Node {
                         state.mempool.insert(id, tx.clone(), now);
                     }
                 }
+                drop(state);
             }
-            Ok(Added::Known) | Err(_) => {}
+            Ok(Added::Known) | Err(_) => {
+                return Ok(ReceivedBlock {
+                    header,
+                    header_valid,
+                    outcome,
+                })
+            }
         }
+        // Votes may name the block.
+        self.recount(self.state())?;
         Ok(ReceivedBlock {
             header,
             header_valid,

@@ -11,9 +11,11 @@
 
 mod blocks;
 mod clock;
+mod finality;
 mod health;
 pub use blocks::BUNDLE_OBJECT_BUDGET;
 pub use clock::{Clock, SystemClock};
+pub use finality::{VotesVerdict, MAX_VOTES_PER_MESSAGE};
 pub use health::Health;
 pub mod config;
 pub mod mempool;
@@ -108,6 +110,11 @@ pub enum NodeEvent {
         /// The block.
         block: Arc<Block>,
     },
+    /// A checkpoint became final: it and every block below it on the chain never revert.
+    Finalized {
+        /// The final checkpoint.
+        checkpoint: crate::journal::vote::Checkpoint,
+    },
 }
 
 /// Where a transaction stands.
@@ -153,6 +160,8 @@ pub(crate) struct State {
     rejected: HashMap<TxId, String>,
     peers: HashSet<PublicKey>,
     last_block_at: Instant,
+    /// This peer's last finality vote (kept in the store too).
+    last_vote: Option<crate::journal::vote::Vote>,
 }
 
 /// The node: shared by the overlay, the commit loop and the API.
@@ -240,7 +249,12 @@ impl Node {
             rejected: HashMap::new(),
             peers: HashSet::from([me]),
             last_block_at: clock.instant(),
+            last_vote: None,
         };
+        let mut state = state;
+        if let Some(network) = &params.network_params {
+            finality::restore(&mut state, &store, network.consensus.epoch_length)?;
+        }
         let admission = std::sync::RwLock::new(state.journal.rules().clone());
         let admission_cache = state.journal.cache();
         let node = Arc::new(Self {
@@ -275,8 +289,9 @@ impl Node {
     /// Publishes a change of the canonical chain (after releasing the uploads its block
     /// references: every block joining the chain passes here, in height order).
     fn emit(&self, event: NodeEvent) {
-        let NodeEvent::ChainExtended { block, .. } = &event;
-        self.release_uploads(block);
+        if let NodeEvent::ChainExtended { block, .. } = &event {
+            self.release_uploads(block);
+        }
         let _ = self.events.send(event); // no subscriber is fine
     }
 

@@ -16,6 +16,7 @@
 
 pub mod adversary;
 mod check;
+mod finality;
 mod net;
 mod peer;
 mod plan;
@@ -155,6 +156,9 @@ impl Sim {
             adversary.strategy = Some(hostile.strategy());
             peers.push(adversary);
         }
+        for silent in &mut peers[plan.peers - plan.silent..plan.peers] {
+            silent.crash();
+        }
         let group = vec![0; peers.len()];
         let mut sim = Self {
             seed,
@@ -183,7 +187,7 @@ impl Sim {
 
     /// The chaos of a run: submissions, a partition and its heal, a crash and its restart.
     fn schedule_run(&mut self) {
-        let n = self.plan.peers;
+        let n = self.plan.peers - self.plan.silent;
         let all = self.peers.len();
         let chaos = self.plan.chaos.as_micros() as u64;
         for i in 0..all {

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use libp2p::PeerId;
+use mediachain::journal::vote::Checkpoint;
 use mediachain::journal::{Rules, Transaction, TxId};
 use mediachain::model::Cid;
 use mediachain::network::NetworkParams;
@@ -54,6 +55,8 @@ pub struct SimPeer {
     /// seeded from the chain when the node opens, then updated by each `ChainExtended`.
     view: BTreeMap<u64, Cid>,
     ticks: u64,
+    /// Every checkpoint this peer's node announced final, in order (across restarts).
+    pub finals: Vec<Checkpoint>,
 }
 
 impl SimPeer {
@@ -86,6 +89,7 @@ impl SimPeer {
             events: None,
             view: BTreeMap::new(),
             ticks: 0,
+            finals: vec![],
         };
         peer.restart();
         peer
@@ -299,6 +303,7 @@ impl SimPeer {
                     self.view.split_off(&block.height);
                     self.view.insert(block.height, cid);
                 }
+                Ok(NodeEvent::Finalized { checkpoint }) => self.finals.push(checkpoint),
                 Err(broadcast::error::TryRecvError::Lagged(_)) => {
                     // As the API's stream does: catch up from the chain.
                     if let Some(engine) = &self.engine {

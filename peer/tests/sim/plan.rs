@@ -84,6 +84,8 @@ pub struct Plan {
     /// Whether the network runs under parameters (the honest peers its initial members): seats
     /// and the out-of-turn back-off are enforced by every receiver.
     pub parameters: bool,
+    /// Members that never run (the last of the honest peers): seated, silent, Byzantine.
+    pub silent: usize,
 }
 
 impl Default for Plan {
@@ -99,6 +101,7 @@ impl Default for Plan {
             partitions: true,
             hostile: None,
             parameters: false,
+            silent: 0,
         }
     }
 }

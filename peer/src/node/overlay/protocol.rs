@@ -1,7 +1,7 @@
 //! Wire messages of the overlay.
 //!
 //! Request-response (`/mediachain/sync/1`) carries admission (`Hello`), sync (canonical block
-//! ranges, block bundles) and object fetch (an object a client stored at another peer). Gossipsub carries transaction batches, block announcements (CID and
+//! ranges, block bundles) and object fetch (an object a client stored at another peer). Gossipsub carries transaction batches, finality votes, block announcements (CID and
 //! height only: bodies are fetched, since gossip messages are small and may be dropped) and
 //! signed peer records. Gossip payloads and block bundles are DAG-CBOR.
 
@@ -95,6 +95,14 @@ pub struct PeerRecord {
     pub tip: Cid,
     /// When the record was made (makes every record a new gossip message).
     pub timestamp: u64,
+}
+
+/// Gossip: finality votes (a peer's new vote, or the votes it holds, re-sent so peers that
+/// missed them, joined late or healed from a partition can count).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Votes {
+    /// The votes.
+    pub votes: Vec<crate::journal::vote::Vote>,
 }
 
 /// Encodes a gossip payload.

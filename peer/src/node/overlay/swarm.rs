@@ -95,6 +95,8 @@ pub struct Topics {
     pub blocks: IdentTopic,
     /// Peer records.
     pub peers: IdentTopic,
+    /// Finality votes.
+    pub votes: IdentTopic,
 }
 
 impl Topics {
@@ -104,6 +106,7 @@ impl Topics {
             txs: IdentTopic::new(format!("/mediachain/{network}/txs")),
             blocks: IdentTopic::new(format!("/mediachain/{network}/blocks")),
             peers: IdentTopic::new(format!("/mediachain/{network}/peers")),
+            votes: IdentTopic::new(format!("/mediachain/{network}/votes")),
         }
     }
 
@@ -113,6 +116,7 @@ impl Topics {
             (&self.txs, Topic::Txs),
             (&self.blocks, Topic::Blocks),
             (&self.peers, Topic::Peers),
+            (&self.votes, Topic::Votes),
         ]
         .into_iter()
         .find(|(t, _)| t.hash() == *hash)
@@ -125,6 +129,7 @@ impl Topics {
             Topic::Txs => self.txs.clone(),
             Topic::Blocks => self.blocks.clone(),
             Topic::Peers => self.peers.clone(),
+            Topic::Votes => self.votes.clone(),
         }
     }
 }
@@ -203,7 +208,7 @@ pub fn build(
         // connection's setup, 10 s unless set: the pending-incoming slot a silent socket holds.
         .with_connection_timeout(limits.handshake_timeout)
         .build();
-    for topic in [&topics.txs, &topics.blocks, &topics.peers] {
+    for topic in [&topics.txs, &topics.blocks, &topics.peers, &topics.votes] {
         swarm
             .behaviour_mut()
             .gossipsub

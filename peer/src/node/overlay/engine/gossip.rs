@@ -1,4 +1,4 @@
-//! The engine's gossip side: what arrives on the three topics (transaction batches go to the
+//! The engine's gossip side: what arrives on the four topics (votes in `super::votes`) (transaction batches go to the
 //! verification worker, announcements and records become policy inputs, nothing is taken from
 //! a peer not admitted), and what this peer publishes (its announcements and identity record).
 
@@ -63,6 +63,7 @@ impl Engine {
                         Acceptance::Reject
                     }
                 },
+                Topic::Votes => self.on_votes(source, &data, t),
                 Topic::Peers => match protocol::decode::<PeerRecord>(&data) {
                     Ok(record) => match self.on_record(author, record, t) {
                         Some(verified) => {
@@ -134,6 +135,7 @@ impl Engine {
         };
         self.publish(Topic::Blocks, protocol::encode(&announce), t);
         self.input(Input::Tip(block.height), t);
+        self.vote(t);
     }
 
     /// Gossips this peer's identity record, reachable at `addrs`.

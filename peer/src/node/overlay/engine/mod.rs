@@ -11,6 +11,7 @@
 
 mod gossip;
 mod requests;
+mod votes;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -47,6 +48,8 @@ pub enum Topic {
     Blocks,
     /// Identity records.
     Peers,
+    /// Finality votes.
+    Votes,
 }
 
 /// What the engine needs from the network: the libp2p swarm in the daemon, simulated links in
@@ -148,6 +151,8 @@ impl Engine {
         let height = self.height();
         self.input(Input::Tip(height), t);
         self.input(Input::Tick { seeds }, t);
+        self.vote(t);
+        self.share_votes(t);
     }
 
     /// Gossips the batched transactions (every 20 ms).

@@ -288,5 +288,6 @@ impl Engine {
         let height = self.height();
         self.input(Input::Tip(height), t);
         self.metrics.mempool_size.set(self.node.pending() as i64);
+        self.vote(t);
     }
 }

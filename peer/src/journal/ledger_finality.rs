@@ -1,0 +1,207 @@
+//! The journal's side of finality (docs/consensus.md, "Finality"): votes taken into the
+//! accounting against the journal's block tree, and fork choice that never leaves the final
+//! checkpoint and follows the chain holding the highest justified one (then the weights).
+//! Without network parameters there is no accounting and fork choice is the weights alone.
+
+use std::cmp::Ordering;
+use std::collections::{HashMap, HashSet};
+
+use tracing::info;
+
+use super::{Added, Header, Journal, JournalError};
+use crate::journal::finality::{Ancestry, Counted, Finality, FinalityEvent, VoteRejection};
+use crate::journal::index::{Index, IndexRead};
+use crate::journal::objects::Objects;
+use crate::journal::vote::{Checkpoint, Vote};
+use crate::model::Cid;
+use crate::trust::PublicKey;
+
+/// Most blocks walked down from the tip looking for a transaction not yet final.
+const MAX_UNFINAL_WALK: usize = 100_000;
+
+/// The block tree as finality reads it: headers for side branches, the index for the
+/// canonical chain.
+struct ChainView<'a, I> {
+    headers: &'a HashMap<Cid, Header>,
+    index: &'a I,
+}
+
+impl<I: IndexRead> Ancestry for ChainView<'_, I> {
+    fn ancestor_at(&self, cid: &Cid, height: u64) -> Option<Cid> {
+        let mut cursor = *cid;
+        loop {
+            let header = self.headers.get(&cursor)?;
+            if header.height == height {
+                return Some(cursor);
+            }
+            if header.height < height {
+                return None;
+            }
+            if self.index.block_at(header.height).ok()? == Some(cursor) {
+                return self.index.block_at(height).ok()?;
+            }
+            cursor = header.parent;
+        }
+    }
+}
+
+/// What taking a vote did.
+#[derive(Debug)]
+pub struct VoteAdded {
+    /// Whether the vote was taken.
+    pub counted: Result<Counted, VoteRejection>,
+    /// Checkpoints it made justified or final.
+    pub events: Vec<FinalityEvent>,
+    /// How the chain moved (to the branch of a new justified or final checkpoint), if it did.
+    pub moved: Option<Added>,
+}
+
+impl<I: Index, O: Objects> Journal<I, O> {
+    /// Turns finality on: checkpoints every `epoch` blocks, `seats` voting.
+    pub fn enable_finality(&mut self, epoch: u64, seats: &[PublicKey]) {
+        let network = self.rules.network.clone();
+        self.finality = Some(Finality::new(&network, epoch, seats, self.genesis));
+    }
+
+    /// The vote accounting, when finality is on.
+    pub fn finality(&self) -> Option<&Finality> {
+        self.finality.as_ref()
+    }
+
+    /// The highest final checkpoint, when finality is on.
+    pub fn finalized(&self) -> Option<Checkpoint> {
+        self.finality.as_ref().map(Finality::finalized)
+    }
+
+    /// Takes `vote`, counts, and moves the chain if a new justified or final checkpoint is on
+    /// another branch.
+    pub fn add_vote(&mut self, vote: Vote) -> Result<VoteAdded, JournalError> {
+        let Some(finality) = self.finality.as_mut() else {
+            return Ok(VoteAdded {
+                counted: Ok(Counted::Known),
+                events: vec![],
+                moved: None,
+            });
+        };
+        let counted = finality.add(vote);
+        let (events, moved) = match counted {
+            Ok(Counted::New) => self.recount()?,
+            _ => (vec![], None),
+        };
+        Ok(VoteAdded {
+            counted,
+            events,
+            moved,
+        })
+    }
+
+    /// Counts the votes held (a block they name may have arrived) and moves the chain to the
+    /// best branch if that changed.
+    pub fn recount(&mut self) -> Result<(Vec<FinalityEvent>, Option<Added>), JournalError> {
+        let view = ChainView {
+            headers: &self.headers,
+            index: &self.index,
+        };
+        let Some(finality) = self.finality.as_mut() else {
+            return Ok((vec![], None));
+        };
+        let events = finality.count(&view);
+        if events.is_empty() {
+            return Ok((events, None));
+        }
+        for event in &events {
+            if let FinalityEvent::Finalized(c) = event {
+                info!(height = c.height, cid = %c.cid, "checkpoint final");
+            }
+        }
+        Ok((events, self.rechoose()?))
+    }
+
+    /// Moves the chain to the best known branch if it is not on it.
+    fn rechoose(&mut self) -> Result<Option<Added>, JournalError> {
+        let (tip, _) = self.tip()?;
+        let floor = self.finalized().map_or(0, |f| f.height);
+        let above: Vec<(&Cid, &Header)> = self
+            .headers
+            .iter()
+            .filter(|(_, h)| h.height > floor)
+            .collect();
+        let parents: HashSet<Cid> = above.iter().map(|(_, h)| h.parent).collect();
+        let mut best = tip;
+        for (cid, _) in above {
+            if !parents.contains(cid) && self.prefer(*cid, best) {
+                best = *cid;
+            }
+        }
+        if best == tip {
+            return Ok(None);
+        }
+        match self.reorganize(best)? {
+            Ok(added) => Ok(Some(added)),
+            Err(_) => Ok(None),
+        }
+    }
+
+    /// Fork choice: whether the chain ending at `candidate` is better than the one ending at
+    /// `current`. With finality: a chain that leaves the final checkpoint never is; then the
+    /// higher justified checkpoint wins; then the weights.
+    pub(super) fn prefer(&self, candidate: Cid, current: Cid) -> bool {
+        let (Some(a), Some(b)) = (self.score(candidate), self.score(current)) else {
+            return false;
+        };
+        let by_weight = a.compare(&b);
+        let Some(finality) = &self.finality else {
+            return by_weight == Ordering::Greater;
+        };
+        let view = ChainView {
+            headers: &self.headers,
+            index: &self.index,
+        };
+        match (
+            finality.justified_on(&view, &candidate),
+            finality.justified_on(&view, &current),
+        ) {
+            (None, _) => false,
+            (Some(_), None) => true,
+            (Some(x), Some(y)) => x.height.cmp(&y.height).then(by_weight) == Ordering::Greater,
+        }
+    }
+
+    /// The link this node votes for with its chain at the tip, after its last vote `last`.
+    pub fn choose_vote(
+        &self,
+        last: Option<&Vote>,
+    ) -> Result<Option<(Checkpoint, Checkpoint)>, JournalError> {
+        let Some(finality) = &self.finality else {
+            return Ok(None);
+        };
+        let (cid, height) = self.tip()?;
+        let view = ChainView {
+            headers: &self.headers,
+            index: &self.index,
+        };
+        Ok(finality.choose(&view, Checkpoint { height, cid }, last))
+    }
+
+    /// Whether a canonical block above the final checkpoint holds transactions (blocks are
+    /// then due, empty if need be, so the epochs that make them final come).
+    pub fn awaits_finality(&self) -> Result<bool, JournalError> {
+        let Some(finalized) = self.finalized() else {
+            return Ok(false);
+        };
+        let (mut cursor, _) = self.tip()?;
+        for _ in 0..MAX_UNFINAL_WALK {
+            let Some(header) = self.headers.get(&cursor) else {
+                return Ok(false);
+            };
+            if header.height <= finalized.height {
+                return Ok(false);
+            }
+            if !header.empty {
+                return Ok(true);
+            }
+            cursor = header.parent;
+        }
+        Ok(true)
+    }
+}
