@@ -38,6 +38,8 @@ pub const GROUP: &str = "mediachain.io";
     printcolumn = r#"{"name":"Replicas","type":"integer","jsonPath":".spec.replicas"}"#,
     printcolumn = r#"{"name":"Ready","type":"integer","jsonPath":".status.readyReplicas"}"#,
     printcolumn = r#"{"name":"Height","type":"integer","jsonPath":".status.journalHeight"}"#,
+    printcolumn = r#"{"name":"Finalized","type":"integer","jsonPath":".status.finalizedHeight"}"#,
+    printcolumn = r#"{"name":"Certs expire","type":"string","jsonPath":".status.certificatesExpire"}"#,
     printcolumn = r#"{"name":"Status","type":"string","jsonPath":".status.state"}"#,
     printcolumn = r#"{"name":"Last backup","type":"date","jsonPath":".status.lastBackup.time"}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
@@ -468,6 +470,14 @@ pub struct MediachainPeerStatus {
     /// the operator's height refresh interval, so that blocks never drive status writes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub journal_height: Option<u64>,
+    /// Highest finalised height reported by a ready peer, when known (refreshed like
+    /// `journalHeight`; unset while the peers do not export it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finalized_height: Option<u64>,
+    /// When the soonest of the peers' certificates expires, for people (`in 89d`, `in 30h`,
+    /// `expired`); `peers[].certificateNotAfter` has the exact times.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub certificates_expire: Option<String>,
     /// One word for `kubectl get` (the Status column): the `Degraded` reason when the last pass
     /// failed, else the `Ready` reason.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -5,7 +5,7 @@
 //! default the host name), `METRICS_ADDR` (default `0.0.0.0:8080`; port 0 binds
 //! a free port, logged as the `addr` of "serving /metrics..."), `CLUSTER_DOMAIN` (default
 //! `cluster.local`), `LEASE_NAME` (default `mediachain-operator`), `WATCH_NAMESPACE` (only that namespace; default
-//! all), `HEIGHT_REFRESH_SECONDS` (journal-height scrape cadence, default 60),
+//! all), `HEIGHT_REFRESH_SECONDS` (live-status scrape cadence, default 20),
 //! `INGRESS_TRUSTED_PROXIES` (comma-separated networks of the ingress controller's pods, trusted
 //! by the peers of resources with an Ingress; default none), `OPERATOR_IMAGE` (this binary's
 //! image, run by the peers' key init containers under `keyCustody: Pod`), `LOG_FORMAT=json`,

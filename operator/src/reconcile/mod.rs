@@ -57,7 +57,10 @@ pub struct Settings {
 }
 
 /// Default of [`Settings::height_refresh`].
-pub const HEIGHT_REFRESH: Duration = Duration::from_secs(60);
+/// 20 s: the live status (heights, readiness, soonest certificate expiry) is at most this old
+/// plus one pass, within the 30 s the operators of a network expect, at one scrape of each
+/// ready peer per resource per interval.
+pub const HEIGHT_REFRESH: Duration = Duration::from_secs(20);
 
 impl Default for Settings {
     fn default() -> Self {
@@ -159,13 +162,14 @@ pub async fn run(
         .as_ref()
         .and_then(|s| s.ready_replicas)
         .unwrap_or(0);
-    let height = if ready > 0 && scrape {
-        observe::journal_height(&metrics_urls(mp, settings)).await
+    let seen = if ready > 0 && scrape {
+        observe::observe(&metrics_urls(mp, settings)).await
     } else {
-        None
+        observe::Observation::default()
     };
     let observed = status::Observed {
-        height,
+        height: seen.journal_height,
+        finalized_height: seen.finalized_height,
         principal_not_after,
         backup_runs: found.backup_runs,
         network_digest: valid.network_params.as_ref().map(|p| p.digest.clone()),

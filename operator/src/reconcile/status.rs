@@ -32,6 +32,8 @@ pub struct Observed {
     /// The journal height just scraped from the peers (`None`: not scraped or no answer; the
     /// last known height is kept).
     pub height: Option<u64>,
+    /// The finalised height just scraped (`None`: not scraped, or no peer exports it yet).
+    pub finalized_height: Option<u64>,
     /// End of validity of the principal's certificate, Unix seconds.
     pub principal_not_after: u64,
     /// Finished backup runs (`spec.backup`).
@@ -160,10 +162,29 @@ pub fn compute(
         network_parameters_digest: observed.network_digest,
         external_seeds: applied.external_seeds.clone(),
         journal_height: observed.height.or(prev.journal_height),
+        finalized_height: observed.finalized_height.or(prev.finalized_height),
+        certificates_expire: soonest_expiry(&applied.peers, now),
         last_backup,
         state: Some(state.into()),
         selector: Some(crate::naming::selector_string(mp)),
     }
+}
+
+/// The soonest end of validity of the peers' certificates, for `kubectl get` (`in 89d`,
+/// `in 30h`, `in 45m`, `expired`): the coarser the farther, so it changes (and costs a status
+/// write) at most once a day until the last two days.
+pub fn soonest_expiry(
+    peers: &[crate::crd::PeerIdentityStatus],
+    now: DateTime<Utc>,
+) -> Option<String> {
+    let soonest = peers.iter().map(|p| p.certificate_not_after).min()?;
+    let left = soonest.saturating_sub(now_secs(now));
+    Some(match left {
+        0 => "expired".to_string(),
+        l if l >= 2 * 86_400 => format!("in {}d", l / 86_400),
+        l if l >= 2 * 3600 => format!("in {}h", l / 3600),
+        l => format!("in {}m", l.div_ceil(60)),
+    })
 }
 
 /// The status after a failed pass: `Degraded` with the error's category as reason. `Ready`

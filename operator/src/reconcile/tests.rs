@@ -864,6 +864,7 @@ fn applied(sts_status: StatefulSetStatus, generation: i64) -> Applied {
 fn observed(height: Option<u64>) -> status::Observed {
     status::Observed {
         height,
+        finalized_height: None,
         principal_not_after: NOW + 365 * DAY,
         backup_runs: Vec::new(),
         network_digest: None,
@@ -1052,4 +1053,24 @@ mod arbitrary_content {
             }
         }
     }
+}
+
+#[test]
+fn the_soonest_certificate_expiry_reads_as_people_count() {
+    let peer = |not_after: u64| crate::crd::PeerIdentityStatus {
+        name: "alpha-0".into(),
+        peer_id: "p".into(),
+        certificate_not_after: not_after,
+    };
+    let now = status::time(NOW);
+    let at = |secs: u64| status::soonest_expiry(&[peer(NOW + 90 * DAY), peer(NOW + secs)], now);
+    assert_eq!(at(89 * DAY + 5), Some("in 89d".into()));
+    assert_eq!(at(2 * DAY), Some("in 2d".into()));
+    assert_eq!(at(30 * 3600), Some("in 30h".into()));
+    assert_eq!(at(45 * 60 - 10), Some("in 45m".into()));
+    assert_eq!(
+        status::soonest_expiry(&[peer(NOW - 1)], now),
+        Some("expired".into())
+    );
+    assert_eq!(status::soonest_expiry(&[], now), None);
 }
