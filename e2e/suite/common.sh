@@ -60,13 +60,13 @@ client_job() {
   out=$(mc --peer "$url" submit --key "$dir/client.key" --chain "$dir/client.chain" \
     --insert "$entity" --insert "$artefact" --wait) || { echo "$out" >&2; return 1; }
   tx=$(echo "$out" | head -1)
-  echo "$out" | grep -q '"state": "committed"' || { echo "$out" >&2; return 1; }
+  echo "$out" | grep -Eq '"state": "(committed|final)"' || { echo "$out" >&2; return 1; }
   echo "$artefact" >"$dir/$name.artefact" || return 1
   echo "$tx"
 }
 
-# tx_committed_at URL TX: the peer at URL reports TX committed.
-tx_committed_at() { MC_TIMEOUT=10 mc --peer "$1" status "$2" 2>/dev/null | grep -q '"state": "committed"'; }
+# tx_committed_at URL TX: the peer at URL reports TX committed (or final).
+tx_committed_at() { MC_TIMEOUT=10 mc --peer "$1" status "$2" 2>/dev/null | grep -Eq '"state": "(committed|final)"'; }
 
 # head_height URL
 head_height() { MC_TIMEOUT=10 mc --peer "$1" head | jq -r .height; }

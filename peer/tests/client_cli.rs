@@ -315,9 +315,11 @@ fn devnet_runs_the_main_job_against_real_peer_processes() {
     assert!(stdout.contains("confirmed: transaction"), "{stdout}");
     // The other peer's view-update stream has it too (gossip and sync between processes).
     assert!(
-        stdout.contains("replicated: peer 1 reports the transaction committed"),
+        stdout.contains("replicated: peer 1 reports the transaction"),
         "{stdout}"
     );
+    // The members' votes made it final (the API's status and head say so).
+    assert!(stdout.contains("final: transaction"), "{stdout}");
     assert!(
         stdout.contains(&format!("api http://127.0.0.1:{api}")),
         "{stdout}"

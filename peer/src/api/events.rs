@@ -26,7 +26,7 @@ use super::objects::parse_cid;
 use super::problem::{answer, ApiError};
 use super::slots::{Slot, Slots};
 use super::{blocking, origin, with, Api};
-use crate::client::wire::BlockSummary;
+use crate::client::wire::{BlockSummary, FinalizedBlock};
 use crate::journal::{Block, TxId};
 use crate::model::Cid;
 use crate::node::NodeEvent;
@@ -205,6 +205,15 @@ fn event_of(summary: &BlockSummary) -> Event {
         .unwrap_or_else(|_| Event::default().comment("unencodable block"))
 }
 
+/// `event: final`: this block and every block below it never revert (no id: a resume point
+/// stays a block height).
+fn final_event(final_block: &FinalizedBlock) -> Event {
+    Event::default()
+        .event("final")
+        .json_data(final_block)
+        .unwrap_or_else(|_| Event::default().comment("unencodable final block"))
+}
+
 /// Where a stream's events go.
 struct Subscriber {
     sender: mpsc::Sender<Event>,
@@ -331,8 +340,15 @@ async fn pump(
                     return;
                 }
             }
-            // Finality is not on the stream yet.
-            Ok(NodeEvent::Finalized { .. }) => {}
+            Ok(NodeEvent::Finalized { checkpoint }) => {
+                let final_block = FinalizedBlock {
+                    cid: checkpoint.cid.to_string(),
+                    height: checkpoint.height,
+                };
+                if !subscriber.send(api, final_event(&final_block)).await {
+                    return;
+                }
+            }
             Err(broadcast::error::RecvError::Lagged(_)) => {
                 if !catch_up(api, &interest, &mut cursor, subscriber).await {
                     return;

@@ -11,7 +11,9 @@ use warp::Filter;
 use super::objects::parse_cid;
 use super::problem::{answer, ApiError};
 use super::{json, with, Api};
-use crate::client::wire::{BlockSummary, Blocks, Head, History, IndexEntry, Resolved};
+use crate::client::wire::{
+    BlockSummary, Blocks, FinalizedBlock, Head, History, IndexEntry, Resolved,
+};
 use crate::journal::IndexRead;
 use crate::model::{codec, Cid};
 
@@ -76,6 +78,10 @@ pub fn head(api: &Api) -> Result<Head, ApiError> {
         height,
         genesis: api.node.genesis().to_string(),
         pending: api.node.pending(),
+        finalized: api.node.finalized().map(|c| FinalizedBlock {
+            cid: c.cid.to_string(),
+            height: c.height,
+        }),
     })
 }
 

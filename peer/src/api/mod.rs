@@ -144,6 +144,11 @@ fn probes(api: Api) -> BoxedFilter<(warp::reply::Response,)> {
                 .mempool_size
                 .set(i64::try_from(pending).unwrap_or(i64::MAX));
         }
+        if let Some(finalized) = node.try_finalized_height() {
+            metrics
+                .finalized_height
+                .set(i64::try_from(finalized).unwrap_or(i64::MAX));
+        }
         if let Some(culprits) = node.try_evidence_culprits() {
             metrics
                 .evidence_culprits

@@ -123,6 +123,7 @@ async fn submit(
                     height: None,
                     block: None,
                     reason: None,
+                    merged: false,
                 },
             );
             if let Ok(location) = HeaderValue::from_str(&format!("/v1/transactions/{id}")) {
@@ -149,6 +150,7 @@ pub fn status(api: Api, id: &str) -> Result<TxState, ApiError> {
         height: None,
         block: None,
         reason: None,
+        merged: false,
     };
     match status {
         TxStatus::Pending => state.state = "pending".into(),
@@ -158,11 +160,15 @@ pub fn status(api: Api, id: &str) -> Result<TxState, ApiError> {
             state.reason = Some(reason);
         }
         TxStatus::Committed { height, block } => {
-            state.state = if merged(&api, &block, &tx_id) {
-                "merged".into()
-            } else {
-                "committed".into()
-            };
+            let merged = merged(&api, &block, &tx_id);
+            state.state = if merged { "merged" } else { "committed" }.into();
+            state.merged = merged;
+            state.height = Some(height);
+            state.block = Some(block);
+        }
+        TxStatus::Final { height, block } => {
+            state.merged = merged(&api, &block, &tx_id);
+            state.state = "final".into();
             state.height = Some(height);
             state.block = Some(block);
         }

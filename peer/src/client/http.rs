@@ -352,6 +352,26 @@ impl Client {
         }
     }
 
+    /// Waits until committed transaction `id` is final (polling its status), at most `limit`;
+    /// its state then. A rejected or unknown state ends the wait (with that state).
+    pub async fn await_final(&self, id: &TxId, limit: Duration) -> Result<TxState> {
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            let state = self.status(id).await?;
+            if state.is_final() || !state.is_committed() && state.state != "pending" {
+                return Ok(state);
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(ClientError::Protocol(format!(
+                    "transaction {id} was not final within {} s (state {})",
+                    limit.as_secs(),
+                    state.state
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+
     /// The status of `id`, which `block` committed. Behind a load balancer the status request
     /// may reach a peer that has not applied the block yet: asked again for a few seconds, then
     /// the block itself is the answer (committed; whether it was `merged` is then unknown).
@@ -369,6 +389,7 @@ impl Client {
             height: Some(block.height),
             block: Some(block.cid.clone()),
             reason: None,
+            merged: false,
         })
     }
 

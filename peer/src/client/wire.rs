@@ -101,7 +101,8 @@ pub struct TxState {
     /// The transaction id (hex).
     pub id: String,
     /// `pending`, `committed`, `merged` (committed, and some of its updates were reconciled
-    /// with a concurrent update by a chainMerge), `rejected` or `unknown`.
+    /// with a concurrent update by a chainMerge), `final` (in a final block: never reverted;
+    /// `merged` says whether it was merged), `rejected` or `unknown`.
     pub state: String,
     /// Height of the block that committed it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -112,12 +113,20 @@ pub struct TxState {
     /// Why it was rejected.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// Committed or final, and some of its updates were reconciled by a chainMerge.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub merged: bool,
 }
 
 impl TxState {
-    /// Whether the transaction is in a block (committed or merged).
+    /// Whether the transaction is in a block (committed, merged or final).
     pub fn is_committed(&self) -> bool {
-        self.state == "committed" || self.state == "merged"
+        self.state == "committed" || self.state == "merged" || self.is_final()
+    }
+
+    /// Whether the transaction is in a final block (never reverted).
+    pub fn is_final(&self) -> bool {
+        self.state == "final"
     }
 }
 
@@ -133,6 +142,20 @@ pub struct Head {
     pub genesis: String,
     /// Transactions waiting for a block on this peer.
     pub pending: usize,
+    /// The highest final block (a checkpoint: it and every block below never revert); absent
+    /// without finality (no network parameters).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finalized: Option<FinalizedBlock>,
+}
+
+/// A final block, as `GET /v1/journal/head` and `event: final` report it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FinalizedBlock {
+    /// Its CID.
+    pub cid: String,
+    /// Its height.
+    pub height: u64,
 }
 
 /// A journal entry in JSON.

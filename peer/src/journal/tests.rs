@@ -10,6 +10,7 @@ use crate::model::{
 };
 use crate::trust::{Certificate, Chain, Level, Revocation, RevocationList, SecretKey};
 
+mod finality;
 mod rules;
 
 const NOW: u64 = 1_700_000_000;

@@ -48,6 +48,8 @@ pub struct Metrics {
     /// Committers against which this peer holds evidence of equivocation (two signed blocks
     /// on one parent: docs/consensus.md).
     pub evidence_culprits: Gauge,
+    /// Height of the highest final checkpoint (0 without finality: docs/consensus.md).
+    pub finalized_height: Gauge,
     /// Expiry of this peer's certificate chain (earliest `notAfter`), Unix seconds.
     pub certificate_expiry: Gauge,
     /// HTTP requests served.
@@ -74,6 +76,7 @@ impl Metrics {
             rejected: Family::default(),
             sync_target_height: Gauge::default(),
             evidence_culprits: Gauge::default(),
+            finalized_height: Gauge::default(),
             certificate_expiry: Gauge::default(),
             http_requests: Family::default(),
             evicted: Family::default(),
@@ -134,6 +137,11 @@ impl Metrics {
             "evidence_culprits",
             "Committers this peer holds evidence of equivocation against",
             m.evidence_culprits.clone(),
+        );
+        registry.register(
+            "finalized_height",
+            "Height of the highest final checkpoint: it and every block below never revert",
+            m.finalized_height.clone(),
         );
         registry.register(
             "certificate_expiry_timestamp_seconds",

@@ -130,6 +130,13 @@ pub enum TxStatus {
         /// Block CID.
         block: String,
     },
+    /// In a final block of the canonical chain: never reverted.
+    Final {
+        /// Block height.
+        height: u64,
+        /// Block CID.
+        block: String,
+    },
     /// Refused (reason given).
     Rejected {
         /// Why.
@@ -341,6 +348,12 @@ impl Node {
         let state = self.state.try_lock().ok()?;
         let (_, height) = state.journal.tip().ok()?;
         Some((height, state.mempool.len()))
+    }
+
+    /// The final height (0 without finality), if the state is free right now (for `/metrics`).
+    pub fn try_finalized_height(&self) -> Option<u64> {
+        let state = self.state.try_lock().ok()?;
+        Some(state.journal.finalized().map_or(0, |c| c.height))
     }
 
     /// Committers this node holds evidence of equivocation against, if the state is free right

@@ -183,6 +183,14 @@ impl Node {
                 .block_at(height)?
                 .map(|c| c.to_string())
                 .unwrap_or_default();
+            // Fork choice never leaves the final checkpoint: below it the chain is final.
+            if state
+                .journal
+                .finalized()
+                .is_some_and(|f| f.height >= height)
+            {
+                return Ok(TxStatus::Final { height, block });
+            }
             return Ok(TxStatus::Committed { height, block });
         }
         if state.mempool.contains(id) {

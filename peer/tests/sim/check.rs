@@ -52,7 +52,10 @@ impl Sim {
         for peer in honest {
             let Some(node) = peer.node() else { continue };
             for id in &self.committed {
-                if !matches!(node.tx_status(id).unwrap(), TxStatus::Committed { .. }) {
+                if !matches!(
+                    node.tx_status(id).unwrap(),
+                    TxStatus::Committed { .. } | TxStatus::Final { .. }
+                ) {
                     out.push(format!(
                         "peer {}: committed transaction {id} lost",
                         peer.index

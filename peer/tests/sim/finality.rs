@@ -3,7 +3,9 @@
 //! on the chain all honest peers end on (so no two honest peers finalised conflicting blocks,
 //! and no final block or transaction was ever reverted), and after the last heal finality
 //! resumed: by the end of the quiet time every honest peer holds every block with a
-//! transaction final.
+//! transaction final, and reports every committed transaction `final`.
+
+use mediachain::node::TxStatus;
 
 use super::Sim;
 
@@ -45,6 +47,15 @@ impl Sim {
                 .map(|(_, h)| h)
                 .max()
                 .unwrap_or(0);
+            for id in &self.committed {
+                if !matches!(node.tx_status(id).unwrap(), TxStatus::Final { .. }) {
+                    out.push(format!(
+                        "peer {}: committed transaction {id} is not final ({:?})",
+                        peer.index,
+                        node.tx_status(id).unwrap()
+                    ));
+                }
+            }
             if finalized < last_tx {
                 out.push(format!(
                     "peer {}: finality did not resume: final height {finalized}, last block \

@@ -62,7 +62,9 @@ pub enum ClientCommand {
         progress: bool,
     },
     /// Sign and submit a transaction (insert entities/artefacts, update their chains); prints
-    /// its id, and with --wait the block that committed it.
+    /// its id, and with --wait its state once final (in a final block, never reverted), or with
+    /// --wait committed as soon as a block commits it (faster; a committed block may still be
+    /// replaced by a reorganisation).
     Submit {
         /// The client's key.
         #[arg(long, default_value = "client.key")]
@@ -77,11 +79,12 @@ pub enum ClientCommand {
         /// fields give the canonical and the previous head.
         #[arg(long = "update", value_name = "CELL")]
         updates: Vec<String>,
-        /// Wait for the confirmation on the view-update stream and print it.
-        #[arg(long)]
-        wait: bool,
+        /// Wait and print the transaction's state: `final` (the default: in a final block; on
+        /// a network without finality, committed is the strongest answer) or `committed`.
+        #[arg(long, value_name = "STATE", num_args = 0..=1, default_missing_value = "final")]
+        wait: Option<WaitFor>,
     },
-    /// Print where a transaction stands (pending, committed, merged, rejected, unknown).
+    /// Print where a transaction stands (pending, committed, merged, final, rejected, unknown).
     Status {
         /// Transaction id (64 hex digits).
         id: String,
@@ -356,7 +359,7 @@ async fn submit(
     chain: &Path,
     inserts: &[String],
     updates: &[String],
-    wait: bool,
+    wait: Option<WaitFor>,
 ) -> Result<(), CliError> {
     if inserts.is_empty() && updates.is_empty() {
         return Err(CliError::Input(
@@ -386,13 +389,13 @@ async fn submit(
     let from = client.head().await.map_err(client_error)?.height + 1;
     let state = client.submit(&tx).await.map_err(client_error)?;
     println!("{}", state.id);
-    if wait {
+    if let Some(wait) = wait {
         let confirmation = client
             .await_confirmation(&tx.id(), from)
             .await
             .map_err(client_error)?;
-        print_json(&confirmation.state)?;
         if !confirmation.state.is_committed() {
+            print_json(&confirmation.state)?;
             return Err(CliError::Rejected(format!(
                 "transaction {} was not committed: {}{}",
                 state.id,
@@ -404,6 +407,32 @@ async fn submit(
                     .unwrap_or_default()
             )));
         }
+        if wait == WaitFor::Final && !confirmation.state.is_final() {
+            let head = client.head().await.map_err(client_error)?;
+            if head.finalized.is_none() {
+                eprintln!("this network has no finality (no network parameters): committed is the strongest answer");
+            } else {
+                let state = client
+                    .await_final(&tx.id(), FINAL_WAIT)
+                    .await
+                    .map_err(client_error)?;
+                print_json(&state)?;
+                return Ok(());
+            }
+        }
+        print_json(&confirmation.state)?;
     }
     Ok(())
+}
+
+/// Longest wait for a committed transaction to become final.
+const FINAL_WAIT: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// What `submit --wait` waits for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum WaitFor {
+    /// A block committed it (it may still be replaced by a reorganisation).
+    Committed,
+    /// A final block holds it: never reverted.
+    Final,
 }

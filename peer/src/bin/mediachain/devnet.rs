@@ -445,6 +445,24 @@ async fn demonstrate(dir: &Path, peers: &[Peer]) -> Result<Cid, CliError> {
             ),
         }
     }
+    // The members vote on it: final within a few epochs (docs/consensus.md, "Finality").
+    let state = client
+        .await_final(&tx.id(), Duration::from_secs(60))
+        .await
+        .map_err(client_error)?;
+    let head = client.head().await.map_err(client_error)?;
+    match head.finalized {
+        Some(final_block) if state.is_final() => println!(
+            "final: transaction {} is final (peer 0's final block {} at height {})",
+            state.id, final_block.cid, final_block.height
+        ),
+        _ => {
+            return Err(CliError::Rejected(format!(
+                "transaction {} did not become final: {}",
+                state.id, state.state
+            )))
+        }
+    }
     Ok(artefact_cid)
 }
 
