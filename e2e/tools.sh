@@ -14,6 +14,14 @@
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
+# One build at a time per cache: .ci/run starts this script in the background while cargo builds,
+# and the test script calls it again; the second call waits here, then finds the tools cached.
+exec 9>"$E2E_CACHE/.tools.lock"
+if ! flock -n 9; then
+  log "another e2e/tools.sh is building into $E2E_CACHE: waiting for it"
+  flock 9
+fi
+
 MODE=${1:-all}
 LDFLAGS=$(kube_ldflags)
 
