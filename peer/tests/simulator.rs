@@ -101,3 +101,99 @@ fn a_seed_replays_exactly() {
     };
     assert_eq!(run(7), run(7));
 }
+
+/// The connectivity every simulated peer targets (the engine's `target_connectivity`).
+const N: usize = 2;
+
+/// At 50 and 100 peers (each seeded with three of them; 200 with `SIM_SCALE_PEERS=50,100,200`),
+/// the links the policy's dials and closes leave standing: no set of N peers splits them
+/// (every set tried), each peer holds O(N) of them (the Harary selection's N + 2 at most, not
+/// O(peers)), and after killing N peers (two neighbours of a least-connected peer) the rest
+/// stay connected, commit new transactions and converge within 45 simulated seconds.
+/// `SIM_SCALE_SEEDS=<n>` runs n seeds per size (default 1), `SIM_SCALE_PEERS=<sizes>` sets the
+/// sizes (default 50,100: the CI budget).
+#[test]
+fn at_50_to_200_peers_the_overlay_survives_any_n_failures_with_o_n_connections() {
+    let per_size: u64 = std::env::var("SIM_SCALE_SEEDS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(1);
+    let sizes: Vec<usize> = std::env::var("SIM_SCALE_PEERS").map_or_else(
+        |_| vec![50, 100],
+        |v| {
+            v.split(',')
+                .map(|n| n.parse().expect("SIM_SCALE_PEERS: sizes"))
+                .collect()
+        },
+    );
+    let settle = Duration::from_secs(45);
+    let mut failures = vec![];
+    for peers in sizes {
+        for seed in 0..per_size {
+            let started = std::time::Instant::now();
+            let plan = Plan {
+                peers,
+                txs: 6,
+                chaos: settle,
+                quiet: Duration::from_secs(45),
+                crashes: false,
+                partitions: false,
+                seeds: Some(3),
+                ..Plan::default()
+            };
+            let mut sim = Sim::new(seed, plan);
+            sim.run_until(settle);
+            let degrees = sim.degrees();
+            let most = degrees.iter().copied().max().unwrap_or(0);
+            let cut = sim.cut_of_at_most(N);
+            // Kill two neighbours of a least-connected peer: the hardest pair for it.
+            let weakest = (0..peers).min_by_key(|i| degrees[*i]).unwrap();
+            let victims: Vec<usize> = (0..peers)
+                .filter(|j| sim.has_link(weakest, *j))
+                .take(N)
+                .collect();
+            let before = sim.committed.len();
+            for v in &victims {
+                sim.kill(*v);
+            }
+            let mut submitted = 0;
+            for k in 0..3 {
+                let at = (weakest + 1 + k) % peers;
+                if !victims.contains(&at) {
+                    sim.submit_after(at, Duration::from_secs(2 + k as u64));
+                    submitted += 1;
+                }
+            }
+            sim.run();
+            let still_connected = sim.connected_without(&[]);
+            let violations = sim.check();
+            let after = sim.committed.len();
+            eprintln!(
+                "{peers} peers, seed {seed}: {} links, degrees {}..={most}, cut of <= {N}: \
+                 {cut:?}; killed {victims:?} (neighbours of {weakest}); committed {before} \
+                 then {after}; {}; {:.1} s",
+                sim.links.len(),
+                degrees.iter().min().unwrap_or(&0),
+                sim.summary(),
+                started.elapsed().as_secs_f64()
+            );
+            let replay = format!("{peers} peers, seed {seed}");
+            if let Some(cut) = cut {
+                failures.push(format!("{replay}: removing {cut:?} splits the overlay"));
+            }
+            if most > N + 2 {
+                failures.push(format!("{replay}: a peer holds {most} connections"));
+            }
+            if victims.len() < N || !still_connected {
+                failures.push(format!("{replay}: killing {victims:?} split the overlay"));
+            }
+            if after < before + submitted {
+                failures.push(format!(
+                    "{replay}: not all {submitted} new transactions committed"
+                ));
+            }
+            failures.extend(violations.into_iter().map(|v| format!("{replay}: {v}")));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}

@@ -378,6 +378,12 @@ impl Node {
         self.state().peers.contains(key)
     }
 
+    /// The cache of verified certificate chains and signatures (shared with the journal): peer
+    /// records and hellos repeat the same chains.
+    pub fn chain_cache(&self) -> &ChainCache {
+        &self.admission_cache
+    }
+
     /// Sets the admitted peers (whose registration challenges this node accepts). Without
     /// network parameters they are also the committer rotation: fork choice weighs every known
     /// block again under it, which may move the chain to another branch. Under parameters the

@@ -43,6 +43,7 @@ impl Ctx<'_> {
             .map(|to| {
                 let msg = Msg::Gossip {
                     topic,
+                    author: self.key.public().peer_id(),
                     id: id.clone(),
                     data: data.clone(),
                 };

@@ -9,10 +9,13 @@ use mediachain::node::TxStatus;
 use super::{tracing, Sim, SimPeer};
 
 impl Sim {
-    /// Records the transactions honest peers committed since the last call.
-    pub(super) fn record_commits(&mut self) {
+    /// Records the transactions honest peers committed since the last call (only peer `only`'s
+    /// when given: no other peer's chain moved).
+    pub(super) fn record_commits(&mut self, only: Option<usize>) {
         let trace = tracing();
-        for peer in self.peers.iter_mut().filter(|p| !p.is_adversary()) {
+        let peers = self.peers.iter_mut().enumerate();
+        let chosen = peers.filter(|(i, p)| only.is_none_or(|o| o == *i) && !p.is_adversary());
+        for (_, peer) in chosen {
             for id in peer.drain_committed() {
                 if self.committed.insert(id) && trace {
                     eprintln!("{:>9}us peer {}: {id} committed", self.now, peer.index);
@@ -29,15 +32,40 @@ impl Sim {
             .filter_map(|p| p.node().map(|n| n.tip().unwrap().1))
             .collect();
         format!(
-            "{} transactions committed, heights {heights:?}, {} messages delivered",
+            "{} transactions committed, heights {heights:?}, {} messages delivered, {} links",
             self.committed.len(),
-            self.delivered
+            self.delivered,
+            self.links.len()
         )
     }
 
     /// The properties after the run; the violations found, empty when all hold.
     pub fn check(&mut self) -> Vec<String> {
-        self.record_commits();
+        self.record_commits(None);
+        if tracing() {
+            let tips: BTreeSet<mediachain::model::Cid> = self
+                .peers
+                .iter()
+                .filter_map(|p| p.node().map(|n| n.tip().unwrap().0))
+                .collect();
+            for p in &self.peers {
+                let held: Vec<bool> = tips
+                    .iter()
+                    .map(|t| p.node().is_some_and(|n| n.with_journal(|j| j.knows(t))))
+                    .collect();
+                eprintln!("peer {} holds tips {held:?}", p.index);
+                let tip = p.node().map(|n| n.tip().unwrap());
+                let rotation = p
+                    .node()
+                    .map(|n| n.with_journal(|j| j.schedule().peers().len()));
+                eprintln!(
+                    "peer {}: tip {tip:?}, synced {}, rotation {rotation:?}, links {:?}",
+                    p.index,
+                    p.synced(),
+                    p.net.links
+                );
+            }
+        }
         let mut out = std::mem::take(&mut self.violations);
         out.extend(self.check_adversaries());
         let honest = self.peers.iter().filter(|p| !p.is_adversary());

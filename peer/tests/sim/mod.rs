@@ -6,8 +6,11 @@
 //! everything. A run may add one adversarial member ([`adversary`]).
 //!
 //! What stands in for libp2p is the transport only ([`net`]): the overlay's wire messages
-//! (requests, responses, gossip payloads) are delivered as values, a request whose link goes
-//! down fails back to its sender, and a peer's block list takes its links down. Properties
+//! (requests, responses, gossip payloads) are delivered as values over links, a link exists
+//! only while one side dialled it (the policy's `Dial`/`DialSeeds` effects) and neither closed
+//! it (`Disconnect`/`Block`), a partition or crash breaks it, a request whose link goes down
+//! fails back to its sender, and gossip is relayed as gossipsub relays it. So the connections a
+//! run ends with are the ones the policy keeps ([`Sim::links`]). Properties
 //! checked by [`Sim::check`]: every honest peer converges on one tip after the last heal; no
 //! transaction committed anywhere is lost; no transaction appears twice on the chain; no
 //! honest peer struck or refused another; every adversary was struck, banned or refused.
@@ -17,6 +20,8 @@
 pub mod adversary;
 mod check;
 mod finality;
+mod graph;
+mod links;
 mod net;
 mod peer;
 mod plan;
@@ -63,6 +68,8 @@ pub struct Sim {
     pub violations: Vec<String>,
     /// Messages delivered.
     pub delivered: u64,
+    /// The links that stand, (lower index, higher index).
+    pub links: BTreeSet<(usize, usize)>,
     plan: Plan,
     _dir: tempfile::TempDir,
 }
@@ -156,6 +163,13 @@ impl Sim {
             adversary.strategy = Some(hostile.strategy());
             peers.push(adversary);
         }
+        let ids: BTreeMap<_, usize> = peers.iter().map(|p| (p.id, p.index)).collect();
+        let all = peers.len();
+        for peer in &mut peers {
+            peer.net.index_of = ids.clone();
+            let seeds = plan.seeds.unwrap_or(all).min(all);
+            peer.net.seeds = (0..seeds).filter(|s| *s != peer.index).collect();
+        }
         for silent in &mut peers[plan.peers - plan.silent..plan.peers] {
             silent.crash();
         }
@@ -173,6 +187,7 @@ impl Sim {
             committed: BTreeSet::new(),
             violations: vec![],
             delivered: 0,
+            links: BTreeSet::new(),
             plan,
             _dir: dir,
         };
@@ -217,18 +232,6 @@ impl Sim {
         self.at(chaos, Event::Heal);
     }
 
-    fn reachable(&self, a: usize, b: usize) -> bool {
-        a != b && self.peers[a].is_up() && self.peers[b].is_up() && self.group[a] == self.group[b]
-    }
-
-    /// Whether a connection between `a` and `b` may stand: reachable, and neither blocks the
-    /// other.
-    fn linked(&self, a: usize, b: usize) -> bool {
-        self.reachable(a, b)
-            && !self.peers[a].net.blocked.contains(&self.peers[b].id)
-            && !self.peers[b].net.blocked.contains(&self.peers[a].id)
-    }
-
     /// Sends `msg` from `from` to `to`. Gossip may be lost or duplicated; requests and
     /// responses ride a connection's reliable stream: they are lost only with the link, and
     /// then the request fails back to its sender. Every message takes its own delay, so any
@@ -244,7 +247,7 @@ impl Sim {
                 }
             }
         }
-        if !self.linked(from, to) {
+        if !self.has_link(from, to) {
             self.bounce(from, to, &msg);
             return;
         }
@@ -293,19 +296,37 @@ impl Sim {
 
     /// Runs the plan to its end.
     pub fn run(&mut self) {
-        let end = (self.plan.chaos + self.plan.quiet).as_micros() as u64;
-        while let Some(((when, _), event)) = self.queue.pop_first() {
-            if when > end {
+        self.run_until(self.plan.chaos + self.plan.quiet);
+    }
+
+    /// Runs the events due up to simulated time `end`.
+    pub fn run_until(&mut self, end: std::time::Duration) {
+        let end = end.as_micros() as u64;
+        while self
+            .queue
+            .first_key_value()
+            .is_some_and(|((when, _), _)| *when <= end)
+        {
+            let Some(((when, _), event)) = self.queue.pop_first() else {
                 break;
-            }
+            };
             self.now = when;
             self.clock.set(when);
-            self.step(event);
-            self.record_commits();
+            let touched = self.step(event);
+            self.record_commits(touched);
         }
     }
 
-    fn step(&mut self, event: Event) {
+    /// Runs `event`; returns the one peer it touched (`None`: it may have touched any).
+    fn step(&mut self, event: Event) -> Option<usize> {
+        let touched = match &event {
+            Event::Deliver { to: i, .. }
+            | Event::Failed { peer: i, .. }
+            | Event::Tick(i)
+            | Event::Commit(i)
+            | Event::Submit(i) => Some(*i),
+            _ => None,
+        };
         let schedule_event = !matches!(
             event,
             Event::Deliver { .. } | Event::Failed { .. } | Event::Tick(_) | Event::Commit(_)
@@ -321,11 +342,11 @@ impl Sim {
                 msg,
             } => {
                 if lives != (self.peers[from].incarnation, self.peers[to].incarnation) {
-                    return; // a message of an earlier life: its connection is gone
+                    return touched; // a message of an earlier life: its connection is gone
                 }
-                if !self.linked(from, to) {
+                if !self.has_link(from, to) {
                     self.bounce(from, to, &msg);
-                    return;
+                    return touched;
                 }
                 self.delivered += 1;
                 let from_id = self.peers[from].id;
@@ -340,10 +361,7 @@ impl Sim {
             Event::Failed { .. } => vec![],
             Event::Tick(i) => {
                 self.at(self.now + 1_000_000, Event::Tick(i));
-                let n = self.peers.len();
-                let mut out = self.peers[i].tick(n - 1);
-                out.extend(self.relink());
-                out
+                self.peers[i].tick()
             }
             Event::Commit(i) => {
                 self.at(self.now + 50_000, Event::Commit(i));
@@ -367,11 +385,14 @@ impl Sim {
                 self.relink()
             }
         };
+        let mut outbox = outbox;
+        outbox.extend(self.connections(touched));
         for (from, to, msg) in outbox {
             self.send(from, to, msg);
         }
         // Requests a peer left unanswered fail at their sender when they time out.
-        for i in 0..self.peers.len() {
+        let all: Vec<usize> = touched.map_or_else(|| (0..self.peers.len()).collect(), |i| vec![i]);
+        for i in all {
             for (peer, id) in std::mem::take(&mut self.peers[i].net.dropped) {
                 let life = self.peers[peer].incarnation;
                 let timeout = REQUEST_TIMEOUT.as_micros() as u64;
@@ -384,24 +405,17 @@ impl Sim {
                 self.at(self.now + timeout, failed);
             }
         }
+        touched
     }
 
-    /// Tells every peer which links opened or closed (a link comes up whenever two peers may
-    /// connect: the simulator redials for them).
-    fn relink(&mut self) -> Vec<(usize, usize, Msg)> {
-        let n = self.peers.len();
-        let mut outbox = vec![];
-        for a in 0..n {
-            for b in 0..n {
-                if a == b || !self.peers[a].is_up() {
-                    continue;
-                }
-                let linked = self.linked(a, b);
-                let id = self.peers[b].id;
-                outbox.extend(self.peers[a].link(b, id, linked));
-            }
-        }
-        outbox
+    /// Crashes peer `i` now, for good (its links break).
+    pub fn kill(&mut self, i: usize) {
+        self.at(self.now, Event::Crash(i));
+    }
+
+    /// A client's transaction submitted at peer `i` after `delay`.
+    pub fn submit_after(&mut self, i: usize, delay: std::time::Duration) {
+        self.at(self.now + delay.as_micros() as u64, Event::Submit(i));
     }
 
     fn submit(&mut self, i: usize) -> Vec<(usize, usize, Msg)> {

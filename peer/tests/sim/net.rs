@@ -1,7 +1,10 @@
 //! A simulated peer's network: the engine's [`Transport`] over simulated links. What the
-//! engine sends goes into an outbox the simulator delivers; connection effects (blocks,
-//! disconnects) change which links the simulator keeps up; verification jobs wait for the
-//! peer to run them in place of the worker thread.
+//! engine sends goes into an outbox the simulator delivers; connection effects are what make
+//! and break links: a link exists only while one side dialled it and neither closed it (dials
+//! and closes wait here for the simulator). Gossip is relayed as gossipsub relays it among
+//! direct peers: a message id is handled once (later copies are dropped by the seen cache) and
+//! forwarded to the other direct peers once the engine accepts it. Verification jobs wait for
+//! the peer to run them in place of the worker thread.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
@@ -11,6 +14,7 @@ use mediachain::node::overlay::engine::{RequestId, Topic, Transport};
 use mediachain::node::overlay::policy::verifier::Job;
 use mediachain::node::overlay::policy::{Acceptance, Effect};
 use mediachain::node::overlay::protocol::{Request, Response};
+use sha2::{Digest, Sha256};
 
 /// A message between simulated peers: the overlay's real wire types.
 #[derive(Debug, Clone)]
@@ -33,13 +37,13 @@ pub enum Msg {
     Gossip {
         /// Its topic.
         topic: Topic,
+        /// Who signed it (gossipsub's message source; the relay that sent it is the sender).
+        author: PeerId,
         /// Its gossip id.
         id: MessageId,
         /// Its payload (DAG-CBOR, as on the wire).
         data: Vec<u8>,
     },
-    /// The sender closed the connection.
-    Closed,
 }
 
 impl Msg {
@@ -49,6 +53,9 @@ impl Msg {
     }
 }
 
+/// How long gossipsub remembers a message id (its default duplicate cache time), in µs.
+pub const SEEN_FOR: u64 = 60_000_000;
+
 /// Messages to send: (from, to, message).
 pub type Outbox = Vec<(usize, usize, Msg)>;
 
@@ -57,6 +64,8 @@ pub type Outbox = Vec<(usize, usize, Msg)>;
 pub struct SimNet {
     /// The peer's position in the simulation.
     pub index: usize,
+    /// The peer's own PeerId (the author of what it publishes), once set.
+    pub me: Option<PeerId>,
     /// Where each known PeerId is.
     pub index_of: BTreeMap<PeerId, usize>,
     /// Direct gossip peers (the admitted ones).
@@ -75,8 +84,21 @@ pub struct SimNet {
     pub closed: VecDeque<PeerId>,
     /// Requests of other peers (index, id) this peer left unanswered (they time out).
     pub dropped: Vec<(usize, RequestId)>,
-    /// Gossip messages published (their ids).
-    pub gossip_seq: u64,
+    /// The peers this one dials for its seeds.
+    pub seeds: Vec<usize>,
+    /// The peers it holds a link with (kept by the simulator).
+    pub links: BTreeSet<usize>,
+    /// Dials asked for, for the simulator to make into links.
+    pub dials: Vec<usize>,
+    /// Links this peer closed, for the simulator to break.
+    pub closes: Vec<usize>,
+    /// Gossip ids handled and when, in simulated µs (gossipsub's seen cache: a copy within
+    /// [`SEEN_FOR`] of the first is dropped).
+    pub seen: BTreeMap<MessageId, u64>,
+    /// The simulated time, in µs (set by the peer before the engine runs).
+    pub now: u64,
+    /// Gossip waiting for the engine's verdict to be relayed: (topic, author, data, sender).
+    pub relay: BTreeMap<MessageId, (Topic, PeerId, Vec<u8>, PeerId)>,
 }
 
 impl SimNet {
@@ -85,7 +107,9 @@ impl SimNet {
         let index_of = std::mem::take(&mut self.index_of);
         *self = Self {
             index: self.index,
+            me: self.me,
             index_of,
+            seeds: std::mem::take(&mut self.seeds),
             punished: std::mem::take(&mut self.punished),
             ..Self::default()
         };
@@ -93,9 +117,49 @@ impl SimNet {
 
     fn close(&mut self, peer: PeerId) {
         if let Some(to) = self.index_of.get(&peer) {
-            self.outbox.push((self.index, *to, Msg::Closed));
+            self.closes.push(*to);
         }
         self.closed.push_back(peer);
+    }
+
+    /// A gossip message received from `from`: whether to hand it to the engine (its first
+    /// copy), which then waits for the engine's verdict to be relayed.
+    pub fn receive(
+        &mut self,
+        from: PeerId,
+        topic: Topic,
+        author: PeerId,
+        id: &MessageId,
+        data: &[u8],
+    ) -> bool {
+        if self.seen.get(id).is_some_and(|at| self.now < at + SEEN_FOR) {
+            return false;
+        }
+        self.seen.insert(id.clone(), self.now);
+        self.relay
+            .insert(id.clone(), (topic, author, data.to_vec(), from));
+        true
+    }
+
+    fn send_gossip(
+        &mut self,
+        topic: Topic,
+        author: PeerId,
+        id: &MessageId,
+        data: &[u8],
+        skip: &[PeerId],
+    ) {
+        for peer in self.direct.iter().filter(|p| !skip.contains(p)) {
+            if let Some(to) = self.index_of.get(peer) {
+                let msg = Msg::Gossip {
+                    topic,
+                    author,
+                    id: id.clone(),
+                    data: data.to_vec(),
+                };
+                self.outbox.push((self.index, *to, msg));
+            }
+        }
     }
 }
 
@@ -110,22 +174,22 @@ impl Transport for SimNet {
     }
 
     fn publish(&mut self, topic: Topic, data: Vec<u8>) {
-        self.gossip_seq += 1;
-        let id = MessageId::new(format!("{}/{}", self.index, self.gossip_seq).as_bytes());
-        for peer in &self.direct {
-            if let Some(to) = self.index_of.get(peer) {
-                let msg = Msg::Gossip {
-                    topic,
-                    id: id.clone(),
-                    data: data.clone(),
-                };
-                self.outbox.push((self.index, *to, msg));
-            }
+        // As the driver's gossipsub names a message: by a hash of its content (so a restarted
+        // peer's messages are not taken for ones seen before its crash).
+        let id = MessageId::new(&Sha256::digest(&data));
+        self.seen.insert(id.clone(), self.now);
+        if let Some(me) = self.me {
+            self.send_gossip(topic, me, &id, &data, &[]);
         }
     }
 
-    fn validate(&mut self, _source: PeerId, _message: MessageId, _accept: Acceptance) {
-        // Gossip is not forwarded in the simulation: every peer publishes to its direct peers.
+    fn validate(&mut self, _source: PeerId, message: MessageId, accept: Acceptance) {
+        let Some((topic, author, data, from)) = self.relay.remove(&message) else {
+            return;
+        };
+        if accept == Acceptance::Accept {
+            self.send_gossip(topic, author, &message, &data, &[from, author]);
+        }
     }
 
     fn verify(&mut self, job: Job) {
@@ -149,6 +213,12 @@ impl Transport for SimNet {
             Effect::DirectGossip { peer, on: false } => {
                 self.direct.remove(&peer);
             }
+            Effect::Dial { peer, .. } => {
+                if let Some(to) = self.index_of.get(&peer) {
+                    self.dials.push(*to);
+                }
+            }
+            Effect::DialSeeds => self.dials.extend(self.seeds.iter().copied()),
             Effect::Struck {
                 peer,
                 reason,
@@ -161,7 +231,6 @@ impl Transport for SimNet {
                 let was = self.punished.get(&peer).copied().unwrap_or(false);
                 self.punished.insert(peer, was || banned);
             }
-            // Links come up whenever two peers can reach each other (the simulator redials).
             _ => {}
         }
     }

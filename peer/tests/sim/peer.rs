@@ -69,14 +69,16 @@ impl SimPeer {
         dir: PathBuf,
         clock: Arc<SimClock>,
     ) -> Self {
+        let id = key.public().peer_id();
         let mut peer = Self {
             index,
-            id: key.public().peer_id(),
+            id,
             key,
             chain,
             incarnation: 0,
             net: SimNet {
                 index,
+                me: Some(id),
                 ..SimNet::default()
             },
             strategy: None,
@@ -98,6 +100,11 @@ impl SimPeer {
     /// Whether the peer runs.
     pub fn is_up(&self) -> bool {
         self.engine.is_some()
+    }
+
+    /// Whether its health says it may commit.
+    pub fn synced(&self) -> bool {
+        self.health.is_synced()
     }
 
     /// Whether it runs a hostile strategy.
@@ -161,6 +168,7 @@ impl SimPeer {
         let Some(engine) = self.engine.as_mut() else {
             return vec![];
         };
+        self.net.now = self.clock.micros.load(std::sync::atomic::Ordering::SeqCst);
         f(engine, &mut self.net);
         loop {
             if let Some(id) = self.net.failed.pop_front() {
@@ -180,6 +188,11 @@ impl SimPeer {
     /// The link to peer `other` (`id`) is now up or down.
     pub fn link(&mut self, other: usize, id: PeerId, up: bool) -> Outbox {
         self.net.index_of.insert(id, other);
+        if up {
+            self.net.links.insert(other);
+        } else {
+            self.net.links.remove(&other);
+        }
         let connected = self.is_connected(&id);
         match (up, connected) {
             (true, false) => self.with_engine(|e, t| e.input(Input::Connected(id), t)),
@@ -190,7 +203,8 @@ impl SimPeer {
 
     /// The driver's timers, one second's worth: the engine's tick and batch flush, and this
     /// peer's identity record every [`RECORD_INTERVAL`]; an adversary's strategy acts too.
-    pub fn tick(&mut self, seeds: usize) -> Outbox {
+    pub fn tick(&mut self) -> Outbox {
+        let seeds = self.net.seeds.len();
         self.ticks += 1;
         let record = self.ticks % RECORD_INTERVAL.as_secs() == 1;
         let mut out = self.with_engine(|e, t| {
@@ -220,7 +234,7 @@ impl SimPeer {
             node: engine.node(),
             key: &self.key,
             chain: &self.chain,
-            peers: self.net.index_of.values().copied().collect(),
+            peers: self.net.links.iter().copied().collect(),
             unix_ms: mediachain::node::Clock::unix_ms(self.clock.as_ref()),
         };
         Some(f(strategy.as_mut(), &mut ctx))
@@ -281,10 +295,16 @@ impl SimPeer {
                 }
             }
             Msg::Response { id, response } => e.on_response(from_id, id, response, t),
-            Msg::Gossip { topic, id, data } => {
-                let _ = e.on_gossip(from_id, from_id, topic, id, data, t);
+            Msg::Gossip {
+                topic,
+                author,
+                id,
+                data,
+            } => {
+                if t.receive(from_id, topic, author, &id, &data) {
+                    let _ = e.on_gossip(from_id, author, topic, id, data, t);
+                }
             }
-            Msg::Closed => e.input(Input::Disconnected(from_id), t),
         })
     }
 

@@ -86,6 +86,8 @@ pub struct Plan {
     pub parameters: bool,
     /// Members that never run (the last of the honest peers): seated, silent, Byzantine.
     pub silent: usize,
+    /// How many of the first peers every peer's seed list names (`None`: all of them).
+    pub seeds: Option<usize>,
 }
 
 impl Default for Plan {
@@ -102,6 +104,7 @@ impl Default for Plan {
             hostile: None,
             parameters: false,
             silent: 0,
+            seeds: None,
         }
     }
 }

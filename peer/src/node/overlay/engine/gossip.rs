@@ -12,9 +12,21 @@ use crate::node::overlay::policy::admission::verify_chain;
 use crate::node::overlay::policy::{Acceptance, Input, Transfer};
 use crate::node::overlay::protocol::{self, Announce, PeerRecord};
 use crate::node::TxBundle;
+use crate::trust::{Chain, PublicKey};
 
 /// Addresses taken from one identity record, at most.
 pub const MAX_RECORD_ADDRS: usize = 16;
+/// Record chains kept verified and parsed, at most (emptied when full).
+pub const MAX_KNOWN_CHAINS: usize = 4096;
+
+/// The chain an author's records carried last, verified.
+#[derive(Debug)]
+pub(super) struct KnownChain {
+    pem: String,
+    root: PublicKey,
+    chain: Chain,
+    key: PublicKey,
+}
 
 impl Engine {
     /// A gossip message on `topic` from `source` (the forwarder), signed by `author`. Returns
@@ -90,8 +102,7 @@ impl Engine {
         record: PeerRecord,
         t: &mut impl Transport,
     ) -> Option<Vec<Multiaddr>> {
-        let rules = self.node.rules();
-        match verify_chain(&author, &record.chain, &rules, self.node.clock().unix()) {
+        match self.record_key(&author, &record.chain) {
             Ok(key) => {
                 let addrs: Vec<Multiaddr> = record
                     .addrs
@@ -118,6 +129,37 @@ impl Engine {
                 None
             }
         }
+    }
+
+    /// The key certified by `author`'s record chain (PEM), checked now. A member repeats the
+    /// same chain in every record (every few seconds, reaching every member): the chain last
+    /// verified for each author is kept parsed (bounded by [`MAX_KNOWN_CHAINS`]), so a repeat
+    /// costs its validity window and revocation check, not a parse and two signatures.
+    fn record_key(&mut self, author: &PeerId, pem: &str) -> Result<PublicKey, String> {
+        let rules = self.node.rules();
+        let now = self.node.clock().unix();
+        if let Some(known) = self.chains.get(author) {
+            if known.pem == pem && known.root == rules.root {
+                known
+                    .chain
+                    .verify_validity(&rules.revocations, now)
+                    .map_err(|e| e.to_string())?;
+                return Ok(known.key);
+            }
+        }
+        let key = verify_chain(author, pem, &rules, self.node.chain_cache(), now)?;
+        let chain = Chain::from_pem(pem).map_err(|e| e.to_string())?;
+        if self.chains.len() >= MAX_KNOWN_CHAINS {
+            self.chains.clear();
+        }
+        let known = KnownChain {
+            pem: pem.to_string(),
+            root: rules.root,
+            chain,
+            key,
+        };
+        self.chains.insert(*author, known);
+        Ok(key)
     }
 
     /// Gossips a transaction this peer admitted from a client (batched with others).

@@ -89,6 +89,8 @@ pub struct Engine {
     asked: BTreeMap<RequestId, (PeerId, Asked)>,
     next_token: u64,
     submissions: BTreeMap<u64, oneshot::Sender<bool>>,
+    /// Each record author's chain, verified (`gossip.rs`).
+    chains: BTreeMap<PeerId, gossip::KnownChain>,
 }
 
 impl Engine {
@@ -112,6 +114,7 @@ impl Engine {
             asked: BTreeMap::new(),
             next_token: 0,
             submissions: BTreeMap::new(),
+            chains: BTreeMap::new(),
         }
     }
 

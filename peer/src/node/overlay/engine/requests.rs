@@ -34,6 +34,7 @@ impl Engine {
             genesis: &self.node.genesis(),
             params: params.as_ref(),
             rules: &rules,
+            cache: self.node.chain_cache(),
         };
         let admission = check_hello(&peer, hello, ours, self.node.clock().unix())?;
         Ok(Input::Admitted {

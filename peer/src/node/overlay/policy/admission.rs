@@ -6,6 +6,7 @@
 use libp2p::PeerId;
 
 use super::super::protocol::Hello;
+use crate::journal::verify::ChainCache;
 use crate::journal::Rules;
 use crate::model::Cid;
 use crate::network::SectionDigests;
@@ -23,16 +24,19 @@ pub struct Admission {
     pub height: u64,
 }
 
-/// Verifies `peer`'s Level-1 chain (PEM) under `rules` at `now`; returns its key.
+/// Verifies `peer`'s Level-1 chain (PEM) under `rules` at `now`; returns its key. Signature
+/// checks already made are taken from `cache` (every peer's record repeats its chain every few
+/// seconds, to every member); the validity window and revocations are checked every time.
 pub fn verify_chain(
     peer: &PeerId,
     chain_pem: &str,
     rules: &Rules,
+    cache: &ChainCache,
     now: UnixSeconds,
 ) -> Result<PublicKey, String> {
     let chain = Chain::from_pem(chain_pem).map_err(|e| format!("unreadable certificate: {e}"))?;
-    let key = chain
-        .verify(&rules.root, &rules.revocations, now, Level::Peer)
+    let key = cache
+        .verify(rules, &chain.0, Level::Peer, now)
         .map_err(|e| e.to_string())?;
     if key.peer_id() != *peer {
         return Err(format!(
@@ -52,6 +56,8 @@ pub struct Ours<'a> {
     pub params: Option<&'a SectionDigests>,
     /// The rules (network name, root, revocations).
     pub rules: &'a Rules,
+    /// Certificate chains verified before.
+    pub cache: &'a ChainCache,
 }
 
 /// Checks `peer`'s hello against `ours` at `now`: its admission, or why it is refused (for
@@ -66,6 +72,7 @@ pub fn check_hello(
         genesis,
         params,
         rules,
+        cache,
     } = ours;
     if hello.network != rules.network {
         return Err(format!("peer is on network `{}`", hello.network));
@@ -76,7 +83,7 @@ pub fn check_hello(
             hello.params.as_deref(),
         ));
     }
-    let key = verify_chain(peer, &hello.chain, rules, now)?;
+    let key = verify_chain(peer, &hello.chain, rules, cache, now)?;
     let tip = Cid::try_from(hello.tip.as_ref()).map_err(|_| "unreadable tip".to_string())?;
     Ok(Admission {
         key,
@@ -118,11 +125,12 @@ mod tests {
         }
     }
 
-    fn ours<'a>(genesis: &'a Cid, rules: &'a Rules) -> Ours<'a> {
+    fn ours<'a>(genesis: &'a Cid, rules: &'a Rules, cache: &'a ChainCache) -> Ours<'a> {
         Ours {
             genesis,
             params: None,
             rules,
+            cache,
         }
     }
 
@@ -130,13 +138,14 @@ mod tests {
     fn a_hello_is_admitted_only_with_this_network_genesis_and_a_chain_for_its_peer() {
         let (root, key) = (SecretKey::generate(), SecretKey::generate());
         let rules = Rules::new("net", root.public(), 0);
+        let cache = ChainCache::default();
         let genesis = crate::model::codec::dag_cbor_cid(b"genesis");
         let peer = key.public().peer_id();
         let chain = tower(&root, &key);
         let admitted = check_hello(
             &peer,
             &hello(&chain, &genesis, "net"),
-            ours(&genesis, &rules),
+            ours(&genesis, &rules, &cache),
             150,
         );
         assert_eq!(
@@ -152,31 +161,31 @@ mod tests {
             check_hello(
                 &peer,
                 &hello(&chain, &genesis, "x"),
-                ours(&genesis, &rules),
+                ours(&genesis, &rules, &cache),
                 150,
             ),
             check_hello(
                 &peer,
                 &hello(&chain, &other, "net"),
-                ours(&genesis, &rules),
+                ours(&genesis, &rules, &cache),
                 150,
             ),
             check_hello(
                 &peer,
                 &hello(&chain, &genesis, "net"),
-                ours(&genesis, &rules),
+                ours(&genesis, &rules, &cache),
                 250,
             ),
             check_hello(
                 &PeerId::random(),
                 &hello(&chain, &genesis, "net"),
-                ours(&genesis, &rules),
+                ours(&genesis, &rules, &cache),
                 150,
             ),
             check_hello(
                 &peer,
                 &hello(&tower(&SecretKey::generate(), &key), &genesis, "net"),
-                ours(&genesis, &rules),
+                ours(&genesis, &rules, &cache),
                 150,
             ),
         ];

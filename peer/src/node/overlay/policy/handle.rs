@@ -59,7 +59,9 @@ impl Policy {
                 if self.book.admit(peer, key, now) {
                     out.push(Effect::DirectGossip { peer, on: true });
                 }
-                out.push(Effect::Rotation(self.book.rotation(now)));
+                if self.rotation.binary_search(&key).is_err() {
+                    self.rotation(now, out);
+                }
                 self.claim(peer, peer, tip, height, tip_known, now, out);
             }
             Input::Refused { peer, reason: _ } => {
@@ -82,7 +84,10 @@ impl Policy {
                 tip_known,
             } => {
                 self.book.record(peer, key, addrs, now);
-                out.push(Effect::Rotation(self.book.rotation(now)));
+                // A record only adds its key to the rotation (once in it, nothing changes).
+                if self.rotation.binary_search(&key).is_err() {
+                    self.rotation(now, out);
+                }
                 if self.book.is_admitted(&peer) {
                     self.claim(peer, peer, tip, height, tip_known, now, out);
                 }
@@ -222,9 +227,19 @@ impl Policy {
                 out.push(Effect::DirectGossip { peer, on: false });
                 out.push(Effect::Block { peer, on: true });
                 self.heights.forget(&peer);
-                out.push(Effect::Rotation(self.book.rotation(now)));
+                self.rotation(now, out);
                 self.evaluate(out);
             }
+        }
+    }
+
+    /// Tells the node the committer rotation when it changed (every record and hello would
+    /// otherwise repeat it: O(members) work at the node per record, at hundreds of members).
+    fn rotation(&mut self, now: Instant, out: &mut Vec<Effect>) {
+        let rotation = self.book.rotation(now);
+        if rotation != self.rotation {
+            self.rotation.clone_from(&rotation);
+            out.push(Effect::Rotation(rotation));
         }
     }
 
@@ -255,21 +270,28 @@ impl Policy {
             });
             self.strike(liar, "unverifiable_claim", now, out);
         }
-        if self.book.forget_stale(now) {
-            out.push(Effect::Rotation(self.book.rotation(now)));
-        }
+        self.book.forget_stale(now);
+        // Records age out of the rotation with time alone.
+        self.rotation(now, out);
         self.connect(now, out);
         // Repair: gossip may drop announcements; ask the highest admitted claimer for what we
         // lack (or any admitted peer, when only peers beyond our neighbours claim more).
+        // The fallback takes the admitted peers in turn, tick after tick: the first of them may
+        // be as far behind as this peer.
         let book = &self.book;
+        let last = self.repair_cursor;
         let ahead = self
             .heights
             .ahead_of(self.height, |peer| book.is_admitted(peer))
             .or_else(|| {
-                self.heights
-                    .ahead_of(self.height, |_| true)
-                    .and_then(|_| book.admitted().next().copied())
+                self.heights.ahead_of(self.height, |_| true).and_then(|_| {
+                    book.admitted()
+                        .find(|p| last.is_none_or(|last| **p > last))
+                        .or_else(|| book.admitted().next())
+                        .copied()
+                })
             });
+        self.repair_cursor = ahead;
         if let Some(peer) = ahead {
             out.push(Effect::RequestRange {
                 peer,

@@ -57,19 +57,29 @@ pub struct Heights {
 impl Heights {
     /// Records `peer`'s claim of `tip` at `height`; `held` when this peer's journal already
     /// holds the tip (its height is real and fork choice judged it). A newer claim replaces an
-    /// older one.
+    /// older one. Every claim of a tip the journal lacks asks for it (the caller's requests are
+    /// de-duplicated, so this is bounded by the claims' cadence).
     pub fn claim(&mut self, peer: PeerId, tip: Cid, height: u64, held: bool, now: Instant) -> Need {
         let verified = held;
-        if let Some(old) = self.claims.get(&peer) {
+        if let Some(old) = self.claims.get_mut(&peer) {
             if old.tip == tip {
-                return if old.verified {
-                    Need::Nothing
-                } else {
-                    Need::FetchTip
-                };
+                // Repeated (records come every few seconds): while the journal lacks the tip,
+                // it is fetched again, verified header or not. A header verified on a parent
+                // this peer lacks waits for that parent, and a parent request that failed is
+                // not asked again by anyone else: without this, an equal-height branch (never
+                // above us, so never synced by range) would stay unjudged until a new block.
+                if held {
+                    old.verified = true;
+                    old.held = true;
+                    return Need::Nothing;
+                }
+                return Need::FetchTip;
             }
-            // A verified claim is not replaced by a lower unverified one.
-            if old.verified && !verified && height <= old.height {
+            // A verified claim is not replaced by a lower unverified one (a reordered older
+            // claim). Another tip at the same height is the peer's new tip after fork choice
+            // moved it to an equal-height branch: it is fetched, so that fork choice here
+            // judges both (else two equal-height branches stay split until a new block).
+            if old.verified && !verified && height < old.height {
                 return Need::Nothing;
             }
         }
@@ -264,6 +274,37 @@ mod tests {
             "held (say on a lighter branch): it does not"
         );
         assert_eq!(heights.ahead_of(3, |_| true), None);
+    }
+
+    #[test]
+    fn another_tip_at_the_same_height_replaces_a_verified_claim_and_is_fetched() {
+        let now = Instant::now();
+        let mut heights = Heights::default();
+        let peer = PeerId::random();
+        let _ = heights.claim(peer, cid(1), 5, false, now);
+        assert!(heights.verified(&cid(1), 5, false).is_empty());
+        // The peer moved to an equal-height branch this peer lacks: fetch its tip.
+        assert_eq!(heights.claim(peer, cid(2), 5, false, now), Need::FetchTip);
+        assert_eq!(heights.get(&peer).map(|c| c.tip), Some(cid(2)));
+        assert_eq!(heights.best(), 0, "unverified: it does not count");
+        // A lower unverified claim (an older one, reordered) does not replace a verified one.
+        assert!(heights.verified(&cid(2), 5, false).is_empty());
+        assert_eq!(heights.claim(peer, cid(3), 4, false, now), Need::Nothing);
+        assert_eq!(heights.best(), 5);
+    }
+
+    #[test]
+    fn a_repeated_claim_of_a_tip_the_journal_lacks_is_fetched_again_even_once_verified() {
+        let now = Instant::now();
+        let mut heights = Heights::default();
+        let peer = PeerId::random();
+        let _ = heights.claim(peer, cid(1), 5, false, now);
+        // Its header verified, but the block waits for a parent whose request failed.
+        assert!(heights.verified(&cid(1), 5, false).is_empty());
+        assert_eq!(heights.claim(peer, cid(1), 5, false, now), Need::FetchTip);
+        // Once the journal holds it, repeating the claim asks for nothing.
+        assert_eq!(heights.claim(peer, cid(1), 5, true, now), Need::Nothing);
+        assert_eq!(heights.best(), 0, "held: fork choice judged it");
     }
 
     #[test]

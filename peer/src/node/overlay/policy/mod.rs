@@ -295,6 +295,11 @@ pub struct Policy {
     verifier: Verifier,
     parked: Parked,
     objects: ObjectFetches,
+    /// The committer rotation last given to the node.
+    rotation: Vec<PublicKey>,
+    /// The peer sync repair asked last when no admitted peer claimed more (the next is asked
+    /// next time).
+    repair_cursor: Option<PeerId>,
 }
 
 impl Policy {
@@ -317,6 +322,8 @@ impl Policy {
             verifier: Verifier::default(),
             parked: Parked::new(MAX_WAITING_BLOCKS),
             objects: ObjectFetches::default(),
+            rotation: vec![],
+            repair_cursor: None,
         }
     }
 
