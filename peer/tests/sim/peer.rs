@@ -133,7 +133,22 @@ impl SimPeer {
 
     /// Starts the peer from its store, with a fresh engine (as the daemon starts).
     pub fn restart(&mut self) {
-        let store = Store::open(&self.dir, 1 << 20).unwrap();
+        // The crashed node's sled flusher thread lets go of the store's lock on its own time
+        // (real time, unrelated to the simulated clock): wait for it, bounded.
+        let mut tries = 0;
+        let store = loop {
+            match Store::open(&self.dir, 1 << 20) {
+                Ok(store) => break store,
+                Err(e) if tries < 200 => {
+                    tries += 1;
+                    if tries == 1 && super::tracing() {
+                        eprintln!("peer {}: store still locked ({e}), waiting", self.index);
+                    }
+                    std::thread::sleep(Duration::from_millis(25));
+                }
+                Err(e) => panic!("peer {}: restart: {e}", self.index),
+            }
+        };
         let params = NodeParams {
             network: NETWORK.into(),
             block_interval: Duration::from_millis(300),
