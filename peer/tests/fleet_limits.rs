@@ -217,8 +217,15 @@ async fn connections_past_the_total_limit_are_denied_until_one_closes() {
         metric_sum(&fleet.metrics(0).await, "mediachain_peers_connected "),
         3.0
     );
-    // One of the three leaves: the fourth gets its place.
+    // One of the three leaves: once the peer has seen it go, the fourth gets its place.
     held.remove(0).abort();
+    fleet
+        .wait_for(
+            "the peer to see one of the three leave",
+            Duration::from_secs(30),
+            || async { metric_sum(&fleet.metrics(0).await, "mediachain_peers_connected ") == 2.0 },
+        )
+        .await;
     fourth.join(&addr, Duration::from_secs(30)).await;
     for task in held {
         task.abort();
