@@ -24,6 +24,8 @@
 mod fleet;
 #[path = "../tests/support/listening.rs"]
 mod listening;
+#[path = "support/procstat.rs"]
+mod procstat;
 #[path = "support/report.rs"]
 mod report;
 
@@ -54,18 +56,6 @@ fn number(name: &str, default: usize) -> usize {
     setting(name, &default.to_string())
         .parse()
         .unwrap_or_else(|_| panic!("{name} must be a whole number"))
-}
-
-/// Peak resident set size of process `pid` in MiB.
-fn peak_rss_mib(pid: u32) -> f64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|kib| kib.parse::<f64>().ok())
-        .unwrap_or(0.0)
-        / 1024.0
 }
 
 /// What the view-update streams saw: when each transaction joined each peer's chain.
@@ -212,6 +202,20 @@ async fn explain_missing(clients: &[Client], missing: Vec<(usize, usize, String)
     }
 }
 
+/// CPU seconds used so far by the peers (together) and by this process (the load generator).
+struct Cpu {
+    peers: f64,
+    generator: f64,
+}
+
+fn cpu_now(fleet: &fleet::Fleet) -> Cpu {
+    let peers = fleet.peers.iter().filter_map(|p| p.child.as_ref());
+    Cpu {
+        peers: peers.map(|c| procstat::cpu_seconds(Some(c.id()))).sum(),
+        generator: procstat::cpu_seconds(None),
+    }
+}
+
 /// Figures of one load phase.
 struct Phase {
     rate: usize,
@@ -276,7 +280,11 @@ async fn run(
     let rss: Vec<f64> = fleet
         .peers
         .iter()
-        .map(|p| p.child.as_ref().map_or(0.0, |c| peak_rss_mib(c.id())))
+        .map(|p| {
+            p.child
+                .as_ref()
+                .map_or(0.0, |c| procstat::peak_rss_mib(c.id()))
+        })
         .collect();
 
     let mut rows: Vec<(String, f64, &str)> = vec![("block interval".into(), interval_ms, "ms")];
@@ -321,6 +329,7 @@ async fn run_phase(
         watchers.push(tokio::spawn(watch(peer, c.clone(), from, seen.clone())));
     }
 
+    let cpu_before = cpu_now(fleet);
     let start = Instant::now();
     let (accepted, submitted_at) = submit_all(clients, txs, rate, concurrency, start).await;
     let submit_secs = submitted_at.duration_since(start).as_secs_f64();
@@ -358,6 +367,7 @@ async fn run_phase(
     for w in &watchers {
         w.abort();
     }
+    let cpu_after = cpu_now(fleet);
 
     let seen = seen.lock().unwrap();
     let mut everywhere = 0usize;
@@ -383,6 +393,10 @@ async fn run_phase(
     let blocks = seen.blocks.len();
     let per_block = seen.blocks.iter().sum::<usize>() as f64 / blocks.max(1) as f64;
     let window = last_commit.duration_since(start).as_secs_f64();
+    let elapsed = start.elapsed().as_secs_f64();
+    let peers_cpu = cpu_after.peers - cpu_before.peers;
+    let generator_cpu = cpu_after.generator - cpu_before.generator;
+    let per_tx_us = |cpu: f64| cpu / everywhere.max(1) as f64 * 1e6;
     let rows = vec![
         ("offered rate".into(), total as f64 / submit_secs, "tx/s"),
         ("accepted".into(), accepted.len() as f64, "tx"),
@@ -401,6 +415,21 @@ async fn run_phase(
         ),
         ("blocks".into(), blocks as f64, "blocks"),
         ("transactions per block (mean)".into(), per_block, "tx"),
+        (
+            "CPU per committed tx: 4 peers".into(),
+            per_tx_us(peers_cpu),
+            "µs",
+        ),
+        (
+            "CPU per committed tx: load generator".into(),
+            per_tx_us(generator_cpu),
+            "µs",
+        ),
+        (
+            "CPU busy (peers + generator) of 2 cores".into(),
+            (peers_cpu + generator_cpu) / elapsed / 2.0 * 100.0,
+            "%",
+        ),
     ];
     Phase { rate, rows }
 }
