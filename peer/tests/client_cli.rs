@@ -351,3 +351,61 @@ fn devnet_runs_the_main_job_against_real_peer_processes() {
         pub_before
     );
 }
+
+/// Under `cargo run` devnet builds the daemon beside it every time (even when one is there: it
+/// may be older than the sources), into its own target directory and profile, and starts
+/// nothing when that build fails; a daemon named explicitly (as every test names it, since
+/// cargo holds its build lock while tests run) is never built. `cargo` here is a script that
+/// records its arguments and fails.
+#[test]
+fn devnet_under_cargo_builds_the_current_daemon_first() {
+    use std::os::unix::fs::PermissionsExt;
+    let sibling = peer_binary();
+    assert!(sibling.is_file());
+    let dir = tempfile::tempdir().unwrap();
+    let calls = dir.path().join("cargo-calls");
+    let cargo = dir.path().join("cargo");
+    let script = format!("#!/bin/sh\necho \"$@\" >> {}\nexit 1\n", calls.display());
+    std::fs::write(&cargo, script).unwrap();
+    std::fs::set_permissions(&cargo, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let devnet = |peer_bin: Option<&str>| {
+        let mut cmd = Command::cargo_bin("mediachain").unwrap();
+        cmd.current_dir(dir.path())
+            .args(["devnet", "--dir", "net", "--exit-after-demo"])
+            .env("CARGO", &cargo)
+            .env("CARGO_MANIFEST_DIR", "/src/peer")
+            .env_remove("MEDIACHAIN_PEER_BIN")
+            .timeout(std::time::Duration::from_secs(120));
+        if let Some(bin) = peer_bin {
+            cmd.env("MEDIACHAIN_PEER_BIN", bin);
+        }
+        cmd.assert()
+    };
+
+    devnet(None)
+        .code(3)
+        .stderr(contains("building mediachain-peer failed"));
+    let target = sibling.parent().unwrap().parent().unwrap();
+    let release = if sibling.parent().unwrap().ends_with("release") {
+        " --release"
+    } else {
+        ""
+    };
+    assert_eq!(
+        std::fs::read_to_string(&calls).unwrap(),
+        format!(
+            "build --bin mediachain-peer --manifest-path /src/peer/Cargo.toml{release} --target-dir {}\n",
+            target.display()
+        )
+    );
+    assert!(
+        !dir.path().join("net").exists(),
+        "nothing set up after a failed build"
+    );
+
+    std::fs::remove_file(&calls).unwrap();
+    devnet(Some("/nonexistent/mediachain-peer"))
+        .failure()
+        .stderr(contains("/nonexistent/mediachain-peer"));
+    assert!(!calls.exists(), "an explicit daemon is not built");
+}

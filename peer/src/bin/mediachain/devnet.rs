@@ -44,7 +44,8 @@ pub struct DevnetArgs {
     /// Overlay (libp2p) port of the first peer (the others follow).
     #[arg(long, default_value_t = 4001)]
     p2p_port: u16,
-    /// The peer daemon binary (default: `mediachain-peer` beside this program, then on PATH).
+    /// The peer daemon binary (default: `mediachain-peer` beside this program, built first
+    /// when this program runs under `cargo run`; then on PATH).
     #[arg(long, env = "MEDIACHAIN_PEER_BIN")]
     peer_bin: Option<PathBuf>,
     /// Wait that collects transactions into a block.
@@ -162,31 +163,58 @@ fn tower(args: &DevnetArgs) -> Result<(PublicKey, Vec<Peer>), CliError> {
     Ok((root, peers))
 }
 
-/// The daemon: `--peer-bin`, else `mediachain-peer` beside this program (built first when this
-/// program runs under `cargo run` and it is missing), else from PATH.
-fn peer_binary(args: &DevnetArgs) -> PathBuf {
+/// The daemon: `--peer-bin` (or `MEDIACHAIN_PEER_BIN`), else `mediachain-peer` beside this
+/// program, else from PATH. Under `cargo run` (cargo sets `CARGO` and `CARGO_MANIFEST_DIR`) the
+/// sibling is built first, every time, so that after a `git pull` devnet never starts an older
+/// daemon than itself (cargo returns at once when it is up to date). A process started under
+/// `cargo test` names the daemon with `MEDIACHAIN_PEER_BIN`: cargo holds its build lock while
+/// tests run, so a nested build would wait for the test that waits for it.
+fn peer_binary(args: &DevnetArgs) -> Result<PathBuf, CliError> {
     if let Some(path) = &args.peer_bin {
-        return path.clone();
+        return Ok(path.clone());
     }
-    if let Ok(exe) = std::env::current_exe() {
-        let sibling = exe.with_file_name("mediachain-peer");
-        if !sibling.is_file() {
-            if let Some(cargo) = std::env::var_os("CARGO") {
-                let release = exe.parent().is_some_and(|dir| dir.ends_with("release"));
-                println!("devnet: building mediachain-peer (cargo build --bin mediachain-peer)");
-                let mut build = std::process::Command::new(cargo);
-                build.args(["build", "-p", "mediachain-peer", "--bin", "mediachain-peer"]);
-                if release {
-                    build.arg("--release");
-                }
-                let _ = build.status();
-            }
-        }
-        if sibling.is_file() {
-            return sibling;
-        }
+    let Ok(exe) = std::env::current_exe() else {
+        return Ok(PathBuf::from("mediachain-peer"));
+    };
+    let sibling = exe.with_file_name("mediachain-peer");
+    if let (Some(cargo), Some(manifest)) = (
+        std::env::var_os("CARGO"),
+        std::env::var_os("CARGO_MANIFEST_DIR"),
+    ) {
+        build_sibling(&cargo, Path::new(&manifest), &exe)?;
     }
-    PathBuf::from("mediachain-peer")
+    Ok(if sibling.is_file() {
+        sibling
+    } else {
+        PathBuf::from("mediachain-peer")
+    })
+}
+
+/// `cargo build -p mediachain-peer --bin mediachain-peer` into the target directory and profile
+/// `exe` (this program) was built in.
+fn build_sibling(cargo: &std::ffi::OsStr, manifest_dir: &Path, exe: &Path) -> Result<(), CliError> {
+    let profile_dir = exe.parent().unwrap_or(Path::new("."));
+    let mut build = std::process::Command::new(cargo);
+    build
+        .args(["build", "--bin", "mediachain-peer", "--manifest-path"])
+        .arg(manifest_dir.join("Cargo.toml"));
+    if profile_dir.ends_with("release") {
+        build.arg("--release");
+    }
+    if let Some(target_dir) = profile_dir.parent() {
+        build.arg("--target-dir").arg(target_dir);
+    }
+    println!("devnet: started by cargo: building the current mediachain-peer ({build:?})");
+    let status = build
+        .status()
+        .map_err(|e| CliError::Input(format!("cannot run {}: {e}", cargo.to_string_lossy())))?;
+    if !status.success() {
+        return Err(CliError::Input(format!(
+            "building mediachain-peer failed ({status}); fix the build, or name a daemon with \
+             --peer-bin"
+        )));
+    }
+    Ok(())
 }
 
 fn spawn(
@@ -477,6 +505,7 @@ pub fn run(args: DevnetArgs) -> Result<(), CliError> {
 }
 
 async fn run_async(args: DevnetArgs) -> Result<(), CliError> {
+    let binary = peer_binary(&args)?;
     let (root, mut peers) = tower(&args)?;
     let block_interval = humantime::parse_duration(&args.block_interval)
         .map_err(|e| CliError::Input(format!("--block-interval `{}`: {e}", args.block_interval)))?;
@@ -486,7 +515,6 @@ async fn run_async(args: DevnetArgs) -> Result<(), CliError> {
         transaction_pow_bits: args.transaction_pow_bits,
     };
     let params = netparams::ensure(&args.dir, root, &peer_dirs, settings)?;
-    let binary = peer_binary(&args);
     println!(
         "devnet: trust tower in {} (root {root}); starting {} peers with {}",
         args.dir.display(),
