@@ -5,6 +5,7 @@ mod certs;
 mod client;
 mod devnet;
 mod error;
+mod ingest;
 mod input;
 mod keys;
 mod netparams;
@@ -64,6 +65,10 @@ enum Command {
     /// Start a local network: trust tower, N peers, a client that registers, writes an
     /// artefact with its artefactCreatedBy cell and awaits the confirmation; then serve.
     Devnet(devnet::DevnetArgs),
+    /// Ingest a catalogue (CSV or JSON Lines): artefacts, their creators (entities, once per
+    /// name) and artefactCreatedBy cells, in transactions of many entries spread over peers;
+    /// resumable after Ctrl-C or a crash.
+    Ingest(ingest::IngestArgs),
     #[command(flatten)]
     Client(client::ClientCommand),
 }
@@ -87,6 +92,7 @@ fn main() -> ExitCode {
         Command::Pow(cmd) => pow::run(cmd),
         Command::Store(cmd) => store::run(cmd),
         Command::Devnet(args) => devnet::run(args),
+        Command::Ingest(args) => ingest::run(args, &cli.peer),
         Command::Client(cmd) => client::run(cmd, &cli.peer),
     };
     match result {

@@ -1,0 +1,320 @@
+//! Sending batches and learning their fate: a batch's objects are uploaded to its peer
+//! (concurrently), its transaction signed and recorded in the journal, then submitted (retried
+//! while the peer is busy). The view-update stream of the first peer confirms transactions as
+//! their blocks join its chain; a transaction not seen within the timeout is looked up at the
+//! peer it was sent to (committed: the stream missed it; refused or dropped: its rows fail and
+//! a resumed run does them again).
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use indicatif::ProgressBar;
+use mediachain::client::wire::CBOR;
+use mediachain::client::{Client, ClientError};
+use mediachain::journal::{Transaction, TxId};
+use mediachain::model::Cid;
+use mediachain::trust::{Chain, SecretKey};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use super::batch::Batch;
+use super::journal::{Journal, Sent};
+
+/// How long a resumed run waits for a transaction an earlier run left pending.
+const RESOLVE_WAIT: Duration = Duration::from_secs(60);
+
+/// Tries of one request while its peer answers busy (`429`, `503`) or cannot be reached.
+const TRIES: u32 = 20;
+
+/// `request` until it is neither refused as busy nor unreachable ([`TRIES`] at most, backing
+/// off from 50 ms to 2 s), holding one of the peer's request slots each time.
+async fn retrying<T, F, Fut>(slots: &Semaphore, request: F) -> Result<T, ClientError>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Result<T, ClientError>>,
+{
+    let mut delay = Duration::from_millis(50);
+    let mut tries = 0;
+    loop {
+        let outcome = {
+            let _slot = slots.acquire().await;
+            request().await
+        };
+        tries += 1;
+        let transient = match &outcome {
+            Err(ClientError::Problem(p)) => p.status == 429 || p.status == 503,
+            Err(ClientError::Unreachable { .. }) => true,
+            _ => false,
+        };
+        if !transient || tries >= TRIES {
+            return outcome;
+        }
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(Duration::from_secs(2));
+    }
+}
+
+/// What the run has done so far.
+#[derive(Debug, Default)]
+pub struct Stats {
+    /// Rows read (mapped or not).
+    pub rows: usize,
+    /// Rows skipped: (line, reason).
+    pub skipped: Vec<(u64, String)>,
+    /// Rows of transactions that failed: (lines, reason).
+    pub failed: Vec<(Vec<u64>, String)>,
+    /// Artefacts committed.
+    pub artefacts: usize,
+    /// `artefactCreatedBy` cells committed.
+    pub cells: usize,
+    /// Entities committed.
+    pub entities: usize,
+    /// Transactions committed.
+    pub transactions: usize,
+}
+
+struct Pending {
+    sent: Sent,
+    since: Instant,
+    _slot: OwnedSemaphorePermit,
+}
+
+/// What every sending task shares.
+pub struct Sender {
+    /// One client per peer.
+    pub clients: Vec<Client>,
+    /// The client's key and chain, and the transaction proof of work.
+    pub key: SecretKey,
+    /// Its Level-2 chain.
+    pub chain: Chain,
+    /// Transaction proof-of-work bits.
+    pub bits: u8,
+    /// Concurrent uploads of one batch.
+    pub uploads: usize,
+    /// Per peer, the requests this run may have open at once (under its per-client caps).
+    requests: Vec<Semaphore>,
+    /// The journal.
+    pub journal: Mutex<Journal>,
+    /// Progress (rows done of the input).
+    pub progress: ProgressBar,
+    /// Counters.
+    pub stats: Mutex<Stats>,
+    pending: Mutex<HashMap<TxId, Pending>>,
+    creators_at: Mutex<HashSet<(usize, Cid)>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl Sender {
+    /// A sender over `clients`.
+    pub fn new(
+        clients: Vec<Client>,
+        (key, chain, bits): (SecretKey, Chain, u8),
+        (uploads, requests): (usize, usize),
+        journal: Journal,
+        progress: ProgressBar,
+    ) -> Self {
+        Self {
+            requests: clients
+                .iter()
+                .map(|_| Semaphore::new(requests.max(1)))
+                .collect(),
+            clients,
+            key,
+            chain,
+            bits,
+            uploads: uploads.max(1),
+            journal: Mutex::new(journal),
+            progress,
+            stats: Mutex::default(),
+            pending: Mutex::default(),
+            creators_at: Mutex::default(),
+        }
+    }
+
+    /// Transactions sent and not yet resolved.
+    pub fn in_flight(&self) -> usize {
+        lock(&self.pending).len()
+    }
+
+    /// Uploads `batch`'s objects to peer `peer`, signs and submits its transaction; `slot` is
+    /// held until the transaction is resolved.
+    pub async fn send(self: Arc<Self>, batch: Batch, peer: usize, slot: OwnedSemaphorePermit) {
+        let lines = batch.lines.clone();
+        if let Err(reason) = self.try_send(batch, peer, slot).await {
+            self.fail_rows(lines, reason);
+        }
+    }
+
+    async fn try_send(
+        &self,
+        batch: Batch,
+        peer: usize,
+        slot: OwnedSemaphorePermit,
+    ) -> Result<(), String> {
+        let client = &self.clients[peer];
+        let slots = &self.requests[peer];
+        let creators: Vec<(Cid, Vec<u8>)> = {
+            let at = lock(&self.creators_at);
+            let new = batch
+                .creators
+                .iter()
+                .filter(|(cid, _)| !at.contains(&(peer, *cid)));
+            new.cloned().collect()
+        };
+        let creator_cids: Vec<Cid> = creators.iter().map(|(cid, _)| *cid).collect();
+        let objects = batch.objects.iter().cloned().chain(creators);
+        let mut uploads = futures::stream::iter(objects)
+            .map(|(cid, bytes)| {
+                retrying(slots, move || {
+                    client.put_bytes(CBOR, bytes.clone(), Some(cid))
+                })
+            })
+            .buffer_unordered(self.uploads);
+        while let Some(stored) = uploads.next().await {
+            stored.map_err(|e| format!("uploading to {}: {e}", client.base()))?;
+        }
+        drop(uploads);
+        lock(&self.creators_at).extend(creator_cids.into_iter().map(|cid| (peer, cid)));
+        let now = mediachain::time::now();
+        let (key, chain, bits) = (self.key.clone(), self.chain.clone(), self.bits);
+        let entries = batch.entries.clone();
+        let tx = tokio::task::spawn_blocking(move || {
+            Transaction::create(&key, &chain, entries, now, bits)
+        })
+        .await
+        .map_err(|e| format!("signing: {e}"))?
+        .map_err(|e| format!("signing: {e}"))?;
+        let id = tx.id();
+        let sent = batch.sent(id.to_string(), peer);
+        lock(&self.journal)
+            .sent(&sent)
+            .map_err(|e| format!("writing the journal: {e}"))?;
+        let since = Instant::now();
+        lock(&self.pending).insert(
+            id,
+            Pending {
+                sent,
+                since,
+                _slot: slot,
+            },
+        );
+        if let Err(e) = retrying(slots, || client.submit(&tx)).await {
+            self.fail(&id, &format!("refused by {}: {e}", client.base()));
+        }
+        Ok(())
+    }
+
+    /// Transaction `id` is in a block.
+    pub fn confirm(&self, id: &TxId) {
+        let Some(pending) = lock(&self.pending).remove(id) else {
+            return;
+        };
+        if let Err(e) = lock(&self.journal).confirmed(&pending.sent.sent) {
+            tracing::warn!(error = %e, "writing the journal");
+        }
+        let sent = &pending.sent;
+        let mut stats = lock(&self.stats);
+        stats.transactions += 1;
+        stats.artefacts += sent.artefacts;
+        stats.cells += sent.cells;
+        stats.entities += sent.entities.len();
+        self.progress.inc(sent.lines.len() as u64);
+    }
+
+    /// Transaction `id` will not be committed.
+    fn fail(&self, id: &TxId, reason: &str) {
+        let Some(pending) = lock(&self.pending).remove(id) else {
+            return;
+        };
+        if let Err(e) = lock(&self.journal).failed(&pending.sent.sent, reason) {
+            tracing::warn!(error = %e, "writing the journal");
+        }
+        self.fail_rows(pending.sent.lines, reason.to_string());
+    }
+
+    fn fail_rows(&self, lines: Vec<u64>, reason: String) {
+        self.progress.inc(lines.len() as u64);
+        lock(&self.stats).failed.push((lines, reason));
+    }
+
+    /// Follows the first peer's view-update stream from height `from`, confirming what it
+    /// sees, reconnecting after the height it reached when the stream breaks.
+    pub async fn watch(self: Arc<Self>, mut from: u64) {
+        loop {
+            match self.clients[0].events(Some(from), &[], &[]).await {
+                Ok(mut stream) => {
+                    while let Some(Ok(block)) = stream.next().await {
+                        from = block.height + 1;
+                        for id in block.transactions.iter().filter_map(|t| t.parse().ok()) {
+                            self.confirm(&id);
+                        }
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "view-update stream"),
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+
+    /// Looks up, at the peer each was sent to, every transaction unconfirmed for `timeout`:
+    /// committed ones are confirmed, refused or dropped ones fail, pending ones wait (three
+    /// timeouts at most).
+    pub async fn sweep(&self, timeout: Duration) {
+        let late: Vec<(TxId, usize, Duration)> = lock(&self.pending)
+            .iter()
+            .filter(|(_, p)| p.since.elapsed() >= timeout)
+            .map(|(id, p)| (*id, p.sent.peer, p.since.elapsed()))
+            .collect();
+        for (id, peer, waited) in late {
+            match self.clients[peer].status(&id).await {
+                Ok(s) if s.is_committed() => self.confirm(&id),
+                Ok(s) if s.state == "pending" && waited < timeout * 3 => {}
+                Ok(s) => {
+                    let why = s.reason.map(|r| format!(": {r}")).unwrap_or_default();
+                    self.fail(&id, &format!("{} after {waited:.0?}{why}", s.state));
+                }
+                Err(e) => tracing::warn!(error = %e, %id, "transaction status"),
+            }
+        }
+    }
+
+    /// [`Sender::sweep`] every `period`, forever.
+    pub async fn sweep_every(self: Arc<Self>, period: Duration, timeout: Duration) {
+        loop {
+            tokio::time::sleep(period).await;
+            self.sweep(timeout).await;
+        }
+    }
+
+    /// The journal's transactions sent by an earlier run and never resolved: the committed are
+    /// recorded as such (returned, with their entities), the others as failed (their rows are
+    /// done again).
+    pub async fn resolve(&self, unresolved: Vec<Sent>) -> Result<Vec<Sent>, ClientError> {
+        let mut committed = vec![];
+        for sent in unresolved {
+            let id: TxId = sent.sent.parse().map_err(ClientError::Protocol)?;
+            let client = &self.clients[sent.peer.min(self.clients.len() - 1)];
+            let mut state = client.status(&id).await?;
+            let deadline = Instant::now() + RESOLVE_WAIT;
+            while state.state == "pending" && Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                state = client.status(&id).await?;
+            }
+            let mut journal = lock(&self.journal);
+            if state.is_committed() {
+                journal.confirmed(&sent.sent)
+            } else {
+                journal.failed(&sent.sent, &format!("{} when the run resumed", state.state))
+            }
+            .map_err(|e| ClientError::Protocol(format!("writing the journal: {e}")))?;
+            if state.is_committed() {
+                committed.push(sent);
+            }
+        }
+        Ok(committed)
+    }
+}
