@@ -11,6 +11,7 @@ pub mod body;
 pub mod config;
 pub mod connections;
 pub mod events;
+pub mod evidence;
 pub mod export;
 pub mod journal;
 pub mod metrics;
@@ -87,6 +88,8 @@ pub fn routes(api: Api) -> Routes {
         .or(export::routes(api.clone()))
         .unify()
         .or(events::routes(api.clone()))
+        .unify()
+        .or(evidence::routes(api.clone()))
         .unify()
         .or(openapi::routes())
         .unify()

@@ -148,7 +148,51 @@ pub struct Head {
     pub finalized: Option<FinalizedBlock>,
 }
 
-/// A final block, as `GET /v1/journal/head` and `event: final` report it.
+/// `GET /v1/evidence`: the signed proof this peer holds that members broke the protocol.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EvidenceList {
+    /// One item per culprit and kind.
+    pub evidence: Vec<EvidenceItem>,
+}
+
+/// One piece of evidence.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EvidenceItem {
+    /// `doubleBlock` (two blocks of the culprit on one parent) or `conflictingVotes` (two
+    /// finality votes breaking a rule together: a double or a surround vote).
+    pub kind: String,
+    /// The culprit's key (PeerId form).
+    pub culprit: String,
+    /// The blocks' height (`doubleBlock`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub height: Option<u64>,
+    /// Their parent (`doubleBlock`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent: Option<String>,
+    /// The two blocks' CIDs, readable at `GET /v1/journal/blocks/{cid}` (`doubleBlock`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub blocks: Vec<String>,
+    /// The two signed votes (`conflictingVotes`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub votes: Vec<SignedVote>,
+}
+
+/// A finality vote with its signature.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SignedVote {
+    /// The justified checkpoint it votes from.
+    pub source: FinalizedBlock,
+    /// The checkpoint it votes for.
+    pub target: FinalizedBlock,
+    /// The voter's Ed25519 signature (hex).
+    pub signature: String,
+}
+
+/// A final block, as `GET /v1/journal/head` and `event: final` report it (also a checkpoint a
+/// vote names).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct FinalizedBlock {

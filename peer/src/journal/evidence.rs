@@ -1,4 +1,6 @@
-//! Evidence of misbehaviour found in blocks (docs/consensus.md, "Evidence"): a committer that
+//! Evidence of misbehaviour (docs/consensus.md, "Evidence"), and [`Evidence`], the form a peer
+//! keeps and lists (with conflicting finality votes, found by `super::finality`). Found in
+//! blocks: a committer that
 //! signed two different blocks on the same parent. No honest committer does (after a
 //! reorganisation it builds on another parent), and both blocks carry its signature, so the pair
 //! is proof an operator can act on (revoke the culprit). Pure and bounded: one item per culprit,
@@ -65,5 +67,61 @@ impl EvidenceBook {
     /// The evidence against `culprit`, if any.
     pub fn against(&self, culprit: &PublicKey) -> Option<&Equivocation> {
         self.by_culprit.get(culprit)
+    }
+}
+
+/// Evidence as a peer keeps and lists it: the signed proof that a member broke the protocol.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[allow(clippy::large_enum_variant)] // a few bounded items, never on a hot path
+pub enum Evidence {
+    /// Two blocks of one committer on one parent (both blocks are in the store).
+    DoubleBlock {
+        /// The committer.
+        culprit: PublicKey,
+        /// The blocks' height.
+        height: u64,
+        /// Their parent.
+        parent: Cid,
+        /// The two blocks.
+        blocks: [Cid; 2],
+    },
+    /// Two finality votes of one member that break a rule together (a double or a surround
+    /// vote), both signed by it.
+    ConflictingVotes {
+        /// The voter.
+        culprit: PublicKey,
+        /// The two votes.
+        votes: Box<[super::vote::Vote; 2]>,
+    },
+}
+
+impl Evidence {
+    /// The member it accuses.
+    pub fn culprit(&self) -> PublicKey {
+        match self {
+            Evidence::DoubleBlock { culprit, .. } | Evidence::ConflictingVotes { culprit, .. } => {
+                *culprit
+            }
+        }
+    }
+}
+
+impl From<&Equivocation> for Evidence {
+    fn from(e: &Equivocation) -> Self {
+        Evidence::DoubleBlock {
+            culprit: e.culprit,
+            height: e.height,
+            parent: e.parent,
+            blocks: e.blocks,
+        }
+    }
+}
+
+impl From<&super::finality::VoteConflict> for Evidence {
+    fn from(c: &super::finality::VoteConflict) -> Self {
+        Evidence::ConflictingVotes {
+            culprit: c.first.voter,
+            votes: Box::new([c.first.clone(), c.second.clone()]),
+        }
     }
 }

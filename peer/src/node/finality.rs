@@ -4,9 +4,10 @@
 //! orphans. This peer votes only as a seated member, persists each vote before it is sent, and
 //! never votes against the rules (the journal's choice). Never touches the network.
 
-use tracing::{debug, info};
+use tracing::{debug, info, warn};
 
 use super::{blocks, Node, NodeError, NodeEvent, State};
+use crate::journal::evidence::Evidence;
 use crate::journal::finality::{Counted, FinalityEvent, VoteRejection};
 use crate::journal::vote::{Checkpoint, Vote};
 use crate::journal::Added;
@@ -64,8 +65,31 @@ impl Node {
             events.extend(added.events);
             moved = added.moved.or(moved);
         }
+        self.keep_evidence(&mut state)?;
         self.settle(state, events, moved)?;
         Ok(verdict)
+    }
+
+    /// Keeps in the store the evidence found since the last call (the journal's double blocks,
+    /// finality's conflicting votes), logging each new item.
+    fn keep_evidence(&self, state: &mut State) -> Result<(), NodeError> {
+        let blocks = state.journal.evidence().items().map(Evidence::from);
+        let votes: Vec<Evidence> = state
+            .journal
+            .finality()
+            .map(|f| f.evidence().map(Evidence::from).collect())
+            .unwrap_or_default();
+        let found: Vec<Evidence> = blocks.chain(votes).collect();
+        if found.len() == state.evidence_kept {
+            return Ok(());
+        }
+        for item in &found {
+            if self.store.put_evidence(item)? {
+                warn!(culprit = %item.culprit(), ?item, "evidence kept");
+            }
+        }
+        state.evidence_kept = found.len();
+        Ok(())
     }
 
     /// This peer's vote, if one is due: its chain reached a checkpoint it has not voted for.
@@ -104,11 +128,12 @@ impl Node {
         self.state().journal.finalized()
     }
 
-    /// Counts again after a block arrived (votes may name it).
+    /// Counts again after a block arrived (votes may name it), and keeps new evidence.
     pub(super) fn recount(
         &self,
         mut state: std::sync::MutexGuard<'_, State>,
     ) -> Result<(), NodeError> {
+        self.keep_evidence(&mut state)?;
         let (events, moved) = state.journal.recount()?;
         self.settle(state, events, moved)
     }

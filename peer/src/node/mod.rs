@@ -169,6 +169,8 @@ pub(crate) struct State {
     last_block_at: Instant,
     /// This peer's last finality vote (kept in the store too).
     last_vote: Option<crate::journal::vote::Vote>,
+    /// Evidence items found so far that are kept in the store.
+    evidence_kept: usize,
 }
 
 /// The node: shared by the overlay, the commit loop and the API.
@@ -257,6 +259,7 @@ impl Node {
             peers: HashSet::from([me]),
             last_block_at: clock.instant(),
             last_vote: None,
+            evidence_kept: 0,
         };
         let mut state = state;
         if let Some(network) = &params.network_params {
@@ -356,11 +359,12 @@ impl Node {
         Some(state.journal.finalized().map_or(0, |c| c.height))
     }
 
-    /// Committers this node holds evidence of equivocation against, if the state is free right
-    /// now (for `/metrics`).
+    /// Members this node holds evidence against (two blocks on one parent, conflicting votes),
+    /// as kept in the store (for `/metrics`; never waits on the node).
     pub fn try_evidence_culprits(&self) -> Option<usize> {
-        let state = self.state.try_lock().ok()?;
-        Some(state.journal.evidence().len())
+        let kept = self.store.evidence().ok()?;
+        let culprits: HashSet<PublicKey> = kept.iter().map(|e| e.culprit()).collect();
+        Some(culprits.len())
     }
 
     /// Pending transactions.

@@ -76,3 +76,73 @@ fn the_rotation_is_the_parameters_seats_across_restarts_and_connections() {
     let node = open();
     assert_eq!(rotation(&node), seats, "the same rotation after a restart");
 }
+
+#[test]
+fn conflicting_votes_of_a_member_are_kept_as_evidence_across_restarts() {
+    use crate::journal::vote::{Checkpoint, Vote};
+    let now = crate::time::now();
+    let root = SecretKey::generate();
+    let principal = SecretKey::generate();
+    let l0 = Chain(vec![Certificate::issue(
+        &root,
+        principal.public(),
+        Level::Principal,
+        now - 60,
+        now + 3600,
+    )]);
+    let peers: Vec<(SecretKey, Chain)> = (0..3)
+        .map(|_| {
+            let key = SecretKey::generate();
+            let cert =
+                Certificate::issue(&principal, key.public(), Level::Peer, now - 60, now + 3600);
+            (key.clone(), Chain::extend(cert, &l0))
+        })
+        .collect();
+    let mut network = NetworkParams::new(
+        "evidence",
+        root.public(),
+        peers.iter().map(|(_, c)| c.clone()).collect(),
+    );
+    network.consensus.max_weight_per_principal = 3;
+    let dir = tempfile::tempdir().unwrap();
+    let open = || {
+        let store = Store::open(dir.path(), 1 << 20).unwrap();
+        let (key, chain) = peers[0].clone();
+        Node::open(node_params(&network), key, chain, network.rules(), store).unwrap()
+    };
+    let node = open();
+    let genesis = Checkpoint {
+        height: 0,
+        cid: node.genesis(),
+    };
+    let target = |name: &[u8]| Checkpoint {
+        height: 4,
+        cid: crate::model::codec::dag_cbor_cid(name),
+    };
+    let culprit = &peers[1].0;
+    let first = Vote::sign(culprit, "evidence", genesis, target(b"a"));
+    let second = Vote::sign(culprit, "evidence", genesis, target(b"b"));
+    assert_eq!(
+        node.receive_votes(vec![first.clone()]).unwrap(),
+        VotesVerdict::Accepted
+    );
+    assert_eq!(node.try_evidence_culprits(), Some(0));
+    node.receive_votes(vec![second.clone()]).unwrap();
+    let expected = crate::journal::evidence::Evidence::ConflictingVotes {
+        culprit: culprit.public(),
+        votes: Box::new([first, second]),
+    };
+    assert_eq!(node.store().evidence().unwrap(), vec![expected.clone()]);
+    assert_eq!(node.try_evidence_culprits(), Some(1));
+    drop(node);
+    let node = open();
+    assert_eq!(node.store().evidence().unwrap(), vec![expected]);
+    assert_eq!(node.try_evidence_culprits(), Some(1), "after a restart");
+    // A forged vote is invalid for every receiver: its forwarder is to blame.
+    let mut forged = Vote::sign(&peers[2].0, "evidence", genesis, target(b"a"));
+    forged.target = target(b"c");
+    assert_eq!(
+        node.receive_votes(vec![forged]).unwrap(),
+        VotesVerdict::Invalid
+    );
+}

@@ -14,6 +14,7 @@ use tracing::{debug, info};
 
 use crate::model::{codec, Cid, CodecError, Encoded, ModelError, Object, DAG_CBOR, RAW};
 
+mod evidence;
 mod finality;
 mod index;
 mod objects;
