@@ -202,6 +202,15 @@ async fn uploads_nobody_references_are_collected_after_the_grace_period() {
     for kept in [data, work, pending] {
         assert!(served(&peer.url, &kept).await, "{kept} was collected");
     }
+    // The pass counts what it collected after its deletions return: wait for the count too.
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while metric(&peer, "mediachain_uploads_collected_total") < 1.0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the collected upload was never counted"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     assert_eq!(metric(&peer, "mediachain_uploads_collected_total"), 1.0);
 }
 
