@@ -247,6 +247,8 @@ async fn daemon(
         api_listen: "127.0.0.1:0".parse().unwrap_or_else(|e| panic!("{e}")),
         api: ApiConfig::unlimited(),
         commit: true,
+        // What is measured is the journal's transfer, not the query index.
+        search_dir: None,
     };
     Daemon::start(spec).await.unwrap_or_else(|e| panic!("{e}"))
 }

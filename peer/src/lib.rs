@@ -12,6 +12,7 @@
 //! - `node`: the peer's state (`node::Node`) and its libp2p overlay: a pure peer policy
 //!   (`node::overlay::policy`) joined to the node by an engine (`node::overlay::engine`) over a
 //!   driver that owns the swarm (feature `node`);
+//! - `search`: the query index every peer derives from its chain and datastore (tantivy);
 //! - `api`, `client`: the HTTP API over a node, and its client library;
 //! - `daemon`: node, overlay, commit loop and API wired together, the one loop every caller
 //!   (the `mediachain-peer` binary, tests, benchmarks) runs.
@@ -35,6 +36,8 @@ pub mod model;
 pub mod network;
 #[cfg(feature = "node")]
 pub mod node;
+#[cfg(feature = "node")]
+pub mod search;
 #[cfg(feature = "store")]
 pub mod store;
 pub mod time;

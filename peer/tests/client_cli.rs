@@ -117,6 +117,16 @@ fn every_client_command_works_against_a_peer() {
     assert!(history.contains(&cell), "{history}");
     let head = env.stdout(&["head"]);
     assert!(head.contains(r#""height": 1"#), "{head}");
+    // The query index follows the chain within a second or so: ask again, a bounded number of
+    // times.
+    let found = (0..100)
+        .map(|_| {
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            env.stdout(&["search", "great wave", "--limit", "5"])
+        })
+        .find(|page| page.contains(&artefact))
+        .expect("search never found the committed artefact");
+    assert!(found.contains(&cell), "the head: {found}");
 
     let watched = env.stdout(&["watch", "--from", "0", "--count", "2"]);
     let lines: Vec<&str> = watched.lines().collect();
@@ -140,6 +150,9 @@ fn bad_input_is_refused_with_the_documented_exit_codes() {
     env.cmd(&["get", "not-a-cid"]).code(3);
     env.cmd(&["status", "abc"]).code(3);
     env.cmd(&["watch", "--canonical", "nope"]).code(3);
+    env.cmd(&["search", "--limit", "0"])
+        .code(3)
+        .stderr(contains("limit"));
     // Unknown on the peer: 3 (404).
     let ghost = mediachain::model::nil_cid().to_string();
     env.cmd(&["history", &ghost])
@@ -195,6 +208,7 @@ fn help_explains_every_client_command() {
         ("watch", "view-update"),
         ("get", "DAG-JSON"),
         ("history", "chain of cells"),
+        ("search", "query index"),
         ("head", "head"),
         ("devnet", "--peers"),
     ] {

@@ -2,7 +2,7 @@
 //! `/metrics`. The whole API is described by the OpenAPI document at `/v1/openapi.json`.
 //!
 //! One module per concern: [`registration`], [`objects`], [`transactions`], [`journal`],
-//! [`export`] (backups as CAR files), [`events`] (the view-update stream), [`problem`] (error documents), [`openapi`],
+//! [`export`] (backups as CAR files), [`events`] (the view-update stream), [`search`] (the query index), [`problem`] (error documents), [`openapi`],
 //! [`ratelimit`] and [`storage`] (upload quotas, their collection, the free-space reserve). Handlers only translate HTTP to calls on [`Node`] and back; they never decide
 //! protocol questions themselves, and a refused request never changes anything.
 
@@ -21,6 +21,7 @@ pub mod origin;
 pub mod problem;
 pub mod ratelimit;
 pub mod registration;
+pub mod search;
 pub mod server;
 pub mod slots;
 pub mod storage;
@@ -54,6 +55,8 @@ pub struct Api {
     pub health: Arc<Health>,
     /// Settings.
     pub config: Arc<ApiConfig>,
+    /// The query index (`None`: this peer runs without one).
+    pub search: Option<Arc<crate::search::SearchService>>,
 }
 
 /// The boxed filter of the whole API.
@@ -90,6 +93,8 @@ pub fn routes(api: Api) -> Routes {
         .or(events::routes(api.clone()))
         .unify()
         .or(evidence::routes(api.clone()))
+        .unify()
+        .or(search::routes(api.clone()))
         .unify()
         .or(openapi::routes())
         .unify()

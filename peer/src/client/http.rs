@@ -10,7 +10,7 @@ use serde::de::DeserializeOwned;
 
 use super::wire::{
     BlockSummary, Blocks, Challenge, Head, History, IndexEntry, Info, Pow, Problem, Registration,
-    RegistrationRequest, Stored, TxState, CBOR,
+    RegistrationRequest, SearchPage, Stored, TxState, CBOR,
 };
 use crate::journal::{Transaction, TxId};
 use crate::model::{Cid, Object};
@@ -274,6 +274,14 @@ impl Client {
     pub async fn history(&self, canonical: &Cid, limit: usize) -> Result<History> {
         self.get_json(&format!("/v1/journal/history/{canonical}?limit={limit}"))
             .await
+    }
+
+    /// `GET /v1/search` with the given query parameters (`q`, `creator`, `canonical`, `from`,
+    /// `to`, `limit`, `cursor`).
+    pub async fn search(&self, params: &[(&str, String)]) -> Result<SearchPage> {
+        let url = self.url("/v1/search");
+        let response = self.send(self.http.get(&url).query(params), &url).await?;
+        decode(response).await
     }
 
     /// The view-update stream: canonical blocks from height `from` (live only if `None`),

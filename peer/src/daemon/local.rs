@@ -41,6 +41,8 @@ pub struct LocalOptions {
     pub api: ApiConfig,
     /// Run the daemon's commit loop (otherwise the caller commits with `node.try_commit()`).
     pub auto_commit: bool,
+    /// Keep a query index (in `<dir>/search`).
+    pub search: bool,
 }
 
 impl Default for LocalOptions {
@@ -54,6 +56,7 @@ impl Default for LocalOptions {
             mempool_capacity: 100_000,
             api: ApiConfig::unlimited(),
             auto_commit: true,
+            search: true,
         }
     }
 }
@@ -148,6 +151,7 @@ impl LocalPeer {
             api_listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             api: options.api,
             commit: options.auto_commit,
+            search_dir: options.search.then(|| dir.join("search")),
         })
         .await?;
         let addr = daemon.api_addr;

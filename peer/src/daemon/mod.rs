@@ -9,6 +9,7 @@
 pub mod local;
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -22,6 +23,7 @@ use crate::node::config::Config;
 use crate::node::metrics::Metrics;
 use crate::node::overlay::{Overlay, OverlayConfig, OverlayError, OverlayHandle};
 use crate::node::{Health, Node, NodeError, NodeParams};
+use crate::search::SearchService;
 use crate::store::{Store, StoreError};
 use crate::trust::{Chain, SecretKey};
 
@@ -55,6 +57,9 @@ pub struct DaemonSpec {
     pub api: ApiConfig,
     /// Run the commit loop (off only in tests that commit by hand with `Node::try_commit`).
     pub commit: bool,
+    /// Where the query index lives (`<data-dir>/search`); `None` runs without one (benchmarks
+    /// of other parts: `/v1/search` then answers 503).
+    pub search_dir: Option<PathBuf>,
 }
 
 impl DaemonSpec {
@@ -80,6 +85,7 @@ impl DaemonSpec {
             api_listen: config.api_listen,
             api,
             commit: true,
+            search_dir: Some(config.data_dir.join("search")),
         }
     }
 }
@@ -101,6 +107,9 @@ pub enum DaemonError {
         /// Why.
         source: std::io::Error,
     },
+    /// The query index could not be opened.
+    #[error("opening the search index: {0}")]
+    Search(#[from] crate::search::SearchError),
     /// The final flush failed.
     #[error("flushing the datastore: {0}")]
     Flush(#[from] StoreError),
@@ -187,7 +196,18 @@ impl Daemon {
             spec.api.upload_grace,
             stop_rx.clone(),
         )));
+        let search = match &spec.search_dir {
+            Some(dir) => {
+                let search = SearchService::open(dir)?;
+                tasks.push(tokio::spawn(
+                    search.clone().follow(node.clone(), stop_rx.clone()),
+                ));
+                Some(search)
+            }
+            None => None,
+        };
         let routes = api::routes(Api {
+            search,
             node: node.clone(),
             overlay: handle.clone(),
             metrics: metrics.clone(),

@@ -40,4 +40,4 @@ pub use transaction::{Transaction, TxId};
 pub use verify::{BlockRejection, Rules, TxRejection};
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

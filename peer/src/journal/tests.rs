@@ -13,26 +13,26 @@ use crate::trust::{Certificate, Chain, Level, Revocation, RevocationList, Secret
 mod finality;
 mod rules;
 
-const NOW: u64 = 1_700_000_000;
+pub(crate) const NOW: u64 = 1_700_000_000;
 const BITS: u8 = 2;
 const NETWORK: &str = "testnet";
 /// The receivers' clock (ms): long after every block of these tests.
-const CLOCK: u64 = (NOW + 10_000_000) * 1000;
+pub(crate) const CLOCK: u64 = (NOW + 10_000_000) * 1000;
 
 /// Seconds as the milliseconds blocks carry.
-fn ms(seconds: u64) -> u64 {
+pub(crate) fn ms(seconds: u64) -> u64 {
     seconds * 1000
 }
 
 /// A network: root, one principal, three peers and two clients.
-struct Net {
-    root: SecretKey,
-    principal: SecretKey,
-    peers: Vec<(SecretKey, Chain)>,
-    clients: Vec<(SecretKey, Chain)>,
+pub(crate) struct Net {
+    pub(crate) root: SecretKey,
+    pub(crate) principal: SecretKey,
+    pub(crate) peers: Vec<(SecretKey, Chain)>,
+    pub(crate) clients: Vec<(SecretKey, Chain)>,
 }
 
-fn net() -> Net {
+pub(crate) fn net() -> Net {
     let root = SecretKey::generate();
     let principal = SecretKey::generate();
     let l0 = Chain(vec![Certificate::issue(
@@ -105,14 +105,14 @@ impl Net {
 }
 
 /// Objects every replica starts with: three artefacts (inserted by genesis) and an entity.
-struct World {
-    artefacts: Vec<Cid>,
-    entity: Cid,
-    objects: Vec<Object>,
-    genesis: Block,
+pub(crate) struct World {
+    pub(crate) artefacts: Vec<Cid>,
+    pub(crate) entity: Cid,
+    pub(crate) objects: Vec<Object>,
+    pub(crate) genesis: Block,
 }
 
-fn world() -> World {
+pub(crate) fn world() -> World {
     let mut objects = vec![];
     let artefacts: Vec<Cid> = (0..3)
         .map(|i| {
@@ -143,9 +143,9 @@ fn world() -> World {
     }
 }
 
-type Replica = Journal<MemIndex, MemObjects>;
+pub(crate) type Replica = Journal<MemIndex, MemObjects>;
 
-fn replica(net: &Net, world: &World) -> Replica {
+pub(crate) fn replica(net: &Net, world: &World) -> Replica {
     let objects = MemObjects::new();
     for o in &world.objects {
         objects.insert(o);
@@ -203,7 +203,7 @@ fn reachable(r: &Replica, canonical: &Cid) -> BTreeSet<Cid> {
     seen
 }
 
-fn commit(
+pub(crate) fn commit(
     net: &Net,
     r: &mut Replica,
     txs: Vec<Transaction>,
@@ -739,14 +739,14 @@ fn the_index_rebuilds_from_the_newest_block_alone() {
 
 /// One random operation on a fork: update canonical `k` (on that fork's head), by client `c`.
 #[derive(Debug, Clone)]
-struct Op {
-    fork: usize,
-    canonical: usize,
-    client: usize,
-    block_break: bool,
+pub(crate) struct Op {
+    pub(crate) fork: usize,
+    pub(crate) canonical: usize,
+    pub(crate) client: usize,
+    pub(crate) block_break: bool,
 }
 
-fn ops() -> impl Strategy<Value = (usize, Vec<Op>, Vec<usize>)> {
+pub(crate) fn ops() -> impl Strategy<Value = (usize, Vec<Op>, Vec<usize>)> {
     (1usize..=3).prop_flat_map(|forks| {
         let op = (0..forks, 0usize..3, 0usize..2, any::<bool>()).prop_map(
             |(fork, canonical, client, block_break)| Op {
@@ -765,7 +765,7 @@ fn ops() -> impl Strategy<Value = (usize, Vec<Op>, Vec<usize>)> {
 }
 
 /// Builds the forks' blocks from `ops`, returning every block and every update cell written.
-fn build_forks(
+pub(crate) fn build_forks(
     net: &Net,
     world: &World,
     forks: usize,
@@ -828,7 +828,7 @@ fn build_forks(
 }
 
 /// Delivers blocks in the given order, retrying those whose parent has not arrived yet.
-fn deliver(r: &mut Replica, mut queue: Vec<Block>) {
+pub(crate) fn deliver(r: &mut Replica, mut queue: Vec<Block>) {
     while !queue.is_empty() {
         let before = queue.len();
         queue.retain(|b| match r.add_block(b, CLOCK).unwrap() {
@@ -840,7 +840,7 @@ fn deliver(r: &mut Replica, mut queue: Vec<Block>) {
     }
 }
 
-fn shuffled<T: Clone>(items: &[T], seeds: &[usize]) -> Vec<T> {
+pub(crate) fn shuffled<T: Clone>(items: &[T], seeds: &[usize]) -> Vec<T> {
     let mut out = items.to_vec();
     for (i, seed) in seeds.iter().enumerate().take(out.len()) {
         let n = out.len();

@@ -35,6 +35,9 @@ async fn replay_peer(dir: &tempfile::TempDir, api: ApiConfig) -> LocalPeer {
         max_object_size: 1024 * 1024,
         block_interval: Duration::from_millis(1),
         auto_commit: false,
+        // Indexing 64,000 artefacts in a debug build would take the cores these timings need;
+        // the query index has its own tests.
+        search: false,
         ..LocalOptions::default()
     };
     peer_with_options(dir, options).await

@@ -1,5 +1,5 @@
 //! The client commands: `keygen`, `register`, `put`, `submit`, `status`, `watch`, `get`,
-//! `history` and `head`, all talking to one peer's HTTP API (`--peer`, `$MEDIACHAIN_PEER`).
+//! `history`, `search` and `head`, all talking to one peer's HTTP API (`--peer`, `$MEDIACHAIN_PEER`).
 
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -122,6 +122,31 @@ pub enum ClientCommand {
         /// Most cells.
         #[arg(long, default_value_t = 100)]
         limit: usize,
+    },
+    /// Search the peer's query index: full text over entity and artefact metadata, artefacts
+    /// by creator, by commit time, canonicals by CID prefix. Prints a page of hits as JSON
+    /// (its `next` is the --cursor of the following page).
+    Search {
+        /// Full-text query (words, "phrases", AND/OR, -word).
+        query: Option<String>,
+        /// Artefacts created by this entity (canonical CID).
+        #[arg(long)]
+        creator: Option<String>,
+        /// Canonicals whose CID starts with this prefix.
+        #[arg(long)]
+        canonical: Option<String>,
+        /// Current head committed at or after this time (RFC 3339).
+        #[arg(long)]
+        from: Option<String>,
+        /// Current head committed before this time (RFC 3339).
+        #[arg(long)]
+        to: Option<String>,
+        /// Hits per page (1 to 100).
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+        /// The `next` of the previous page.
+        #[arg(long)]
+        cursor: Option<String>,
     },
     /// Print the head of the journal.
     Head,
@@ -273,6 +298,31 @@ async fn run_async(cmd: ClientCommand, peer: &PeerArgs) -> Result<(), CliError> 
                 .await
                 .map_err(client_error)?;
             print_json(&history)
+        }
+        ClientCommand::Search {
+            query,
+            creator,
+            canonical,
+            from,
+            to,
+            limit,
+            cursor,
+        } => {
+            let mut params = vec![("limit", limit.to_string())];
+            let optional = [
+                ("q", query),
+                ("creator", creator),
+                ("canonical", canonical),
+                ("from", from),
+                ("to", to),
+                ("cursor", cursor),
+            ];
+            params.extend(
+                optional
+                    .into_iter()
+                    .filter_map(|(name, value)| value.map(|v| (name, v))),
+            );
+            print_json(&client.search(&params).await.map_err(client_error)?)
         }
         ClientCommand::Head => print_json(&client.head().await.map_err(client_error)?),
     }

@@ -1,0 +1,233 @@
+//! Following the canonical chain: the index is brought to the chain's tip block by block, and
+//! a reorganisation is undone down to the last block both chains share before the new branch is
+//! applied. What a block does to a canonical is read from the block's entries alone (as the
+//! journal's index does: an insert stands at Nil, an update or merge at its new head), and each
+//! followed block keeps an undo record (where its canonicals stood before), so the index is a
+//! function of the chain it followed — never of when it looked.
+//!
+//! One [`sync`] step applies at most a batch of blocks and commits once; a chain that changes
+//! under a step (a reorganisation while it read) makes the step start again, never commit a
+//! mix of two chains.
+
+use std::collections::HashMap;
+
+use super::engine::{Engine, Undo};
+use super::record::{derive, Standing};
+use super::SearchError;
+use crate::journal::{Block, Index, Journal, Objects};
+use crate::model::{nil_cid, Cid, JournalEntry, Object};
+
+/// What the follower reads of the chain and the datastore.
+pub trait ChainSource {
+    /// The canonical chain's tip height.
+    fn tip_height(&self) -> Result<u64, SearchError>;
+    /// The canonical chain's block at `height`.
+    fn block_at(&self, height: u64) -> Result<Option<Cid>, SearchError>;
+    /// A block.
+    fn block(&self, cid: &Cid) -> Result<Block, SearchError>;
+    /// An object of the datastore.
+    fn object(&self, cid: &Cid) -> Option<Object>;
+}
+
+impl<I: Index, O: Objects> ChainSource for Journal<I, O> {
+    fn tip_height(&self) -> Result<u64, SearchError> {
+        Ok(self.tip().map_err(SearchError::chain)?.1)
+    }
+
+    fn block_at(&self, height: u64) -> Result<Option<Cid>, SearchError> {
+        self.index().block_at(height).map_err(SearchError::chain)
+    }
+
+    fn block(&self, cid: &Cid) -> Result<Block, SearchError> {
+        self.load_block(cid).map_err(SearchError::chain)
+    }
+
+    fn object(&self, cid: &Cid) -> Option<Object> {
+        self.objects().object(cid)
+    }
+}
+
+/// What one [`sync`] step did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Synced {
+    /// Followed blocks undone (a reorganisation, or a rebuild).
+    pub undone: u64,
+    /// Blocks applied.
+    pub applied: u64,
+    /// The index's tip height after the step.
+    pub height: u64,
+    /// The chain has more blocks: call again.
+    pub behind: bool,
+}
+
+/// Where `entry` leaves its canonical.
+fn head_after(entry: &JournalEntry) -> Cid {
+    match *entry {
+        JournalEntry::Insert { .. } => nil_cid(),
+        JournalEntry::Update { chain, .. } | JournalEntry::ChainMerge { chain, .. } => chain,
+    }
+}
+
+/// The highest height at which the index and the chain hold the same block.
+fn common_ancestor(
+    engine: &Engine,
+    source: &impl ChainSource,
+    chain_tip: u64,
+) -> Result<Option<u64>, SearchError> {
+    let Some(mine) = engine.tip()? else {
+        return Ok(None);
+    };
+    let mut height = mine.min(chain_tip);
+    loop {
+        let followed = engine.block_at(height)?.map(|(cid, _)| cid);
+        if followed.is_some() && followed == source.block_at(height)? {
+            return Ok(Some(height));
+        }
+        if height == 0 {
+            return Ok(None);
+        }
+        height -= 1;
+    }
+}
+
+/// Changes of one step, before they are written.
+struct Step<'e> {
+    engine: &'e Engine,
+    /// The index is rebuilt from nothing: what it holds does not count.
+    fresh: bool,
+    standings: HashMap<Cid, Option<Standing>>,
+}
+
+impl Step<'_> {
+    fn standing(&mut self, canonical: &Cid) -> Result<Option<Standing>, SearchError> {
+        if let Some(known) = self.standings.get(canonical) {
+            return Ok(*known);
+        }
+        let committed = match self.fresh {
+            true => None,
+            false => self.engine.standing(canonical)?,
+        };
+        self.standings.insert(*canonical, committed);
+        Ok(committed)
+    }
+}
+
+/// Brings the index at most `max_blocks` blocks closer to `source`'s canonical chain and commits.
+pub fn sync(
+    engine: &Engine,
+    source: &impl ChainSource,
+    max_blocks: u64,
+) -> Result<Synced, SearchError> {
+    for _ in 0..8 {
+        match step(engine, source, max_blocks.max(1))? {
+            Some(synced) => return Ok(synced),
+            // The chain moved under the step: nothing was written; read it again.
+            None => engine.rollback()?,
+        }
+    }
+    Err(SearchError::Unstable)
+}
+
+fn step(
+    engine: &Engine,
+    source: &impl ChainSource,
+    max_blocks: u64,
+) -> Result<Option<Synced>, SearchError> {
+    let chain_tip = source.tip_height()?;
+    let ancestor = common_ancestor(engine, source, chain_tip)?;
+    let mine = engine.tip()?;
+    // Nothing in common with the chain (another genesis): start again from nothing.
+    let fresh = ancestor.is_none();
+    let mut step = Step {
+        engine,
+        fresh,
+        standings: HashMap::new(),
+    };
+    // Undo the followed blocks above the ancestor, newest first.
+    let mut undone = vec![];
+    if let (Some(top), Some(ancestor)) = (mine, ancestor) {
+        for height in (ancestor + 1..=top).rev() {
+            if let Some((_, undo)) = step.engine.block_at(height)? {
+                for change in undo.iter().rev() {
+                    step.standings.insert(change.canonical, change.before);
+                }
+            }
+            undone.push(height);
+        }
+    }
+    // Apply the chain's blocks above the ancestor.
+    let first = ancestor.map_or(0, |a| a + 1);
+    let last = chain_tip.min(first.saturating_add(max_blocks - 1));
+    let mut parent = match ancestor {
+        Some(a) => source.block_at(a)?,
+        None => None,
+    };
+    let mut applied = vec![];
+    for height in first..=last {
+        let Some(cid) = source.block_at(height)? else {
+            return Ok(None);
+        };
+        let block = source.block(&cid)?;
+        if height > 0 && Some(block.chain) != parent {
+            return Ok(None);
+        }
+        let mut undo = Vec::with_capacity(block.entries.len());
+        for entry in &block.entries {
+            let canonical = entry.reference();
+            let before = step.standing(&canonical)?;
+            undo.push(Undo { canonical, before });
+            let after = Standing {
+                head: head_after(entry),
+                height,
+                block: cid,
+                time_ms: block.timestamp_ms,
+            };
+            step.standings.insert(canonical, Some(after));
+        }
+        applied.push((height, cid, undo));
+        parent = Some(cid);
+    }
+    // The chain must still hold what was read before anything is written.
+    if let Some((height, cid, _)) = applied.last() {
+        if source.block_at(*height)? != Some(*cid) {
+            return Ok(None);
+        }
+    }
+    if undone.is_empty() && applied.is_empty() {
+        return Ok(Some(Synced {
+            undone: 0,
+            applied: 0,
+            height: chain_tip,
+            behind: false,
+        }));
+    }
+    let standings = std::mem::take(&mut step.standings);
+    let mut records = Vec::with_capacity(standings.len());
+    for (canonical, standing) in standings {
+        let record = standing.and_then(|s| derive(canonical, s, |c| source.object(c)));
+        records.push((canonical, record));
+    }
+    if fresh && mine.is_some() {
+        engine.clear()?;
+    }
+    for height in &undone {
+        engine.delete_block(*height)?;
+    }
+    for (canonical, record) in &records {
+        engine.put(canonical, record.as_ref())?;
+    }
+    for (height, cid, undo) in &applied {
+        engine.add_block(*height, cid, undo)?;
+    }
+    engine.commit()?;
+    let undone = match fresh {
+        true => mine.map_or(0, |top| top + 1),
+        false => undone.len() as u64,
+    };
+    Ok(Some(Synced {
+        undone,
+        applied: applied.len() as u64,
+        height: last,
+        behind: last < chain_tip,
+    }))
+}
