@@ -17,7 +17,18 @@ set -euo pipefail
 . "$E2E_DIR/kind/docker.sh"
 export DOCKER_BUILDKIT=0
 
-KIND_SRC=$(cd "$E2E_CACHE/src/kind" && go list -m -f '{{.Dir}}' sigs.k8s.io/kind)
+# kind's source tree in the Go module cache; the cache may have been pruned since tools.sh built
+# kind (its binary is then still current), so download the module again when it is missing.
+kind_source_dir() {
+  (cd "$E2E_CACHE/src/kind" && go list -m -f '{{.Dir}}' sigs.k8s.io/kind)
+}
+KIND_SRC=$(kind_source_dir)
+if [ -z "$KIND_SRC" ] || [ ! -d "$KIND_SRC/pkg/build/nodeimage" ]; then
+  log "kind's module source is not in the Go module cache: downloading it again"
+  (cd "$E2E_CACHE/src/kind" && go mod download sigs.k8s.io/kind) >&2
+  KIND_SRC=$(kind_source_dir)
+fi
+[ -d "$KIND_SRC/pkg/build/nodeimage" ] || die "kind's module source not found (go list gave '$KIND_SRC')"
 NODE_IMAGE_SCRIPT=$(readlink -f "${BASH_SOURCE[0]}")
 WORK=$E2E_CACHE/node-build
 mkdir -p "$WORK"
