@@ -1,26 +1,31 @@
 //! The HTTP edge under abuse: honest clients' latency while abusive clients attack the same
-//! peer at once, against a quiet run. A real in-process peer (warp behind the edge's own accept
-//! loop, sled, the commit loop) with its default edge limits, on loopback; every simulated
-//! client has its own address (sockets bound to distinct 127.0.0.0/8 addresses), so per-client
-//! limits apply as they would on a network.
+//! peer at once, against a quiet run just before. Three processes, so that no client shares a
+//! runtime with the peer or with the others: the peer (a real `LocalPeer`: warp behind the edge's
+//! own accept loop, sled, the commit loop, the edge's default limits), the abusers, and this
+//! process for the honest clients; all on loopback, every simulated client from its own
+//! 127.0.0.0/8 address so per-client limits apply as they would on a network.
 //!
 //! Honest: `EDGE_BENCH_HONEST` (default 8) keep-alive clients, each sending `GET
-//! /v1/journal/head` and `GET /v1/objects/{cid}` in turn, one every 20 ms. Abusive, all at once:
-//! slow uploads (connections that send the headers of an upload and 3 bytes of its body, then
-//! nothing), stream floods (event streams from 0 that are never read), random paths (GETs as
-//! fast as possible), upload floods (64 KiB blobs as fast as possible). Each run lasts
-//! `EDGE_BENCH_SECONDS` (default 10). Reports honest p50/p99 of both runs and their ratio (goal:
-//! within 2x), and the process's peak RSS and open file descriptors (peer and load generators:
-//! the peer's own connections are its `mediachain_http_connections_open` gauge).
+//! /v1/journal/head` and `GET /v1/objects/{cid}` in turn, one every 20 ms. Abusive, all at once
+//! (`support/abusers.rs`): slow uploads, stream floods, random paths, upload floods, each
+//! reconnecting when the peer closes it. Each run lasts `EDGE_BENCH_SECONDS` (default 10).
+//! Reports honest p50/p99 of both runs and their ratio (goal: within 2x), the CPU each process
+//! used in each run (two cores are shared by all three and whatever else the machine runs: the
+//! load average is reported too), what the abusers got, and the peer's open connections, file
+//! descriptors and peak RSS.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a benchmark fails loudly
 
+#[path = "support/abusers.rs"]
+mod abusers;
+#[path = "support/procstat.rs"]
+mod procstat;
 #[path = "support/report.rs"]
 mod report;
 
+use std::io::{BufRead, BufReader, Read};
 use std::net::{Ipv4Addr, SocketAddr};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use http_body_util::{BodyExt, Full};
@@ -28,9 +33,11 @@ use hyper::body::Bytes;
 use hyper_util::rt::TokioIo;
 use mediachain::api::ApiConfig;
 use mediachain::daemon::local::{LocalOptions, LocalPeer};
-use mediachain::model::Cid;
-use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpSocket, TcpStream};
+
+/// The role of a process of the bench (`EDGE_BENCH_ROLE`): `peer`, `abusers`, or (unset) the
+/// honest clients, which start the other two.
+const ROLE: &str = "EDGE_BENCH_ROLE";
 
 fn setting(name: &str, default: usize) -> usize {
     std::env::var(name)
@@ -40,7 +47,7 @@ fn setting(name: &str, default: usize) -> usize {
 }
 
 /// A connection from the loopback address `127.0.a.b`.
-async fn connect_from(addr: SocketAddr, a: u8, b: u8) -> Option<TcpStream> {
+pub async fn connect_from(addr: SocketAddr, a: u8, b: u8) -> Option<TcpStream> {
     let socket = TcpSocket::new_v4().ok()?;
     socket
         .bind(SocketAddr::from((Ipv4Addr::new(127, 0, a, b), 0)))
@@ -50,9 +57,11 @@ async fn connect_from(addr: SocketAddr, a: u8, b: u8) -> Option<TcpStream> {
     Some(stream)
 }
 
-type Sender = hyper::client::conn::http1::SendRequest<Full<Bytes>>;
+/// A client connection's request sender.
+pub type Sender = hyper::client::conn::http1::SendRequest<Full<Bytes>>;
 
-async fn handshake(stream: TcpStream) -> Option<Sender> {
+/// An HTTP/1.1 client over `stream`.
+pub async fn handshake(stream: TcpStream) -> Option<Sender> {
     let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
         .await
         .ok()?;
@@ -60,7 +69,8 @@ async fn handshake(stream: TcpStream) -> Option<Sender> {
     Some(sender)
 }
 
-fn get(path: &str) -> hyper::Request<Full<Bytes>> {
+/// `GET path`.
+pub fn get(path: &str) -> hyper::Request<Full<Bytes>> {
     hyper::Request::get(path)
         .header("host", "peer")
         .body(Full::new(Bytes::new()))
@@ -72,7 +82,7 @@ async fn honest(
     addr: SocketAddr,
     clients: usize,
     duration: Duration,
-    cid: Cid,
+    cid: &str,
 ) -> (Vec<u32>, usize) {
     let deadline = Instant::now() + duration;
     let mut workers = vec![];
@@ -127,136 +137,23 @@ fn percentile(sorted: &[u32], p: f64) -> f64 {
     f64::from(sorted[((sorted.len() as f64 * p) as usize).min(sorted.len() - 1)])
 }
 
-/// Counts what the abusers got through.
-#[derive(Default)]
-struct Abuse {
-    slow_held: AtomicUsize,
-    streams_opened: AtomicUsize,
-    random_requests: AtomicUsize,
-    uploads_stored: AtomicUsize,
-}
-
-/// Starts every abuser; they stop when `stop` turns true.
-fn abuse(addr: SocketAddr, stop: Arc<AtomicBool>, counts: Arc<Abuse>) {
-    // Slow uploads: 40 addresses x 40 connections (past the per-client and total caps).
-    for a in 0..40u8 {
-        for _ in 0..40 {
-            let (stop, counts) = (stop.clone(), counts.clone());
-            tokio::spawn(async move {
-                let Some(mut stream) = connect_from(addr, 10, a + 1).await else {
-                    return;
-                };
-                let head = "POST /v1/objects HTTP/1.1\r\nhost: peer\r\n\
-                            content-type: application/octet-stream\r\ncontent-length: 100000\r\n\r\nabc";
-                if stream.write_all(head.as_bytes()).await.is_ok() {
-                    counts.slow_held.fetch_add(1, Ordering::Relaxed);
-                }
-                while !stop.load(Ordering::Relaxed) {
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
-            });
-        }
-    }
-    // Stream floods: 100 addresses x 10 streams from height 0, never read.
-    for a in 0..100u8 {
-        for _ in 0..10 {
-            let (stop, counts) = (stop.clone(), counts.clone());
-            tokio::spawn(async move {
-                let Some(stream) = connect_from(addr, 20, a + 1).await else {
-                    return;
-                };
-                let Some(mut sender) = handshake(stream).await else {
-                    return;
-                };
-                let Ok(response) = sender.send_request(get("/v1/events?from=0")).await else {
-                    return;
-                };
-                if response.status() == 200 {
-                    counts.streams_opened.fetch_add(1, Ordering::Relaxed);
-                }
-                while !stop.load(Ordering::Relaxed) {
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
-                drop(response);
-            });
-        }
-    }
-    // Random paths and upload floods: 4 addresses each, as fast as the peer answers.
-    for a in 0..4u8 {
-        for kind in [30u8, 40] {
-            let (stop, counts) = (stop.clone(), counts.clone());
-            tokio::spawn(async move {
-                let Some(stream) = connect_from(addr, kind, a + 1).await else {
-                    return;
-                };
-                let Some(mut sender) = handshake(stream).await else {
-                    return;
-                };
-                let mut n = 0u64;
-                while !stop.load(Ordering::Relaxed) {
-                    n += 1;
-                    let request = if kind == 30 {
-                        get(&format!("/v1/random-{a}-{n}/x"))
-                    } else {
-                        let mut blob = vec![0u8; 64 * 1024];
-                        blob[..8].copy_from_slice(&n.to_le_bytes());
-                        blob[8] = a;
-                        hyper::Request::post("/v1/objects")
-                            .header("host", "peer")
-                            .header("content-type", "application/octet-stream")
-                            .body(Full::new(Bytes::from(blob)))
-                            .unwrap()
-                    };
-                    if sender.ready().await.is_err() {
-                        return;
-                    }
-                    let Ok(response) = sender.send_request(request).await else {
-                        return;
-                    };
-                    let status = response.status().as_u16();
-                    let _ = response.into_body().collect().await;
-                    match (kind, status) {
-                        (30, _) => counts.random_requests.fetch_add(1, Ordering::Relaxed),
-                        (_, 201) => counts.uploads_stored.fetch_add(1, Ordering::Relaxed),
-                        _ => 0,
-                    };
-                }
-            });
-        }
-    }
-}
-
-/// `VmHWM` (peak resident set) of this process, in MiB.
-fn peak_rss_mib() -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-        .map_or(0.0, |kb| kb / 1024.0)
-}
-
-fn open_fds() -> f64 {
-    std::fs::read_dir("/proc/self/fd").map_or(0.0, |d| d.count() as f64)
-}
-
-fn gauge(peer: &LocalPeer, name: &str) -> f64 {
-    peer.metrics
-        .encode()
-        .lines()
-        .find_map(|l| l.strip_prefix(&format!("{name} ")))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0.0)
-}
-
-fn main() {
-    let seconds = setting("EDGE_BENCH_SECONDS", 10) as u64;
-    let clients = setting("EDGE_BENCH_HONEST", 8);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+fn runtime(workers: usize) -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers)
         .enable_all()
         .build()
-        .unwrap();
+        .unwrap()
+}
+
+/// Blocks until this process's standard input closes (the parent ended the run).
+fn wait_for_parent() {
+    let mut sink = vec![];
+    let _ = std::io::stdin().read_to_end(&mut sink);
+}
+
+/// The peer's process: prints `ADDR CID` (a stored blob), serves until its input closes.
+fn peer_process() {
+    let runtime = runtime(2);
     let dir = tempfile::tempdir().unwrap();
     let options = LocalOptions {
         max_object_size: 1024 * 1024,
@@ -267,32 +164,137 @@ fn main() {
     let peer = runtime
         .block_on(LocalPeer::start(dir.path(), options))
         .unwrap();
-    let addr = peer.addr;
     let cid = peer.node.store().put_blob(&[7u8; 4096]).unwrap();
+    println!("{} {cid}", peer.addr);
+    wait_for_parent();
+    runtime.block_on(peer.stop());
+}
+
+/// A process of the bench, its input held open until it is told to stop.
+struct Role {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    stdout: BufReader<ChildStdout>,
+}
+
+impl Role {
+    fn start(role: &str, addr: Option<SocketAddr>) -> Self {
+        let mut command = Command::new(std::env::current_exe().unwrap());
+        command
+            .env(ROLE, role)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped());
+        if let Some(addr) = addr {
+            command.env("EDGE_BENCH_ADDR", addr.to_string());
+        }
+        let mut child = command.spawn().unwrap();
+        let stdin = child.stdin.take();
+        let stdout = BufReader::new(child.stdout.take().unwrap());
+        Self {
+            child,
+            stdin,
+            stdout,
+        }
+    }
+
+    fn line(&mut self) -> String {
+        let mut line = String::new();
+        self.stdout.read_line(&mut line).unwrap();
+        line.trim().to_string()
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Closes its input and waits; what it printed last.
+    fn stop(mut self) -> String {
+        drop(self.stdin.take());
+        let last = self.line();
+        self.child.wait().unwrap();
+        last
+    }
+}
+
+/// CPU seconds of the peer, the abusers (if running) and this process, now.
+fn cpu(peer: u32, abusers: Option<u32>) -> [f64; 3] {
+    [
+        procstat::cpu_seconds(Some(peer)),
+        abusers.map_or(0.0, |pid| procstat::cpu_seconds(Some(pid))),
+        procstat::cpu_seconds(None),
+    ]
+}
+
+fn load_average() -> f64 {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|l| l.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0.0)
+}
+
+/// A gauge of the peer's `/metrics`, read over HTTP.
+async fn gauge(addr: SocketAddr, name: &str) -> f64 {
+    let stream = connect_from(addr, 2, 1).await.unwrap();
+    let mut sender = handshake(stream).await.unwrap();
+    let response = sender.send_request(get("/metrics")).await.unwrap();
+    let text = response.into_body().collect().await.unwrap().to_bytes();
+    String::from_utf8_lossy(&text)
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{name} ")))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0)
+}
+
+fn main() {
+    match std::env::var(ROLE).as_deref() {
+        Ok("peer") => return peer_process(),
+        Ok("abusers") => {
+            let addr = std::env::var("EDGE_BENCH_ADDR").unwrap().parse().unwrap();
+            return abusers::process(addr, wait_for_parent);
+        }
+        _ => {}
+    }
+    let seconds = setting("EDGE_BENCH_SECONDS", 10) as u64;
+    let clients = setting("EDGE_BENCH_HONEST", 8);
     let duration = Duration::from_secs(seconds);
+    let runtime = runtime(1);
+    let mut peer = Role::start("peer", None);
+    let started = peer.line();
+    let (addr, cid) = started.split_once(' ').unwrap();
+    let addr: SocketAddr = addr.parse().unwrap();
+    let load_before = load_average();
 
     eprintln!("quiet run ({seconds} s, {clients} honest clients)...");
+    let before = cpu(peer.pid(), None);
     let (quiet, quiet_failures) = runtime.block_on(honest(addr, clients, duration, cid));
+    let quiet_cpu: Vec<f64> = cpu(peer.pid(), None)
+        .iter()
+        .zip(before)
+        .map(|(a, b)| a - b)
+        .collect();
+
     eprintln!("abused run ({seconds} s)...");
-    let stop = Arc::new(AtomicBool::new(false));
-    let counts = Arc::new(Abuse::default());
-    let (abused, abused_failures, connections, streams) = runtime.block_on(async {
-        abuse(addr, stop.clone(), counts.clone());
-        // Let the abusers take what they can before measuring.
-        tokio::time::sleep(Duration::from_secs(2)).await;
-        let measured = honest(addr, clients, duration, cid).await;
-        let connections = gauge(&peer, "mediachain_http_connections_open");
-        let streams = gauge(&peer, "mediachain_event_streams_open");
-        (measured.0, measured.1, connections, streams)
-    });
-    let fds = open_fds();
-    stop.store(true, Ordering::Relaxed);
-    let rss = peak_rss_mib();
+    let abuse = Role::start("abusers", Some(addr));
+    // Let the abusers take what they can before measuring.
+    std::thread::sleep(Duration::from_secs(2));
+    let before = cpu(peer.pid(), Some(abuse.pid()));
+    let (abused, abused_failures) = runtime.block_on(honest(addr, clients, duration, cid));
+    let after = cpu(peer.pid(), Some(abuse.pid()));
+    let abused_cpu: Vec<f64> = after.iter().zip(before).map(|(a, b)| a - b).collect();
+    let connections = runtime.block_on(gauge(addr, "mediachain_http_connections_open"));
+    let streams = runtime.block_on(gauge(addr, "mediachain_event_streams_open"));
+    let fds = std::fs::read_dir(format!("/proc/{}/fd", peer.pid())).map_or(0, |d| d.count());
+    let rss = procstat::peak_rss_mib(peer.pid());
+    let load_after = load_average();
+    let counts: serde_json::Value = serde_json::from_str(&abuse.stop()).unwrap();
+    drop(peer.stdin.take());
+    peer.child.wait().unwrap();
 
     let (q50, q99) = (percentile(&quiet, 0.5), percentile(&quiet, 0.99));
     let (a50, a99) = (percentile(&abused, 0.5), percentile(&abused, 0.99));
     let n = |v: usize| v as f64;
-    report::print(&[
+    let per_second = |v: f64| v / seconds as f64;
+    let mut rows = vec![
         ("honest p50 quiet".into(), q50, "µs"),
         ("honest p99 quiet".into(), q99, "µs"),
         ("honest p50 abused".into(), a50, "µs"),
@@ -305,30 +307,38 @@ fn main() {
             n(quiet_failures + abused_failures),
             "requests",
         ),
+        ("peer CPU quiet".into(), per_second(quiet_cpu[0]), "cores"),
         (
-            "slow uploads sent".into(),
-            n(counts.slow_held.load(Ordering::Relaxed)),
-            "connections",
+            "honest clients CPU quiet".into(),
+            per_second(quiet_cpu[2]),
+            "cores",
+        ),
+        ("peer CPU abused".into(), per_second(abused_cpu[0]), "cores"),
+        (
+            "abusers CPU abused".into(),
+            per_second(abused_cpu[1]),
+            "cores",
         ),
         (
-            "abusive streams accepted".into(),
-            n(counts.streams_opened.load(Ordering::Relaxed)),
-            "streams",
+            "honest clients CPU abused".into(),
+            per_second(abused_cpu[2]),
+            "cores",
         ),
-        (
-            "random-path requests answered".into(),
-            n(counts.random_requests.load(Ordering::Relaxed)),
-            "requests",
-        ),
-        (
-            "flood uploads stored".into(),
-            n(counts.uploads_stored.load(Ordering::Relaxed)),
-            "uploads",
-        ),
+        ("load average before".into(), load_before, "1-min"),
+        ("load average after".into(), load_after, "1-min"),
         ("peer connections open".into(), connections, "connections"),
         ("peer event streams open".into(), streams, "streams"),
-        ("process open fds".into(), fds, "fds"),
-        ("process peak RSS".into(), rss, "MiB"),
-    ]);
-    runtime.block_on(peer.stop());
+        ("peer open fds".into(), n(fds), "fds"),
+        ("peer peak RSS".into(), rss, "MiB"),
+    ];
+    if let Some(counts) = counts.as_object() {
+        for (name, value) in counts {
+            rows.push((
+                format!("abusers: {name}"),
+                value.as_f64().unwrap_or(0.0),
+                "total",
+            ));
+        }
+    }
+    report::print(&rows);
 }

@@ -2,6 +2,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
 
+#[path = "api/explorer.rs"]
+mod explorer;
 #[path = "api/search.rs"]
 mod search;
 mod support;

@@ -22,6 +22,7 @@ const IDLE: u8 = 0;
 const HEAD: u8 = 1;
 const REQUEST: u8 = 2;
 const BODY: u8 = 3;
+const HELD: u8 = 4;
 
 /// What a connection is doing and since when (milliseconds since it opened).
 pub struct Activity {
@@ -89,6 +90,12 @@ impl Activity {
         self.set(REQUEST);
     }
 
+    /// A refused request's answer is held back (the gate's tarpit): the connection waits on
+    /// nothing the client needs, as an idle one, and may be evicted first.
+    pub fn held(&self) {
+        self.set(HELD);
+    }
+
     /// When a byte last moved either way.
     pub fn last_io(&self) -> Instant {
         self.at(self.last_io.load(Ordering::Relaxed))
@@ -98,7 +105,7 @@ impl Activity {
     /// (`Some(true)` when idle). `None` while a request is served or its response written.
     pub fn waiting(&self) -> Option<bool> {
         match self.phase.load(Ordering::Relaxed) {
-            IDLE => Some(true),
+            IDLE | HELD => Some(true),
             HEAD | BODY => Some(false),
             _ => None,
         }
@@ -113,7 +120,7 @@ impl Activity {
             return (self.at(last_io) + config.idle_timeout, "stalled");
         }
         match self.phase.load(Ordering::Relaxed) {
-            IDLE => (
+            IDLE | HELD => (
                 self.at(since.max(last_io)) + config.idle_timeout,
                 "keepalive-expired",
             ),

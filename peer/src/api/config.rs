@@ -20,6 +20,9 @@ pub struct ApiConfig {
     pub registration_rate: f64,
     /// Registrations a client may burst above the sustained rate.
     pub registration_burst: f64,
+    /// How long a request refused by the rate limit waits before its `429` is sent (a tarpit:
+    /// a client waiting for its answers is slowed to one refusal per connection per delay).
+    pub refusal_delay: Duration,
     /// Largest request body (transactions, registrations); objects are bounded by the
     /// datastore's object size limit.
     pub max_body_bytes: usize,
@@ -60,6 +63,8 @@ pub struct ApiConfig {
 /// Environment variable overriding the per-client rate limit: `RATE[:BURST]` requests per
 /// second per client address, `0` to disable.
 pub const RATE_LIMIT_ENV: &str = "MEDIACHAIN_API_RATE_LIMIT";
+/// Environment variable: [`ApiConfig::refusal_delay`] (e.g. `1s`; `0s` answers at once).
+pub const REFUSAL_DELAY_ENV: &str = "MEDIACHAIN_API_REFUSAL_DELAY";
 /// Environment variable: `RATE[:BURST]` registrations per second per client address.
 pub const REGISTRATION_RATE_ENV: &str = "MEDIACHAIN_API_REGISTRATION_RATE";
 /// Environment variable: comma-separated networks (CIDR) of trusted reverse proxies.
@@ -116,6 +121,8 @@ impl Default for ApiConfig {
             // Six a minute, ten at once: a client registers once per key.
             registration_rate: 0.1,
             registration_burst: 10.0,
+            // HAProxy's `timeout tarpit` is typically a few seconds; one is Retry-After's least.
+            refusal_delay: Duration::from_secs(1),
             max_body_bytes: 1024 * 1024,
             trusted_proxies: TrustedProxies::default(),
             // hyper's default; nginx uses 60 s.
@@ -219,6 +226,11 @@ impl ApiConfig {
         }
         if let Some((rate, burst)) = read(REGISTRATION_RATE_ENV, rate)? {
             (c.registration_rate, c.registration_burst) = (rate, burst);
+        }
+        if let Some(d) = read(REFUSAL_DELAY_ENV, |t| {
+            humantime::parse_duration(t).map_err(|e| e.to_string())
+        })? {
+            c.refusal_delay = d;
         }
         if let Some(proxies) = read(TRUSTED_PROXIES_ENV, |t| t.parse())? {
             c.trusted_proxies = proxies;

@@ -2,8 +2,8 @@
 //! `/metrics`. The whole API is described by the OpenAPI document at `/v1/openapi.json`.
 //!
 //! One module per concern: [`registration`], [`objects`], [`transactions`], [`journal`],
-//! [`export`] (backups as CAR files), [`events`] (the view-update stream), [`search`] (the query index), [`problem`] (error documents), [`openapi`],
-//! [`ratelimit`] and [`storage`] (upload quotas, their collection, the free-space reserve). Handlers only translate HTTP to calls on [`Node`] and back; they never decide
+//! [`export`] (backups as CAR files), [`explorer`] (the web page at `/`), [`events`] (the view-update stream), [`search`] (the query index), [`problem`] (error documents), [`openapi`],
+//! [`ratelimit`] (token buckets, enforced before routing by the server's [`gate`]) and [`storage`] (upload quotas, their collection, the free-space reserve). Handlers only translate HTTP to calls on [`Node`] and back; they never decide
 //! protocol questions themselves, and a refused request never changes anything.
 
 pub mod activity;
@@ -12,7 +12,9 @@ pub mod config;
 pub mod connections;
 pub mod events;
 pub mod evidence;
+pub mod explorer;
 pub mod export;
+pub mod gate;
 pub mod journal;
 pub mod metrics;
 pub mod objects;
@@ -39,7 +41,6 @@ use crate::node::{Health, Node};
 pub(crate) use body::body;
 pub use config::{ApiConfig, ApiConfigError, RATE_LIMIT_ENV};
 use problem::ApiError;
-use ratelimit::RateLimiter;
 pub use server::serve_listener;
 
 /// What every handler gets.
@@ -74,11 +75,6 @@ pub struct Routes {
 
 /// The whole API over `api`'s node, overlay, metrics, health and settings.
 pub fn routes(api: Api) -> Routes {
-    let limiter = Arc::new(RateLimiter::new(
-        api.config.rate_per_second,
-        api.config.burst,
-    ));
-    let trusted = Arc::new(api.config.trusted_proxies.clone());
     let config = api.config.clone();
     let metrics = api.metrics.clone();
     let v1 = registration::routes(api.clone())
@@ -98,12 +94,13 @@ pub fn routes(api: Api) -> Routes {
         .unify()
         .or(openapi::routes())
         .unify()
+        .or(explorer::routes())
+        .unify()
         .boxed();
-    let limited = ratelimit::filter(limiter, origin::client(trusted)).and(v1);
     let probes = probes(api);
     let counted = metrics.clone();
     let filter = probes
-        .or(limited)
+        .or(v1)
         .unify()
         .recover(problem::recover)
         .unify()

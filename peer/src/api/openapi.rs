@@ -64,6 +64,7 @@ mod tests {
         assert_eq!(route_of("/v1/objects"), "/v1/objects");
         assert_eq!(route_of("/v1/objects/a/b"), "other");
         assert_eq!(route_of("/v1/random-7"), "other");
-        assert_eq!(route_of("/"), "other");
+        assert_eq!(route_of("/"), "/");
+        assert_eq!(route_of("/explorer/app.js"), "/explorer/{file}");
     }
 }

@@ -13,6 +13,9 @@
 //!   client that stopped reading its response). The body's deadlines (a minimum rate after a
 //!   grace period, a longest time) are enforced where bodies are read ([`super::body`], `408`).
 //!
+//! - Each request passes the [`super::gate`] (the per-client rate limit) once its head is read
+//!   and before the routes see it; a refused one is answered by a held, pre-rendered `429`.
+//!
 //! Every connection the edge drops is counted by reason in `mediachain_http_connections_dropped`.
 //! This module never looks at what a request asks for: that is the routes' job.
 
@@ -34,6 +37,7 @@ use warp::http::StatusCode;
 
 use super::activity::{Activity, BodyReading, Finished, Tracked};
 use super::connections::{Admitted, Connections};
+use super::gate::Gate;
 use super::origin::{bucket, Remote};
 use super::problem::ApiError;
 use super::{ApiConfig, Routes};
@@ -82,6 +86,7 @@ pub fn serve_listener(
         let graceful = GracefulShutdown::new();
         let connections =
             Connections::new(config.max_connections, config.max_connections_per_client);
+        let gate = Arc::new(Gate::new(&config));
         let mut shutdown = pin!(shutdown);
         loop {
             let accepted = tokio::select! {
@@ -115,6 +120,7 @@ pub fn serve_listener(
             };
             let connection = Connection {
                 service: service.clone(),
+                gate: gate.clone(),
                 config: config.clone(),
                 metrics: metrics.clone(),
                 remote,
@@ -129,6 +135,7 @@ pub fn serve_listener(
 /// One accepted connection, served by `S` (warp's filter as a service).
 struct Connection<S> {
     service: S,
+    gate: Arc<Gate>,
     config: Arc<ApiConfig>,
     metrics: Arc<Metrics>,
     remote: SocketAddr,
@@ -151,6 +158,7 @@ where
     ) {
         let Self {
             service,
+            gate,
             config,
             metrics,
             remote,
@@ -161,9 +169,10 @@ where
             activity: activity.clone(),
         });
         let handler = {
-            let activity = activity.clone();
+            let (activity, metrics) = (activity.clone(), metrics.clone());
             hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
                 activity.serving();
+                let verdict = gate.check(remote, &request, &metrics, std::time::Instant::now());
                 request.extensions_mut().insert(Remote(remote));
                 request
                     .extensions_mut()
@@ -171,7 +180,17 @@ where
                 let mut service = service.clone();
                 let activity = activity.clone();
                 async move {
-                    let response = service.call(request).await?;
+                    let response = match verdict {
+                        Ok(()) => service.call(request).await?,
+                        Err(refusal) => {
+                            // The tarpit: the request (and its body) is dropped unread.
+                            drop(request);
+                            activity.held();
+                            tokio::time::sleep(refusal.delay).await;
+                            activity.serving();
+                            refusal.response()
+                        }
+                    };
                     Ok::<_, Infallible>(response.map(|inner| Finished { inner, activity }))
                 }
             })

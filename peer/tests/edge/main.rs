@@ -12,6 +12,7 @@ mod replay;
 mod slow_uploads;
 mod storage;
 mod streams;
+mod tarpit;
 #[path = "../support/work.rs"]
 mod work;
 
