@@ -1,6 +1,7 @@
 //! `GET /v1/evidence`: the evidence this peer keeps that members broke the protocol (two
 //! blocks on one parent, conflicting finality votes), read-only, so an operator can revoke the
-//! culprit (docs/consensus.md, "Evidence").
+//! culprit (docs/consensus.md, "Evidence"); `GET /v1/evidence/summary`: its counts and newest
+//! item, for tooling that polls (docs/peer-contract.md).
 
 use warp::filters::BoxedFilter;
 use warp::http::StatusCode;
@@ -9,24 +10,51 @@ use warp::Filter;
 
 use super::problem::{answer, ApiError};
 use super::{json, with, Api};
-use crate::client::wire::{EvidenceItem, EvidenceList, FinalizedBlock, SignedVote};
+use crate::client::wire::{
+    EvidenceItem, EvidenceList, EvidenceSummary, FinalizedBlock, SignedVote,
+};
 use crate::journal::evidence::Evidence;
 use crate::journal::vote::{Checkpoint, Vote};
+use crate::store::KeptEvidence;
 
-/// The evidence route.
+/// The evidence routes.
 pub fn routes(api: Api) -> BoxedFilter<(Response,)> {
-    warp::path!("v1" / "evidence")
+    let all = warp::path!("v1" / "evidence")
+        .and(warp::get())
+        .and(with(api.clone()))
+        .and_then(|api: Api| async move { answer(list(&api).map(|l| json(StatusCode::OK, &l))) });
+    let summary = warp::path!("v1" / "evidence" / "summary")
         .and(warp::get())
         .and(with(api))
-        .and_then(|api: Api| async move { answer(list(&api).map(|l| json(StatusCode::OK, &l))) })
-        .boxed()
+        .and_then(
+            |api: Api| async move { answer(summary(&api).map(|s| json(StatusCode::OK, &s))) },
+        );
+    all.or(summary).unify().boxed()
 }
 
 /// Every item of evidence kept.
 pub fn list(api: &Api) -> Result<EvidenceList, ApiError> {
-    let kept = api.node.store().evidence().map_err(ApiError::internal)?;
+    let kept = api
+        .node
+        .store()
+        .kept_evidence()
+        .map_err(ApiError::internal)?;
     Ok(EvidenceList {
         evidence: kept.iter().map(item).collect(),
+    })
+}
+
+/// The counts and the newest item.
+pub fn summary(api: &Api) -> Result<EvidenceSummary, ApiError> {
+    let summary = api
+        .node
+        .store()
+        .evidence_summary()
+        .map_err(ApiError::internal)?;
+    Ok(EvidenceSummary {
+        items: summary.items,
+        culprits: summary.culprits,
+        newest: summary.newest.as_ref().map(item),
     })
 }
 
@@ -45,8 +73,10 @@ fn signed(vote: &Vote) -> SignedVote {
     }
 }
 
-fn item(evidence: &Evidence) -> EvidenceItem {
+fn item(kept: &KeptEvidence) -> EvidenceItem {
+    let evidence = &kept.evidence;
     let mut out = EvidenceItem {
+        found_at: kept.found_at,
         kind: String::new(),
         culprit: evidence.culprit().to_string(),
         height: None,

@@ -23,6 +23,7 @@ pub mod origin;
 pub mod problem;
 pub mod ratelimit;
 pub mod registration;
+pub mod revocations;
 pub mod search;
 pub mod server;
 pub mod slots;
@@ -90,6 +91,8 @@ pub fn routes(api: Api) -> Routes {
         .unify()
         .or(evidence::routes(api.clone()))
         .unify()
+        .or(revocations::routes(api.clone()))
+        .unify()
         .or(search::routes(api.clone()))
         .unify()
         .or(openapi::routes())
@@ -154,10 +157,14 @@ fn probes(api: Api) -> BoxedFilter<(warp::reply::Response,)> {
                 .finalized_height
                 .set(i64::try_from(finalized).unwrap_or(i64::MAX));
         }
-        if let Some(culprits) = node.try_evidence_culprits() {
+        if let Some(evidence) = node.evidence_summary() {
+            let gauge = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
             metrics
                 .evidence_culprits
-                .set(i64::try_from(culprits).unwrap_or(i64::MAX));
+                .set(gauge(evidence.culprits as u64));
+            metrics.evidence_items.set(gauge(evidence.items as u64));
+            let newest = evidence.newest.map_or(0, |n| n.found_at);
+            metrics.evidence_newest.set(gauge(newest));
         }
         warp::reply::with_header(
             metrics.encode(),

@@ -9,8 +9,9 @@ use reqwest::{RequestBuilder, Response, StatusCode};
 use serde::de::DeserializeOwned;
 
 use super::wire::{
-    BlockSummary, Blocks, Challenge, Head, History, IndexEntry, Info, Pow, Problem, Registration,
-    RegistrationRequest, SearchPage, Stored, TxState, CBOR,
+    BlockSummary, Blocks, Challenge, EvidenceSummary, Head, History, IndexEntry, Info, Pow,
+    Problem, Registration, RegistrationRequest, RevocationsQueued, SearchPage, Stored, TxState,
+    CBOR,
 };
 use crate::journal::{Transaction, TxId};
 use crate::model::{Cid, Object};
@@ -246,6 +247,22 @@ impl Client {
             .header(CONTENT_TYPE, CBOR)
             .body(tx.to_bytes());
         decode(self.send(request, &url).await?).await
+    }
+
+    /// Sends signed revocation lists (PEM) for the chain (`POST /v1/revocations`).
+    pub async fn publish_revocations(&self, pem: &str) -> Result<RevocationsQueued> {
+        let url = self.url("/v1/revocations");
+        let request = self
+            .http
+            .post(&url)
+            .header(CONTENT_TYPE, "application/x-pem-file")
+            .body(pem.to_string());
+        decode(self.send(request, &url).await?).await
+    }
+
+    /// The evidence this peer keeps: counts and the newest item.
+    pub async fn evidence_summary(&self) -> Result<EvidenceSummary> {
+        self.get_json("/v1/evidence/summary").await
     }
 
     /// Where a transaction stands.

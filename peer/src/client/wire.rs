@@ -156,10 +156,36 @@ pub struct EvidenceList {
     pub evidence: Vec<EvidenceItem>,
 }
 
+/// `POST /v1/revocations`: what became of the lists sent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RevocationsQueued {
+    /// Lists waiting for a block (new here, or waiting already).
+    pub queued: usize,
+    /// Lists whose every revocation is on the chain already.
+    pub known: usize,
+}
+
+/// `GET /v1/evidence/summary`: how much evidence this peer keeps and its newest item, cheap to
+/// poll (docs/peer-contract.md).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EvidenceSummary {
+    /// Items kept (one per culprit and kind).
+    pub items: usize,
+    /// Distinct culprits.
+    pub culprits: usize,
+    /// The item found last; absent when none is kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub newest: Option<EvidenceItem>,
+}
+
 /// One piece of evidence.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct EvidenceItem {
+    /// When this peer found it (Unix seconds, the peer's clock).
+    pub found_at: u64,
     /// `doubleBlock` (two blocks of the culprit on one parent) or `conflictingVotes` (two
     /// finality votes breaking a rule together: a double or a surround vote).
     pub kind: String,
@@ -274,6 +300,53 @@ pub struct BlockSummary {
     pub transactions: Vec<String>,
     /// The journal entries the block produced, in order.
     pub entries: Vec<Entry>,
+    /// Membership records it carries (peers joining, revocations), under network parameters.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub records: Vec<RecordSummary>,
+}
+
+/// A membership record of a block.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RecordSummary {
+    /// `join` (a peer joins) or `revoke` (keys are revoked from the next block on).
+    pub kind: String,
+    /// Who signed it: the joining peer, or the revocation list's issuer (PeerId).
+    pub signer: String,
+    /// The joining peer, or the revoked keys (PeerId).
+    pub subjects: Vec<String>,
+}
+
+impl RecordSummary {
+    /// The summary of `record`.
+    pub fn of(record: &crate::journal::membership::Record) -> Self {
+        use crate::journal::membership::Record;
+        match record {
+            Record::Join(join) => {
+                let peer = join
+                    .body
+                    .chain
+                    .first()
+                    .map(|c| c.body.subject.to_string())
+                    .unwrap_or_default();
+                Self {
+                    kind: "join".into(),
+                    signer: peer.clone(),
+                    subjects: vec![peer],
+                }
+            }
+            Record::Revoke(list) => Self {
+                kind: "revoke".into(),
+                signer: list.body.issuer.to_string(),
+                subjects: list
+                    .body
+                    .revoked
+                    .iter()
+                    .map(|r| r.subject.to_string())
+                    .collect(),
+            },
+        }
+    }
 }
 
 impl BlockSummary {
@@ -291,6 +364,7 @@ impl BlockSummary {
                 .map(|t| t.id().to_string())
                 .collect(),
             entries: block.entries.iter().map(Entry::from).collect(),
+            records: block.records.iter().map(RecordSummary::of).collect(),
         }
     }
 }

@@ -7,6 +7,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::membership::Record;
 use super::transaction::{canonical, Transaction};
 use crate::model::{codec, nil_cid, Cid, JournalEntry};
 use crate::time::{UnixMillis, UnixSeconds};
@@ -45,6 +46,10 @@ pub struct Block {
     /// different genesis blocks. Absent from every other block.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parameters: Option<serde_bytes::ByteBuf>,
+    /// Membership records (peers joining, revocations: `super::membership`), under network
+    /// parameters only; absent when there are none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub records: Vec<Record>,
 }
 
 impl Block {
@@ -61,6 +66,7 @@ impl Block {
             entries,
             signature: vec![],
             parameters: None,
+            records: vec![],
         }
     }
 
@@ -70,6 +76,27 @@ impl Block {
         network: &str,
         timestamp_ms: UnixMillis,
         committer: (&SecretKey, &Chain),
+        transactions: Vec<Transaction>,
+        entries: Vec<JournalEntry>,
+    ) -> Self {
+        Self::commit_with_records(
+            parent,
+            network,
+            timestamp_ms,
+            committer,
+            vec![],
+            transactions,
+            entries,
+        )
+    }
+
+    /// [`Block::commit`] of a block carrying membership `records`.
+    pub fn commit_with_records(
+        parent: (Cid, u64),
+        network: &str,
+        timestamp_ms: UnixMillis,
+        committer: (&SecretKey, &Chain),
+        records: Vec<Record>,
         transactions: Vec<Transaction>,
         entries: Vec<JournalEntry>,
     ) -> Self {
@@ -84,6 +111,7 @@ impl Block {
             entries,
             signature: vec![],
             parameters: None,
+            records,
         };
         block.signature = committer
             .0

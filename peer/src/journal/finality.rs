@@ -26,10 +26,19 @@ pub const MAX_VOTES_PER_VOTER: usize = 16;
 /// Culprits whose conflicting votes are kept as evidence.
 pub const MAX_VOTE_EVIDENCE: usize = 1024;
 
+/// Most voters admitted (every seat ever seen): beyond, new seats' votes wait.
+pub const MAX_VOTERS: usize = 4096;
+
 /// The chain as finality reads it.
 pub trait Ancestry {
     /// The block at `height` on the chain that ends at `cid` (`None`: `cid` is unknown or lower).
     fn ancestor_at(&self, cid: &Cid, height: u64) -> Option<Cid>;
+
+    /// The seats that vote on the checkpoint `cid` when membership is on the chain (`None`:
+    /// the accounting's own seats).
+    fn seats_at(&self, _cid: &Cid) -> Option<BTreeSet<PublicKey>> {
+        None
+    }
 }
 
 /// Why a vote is not taken.
@@ -87,6 +96,8 @@ pub struct Finality {
     network: String,
     epoch: u64,
     seats: BTreeSet<PublicKey>,
+    /// Whose votes are held: the seats and every seat the chain's membership admitted since.
+    voters: BTreeSet<PublicKey>,
     votes: BTreeMap<PublicKey, BTreeMap<u64, Vote>>,
     justified: BTreeSet<Checkpoint>,
     finalized: Checkpoint,
@@ -106,6 +117,7 @@ impl Finality {
             network: network.into(),
             epoch: epoch.max(1),
             seats: seats.iter().copied().collect(),
+            voters: seats.iter().copied().collect(),
             votes: BTreeMap::new(),
             justified: BTreeSet::from([genesis]),
             finalized: genesis,
@@ -134,14 +146,49 @@ impl Finality {
         self.evidence.values()
     }
 
-    /// Whether the votes of `count` seats are more than two thirds of the seats.
-    fn supermajority(&self, count: usize) -> bool {
-        3 * count > 2 * self.seats.len()
+    /// Admits the votes of `seats` (seats of a membership the chain defines), up to
+    /// [`MAX_VOTERS`].
+    pub fn admit_voters(&mut self, seats: &[PublicKey]) {
+        for seat in seats {
+            if self.voters.len() >= MAX_VOTERS {
+                return;
+            }
+            self.voters.insert(*seat);
+        }
+    }
+
+    /// Whether `votes` hold more than two thirds of `seats`.
+    fn supermajority(votes: &[&Vote], seats: &BTreeSet<PublicKey>) -> bool {
+        let count = votes.iter().filter(|v| seats.contains(&v.voter)).count();
+        3 * count > 2 * seats.len()
+    }
+
+    /// Whether `votes` for `source -> target` are a supermajority link: more than two thirds of
+    /// the seats voting on the target, and of those on the source where the seats changed
+    /// between them (FFG with dynamic validator sets: both the old and the new seats).
+    fn supermajority_link(
+        &self,
+        chain: &impl Ancestry,
+        source: &Checkpoint,
+        target: &Checkpoint,
+        votes: &[&Vote],
+    ) -> bool {
+        let at_target = chain.seats_at(&target.cid);
+        let target_seats = at_target.as_ref().unwrap_or(&self.seats);
+        if !Self::supermajority(votes, target_seats) {
+            return false;
+        }
+        match chain.seats_at(&source.cid) {
+            Some(source_seats) if source_seats != *target_seats => {
+                Self::supermajority(votes, &source_seats)
+            }
+            _ => true,
+        }
     }
 
     /// Takes `vote` (checked: signature, seat, shape, conflicts with the voter's other votes).
     pub fn add(&mut self, vote: Vote) -> Result<Counted, VoteRejection> {
-        if !self.seats.contains(&vote.voter) {
+        if !self.voters.contains(&vote.voter) {
             return Err(VoteRejection::NotSeated(vote.voter));
         }
         let (s, t) = (vote.source.height, vote.target.height);
@@ -192,7 +239,9 @@ impl Finality {
             }
             let mut found = None;
             for ((source, target), votes) in &links {
-                if !self.supermajority(votes.len()) || !self.links(chain, source, target) {
+                if !self.links(chain, source, target)
+                    || !self.supermajority_link(chain, source, target, votes)
+                {
                     continue;
                 }
                 let adjacent = target.height == source.height + self.epoch;
@@ -290,6 +339,9 @@ impl Finality {
     }
 }
 
+#[cfg(test)]
+#[path = "finality_seats_tests.rs"]
+mod seats_tests;
 #[cfg(test)]
 #[path = "finality_tests.rs"]
 mod tests;

@@ -18,6 +18,7 @@ use super::evidence::{Equivocation, EvidenceBook};
 use super::finality::Finality;
 use super::fork::{Schedule, TipScore};
 use super::index::{delta_of, Index, IndexError};
+use super::membership::{Membership, Record};
 use super::merge::{derive, Derivation, Mode};
 use super::objects::Objects;
 use super::timing::check_not_ahead;
@@ -95,6 +96,9 @@ pub struct Journal<I, O> {
     cache: Arc<ChainCache>,
     /// Vote accounting, under network parameters (`None`: no finality).
     finality: Option<Finality>,
+    /// Under network parameters: the membership after each known block (`None`: the rotation
+    /// is `schedule`, each node's view of its peers).
+    book: Option<HashMap<Cid, Arc<Membership>>>,
 }
 
 /// Block outcome or a refusal.
@@ -110,7 +114,32 @@ impl<I: Index, O: Objects> Journal<I, O> {
         objects: O,
         genesis: &Block,
     ) -> Result<Self, JournalError> {
+        Self::open_inner(rules, schedule, None, index, objects, genesis)
+    }
+
+    /// [`Journal::open`] under network parameters: membership is a function of the chain,
+    /// starting from `initial` at genesis (docs/consensus.md, "Members and seats").
+    pub fn open_with_membership(
+        rules: Rules,
+        initial: Membership,
+        index: I,
+        objects: O,
+        genesis: &Block,
+    ) -> Result<Self, JournalError> {
+        let schedule = initial.seats().clone();
+        Self::open_inner(rules, schedule, Some(initial), index, objects, genesis)
+    }
+
+    fn open_inner(
+        rules: Rules,
+        schedule: Schedule,
+        initial: Option<Membership>,
+        index: I,
+        objects: O,
+        genesis: &Block,
+    ) -> Result<Self, JournalError> {
         let genesis_cid = genesis.cid();
+        let book = initial.map(|m| HashMap::from([(genesis_cid, Arc::new(m))]));
         let mut journal = Self {
             rules,
             schedule,
@@ -123,6 +152,7 @@ impl<I: Index, O: Objects> Journal<I, O> {
             invalid: HashSet::new(),
             cache: Arc::default(),
             finality: None,
+            book,
         };
         match journal.index.block_at(0)? {
             Some(existing) if existing != genesis_cid => {
@@ -162,7 +192,11 @@ impl<I: Index, O: Objects> Journal<I, O> {
                 .block_at(height)?
                 .ok_or(JournalError::MissingBlock(self.genesis))?;
             let block = self.load_block(&cid)?;
-            weight += self.schedule.weight(block.height, block.committer_key());
+            if height > 0 {
+                // Verified when it was taken: replayed without checks.
+                self.replay_membership(cid, &block);
+            }
+            weight += self.weigh(&cid, block.height, block.committer_key());
             if let Some(committer) = block.committer_key() {
                 self.by_slot.insert((block.chain, committer), cid);
             }
@@ -200,11 +234,6 @@ impl<I: Index, O: Objects> Journal<I, O> {
     /// The evidence of misbehaviour found in the blocks this journal was given.
     pub fn evidence(&self) -> &EvidenceBook {
         &self.evidence
-    }
-
-    /// The committer schedule.
-    pub fn schedule(&self) -> &Schedule {
-        &self.schedule
     }
 
     /// Replaces the committer schedule (membership changed).
@@ -292,6 +321,12 @@ impl<I: Index, O: Objects> Journal<I, O> {
             .map_err(JournalError::Objects)
     }
 
+    /// The tip's fork-choice score (its chain's weight, height and CID).
+    pub fn tip_score(&self) -> Option<TipScore> {
+        let (tip, _) = self.tip().ok()?;
+        self.score(tip)
+    }
+
     fn score(&self, cid: Cid) -> Option<TipScore> {
         self.headers.get(&cid).map(|h| TipScore {
             weight: h.weight,
@@ -316,6 +351,9 @@ impl<I: Index, O: Objects> Journal<I, O> {
     /// The index-dependent half of [`Journal::admit`], for a transaction whose stateless checks
     /// (`verify::check_transaction`) the caller already ran.
     pub fn admit_checked(&self, tx: &Transaction) -> Result<Result<(), TxRejection>, JournalError> {
+        if let Some(revoked) = self.revoked_on_tip(&tx.certificate)? {
+            return Ok(Err(TxRejection::Certificate(revoked)));
+        }
         let derivation = derive(
             &self.index,
             &self.objects,
@@ -338,7 +376,7 @@ impl<I: Index, O: Objects> Journal<I, O> {
         let (tip, height) = self.tip()?;
         let parent_ms = self.headers.get(&tip).map_or(0, |h| h.timestamp_ms);
         Ok(match &self.rules.timing {
-            Some(timing) => timing.earliest(&self.schedule, height + 1, committer, parent_ms),
+            Some(timing) => timing.earliest(&self.schedule(), height + 1, committer, parent_ms),
             None => Some(parent_ms + 1),
         })
     }
@@ -354,10 +392,24 @@ impl<I: Index, O: Objects> Journal<I, O> {
         candidates: Vec<Transaction>,
         timestamp_ms: UnixMillis,
     ) -> Result<(Block, Vec<(TxId, TxRejection)>), JournalError> {
+        self.commit_with_records(committer, candidates, vec![], timestamp_ms)
+    }
+
+    /// [`Journal::commit`] of a block that also carries those of the membership `records`
+    /// that hold on the tip (the others are left out).
+    pub fn commit_with_records(
+        &mut self,
+        committer: (&SecretKey, &Chain),
+        candidates: Vec<Transaction>,
+        records: Vec<Record>,
+        timestamp_ms: UnixMillis,
+    ) -> Result<(Block, Vec<(TxId, TxRejection)>), JournalError> {
         let (tip, height) = self.tip()?;
         let parent_ms = self.headers.get(&tip).map_or(0, |h| h.timestamp_ms);
         let timestamp_ms = timestamp_ms.max(parent_ms + 1);
         let timestamp: UnixSeconds = timestamp_ms / 1000;
+        let records = self.records_for(&tip, height + 1, timestamp, records);
+        let rules = self.rules_after(&tip);
         let mut rejected = vec![];
         let mut valid = Vec::with_capacity(candidates.len());
         let budget = self.rules.tx_budget();
@@ -367,7 +419,7 @@ impl<I: Index, O: Objects> Journal<I, O> {
             if used + size > budget {
                 break; // the rest waits for the next block
             }
-            match check_transaction(&tx, &self.rules, &self.cache, timestamp) {
+            match check_transaction(&tx, &rules, &self.cache, timestamp) {
                 Ok(()) => {
                     used += size;
                     valid.push(tx);
@@ -377,11 +429,12 @@ impl<I: Index, O: Objects> Journal<I, O> {
         }
         let (block, derivation) = loop {
             let derivation = derive(&self.index, &self.objects, valid.clone(), Mode::Commit)?;
-            let block = Block::commit(
+            let block = Block::commit_with_records(
                 (tip, height),
                 &self.rules.network,
                 timestamp_ms,
                 committer,
+                records.clone(),
                 derivation.accepted.clone(),
                 derivation.entries.clone(),
             );
@@ -392,6 +445,9 @@ impl<I: Index, O: Objects> Journal<I, O> {
         };
         rejected.extend(derivation.rejected.iter().cloned());
         let cid = self.store_block(&block)?;
+        if let Some(Ok(membership)) = self.child_membership(&tip, &block) {
+            self.remember_membership(cid, membership);
+        }
         self.apply_derived(cid, &block, derivation)?;
         Ok((block, rejected))
     }
@@ -429,25 +485,40 @@ impl<I: Index, O: Objects> Journal<I, O> {
         let Some(parent) = self.headers.get(&block.chain).copied() else {
             return Ok(Err(BlockRejection::UnknownParent(block.chain)));
         };
+        let membership = match self.child_membership(&block.chain, block) {
+            Some(Err(reason)) => {
+                warn!(%reason, "block refused");
+                return Ok(Err(reason));
+            }
+            Some(Ok(membership)) => Some(membership),
+            None => None,
+        };
+        let schedule = membership
+            .as_ref()
+            .map_or_else(|| self.schedule.clone(), |m| m.seats().clone());
         if let Err(reason) = check_block(
             block,
             bytes.len(),
             (parent.height, parent.timestamp_ms),
-            &self.rules,
+            &self.rules_after(&block.chain),
             &self.cache,
-            &self.schedule,
+            &schedule,
         ) {
             warn!(%reason, "block refused");
             return Ok(Err(reason));
         }
         let (tip, _) = self.tip()?;
         self.store_block_bytes(&cid, bytes)?;
+        if let Some(membership) = membership {
+            self.remember_membership(cid, membership);
+        }
         if block.chain == tip {
             if let Err(reason) = self.apply_verified(cid, block)? {
                 // A block refused for an object this store lacks may be taken once it arrives.
                 if reason.missing_object().is_none() {
                     self.invalid.insert(cid);
                 }
+                self.forget_membership(&cid);
                 return Ok(Err(reason));
             }
             return Ok(Ok(Added::Extended));
@@ -476,7 +547,7 @@ impl<I: Index, O: Objects> Journal<I, O> {
                 }
             }
         }
-        let weight = parent.weight + self.schedule.weight(block.height, block.committer_key());
+        let weight = parent.weight + self.weigh(&cid, block.height, block.committer_key());
         self.headers.insert(
             cid,
             Header {
@@ -588,6 +659,7 @@ impl<I: Index, O: Objects> Journal<I, O> {
                         self.invalid.insert(*bad);
                     }
                     self.headers.remove(bad);
+                    self.forget_membership(bad);
                 }
                 for _ in 0..i {
                     self.index.revert_tip()?;
@@ -673,4 +745,6 @@ impl<I: Index, O: Objects> Journal<I, O> {
 
 #[path = "ledger_finality.rs"]
 mod ledger_finality;
+#[path = "ledger_membership.rs"]
+mod ledger_membership;
 pub use ledger_finality::VoteAdded;

@@ -4,13 +4,15 @@
 //! Without network parameters there is no accounting and fork choice is the weights alone.
 
 use std::cmp::Ordering;
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
 
 use tracing::info;
 
 use super::{Added, Header, Journal, JournalError};
 use crate::journal::finality::{Ancestry, Counted, Finality, FinalityEvent, VoteRejection};
 use crate::journal::index::{Index, IndexRead};
+use crate::journal::membership::Membership;
 use crate::journal::objects::Objects;
 use crate::journal::vote::{Checkpoint, Vote};
 use crate::model::Cid;
@@ -24,6 +26,7 @@ const MAX_UNFINAL_WALK: usize = 100_000;
 struct ChainView<'a, I> {
     headers: &'a HashMap<Cid, Header>,
     index: &'a I,
+    book: Option<&'a HashMap<Cid, Arc<Membership>>>,
 }
 
 impl<I: IndexRead> Ancestry for ChainView<'_, I> {
@@ -43,6 +46,11 @@ impl<I: IndexRead> Ancestry for ChainView<'_, I> {
             cursor = header.parent;
         }
     }
+
+    fn seats_at(&self, cid: &Cid) -> Option<BTreeSet<PublicKey>> {
+        let membership = self.book?.get(cid)?;
+        Some(membership.seats().peers().iter().copied().collect())
+    }
 }
 
 /// What taking a vote did.
@@ -60,7 +68,11 @@ impl<I: Index, O: Objects> Journal<I, O> {
     /// Turns finality on: checkpoints every `epoch` blocks, `seats` voting.
     pub fn enable_finality(&mut self, epoch: u64, seats: &[PublicKey]) {
         let network = self.rules.network.clone();
-        self.finality = Some(Finality::new(&network, epoch, seats, self.genesis));
+        let mut finality = Finality::new(&network, epoch, seats, self.genesis);
+        for membership in self.book.iter().flat_map(HashMap::values) {
+            finality.admit_voters(membership.seats().peers());
+        }
+        self.finality = Some(finality);
     }
 
     /// The vote accounting, when finality is on.
@@ -101,6 +113,7 @@ impl<I: Index, O: Objects> Journal<I, O> {
         let view = ChainView {
             headers: &self.headers,
             index: &self.index,
+            book: self.book.as_ref(),
         };
         let Some(finality) = self.finality.as_mut() else {
             return Ok((vec![], None));
@@ -156,6 +169,7 @@ impl<I: Index, O: Objects> Journal<I, O> {
         let view = ChainView {
             headers: &self.headers,
             index: &self.index,
+            book: self.book.as_ref(),
         };
         match (
             finality.justified_on(&view, &candidate),
@@ -179,6 +193,7 @@ impl<I: Index, O: Objects> Journal<I, O> {
         let view = ChainView {
             headers: &self.headers,
             index: &self.index,
+            book: self.book.as_ref(),
         };
         Ok(finality.choose(&view, Checkpoint { height, cid }, last))
     }

@@ -9,6 +9,7 @@
 //! - [`merge`]: from transactions to entries — duplicates collapse, conflicts merge;
 //! - [`index`]: canonical -> head, with per-block deltas for rollback;
 //! - [`fork`]: the committer rotation and fork choice;
+//! - [`membership`]: members, seats and revocations as a function of the chain's records;
 //! - [`timing`]: seats and the commit timing every receiver enforces under network parameters;
 //! - [`ledger`]: the state machine tying them together (apply, reorganise, orphans);
 //! - [`rebuild`]: the index from nothing but the newest block and the datastore.
@@ -22,6 +23,7 @@ pub mod finality;
 pub mod fork;
 pub mod index;
 pub mod ledger;
+pub mod membership;
 pub mod merge;
 pub mod objects;
 pub mod rebuild;

@@ -11,6 +11,7 @@ use crate::model::{
 use crate::trust::{Certificate, Chain, Level, Revocation, RevocationList, SecretKey};
 
 mod finality;
+mod membership;
 mod rules;
 
 pub(crate) const NOW: u64 = 1_700_000_000;

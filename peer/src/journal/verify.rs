@@ -292,6 +292,14 @@ pub enum BlockRejection {
         /// First differing position.
         at: usize,
     },
+    /// A membership record is refused.
+    #[error("membership record {index}: {reason}")]
+    Record {
+        /// Position in the block.
+        index: usize,
+        /// Why.
+        reason: super::membership::RecordRejection,
+    },
     /// The index could not be read.
     #[error("{0}")]
     Index(String),
@@ -329,6 +337,7 @@ impl BlockRejection {
             }
             BlockRejection::Transaction { .. } => "invalid_transaction",
             BlockRejection::WrongEntries { .. } => "wrong_entries",
+            BlockRejection::Record { .. } => "invalid_record",
             BlockRejection::Index(_) => "storage",
         }
     }

@@ -53,20 +53,27 @@ impl Node {
         // Under finality, blocks (empty if need be) are due while a transaction is not final:
         // the epochs that make it final must come.
         let awaiting = state.journal.awaits_finality()?;
+        // Membership records waiting are a reason for a block too.
+        let records = self.records_due(&mut state);
         let Some(oldest) = state
             .mempool
             .oldest()
-            .or(awaiting.then_some(state.last_block_at))
+            .or((awaiting || !records.is_empty()).then_some(state.last_block_at))
         else {
             return Ok(None);
         };
-        let (_, height) = state.journal.tip()?;
+        let (tip, height) = state.journal.tip()?;
         let me = self.key.public();
+        // A peer revoked on the chain commits nothing more (its blocks would be refused).
+        if state.journal.revoked_after(&tip, &self.chain.0) {
+            return Ok(None);
+        }
+        let schedule = state.journal.schedule();
         // Under network parameters out-of-turn slots step by the network's back-off, and no
         // block is made before the slot its receivers will check.
         let timing = state.journal.rules().timing;
         let step = timing.map_or(self.params.block_interval, |t| t.commit_backoff);
-        let Some(delay) = state.journal.schedule().commit_delay(
+        let Some(delay) = schedule.commit_delay(
             height + 1,
             &me,
             self.params.block_interval,
@@ -86,7 +93,7 @@ impl Node {
         // Waiting collects transactions into a block; with a full block pending, the in-turn
         // committer has nothing to wait for.
         let full = state.mempool.bytes() >= state.journal.rules().tx_budget();
-        let in_turn = state.journal.schedule().in_turn(height + 1) == Some(me);
+        let in_turn = schedule.in_turn(height + 1) == Some(me);
         let now = self.clock.instant();
         if now.saturating_duration_since(since) < delay && !(in_turn && full) {
             return Ok(None);
@@ -108,16 +115,18 @@ impl Node {
             let done: HashSet<TxId> = done.into_iter().collect();
             candidates.retain(|tx| !done.contains(&tx.id()));
         }
-        if candidates.is_empty() && !awaiting {
+        if candidates.is_empty() && !awaiting && records.is_empty() {
             return Ok(None);
         }
         let _span =
             info_span!("commit", height = height + 1, candidates = candidates.len()).entered();
         let started = Instant::now();
-        let (block, rejected) =
-            state
-                .journal
-                .commit((&self.key, &self.chain), candidates, now_ms)?;
+        let (block, rejected) = state.journal.commit_with_records(
+            (&self.key, &self.chain),
+            candidates,
+            records,
+            now_ms,
+        )?;
         let committed: Vec<TxId> = block.transactions.iter().map(Transaction::id).collect();
         state.mempool.remove(committed.iter());
         for (id, reason) in &rejected {
@@ -131,6 +140,7 @@ impl Node {
         info!(
             txs = committed.len(),
             entries = block.entries.len(),
+            records = block.records.len(),
             in_turn,
             took_ms = started.elapsed().as_millis() as u64,
             "committed block"

@@ -30,8 +30,12 @@ pub enum VotesVerdict {
 /// Turns finality on for a journal under network parameters and restores what the store kept:
 /// the certificate (verified again) and this peer's last vote.
 pub(super) fn restore(state: &mut State, store: &Store, epoch: u64) -> Result<(), NodeError> {
-    let seats = state.journal.schedule().peers().to_vec();
-    state.journal.enable_finality(epoch, &seats);
+    let genesis = state.journal.genesis();
+    let seats = state
+        .journal
+        .seats_of(&genesis)
+        .unwrap_or_else(|| state.journal.schedule());
+    state.journal.enable_finality(epoch, seats.peers());
     for vote in store.finality_certificate()? {
         state.journal.add_vote(vote)?;
     }
@@ -83,8 +87,9 @@ impl Node {
         if found.len() == state.evidence_kept {
             return Ok(());
         }
+        let now = self.clock.unix_ms() / 1000;
         for item in &found {
-            if self.store.put_evidence(item)? {
+            if self.store.put_evidence(item, now)? {
                 warn!(culprit = %item.culprit(), ?item, "evidence kept");
             }
         }
@@ -97,12 +102,20 @@ impl Node {
     pub fn vote(&self) -> Result<Option<Vote>, NodeError> {
         let mut state = self.state();
         let me = self.key.public();
-        if state.journal.finality().is_none() || !state.journal.schedule().peers().contains(&me) {
+        if state.journal.finality().is_none() {
             return Ok(None);
         }
         let Some((source, target)) = state.journal.choose_vote(state.last_vote.as_ref())? else {
             return Ok(None);
         };
+        // Only the seats that produced the target vote on it.
+        let seats = state
+            .journal
+            .seats_of(&target.cid)
+            .unwrap_or_else(|| state.journal.schedule());
+        if !seats.peers().contains(&me) {
+            return Ok(None);
+        }
         let network = state.journal.rules().network.clone();
         let vote = Vote::sign(&self.key, &network, source, target);
         self.store.put_last_vote(&vote)?;

@@ -48,6 +48,10 @@ pub struct Metrics {
     /// Committers against which this peer holds evidence of equivocation (two signed blocks
     /// on one parent: docs/consensus.md).
     pub evidence_culprits: Gauge,
+    /// Items of evidence kept (one per culprit and kind).
+    pub evidence_items: Gauge,
+    /// When the newest item of evidence was found (Unix seconds; 0: none).
+    pub evidence_newest: Gauge,
     /// Height of the highest final checkpoint (0 without finality: docs/consensus.md).
     pub finalized_height: Gauge,
     /// Expiry of this peer's certificate chain (earliest `notAfter`), Unix seconds.
@@ -76,6 +80,8 @@ impl Metrics {
             rejected: Family::default(),
             sync_target_height: Gauge::default(),
             evidence_culprits: Gauge::default(),
+            evidence_items: Gauge::default(),
+            evidence_newest: Gauge::default(),
             finalized_height: Gauge::default(),
             certificate_expiry: Gauge::default(),
             http_requests: Family::default(),
@@ -137,6 +143,16 @@ impl Metrics {
             "evidence_culprits",
             "Committers this peer holds evidence of equivocation against",
             m.evidence_culprits.clone(),
+        );
+        registry.register(
+            "evidence_items",
+            "Items of evidence this peer keeps (one per culprit and kind)",
+            m.evidence_items.clone(),
+        );
+        registry.register(
+            "evidence_newest_timestamp_seconds",
+            "When this peer found its newest item of evidence (0: none)",
+            m.evidence_newest.clone(),
         );
         registry.register(
             "finalized_height",

@@ -13,10 +13,12 @@ mod blocks;
 mod clock;
 mod finality;
 mod health;
+mod membership;
 pub use blocks::BUNDLE_OBJECT_BUDGET;
 pub use clock::{Clock, SystemClock};
 pub use finality::{VotesVerdict, MAX_VOTES_PER_MESSAGE};
 pub use health::Health;
+pub use membership::MAX_PENDING_RECORDS;
 pub mod config;
 pub mod mempool;
 pub mod metrics;
@@ -171,6 +173,8 @@ pub(crate) struct State {
     last_vote: Option<crate::journal::vote::Vote>,
     /// Evidence items found so far that are kept in the store.
     evidence_kept: usize,
+    /// Membership records waiting for a block (bounded by [`MAX_PENDING_RECORDS`]).
+    records: Vec<crate::journal::membership::Record>,
 }
 
 /// The node: shared by the overlay, the commit loop and the API.
@@ -236,15 +240,22 @@ impl Node {
         // Under network parameters the rotation is the seats the chain defines, the same on
         // every node and after every restart; otherwise each node's view of its peers, which
         // the overlay sets (this node alone until then).
-        let (rules, schedule) = match &params.network_params {
+        let genesis = params.genesis();
+        let journal = match &params.network_params {
             Some(network) => {
                 let mut rules = rules;
                 rules.timing = network.rules().timing;
-                (rules, Schedule::new(network.seated_members()))
+                let initial = crate::journal::membership::Membership::initial(network);
+                Journal::open_with_membership(rules, initial, index, store.clone(), &genesis)?
             }
-            None => (rules, Schedule::new(vec![me])),
+            None => Journal::open(
+                rules,
+                Schedule::new(vec![me]),
+                index,
+                store.clone(),
+                &genesis,
+            )?,
         };
-        let journal = Journal::open(rules, schedule, index, store.clone(), &params.genesis())?;
         let (events, _) = broadcast::channel(4096);
         let registrar = Registrar::new(
             key.clone(),
@@ -260,10 +271,12 @@ impl Node {
             last_block_at: clock.instant(),
             last_vote: None,
             evidence_kept: 0,
+            records: vec![],
         };
         let mut state = state;
         if let Some(network) = &params.network_params {
             finality::restore(&mut state, &store, network.consensus.epoch_length)?;
+            membership::queue_start_lists(&mut state, clock.unix());
         }
         let admission = std::sync::RwLock::new(state.journal.rules().clone());
         let admission_cache = state.journal.cache();
@@ -359,12 +372,11 @@ impl Node {
         Some(state.journal.finalized().map_or(0, |c| c.height))
     }
 
-    /// Members this node holds evidence against (two blocks on one parent, conflicting votes),
-    /// as kept in the store (for `/metrics`; never waits on the node).
-    pub fn try_evidence_culprits(&self) -> Option<usize> {
-        let kept = self.store.evidence().ok()?;
-        let culprits: HashSet<PublicKey> = kept.iter().map(|e| e.culprit()).collect();
-        Some(culprits.len())
+    /// The evidence this node keeps against members (two blocks on one parent, conflicting
+    /// votes): counts and the newest item, read from the store (for `/metrics` and
+    /// `GET /v1/evidence/summary`; never waits on the node).
+    pub fn evidence_summary(&self) -> Option<crate::store::EvidenceSummary> {
+        self.store.evidence_summary().ok()
     }
 
     /// Pending transactions.

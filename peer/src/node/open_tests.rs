@@ -126,18 +126,29 @@ fn conflicting_votes_of_a_member_are_kept_as_evidence_across_restarts() {
         node.receive_votes(vec![first.clone()]).unwrap(),
         VotesVerdict::Accepted
     );
-    assert_eq!(node.try_evidence_culprits(), Some(0));
+    assert_eq!(node.evidence_summary().unwrap().culprits, 0);
     node.receive_votes(vec![second.clone()]).unwrap();
     let expected = crate::journal::evidence::Evidence::ConflictingVotes {
         culprit: culprit.public(),
         votes: Box::new([first, second]),
     };
     assert_eq!(node.store().evidence().unwrap(), vec![expected.clone()]);
-    assert_eq!(node.try_evidence_culprits(), Some(1));
+    let summary = node.evidence_summary().unwrap();
+    assert_eq!((summary.items, summary.culprits), (1, 1));
+    let newest = summary.newest.unwrap();
+    assert_eq!(newest.evidence, expected);
+    assert!(
+        newest.found_at.abs_diff(now) < 60,
+        "found now, by the node's clock"
+    );
     drop(node);
     let node = open();
     assert_eq!(node.store().evidence().unwrap(), vec![expected]);
-    assert_eq!(node.try_evidence_culprits(), Some(1), "after a restart");
+    assert_eq!(
+        node.evidence_summary().unwrap().culprits,
+        1,
+        "after a restart"
+    );
     // A forged vote is invalid for every receiver: its forwarder is to blame.
     let mut forged = Vote::sign(&peers[2].0, "evidence", genesis, target(b"a"));
     forged.target = target(b"c");

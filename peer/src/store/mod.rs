@@ -19,6 +19,7 @@ mod finality;
 mod index;
 mod objects;
 mod uploads;
+pub use evidence::{EvidenceSummary, KeptEvidence};
 pub use index::SledIndex;
 pub use uploads::{UploadError, UploadLimits};
 

@@ -88,6 +88,8 @@ pub enum RevocationError {
 pub struct RevocationSet {
     root: PublicKey,
     by_issuer_and_subject: HashMap<(PublicKey, PublicKey), (UnixSeconds, String)>,
+    /// The signed lists taken with [`RevocationSet::add`] (a peer puts them on the chain).
+    lists: Vec<RevocationList>,
 }
 
 impl RevocationSet {
@@ -96,6 +98,7 @@ impl RevocationSet {
         Self {
             root,
             by_issuer_and_subject: HashMap::new(),
+            lists: vec![],
         }
     }
 
@@ -111,7 +114,55 @@ impl RevocationSet {
                 (revocation.revoked_at, revocation.reason.clone()),
             );
         }
+        self.lists.push(list.clone());
         Ok(())
+    }
+
+    /// Takes the revocations of a list whose signature the caller checked, each in force from
+    /// its `revokedAt` or from `latest`, whichever comes first (a list recorded on the chain
+    /// binds every block after the one recording it, whatever date it names). An entry known
+    /// already keeps the earlier time.
+    pub fn add_effective(&mut self, list: &RevocationList, latest: UnixSeconds) {
+        let issuer = list.body.issuer;
+        for revocation in &list.body.revoked {
+            let at = revocation.revoked_at.min(latest);
+            let entry = self
+                .by_issuer_and_subject
+                .entry((issuer, revocation.subject))
+                .or_insert((at, revocation.reason.clone()));
+            entry.0 = entry.0.min(at);
+        }
+    }
+
+    /// Takes every revocation of `other` (the earlier time wins where both hold one).
+    pub fn extend(&mut self, other: &RevocationSet) {
+        for (pair, (at, reason)) in &other.by_issuer_and_subject {
+            let entry = self
+                .by_issuer_and_subject
+                .entry(*pair)
+                .or_insert((*at, reason.clone()));
+            entry.0 = entry.0.min(*at);
+        }
+    }
+
+    /// Whether `list` names a revocation this set lacks.
+    pub fn adds_to(&self, list: &RevocationList) -> bool {
+        list.body.revoked.iter().any(|r| {
+            !self
+                .by_issuer_and_subject
+                .contains_key(&(list.body.issuer, r.subject))
+        })
+    }
+
+    /// Whether `issuer` revoked `subject` (at any time).
+    pub fn revokes(&self, issuer: &PublicKey, subject: &PublicKey) -> bool {
+        self.by_issuer_and_subject
+            .contains_key(&(*issuer, *subject))
+    }
+
+    /// The signed lists this set was given with [`RevocationSet::add`].
+    pub fn lists(&self) -> &[RevocationList] {
+        &self.lists
     }
 
     /// Whether a certificate's subject is revoked, at time `at`, by its issuer or by the root, and

@@ -3,6 +3,7 @@
 pub mod fleet;
 pub mod listening;
 pub mod netns;
+pub mod params;
 pub mod rogue;
 pub mod skip;
 pub mod wait;

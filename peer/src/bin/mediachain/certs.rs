@@ -86,6 +86,11 @@ pub struct RevokeArgs {
     /// Why (recorded in the list).
     #[arg(long, default_value = "revoked by operator")]
     reason: String,
+    /// Also send the list to the running network through the peer at --peer: it goes on the
+    /// chain, and every peer refuses the revoked key from the block after it (needs network
+    /// parameters).
+    #[arg(long)]
+    publish: bool,
     #[command(flatten)]
     passphrase: PassphraseArgs,
 }
@@ -207,7 +212,7 @@ pub fn run(cmd: CertCommand) -> Result<(), CliError> {
 }
 
 /// Runs `mediachain revoke`.
-pub fn revoke(args: RevokeArgs) -> Result<(), CliError> {
+pub fn revoke(args: RevokeArgs, peer: &str) -> Result<(), CliError> {
     let issuer = input::secret_key(&args.issuer_key, &args.passphrase)?;
     let subject = input::public_key(&args.subject)?;
     let now = time::now();
@@ -236,5 +241,26 @@ pub fn revoke(args: RevokeArgs) -> Result<(), CliError> {
     );
     keyfile::write_secret(&args.list, &next.to_pem(), true)?;
     println!("revoked {subject} (list sequence {})", next.body.sequence);
+    if args.publish {
+        publish(&next, peer)?;
+    }
+    Ok(())
+}
+
+/// Sends `list` to the peer at `peer` for the chain.
+fn publish(list: &RevocationList, peer: &str) -> Result<(), CliError> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::Network(format!("cannot start the runtime: {e}")))?;
+    let client = mediachain::client::Client::new(peer).map_err(crate::client::client_error)?;
+    let queued = runtime
+        .block_on(client.publish_revocations(&list.to_pem()))
+        .map_err(crate::client::client_error)?;
+    if queued.known > 0 {
+        println!("published to {peer}: every revocation of the list is on the chain already");
+    } else {
+        println!("published to {peer}: waiting for a block (every peer refuses the key from the block after it)");
+    }
     Ok(())
 }

@@ -54,7 +54,8 @@ enum Command {
     /// Issue, verify and show certificates of the trust tower.
     #[command(subcommand)]
     Cert(certs::CertCommand),
-    /// Revoke a key: add it to the issuer's signed revocation list.
+    /// Revoke a key: add it to the issuer's signed revocation list (--publish: and put it on
+    /// the running network's chain).
     Revoke(certs::RevokeArgs),
     /// Solve and check hashcash-style proofs of work.
     #[command(subcommand)]
@@ -88,7 +89,7 @@ fn main() -> ExitCode {
         Command::Key(cmd) => keys::run_key(cmd),
         Command::Root(cmd) => keys::run_root(cmd),
         Command::Cert(cmd) => certs::run(cmd),
-        Command::Revoke(args) => certs::revoke(args),
+        Command::Revoke(args) => certs::revoke(args, &cli.peer.peer),
         Command::Pow(cmd) => pow::run(cmd),
         Command::Store(cmd) => store::run(cmd),
         Command::Devnet(args) => devnet::run(args),

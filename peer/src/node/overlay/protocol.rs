@@ -95,6 +95,10 @@ pub struct PeerRecord {
     pub tip: Cid,
     /// When the record was made (makes every record a new gossip message).
     pub timestamp: u64,
+    /// Membership records the peer holds for a coming block (its own join request, revocations
+    /// it was given), each canonical DAG-CBOR: every member hears them, so one commits them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub records: Vec<ByteBuf>,
 }
 
 /// Gossip: finality votes (a peer's new vote, or the votes it holds, re-sent so peers that

@@ -4,9 +4,11 @@
 
 use libp2p::gossipsub::MessageId;
 use libp2p::{Multiaddr, PeerId};
+use serde_bytes::ByteBuf;
 use tracing::debug;
 
 use super::{Engine, Topic, Transport};
+use crate::journal::membership::Record;
 use crate::journal::Block;
 use crate::node::overlay::policy::admission::verify_chain;
 use crate::node::overlay::policy::{Acceptance, Input, Transfer};
@@ -16,6 +18,8 @@ use crate::trust::{Chain, PublicKey};
 
 /// Addresses taken from one identity record, at most.
 pub const MAX_RECORD_ADDRS: usize = 16;
+/// Membership records taken from one identity record, at most.
+pub const MAX_RECORDS_PER_PEER_RECORD: usize = 16;
 /// Record chains kept verified and parsed, at most (emptied when full).
 pub const MAX_KNOWN_CHAINS: usize = 4096;
 
@@ -110,6 +114,7 @@ impl Engine {
                     .take(MAX_RECORD_ADDRS)
                     .filter_map(|a| a.parse().ok())
                     .collect();
+                self.take_records(&author, key, &record.records);
                 let tip_known = self.knows(&record.tip);
                 let input = Input::Record {
                     peer: author,
@@ -127,6 +132,24 @@ impl Engine {
                 self.metrics.reject("peer", "record");
                 debug!(%author, %reason, "invalid peer record");
                 None
+            }
+        }
+    }
+
+    /// The membership records an identity record of `author` (certified as `key`) carries:
+    /// at most [`MAX_RECORDS_PER_PEER_RECORD`], each checked by the node against its tip. A
+    /// record that does not hold is dropped without a strike (the sender's tip may differ).
+    fn take_records(&mut self, author: &PeerId, key: PublicKey, records: &[ByteBuf]) {
+        for bytes in records.iter().take(MAX_RECORDS_PER_PEER_RECORD) {
+            let record = match Record::from_bytes(bytes) {
+                Ok(record) => record,
+                Err(reason) => {
+                    debug!(%author, %reason, "undecodable membership record");
+                    continue;
+                }
+            };
+            if let Err(reason) = self.node.offer_record(record) {
+                debug!(%author, %key, %reason, "membership record not taken");
             }
         }
     }
@@ -189,6 +212,13 @@ impl Engine {
             height,
             tip,
             timestamp: self.node.clock().unix(),
+            records: self
+                .node
+                .pending_records()
+                .iter()
+                .take(MAX_RECORDS_PER_PEER_RECORD)
+                .map(|r| ByteBuf::from(r.to_bytes()))
+                .collect(),
         };
         self.publish(Topic::Peers, protocol::encode(&record), t);
     }

@@ -3,6 +3,7 @@
 //! store, its view of the chain) is counted but never blamed, so honest peers never ban each
 //! other. Pure.
 
+use crate::journal::membership::RecordRejection;
 use crate::journal::{BlockRejection, TxRejection};
 use crate::trust::CertError;
 
@@ -44,6 +45,10 @@ pub fn block_blame(reason: &BlockRejection) -> bool {
     match reason {
         BlockRejection::Committer(error) => certificate_blame(error),
         BlockRejection::Transaction { reason, .. } => tx_blame(reason),
+        BlockRejection::Record {
+            reason: RecordRejection::Certificate(error),
+            ..
+        } => certificate_blame(error),
         // Its parent (judged by this receiver), its store, its clock.
         BlockRejection::UnknownParent(_)
         | BlockRejection::InvalidParent(_)

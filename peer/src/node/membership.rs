@@ -1,0 +1,100 @@
+//! Membership records at a node (docs/consensus.md, "Members and seats"): records offered by
+//! clients of the API (revocations), by peers (their identity records carry the records they
+//! hold) and by this peer itself (its own join request, the revocation lists it was started
+//! with) wait here, bounded, until a block carries them; each is checked against the tip first.
+//! Never touches the network.
+
+use tracing::{info, warn};
+
+use super::{Node, State};
+use crate::journal::membership::{Record, RecordRejection};
+use crate::time::UnixSeconds;
+
+/// Most membership records waiting for a block at one node.
+pub const MAX_PENDING_RECORDS: usize = 64;
+
+/// Queues the revocation lists this node was started with (those the chain lacks).
+pub(super) fn queue_start_lists(state: &mut State, now: UnixSeconds) {
+    let lists = state.journal.rules().revocations.lists().to_vec();
+    for list in lists {
+        let record = Record::Revoke(list);
+        match state.journal.check_record(&record, now) {
+            Ok(()) => {
+                info!(issuer = %record_issuer(&record), "revocation list given at start goes on the chain");
+                queue(state, record);
+            }
+            Err(RecordRejection::NothingNew(_)) => {}
+            Err(reason) => warn!(%reason, "revocation list given at start cannot go on the chain"),
+        }
+    }
+}
+
+fn record_issuer(record: &Record) -> String {
+    match record {
+        Record::Join(join) => join
+            .body
+            .chain
+            .first()
+            .map(|c| c.body.subject.to_string())
+            .unwrap_or_default(),
+        Record::Revoke(list) => list.body.issuer.to_string(),
+    }
+}
+
+/// Adds `record` unless it waits already or the queue is full; whether it was added.
+fn queue(state: &mut State, record: Record) -> bool {
+    if state.records.contains(&record) || state.records.len() >= MAX_PENDING_RECORDS {
+        return false;
+    }
+    state.records.push(record);
+    true
+}
+
+impl Node {
+    /// Takes a membership record for a coming block: checked against the tip now. `Ok(true)`:
+    /// queued (or waiting already); `Ok(false)`: the queue is full, try again later.
+    pub fn offer_record(&self, record: Record) -> Result<bool, RecordRejection> {
+        let mut state = self.state();
+        state.journal.check_record(&record, self.clock.unix())?;
+        if state.records.contains(&record) {
+            return Ok(true);
+        }
+        let queued = queue(&mut state, record);
+        if queued {
+            info!(pending = state.records.len(), "membership record queued");
+        }
+        Ok(queued)
+    }
+
+    /// This peer's request to join, while the chain at its tip has not recorded it (under
+    /// network parameters only).
+    pub fn join_request(&self) -> Option<Record> {
+        let state = self.state();
+        let membership = state.journal.membership()?;
+        if membership.has_joined(&self.key.public()) {
+            return None;
+        }
+        Some(Record::join(&self.key, &self.chain, &self.params.network))
+    }
+
+    /// The records this peer holds for a coming block (its own join request first), for its
+    /// identity record: every peer hears them, so a member commits them.
+    pub fn pending_records(&self) -> Vec<Record> {
+        let join = self.join_request();
+        let state = self.state();
+        join.into_iter()
+            .chain(state.records.iter().cloned())
+            .collect()
+    }
+
+    /// Drops the waiting records a block took (or that no longer hold), and returns those to
+    /// put in the next block.
+    pub(super) fn records_due(&self, state: &mut State) -> Vec<Record> {
+        let now = self.clock.unix();
+        let journal = &state.journal;
+        state
+            .records
+            .retain(|r| journal.check_record(r, now).is_ok());
+        state.records.clone()
+    }
+}

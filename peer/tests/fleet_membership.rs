@@ -1,0 +1,186 @@
+//! Membership on the chain with real processes (docs/consensus.md, "Members and seats"): four
+//! `mediachain-peer` processes under network parameters; `mediachain revoke --publish` puts a
+//! revocation on the running network's chain through one peer, and from the block after it
+//! every peer refuses the revoked client's next transaction and no block of a revoked peer
+//! joins the chain, while the others keep committing and finalising.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
+
+mod support;
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use mediachain::client::{Client, ClientError};
+use mediachain::journal::Transaction;
+use mediachain::model::{Artefact, JournalEntry, Object};
+use mediachain::trust::{keyfile, Chain, PublicKey, SecretKey};
+use support::fleet::Fleet;
+use support::params::use_network_params;
+use support::work::TX_BITS;
+
+/// A transaction of `key` inserting a new artefact stored at `client`'s peer.
+async fn insert(client: &Client, key: &SecretKey, chain: &Chain, name: &str) -> Transaction {
+    let stored = client
+        .put_object(&Object::Artefact(Artefact::named(name)))
+        .await
+        .unwrap();
+    let now = mediachain::time::now();
+    let entries = vec![JournalEntry::Insert {
+        reference: stored.cid.parse().unwrap(),
+        timestamp: now,
+    }];
+    Transaction::create(key, chain, entries, now, TX_BITS).unwrap()
+}
+
+/// `mediachain revoke --publish` of `subject` with `issuer_key`, through the peer at `peer`.
+fn revoke_with_cli(issuer_key: &Path, list: &Path, subject: &PublicKey, peer: &str) {
+    let out = Command::new(env!("CARGO_BIN_EXE_mediachain"))
+        .args(["revoke", "--publish", "--reason", "test", "--peer", peer])
+        .arg("--issuer-key")
+        .arg(issuer_key)
+        .arg("--list")
+        .arg(list)
+        .arg("--subject")
+        .arg(subject.to_string())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("published"),
+        "mediachain revoke: {}\n{stdout}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The height of the block of `client`'s chain recording the revocation of `subject`, if any.
+async fn revocation_height(client: &Client, subject: &PublicKey) -> Option<u64> {
+    let head = client.head().await.ok()?;
+    let from = head.height.saturating_sub(200);
+    let blocks = client.blocks(from, 256).await.ok()?;
+    blocks.blocks.iter().find_map(|b| {
+        b.records
+            .iter()
+            .any(|r| r.kind == "revoke" && r.subjects.contains(&subject.to_string()))
+            .then_some(b.height)
+    })
+}
+
+/// Waits (bounded) until a block of `client`'s chain records the revocation of `subject`;
+/// its height.
+async fn wait_revocation(fleet: &Fleet, client: &Client, subject: &PublicKey) -> u64 {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while std::time::Instant::now() < deadline {
+        if let Some(height) = revocation_height(client, subject).await {
+            return height;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    panic!(
+        "no block records the revocation of {subject} after 60 s\n{}",
+        fleet.logs()
+    );
+}
+
+/// Waits (bounded) until each of `peers` holds a chain of at least `height` blocks.
+async fn everyone_at(fleet: &Fleet, peers: &[usize], height: u64) {
+    let clients: Vec<Client> = peers.iter().map(|i| fleet.peers[*i].client()).collect();
+    fleet
+        .wait_for(
+            &format!("peers {peers:?} at height {height}"),
+            Duration::from_secs(90),
+            || {
+                let clients = clients.clone();
+                async move {
+                    for c in &clients {
+                        if c.head().await.map_or(true, |h| h.height < height) {
+                            return false;
+                        }
+                    }
+                    true
+                }
+            },
+        )
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revocations_published_with_the_cli_bind_every_peer_from_the_next_block() {
+    let mut fleet = Fleet::new(4);
+    use_network_params(&mut fleet, 2);
+    fleet.start_all();
+    fleet.wait_ready(&[0, 1, 2, 3]).await;
+    let clients: Vec<Client> = (0..4).map(|i| fleet.peers[i].client()).collect();
+
+    // A client of peer 0 commits a transaction.
+    let key = SecretKey::generate();
+    let (chain, _) = clients[0].register(&key).await.unwrap();
+    let tx = insert(&clients[0], &key, &chain, "before").await;
+    clients[0].submit(&tx).await.unwrap();
+    let first = clients[0]
+        .await_final(&tx.id(), Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert!(first.is_final(), "{first:?}");
+
+    // Peer 0, which registered it, revokes it through peer 1.
+    let peer0_key = fleet.peers[0].dir.join("peer.key");
+    let list = fleet.path().join("peer0.crl");
+    revoke_with_cli(&peer0_key, &list, &key.public(), &fleet.peers[1].api());
+    let at = wait_revocation(&fleet, &clients[2], &key.public()).await;
+    everyone_at(&fleet, &[0, 1, 2, 3], at).await;
+    for (i, client) in clients.iter().enumerate() {
+        let next = insert(client, &key, &chain, &format!("after {i}")).await;
+        match client.submit(&next).await {
+            Err(ClientError::Problem(p)) => {
+                assert_eq!(p.status, 403, "peer {i}: {p:?}");
+                assert!(p.detail.contains("revoked"), "peer {i}: {p:?}");
+            }
+            other => panic!("peer {i} took the revoked client's transaction: {other:?}"),
+        }
+    }
+
+    // The root revokes peer 3 through peer 0.
+    let root_key = fleet.path().join("root.key");
+    keyfile::write_secret(
+        &root_key,
+        &keyfile::to_plain_pem(&fleet.root).unwrap(),
+        true,
+    )
+    .unwrap();
+    let victim = fleet.peers[3].key.public();
+    let list = fleet.path().join("root.crl");
+    revoke_with_cli(&root_key, &list, &victim, &fleet.peers[0].api());
+    let at = wait_revocation(&fleet, &clients[1], &victim).await;
+    // Well past its seat's end (epochs of 2: at most 2 + 2 x 2 + 1 blocks on) and its turns.
+    let until = at + 16;
+    everyone_at(&fleet, &[0, 1, 2], until).await;
+    // A transaction committed now becomes final without the revoked peer's seat.
+    let late_key = SecretKey::generate();
+    let (late_chain, _) = clients[1].register(&late_key).await.unwrap();
+    let late = insert(&clients[1], &late_key, &late_chain, "late").await;
+    clients[1].submit(&late).await.unwrap();
+    let state = clients[1]
+        .await_final(&late.id(), Duration::from_secs(90))
+        .await
+        .unwrap();
+    assert!(state.is_final(), "{state:?}");
+    let blocks = clients[0].blocks(at + 1, until - at).await.unwrap().blocks;
+    assert_eq!(blocks.len() as u64, until - at);
+    for block in &blocks {
+        assert_ne!(
+            block.committer.as_deref(),
+            Some(victim.to_string().as_str()),
+            "a block of the revoked peer at {} joined the chain",
+            block.height
+        );
+    }
+    // Every peer, the revoked one too, holds the same chain.
+    let reference = &blocks.last().unwrap().cid;
+    for (i, client) in clients.iter().enumerate() {
+        let theirs = client.blocks(until, 1).await.unwrap().blocks;
+        assert_eq!(theirs.first().map(|b| &b.cid), Some(reference), "peer {i}");
+    }
+}
