@@ -58,8 +58,8 @@ fn revoke_with_cli(issuer_key: &Path, list: &Path, subject: &PublicKey, peer: &s
 /// The height of the block of `client`'s chain recording the revocation of `subject`, if any.
 async fn revocation_height(client: &Client, subject: &PublicKey) -> Option<u64> {
     let head = client.head().await.ok()?;
-    let from = head.height.saturating_sub(200);
-    let blocks = client.blocks(from, 256).await.ok()?;
+    let from = head.height.saturating_sub(99);
+    let blocks = client.blocks(from, 100).await.ok()?;
     blocks.blocks.iter().find_map(|b| {
         b.records
             .iter()
@@ -154,19 +154,36 @@ async fn revocations_published_with_the_cli_bind_every_peer_from_the_next_block(
     let list = fleet.path().join("root.crl");
     revoke_with_cli(&root_key, &list, &victim, &fleet.peers[0].api());
     let at = wait_revocation(&fleet, &clients[1], &victim).await;
-    // Well past its seat's end (epochs of 2: at most 2 + 2 x 2 + 1 blocks on) and its turns.
-    let until = at + 16;
-    everyone_at(&fleet, &[0, 1, 2], until).await;
-    // A transaction committed now becomes final without the revoked peer's seat.
-    let late_key = SecretKey::generate();
-    let (late_chain, _) = clients[1].register(&late_key).await.unwrap();
-    let late = insert(&clients[1], &late_key, &late_chain, "late").await;
-    clients[1].submit(&late).await.unwrap();
+    // Blocks come while transactions wait: a client writes until the chain is well past the
+    // seat's end (epochs of 2: at most 2 + 2 x 2 + 1 blocks on) and every peer's turns.
+    let until = at + 12;
+    let writer = SecretKey::generate();
+    let (writer_chain, _) = clients[1].register(&writer).await.unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    let mut last = None;
+    for n in 0.. {
+        let head = clients[1].head().await.unwrap();
+        if head.height >= until {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the chain stopped at {} after the revocation at {at}\n{}",
+            head.height,
+            fleet.logs()
+        );
+        let tx = insert(&clients[1], &writer, &writer_chain, &format!("late {n}")).await;
+        clients[1].submit(&tx).await.unwrap();
+        last = Some(tx.id());
+        tokio::time::sleep(Duration::from_millis(400)).await;
+    }
+    // The last one becomes final without the revoked peer's seat.
     let state = clients[1]
-        .await_final(&late.id(), Duration::from_secs(90))
+        .await_final(&last.unwrap(), Duration::from_secs(90))
         .await
         .unwrap();
     assert!(state.is_final(), "{state:?}");
+    everyone_at(&fleet, &[0, 1, 2, 3], until).await;
     let blocks = clients[0].blocks(at + 1, until - at).await.unwrap().blocks;
     assert_eq!(blocks.len() as u64, until - at);
     for block in &blocks {
