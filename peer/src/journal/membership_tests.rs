@@ -106,7 +106,7 @@ fn a_join_takes_its_seat_two_checkpoints_after_its_block() {
     assert_eq!(m0.activation(5), 17);
     assert_eq!(m0.activation(8), 17);
     assert_eq!(m0.activation(9), 21);
-    let m5 = block(&m0, 5, &[join.clone()], &local);
+    let m5 = block(&m0, 5, std::slice::from_ref(&join), &local);
     assert!(m5.has_joined(&key.public()));
     assert_eq!(
         m5.check(&join, NOW, &local),
@@ -188,7 +188,7 @@ fn a_revocation_binds_the_next_block_and_frees_the_seat_at_its_activation() {
     let revoke = orgs.revoke(principal, &[victim.0.public()], NOW + 10_000);
     assert_eq!(m0.check(&revoke, NOW, &local), Ok(()));
     assert!(m0.revoked_in(&victim.1 .0).is_none());
-    let m3 = block(&m0, 3, &[revoke.clone()], &local);
+    let m3 = block(&m0, 3, std::slice::from_ref(&revoke), &local);
     assert!(matches!(
         m3.revoked_in(&victim.1 .0),
         Some(CertError::Revoked { .. })

@@ -46,7 +46,7 @@ fn member_replica(net: &Net, world: &World, epoch: u64) -> Replica {
 }
 
 /// The key and chain of `key` among the fleet's peers.
-fn peer_of<'a>(net: &'a Net, key: PublicKey) -> (&'a SecretKey, &'a Chain) {
+fn peer_of(net: &Net, key: PublicKey) -> (&SecretKey, &Chain) {
     let (k, c) = net.peers.iter().find(|(k, _)| k.public() == key).unwrap();
     (k, c)
 }
