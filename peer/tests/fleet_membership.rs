@@ -194,6 +194,12 @@ async fn revocations_published_with_the_cli_bind_every_peer_from_the_next_block(
             block.height
         );
     }
+    // Honest members leave no evidence against each other (read over HTTP, as the operator
+    // does).
+    for (i, client) in clients.iter().enumerate() {
+        let evidence = client.evidence_summary().await.unwrap();
+        assert_eq!((evidence.items, evidence.newest), (0, None), "peer {i}");
+    }
     // Every peer, the revoked one too, holds the same chain.
     let reference = &blocks.last().unwrap().cid;
     for (i, client) in clients.iter().enumerate() {
