@@ -2,7 +2,8 @@
 //! `mediachain-peer` processes under network parameters; `mediachain revoke --publish` puts a
 //! revocation on the running network's chain through one peer, and from the block after it
 //! every peer refuses the revoked client's next transaction and no block of a revoked peer
-//! joins the chain, while the others keep committing and finalising.
+//! joins the chain, while the others keep committing and finalising; a peer not in the
+//! parameters joins by itself and commits once its seat is in force.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
 
@@ -206,4 +207,79 @@ async fn revocations_published_with_the_cli_bind_every_peer_from_the_next_block(
         let theirs = client.blocks(until, 1).await.unwrap().blocks;
         assert_eq!(theirs.first().map(|b| &b.cid), Some(reference), "peer {i}");
     }
+}
+
+/// Submits transactions of a fresh client at `client`'s peer, one every 400 ms, until `done`
+/// holds of the chain there (bounded: fails after `limit`); the last transaction's id.
+async fn write_until<F, Fut>(fleet: &Fleet, client: &Client, limit: Duration, mut done: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let key = SecretKey::generate();
+    let (chain, _) = client.register(&key).await.unwrap();
+    let deadline = std::time::Instant::now() + limit;
+    for n in 0.. {
+        if done().await {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not done after {limit:?}\n{}",
+            fleet.logs()
+        );
+        let tx = insert(client, &key, &chain, &format!("writer {n}")).await;
+        client.submit(&tx).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(400)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_certified_peer_outside_the_parameters_joins_by_itself_and_commits() {
+    let mut fleet = Fleet::new(3);
+    use_network_params(&mut fleet, 2);
+    // Certified by the same principal, but not an initial member.
+    let newcomer = fleet.add_peer();
+    fleet.start_all();
+    fleet.wait_ready(&[0, 1, 2, 3]).await;
+    let client = fleet.peers[0].client();
+    let key = fleet.peers[newcomer].key.public().to_string();
+    // Its join is committed by a member, then (two checkpoints on) it commits in its turn.
+    let joined = std::sync::Mutex::new(None);
+    write_until(&fleet, &client, Duration::from_secs(120), || async {
+        let Ok(head) = client.head().await else {
+            return false;
+        };
+        let from = head.height.saturating_sub(99);
+        let Ok(page) = client.blocks(from, 100).await else {
+            return false;
+        };
+        let mut joined = joined.lock().unwrap();
+        if joined.is_none() {
+            *joined = page.blocks.iter().find_map(|b| {
+                b.records
+                    .iter()
+                    .any(|r| r.kind == "join" && r.subjects == [key.clone()])
+                    .then_some(b.height)
+            });
+        }
+        joined.is_some_and(|at| {
+            page.blocks
+                .iter()
+                .any(|b| b.height > at && b.committer.as_deref() == Some(key.as_str()))
+        })
+    })
+    .await;
+    let at = joined.lock().unwrap().unwrap();
+    let blocks = client.blocks(at, 100).await.unwrap().blocks;
+    let first_own = blocks
+        .iter()
+        .find(|b| b.committer.as_deref() == Some(key.as_str()))
+        .unwrap()
+        .height;
+    // Epochs of 2: the join at `at` seats it from ceil(at/2)*2 + 5.
+    assert!(
+        first_own >= at.div_ceil(2) * 2 + 5,
+        "committed at {first_own}, before its seat (joined at {at})"
+    );
 }

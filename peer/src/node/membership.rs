@@ -81,10 +81,9 @@ impl Node {
     /// identity record: every peer hears them, so a member commits them.
     pub fn pending_records(&self) -> Vec<Record> {
         let join = self.join_request();
-        let state = self.state();
-        join.into_iter()
-            .chain(state.records.iter().cloned())
-            .collect()
+        let mut state = self.state();
+        let waiting = self.records_due(&mut state);
+        join.into_iter().chain(waiting).collect()
     }
 
     /// Drops the waiting records a block took (or that no longer hold), and returns those to

@@ -1,0 +1,136 @@
+//! Membership records at a node: a newcomer's join request is taken by a member and put in
+//! its next block (after which the newcomer asks no more), and a revocation list given at start
+//! goes on the chain.
+
+use std::time::Duration;
+
+use super::*;
+use crate::journal::membership::Record;
+use crate::network::NetworkParams;
+use crate::trust::{Certificate, Level, Revocation, RevocationList};
+
+/// A root, one principal, three initial members and a newcomer of the same principal.
+struct Org {
+    root: SecretKey,
+    members: Vec<(SecretKey, Chain)>,
+    newcomer: (SecretKey, Chain),
+    network: NetworkParams,
+}
+
+fn org() -> Org {
+    let now = crate::time::now();
+    let root = SecretKey::generate();
+    let principal = SecretKey::generate();
+    let l0 = Chain(vec![Certificate::issue(
+        &root,
+        principal.public(),
+        Level::Principal,
+        now - 60,
+        now + 3600,
+    )]);
+    let peer = || {
+        let key = SecretKey::generate();
+        let cert = Certificate::issue(&principal, key.public(), Level::Peer, now - 60, now + 3600);
+        (key.clone(), Chain::extend(cert, &l0))
+    };
+    let members: Vec<(SecretKey, Chain)> = (0..3).map(|_| peer()).collect();
+    let mut network = NetworkParams::new(
+        "joins",
+        root.public(),
+        members.iter().map(|(_, c)| c.clone()).collect(),
+    );
+    network.consensus.max_weight_per_principal = 4;
+    Org {
+        root,
+        members,
+        newcomer: peer(),
+        network,
+    }
+}
+
+fn open(org: &Org, peer: &(SecretKey, Chain), rules: Rules, dir: &std::path::Path) -> Arc<Node> {
+    let params = NodeParams {
+        network: org.network.network.clone(),
+        block_interval: Duration::from_millis(50),
+        commit_timeout: Duration::from_secs(5),
+        registration_pow_bits: 0,
+        transaction_pow_bits: 0,
+        client_cert_validity: 3600,
+        mempool_capacity: 100,
+        network_params: Some(org.network.clone()),
+    };
+    let store = Store::open(dir, 1 << 20).unwrap();
+    Node::open(params, peer.0.clone(), peer.1.clone(), rules, store).unwrap()
+}
+
+/// The member in turn at height 1.
+fn first_committer(org: &Org) -> &(SecretKey, Chain) {
+    let seats = Schedule::new(org.network.seated_members());
+    let key = seats.in_turn(1).unwrap();
+    org.members.iter().find(|(k, _)| k.public() == key).unwrap()
+}
+
+/// `node`'s next block, waiting (bounded) for its slot.
+fn commit(node: &Node) -> Arc<Block> {
+    for _ in 0..100 {
+        if let Some(block) = node.try_commit().unwrap() {
+            return block;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!("no block within 2 s");
+}
+
+#[test]
+fn a_newcomer_s_join_request_goes_into_a_member_s_next_block() {
+    let org = org();
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let member = open(&org, first_committer(&org), org.network.rules(), a.path());
+    let newcomer = open(&org, &org.newcomer, org.network.rules(), b.path());
+    assert_eq!(member.join_request(), None, "an initial member");
+    let join = newcomer.join_request().expect("a join request");
+    assert_eq!(newcomer.pending_records(), vec![join.clone()]);
+    assert_eq!(member.offer_record(join.clone()), Ok(true));
+    let block = commit(&member);
+    assert_eq!(block.records, vec![join.clone()]);
+    assert!(member.pending_records().is_empty(), "taken by the block");
+    assert!(
+        member.offer_record(join).is_err(),
+        "a replayed join is refused"
+    );
+    let bundle = BlockBundle {
+        block: block.to_bytes(),
+        objects: vec![],
+    };
+    assert!(newcomer.receive_block(&bundle).unwrap().outcome.is_ok());
+    assert_eq!(newcomer.join_request(), None, "recorded: it asks no more");
+}
+
+#[test]
+fn a_revocation_list_given_at_start_goes_on_the_chain() {
+    let org = org();
+    let dir = tempfile::tempdir().unwrap();
+    let now = crate::time::now();
+    let victim = SecretKey::generate().public();
+    let list = RevocationList::empty(&org.root, now).with(
+        &org.root,
+        Revocation {
+            subject: victim,
+            revoked_at: now,
+            reason: "test".into(),
+        },
+        now,
+    );
+    let mut rules = org.network.rules();
+    rules.revocations.add(&list).unwrap();
+    let member = open(&org, first_committer(&org), rules, dir.path());
+    assert_eq!(
+        member.pending_records(),
+        vec![Record::Revoke(list.clone())]
+    );
+    let block = commit(&member);
+    assert_eq!(block.records, vec![Record::Revoke(list)]);
+    let on_chain = member.with_journal(|j| j.membership().unwrap());
+    assert!(on_chain.revocations().revokes(&org.root.public(), &victim));
+    assert!(member.pending_records().is_empty());
+}
