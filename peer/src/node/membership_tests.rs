@@ -124,10 +124,7 @@ fn a_revocation_list_given_at_start_goes_on_the_chain() {
     let mut rules = org.network.rules();
     rules.revocations.add(&list).unwrap();
     let member = open(&org, first_committer(&org), rules, dir.path());
-    assert_eq!(
-        member.pending_records(),
-        vec![Record::Revoke(list.clone())]
-    );
+    assert_eq!(member.pending_records(), vec![Record::Revoke(list.clone())]);
     let block = commit(&member);
     assert_eq!(block.records, vec![Record::Revoke(list)]);
     let on_chain = member.with_journal(|j| j.membership().unwrap());

@@ -459,8 +459,8 @@ impl Node {
 }
 
 #[cfg(test)]
-#[path = "open_tests.rs"]
-mod open_tests;
-#[cfg(test)]
 #[path = "membership_tests.rs"]
 mod membership_tests;
+#[cfg(test)]
+#[path = "open_tests.rs"]
+mod open_tests;
