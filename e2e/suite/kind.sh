@@ -41,7 +41,10 @@ else
 fi
 echo "$out" | grep -v '^export ' >&2 || true
 eval "$(echo "$out" | grep '^export ')"
-LOAD=("$PEER_IMAGE" "$OPERATOR_IMAGE")
+# The peer image under a second tag: the suite's image change (e2e/suite/rollout.sh).
+export MEDIACHAIN_E2E_ROLLOUT_TAG=$IMAGE_TAG-rollout
+docker tag "$PEER_IMAGE" "mediachain-peer:$MEDIACHAIN_E2E_ROLLOUT_TAG"
+LOAD=("$PEER_IMAGE" "mediachain-peer:$MEDIACHAIN_E2E_ROLLOUT_TAG" "$OPERATOR_IMAGE")
 if [ "${MEDIACHAIN_E2E_INGRESS:-1}" != 0 ]; then
   ingress_image=$(step "ingress controller image (e2e/suite/traefik.sh)" timeout 3600 bash "$E2E_DIR/suite/traefik.sh")
   export MEDIACHAIN_E2E_INGRESS_IMAGE=$ingress_image

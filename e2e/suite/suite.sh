@@ -11,7 +11,10 @@
 #   5. pod sample-1 is deleted; a second transaction is confirmed meanwhile; the recreated pod is
 #      Ready again with both transactions and the same journal height (nothing lost);
 #   6. scale to 4 peers: the new peer becomes Ready and syncs both transactions; a third
-#      transaction is confirmed through it.
+#      transaction is confirmed through it;
+#   6b. with MEDIACHAIN_E2E_ROLLOUT_TAG (kind.sh sets it): an image change rolls through the 4
+#      peers, highest first, while a client writes; nothing it saw confirmed is lost and
+#      confirmations never stop for long (e2e/suite/rollout.sh).
 #
 # Per-peer checks go through `kubectl proxy` (the apiserver's pod proxy). Every wait is bounded
 # and names what it awaited; the release, namespace and helper processes are removed on exit
@@ -150,10 +153,14 @@ recover() {
 }
 step "delete pod sample-1: it recovers and syncs, nothing lost" recover
 
+. "$E2E_DIR/suite/rollout.sh"
+SAMPLE_IMAGE=$PEER_IMAGE
 TX3=""
 scale_up() {
   k patch mcp sample --type merge -p '{"spec":{"replicas":4}}' >/dev/null
-  wait_for "StatefulSet sample at 4 replicas, rolled out" 400 k rollout status sts/sample --timeout=10s || return 1
+  # The new peer starts on the new template (it mounts its identity); the others then restart
+  # on it one at a time (peer-aware rollout).
+  wait_for "StatefulSet sample at 4 replicas, rolled out" 600 rolled_out 4 "$SAMPLE_IMAGE" || return 1
   wait_for "mcp/sample Ready with 4 ready peers" 240 mcp_ready 4 || return 1
   committed_everywhere "$TX1" 4 && committed_everywhere "$TX2" 4 || return 1
   wait_for "sample-3 journal height = sample-0's" 60 same_height sample-0 sample-3 || return 1
@@ -165,6 +172,13 @@ scale_up() {
 }
 step "scale to 4 peers: the new peer syncs and serves" scale_up
 k get mcp sample >&2
+if [ -n "${MEDIACHAIN_E2E_ROLLOUT_TAG:-}" ]; then
+  step "an image change rolls through the 4 peers while a client writes: nothing confirmed is lost, confirmations never stop" image_rollout
+  SAMPLE_IMAGE=mediachain-peer:$MEDIACHAIN_E2E_ROLLOUT_TAG
+  k get mcp sample >&2
+else
+  skipped "the suite's image rollout part (no MEDIACHAIN_E2E_ROLLOUT_TAG: e2e/suite/kind.sh sets it)"
+fi
 
 INGRESS_HOST=mediachain.e2e.test
 through_ingress() {
@@ -184,7 +198,7 @@ through_ingress() {
       grep -qx '10.244.0.0/16'
   }
   wait_for "the peers trust the ingress controller's network (MEDIACHAIN_API_TRUSTED_PROXIES)" 60 trusted || return 1
-  wait_for "StatefulSet sample rolled out with it" 600 k rollout status sts/sample --timeout=10s || return 1
+  wait_for "StatefulSet sample rolled out with it" 600 rolled_out 4 "$SAMPLE_IMAGE" || return 1
   wait_for "mcp/sample Ready with 4 ready peers" 240 mcp_ready 4 || return 1
   k get ingress sample >&2 || return 1
   local node_ip port net

@@ -254,6 +254,11 @@ pub async fn reconcile(mp: Arc<MediachainPeer>, ctx: Arc<Context>) -> Result<Act
                 ctx.publish(&mp, EventType::Warning, "KeyRequestRefused", note)
                     .await;
             }
+            if let Some(why) = &outcome.rollout_stuck {
+                warn!(%why, "rollout stuck");
+                ctx.publish(&mp, EventType::Warning, "RolloutStuck", why.clone())
+                    .await;
+            }
             if outcome.revocations_changed {
                 let note = format!(
                     "the revocation lists changed ({} revocations known): the peers restart one at a time to load them",

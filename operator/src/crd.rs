@@ -94,6 +94,11 @@ pub struct MediachainPeerSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub network_parameters: Option<NetworkParametersSpec>,
 
+    /// Maintenance: while true the operator changes nothing (no object is applied, renewed,
+    /// restarted or rolled); it only reports status (`Progressing/Paused`, state `Paused`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub paused: bool,
+
     /// Extra seed multiaddrs (e.g. peers of the network outside this cluster, as their
     /// organisation publishes them in its `status.externalSeeds`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

@@ -50,6 +50,7 @@ pub async fn apply(client: &Client, mp: &MediachainPeer, desired: Desired) -> Re
         pod_identities,
         chains,
         refused_requests: _,
+        rollout_stuck: _,
         exposure,
         obsolete_services,
         obsolete_identities,

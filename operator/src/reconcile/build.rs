@@ -48,6 +48,8 @@ pub struct Desired {
     pub exposure: Option<super::exposure::Plan>,
     /// Per-peer Services no longer wanted (scale-down, exposure removed).
     pub obsolete_services: Vec<String>,
+    /// The peer holding a rollout back for too long, and why (`Degraded/RolloutStuck`).
+    pub rollout_stuck: Option<String>,
     /// The network's seed list.
     pub seeds: ConfigMap,
     /// The public trust material the peers mount (root key, revocations).
@@ -135,7 +137,21 @@ pub fn build(
         Vec::new()
     };
     let mounted = mounted_identities(mp, found, &identities, &obsolete);
-    let statefulset = statefulset(valid, &owner, replicas, &mounted, settings)?;
+    let mut statefulset = statefulset(valid, &owner, replicas, &mounted, settings)?;
+    let template_hash = statefulset
+        .spec
+        .as_ref()
+        .map(|s| super::rollout::template_hash(&s.template))
+        .unwrap_or_default();
+    let step = super::rollout::plan(
+        mp,
+        found,
+        &template_hash,
+        replicas,
+        now,
+        settings.rollout_stuck_after.as_secs(),
+    );
+    super::rollout::apply_to(&mut statefulset, &step, template_hash);
     let exposure = super::exposure::plan(valid, &owner, found, replicas, settings, now);
     let restarts = if rolling_out(found, &statefulset) {
         Vec::new()
@@ -160,6 +176,7 @@ pub fn build(
     let chains = pod_custody
         .then(|| super::pod_identity::config_map(valid, &owner, found, &pod_plan, replicas));
     Ok(Desired {
+        rollout_stuck: step.stuck,
         restarts,
         exposure,
         obsolete_services,

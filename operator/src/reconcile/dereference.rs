@@ -12,7 +12,7 @@ use crate::naming;
 use crate::{Error, Result};
 
 /// What the build step needs to know of one existing pod.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PodState {
     /// Creation time, Unix seconds (a pod created before its certificate was issued runs the
     /// old one).
@@ -21,6 +21,8 @@ pub struct PodState {
     pub ready: bool,
     /// When its peer container last started, Unix seconds (`None`: not running).
     pub peer_started: Option<u64>,
+    /// The StatefulSet revision it runs (label `controller-revision-hash`).
+    pub revision: Option<String>,
 }
 
 impl PodState {
@@ -49,6 +51,7 @@ impl PodState {
             created,
             ready,
             peer_started,
+            revision: pod.labels().get("controller-revision-hash").cloned(),
         }
     }
 }

@@ -145,6 +145,7 @@ fn a_load_balancer_address_replaces_the_internal_one_and_restarts_that_peer_only
                 created: NOW,
                 ready: true,
                 peer_started: Some(NOW),
+                revision: None,
             },
         );
     }
@@ -191,6 +192,7 @@ fn a_load_balancer_address_replaces_the_internal_one_and_restarts_that_peer_only
             created: NOW + 40,
             ready: true,
             peer_started: Some(NOW + 40),
+            revision: None,
         },
     );
     let third = built(&mp, &third_found, NOW + 60);

@@ -18,6 +18,7 @@ pub mod placement;
 pub mod pod_identity;
 pub mod proxies;
 pub mod public_trust;
+pub mod rollout;
 pub mod services;
 pub mod status;
 pub mod validate;
@@ -54,6 +55,9 @@ pub struct Settings {
     /// The operator's own image (env `OPERATOR_IMAGE`): the peers' key init containers under
     /// `keyCustody: Pod` run it (`mediachain-operator peer-key`, `await-chain`).
     pub operator_image: Option<String>,
+    /// How long a peer restarted by a rollout may take to be ready again before the rollout is
+    /// reported stuck (`Degraded/RolloutStuck`, naming the peer).
+    pub rollout_stuck_after: Duration,
 }
 
 /// Default of [`Settings::height_refresh`].
@@ -70,6 +74,7 @@ impl Default for Settings {
             metrics_url: None,
             ingress_trusted_proxies: Vec::new(),
             operator_image: None,
+            rollout_stuck_after: Duration::from_secs(rollout::STUCK_AFTER_SECS),
         }
     }
 }
@@ -94,6 +99,8 @@ pub struct Outcome {
     pub revocations: usize,
     /// Pods whose key request was refused, with the reason (`keyCustody: Pod`).
     pub refused_requests: Vec<(String, String)>,
+    /// The peer holding a rollout back for too long, and why.
+    pub rollout_stuck: Option<String>,
 }
 
 /// The `/metrics` URLs of the resource's peers (stable pod DNS names).
@@ -138,6 +145,25 @@ pub async fn run(
     // Boxed: the steps' futures are large, and a debug build would need a deep stack.
     let found = Box::pin(dereference::dereference(client, mp)).await?;
     let valid = validate::validate(mp, &found, now)?;
+    if mp.spec.paused {
+        // Maintenance: nothing is applied, renewed, restarted or rolled; status only.
+        let status = status::write_paused(client, mp, found.statefulset.as_ref(), now).await?;
+        return Ok(Some(Outcome {
+            status,
+            identity_changes: Vec::new(),
+            deleted_identities: Vec::new(),
+            principal_not_after: valid
+                .principal
+                .chain
+                .leaf()
+                .map_or(0, |leaf| leaf.body.not_after),
+            restarted: Vec::new(),
+            revocations_changed: false,
+            revocations: 0,
+            refused_requests: Vec::new(),
+            rollout_stuck: None,
+        }));
+    }
     let desired = build::build(
         &valid,
         &found,
@@ -146,6 +172,7 @@ pub async fn run(
         &mut mediachain::trust::SecretKey::generate,
     )?;
     let identity_changes = desired.identity_changes();
+    let rollout_stuck = desired.rollout_stuck.clone();
     let refused_requests = desired.refused_requests.clone();
     let revocations_changed = found.statefulset.as_ref().is_some_and(|sts| {
         build::revocations_digest(sts) != build::revocations_digest(&desired.statefulset)
@@ -173,6 +200,7 @@ pub async fn run(
         principal_not_after,
         backup_runs: found.backup_runs,
         network_digest: valid.network_params.as_ref().map(|p| p.digest.clone()),
+        rollout_stuck: rollout_stuck.clone(),
     };
     let status = status::write(client, mp, &applied, observed, now).await?;
     Ok(Some(Outcome {
@@ -184,5 +212,6 @@ pub async fn run(
         revocations_changed,
         revocations: valid.principal.revoked.len(),
         refused_requests,
+        rollout_stuck,
     }))
 }

@@ -40,6 +40,8 @@ pub struct Observed {
     pub backup_runs: Vec<super::backup::Run>,
     /// Digest of the network parameters the peers run, if any.
     pub network_digest: Option<String>,
+    /// The peer holding a rollout back for too long, and why (`Degraded/RolloutStuck`).
+    pub rollout_stuck: Option<String>,
 }
 
 /// Whether the principal's certificate expires within [`PRINCIPAL_WARNING_SECS`] of `now`.
@@ -104,13 +106,11 @@ pub fn compute(
         )
     };
     set(&mut conditions, PROGRESSING, progressing, generation, now);
-    set(
-        &mut conditions,
-        DEGRADED,
-        (false, "AsExpected", "all owned objects are applied".into()),
-        generation,
-        now,
-    );
+    let degraded = match &observed.rollout_stuck {
+        Some(why) => (true, "RolloutStuck", why.clone()),
+        None => (false, "AsExpected", "all owned objects are applied".into()),
+    };
+    set(&mut conditions, DEGRADED, degraded, generation, now);
     let expiring = principal_expiring(observed.principal_not_after, now_secs(now));
     let until = time(observed.principal_not_after).to_rfc3339();
     let principal = if expiring {
@@ -143,7 +143,9 @@ pub fn compute(
     let backup_failing = conditions
         .iter()
         .any(|c| c.type_ == super::backup::BACKUP_FAILING && c.status == "True");
-    let state = if expiring && ready >= want {
+    let state = if observed.rollout_stuck.is_some() {
+        "RolloutStuck"
+    } else if expiring && ready >= want {
         "PrincipalExpiring"
     } else if backup_failing && ready >= want {
         "BackupFailing"
@@ -185,6 +187,51 @@ pub fn soonest_expiry(
         l if l >= 2 * 3600 => format!("in {}h", l / 3600),
         l => format!("in {}m", l.div_ceil(60)),
     })
+}
+
+/// The status of a paused resource (`spec.paused`): counts from the StatefulSet as it is,
+/// `Progressing` false with reason `Paused`, everything else kept.
+pub fn compute_paused(
+    mp: &MediachainPeer,
+    sts: Option<&k8s_openapi::api::apps::v1::StatefulSet>,
+    now: DateTime<Utc>,
+) -> MediachainPeerStatus {
+    let prev = mp.status.clone().unwrap_or_default();
+    let generation = mp.meta().generation;
+    let st = sts.and_then(|s| s.status.clone()).unwrap_or_default();
+    let mut conditions = prev.conditions.clone();
+    set(
+        &mut conditions,
+        PROGRESSING,
+        (
+            false,
+            "Paused",
+            "spec.paused is set: the operator applies no change".into(),
+        ),
+        generation,
+        now,
+    );
+    MediachainPeerStatus {
+        observed_generation: generation,
+        conditions,
+        replicas: st.replicas,
+        ready_replicas: st.ready_replicas.unwrap_or(0),
+        state: Some("Paused".into()),
+        selector: Some(crate::naming::selector_string(mp)),
+        ..prev
+    }
+}
+
+/// Writes the status of a paused resource.
+pub async fn write_paused(
+    client: &Client,
+    mp: &MediachainPeer,
+    sts: Option<&k8s_openapi::api::apps::v1::StatefulSet>,
+    now: u64,
+) -> Result<MediachainPeerStatus> {
+    let status = compute_paused(mp, sts, time(now));
+    patch(client, mp, &status).await?;
+    Ok(status)
 }
 
 /// The status after a failed pass: `Degraded` with the error's category as reason. `Ready`

@@ -63,6 +63,7 @@ fn running_pods(name: &str, count: i32, created: u64) -> BTreeMap<String, PodSta
                     created,
                     ready: true,
                     peer_started: Some(created),
+                    revision: None,
                 },
             )
         })
@@ -348,6 +349,7 @@ fn a_renewed_certificate_restarts_only_its_own_peer_once_the_others_are_ready() 
             created: renewal + 5,
             ready: true,
             peer_started: Some(renewal + 5),
+            revision: None,
         },
     );
     let after = build(
@@ -868,6 +870,7 @@ fn observed(height: Option<u64>) -> status::Observed {
         principal_not_after: NOW + 365 * DAY,
         backup_runs: Vec::new(),
         network_digest: None,
+        rollout_stuck: None,
     }
 }
 
