@@ -98,4 +98,21 @@ sys.exit(0 if ok else 1)
 PY
 }
 step "rbac.peerKeySecrets=false: Secrets only read" secrets_read_only
+
+# sampleNetwork.networkPolicy: off by default, passed through as spec.networkPolicy when set.
+network_policy_value() {
+  "$HELM" lint --strict "$CHART" "${SAMPLE[@]}" --set sampleNetwork.networkPolicy.metricsNamespace=monitoring >/dev/null || return 1
+  "$HELM" template mc "$CHART" -n mediachain-system "${SAMPLE[@]}" \
+    --set sampleNetwork.networkPolicy.metricsNamespace=monitoring >"$WORK/policy.yaml" || return 1
+  python3 - "$WORK/sample.yaml" "$WORK/policy.yaml" <<'PY'
+import sys, yaml
+def policy(path):
+    mp = [d for d in yaml.safe_load_all(open(path)) if d and d["kind"] == "MediachainPeer"][0]
+    return mp["spec"].get("networkPolicy")
+off, on = policy(sys.argv[1]), policy(sys.argv[2])
+print(f"spec.networkPolicy: default {off}, set {on}", file=sys.stderr)
+sys.exit(0 if off is None and on == {"metricsNamespace": "monitoring"} else 1)
+PY
+}
+step "sampleNetwork.networkPolicy: off by default, spec.networkPolicy when set" network_policy_value
 log "chart checks passed"

@@ -14,7 +14,7 @@ use futures::StreamExt;
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::core::v1::{Pod, Secret, Service};
-use k8s_openapi::api::networking::v1::Ingress;
+use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
@@ -388,6 +388,7 @@ pub async fn run(
         .owns(ctx.api::<Service>(), owned.clone())
         .owns(ctx.api::<PodDisruptionBudget>(), owned.clone())
         .owns(ctx.api::<Ingress>(), owned.clone())
+        .owns(ctx.api::<NetworkPolicy>(), owned.clone())
         .owns(ctx.api::<CronJob>(), owned.clone())
         // A backup job that finishes: its pod's report goes into the status at once.
         .watches(ctx.api::<Job>(), owned.clone(), |job| {

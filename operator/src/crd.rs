@@ -94,6 +94,10 @@ pub struct MediachainPeerSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub network_parameters: Option<NetworkParametersSpec>,
 
+    /// Optional NetworkPolicy `<resource>` restricting who reaches the peers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network_policy: Option<NetworkPolicySpec>,
+
     /// Maintenance: while true the operator changes nothing (no object is applied, renewed,
     /// restarted or rolled); it only reports status (`Progressing/Paused`, state `Paused`).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
@@ -346,6 +350,26 @@ impl Default for ConnectivitySpec {
             target_connectivity: default_target_connectivity(),
         }
     }
+}
+
+/// Who may reach the peers (`spec.networkPolicy`): the overlay port only from peers of the
+/// network (and `overlayFrom`), the HTTP port (client API and `/metrics`) only from `apiFrom`,
+/// the monitoring namespace, the operator and the resource's own pods (backups).
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct NetworkPolicySpec {
+    /// Who may use the client API (port 8080), e.g. the ingress controller's namespace:
+    /// `[{namespaceSelector: {matchLabels: {kubernetes.io/metadata.name: ingress-nginx}}}]`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub api_from: Vec<k8s_openapi::api::networking::v1::NetworkPolicyPeer>,
+    /// Namespace whose pods may scrape `/metrics` (port 8080), e.g. `monitoring`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metrics_namespace: Option<String>,
+    /// Who besides the network's peers in this namespace may reach the overlay port 4001, e.g.
+    /// the other organisations' node networks with `spec.exposure`:
+    /// `[{ipBlock: {cidr: 198.51.100.0/24}}]`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub overlay_from: Vec<k8s_openapi::api::networking::v1::NetworkPolicyPeer>,
 }
 
 /// Per-peer exposure of the overlay port (`spec.exposure`).

@@ -124,6 +124,7 @@ async fn operator() -> std::process::ExitCode {
         operator_image: std::env::var("OPERATOR_IMAGE")
             .ok()
             .filter(|i| !i.is_empty()),
+        operator_namespace: Some(env_or("POD_NAMESPACE", "default")),
         ..Settings::default()
     };
     let namespace = std::env::var("WATCH_NAMESPACE")

@@ -12,7 +12,7 @@ use std::fmt::Debug;
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::batch::v1::CronJob;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret, Service};
-use k8s_openapi::api::networking::v1::Ingress;
+use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::NamespaceResourceScope;
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
@@ -51,6 +51,7 @@ pub async fn apply(client: &Client, mp: &MediachainPeer, desired: Desired) -> Re
         chains,
         refused_requests: _,
         rollout_stuck: _,
+        network_policy,
         exposure,
         obsolete_services,
         obsolete_identities,
@@ -138,6 +139,15 @@ pub async fn apply(client: &Client, mp: &MediachainPeer, desired: Desired) -> Re
         }
         None => {
             delete_owned::<Ingress>(client, &ns, &naming::workload(mp), mp).await?;
+        }
+    }
+    match network_policy {
+        Some(policy) => {
+            ensure_ours(client, &ns, &policy, mp).await?;
+            server_side_apply(client, &ns, &policy).await?;
+        }
+        None => {
+            delete_owned::<NetworkPolicy>(client, &ns, &naming::workload(mp), mp).await?;
         }
     }
     match backup {

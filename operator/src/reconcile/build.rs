@@ -62,6 +62,8 @@ pub struct Desired {
     pub statefulset: StatefulSet,
     /// The disruption budget (`None`: delete it if present).
     pub pdb: Option<PodDisruptionBudget>,
+    /// The NetworkPolicy (`None`: delete it if present).
+    pub network_policy: Option<k8s_openapi::api::networking::v1::NetworkPolicy>,
     /// The Ingress (`None`: delete it if present).
     pub ingress: Option<Ingress>,
     /// Pods to delete so that the StatefulSet restarts them with their renewed certificate.
@@ -191,6 +193,7 @@ pub fn build(
         statefulset,
         pdb: pdb(valid, &owner),
         ingress: ingress(valid, &owner),
+        network_policy: super::network_policy::network_policy(valid, &owner, settings),
         backup: super::backup::cron_job(valid, &owner, settings),
         identities,
     })

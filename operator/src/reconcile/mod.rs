@@ -13,6 +13,7 @@ pub mod dereference;
 pub mod exposure;
 pub mod identity;
 pub mod network_params;
+pub mod network_policy;
 pub mod observe;
 pub mod placement;
 pub mod pod_identity;
@@ -58,6 +59,9 @@ pub struct Settings {
     /// How long a peer restarted by a rollout may take to be ready again before the rollout is
     /// reported stuck (`Degraded/RolloutStuck`, naming the peer).
     pub rollout_stuck_after: Duration,
+    /// The operator's namespace (`POD_NAMESPACE`): a NetworkPolicy lets its pods scrape the
+    /// peers' `/metrics`.
+    pub operator_namespace: Option<String>,
 }
 
 /// Default of [`Settings::height_refresh`].
@@ -75,6 +79,7 @@ impl Default for Settings {
             ingress_trusted_proxies: Vec::new(),
             operator_image: None,
             rollout_stuck_after: Duration::from_secs(rollout::STUCK_AFTER_SECS),
+            operator_namespace: None,
         }
     }
 }

@@ -183,8 +183,10 @@ pub fn soonest_expiry(
     let left = soonest.saturating_sub(now_secs(now));
     Some(match left {
         0 => "expired".to_string(),
-        l if l >= 2 * 86_400 => format!("in {}d", l / 86_400),
-        l if l >= 2 * 3600 => format!("in {}h", l / 3600),
+        // Rounded up: a certificate issued for whole days reads the same until a day has
+        // passed (rounded down, it would change a second after issuance: a second write).
+        l if l >= 2 * 86_400 => format!("in {}d", l.div_ceil(86_400)),
+        l if l >= 2 * 3600 => format!("in {}h", l.div_ceil(3600)),
         l => format!("in {}m", l.div_ceil(60)),
     })
 }

@@ -1067,7 +1067,10 @@ fn the_soonest_certificate_expiry_reads_as_people_count() {
     };
     let now = status::time(NOW);
     let at = |secs: u64| status::soonest_expiry(&[peer(NOW + 90 * DAY), peer(NOW + secs)], now);
-    assert_eq!(at(89 * DAY + 5), Some("in 89d".into()));
+    assert_eq!(at(89 * DAY + 5), Some("in 90d".into()));
+    assert_eq!(at(89 * DAY), Some("in 89d".into()));
+    // Just issued for 90 days, and a second later: the same words (no second status write).
+    assert_eq!(at(90 * DAY), at(90 * DAY - 1));
     assert_eq!(at(2 * DAY), Some("in 2d".into()));
     assert_eq!(at(30 * 3600), Some("in 30h".into()));
     assert_eq!(at(45 * 60 - 10), Some("in 45m".into()));
