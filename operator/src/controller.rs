@@ -259,6 +259,15 @@ pub async fn reconcile(mp: Arc<MediachainPeer>, ctx: Arc<Context>) -> Result<Act
                 ctx.publish(&mp, EventType::Warning, "RolloutStuck", why.clone())
                     .await;
             }
+            for item in &outcome.new_evidence {
+                let note = format!(
+                    "a peer holds evidence that member {} broke the protocol; read it at GET /v1/evidence and revoke the key if it is confirmed",
+                    reconcile::evidence::describe(item)
+                );
+                warn!(culprit = %item.culprit, kind = %item.kind, "evidence recorded");
+                ctx.publish(&mp, EventType::Warning, "EvidenceRecorded", note)
+                    .await;
+            }
             if outcome.revocations_changed {
                 let note = format!(
                     "the revocation lists changed ({} revocations known): the peers restart one at a time to load them",

@@ -499,10 +499,15 @@ pub struct MediachainPeerStatus {
     /// the operator's height refresh interval, so that blocks never drive status writes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub journal_height: Option<u64>,
-    /// Highest finalised height reported by a ready peer, when known (refreshed like
-    /// `journalHeight`; unset while the peers do not export it).
+    /// Highest finalised height reported by a ready peer (`mediachain_finalized_height`: no
+    /// block at or below it ever reverts), refreshed like `journalHeight`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub finalized_height: Option<u64>,
+    /// Evidence the peers hold that members of the network broke the protocol (two blocks on
+    /// one parent, conflicting finality votes: the peers' `GET /v1/evidence`), one item per
+    /// culprit and kind, at most 16, sorted; the condition `EvidenceRecorded` counts them all.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub evidence: Vec<EvidenceStatus>,
     /// When the soonest of the peers' certificates expires, for people (`in 89d`, `in 30h`,
     /// `expired`); `peers[].certificateNotAfter` has the exact times.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -529,6 +534,22 @@ pub struct PeerIdentityStatus {
     pub peer_id: String,
     /// End of the Level-1 certificate's validity, Unix seconds.
     pub certificate_not_after: u64,
+}
+
+/// One member caught breaking the protocol, as a peer's `GET /v1/evidence` proves it.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct EvidenceStatus {
+    /// The culprit's key (PeerId).
+    pub culprit: String,
+    /// `doubleBlock` or `conflictingVotes` (docs/consensus.md, "Evidence").
+    pub kind: String,
+    /// The culprit's pod when it is a peer of this resource.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peer: Option<String>,
+    /// The height of the two blocks (`doubleBlock`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub height: Option<u64>,
 }
 
 /// A peer key revoked and replaced by the operator.

@@ -1,7 +1,10 @@
 //! Live status (issue 17 item 5) against a real kube-apiserver: with the operator's default
-//! cadence, the journal height in status follows the peers within 30 s without any spec change,
-//! and `kubectl get mcp` (the API server's Table, as kubectl asks for it) shows readiness,
-//! heights and the soonest certificate expiry in words.
+//! cadence, the journal and finalised heights in status follow the peers within 30 s without
+//! any spec change, and `kubectl get mcp` (the API server's Table, as kubectl asks for it)
+//! shows readiness, heights and the soonest certificate expiry in words. Evidence a peer
+//! reports (`mediachain_evidence_culprits`, `GET /v1/evidence`) becomes `status.evidence`, the
+//! condition `EvidenceRecorded` and one Warning Event. The peers' endpoints are served here,
+//! in the peer's wire format (docs/peer-contract.md, the OpenAPI document's `EvidenceList`).
 //!
 //! Needs `KUBE_APISERVER_BIN` and `ETCD_BIN`; fails without them unless `MEDIACHAIN_SKIP_KUBE=1`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -9,30 +12,47 @@
 mod support;
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::events::v1::Event;
 use kube::api::{Patch, PatchParams};
 use kube::Api;
 use kube_harness::ApiServer;
+use mediachain_operator::crd::EvidenceStatus;
 use mediachain_operator::reconcile::{Settings, HEIGHT_REFRESH};
 use mediachain_operator::testing::install_crd;
 use serde_json::json;
 use support::{create_peer_in, create_principal, trust, wait_until, NS};
 use warp::Filter;
 
-/// A `/metrics` endpoint reporting `height` as it is now.
-async fn peer_metrics(height: Arc<AtomicU64>) -> String {
-    let route = warp::path("metrics").map(move || {
+/// What the fake peer reports now.
+#[derive(Default)]
+struct PeerReport {
+    height: AtomicU64,
+    evidence: Mutex<Vec<serde_json::Value>>,
+}
+
+/// A peer's `/metrics` (journal height, finalised 2 below, evidence culprits) and
+/// `GET /v1/evidence`, reporting `report` as it is now; returns the `/metrics` URL.
+async fn peer_endpoints(report: Arc<PeerReport>) -> String {
+    let metrics_report = report.clone();
+    let metrics = warp::path("metrics").map(move || {
+        let height = metrics_report.height.load(Ordering::SeqCst);
         format!(
-            "# TYPE mediachain_journal_height gauge\nmediachain_journal_height {}\n",
-            height.load(Ordering::SeqCst)
+            "# TYPE mediachain_journal_height gauge\nmediachain_journal_height {height}\nmediachain_finalized_height {}\nmediachain_evidence_culprits {}\n",
+            height.saturating_sub(2),
+            metrics_report.evidence.lock().unwrap().len()
         )
+    });
+    let evidence = warp::path!("v1" / "evidence").map(move || {
+        let list = json!({ "evidence": report.evidence.lock().unwrap().clone() });
+        warp::reply::json(&list)
     });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    tokio::spawn(warp::serve(route).incoming(listener).run());
+    tokio::spawn(warp::serve(metrics.or(evidence)).incoming(listener).run());
     format!("http://{addr}/metrics")
 }
 
@@ -51,9 +71,10 @@ async fn status_follows_the_peers_within_30_s_and_reads_as_words() {
     let admin = server.client();
     install_crd(&admin, NS).await.unwrap();
     create_principal(&admin, NS, &trust(41)).await;
-    let height = Arc::new(AtomicU64::new(5));
+    let report = Arc::new(PeerReport::default());
+    report.height.store(5, Ordering::SeqCst);
     let settings = Settings {
-        metrics_url: Some(peer_metrics(height.clone()).await),
+        metrics_url: Some(peer_endpoints(report.clone()).await),
         ..Settings::default()
     };
     let controller = support::run_controller(support::context_with(&admin, settings));
@@ -86,12 +107,16 @@ async fn status_follows_the_peers_within_30_s_and_reads_as_words() {
     .await;
 
     // The peers commit; nothing else changes: the status follows within 30 s.
-    height.store(9, Ordering::SeqCst);
+    report.height.store(9, Ordering::SeqCst);
     let started = Instant::now();
-    wait_until(30, "height 9 in status without a spec change", || async {
-        let status = support::peer(&admin, NS, "alpha").await?.status?;
-        (status.journal_height == Some(9)).then_some(())
-    })
+    wait_until(
+        30,
+        "heights 9 and 7 in status without a spec change",
+        || async {
+            let status = support::peer(&admin, NS, "alpha").await?.status?;
+            (status.journal_height == Some(9) && status.finalized_height == Some(7)).then_some(())
+        },
+    )
     .await;
     println!("height refreshed in {:?}", started.elapsed());
 
@@ -116,8 +141,90 @@ async fn status_follows_the_peers_within_30_s_and_reads_as_words() {
     };
     assert_eq!(cell("Ready"), json!(2));
     assert_eq!(cell("Height"), json!(9));
+    assert_eq!(cell("Finalized"), json!(7));
     assert_eq!(cell("Status"), json!("AllPeersReady"));
     // Certificates of 90 days (the default validity), issued seconds ago: in words, rounded up.
     assert_eq!(cell("Certs expire"), json!("in 90d"));
+    let status = support::peer(&admin, NS, "alpha")
+        .await
+        .unwrap()
+        .status
+        .unwrap();
+    let evidence = status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "EvidenceRecorded")
+        .unwrap();
+    assert_eq!(
+        (evidence.status.as_str(), evidence.reason.as_str()),
+        ("False", "NoEvidence")
+    );
+
+    // A peer proves that alpha-1 signed two blocks on one parent.
+    let culprit = status.peers[1].peer_id.clone();
+    report.evidence.lock().unwrap().push(json!({
+        "kind": "doubleBlock",
+        "culprit": culprit,
+        "height": 4,
+        "parent": "bafyparent",
+        "blocks": ["bafyone", "bafytwo"],
+    }));
+    let status = wait_until(30, "the evidence in status", || async {
+        let status = support::peer(&admin, NS, "alpha").await?.status?;
+        (!status.evidence.is_empty()).then_some(status)
+    })
+    .await;
+    assert_eq!(
+        status.evidence,
+        vec![EvidenceStatus {
+            culprit: culprit.clone(),
+            kind: "doubleBlock".into(),
+            peer: Some("alpha-1".into()),
+            height: Some(4),
+        }]
+    );
+    let condition = status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "EvidenceRecorded")
+        .unwrap();
+    assert_eq!(condition.status, "True");
+    assert!(
+        condition.message.contains("(alpha-1)"),
+        "{}",
+        condition.message
+    );
+    assert_eq!(status.state.as_deref(), Some("EvidenceRecorded"));
+    let events = wait_until(10, "the EvidenceRecorded Event", || async {
+        let notes: Vec<String> = Api::<Event>::namespaced(admin.clone(), NS)
+            .list(&Default::default())
+            .await
+            .unwrap()
+            .items
+            .into_iter()
+            .filter(|e| e.reason.as_deref() == Some("EvidenceRecorded"))
+            .filter_map(|e| e.note)
+            .collect();
+        (!notes.is_empty()).then_some(notes)
+    })
+    .await;
+    assert!(events[0].contains(&culprit), "{events:?}");
+    // Further scrapes of the same evidence publish nothing new.
+    report.height.store(11, Ordering::SeqCst);
+    wait_until(30, "height 11", || async {
+        let status = support::peer(&admin, NS, "alpha").await?.status?;
+        (status.journal_height == Some(11)).then_some(())
+    })
+    .await;
+    let again = Api::<Event>::namespaced(admin.clone(), NS)
+        .list(&Default::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter(|e| e.reason.as_deref() == Some("EvidenceRecorded"))
+        .map(|e| e.series.map_or(1, |s| s.count))
+        .sum::<i32>();
+    assert_eq!(again, 1, "the same evidence was announced again");
     controller.stop().await;
 }

@@ -10,6 +10,7 @@ pub mod backup;
 pub mod bootstrap;
 pub mod build;
 pub mod dereference;
+pub mod evidence;
 pub mod exposure;
 pub mod identity;
 pub mod network_params;
@@ -106,6 +107,8 @@ pub struct Outcome {
     pub refused_requests: Vec<(String, String)>,
     /// The peer holding a rollout back for too long, and why.
     pub rollout_stuck: Option<String>,
+    /// Evidence against members that this pass put in the status for the first time.
+    pub new_evidence: Vec<crate::crd::EvidenceStatus>,
 }
 
 /// The `/metrics` URLs of the resource's peers (stable pod DNS names).
@@ -167,6 +170,7 @@ pub async fn run(
             revocations: 0,
             refused_requests: Vec::new(),
             rollout_stuck: None,
+            new_evidence: Vec::new(),
         }));
     }
     let desired = build::build(
@@ -206,8 +210,11 @@ pub async fn run(
         backup_runs: found.backup_runs,
         network_digest: valid.network_params.as_ref().map(|p| p.digest.clone()),
         rollout_stuck: rollout_stuck.clone(),
+        evidence: seen.evidence,
     };
     let status = status::write(client, mp, &applied, observed, now).await?;
+    let known = mp.status.as_ref().map_or(&[][..], |s| &s.evidence[..]);
+    let new_evidence = evidence::new_items(known, &status.evidence);
     Ok(Some(Outcome {
         status,
         identity_changes,
@@ -218,5 +225,6 @@ pub async fn run(
         revocations: valid.principal.revoked.len(),
         refused_requests,
         rollout_stuck,
+        new_evidence,
     }))
 }

@@ -42,6 +42,8 @@ pub struct Observed {
     pub network_digest: Option<String>,
     /// The peer holding a rollout back for too long, and why (`Degraded/RolloutStuck`).
     pub rollout_stuck: Option<String>,
+    /// The evidence every peer holds (`None`: not scraped, or some peer did not answer).
+    pub evidence: Option<super::evidence::Culprits>,
 }
 
 /// Whether the principal's certificate expires within [`PRINCIPAL_WARNING_SECS`] of `now`.
@@ -140,11 +142,21 @@ pub fn compute(
         &mut conditions,
         now,
     );
+    let evidence = super::evidence::update_status(
+        &prev.evidence,
+        observed.evidence.as_ref(),
+        &applied.peers,
+        &mut conditions,
+        generation,
+        now,
+    );
     let backup_failing = conditions
         .iter()
         .any(|c| c.type_ == super::backup::BACKUP_FAILING && c.status == "True");
     let state = if observed.rollout_stuck.is_some() {
         "RolloutStuck"
+    } else if !evidence.is_empty() {
+        "EvidenceRecorded"
     } else if expiring && ready >= want {
         "PrincipalExpiring"
     } else if backup_failing && ready >= want {
@@ -165,6 +177,7 @@ pub fn compute(
         external_seeds: applied.external_seeds.clone(),
         journal_height: observed.height.or(prev.journal_height),
         finalized_height: observed.finalized_height.or(prev.finalized_height),
+        evidence,
         certificates_expire: soonest_expiry(&applied.peers, now),
         last_backup,
         state: Some(state.into()),

@@ -871,6 +871,7 @@ fn observed(height: Option<u64>) -> status::Observed {
         backup_runs: Vec::new(),
         network_digest: None,
         rollout_stuck: None,
+        evidence: None,
     }
 }
 
