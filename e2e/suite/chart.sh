@@ -5,6 +5,7 @@
 #   - the chart's RBAC rules equal operator/rbac.yaml's (the rules the operator's apiserver test
 #     proves sufficient), for both the ClusterRole and the namespaced (watchNamespace) variant;
 #   - helm lint (defaults, and with the sample network + Ingress) and helm template of each variant;
+#   - every template with its value on and off (e2e/suite/chart_toggles.py: lint, render, check);
 #   - the monitoring templates on and off (ServiceMonitors, PrometheusRule, dashboard), and the
 #     alert rules through promtool (e2e/monitoring/check.sh rules; needs PROMTOOL_BIN).
 #
@@ -99,20 +100,7 @@ PY
 }
 step "rbac.peerKeySecrets=false: Secrets only read" secrets_read_only
 
-# sampleNetwork.networkPolicy: off by default, passed through as spec.networkPolicy when set.
-network_policy_value() {
-  "$HELM" lint --strict "$CHART" "${SAMPLE[@]}" --set sampleNetwork.networkPolicy.metricsNamespace=monitoring >/dev/null || return 1
-  "$HELM" template mc "$CHART" -n mediachain-system "${SAMPLE[@]}" \
-    --set sampleNetwork.networkPolicy.metricsNamespace=monitoring >"$WORK/policy.yaml" || return 1
-  python3 - "$WORK/sample.yaml" "$WORK/policy.yaml" <<'PY'
-import sys, yaml
-def policy(path):
-    mp = [d for d in yaml.safe_load_all(open(path)) if d and d["kind"] == "MediachainPeer"][0]
-    return mp["spec"].get("networkPolicy")
-off, on = policy(sys.argv[1]), policy(sys.argv[2])
-print(f"spec.networkPolicy: default {off}, set {on}", file=sys.stderr)
-sys.exit(0 if off is None and on == {"metricsNamespace": "monitoring"} else 1)
-PY
-}
-step "sampleNetwork.networkPolicy: off by default, spec.networkPolicy when set" network_policy_value
+# Each template with its value on and off (lint + render + what it renders), table-driven.
+step "every template with its value on and off (e2e/suite/chart_toggles.py)" \
+  python3 "$E2E_DIR/suite/chart_toggles.py" "$HELM" "$CHART"
 log "chart checks passed"
