@@ -22,12 +22,32 @@ if ! "$venv/bin/python" -c 'import dag_cbor, multiformats' 2>/dev/null; then
 fi
 export MEDIACHAIN_PYTHON=$venv/bin/python
 
+# The Kubernetes binaries build (or are found cached) in the background while cargo compiles the
+# test binaries: the two take turns at the cores instead of waiting on each other.
+tools_pid=
 if [ "${MEDIACHAIN_SKIP_KUBE:-0}" != 1 ]; then
-  echo "== Kubernetes test binaries (e2e/tools.sh all; built once from Go modules, then cached)"
-  tool_env=$(bash e2e/tools.sh all)
-  eval "$tool_env"
+  echo "== Kubernetes test binaries (e2e/tools.sh all; built once from Go modules, then cached), in the background"
+  tools_env=$(mktemp)
+  tools_log=$(mktemp)
+  bash e2e/tools.sh all >"$tools_env" 2>"$tools_log" &
+  tools_pid=$!
+  trap 'kill "$tools_pid" 2>/dev/null || true; rm -f "$tools_env" "$tools_log"' EXIT
 else
   echo "SKIPPED: Kubernetes test binaries not built (MEDIACHAIN_SKIP_KUBE=1; the tests needing them skip)"
+fi
+
+echo "== cargo test --workspace --no-run (building the test binaries)"
+cargo test --workspace --locked --no-run "$@"
+
+if [ -n "$tools_pid" ]; then
+  echo "== waiting for the Kubernetes test binaries (e2e/tools.sh all)"
+  if ! wait "$tools_pid"; then
+    tail -40 "$tools_log" >&2
+    echo "e2e/tools.sh all failed (its last lines above)" >&2
+    exit 1
+  fi
+  tools_pid=
+  eval "$(cat "$tools_env")"
 fi
 
 # Every test binary runs, even after one failed (the summary counts them all).
