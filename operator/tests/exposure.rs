@@ -12,12 +12,10 @@ use std::sync::Arc;
 use k8s_openapi::api::core::v1::{ConfigMap, Service};
 use kube::api::{Patch, PatchParams};
 use kube::{Api, Client};
-use kube_harness::ApiServer;
 use mediachain_operator::controller::{self, Context};
 use mediachain_operator::crd::MediachainPeerStatus;
-use mediachain_operator::testing::install_crd;
 use serde_json::json;
-use support::{create_peer_in, create_principal, trust, NS};
+use support::{create_peer_in, NS};
 
 async fn pass(ctx: &Arc<Context>, name: &str) -> MediachainPeerStatus {
     let mp = support::peer(&ctx.client, NS, name).await.unwrap();
@@ -41,15 +39,9 @@ async fn address_file(client: &Client, name: &str, pod: &str) -> String {
 
 #[tokio::test]
 async fn per_peer_services_advertise_their_addresses_and_publish_external_seeds() {
-    let Some(server) = (match ApiServer::start_or_skip().await {
-        Ok(server) => server,
-        Err(e) => panic!("cannot start the kube-apiserver harness: {e}"),
-    }) else {
+    let Some((_server, admin)) = support::cluster_with_principal(31).await else {
         return;
     };
-    let admin = server.client();
-    install_crd(&admin, NS).await.unwrap();
-    create_principal(&admin, NS, &trust(31)).await;
     let ctx = support::context(&admin);
     let services: Api<Service> = Api::namespaced(admin.clone(), NS);
 

@@ -19,12 +19,10 @@ use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::events::v1::Event;
 use kube::api::{Patch, PatchParams};
 use kube::Api;
-use kube_harness::ApiServer;
 use mediachain_operator::crd::EvidenceStatus;
 use mediachain_operator::reconcile::{Settings, HEIGHT_REFRESH};
-use mediachain_operator::testing::install_crd;
 use serde_json::json;
-use support::{create_peer_in, create_principal, trust, wait_until, NS};
+use support::{create_peer_in, wait_until, NS};
 use warp::Filter;
 
 /// What the fake peer reports now.
@@ -56,21 +54,27 @@ async fn peer_endpoints(report: Arc<PeerReport>) -> String {
     format!("http://{addr}/metrics")
 }
 
+/// The `EvidenceRecorded` Events of the namespace.
+async fn evidence_events(client: &kube::Client) -> Vec<Event> {
+    Api::<Event>::namespaced(client.clone(), NS)
+        .list(&Default::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter(|e| e.reason.as_deref() == Some("EvidenceRecorded"))
+        .collect()
+}
+
 #[tokio::test]
 async fn status_follows_the_peers_within_30_s_and_reads_as_words() {
     assert!(
         HEIGHT_REFRESH.as_secs() <= 20,
         "the default cadence leaves room within 30 s"
     );
-    let Some(server) = (match ApiServer::start_or_skip().await {
-        Ok(server) => server,
-        Err(e) => panic!("cannot start the kube-apiserver harness: {e}"),
-    }) else {
+    let Some((_server, admin)) = support::cluster_with_principal(41).await else {
         return;
     };
-    let admin = server.client();
-    install_crd(&admin, NS).await.unwrap();
-    create_principal(&admin, NS, &trust(41)).await;
     let report = Arc::new(PeerReport::default());
     report.height.store(5, Ordering::SeqCst);
     let settings = Settings {
@@ -196,19 +200,12 @@ async fn status_follows_the_peers_within_30_s_and_reads_as_words() {
     );
     assert_eq!(status.state.as_deref(), Some("EvidenceRecorded"));
     let events = wait_until(10, "the EvidenceRecorded Event", || async {
-        let notes: Vec<String> = Api::<Event>::namespaced(admin.clone(), NS)
-            .list(&Default::default())
-            .await
-            .unwrap()
-            .items
-            .into_iter()
-            .filter(|e| e.reason.as_deref() == Some("EvidenceRecorded"))
-            .filter_map(|e| e.note)
-            .collect();
-        (!notes.is_empty()).then_some(notes)
+        let events = evidence_events(&admin).await;
+        (!events.is_empty()).then_some(events)
     })
     .await;
-    assert!(events[0].contains(&culprit), "{events:?}");
+    let note = events[0].note.clone().unwrap_or_default();
+    assert!(note.contains(&culprit), "{note}");
     // Further scrapes of the same evidence publish nothing new.
     report.height.store(11, Ordering::SeqCst);
     wait_until(30, "height 11", || async {
@@ -216,15 +213,11 @@ async fn status_follows_the_peers_within_30_s_and_reads_as_words() {
         (status.journal_height == Some(11)).then_some(())
     })
     .await;
-    let again = Api::<Event>::namespaced(admin.clone(), NS)
-        .list(&Default::default())
+    let again: i32 = evidence_events(&admin)
         .await
-        .unwrap()
-        .items
         .into_iter()
-        .filter(|e| e.reason.as_deref() == Some("EvidenceRecorded"))
         .map(|e| e.series.map_or(1, |s| s.count))
-        .sum::<i32>();
+        .sum();
     assert_eq!(again, 1, "the same evidence was announced again");
     controller.stop().await;
 }

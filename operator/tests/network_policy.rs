@@ -13,13 +13,11 @@ use std::sync::Arc;
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use kube::api::{Patch, PatchParams};
 use kube::Api;
-use kube_harness::ApiServer;
 use mediachain_operator::controller::{self, Context};
 use mediachain_operator::crd::MediachainPeer;
 use mediachain_operator::reconcile::Settings;
-use mediachain_operator::testing::install_crd;
 use serde_json::json;
-use support::{create_peer_in, create_principal, trust, NS};
+use support::{create_peer_in, NS};
 
 async fn pass(ctx: &Arc<Context>) {
     let mp = support::peer(&ctx.client, NS, "alpha").await.unwrap();
@@ -30,15 +28,9 @@ async fn pass(ctx: &Arc<Context>) {
 
 #[tokio::test]
 async fn a_network_policy_admits_only_the_named_sources_and_goes_with_the_field() {
-    let Some(server) = (match ApiServer::start_or_skip().await {
-        Ok(server) => server,
-        Err(e) => panic!("cannot start the kube-apiserver harness: {e}"),
-    }) else {
+    let Some((_server, admin)) = support::cluster_with_principal(61).await else {
         return;
     };
-    let admin = server.client();
-    install_crd(&admin, NS).await.unwrap();
-    create_principal(&admin, NS, &trust(61)).await;
     let ctx = support::context_with(
         &admin,
         Settings {

@@ -16,11 +16,9 @@ use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Patch, PatchParams};
 use kube::{Api, Client};
-use kube_harness::ApiServer;
 use mediachain_operator::reconcile::Settings;
-use mediachain_operator::testing::install_crd;
 use serde_json::json;
-use support::{create_principal, kubelet_reports, trust, wait_until, NS};
+use support::{kubelet_reports, wait_until, NS};
 
 const OLD: &str = "mediachain-peer:1";
 const NEW: &str = "mediachain-peer:2";
@@ -55,17 +53,12 @@ async fn degraded(client: &Client) -> Option<(String, String, String)> {
 
 #[tokio::test]
 async fn an_image_change_rolls_one_peer_at_a_time_and_a_stuck_peer_is_named() {
-    let server = match ApiServer::start_or_skip().await {
-        Ok(Some(server)) => server,
-        Ok(None) => return,
-        Err(e) => panic!("cannot start the kube-apiserver harness: {e}"),
+    let Some((server, client)) = support::cluster_with_principal(51).await else {
+        return;
     };
     let _kcm = server
         .start_controller_manager(&["garbagecollector", "statefulset"])
         .unwrap();
-    let client = server.client();
-    install_crd(&client, NS).await.unwrap();
-    create_principal(&client, NS, &trust(51)).await;
     let settings = Settings {
         rollout_stuck_after: Duration::from_secs(4),
         ..Settings::default()

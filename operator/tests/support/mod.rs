@@ -11,6 +11,7 @@ use k8s_openapi::api::core::v1::{Pod, Secret};
 use k8s_openapi::chrono::{SecondsFormat, Utc};
 use kube::api::{ListParams, Patch, PatchParams, PostParams};
 use kube::{Api, Client};
+use kube_harness::ApiServer;
 use mediachain_operator::controller::{self, Context};
 use mediachain_operator::crd::MediachainPeer;
 use mediachain_operator::metrics::Metrics;
@@ -30,6 +31,21 @@ pub fn now() -> u64 {
 /// A trust fixture valid for a year.
 pub fn trust(seed: u8) -> TrustFixture {
     TrustFixture::new(seed, now() - 3600, now() + 365 * 86_400)
+}
+
+/// Starts the kube-apiserver harness (`None`: skipped on request, `MEDIACHAIN_SKIP_KUBE=1`),
+/// installs the CRD, and creates the principal Secret `principal` of `trust(seed)` in [`NS`].
+pub async fn cluster_with_principal(seed: u8) -> Option<(ApiServer, Client)> {
+    let server = match ApiServer::start_or_skip().await {
+        Ok(server) => server?,
+        Err(e) => panic!("cannot start the kube-apiserver harness: {e}"),
+    };
+    let admin = server.client();
+    mediachain_operator::testing::install_crd(&admin, NS)
+        .await
+        .unwrap();
+    create_principal(&admin, NS, &trust(seed)).await;
+    Some((server, admin))
 }
 
 /// Creates the principal Secret `principal` in `ns`.
