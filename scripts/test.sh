@@ -6,6 +6,8 @@
 # - builds or reuses the Kubernetes binaries (e2e/tools.sh), so the operator and harness tests
 #   run against a real kube-apiserver and kube-controller-manager (MEDIACHAIN_SKIP_KUBE=1 skips
 #   those tests: each prints `SKIPPED:`; without the variable they fail);
+# - installs or reuses headless Chromium and playwright-core (scripts/browser.sh) for the
+#   explorer's browser test (MEDIACHAIN_SKIP_BROWSER=1 skips it);
 # - runs every Rust test of the workspace, every test binary even after a failure.
 # docs/testing.md says what each layer proves and how to run one alone.
 set -euo pipefail
@@ -48,6 +50,14 @@ if [ -n "$tools_pid" ]; then
   fi
   tools_pid=
   eval "$(cat "$tools_env")"
+fi
+
+if [ "${MEDIACHAIN_SKIP_BROWSER:-0}" != 1 ]; then
+  echo "== headless Chromium and playwright-core for the explorer test (scripts/browser.sh)"
+  browser_env=$(bash scripts/browser.sh)
+  eval "$browser_env"
+else
+  echo "SKIPPED: Chromium and playwright-core not installed (MEDIACHAIN_SKIP_BROWSER=1; the explorer test skips)"
 fi
 
 # Every test binary runs, even after one failed (the summary counts them all).

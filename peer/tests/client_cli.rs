@@ -8,6 +8,10 @@ use assert_cmd::Command;
 use mediachain::daemon::local::{LocalOptions, LocalPeer};
 use predicates::str::contains;
 
+mod support;
+
+use support::listening;
+
 struct Env {
     dir: tempfile::TempDir,
     url: String,
@@ -238,31 +242,11 @@ fn peer_binary() -> PathBuf {
     path
 }
 
-/// The first of `n` consecutive loopback ports that were free when checked. devnet's interface
-/// is fixed base ports (the endpoints a user is told), so they are chosen before it runs and
-/// another process may take one meanwhile: [`devnet_on_free_ports`] retries on new ones then.
-fn free_ports(n: u16) -> u16 {
-    loop {
-        let base = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        if base > 65000 {
-            continue;
-        }
-        let ok = (0..n).all(|i| std::net::TcpListener::bind(("127.0.0.1", base + i)).is_ok());
-        if ok {
-            return base;
-        }
-    }
-}
-
 /// [`devnet`] on free ports, retried (three times at most) on new ones while a peer fails
 /// because a port was taken; returns the API base port used and devnet's outcome.
 fn devnet_on_free_ports(dir: &Path, net: &Path, binary: &Path) -> (u16, bool, String, String) {
     for _ in 0..3 {
-        let (api, p2p) = (free_ports(2), free_ports(2));
+        let (api, p2p) = (listening::free_ports(2), listening::free_ports(2));
         let (ok, stdout, stderr) = devnet(dir, net, api, p2p, binary);
         let taken = |text: &str| text.contains("Address already in use");
         if ok || !(taken(&stdout) || taken(&stderr)) {

@@ -1,5 +1,5 @@
 //! The explorer: a web page served by every peer at `/` (its script and style at
-//! `/explorer/app.js` and `/explorer/app.css`), compiled into the binary. It shows the peer's
+//! `/explorer/app.js`, `/explorer/app.css` and `/explorer/icon.svg`), compiled into the binary. It shows the peer's
 //! health, the newest blocks and transactions live from `/v1/events`, a block, a transaction with
 //! its state, an entity's or artefact's history, and search results — using only the public API
 //! from the browser. Every answer carries a Content-Security-Policy that allows this origin's
@@ -17,6 +17,8 @@ pub const INDEX: &str = include_str!("explorer/index.html");
 pub const SCRIPT: &str = include_str!("explorer/app.js");
 /// Its style sheet.
 pub const STYLE: &str = include_str!("explorer/app.css");
+/// Its icon.
+pub const ICON: &str = include_str!("explorer/icon.svg");
 
 /// The policy of every explorer answer: this origin's own files and API only.
 pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; \
@@ -45,7 +47,7 @@ fn asset(body: &'static str, content_type: &'static str) -> Response {
     response
 }
 
-/// The explorer's routes: `GET /`, `GET /explorer/app.js`, `GET /explorer/app.css`.
+/// The explorer's routes: `GET /` and `GET /explorer/{file}`.
 pub fn routes() -> BoxedFilter<(Response,)> {
     let index = warp::path::end()
         .and(warp::get())
@@ -55,6 +57,7 @@ pub fn routes() -> BoxedFilter<(Response,)> {
         .map(|name: String| match name.as_str() {
             "app.js" => asset(SCRIPT, "text/javascript; charset=utf-8"),
             "app.css" => asset(STYLE, "text/css; charset=utf-8"),
+            "icon.svg" => asset(ICON, "image/svg+xml"),
             _ => super::problem::ApiError::not_found(format!("the explorer has no file `{name}`"))
                 .into_response(),
         });

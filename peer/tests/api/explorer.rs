@@ -14,6 +14,7 @@ async fn the_page_and_its_files_are_served_with_the_security_policy() {
         ("/", "text/html", "Mediachain explorer"),
         ("/explorer/app.js", "text/javascript", "EventSource"),
         ("/explorer/app.css", "text/css", "@media"),
+        ("/explorer/icon.svg", "image/svg+xml", "<svg"),
     ] {
         let response = http
             .get(format!("{}{path}", peer.url))

@@ -20,6 +20,26 @@ pub fn overlay_port() -> u16 {
         .port()
 }
 
+/// The first of `n` consecutive loopback ports that were free when checked. devnet's interface
+/// is fixed base ports (the endpoints a user is told), so they are chosen before it runs and
+/// another process may take one meanwhile: its callers retry on new ones then.
+pub fn free_ports(n: u16) -> u16 {
+    loop {
+        let base = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        if base > 65000 {
+            continue;
+        }
+        let ok = (0..n).all(|i| std::net::TcpListener::bind(("127.0.0.1", base + i)).is_ok());
+        if ok {
+            return base;
+        }
+    }
+}
+
 /// How a start attempt ended.
 pub enum Started {
     /// Listening: the API on this port.
