@@ -83,6 +83,10 @@ async fn connections_past_the_per_peer_limit_are_denied() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn silent_handshakes_past_the_pending_incoming_limit_are_denied() {
     let mut fleet = Fleet::new(1);
+    // A handshake timeout far longer than the test: on a loaded machine opening the sockets can
+    // outlast the default (5 s), and a timed-out socket frees its slot for one that should be
+    // denied.
+    fleet.extra_args = args(&[("--overlay-handshake-timeout", "120s")]);
     fleet.start(0);
     fleet.wait_ready(&[0]).await;
     // TCP connections that never start the handshake stay pending: the first
@@ -153,22 +157,35 @@ async fn silent_sockets_holding_every_pending_slot_are_closed_after_the_handshak
             ),
         }
     }
-    let metrics = fleet.metrics(0).await;
-    let timed_out = metric_sum(
-        &metrics,
-        "mediachain_rejected_total{kind=\"connection\",reason=\"handshake\"}",
-    );
-    let limited = metric_sum(
-        &metrics,
-        "mediachain_rejected_total{kind=\"connection\",reason=\"limit\"}",
-    );
+    // The counters move when the overlay's event loop handles the failed connections, which can
+    // trail the closed sockets on a loaded machine: wait for them (bounded).
+    let counted = Instant::now() + Duration::from_secs(20);
+    let (timed_out, limited, metrics) = loop {
+        let metrics = fleet.metrics(0).await;
+        let timed_out = metric_sum(
+            &metrics,
+            "mediachain_rejected_total{kind=\"connection\",reason=\"handshake\"}",
+        );
+        let limited = metric_sum(
+            &metrics,
+            "mediachain_rejected_total{kind=\"connection\",reason=\"limit\"}",
+        );
+        if (timed_out >= pending as f64 && limited >= 1.0) || Instant::now() >= counted {
+            break (timed_out, limited, metrics);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let rejections: Vec<&str> = metrics
+        .lines()
+        .filter(|l| l.starts_with("mediachain_rejected_total"))
+        .collect();
     assert!(
         timed_out >= pending as f64,
-        "{timed_out} handshakes timed out"
+        "{timed_out} handshakes timed out; rejections: {rejections:#?}"
     );
     assert!(
         limited >= 1.0,
-        "the pending slots were all taken ({limited} denied)"
+        "the pending slots were all taken ({limited} denied); rejections: {rejections:#?}"
     );
     // The stranger still holds its sockets (closed at the peer's end); an honest peer gets in.
     let mut honest = Rogue::certified(&fleet);
