@@ -1,11 +1,12 @@
 # shellcheck shell=bash
 # The suite's peer-aware upgrade part (sourced by e2e/suite/suite.sh on the 4-peer `sample`;
-# uses its helpers k, mcp_ready, pod_url, committed_everywhere, client_job, $PROXY and $WORK):
+# uses its helpers k, mcp_ready, committed_everywhere, mc, tx_committed_at, $PROXY and $WORK):
 #
 #   an image change (the same peer image under a second tag, MEDIACHAIN_E2E_ROLLOUT_TAG, loaded
 #   by kind.sh) rolls through the 4 peers one at a time, highest ordinal first, each next only
 #   once the restarted peer is ready again, while a client writes through the client Service
-#   (the apiserver's service proxy: each request reaches a ready peer). Every transaction the
+#   (the apiserver's service proxy: each request reaches a ready peer; each write is confirmed
+#   by polling its status, committed at the peer asked). Every transaction the
 #   client saw confirmed is then committed on every peer (nothing confirmed is lost), and
 #   confirmations never stopped for longer than ROLLOUT_MAX_GAP seconds (the network never stops
 #   committing).
@@ -23,13 +24,41 @@ rolled_out() {
   [ "$(k get pods -l app.kubernetes.io/instance=sample -o jsonpath='{range .items[*]}{.spec.containers[0].image}{"\n"}{end}' | grep -cx "$image")" = "$n" ]
 }
 
-# The client's loop: write transactions until WORK/writer.stop exists; each confirmed one is
-# appended to WORK/writer.confirmed as "<unix seconds> <tx>", each failure to WORK/writer.failed.
+# write_once URL DIR NAME: put an entity and an artefact, submit a transaction inserting both and
+# poll its status (at whichever peer the URL reaches) until it is committed; prints its id. No
+# event stream: the apiserver's proxy need not stream, and a peer restarting would end it.
+write_once() {
+  local url=$1 dir=$2 name=$3 entity artefact tx deadline
+  printf '{"type":"entity","meta":{"name":"%s author"}}' "$name" >"$dir/$name-entity.json" || return 1
+  printf '{"type":"artefact","meta":{"name":"%s artefact"}}' "$name" >"$dir/$name-artefact.json" || return 1
+  entity=$(MC_TIMEOUT=30 mc --peer "$url" put --json "$dir/$name-entity.json") || return 1
+  artefact=$(MC_TIMEOUT=30 mc --peer "$url" put --json "$dir/$name-artefact.json") || return 1
+  [ -n "$entity" ] && [ -n "$artefact" ] || return 1
+  tx=$(MC_TIMEOUT=30 mc --peer "$url" submit --key "$dir/client.key" --chain "$dir/client.chain" \
+    --insert "$entity" --insert "$artefact" | head -1) || return 1
+  [ -n "$tx" ] || return 1
+  deadline=$(($(date +%s) + 60))
+  until tx_committed_at "$url" "$tx"; do
+    [ "$(date +%s)" -lt "$deadline" ] || return 1
+    sleep 1
+  done
+  echo "$tx"
+}
+
+# The client's loop: register, then write transactions until WORK/writer.stop exists; each
+# confirmed one is appended to WORK/writer.confirmed as "<unix seconds> <tx>", each failed
+# attempt to WORK/writer.failed.
 writer_loop() {
-  local url=$1 i=0 tx
+  local url=$1 dir=$WORK/writer i=0 tx
+  mkdir -p "$dir"
+  mc key generate --out "$dir/client.key" >/dev/null || return 1
+  until mc --peer "$url" register --key "$dir/client.key" --out "$dir/client.chain" >/dev/null 2>>"$WORK/writer.err"; do
+    [ ! -f "$WORK/writer.stop" ] || return 1
+    sleep 2
+  done
   while [ ! -f "$WORK/writer.stop" ]; do
     i=$((i + 1))
-    if tx=$(MC_TIMEOUT=60 client_job "$url" "$WORK/writer" "w$i" 2>>"$WORK/writer.err"); then
+    if tx=$(write_once "$url" "$dir" "w$i" 2>>"$WORK/writer.err"); then
       echo "$(date +%s) $tx" >>"$WORK/writer.confirmed"
     else
       echo "$(date +%s) w$i" >>"$WORK/writer.failed"
