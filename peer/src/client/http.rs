@@ -9,9 +9,9 @@ use reqwest::{RequestBuilder, Response, StatusCode};
 use serde::de::DeserializeOwned;
 
 use super::wire::{
-    BlockSummary, Blocks, Challenge, EvidenceSummary, Head, History, IndexEntry, Info, Pow,
-    Problem, Registration, RegistrationRequest, RevocationsQueued, SearchPage, Stored, TxState,
-    CBOR,
+    BlockSummary, Blocks, Challenge, EvidenceSummary, FinalizedBlock, Head, History, IndexEntry,
+    Info, Pow, Problem, Registration, RegistrationRequest, RevocationsQueued, SearchPage, Stored,
+    TxState, CBOR,
 };
 use crate::journal::{Transaction, TxId};
 use crate::model::{Cid, Object};
@@ -56,6 +56,15 @@ pub struct Confirmation {
     pub state: TxState,
     /// The block that committed it, as the view-update stream delivered it.
     pub block: Option<BlockSummary>,
+}
+
+/// One message of the view-update stream.
+#[derive(Debug, Clone)]
+pub enum ViewUpdate {
+    /// `event: block`: a block joined the canonical chain.
+    Block(BlockSummary),
+    /// `event: final`: this block and every block below it never revert.
+    Final(FinalizedBlock),
 }
 
 /// A client of one peer.
@@ -309,6 +318,23 @@ impl Client {
         canonicals: &[Cid],
         txs: &[TxId],
     ) -> Result<impl Stream<Item = Result<BlockSummary>> + Unpin> {
+        let updates = self.view_updates(from, canonicals, txs).await?;
+        Ok(Box::pin(updates.filter_map(|update| async move {
+            match update {
+                Ok(ViewUpdate::Block(block)) => Some(Ok(block)),
+                Ok(ViewUpdate::Final(_)) => None,
+                Err(e) => Some(Err(e)),
+            }
+        })))
+    }
+
+    /// The view-update stream as [`Client::events`], with its `event: final` messages too.
+    pub async fn view_updates(
+        &self,
+        from: Option<u64>,
+        canonicals: &[Cid],
+        txs: &[TxId],
+    ) -> Result<impl Stream<Item = Result<ViewUpdate>> + Unpin> {
         let mut query = vec![];
         if let Some(from) = from {
             query.push(format!("from={from}"));
@@ -335,7 +361,13 @@ impl Client {
                 match event {
                     Ok(event) if event.event == "block" => Some(
                         serde_json::from_str::<BlockSummary>(&event.data)
+                            .map(ViewUpdate::Block)
                             .map_err(|e| ClientError::Protocol(format!("block event: {e}"))),
+                    ),
+                    Ok(event) if event.event == "final" => Some(
+                        serde_json::from_str::<FinalizedBlock>(&event.data)
+                            .map(ViewUpdate::Final)
+                            .map_err(|e| ClientError::Protocol(format!("final event: {e}"))),
                     ),
                     Ok(_) => None,
                     Err(e) => Some(Err(ClientError::Protocol(format!("event stream: {e}")))),

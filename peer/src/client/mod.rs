@@ -11,4 +11,4 @@ pub mod wire;
 mod http;
 
 #[cfg(feature = "client")]
-pub use http::{registration_resource, Client, ClientError, Confirmation};
+pub use http::{registration_resource, Client, ClientError, Confirmation, ViewUpdate};
