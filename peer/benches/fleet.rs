@@ -44,7 +44,7 @@ use std::time::{Duration, Instant};
 
 use mediachain::client::Client;
 use mediachain::journal::Transaction;
-use mediachain::model::{Artefact, JournalEntry, Object};
+use mediachain::model::{Artefact, Cid, JournalEntry, Object};
 use mediachain::trust::SecretKey;
 use views::{explain_missing, watch, Seen};
 
@@ -55,6 +55,8 @@ const TX_BITS: u8 = 4;
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(120);
 /// How long, after the drain, every accepted transaction may take to become final.
 const FINAL_TIMEOUT: Duration = Duration::from_secs(60);
+/// Objects per batch upload while preparing.
+const UPLOAD_BATCH: usize = 1000;
 /// Bound on one HTTP request of the load generator.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -69,7 +71,7 @@ fn number(name: &str, default: usize) -> usize {
 }
 
 /// One registered client per peer, one signed transaction per uploaded object (named by the
-/// process and `phase`, so every phase inserts new artefacts). The transactions are signed once
+/// process and `phase`, so every phase inserts new artefacts; uploaded in batches). The transactions are signed once
 /// every object is uploaded, so their timestamps are those of the offer, not of the (slower)
 /// uploads: a transaction expires when its block comes more than the transaction window
 /// (10 minutes) after its timestamp.
@@ -81,27 +83,33 @@ async fn prepare(clients: &[Client], total: usize, phase: usize) -> Vec<(usize, 
         keys.push((key, chain));
     }
     let tag = std::process::id();
-    let mut cids = Vec::with_capacity(total);
-    for n in 0..total {
-        let peer = n % PEERS;
-        let object = Object::Artefact(Artefact::named(&format!(
-            "fleet bench work {tag}-{phase}-{n}"
-        )));
-        let cid: mediachain::model::Cid = clients[peer]
-            .put_object(&object)
-            .await
-            .expect("upload an object")
-            .cid
-            .parse()
-            .expect("a CID");
-        cids.push((peer, cid));
-        if (n + 1) % 10_000 == 0 {
-            eprintln!("  uploaded {} of {total}", n + 1);
+    let objects: Vec<(usize, Object)> = (0..total)
+        .map(|n| {
+            let name = format!("fleet bench work {tag}-{phase}-{n}");
+            (n % PEERS, Object::Artefact(Artefact::named(&name)))
+        })
+        .collect();
+    // Batch uploads to each peer (one flush per batch).
+    let mut stored: Vec<std::collections::VecDeque<Cid>> = vec![Default::default(); PEERS];
+    for (peer, client) in clients.iter().enumerate() {
+        let encoded: Vec<Vec<u8>> = objects
+            .iter()
+            .filter(|(p, _)| *p == peer)
+            .map(|(_, o)| o.encode().expect("an object").bytes)
+            .collect();
+        for chunk in encoded.chunks(UPLOAD_BATCH) {
+            let refs: Vec<&[u8]> = chunk.iter().map(Vec::as_slice).collect();
+            for s in client.put_objects(&refs).await.expect("upload objects") {
+                stored[peer].push_back(s.cid.parse().expect("a CID"));
+            }
         }
+        eprintln!("  uploaded {} objects to peer {peer}", encoded.len());
     }
     let now = mediachain::time::now();
-    cids.into_iter()
-        .map(|(peer, cid)| {
+    (0..total)
+        .map(|n| {
+            let peer = n % PEERS;
+            let cid = stored[peer].pop_front().expect("an uploaded object");
             let (key, chain) = &keys[peer];
             let entries = vec![JournalEntry::Insert {
                 reference: cid,

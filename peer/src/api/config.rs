@@ -26,6 +26,9 @@ pub struct ApiConfig {
     /// Largest request body (transactions, registrations); objects are bounded by the
     /// datastore's object size limit.
     pub max_body_bytes: usize,
+    /// Largest batch upload (`POST /v1/objects` of many objects); it holds at most
+    /// [`MAX_BATCH_OBJECTS`] objects, each within the datastore's object size limit.
+    pub max_batch_bytes: usize,
     /// Networks of the reverse proxies whose `X-Forwarded-For` entries are believed.
     pub trusted_proxies: TrustedProxies,
     /// Longest time from the first byte of a request to the end of its headers.
@@ -69,6 +72,10 @@ pub const REFUSAL_DELAY_ENV: &str = "MEDIACHAIN_API_REFUSAL_DELAY";
 pub const REGISTRATION_RATE_ENV: &str = "MEDIACHAIN_API_REGISTRATION_RATE";
 /// Environment variable: comma-separated networks (CIDR) of trusted reverse proxies.
 pub const TRUSTED_PROXIES_ENV: &str = "MEDIACHAIN_API_TRUSTED_PROXIES";
+/// Environment variable: [`ApiConfig::max_batch_bytes`] (bytes, or with a `KiB`/`MiB` suffix).
+pub const MAX_BATCH_BYTES_ENV: &str = "MEDIACHAIN_API_MAX_BATCH_BYTES";
+/// Most objects in one batch upload.
+pub const MAX_BATCH_OBJECTS: usize = 4096;
 /// Environment variable: [`ApiConfig::header_timeout`] (e.g. `30s`).
 pub const HEADER_TIMEOUT_ENV: &str = "MEDIACHAIN_API_HEADER_TIMEOUT";
 /// Environment variable: [`ApiConfig::body_timeout`] (e.g. `60s`).
@@ -124,6 +131,7 @@ impl Default for ApiConfig {
             // HAProxy's `timeout tarpit` is typically a few seconds; one is Retry-After's least.
             refusal_delay: Duration::from_secs(1),
             max_body_bytes: 1024 * 1024,
+            max_batch_bytes: 16 * 1024 * 1024,
             trusted_proxies: TrustedProxies::default(),
             // hyper's default; nginx uses 60 s.
             header_timeout: Duration::from_secs(30),
@@ -234,6 +242,9 @@ impl ApiConfig {
         }
         if let Some(proxies) = read(TRUSTED_PROXIES_ENV, |t| t.parse())? {
             c.trusted_proxies = proxies;
+        }
+        if let Some(n) = read(MAX_BATCH_BYTES_ENV, bytes)? {
+            c.max_batch_bytes = usize::try_from(n).unwrap_or(usize::MAX);
         }
         if let Some(d) = read(HEADER_TIMEOUT_ENV, duration)? {
             c.header_timeout = d;

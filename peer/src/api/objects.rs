@@ -6,6 +6,10 @@
 //! `application/octet-stream` (a raw blob). Objects are checked before anything is written, and
 //! each upload counts against its client's quota until a committed transaction references it
 //! ([`super::storage`]).
+//!
+//! A batch (`application/vnd.mediachain.objects+cbor`: a DAG-CBOR array of byte strings, each
+//! an object in canonical DAG-CBOR) stores many objects in one request, all or none, with one
+//! flush: at most [`MAX_BATCH_OBJECTS`] objects and `max_batch_bytes`, within the quota.
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -16,9 +20,10 @@ use warp::http::{header, HeaderValue, StatusCode};
 use warp::reply::Response;
 use warp::Filter;
 
+use super::config::MAX_BATCH_OBJECTS;
 use super::problem::{answer, ApiError};
 use super::{blocking, body, content_type, json, origin, storage, with, Api};
-use crate::client::wire::{Stored, CBOR};
+use crate::client::wire::{Stored, StoredBatch, CBOR, OBJECTS_BATCH};
 use crate::model::{codec, Cid, Ipld, Object, DAG_CBOR};
 use crate::store::StoreError;
 
@@ -41,6 +46,16 @@ pub fn routes(api: Api) -> BoxedFilter<(Response,)> {
     // Allow for DAG-JSON's verbosity over the stored DAG-CBOR.
     let limit = api.node.store().max_object_size().saturating_mul(4);
     let trusted = Arc::new(api.config.trusted_proxies.clone());
+    let batch = warp::path!("v1" / "objects")
+        .and(warp::post())
+        .and(warp::header::exact_ignore_case(
+            "content-type",
+            OBJECTS_BATCH,
+        ))
+        .and(with(api.clone()))
+        .and(origin::client(trusted.clone()))
+        .and(body(&api, api.config.max_batch_bytes))
+        .and_then(|api, client, body| async move { answer(put_batch(api, client, body).await) });
     let put = warp::path!("v1" / "objects")
         .and(warp::post())
         .and(with(api.clone()))
@@ -59,7 +74,7 @@ pub fn routes(api: Api) -> BoxedFilter<(Response,)> {
         .and_then(|cid: String, api, query, accept| async move {
             answer(get(api, &cid, query, accept))
         });
-    put.or(get).unify().boxed()
+    batch.or(put).unify().or(get).unify().boxed()
 }
 
 /// Parses a CID from a path or query.
@@ -165,6 +180,55 @@ async fn put(
         response.headers_mut().insert(header::LOCATION, location);
     }
     Ok(response)
+}
+
+/// Stores a batch of objects, all or none.
+async fn put_batch(
+    api: Api,
+    client: Option<IpAddr>,
+    body: Result<Vec<u8>, ApiError>,
+) -> Result<Response, ApiError> {
+    let list: Vec<serde_bytes::ByteBuf> = serde_ipld_dagcbor::from_slice(&body?).map_err(|e| {
+        ApiError::bad_request(
+            "malformed-body",
+            format!("a batch is a DAG-CBOR array of byte strings: {e}"),
+        )
+    })?;
+    if list.len() > MAX_BATCH_OBJECTS {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too-many-objects",
+            format!(
+                "a batch holds at most {MAX_BATCH_OBJECTS} objects, not {}",
+                list.len()
+            ),
+        ));
+    }
+    let mut objects = Vec::with_capacity(list.len());
+    for (i, bytes) in list.into_iter().enumerate() {
+        Object::decode(&bytes).map_err(|e| {
+            ApiError::bad_request(
+                "malformed-object",
+                format!("object {i} of the batch is not a Mediachain object: {e}"),
+            )
+        })?;
+        objects.push((codec::cid_of(DAG_CBOR, &bytes), bytes.into_vec()));
+    }
+    let stored: Vec<Stored> = blocking(move || {
+        let refs: Vec<(Cid, &[u8])> = objects.iter().map(|(c, b)| (*c, b.as_slice())).collect();
+        let created = storage::put_uploads(&api, client, &refs)?;
+        Ok(objects
+            .iter()
+            .zip(created)
+            .map(|((cid, bytes), created)| Stored {
+                cid: cid.to_string(),
+                size: bytes.len(),
+                created,
+            })
+            .collect())
+    })
+    .await?;
+    Ok(json(StatusCode::OK, &StoredBatch { stored }))
 }
 
 fn get(api: Api, cid: &str, query: GetQuery, accept: Option<String>) -> Result<Response, ApiError> {

@@ -52,12 +52,23 @@ pub fn put_upload(
     cid: &Cid,
     bytes: &[u8],
 ) -> Result<bool, ApiError> {
+    let created = put_uploads(api, client, &[(*cid, bytes)])?;
+    Ok(created.first().copied().unwrap_or(false))
+}
+
+/// Stores a client's uploads, all or none, within its quota (call off the runtime); per object
+/// whether it was new.
+pub fn put_uploads(
+    api: &Api,
+    client: Option<IpAddr>,
+    objects: &[(Cid, &[u8])],
+) -> Result<Vec<bool>, ApiError> {
     check_free_space(api)?;
     // Requests without a connection address (warp's test harness) share one bucket.
     let client = client.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
     let store = api.node.store();
     let now = crate::time::now();
-    let outcome = store.put_upload(cid, bytes, client, now, api.config.upload_limits);
+    let outcome = store.put_uploads(objects, client, now, api.config.upload_limits);
     let (_, total) = store.upload_usage(client);
     api.metrics
         .edge

@@ -11,7 +11,7 @@ use serde::de::DeserializeOwned;
 use super::wire::{
     BlockSummary, Blocks, Challenge, EvidenceSummary, FinalizedBlock, Head, History, IndexEntry,
     Info, Pow, Problem, Registration, RegistrationRequest, RevocationsQueued, SearchPage, Stored,
-    TxState, CBOR,
+    StoredBatch, TxState, CBOR, OBJECTS_BATCH,
 };
 use crate::journal::{Transaction, TxId};
 use crate::model::{Cid, Object};
@@ -228,6 +228,23 @@ impl Client {
             .header(reqwest::header::CONTENT_LENGTH, total)
             .body(reqwest::Body::wrap_stream(body));
         decode(self.send(request, &url).await?).await
+    }
+
+    /// Stores many objects (each in canonical DAG-CBOR) in one request, all or none (the peer's
+    /// batch limits apply: docs/peer-contract.md); where each was stored, in order.
+    pub async fn put_objects(&self, objects: &[&[u8]]) -> Result<Vec<Stored>> {
+        let url = self.url("/v1/objects");
+        let list: Vec<&serde_bytes::Bytes> =
+            objects.iter().map(|b| serde_bytes::Bytes::new(b)).collect();
+        let body = serde_ipld_dagcbor::to_vec(&list)
+            .map_err(|e| ClientError::Protocol(format!("batch does not encode: {e}")))?;
+        let request = self
+            .http
+            .post(&url)
+            .header(CONTENT_TYPE, OBJECTS_BATCH)
+            .body(body);
+        let batch: StoredBatch = decode(self.send(request, &url).await?).await?;
+        Ok(batch.stored)
     }
 
     /// The stored bytes of `cid`.

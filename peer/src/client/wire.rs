@@ -12,6 +12,9 @@ use crate::model::{Cid, JournalEntry};
 pub const PROBLEM_JSON: &str = "application/problem+json";
 /// Media type of DAG-CBOR bodies (objects, transactions).
 pub const CBOR: &str = "application/cbor";
+/// Media type of a batch upload to `POST /v1/objects`: a DAG-CBOR array of byte strings, each
+/// one Mediachain object in canonical DAG-CBOR.
+pub const OBJECTS_BATCH: &str = "application/vnd.mediachain.objects+cbor";
 
 /// `GET /v1/info`: who the peer is and what it requires.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -92,6 +95,14 @@ pub struct Stored {
     pub size: usize,
     /// Whether it was new to this peer.
     pub created: bool,
+}
+
+/// `POST /v1/objects` of a batch: where each object was stored, in the order sent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StoredBatch {
+    /// One entry per object sent.
+    pub stored: Vec<Stored>,
 }
 
 /// Where a transaction stands.

@@ -188,18 +188,40 @@ impl Store {
         now: u64,
         limits: UploadLimits,
     ) -> Result<bool, UploadError> {
-        self.verify(cid, bytes)?;
-        let size = bytes.len() as u64;
-        let record = Record {
-            at: now,
-            size,
-            client,
-        };
+        let created = self.put_uploads(&[(*cid, bytes)], client, now, limits)?;
+        Ok(created.first().copied().unwrap_or(false))
+    }
+
+    /// Stores many uploads of `client` as [`Store::put_upload`] does one, all or none: every
+    /// object is verified first, the new ones together must fit `limits`, and they are written in
+    /// one atomic sled transaction with one flush. Per object, in order, whether it was new (an
+    /// object named twice is new once).
+    pub fn put_uploads(
+        &self,
+        objects: &[(Cid, &[u8])],
+        client: IpAddr,
+        now: u64,
+        limits: UploadLimits,
+    ) -> Result<Vec<bool>, UploadError> {
+        for (cid, bytes) in objects {
+            self.verify(cid, bytes)?;
+        }
+        let mut created = Vec::with_capacity(objects.len());
         {
             let mut usage = self.uploads.usage();
-            if self.has(cid)? {
-                return Ok(false);
+            let mut new: Vec<(&Cid, &[u8])> = vec![];
+            let mut named = std::collections::HashSet::new();
+            for (cid, bytes) in objects {
+                let fresh = named.insert(*cid) && !self.has(cid)?;
+                created.push(fresh);
+                if fresh {
+                    new.push((cid, bytes));
+                }
             }
+            if new.is_empty() {
+                return Ok(created);
+            }
+            let size: u64 = new.iter().map(|(_, bytes)| bytes.len() as u64).sum();
             let used = usage.per_client.get(&client).copied().unwrap_or(0);
             if used.saturating_add(size) > limits.per_client {
                 return Err(UploadError::Quota {
@@ -216,17 +238,29 @@ impl Store {
                     limit: limits.total,
                 });
             }
+            let records: Vec<Record> = new
+                .iter()
+                .map(|(_, bytes)| Record {
+                    at: now,
+                    size: bytes.len() as u64,
+                    client,
+                })
+                .collect();
             (&self.objects, &self.uploads.tree)
-                .transaction(|(objects, records)| {
-                    objects.insert(cid.to_bytes(), bytes)?;
-                    records.insert(record_key(cid), &record.encode()[..])?;
+                .transaction(|(objects, trees)| {
+                    for ((cid, bytes), record) in new.iter().zip(&records) {
+                        objects.insert(cid.to_bytes(), *bytes)?;
+                        trees.insert(record_key(cid), &record.encode()[..])?;
+                    }
                     Ok::<_, ConflictableTransactionError<StoreError>>(())
                 })
                 .map_err(transaction_error)?;
-            usage.add(&record);
+            for record in &records {
+                usage.add(record);
+            }
         }
         self.db.flush().map_err(StoreError::from)?;
-        Ok(true)
+        Ok(created)
     }
 
     /// Bytes of uploads no committed transaction references: of `client`, and in total.
@@ -347,96 +381,5 @@ impl Store {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::model::{codec, RAW};
-
-    const LIMITS: UploadLimits = UploadLimits {
-        per_client: 10,
-        total: 15,
-    };
-
-    fn blob(text: &str) -> (Cid, Vec<u8>) {
-        (
-            codec::cid_of(RAW, text.as_bytes()),
-            text.as_bytes().to_vec(),
-        )
-    }
-
-    fn ip(text: &str) -> IpAddr {
-        text.parse().unwrap()
-    }
-
-    #[test]
-    fn quotas_count_unreferenced_bytes_per_client_and_in_total() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path(), 1024).unwrap();
-        let (a, b) = (ip("203.0.113.1"), ip("2001:db8::"));
-        let (one, bytes) = blob("12345678");
-        assert!(store.put_upload(&one, &bytes, a, 1, LIMITS).unwrap());
-        // Stored already: not charged again.
-        assert!(!store.put_upload(&one, &bytes, b, 1, LIMITS).unwrap());
-        let (two, bytes) = blob("abc");
-        assert!(matches!(
-            store.put_upload(&two, &bytes, a, 1, LIMITS),
-            Err(UploadError::Quota { used: 8, .. })
-        ));
-        assert!(!store.has(&two).unwrap(), "a refused upload stores nothing");
-        assert!(store.put_upload(&two, &bytes, b, 1, LIMITS).unwrap());
-        let (three, bytes) = blob("wxyz56");
-        assert!(matches!(
-            store.put_upload(&three, &bytes, b, 1, LIMITS),
-            Err(UploadError::Full { used: 11, .. })
-        ));
-        // A block referencing the first frees its bytes, and that survives a reopening.
-        assert_eq!(store.release_uploads(&[one, three], 7).unwrap(), 1);
-        drop(store);
-        let store = Store::open(dir.path(), 1024).unwrap();
-        assert_eq!(store.upload_usage(a), (0, 3));
-        assert_eq!(store.upload_usage(b), (3, 3));
-        assert_eq!(store.uploads_released_through().unwrap(), Some(7));
-        assert!(store.put_upload(&three, &bytes, a, 1, LIMITS).unwrap());
-    }
-
-    #[test]
-    fn only_stale_unreleased_uploads_are_collected_in_bounded_passes() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path(), 1024).unwrap();
-        let client = ip("203.0.113.1");
-        let limits = UploadLimits {
-            per_client: 1 << 20,
-            total: 1 << 20,
-        };
-        let blobs: Vec<_> = (0..10).map(|i| blob(&format!("blob {i}"))).collect();
-        for (cid, bytes) in &blobs {
-            store.put_upload(cid, bytes, client, 100, limits).unwrap();
-        }
-        let (peer_copy, bytes) = blob("from a peer");
-        store.put(&peer_copy, &bytes).unwrap();
-        store.release_uploads(&[blobs[0].0], 1).unwrap();
-        store.touch_uploads(&[blobs[1].0], 200).unwrap();
-        // Each pass looks at a bounded number of records and resumes where the last stopped.
-        let mut stale = vec![];
-        for _ in 0..10 {
-            let pass = store.stale_uploads(150, 2).unwrap();
-            assert!(pass.len() <= 2);
-            stale.extend(pass);
-        }
-        stale.sort_by_key(|c| c.to_bytes());
-        stale.dedup();
-        assert_eq!(stale.len(), 8, "released and touched uploads are not stale");
-        assert!(!stale.contains(&blobs[0].0) && !stale.contains(&blobs[1].0));
-        for cid in &stale {
-            assert!(store.collect_upload(cid, 150).unwrap());
-            assert!(!store.has(cid).unwrap());
-        }
-        // Fresh again in between: not collected.
-        assert!(!store.collect_upload(&blobs[1].0, 150).unwrap());
-        assert!(store.has(&blobs[0].0).unwrap() && store.has(&blobs[1].0).unwrap());
-        assert!(
-            store.has(&peer_copy).unwrap(),
-            "objects from peers are never collected"
-        );
-        assert_eq!(store.upload_usage(client).0, blobs[1].1.len() as u64);
-    }
-}
+#[path = "uploads_tests.rs"]
+mod tests;

@@ -4,6 +4,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
 
+mod batch_uploads;
 mod connections;
 mod labels;
 mod origin;

@@ -11,7 +11,6 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use indicatif::ProgressBar;
-use mediachain::client::wire::CBOR;
 use mediachain::client::{Client, ClientError};
 use mediachain::journal::{Transaction, TxId};
 use mediachain::model::Cid;
@@ -53,6 +52,30 @@ where
         tokio::time::sleep(delay).await;
         delay = (delay * 2).min(Duration::from_secs(2));
     }
+}
+
+/// Bytes of objects in one batch upload (under the peer's default batch limit of 16 MiB).
+const CHUNK_BYTES: usize = 4 * 1024 * 1024;
+/// Objects in one batch upload (the peer takes at most 4,096).
+const CHUNK_OBJECTS: usize = 1024;
+
+/// `objects` cut into batch uploads of at most [`CHUNK_OBJECTS`] objects and [`CHUNK_BYTES`]
+/// (an object larger than that travels alone).
+fn upload_chunks(objects: Vec<(Cid, Vec<u8>)>) -> Vec<Vec<Vec<u8>>> {
+    let mut chunks = vec![];
+    let (mut chunk, mut size) = (vec![], 0);
+    for (_, bytes) in objects {
+        if !chunk.is_empty() && (size + bytes.len() > CHUNK_BYTES || chunk.len() >= CHUNK_OBJECTS) {
+            chunks.push(std::mem::take(&mut chunk));
+            size = 0;
+        }
+        size += bytes.len();
+        chunk.push(bytes);
+    }
+    if !chunk.is_empty() {
+        chunks.push(chunk);
+    }
+    chunks
 }
 
 /// What the run has done so far.
@@ -166,12 +189,13 @@ impl Sender {
             new.cloned().collect()
         };
         let creator_cids: Vec<Cid> = creators.iter().map(|(cid, _)| *cid).collect();
-        let objects = batch.objects.iter().cloned().chain(creators);
-        let mut uploads = futures::stream::iter(objects)
-            .map(|(cid, bytes)| {
-                retrying(slots, move || {
-                    client.put_bytes(CBOR, bytes.clone(), Some(cid))
-                })
+        let objects: Vec<(Cid, Vec<u8>)> = batch.objects.iter().cloned().chain(creators).collect();
+        // One request per chunk of objects (the peer's batch upload: one flush, one token of
+        // its rate limit), chunks concurrently.
+        let mut uploads = futures::stream::iter(upload_chunks(objects))
+            .map(|chunk| async move {
+                let refs: Vec<&[u8]> = chunk.iter().map(Vec::as_slice).collect();
+                retrying(slots, || client.put_objects(&refs)).await
             })
             .buffer_unordered(self.uploads);
         while let Some(stored) = uploads.next().await {

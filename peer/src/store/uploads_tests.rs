@@ -1,0 +1,117 @@
+//! Tests of the upload records: quotas, batches, release, collection.
+
+use super::*;
+use crate::model::{codec, RAW};
+
+const LIMITS: UploadLimits = UploadLimits {
+    per_client: 10,
+    total: 15,
+};
+
+fn blob(text: &str) -> (Cid, Vec<u8>) {
+    (
+        codec::cid_of(RAW, text.as_bytes()),
+        text.as_bytes().to_vec(),
+    )
+}
+
+fn ip(text: &str) -> IpAddr {
+    text.parse().unwrap()
+}
+
+#[test]
+fn quotas_count_unreferenced_bytes_per_client_and_in_total() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), 1024).unwrap();
+    let (a, b) = (ip("203.0.113.1"), ip("2001:db8::"));
+    let (one, bytes) = blob("12345678");
+    assert!(store.put_upload(&one, &bytes, a, 1, LIMITS).unwrap());
+    // Stored already: not charged again.
+    assert!(!store.put_upload(&one, &bytes, b, 1, LIMITS).unwrap());
+    let (two, bytes) = blob("abc");
+    assert!(matches!(
+        store.put_upload(&two, &bytes, a, 1, LIMITS),
+        Err(UploadError::Quota { used: 8, .. })
+    ));
+    assert!(!store.has(&two).unwrap(), "a refused upload stores nothing");
+    assert!(store.put_upload(&two, &bytes, b, 1, LIMITS).unwrap());
+    let (three, bytes) = blob("wxyz56");
+    assert!(matches!(
+        store.put_upload(&three, &bytes, b, 1, LIMITS),
+        Err(UploadError::Full { used: 11, .. })
+    ));
+    // A block referencing the first frees its bytes, and that survives a reopening.
+    assert_eq!(store.release_uploads(&[one, three], 7).unwrap(), 1);
+    drop(store);
+    let store = Store::open(dir.path(), 1024).unwrap();
+    assert_eq!(store.upload_usage(a), (0, 3));
+    assert_eq!(store.upload_usage(b), (3, 3));
+    assert_eq!(store.uploads_released_through().unwrap(), Some(7));
+    assert!(store.put_upload(&three, &bytes, a, 1, LIMITS).unwrap());
+}
+
+#[test]
+fn only_stale_unreleased_uploads_are_collected_in_bounded_passes() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), 1024).unwrap();
+    let client = ip("203.0.113.1");
+    let limits = UploadLimits {
+        per_client: 1 << 20,
+        total: 1 << 20,
+    };
+    let blobs: Vec<_> = (0..10).map(|i| blob(&format!("blob {i}"))).collect();
+    for (cid, bytes) in &blobs {
+        store.put_upload(cid, bytes, client, 100, limits).unwrap();
+    }
+    let (peer_copy, bytes) = blob("from a peer");
+    store.put(&peer_copy, &bytes).unwrap();
+    store.release_uploads(&[blobs[0].0], 1).unwrap();
+    store.touch_uploads(&[blobs[1].0], 200).unwrap();
+    // Each pass looks at a bounded number of records and resumes where the last stopped.
+    let mut stale = vec![];
+    for _ in 0..10 {
+        let pass = store.stale_uploads(150, 2).unwrap();
+        assert!(pass.len() <= 2);
+        stale.extend(pass);
+    }
+    stale.sort_by_key(|c| c.to_bytes());
+    stale.dedup();
+    assert_eq!(stale.len(), 8, "released and touched uploads are not stale");
+    assert!(!stale.contains(&blobs[0].0) && !stale.contains(&blobs[1].0));
+    for cid in &stale {
+        assert!(store.collect_upload(cid, 150).unwrap());
+        assert!(!store.has(cid).unwrap());
+    }
+    // Fresh again in between: not collected.
+    assert!(!store.collect_upload(&blobs[1].0, 150).unwrap());
+    assert!(store.has(&blobs[0].0).unwrap() && store.has(&blobs[1].0).unwrap());
+    assert!(
+        store.has(&peer_copy).unwrap(),
+        "objects from peers are never collected"
+    );
+    assert_eq!(store.upload_usage(client).0, blobs[1].1.len() as u64);
+}
+
+#[test]
+fn a_batch_of_uploads_is_stored_all_or_none_within_the_quota() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), 1024).unwrap();
+    let client = ip("203.0.113.1");
+    let (one, a) = blob("1234");
+    let (two, b) = blob("5678");
+    let (three, c) = blob("abc");
+    // 4 + 4 + 3 bytes pass the quota of 10: nothing is stored.
+    let refused = store.put_uploads(&[(one, &a), (two, &b), (three, &c)], client, 1, LIMITS);
+    assert!(matches!(refused, Err(UploadError::Quota { size: 11, .. })));
+    assert!(!store.has(&one).unwrap() && !store.has(&three).unwrap());
+    // An object named twice is stored and charged once.
+    let created = store
+        .put_uploads(&[(one, &a), (two, &b), (one, &a)], client, 1, LIMITS)
+        .unwrap();
+    assert_eq!(created, vec![true, true, false]);
+    assert_eq!(store.upload_usage(client), (8, 8));
+    // A bad object refuses the whole batch before anything is written.
+    let bad = store.put_uploads(&[(three, &c), (one, b"other")], client, 1, LIMITS);
+    assert!(matches!(bad, Err(UploadError::Store(_))));
+    assert!(!store.has(&three).unwrap());
+}
