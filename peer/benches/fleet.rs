@@ -31,12 +31,16 @@
 mod fleet;
 #[path = "../tests/support/listening.rs"]
 mod listening;
+#[path = "../tests/support/params.rs"]
+mod params;
 #[path = "support/procstat.rs"]
 mod procstat;
 #[path = "support/report.rs"]
 mod report;
 #[path = "support/views.rs"]
 mod views;
+#[path = "../tests/support/work.rs"]
+mod work;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -47,10 +51,9 @@ use mediachain::journal::Transaction;
 use mediachain::model::{Artefact, Cid, JournalEntry, Object};
 use mediachain::trust::SecretKey;
 use views::{explain_missing, watch, Seen};
+use work::TX_BITS;
 
 const PEERS: usize = 4;
-/// The fleet's transaction proof-of-work difficulty (see the fleet helper).
-const TX_BITS: u8 = 4;
 /// How long the fleet may take to commit everything after the last submission.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(120);
 /// How long, after the drain, every accepted transaction may take to become final.
@@ -267,7 +270,7 @@ async fn run(settings: Settings) {
     let mut fleet = fleet::Fleet::new(PEERS);
     fleet.block_interval = settings.interval.clone();
     if let Some(epoch) = settings.epoch {
-        fleet.use_network_params(epoch);
+        params::use_network_params(&mut fleet, epoch);
     }
     // One load generator sends everything from one address: lift the per-client rate limit and
     // connection cap.

@@ -12,7 +12,6 @@ use std::time::{Duration, Instant};
 
 use mediachain::backup::cli::API_ADDRESS_FILE;
 use mediachain::client::Client;
-use mediachain::network::NetworkParams;
 use mediachain::trust::{keyfile, Certificate, Chain, Level, SecretKey};
 
 use super::listening::{self, overlay_port, Started};
@@ -159,33 +158,6 @@ impl Fleet {
             netns: None,
         });
         i
-    }
-
-    /// Starts the peers under network parameters (docs/network-parameters.md) naming every
-    /// peer added so far an initial member, with this fleet's network, root, block interval,
-    /// commit timeout and proof of work, and `epoch_length` blocks per finality epoch: the
-    /// peers commit in the members' rotation and finalise (without this, a network of one
-    /// organisation without finality). Call before the peers start.
-    pub fn use_network_params(&mut self, epoch_length: u64) {
-        let members = self
-            .peers
-            .iter()
-            .map(|p| {
-                let pem = std::fs::read_to_string(p.dir.join("peer.chain")).unwrap();
-                Chain::from_pem(&pem).unwrap()
-            })
-            .collect();
-        let mut params = NetworkParams::new("fleet", self.root.public(), members);
-        params.consensus.block_interval =
-            humantime::parse_duration(&self.block_interval).expect("the fleet's block interval");
-        params.consensus.commit_timeout = Duration::from_secs(2);
-        params.consensus.transaction_pow_bits = 4;
-        params.consensus.max_weight_per_principal = self.peers.len() as u32;
-        params.consensus.epoch_length = epoch_length;
-        let path = self.dir.path().join("network.yaml");
-        std::fs::write(&path, params.to_yaml().unwrap()).unwrap();
-        self.extra_args.push("--network-params".into());
-        self.extra_args.push(path.display().to_string());
     }
 
     /// Starts peer `i` with every other peer as a seed and waits (bounded) until it listens.
