@@ -4,6 +4,8 @@
 
 #[path = "api/explorer.rs"]
 mod explorer;
+#[path = "api/reorg.rs"]
+mod reorg;
 #[path = "api/search.rs"]
 mod search;
 mod support;

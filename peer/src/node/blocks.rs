@@ -112,6 +112,7 @@ impl Node {
         }
         if !done.is_empty() {
             state.mempool.remove(done.iter());
+            self.settle_orphans(&mut state, done.iter())?;
             let done: HashSet<TxId> = done.into_iter().collect();
             candidates.retain(|tx| !done.contains(&tx.id()));
         }
@@ -129,12 +130,15 @@ impl Node {
         )?;
         let committed: Vec<TxId> = block.transactions.iter().map(Transaction::id).collect();
         state.mempool.remove(committed.iter());
+        self.settle_orphans(&mut state, committed.iter())?;
         for (id, reason) in &rejected {
             if !matches!(reason, TxRejection::Duplicate(_)) {
                 state.rejected.insert(*id, reason.to_string());
             }
         }
         state.mempool.remove(rejected.iter().map(|(id, _)| id));
+        // Refused (a conflict, or out of the transaction window): no longer kept.
+        self.settle_orphans(&mut state, rejected.iter().map(|(id, _)| id))?;
         state.last_block_at = now;
         drop(state);
         info!(
@@ -239,10 +243,9 @@ impl Node {
                 state.last_block_at = now;
                 let ids: Vec<TxId> = block.transactions.iter().map(Transaction::id).collect();
                 state.mempool.remove(ids.iter());
+                self.settle_orphans(&mut state, ids.iter())?;
                 if let Ok(Added::Reorganized { orphans, .. }) = &outcome {
-                    for tx in orphans.clone() {
-                        state.mempool.insert(tx.id(), tx, now);
-                    }
+                    self.keep_orphans(&mut state, orphans.clone(), now)?;
                 }
                 // Above the old tip, or above the common ancestor of a reorganisation.
                 let since = match &outcome {
@@ -256,7 +259,9 @@ impl Node {
                 }
             }
             Ok(Added::SideBranch) => {
-                // Transactions of a competing branch are replayed on ours (healing).
+                // Transactions of a competing branch are replayed on ours (healing). Not kept
+                // like orphans: anyone seated can make side branches, so they stay bounded by
+                // the mempool's capacity.
                 for tx in &block.transactions {
                     let id = tx.id();
                     if state.journal.index().tx_height(&id)?.is_none() {

@@ -180,9 +180,7 @@ impl Node {
             );
             let now = self.clock.instant();
             state.last_block_at = now;
-            for tx in orphans {
-                state.mempool.insert(tx.id(), tx, now);
-            }
+            self.keep_orphans(&mut state, orphans, now)?;
             joined = blocks::joined(&state, ancestor + 1, None)?;
         }
         drop(state);

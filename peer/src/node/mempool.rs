@@ -30,7 +30,16 @@ impl Mempool {
 
     /// Adds a transaction at `now`; false if it is already pending or the pool is full.
     pub fn insert(&mut self, id: TxId, tx: Transaction, now: Instant) -> bool {
-        if self.txs.contains_key(&id) || self.txs.len() >= self.capacity {
+        if self.txs.len() >= self.capacity {
+            return false;
+        }
+        self.insert_orphan(id, tx, now)
+    }
+
+    /// Adds a transaction a reorganisation orphaned at `now`, full or not (orphans are bounded
+    /// by what blocks held, and a full pool never drops one); false if it is already pending.
+    pub fn insert_orphan(&mut self, id: TxId, tx: Transaction, now: Instant) -> bool {
+        if self.txs.contains_key(&id) {
             return false;
         }
         if self.txs.is_empty() {
@@ -134,6 +143,14 @@ mod tests {
         assert!(!pool.insert(c.0, c.1.clone(), t0), "over capacity");
         assert_eq!(pool.len(), 2);
         assert!(!pool.contains(&c.0));
+        let orphan = tx(4);
+        assert!(
+            pool.insert_orphan(orphan.0, orphan.1.clone(), t0),
+            "an orphan always"
+        );
+        assert!(!pool.insert_orphan(orphan.0, orphan.1.clone(), t0), "once");
+        assert_eq!(pool.len(), 3);
+        pool.remove([&orphan.0]);
         pool.remove([&a.0]);
         assert!(!pool.is_full());
         assert!(pool.insert(c.0, c.1.clone(), t0));

@@ -22,6 +22,7 @@ pub use membership::MAX_PENDING_RECORDS;
 pub mod config;
 pub mod mempool;
 pub mod metrics;
+mod orphans;
 pub mod overlay;
 pub mod registration;
 mod txs;
@@ -175,6 +176,8 @@ pub(crate) struct State {
     evidence_kept: usize,
     /// Membership records waiting for a block (bounded by [`MAX_PENDING_RECORDS`]).
     records: Vec<crate::journal::membership::Record>,
+    /// Orphaned transactions kept in the store until committed or refused.
+    orphans: HashSet<TxId>,
 }
 
 /// The node: shared by the overlay, the commit loop and the API.
@@ -272,12 +275,14 @@ impl Node {
             last_vote: None,
             evidence_kept: 0,
             records: vec![],
+            orphans: HashSet::new(),
         };
         let mut state = state;
         if let Some(network) = &params.network_params {
             finality::restore(&mut state, &store, network.consensus.epoch_length)?;
             membership::queue_start_lists(&mut state, clock.unix());
         }
+        orphans::restore(&mut state, &store, clock.instant())?;
         let admission = std::sync::RwLock::new(state.journal.rules().clone());
         let admission_cache = state.journal.cache();
         let node = Arc::new(Self {
@@ -430,8 +435,8 @@ impl Node {
                 );
                 let now = self.clock.instant();
                 state.last_block_at = now;
-                for tx in orphans {
-                    state.mempool.insert(tx.id(), tx, now);
+                if let Err(error) = self.keep_orphans(&mut state, orphans, now) {
+                    warn!(%error, "keeping orphaned transactions failed");
                 }
                 let blocks = blocks::joined(&state, ancestor + 1, None).unwrap_or_default();
                 drop(state);
@@ -464,3 +469,6 @@ mod membership_tests;
 #[cfg(test)]
 #[path = "open_tests.rs"]
 mod open_tests;
+#[cfg(test)]
+#[path = "orphans_tests.rs"]
+mod orphans_tests;

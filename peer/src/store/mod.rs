@@ -18,6 +18,7 @@ mod evidence;
 mod finality;
 mod index;
 mod objects;
+mod orphans;
 mod uploads;
 pub use evidence::{EvidenceSummary, KeptEvidence};
 pub use index::SledIndex;
