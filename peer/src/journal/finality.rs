@@ -13,7 +13,8 @@
 //!
 //! Bounded against a hostile network: only seated members' votes are kept, at most
 //! [`MAX_VOTES_PER_VOTER`] each (the lowest targets go first), only above the final checkpoint;
-//! a vote breaking a rule with another of the same voter is kept once per culprit as evidence.
+//! a vote breaking a rule with another of the same voter counts like any other and the pair is
+//! kept once per culprit as evidence.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -58,9 +59,6 @@ pub enum VoteRejection {
         /// The target's height.
         target_height: u64,
     },
-    /// The voter signed another vote this one breaks a rule with (kept as evidence).
-    #[error("voter {0} signed a conflicting vote (double or surround)")]
-    Conflicting(PublicKey),
 }
 
 /// What taking a valid vote did.
@@ -98,7 +96,8 @@ pub struct Finality {
     seats: BTreeSet<PublicKey>,
     /// Whose votes are held: the seats and every seat the chain's membership admitted since.
     voters: BTreeSet<PublicKey>,
-    votes: BTreeMap<PublicKey, BTreeMap<u64, Vote>>,
+    /// Each voter's votes, by target.
+    votes: BTreeMap<PublicKey, BTreeMap<(u64, Cid), Vote>>,
     justified: BTreeSet<Checkpoint>,
     finalized: Checkpoint,
     certificate: Vec<Vote>,
@@ -202,9 +201,14 @@ impl Finality {
             return Err(VoteRejection::BadSignature);
         }
         let held = self.votes.entry(vote.voter).or_default();
-        if held.get(&t) == Some(&vote) {
+        let key = (t, vote.target.cid);
+        if held.get(&key) == Some(&vote) {
             return Ok(Counted::Known);
         }
+        // A vote breaking a rule with one held is proof against its voter, and counts all the
+        // same: FFG counts every signed vote, so two peers holding the same votes reach the same
+        // justification whichever of the pair reached each first (else an equivocator's two
+        // votes split the honest peers' views for good).
         if let Some(first) = held.values().find(|v| v.conflicts_with(&vote)) {
             let conflict = VoteConflict {
                 first: first.clone(),
@@ -213,12 +217,11 @@ impl Finality {
             if self.evidence.len() < MAX_VOTE_EVIDENCE {
                 self.evidence.entry(vote.voter).or_insert(conflict);
             }
-            return Err(VoteRejection::Conflicting(vote.voter));
         }
         if t <= self.finalized.height {
             return Ok(Counted::Known);
         }
-        held.insert(t, vote);
+        held.insert(key, vote);
         while held.len() > MAX_VOTES_PER_VOTER {
             held.pop_first();
         }
@@ -281,7 +284,7 @@ impl Finality {
         self.certificate = certificate;
         self.justified.retain(|j| j.height >= checkpoint.height);
         for held in self.votes.values_mut() {
-            held.retain(|t, _| *t > checkpoint.height);
+            held.retain(|(t, _), _| *t > checkpoint.height);
         }
         self.votes.retain(|_, held| !held.is_empty());
     }

@@ -32,6 +32,8 @@ pub struct Ctx<'a> {
     pub peers: Vec<usize>,
     /// Now, in Unix milliseconds (block timestamps).
     pub unix_ms: u64,
+    /// Where each PeerId it heard of is (simulated peer indices).
+    pub index_of: &'a std::collections::BTreeMap<libp2p::PeerId, usize>,
 }
 
 impl Ctx<'_> {
@@ -79,6 +81,17 @@ pub enum Reply {
     Drop,
 }
 
+/// How the honest peers must have found an adversary out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Detection {
+    /// Struck, banned or refused by some honest peer.
+    Punished,
+    /// Signed evidence against it kept by some honest peer (it broke a rule at least once).
+    Evidence,
+    /// Nothing yet: it has not misbehaved in this run (e.g. it never held a slot).
+    Nothing,
+}
+
 /// A hostile strategy a simulated member runs beside its honest engine.
 pub trait Strategy {
     /// Every simulated second: messages to send (to peer indices).
@@ -86,6 +99,13 @@ pub trait Strategy {
     /// A request arrived: how to take it instead of the honest engine, if at all.
     fn answer(&mut self, _ctx: &mut Ctx, _request: &Request) -> Option<Reply> {
         None
+    }
+    /// A message arrived from peer `from` (before the honest engine takes it): what the
+    /// member learns from the network.
+    fn observe(&mut self, _from: usize, _msg: &Msg) {}
+    /// How the honest peers must have found it out by the end of the run.
+    fn detection(&self) -> Detection {
+        Detection::Punished
     }
 }
 

@@ -1,11 +1,13 @@
 //! The properties a run must keep, checked by [`Sim::check`]: honest peers converge, nothing
 //! committed is lost or repeated, each peer's event view equals its chain, no honest peer is
-//! punished and every adversary is.
+//! punished and every adversary is found out (punished, or, for an equivocating member,
+//! accused by signed evidence: `super::byzantine`).
 
 use std::collections::{BTreeSet, HashSet};
 
 use mediachain::node::TxStatus;
 
+use super::adversary::Detection;
 use super::{tracing, Sim, SimPeer};
 
 impl Sim {
@@ -106,7 +108,8 @@ impl Sim {
     }
 
     /// No honest peer struck, banned, refused or holds evidence against another; every
-    /// adversary was struck, banned or refused by some honest peer (detected).
+    /// adversary was struck, banned or refused by some honest peer, or, if its strategy says so,
+    /// is accused by evidence an honest peer keeps (detected).
     pub fn check_adversaries(&self) -> Vec<String> {
         let mut out = vec![];
         let honest: Vec<&SimPeer> = self.peers.iter().filter(|p| !p.is_adversary()).collect();
@@ -130,6 +133,11 @@ impl Sim {
             }
         }
         for adversary in self.peers.iter().filter(|p| p.is_adversary()) {
+            let detection = adversary.strategy.as_ref().map(|s| s.detection());
+            if detection != Some(Detection::Punished) {
+                out.extend(self.check_evidence(adversary, detection));
+                continue;
+            }
             let judges: Vec<usize> = honest
                 .iter()
                 .filter(|j| j.net.punished.contains_key(&adversary.id))

@@ -1,12 +1,15 @@
 //! The links of a simulated network: a link stands only while one side dialled it and neither
 //! closed it, and only between peers that can reach each other (both running, one partition
-//! group, neither blocking the other).
+//! group or one of them a bridge, neither blocking the other).
 
 use super::{Msg, Sim};
 
 impl Sim {
     pub(super) fn reachable(&self, a: usize, b: usize) -> bool {
-        a != b && self.peers[a].is_up() && self.peers[b].is_up() && self.group[a] == self.group[b]
+        let same_side = self.group[a] == self.group[b]
+            || self.bridges.contains(&a)
+            || self.bridges.contains(&b);
+        a != b && self.peers[a].is_up() && self.peers[b].is_up() && same_side
     }
 
     /// Whether the link between `a` and `b` stands.

@@ -18,6 +18,7 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 pub mod adversary;
+pub mod byzantine;
 mod check;
 mod finality;
 mod graph;
@@ -61,6 +62,8 @@ pub struct Sim {
     pub peers: Vec<SimPeer>,
     /// Partition group of each peer (all 0: none).
     group: Vec<u8>,
+    /// Peers no partition cuts off (a Byzantine member placed on every side).
+    pub bridges: BTreeSet<usize>,
     clients: Vec<(SecretKey, Chain)>,
     /// Every transaction seen committed at any peer at any time.
     pub committed: BTreeSet<TxId>,
@@ -183,6 +186,7 @@ impl Sim {
             queue: BTreeMap::new(),
             peers,
             group,
+            bridges: BTreeSet::new(),
             clients,
             committed: BTreeSet::new(),
             violations: vec![],

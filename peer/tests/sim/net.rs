@@ -226,7 +226,10 @@ impl Transport for SimNet {
                 ..
             } => {
                 if std::env::var("SIM_TRACE").is_ok() {
-                    eprintln!("peer {} struck {peer}: {reason}", self.index);
+                    eprintln!(
+                        "{:>9}us peer {} struck {peer}: {reason}",
+                        self.now, self.index
+                    );
                 }
                 let was = self.punished.get(&peer).copied().unwrap_or(false);
                 self.punished.insert(peer, was || banned);

@@ -251,6 +251,7 @@ impl SimPeer {
             chain: &self.chain,
             peers: self.net.links.iter().copied().collect(),
             unix_ms: mediachain::node::Clock::unix_ms(self.clock.as_ref()),
+            index_of: &self.net.index_of,
         };
         Some(f(strategy.as_mut(), &mut ctx))
     }
@@ -285,6 +286,9 @@ impl SimPeer {
     /// A message from peer `from` (`from_id`).
     pub fn deliver(&mut self, from: usize, from_id: PeerId, msg: Msg) -> Outbox {
         self.net.index_of.insert(from_id, from);
+        if let Some(strategy) = self.strategy.as_mut() {
+            strategy.observe(from, &msg);
+        }
         if let Msg::Request { id, request } = &msg {
             let reply = self
                 .act(|strategy, ctx| strategy.answer(ctx, request))

@@ -88,6 +88,8 @@ pub struct Plan {
     pub silent: usize,
     /// How many of the first peers every peer's seed list names (`None`: all of them).
     pub seeds: Option<usize>,
+    /// Blocks per finality epoch, under parameters.
+    pub epoch_length: u64,
 }
 
 impl Default for Plan {
@@ -105,6 +107,7 @@ impl Default for Plan {
             parameters: false,
             silent: 0,
             seeds: None,
+            epoch_length: 4,
         }
     }
 }
@@ -121,6 +124,7 @@ impl Plan {
             c.commit_backoff = Duration::from_millis(300);
             c.transaction_pow_bits = 0;
             c.max_weight_per_principal = self.peers as u32;
+            c.epoch_length = self.epoch_length;
             network
         })
     }

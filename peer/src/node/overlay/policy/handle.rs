@@ -244,7 +244,7 @@ impl Policy {
     }
 
     /// Re-evaluates readiness and the commit gate.
-    fn evaluate(&mut self, out: &mut Vec<Effect>) {
+    pub(super) fn evaluate(&mut self, out: &mut Vec<Effect>) {
         let connected = self.book.admitted_count() > 0 || self.seeds == 0;
         let health = self
             .readiness

@@ -136,6 +136,16 @@ impl Heights {
         peers
     }
 
+    /// Drops `peer`'s claim if it names `tip` (the peer does not hold the tip it claimed);
+    /// whether it did.
+    pub fn withdraw(&mut self, peer: &PeerId, tip: &Cid) -> bool {
+        let claimed = self.claims.get(peer).is_some_and(|c| c.tip == *tip);
+        if claimed {
+            self.claims.remove(peer);
+        }
+        claimed
+    }
+
     /// Drops the claims above `ours` made, and last progressed towards (`progress`: when our
     /// height last grew), more than [`CLAIM_DEADLINE`] ago; returns their originators.
     pub fn expire(&mut self, now: Instant, ours: u64, progress: Instant) -> Vec<PeerId> {

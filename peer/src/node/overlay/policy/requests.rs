@@ -48,8 +48,9 @@ impl BlockRequests {
     }
 
     /// The request for `cid` ended (answered, failed or refused): it may be asked again.
-    pub fn done(&mut self, cid: &Cid) {
-        self.since.remove(cid);
+    /// Returns when it was asked.
+    pub fn done(&mut self, cid: &Cid) -> Option<Instant> {
+        self.since.remove(cid)
     }
 
     /// Requests outstanding.

@@ -360,3 +360,82 @@ fn a_flood_of_bans_lifts_the_oldest_and_counts_the_eviction() {
         .any(|e| matches!(e, Effect::Evicted("banned_peers"))));
     assert!(unblocks(&effects, first), "the lifted ban is unblocked");
 }
+
+#[test]
+fn a_claimer_lacking_its_claimed_tip_is_struck_alone_not_the_others_claiming_it() {
+    let now = Instant::now();
+    let (mut policy, author) = with_peer(5, now);
+    let liar_key = key();
+    let liar = liar_key.peer_id();
+    let _ = policy.handle(Input::Connected(liar), now);
+    let _ = policy.handle(
+        Input::Admitted {
+            peer: liar,
+            key: liar_key,
+            tip: cid(0),
+            height: 5,
+            tip_known: true,
+        },
+        now,
+    );
+    // Both claim the author's new block; the liar, asked for it, says it does not hold it.
+    let tip = cid(9);
+    let _ = announce(&mut policy, author, tip, 6, now);
+    let _ = announce(&mut policy, liar, tip, 6, now);
+    for _ in 0..MAX_STRIKES {
+        let missing = super::Transfer::BlockMissing {
+            peer: liar,
+            cid: tip,
+        };
+        let effects = policy.handle(Input::Transfer(missing), now);
+        assert!(
+            effects
+                .iter()
+                .all(|e| !matches!(e, Effect::Struck { peer, .. } if *peer == author)),
+            "the block's author holds it: {effects:?}"
+        );
+        let _ = announce(&mut policy, liar, tip, 6, now);
+    }
+    assert!(policy.is_banned(&liar, now));
+    assert!(!policy.is_banned(&author, now));
+    assert_eq!(
+        policy.heights().get(&author).map(|c| c.tip),
+        Some(tip),
+        "the author's claim stands"
+    );
+}
+
+#[test]
+fn a_claim_made_after_the_request_is_not_contradicted_by_its_answer() {
+    let t0 = Instant::now();
+    let (mut policy, peer) = with_peer(5, t0);
+    let tip = cid(9);
+    // The peer forwards a stranger's announcement before it holds the block: asked of it.
+    let forwarded = Input::Announced {
+        origin: key().peer_id(),
+        via: peer,
+        tip,
+        height: 6,
+        tip_known: false,
+    };
+    let effects = policy.handle(forwarded, t0);
+    assert!(effects
+        .iter()
+        .any(|e| matches!(e, Effect::FetchBlock { peer: p, .. } if *p == peer)));
+    // It gets the block and claims it; its "not found", sent before, arrives after the claim.
+    let t1 = t0 + Duration::from_millis(50);
+    let _ = announce(&mut policy, peer, tip, 6, t1);
+    let missing = super::Transfer::BlockMissing { peer, cid: tip };
+    let effects = policy.handle(Input::Transfer(missing), t1);
+    assert!(
+        effects.iter().all(|e| !matches!(e, Effect::Struck { .. })),
+        "{effects:?}"
+    );
+    assert!(
+        effects
+            .iter()
+            .any(|e| matches!(e, Effect::FetchBlock { peer: p, cid } if *p == peer && *cid == tip)),
+        "asked again: {effects:?}"
+    );
+    assert_eq!(policy.heights().get(&peer).map(|c| c.tip), Some(tip));
+}

@@ -108,11 +108,24 @@ impl Policy {
         match input {
             Transfer::WantBlock { peer, cid } => self.want_block(peer, cid, now, out),
             Transfer::BlockMissing { peer, cid } => {
-                self.requests.done(&cid);
+                let asked = self.requests.done(&cid);
                 // The originator of a claim must hold the block it claims, and the sender of a
-                // block its parent.
-                if self.heights.get(&peer).is_some_and(|c| c.tip == cid) {
-                    self.dispatch(Input::Unverifiable { cid, blame: true }, now, out);
+                // block its parent. Only the claimer that lacks its own tip lied: others that
+                // claim the same block (its committer among them) are not to blame. A claim
+                // made after the request (a record or hello that overtook the answer: the peer
+                // got the block meanwhile) is not contradicted by it: the block is asked again.
+                let claim = self.heights.get(&peer).filter(|c| c.tip == cid);
+                let since = claim.map(|c| c.since);
+                if since.is_some_and(|since| asked.is_some_and(|at| since > at)) {
+                    self.want_block(peer, cid, now, out);
+                } else if self.heights.withdraw(&peer, &cid) {
+                    let lied = Input::Misbehaved {
+                        peer,
+                        kind: "peer",
+                        reason: "unverifiable_claim",
+                    };
+                    self.dispatch(lied, now, out);
+                    self.evaluate(out);
                 } else if self.parked.sent_child_of(&cid, &peer) {
                     self.missing_parent(peer, now, out);
                 }
