@@ -1,8 +1,10 @@
 //! A rogue peer for adversarial tests: a real libp2p swarm holding a valid Level-1 certificate
 //! from the fleet's principal (so admission lets it in) or one from a foreign tower, speaking the
-//! overlay's protocols by hand. It answers hellos with its own, every block request with "not found" (or drops it,
-//! when told to stay silent) and every range request with nothing, and publishes whatever the
-//! test gives it.
+//! overlay's protocols by hand. It answers hellos with its own, every block request with one of
+//! the blocks it was given to serve or "not found" (or drops it, when told to stay silent) and
+//! every range request with nothing, keeps the last gossip it heard, and publishes whatever the
+//! test gives it. A rogue made with [`Rogue::member`] is a seated member of a network run under
+//! parameters.
 
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
@@ -14,7 +16,9 @@ use libp2p::request_response::{self, ProtocolSupport};
 use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
 use libp2p::{identify, noise, ping, tcp, yamux, StreamProtocol, Swarm};
 use mediachain::journal::Block;
-use mediachain::node::overlay::protocol::{Hello, Request, Response, SYNC_PROTOCOL};
+use mediachain::network::NetworkParams;
+use mediachain::node::overlay::protocol::{self, Hello, Request, Response, SYNC_PROTOCOL};
+use mediachain::node::BlockBundle;
 use mediachain::trust::{Certificate, Chain, Level, SecretKey};
 use serde_bytes::ByteBuf;
 
@@ -43,7 +47,18 @@ pub struct Rogue {
     pub answer_blocks: bool,
     /// What to answer a hello with instead of the rogue's own hello.
     pub hello_answer: Option<Response>,
+    /// Blocks it serves when asked for them.
+    pub served: Vec<Block>,
+    /// The last gossip it heard (at most [`HEARD`]): topic name and payload.
+    pub heard: std::collections::VecDeque<(String, Vec<u8>)>,
+    /// Its key.
+    pub key: SecretKey,
+    /// Its Level-1 chain.
+    pub chain: Chain,
 }
+
+/// Gossip messages a rogue keeps.
+pub const HEARD: usize = 1024;
 
 impl Rogue {
     /// A rogue with a valid Level-1 certificate of `fleet`'s network.
@@ -77,14 +92,24 @@ impl Rogue {
 
     /// A rogue of `key` and `chain` on the fleet's network, subscribed to its topics.
     pub fn new(key: SecretKey, chain: Chain) -> Self {
-        let genesis = Block::genesis("fleet", vec![]);
+        Self::on(key, chain, None)
+    }
+
+    /// A seated member of the fleet's network run under `params` (its chain is one of the
+    /// initial members).
+    pub fn member(key: SecretKey, chain: Chain, params: &NetworkParams) -> Self {
+        Self::on(key, chain, Some(params))
+    }
+
+    fn on(key: SecretKey, chain: Chain, params: Option<&NetworkParams>) -> Self {
+        let genesis = params.map_or_else(|| Block::genesis("fleet", vec![]), |p| p.genesis());
         let hello = Hello {
             network: "fleet".into(),
             genesis: ByteBuf::from(genesis.cid().to_bytes()),
             chain: chain.to_pem(),
             height: 0,
             tip: ByteBuf::from(genesis.cid().to_bytes()),
-            params: None,
+            params: params.map(|p| Box::new(p.section_digests())),
         };
         let mut swarm = libp2p::SwarmBuilder::with_existing_identity(key.to_libp2p())
             .with_tokio()
@@ -112,7 +137,7 @@ impl Rogue {
             })
             .unwrap()
             .build();
-        for topic in ["txs", "blocks", "peers"] {
+        for topic in ["txs", "blocks", "peers", "votes"] {
             swarm
                 .behaviour_mut()
                 .gossipsub
@@ -126,6 +151,10 @@ impl Rogue {
             disconnected: false,
             answer_blocks: true,
             hello_answer: None,
+            served: vec![],
+            heard: std::collections::VecDeque::new(),
+            key,
+            chain,
         }
     }
 
@@ -188,7 +217,7 @@ impl Rogue {
                             None => Response::Hello(self.hello.clone()),
                         },
                         Request::Block { .. } if !self.answer_blocks => return,
-                        Request::Block { .. } => Response::Block(None),
+                        Request::Block { cid } => Response::Block(self.serve(&cid)),
                         Request::Object { .. } => Response::Object(None),
                         Request::Range { .. } => Response::Range(vec![]),
                     };
@@ -204,7 +233,27 @@ impl Rogue {
                 } => self.admitted = true,
                 request_response::Message::Response { .. } => {}
             },
+            SwarmEvent::Behaviour(RogueBehaviourEvent::Gossipsub(gossipsub::Event::Message {
+                message,
+                ..
+            })) => {
+                self.heard
+                    .push_back((message.topic.into_string(), message.data));
+                if self.heard.len() > HEARD {
+                    self.heard.pop_front();
+                }
+            }
             _ => {}
         }
+    }
+
+    /// The bundle of a served block named by `cid` (bytes), if any.
+    fn serve(&self, cid: &[u8]) -> Option<ByteBuf> {
+        let block = self.served.iter().find(|b| b.cid().to_bytes() == cid)?;
+        let bundle = BlockBundle {
+            block: block.to_bytes(),
+            objects: vec![],
+        };
+        Some(ByteBuf::from(protocol::encode(&bundle)))
     }
 }
