@@ -7,7 +7,8 @@ use std::time::Duration;
 use super::*;
 use crate::journal::membership::Record;
 use crate::network::NetworkParams;
-use crate::trust::{Certificate, Level, Revocation, RevocationList};
+use crate::trust::tower::Tower;
+use crate::trust::{Revocation, RevocationList};
 
 /// A root, one principal, three initial members and a newcomer of the same principal.
 struct Org {
@@ -19,31 +20,19 @@ struct Org {
 
 fn org() -> Org {
     let now = crate::time::now();
-    let root = SecretKey::generate();
-    let principal = SecretKey::generate();
-    let l0 = Chain(vec![Certificate::issue(
-        &root,
-        principal.public(),
-        Level::Principal,
-        now - 60,
-        now + 3600,
-    )]);
-    let peer = || {
-        let key = SecretKey::generate();
-        let cert = Certificate::issue(&principal, key.public(), Level::Peer, now - 60, now + 3600);
-        (key.clone(), Chain::extend(cert, &l0))
-    };
-    let members: Vec<(SecretKey, Chain)> = (0..3).map(|_| peer()).collect();
+    let tower = Tower::at(now);
+    let members: Vec<(SecretKey, Chain)> = (0..3).map(|_| tower.another_peer(now)).collect();
     let mut network = NetworkParams::new(
         "joins",
-        root.public(),
+        tower.root.public(),
         members.iter().map(|(_, c)| c.clone()).collect(),
     );
     network.consensus.max_weight_per_principal = 4;
+    let newcomer = tower.another_peer(now);
     Org {
-        root,
+        root: tower.root,
         members,
-        newcomer: peer(),
+        newcomer,
         network,
     }
 }

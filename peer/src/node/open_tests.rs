@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use super::*;
 use crate::network::NetworkParams;
-use crate::trust::{Certificate, Level};
+use crate::trust::tower::Tower;
 
 fn node_params(network: &NetworkParams) -> NodeParams {
     NodeParams {
@@ -23,23 +23,9 @@ fn node_params(network: &NetworkParams) -> NodeParams {
 #[test]
 fn the_rotation_is_the_parameters_seats_across_restarts_and_connections() {
     let now = crate::time::now();
-    let root = SecretKey::generate();
-    let principal = SecretKey::generate();
-    let l0 = Chain(vec![Certificate::issue(
-        &root,
-        principal.public(),
-        Level::Principal,
-        now - 60,
-        now + 3600,
-    )]);
-    let peers: Vec<(SecretKey, Chain)> = (0..3)
-        .map(|_| {
-            let key = SecretKey::generate();
-            let cert =
-                Certificate::issue(&principal, key.public(), Level::Peer, now - 60, now + 3600);
-            (key.clone(), Chain::extend(cert, &l0))
-        })
-        .collect();
+    let tower = Tower::at(now);
+    let root = &tower.root;
+    let peers: Vec<(SecretKey, Chain)> = (0..3).map(|_| tower.another_peer(now)).collect();
     let mut network = NetworkParams::new(
         "seats",
         root.public(),
@@ -81,23 +67,9 @@ fn the_rotation_is_the_parameters_seats_across_restarts_and_connections() {
 fn conflicting_votes_of_a_member_are_kept_as_evidence_across_restarts() {
     use crate::journal::vote::{Checkpoint, Vote};
     let now = crate::time::now();
-    let root = SecretKey::generate();
-    let principal = SecretKey::generate();
-    let l0 = Chain(vec![Certificate::issue(
-        &root,
-        principal.public(),
-        Level::Principal,
-        now - 60,
-        now + 3600,
-    )]);
-    let peers: Vec<(SecretKey, Chain)> = (0..3)
-        .map(|_| {
-            let key = SecretKey::generate();
-            let cert =
-                Certificate::issue(&principal, key.public(), Level::Peer, now - 60, now + 3600);
-            (key.clone(), Chain::extend(cert, &l0))
-        })
-        .collect();
+    let tower = Tower::at(now);
+    let root = &tower.root;
+    let peers: Vec<(SecretKey, Chain)> = (0..3).map(|_| tower.another_peer(now)).collect();
     let mut network = NetworkParams::new(
         "evidence",
         root.public(),

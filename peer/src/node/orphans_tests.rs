@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use super::*;
 use crate::model::{Artefact, JournalEntry, Object};
-use crate::trust::{Certificate, Level};
+use crate::trust::tower::Tower;
 
 const NETWORK: &str = "orphans";
 
@@ -19,37 +19,15 @@ struct Net {
 }
 
 fn net() -> Net {
-    let now = crate::time::now();
-    let root = SecretKey::generate();
-    let principal = SecretKey::generate();
-    let l0 = Chain(vec![Certificate::issue(
-        &root,
-        principal.public(),
-        Level::Principal,
-        now - 600,
-        now + 3600,
-    )]);
-    let peer = || {
-        let key = SecretKey::generate();
-        let cert = Certificate::issue(&principal, key.public(), Level::Peer, now - 600, now + 3600);
-        (key.clone(), Chain::extend(cert, &l0))
-    };
-    let me = peer();
-    let other = peer();
-    let client_key = SecretKey::generate();
-    let cert = Certificate::issue(
-        &me.0,
-        client_key.public(),
-        Level::Client,
-        now - 600,
-        now + 3600,
-    );
-    let client = (client_key, Chain::extend(cert, &me.1));
+    // Certified from ten minutes back: the competing branch's blocks are stamped a minute ago.
+    let since = crate::time::now() - 600;
+    let tower = Tower::at(since);
+    let other = tower.another_peer(since);
     Net {
-        root,
-        me,
+        root: tower.root,
+        me: (tower.peer, tower.peer_chain),
         other,
-        client,
+        client: (tower.client, tower.client_chain),
     }
 }
 

@@ -56,4 +56,19 @@ impl Tower {
             client_chain,
         }
     }
+
+    /// Another peer (Level 1) certified by the same principal from `now - 10` for a year: the
+    /// other members of a network.
+    pub fn another_peer(&self, now: u64) -> (SecretKey, Chain) {
+        let key = SecretKey::generate();
+        let cert = Certificate::issue(
+            &self.principal,
+            key.public(),
+            Level::Peer,
+            now - 10,
+            now + YEAR,
+        );
+        let chain = Chain::extend(cert, &self.principal_chain);
+        (key, chain)
+    }
 }
