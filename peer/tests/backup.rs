@@ -150,22 +150,7 @@ async fn fixture(works: usize) -> Fixture {
         ));
         let mut to_store = vec![e, a, c];
         let now = mediachain::time::now();
-        let mut entries = vec![
-            JournalEntry::Insert {
-                reference: entity,
-                timestamp: now,
-            },
-            JournalEntry::Insert {
-                reference: artefact,
-                timestamp: now,
-            },
-            JournalEntry::Update {
-                reference: artefact,
-                chain: cell,
-                chain_previous: nil_cid(),
-                timestamp: now,
-            },
-        ];
+        let mut entries = support::work::new_work_entries(entity, artefact, cell, now);
         if n + 1 == works {
             let (second, s) = put(Object::Cell(ChainCell::new(
                 CellKind::ArtefactUpdate,

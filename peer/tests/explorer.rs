@@ -16,9 +16,7 @@ use std::time::{Duration, Instant};
 
 use mediachain::client::Client;
 use mediachain::journal::Transaction;
-use mediachain::model::{
-    nil_cid, Artefact, CellKind, ChainCell, Cid, Entity, JournalEntry, Object,
-};
+use mediachain::model::{nil_cid, Artefact, CellKind, ChainCell, Cid, Entity, Object};
 use mediachain::trust::SecretKey;
 
 mod support;
@@ -115,22 +113,7 @@ async fn submit_artefact(url: &str, name: &str) -> String {
     let created = ChainCell::new(CellKind::ArtefactCreatedBy { entity }, artefact, nil_cid());
     let cell = put(Object::Cell(created)).await;
     let now = mediachain::time::now();
-    let entries = vec![
-        JournalEntry::Insert {
-            reference: entity,
-            timestamp: now,
-        },
-        JournalEntry::Insert {
-            reference: artefact,
-            timestamp: now,
-        },
-        JournalEntry::Update {
-            reference: artefact,
-            chain: cell,
-            chain_previous: nil_cid(),
-            timestamp: now,
-        },
-    ];
+    let entries = support::work::new_work_entries(entity, artefact, cell, now);
     let bits = client.info().await.unwrap().transaction_pow_bits;
     let tx = Transaction::create(&key, &chain, entries, now, bits).unwrap();
     client.submit(&tx).await.unwrap();

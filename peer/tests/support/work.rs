@@ -36,6 +36,32 @@ pub async fn submit_insert(client: &Client, name: &str) -> TxId {
     tx.id()
 }
 
+/// The entries of a new work: inserts of the creator `entity` and of `artefact`, and the
+/// artefact's first cell `cell` (its artefactCreatedBy link), all stamped `now`.
+pub fn new_work_entries(
+    entity: mediachain::model::Cid,
+    artefact: mediachain::model::Cid,
+    cell: mediachain::model::Cid,
+    now: u64,
+) -> Vec<JournalEntry> {
+    vec![
+        JournalEntry::Insert {
+            reference: entity,
+            timestamp: now,
+        },
+        JournalEntry::Insert {
+            reference: artefact,
+            timestamp: now,
+        },
+        JournalEntry::Update {
+            reference: artefact,
+            chain: cell,
+            chain_previous: mediachain::model::nil_cid(),
+            timestamp: now,
+        },
+    ]
+}
+
 /// Whether transaction `id` is committed at every one of `clients`' peers.
 pub async fn committed_at(clients: &[Client], id: &TxId) -> bool {
     for client in clients {
