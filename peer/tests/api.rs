@@ -21,6 +21,7 @@ use mediachain::model::{
 };
 use mediachain::time;
 use mediachain::trust::{Chain, Level, RevocationSet, SecretKey};
+use support::work::work_entries;
 
 async fn peer(dir: &tempfile::TempDir) -> LocalPeer {
     LocalPeer::start(dir.path(), LocalOptions::default())
@@ -56,26 +57,6 @@ async fn write_work(client: &Client, name: &str) -> (Cid, Cid, Cid) {
         .parse()
         .unwrap();
     (entity, artefact, cell)
-}
-
-fn work_entries(entity: Cid, artefact: Cid, cell: Cid) -> Vec<JournalEntry> {
-    let timestamp = time::now();
-    vec![
-        JournalEntry::Insert {
-            reference: entity,
-            timestamp,
-        },
-        JournalEntry::Insert {
-            reference: artefact,
-            timestamp,
-        },
-        JournalEntry::Update {
-            reference: artefact,
-            chain: cell,
-            chain_previous: nil_cid(),
-            timestamp,
-        },
-    ]
 }
 
 /// Sends raw bytes and reads the whole answer.
@@ -309,7 +290,7 @@ async fn a_submitted_transaction_is_confirmed_through_the_stream_and_indexed() {
     let tx = Transaction::create(
         &key,
         &chain,
-        work_entries(entity, artefact, cell),
+        work_entries(entity, artefact, cell, time::now()),
         time::now(),
         info.transaction_pow_bits,
     )
@@ -366,7 +347,7 @@ async fn bad_transactions_get_problems_and_are_never_queued() {
     let (key, chain) = registered(&client).await;
     let bits = client.info().await.unwrap().transaction_pow_bits;
     let (entity, artefact, cell) = write_work(&client, "Guernica").await;
-    let entries = work_entries(entity, artefact, cell);
+    let entries = work_entries(entity, artefact, cell, time::now());
 
     let expect = |err: ClientError, status: u16, reason: &str| {
         let problem = err.problem().unwrap_or_else(|| panic!("{err}")).clone();
@@ -503,7 +484,7 @@ async fn the_event_stream_resumes_from_a_height_and_filters_by_canonical() {
         let tx = Transaction::create(
             &key,
             &chain,
-            work_entries(entity, artefact, cell),
+            work_entries(entity, artefact, cell, time::now()),
             time::now(),
             bits,
         )
@@ -550,7 +531,7 @@ async fn the_event_stream_resumes_from_a_height_and_filters_by_canonical() {
     let tx = Transaction::create(
         &key,
         &chain,
-        work_entries(entity, artefact, cell),
+        work_entries(entity, artefact, cell, time::now()),
         time::now(),
         bits,
     )
@@ -683,7 +664,7 @@ async fn concurrent_updates_of_one_head_are_committed_and_merged() {
     let first = Transaction::create(
         &alice,
         &alice_chain,
-        work_entries(entity, artefact, cell),
+        work_entries(entity, artefact, cell, time::now()),
         time::now(),
         bits,
     )

@@ -150,7 +150,7 @@ async fn fixture(works: usize) -> Fixture {
         ));
         let mut to_store = vec![e, a, c];
         let now = mediachain::time::now();
-        let mut entries = support::work::new_work_entries(entity, artefact, cell, now);
+        let mut entries = support::work::work_entries(entity, artefact, cell, now);
         if n + 1 == works {
             let (second, s) = put(Object::Cell(ChainCell::new(
                 CellKind::ArtefactUpdate,

@@ -113,7 +113,7 @@ async fn submit_artefact(url: &str, name: &str) -> String {
     let created = ChainCell::new(CellKind::ArtefactCreatedBy { entity }, artefact, nil_cid());
     let cell = put(Object::Cell(created)).await;
     let now = mediachain::time::now();
-    let entries = support::work::new_work_entries(entity, artefact, cell, now);
+    let entries = support::work::work_entries(entity, artefact, cell, now);
     let bits = client.info().await.unwrap().transaction_pow_bits;
     let tx = Transaction::create(&key, &chain, entries, now, bits).unwrap();
     client.submit(&tx).await.unwrap();

@@ -21,7 +21,7 @@ async fn the_event_stream_resends_every_height_a_reorganisation_replaced() {
     for name in ["one", "two"] {
         let (entity, artefact, cell) = write_work(&client, name).await;
         let from = client.head().await.unwrap().height + 1;
-        let entries = work_entries(entity, artefact, cell);
+        let entries = work_entries(entity, artefact, cell, time::now());
         let tx = Transaction::create(&key, &chain, entries, time::now(), bits).unwrap();
         client.submit(&tx).await.unwrap();
         support::wait::within("a confirmation", client.await_confirmation(&tx.id(), from))

@@ -40,7 +40,7 @@ async fn committed_works_are_found_by_word_creator_prefix_and_time_page_by_page(
     }
     let entries = works
         .iter()
-        .flat_map(|&(entity, artefact, cell)| work_entries(entity, artefact, cell))
+        .flat_map(|&(entity, artefact, cell)| work_entries(entity, artefact, cell, time::now()))
         .collect();
     let tx = Transaction::create(
         &key,

@@ -38,7 +38,7 @@ pub async fn submit_insert(client: &Client, name: &str) -> TxId {
 
 /// The entries of a new work: inserts of the creator `entity` and of `artefact`, and the
 /// artefact's first cell `cell` (its artefactCreatedBy link), all stamped `now`.
-pub fn new_work_entries(
+pub fn work_entries(
     entity: mediachain::model::Cid,
     artefact: mediachain::model::Cid,
     cell: mediachain::model::Cid,
