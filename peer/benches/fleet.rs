@@ -175,9 +175,13 @@ struct Cpu {
 }
 
 fn cpu_now(fleet: &fleet::Fleet) -> Cpu {
-    let peers = fleet.peers.iter().filter_map(|p| p.child.as_ref());
     Cpu {
-        peers: peers.map(|c| procstat::cpu_seconds(Some(c.id()))).sum(),
+        peers: fleet
+            .pids()
+            .into_iter()
+            .flatten()
+            .map(|pid| procstat::cpu_seconds(Some(pid)))
+            .sum(),
         generator: procstat::cpu_seconds(None),
     }
 }
@@ -294,13 +298,9 @@ async fn run(settings: Settings) {
         phases.push(run_phase(&fleet, &clients, *rate, &settings).await);
     }
     let rss: Vec<f64> = fleet
-        .peers
-        .iter()
-        .map(|p| {
-            p.child
-                .as_ref()
-                .map_or(0.0, |c| procstat::peak_rss_mib(c.id()))
-        })
+        .pids()
+        .into_iter()
+        .map(|pid| pid.map_or(0.0, procstat::peak_rss_mib))
         .collect();
 
     let mut rows: Vec<(String, f64, &str)> = vec![

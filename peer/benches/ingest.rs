@@ -116,10 +116,10 @@ fn main() {
     }
     let cpu = |fleet: &fleet::Fleet| -> f64 {
         fleet
-            .peers
-            .iter()
-            .filter_map(|p| p.child.as_ref())
-            .map(|c| procstat::cpu_seconds(Some(c.id())))
+            .pids()
+            .into_iter()
+            .flatten()
+            .map(|pid| procstat::cpu_seconds(Some(pid)))
             .sum()
     };
     let peers_before = cpu(&fleet);
@@ -152,13 +152,9 @@ fn main() {
     let n = |key: &str| summary[key].as_f64().unwrap_or(0.0);
     let entries = n("artefacts_committed") + n("cells_committed") + n("entities_committed");
     let rss: Vec<f64> = fleet
-        .peers
-        .iter()
-        .map(|p| {
-            p.child
-                .as_ref()
-                .map_or(0.0, |c| procstat::peak_rss_mib(c.id()))
-        })
+        .pids()
+        .into_iter()
+        .map(|pid| pid.map_or(0.0, procstat::peak_rss_mib))
         .collect();
     let mut rows_out: Vec<(String, f64, &str)> = vec![
         ("rows".into(), rows as f64, "rows"),

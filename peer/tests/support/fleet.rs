@@ -388,6 +388,14 @@ impl Fleet {
     pub fn path(&self) -> &Path {
         self.dir.path()
     }
+
+    /// Each peer's process id, in order (`None` for a stopped peer).
+    pub fn pids(&self) -> Vec<Option<u32>> {
+        self.peers
+            .iter()
+            .map(|p| p.child.as_ref().map(Child::id))
+            .collect()
+    }
 }
 
 impl Drop for Fleet {
