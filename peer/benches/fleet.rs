@@ -278,13 +278,7 @@ async fn run(settings: Settings) {
     }
     // One load generator sends everything from one address: lift the per-client rate limit and
     // connection cap.
-    fleet
-        .env
-        .push((mediachain::api::RATE_LIMIT_ENV.into(), "0".into()));
-    fleet.env.push((
-        mediachain::api::config::MAX_CONNECTIONS_PER_CLIENT_ENV.into(),
-        "100000".into(),
-    ));
+    fleet.lift_client_limits();
     if let Ok(filter) = std::env::var("FLEET_BENCH_LOG") {
         fleet.env.push(("MEDIACHAIN_LOG".into(), filter));
     }

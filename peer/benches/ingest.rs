@@ -51,13 +51,7 @@ fn main() {
         fleet.block_interval = interval;
     }
     // One client sends everything from one address: lift the per-client limits.
-    fleet
-        .env
-        .push((mediachain::api::RATE_LIMIT_ENV.into(), "0".into()));
-    fleet.env.push((
-        mediachain::api::config::MAX_CONNECTIONS_PER_CLIENT_ENV.into(),
-        "100000".into(),
-    ));
+    fleet.lift_client_limits();
     fleet.start_all();
     let all: Vec<usize> = (0..PEERS).collect();
     let dir = fleet.path().to_path_buf();
