@@ -6,29 +6,27 @@
 //! ancestor and the branch is applied block by block with full verification (a failure marks the
 //! block invalid and restores the previous chain). Transactions of the abandoned blocks that the
 //! new chain lacks are handed back as orphans, to be replayed through verification and merge.
+//!
+//! This file holds the state and opening it; the steps live beside it: `ledger_add` (blocks
+//! received), `ledger_commit` (admission and the committer's blocks), `ledger_reorg` (the chain
+//! moving to another branch), `ledger_membership` (members and seats per block) and
+//! `ledger_finality` (votes and fork choice under finality).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
-use std::time::Duration;
-
-use tracing::{debug, info, info_span, warn};
 
 use super::block::Block;
-use super::evidence::{Equivocation, EvidenceBook};
+use super::evidence::EvidenceBook;
 use super::finality::Finality;
 use super::fork::{Schedule, TipScore};
 use super::index::{delta_of, Index, IndexError};
-use super::membership::{Membership, Record};
-use super::merge::{derive, Derivation, Mode};
+use super::membership::Membership;
 use super::objects::Objects;
-use super::timing::check_not_ahead;
-use super::transaction::{Transaction, TxId};
-use super::verify::{
-    check_block, check_transaction, BlockRejection, ChainCache, Rules, TxRejection,
-};
+use super::transaction::Transaction;
+use super::verify::{BlockRejection, ChainCache, Rules};
 use crate::model::{Cid, JournalEntry, Object};
-use crate::time::{UnixMillis, UnixSeconds};
-use crate::trust::{Chain, PublicKey, SecretKey};
+use crate::time::UnixMillis;
+use crate::trust::PublicKey;
 
 /// What is known of a block that passed stateless checks.
 #[derive(Debug, Clone, Copy)]
@@ -236,42 +234,6 @@ impl<I: Index, O: Objects> Journal<I, O> {
         &self.evidence
     }
 
-    /// Replaces the committer schedule (membership changed).
-    ///
-    /// Every known header is weighed again under the new rotation (fork choice must not depend
-    /// on the rotation a peer happened to hold when each block arrived, or peers that learnt of
-    /// each other in another order never agree), and the chain moves to the heaviest tip if that
-    /// changed.
-    pub fn set_schedule(&mut self, schedule: Schedule) -> AddResult {
-        self.schedule = schedule;
-        let mut order: Vec<(u64, Cid)> = self.headers.iter().map(|(c, h)| (h.height, *c)).collect();
-        order.sort_by_key(|(height, cid)| (*height, cid.to_bytes()));
-        for (height, cid) in order {
-            if height == 0 {
-                continue;
-            }
-            let Some(header) = self.headers.get(&cid).copied() else {
-                continue;
-            };
-            let parent = self.headers.get(&header.parent).map_or(0, |p| p.weight);
-            let weight = parent + self.schedule.weight(height, header.committer);
-            if let Some(h) = self.headers.get_mut(&cid) {
-                h.weight = weight;
-            }
-        }
-        let (tip, _) = self.tip()?;
-        let best = self
-            .headers
-            .keys()
-            .filter_map(|cid| self.score(*cid))
-            .max_by(|a, b| a.compare(b))
-            .map(|score| score.cid);
-        match best {
-            Some(best) if best != tip => self.reorganize(best),
-            _ => Ok(Ok(Added::Known)),
-        }
-    }
-
     /// The index at the tip.
     pub fn index(&self) -> &I {
         &self.index
@@ -335,387 +297,6 @@ impl<I: Index, O: Objects> Journal<I, O> {
         })
     }
 
-    /// Checks a transaction for admission: stateless rules at `now`, then the DESIGN entry rules
-    /// against the current index (no merging).
-    pub fn admit(
-        &mut self,
-        tx: &Transaction,
-        now: UnixSeconds,
-    ) -> Result<Result<(), TxRejection>, JournalError> {
-        if let Err(reason) = check_transaction(tx, &self.rules, &self.cache, now) {
-            return Ok(Err(reason));
-        }
-        self.admit_checked(tx)
-    }
-
-    /// The index-dependent half of [`Journal::admit`], for a transaction whose stateless checks
-    /// (`verify::check_transaction`) the caller already ran.
-    pub fn admit_checked(&self, tx: &Transaction) -> Result<Result<(), TxRejection>, JournalError> {
-        if let Some(revoked) = self.revoked_on_tip(&tx.certificate)? {
-            return Ok(Err(TxRejection::Certificate(revoked)));
-        }
-        let derivation = derive(
-            &self.index,
-            &self.objects,
-            vec![tx.clone()],
-            Mode::Admission,
-        )?;
-        Ok(match derivation.rejected.into_iter().next() {
-            Some((_, reason)) => Err(reason),
-            None => Ok(()),
-        })
-    }
-
-    /// The earliest timestamp (ms) `committer` may give the next block on the tip: under the
-    /// network's commit timing its slot after the tip's timestamp (`None`: it holds no seat),
-    /// otherwise just after the tip's.
-    pub fn earliest_commit(
-        &self,
-        committer: &PublicKey,
-    ) -> Result<Option<UnixMillis>, JournalError> {
-        let (tip, height) = self.tip()?;
-        let parent_ms = self.headers.get(&tip).map_or(0, |h| h.timestamp_ms);
-        Ok(match &self.rules.timing {
-            Some(timing) => timing.earliest(&self.schedule(), height + 1, committer, parent_ms),
-            None => Some(parent_ms + 1),
-        })
-    }
-
-    /// Builds and signs the next block from `candidates` (invalid or duplicate ones are left
-    /// out and returned with their reason; those that do not fit the block size are neither
-    /// included nor rejected: the caller keeps them for the next block), applies it, and
-    /// returns it. The block is timestamped `timestamp_ms`, or just after its parent if that is
-    /// later.
-    pub fn commit(
-        &mut self,
-        committer: (&SecretKey, &Chain),
-        candidates: Vec<Transaction>,
-        timestamp_ms: UnixMillis,
-    ) -> Result<(Block, Vec<(TxId, TxRejection)>), JournalError> {
-        self.commit_with_records(committer, candidates, vec![], timestamp_ms)
-    }
-
-    /// [`Journal::commit`] of a block that also carries those of the membership `records`
-    /// that hold on the tip (the others are left out).
-    pub fn commit_with_records(
-        &mut self,
-        committer: (&SecretKey, &Chain),
-        candidates: Vec<Transaction>,
-        records: Vec<Record>,
-        timestamp_ms: UnixMillis,
-    ) -> Result<(Block, Vec<(TxId, TxRejection)>), JournalError> {
-        let (tip, height) = self.tip()?;
-        let parent_ms = self.headers.get(&tip).map_or(0, |h| h.timestamp_ms);
-        let timestamp_ms = timestamp_ms.max(parent_ms + 1);
-        let timestamp: UnixSeconds = timestamp_ms / 1000;
-        let records = self.records_for(&tip, height + 1, timestamp, records);
-        let rules = self.rules_after(&tip);
-        let mut rejected = vec![];
-        let mut valid = Vec::with_capacity(candidates.len());
-        let budget = self.rules.tx_budget();
-        let mut used = 0;
-        for tx in candidates.into_iter().take(self.rules.max_txs_per_block) {
-            let size = tx.to_bytes().len();
-            if used + size > budget {
-                break; // the rest waits for the next block
-            }
-            match check_transaction(&tx, &rules, &self.cache, timestamp) {
-                Ok(()) => {
-                    used += size;
-                    valid.push(tx);
-                }
-                Err(reason) => rejected.push((tx.id(), reason)),
-            }
-        }
-        let (block, derivation) = loop {
-            let derivation = derive(&self.index, &self.objects, valid.clone(), Mode::Commit)?;
-            let block = Block::commit_with_records(
-                (tip, height),
-                &self.rules.network,
-                timestamp_ms,
-                committer,
-                records.clone(),
-                derivation.accepted.clone(),
-                derivation.entries.clone(),
-            );
-            if block.to_bytes().len() <= self.rules.max_block_bytes || valid.len() <= 1 {
-                break (block, derivation);
-            }
-            valid.truncate(valid.len() / 2);
-        };
-        rejected.extend(derivation.rejected.iter().cloned());
-        let cid = self.store_block(&block)?;
-        if let Some(Ok(membership)) = self.child_membership(&tip, &block) {
-            self.remember_membership(cid, membership);
-        }
-        self.apply_derived(cid, &block, derivation)?;
-        Ok((block, rejected))
-    }
-
-    /// Adds a block received from anywhere at `now_ms` on the receiver's clock: verifies it and
-    /// updates the chain.
-    pub fn add_block(&mut self, block: &Block, now_ms: UnixMillis) -> AddResult {
-        self.add_encoded_block(block, &block.to_bytes(), now_ms)
-    }
-
-    /// [`Journal::add_block`] for a block whose canonical encoding is at hand (`bytes`, e.g.
-    /// what [`Block::from_bytes`] decoded, which accepts only canonical encodings).
-    pub fn add_encoded_block(
-        &mut self,
-        block: &Block,
-        bytes: &[u8],
-        now_ms: UnixMillis,
-    ) -> AddResult {
-        let cid = crate::model::codec::dag_cbor_cid(bytes);
-        let _span = info_span!("add_block", %cid, height = block.height).entered();
-        if self.headers.contains_key(&cid) {
-            return Ok(Ok(Added::Known));
-        }
-        if block.is_genesis() {
-            return Ok(Err(BlockRejection::WrongGenesis(cid)));
-        }
-        if self.invalid.contains(&cid) || self.invalid.contains(&block.chain) {
-            return Ok(Err(BlockRejection::InvalidParent(block.chain)));
-        }
-        // Not stored, not marked invalid: the same block may be taken once the clock caught up.
-        let skew = Duration::from_secs(self.rules.max_clock_skew);
-        if let Err(reason) = check_not_ahead(block, now_ms, skew) {
-            return Ok(Err(reason));
-        }
-        let Some(parent) = self.headers.get(&block.chain).copied() else {
-            return Ok(Err(BlockRejection::UnknownParent(block.chain)));
-        };
-        let membership = match self.child_membership(&block.chain, block) {
-            Some(Err(reason)) => {
-                warn!(%reason, "block refused");
-                return Ok(Err(reason));
-            }
-            Some(Ok(membership)) => Some(membership),
-            None => None,
-        };
-        let schedule = membership
-            .as_ref()
-            .map_or_else(|| self.schedule.clone(), |m| m.seats().clone());
-        if let Err(reason) = check_block(
-            block,
-            bytes.len(),
-            (parent.height, parent.timestamp_ms),
-            &self.rules_after(&block.chain),
-            &self.cache,
-            &schedule,
-        ) {
-            warn!(%reason, "block refused");
-            return Ok(Err(reason));
-        }
-        let (tip, _) = self.tip()?;
-        self.store_block_bytes(&cid, bytes)?;
-        if let Some(membership) = membership {
-            self.remember_membership(cid, membership);
-        }
-        if block.chain == tip {
-            if let Err(reason) = self.apply_verified(cid, block)? {
-                // A block refused for an object this store lacks may be taken once it arrives.
-                if reason.missing_object().is_none() {
-                    self.invalid.insert(cid);
-                }
-                self.forget_membership(&cid);
-                return Ok(Err(reason));
-            }
-            return Ok(Ok(Added::Extended));
-        }
-        self.insert_header(cid, block, parent);
-        if !self.prefer(cid, tip) {
-            debug!("kept on a side branch");
-            return Ok(Ok(Added::SideBranch));
-        }
-        self.reorganize(cid)
-    }
-
-    fn insert_header(&mut self, cid: Cid, block: &Block, parent: Header) {
-        if let Some(committer) = block.committer_key() {
-            let first = *self.by_slot.entry((block.chain, committer)).or_insert(cid);
-            if first != cid {
-                let found = Equivocation {
-                    culprit: committer,
-                    height: block.height,
-                    parent: block.chain,
-                    blocks: [first, cid],
-                };
-                if self.evidence.record(found) {
-                    warn!(culprit = %committer, height = block.height, first = %first, second = %cid,
-                        "evidence: the committer signed two blocks on one parent");
-                }
-            }
-        }
-        let weight = parent.weight + self.weigh(&cid, block.height, block.committer_key());
-        self.headers.insert(
-            cid,
-            Header {
-                parent: block.chain,
-                height: block.height,
-                timestamp_ms: block.timestamp_ms,
-                weight,
-                committer: block.committer_key(),
-                empty: block.transactions.is_empty(),
-            },
-        );
-    }
-
-    /// Verifies `block` (whose parent is the tip) against the index and applies it.
-    fn apply_verified(
-        &mut self,
-        cid: Cid,
-        block: &Block,
-    ) -> Result<Result<(), BlockRejection>, JournalError> {
-        let derivation = derive(
-            &self.index,
-            &self.objects,
-            block.transactions.clone(),
-            Mode::Commit,
-        )?;
-        if let Some((id, reason)) = derivation.rejected.first() {
-            let index = block
-                .transactions
-                .iter()
-                .position(|t| t.id() == *id)
-                .unwrap_or(0);
-            return Ok(Err(BlockRejection::Transaction {
-                index,
-                id: *id,
-                reason: Box::new(reason.clone()),
-            }));
-        }
-        if derivation.entries != block.entries {
-            let at = derivation
-                .entries
-                .iter()
-                .zip(&block.entries)
-                .position(|(a, b)| a != b)
-                .unwrap_or(derivation.entries.len().min(block.entries.len()));
-            return Ok(Err(BlockRejection::WrongEntries { at }));
-        }
-        self.apply_derived(cid, block, derivation)?;
-        Ok(Ok(()))
-    }
-
-    /// Applies a derived block whose bytes are already stored.
-    fn apply_derived(
-        &mut self,
-        cid: Cid,
-        block: &Block,
-        derivation: Derivation,
-    ) -> Result<(), JournalError> {
-        for link in &derivation.link_cells {
-            self.objects
-                .put_encoded(&link.cid, &link.bytes)
-                .map_err(JournalError::Objects)?;
-        }
-        let txs = derivation.accepted_ids;
-        let delta = delta_of(&self.index, cid, block.height, &block.entries, txs)?;
-        self.index.apply(&delta)?;
-        if !self.headers.contains_key(&cid) {
-            if let Some(parent) = self.headers.get(&block.chain).copied() {
-                self.insert_header(cid, block, parent);
-            }
-        }
-        Ok(())
-    }
-
-    /// Branch from the canonical chain to `tip`: the blocks not on the canonical chain, oldest
-    /// first, and the height of the common ancestor.
-    fn branch_to(&self, tip: Cid) -> Result<(Vec<Cid>, u64), JournalError> {
-        let mut branch = vec![];
-        let mut cursor = tip;
-        loop {
-            let header = self
-                .headers
-                .get(&cursor)
-                .ok_or(JournalError::MissingBlock(cursor))?;
-            if self.index.block_at(header.height)? == Some(cursor) {
-                branch.reverse();
-                return Ok((branch, header.height));
-            }
-            branch.push(cursor);
-            cursor = header.parent;
-        }
-    }
-
-    fn reorganize(&mut self, new_tip: Cid) -> AddResult {
-        let (old_tip, old_height) = self.tip()?;
-        let (branch, ancestor) = self.branch_to(new_tip)?;
-        let _span = info_span!("reorganize", %old_tip, %new_tip, ancestor).entered();
-        let mut abandoned = vec![];
-        for _ in ancestor..old_height {
-            let delta = self.index.revert_tip()?;
-            abandoned.push(delta.block);
-        }
-        abandoned.reverse();
-        for (i, cid) in branch.iter().enumerate() {
-            let block = self.load_block(cid)?;
-            if let Err(reason) = self.apply_verified(*cid, &block)? {
-                warn!(block = %cid, %reason, "branch holds an invalid block: staying on the old chain");
-                for bad in &branch[i..] {
-                    if reason.missing_object().is_none() {
-                        self.invalid.insert(*bad);
-                    }
-                    self.headers.remove(bad);
-                    self.forget_membership(bad);
-                }
-                for _ in 0..i {
-                    self.index.revert_tip()?;
-                }
-                for old in &abandoned {
-                    let block = self.load_block(old)?;
-                    if let Err(reason) = self.apply_verified(*old, &block)? {
-                        return Err(JournalError::Genesis(format!(
-                            "cannot restore block {old}: {reason}"
-                        )));
-                    }
-                }
-                return Ok(Err(reason));
-            }
-        }
-        let mut orphans = vec![];
-        for cid in &abandoned {
-            for tx in self.load_block(cid)?.transactions {
-                if self.index.tx_height(&tx.id())?.is_none() {
-                    orphans.push(tx);
-                }
-            }
-        }
-        info!(
-            abandoned = abandoned.len(),
-            applied = branch.len(),
-            orphans = orphans.len(),
-            "chain reorganised"
-        );
-        Ok(Ok(Added::Reorganized {
-            old_tip,
-            ancestor,
-            orphans,
-        }))
-    }
-
-    /// Transactions in known blocks off the canonical chain that the chain has not committed,
-    /// oldest first (by timestamp, then id): what partition healing replays.
-    pub fn side_transactions(&self) -> Result<Vec<Transaction>, JournalError> {
-        let mut seen = HashSet::new();
-        let mut out = vec![];
-        for (cid, header) in &self.headers {
-            if self.index.block_at(header.height)? == Some(*cid) {
-                continue;
-            }
-            for tx in self.load_block(cid)?.transactions {
-                let id = tx.id();
-                if self.index.tx_height(&id)?.is_none() && seen.insert(id) {
-                    out.push(tx);
-                }
-            }
-        }
-        out.sort_by_key(|tx| (tx.body.timestamp, tx.id()));
-        Ok(out)
-    }
-
     /// The history of a canonical: its chain of cells from the head back to Nil.
     pub fn history(
         &self,
@@ -743,8 +324,14 @@ impl<I: Index, O: Objects> Journal<I, O> {
     }
 }
 
+#[path = "ledger_add.rs"]
+mod ledger_add;
+#[path = "ledger_commit.rs"]
+mod ledger_commit;
 #[path = "ledger_finality.rs"]
 mod ledger_finality;
 #[path = "ledger_membership.rs"]
 mod ledger_membership;
+#[path = "ledger_reorg.rs"]
+mod ledger_reorg;
 pub use ledger_finality::VoteAdded;

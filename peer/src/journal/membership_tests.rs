@@ -4,7 +4,7 @@
 use proptest::prelude::*;
 
 use super::*;
-use crate::trust::{Certificate, Revocation};
+use crate::trust::{Certificate, Revocation, RevocationList, SecretKey, Signed};
 
 const NOW: u64 = 1_700_000_000;
 const NET: &str = "members";
