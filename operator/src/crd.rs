@@ -104,8 +104,11 @@ pub struct MediachainPeerSpec {
     pub paused: bool,
 
     /// Extra seed multiaddrs (e.g. peers of the network outside this cluster, as their
-    /// organisation publishes them in its `status.externalSeeds`).
+    /// organisation publishes them in its `status.externalSeeds`), at most 64. They join the
+    /// network's seed list `<network>-seeds`, which the peers re-read: changing them restarts
+    /// no peer.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 64), inner(length(min = 1, max = 256)))]
     pub seeds: Vec<String>,
 
     /// Per-peer exposure of the overlay port to other clusters: one Service per peer and the

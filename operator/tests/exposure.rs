@@ -1,6 +1,7 @@
 //! `spec.exposure` against a real kube-apiserver: the per-peer Services are accepted as built
 //! (node ports allocated as asked), each peer's advertised address follows its Service, and
-//! `status.externalSeeds` publishes them; Services go with a scale-down.
+//! `status.externalSeeds` publishes them; Services go with a scale-down. Another cluster's
+//! addresses in `spec.seeds` reach the peers through the seed file, restarting none.
 //!
 //! Needs `KUBE_APISERVER_BIN` and `ETCD_BIN`; fails without them unless `MEDIACHAIN_SKIP_KUBE=1`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -9,6 +10,7 @@ mod support;
 
 use std::sync::Arc;
 
+use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{ConfigMap, Service};
 use kube::api::{Patch, PatchParams};
 use kube::{Api, Client};
@@ -145,4 +147,74 @@ async fn per_peer_services_advertise_their_addresses_and_publish_external_seeds(
         service.metadata.annotations.unwrap()["lb.example/scheme"],
         "internet"
     );
+}
+
+/// The seed list `<network>-seeds` as the apiserver holds it.
+async fn seed_file(client: &Client) -> String {
+    Api::<ConfigMap>::namespaced(client.clone(), NS)
+        .get("orgnet-seeds")
+        .await
+        .unwrap()
+        .data
+        .unwrap()["seeds.txt"]
+        .clone()
+}
+
+#[tokio::test]
+async fn the_other_clusters_seeds_reach_the_seed_file_without_restarting_a_peer() {
+    let Some((_server, admin)) = support::cluster_with_principal(32).await else {
+        return;
+    };
+    let ctx = support::context(&admin);
+    let statefulsets: Api<StatefulSet> = Api::namespaced(admin.clone(), NS);
+    create_peer_in(
+        &admin,
+        NS,
+        "beta",
+        json!({"network": "orgnet", "replicas": 2, "trust": {"principalSecretName": "principal"},
+            "exposure": {"type": "NodePort", "nodePortBase": 30500, "host": "172.18.0.3"}}),
+    )
+    .await;
+    pass(&ctx, "beta").await;
+    let template = |sts: StatefulSet| sts.spec.unwrap().template;
+    let before = template(statefulsets.get("beta").await.unwrap());
+
+    // Organisation A's published seeds go into B's spec.seeds, as the runbook says, twice (A's
+    // node got another address).
+    for a in ["172.18.0.2", "172.18.0.4"] {
+        let seeds = [format!("/ip4/{a}/tcp/30400"), format!("/ip4/{a}/tcp/30401")];
+        Api::<mediachain_operator::crd::MediachainPeer>::namespaced(admin.clone(), NS)
+            .patch(
+                "beta",
+                &PatchParams::default(),
+                &Patch::Merge(json!({"spec": {"seeds": seeds}})),
+            )
+            .await
+            .unwrap();
+        pass(&ctx, "beta").await;
+        let file = seed_file(&admin).await;
+        for seed in &seeds {
+            assert!(file.lines().any(|l| l == seed), "{seed} not in {file}");
+        }
+        assert!(file.contains("/dns4/beta-1.beta-peers.media.svc.cluster.local/tcp/4001\n"));
+        assert_eq!(
+            template(statefulsets.get("beta").await.unwrap()),
+            before,
+            "a change of spec.seeds changed the pod template: every peer would restart"
+        );
+    }
+    assert!(!seed_file(&admin).await.contains("172.18.0.2"));
+
+    // More seeds than the schema allows are refused at admission.
+    let many: Vec<String> = (0..65)
+        .map(|i| format!("/ip4/10.0.0.{i}/tcp/4001"))
+        .collect();
+    let refused = Api::<mediachain_operator::crd::MediachainPeer>::namespaced(admin.clone(), NS)
+        .patch(
+            "beta",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"seeds": many}})),
+        )
+        .await;
+    assert!(refused.is_err(), "65 seeds were accepted");
 }

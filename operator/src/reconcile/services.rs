@@ -1,7 +1,7 @@
 //! The network-facing objects of a resource (pure): the network's seed list, the headless
 //! Service of the overlay, the client Service, the disruption budget and the Ingress.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use k8s_openapi::api::core::v1::{ConfigMap, Service, ServicePort, ServiceSpec};
 use k8s_openapi::api::networking::v1::{
@@ -21,8 +21,10 @@ use crate::crd::MediachainPeer;
 use crate::naming::{self, HTTP_PORT, P2P_PORT};
 
 /// The seed list of the whole network: the stable DNS name of every peer of every
-/// MediachainPeer of the network in the namespace, in name then ordinal order. Every member's
-/// reconcile builds the same ConfigMap, owned (non-controller) by all members.
+/// MediachainPeer of the network in the namespace, in name then ordinal order, then every
+/// member's `spec.seeds` (peers in other clusters), sorted and without repeats. Every member's
+/// reconcile builds the same ConfigMap, owned (non-controller) by all members. The peers re-read
+/// the file, so a change of `spec.seeds` (another organisation's addresses) restarts nothing.
 pub(super) fn seeds(valid: &Valid, found: &Found, replicas: i32, settings: &Settings) -> ConfigMap {
     let mp = &valid.resource;
     let mut members: Vec<&MediachainPeer> = found
@@ -50,6 +52,14 @@ pub(super) fn seeds(valid: &Valid, found: &Found, replicas: i32, settings: &Sett
         for ordinal in 0..count.clamp(0, MAX_REPLICAS) {
             let dns = naming::pod_dns(member, ordinal, &valid.namespace, &settings.cluster_domain);
             text.push_str(&format!("/dns4/{dns}/tcp/{P2P_PORT}\n"));
+        }
+    }
+    let external: BTreeSet<&String> = members.iter().flat_map(|m| &m.spec.seeds).collect();
+    if !external.is_empty() {
+        text.push_str("# Peers outside this cluster (spec.seeds)\n");
+        for seed in external {
+            text.push_str(seed);
+            text.push('\n');
         }
     }
     let owners = members.iter().filter_map(|m| m.owner_ref(&())).collect();

@@ -231,7 +231,11 @@ fn full_fixture_sets_ingress_service_parameters_and_overrides() {
     assert_eq!(env["MEDIACHAIN_COMMIT_TIMEOUT"], "10s");
     assert_eq!(env["MEDIACHAIN_TRANSACTION_POW_BITS"], "8");
     assert_eq!(env["MEDIACHAIN_TARGET_CONNECTIVITY"], "2");
-    assert_eq!(env["MEDIACHAIN_SEEDS"], "/dns4/seed.example.org/tcp/4001");
+    // Seeds outside the cluster are in the seed file the peers re-read, not in the template.
+    assert!(!env.contains_key("MEDIACHAIN_SEEDS"));
+    assert!(desired.seeds.data.as_ref().unwrap()["seeds.txt"]
+        .lines()
+        .any(|l| l == "/dns4/seed.example.org/tcp/4001"));
     assert_eq!(
         env["MEDIACHAIN_EXTERNAL_ADDRESS"],
         "/dns4/$(POD_NAME).beta-peers.media.svc.cluster.local/tcp/4001"
@@ -708,12 +712,17 @@ fn scale_down_deletes_identities_only_with_delete_policy_and_after_the_pod_is_go
 #[test]
 fn the_seed_list_covers_every_member_of_the_network_in_a_stable_order() {
     let trust = trust();
-    let alpha = fixture("basic");
-    let mut beta = fixture("full");
+    let mut alpha = fixture("basic");
+    let mut beta = fixture("full"); // seeds: [/dns4/seed.example.org/tcp/4001]
     beta.spec.replicas = 2;
+    alpha.spec.seeds = vec![
+        "/ip4/198.51.100.9/tcp/30500".into(),
+        "/dns4/seed.example.org/tcp/4001".into(),
+    ];
     let mut other = fixture("basic");
     other.metadata.name = Some("gamma".into());
     other.spec.network = "othernet".into();
+    other.spec.seeds = vec!["/dns4/othernet.example/tcp/4001".into()];
     let mut found = found_with(&trust, &alpha);
     found.network_members = vec![beta.clone(), alpha.clone(), other];
     let (_, from_alpha) = valid_and_built(&alpha, &found, NOW);
@@ -726,10 +735,18 @@ fn the_seed_list_covers_every_member_of_the_network_in_a_stable_order() {
     );
     let text = &from_alpha.seeds.data.as_ref().unwrap()["seeds.txt"];
     let lines: Vec<_> = text.lines().filter(|l| !l.starts_with('#')).collect();
-    assert_eq!(lines.len(), 5);
+    assert_eq!(lines.len(), 7);
     assert!(lines[0].starts_with("/dns4/alpha-0.alpha-peers."));
     assert!(lines[4].starts_with("/dns4/beta-1.beta-peers."));
-    assert!(!text.contains("gamma"));
+    // Then every member's spec.seeds, sorted, each once; not those of another network.
+    assert_eq!(
+        lines[5..],
+        [
+            "/dns4/seed.example.org/tcp/4001",
+            "/ip4/198.51.100.9/tcp/30500"
+        ]
+    );
+    assert!(!text.contains("gamma") && !text.contains("othernet"));
     assert_eq!(from_alpha.seeds.owner_references().len(), 2);
 }
 

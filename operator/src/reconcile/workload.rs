@@ -133,9 +133,6 @@ fn peer_container(valid: &Valid, settings: &Settings) -> Container {
         ),
         env("MEDIACHAIN_LOG_FORMAT", "json"),
     ];
-    if !spec.seeds.is_empty() {
-        env_vars.push(env("MEDIACHAIN_SEEDS", spec.seeds.join(",")));
-    }
     if pod_custody(valid) {
         env_vars.push(env("MEDIACHAIN_KEY", peer_key::KEY_PATH));
         env_vars.push(env(
