@@ -1,140 +1,75 @@
 //! The HTTP edge under abuse: honest clients' latency while abusive clients attack the same
-//! peer at once, against a quiet run just before. Three processes, so that no client shares a
-//! runtime with the peer or with the others: the peer (a real `LocalPeer`: warp behind the edge's
-//! own accept loop, sled, the commit loop, the edge's default limits), the abusers, and this
-//! process for the honest clients; all on loopback, every simulated client from its own
-//! 127.0.0.0/8 address so per-client limits apply as they would on a network.
+//! peer, against a quiet run just before. Three processes, so that no client shares a runtime
+//! with the peer or with the others: the peer (a real `LocalPeer`: warp behind the edge's own
+//! accept loop, sled, the commit loop, the edge's default limits), the abusers, and this process
+//! for the honest clients; all on loopback, every simulated client from its own 127.0.0.0/8
+//! address so per-client limits apply as they would on a network.
 //!
 //! Honest: `EDGE_BENCH_HONEST` (default 8) keep-alive clients, each sending `GET
-//! /v1/journal/head` and `GET /v1/objects/{cid}` in turn, one every 20 ms. Abusive, all at once
+//! /v1/journal/head` and `GET /v1/objects/{cid}` in turn, one every 20 ms. Abusive
 //! (`support/abusers.rs`): slow uploads, stream floods, random paths, upload floods, each
-//! reconnecting when the peer closes it. Each run lasts `EDGE_BENCH_SECONDS` (default 10).
-//! Reports honest p50/p99 of both runs and their ratio (goal: within 2x), the CPU each process
-//! used in each run (two cores are shared by all three and whatever else the machine runs: the
+//! reconnecting when the peer closes it. `EDGE_BENCH_ABUSE` chooses the scenarios: `each` (the
+//! default: every kind alone, then all together), or a comma-separated list of kinds (`all`: every
+//! kind at once) for one scenario. Each scenario gets a fresh peer, a quiet run and an abused run
+//! of `EDGE_BENCH_SECONDS` (default 10) back to back.
+//!
+//! Reports, per scenario, honest p50/p99 of both runs and their ratio (goal: within 2x), the CPU
+//! each process used (two cores are shared by all three and whatever else the machine runs: the
 //! load average is reported too), what the abusers got, and the peer's open connections, file
-//! descriptors and peak RSS.
+//! descriptors and peak RSS; then a summary with one line per scenario.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a benchmark fails loudly
 
 #[path = "support/abusers.rs"]
 mod abusers;
+#[path = "support/edge_client.rs"]
+mod edge_client;
 #[path = "support/procstat.rs"]
 mod procstat;
 #[path = "support/report.rs"]
 mod report;
 
 use std::io::{BufRead, BufReader, Read};
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use http_body_util::{BodyExt, Full};
-use hyper::body::Bytes;
-use hyper_util::rt::TokioIo;
+use abusers::Kind;
+use edge_client::{gauge, honest, percentile};
 use mediachain::api::ApiConfig;
 use mediachain::daemon::local::{LocalOptions, LocalPeer};
-use tokio::net::{TcpSocket, TcpStream};
 
 /// The role of a process of the bench (`EDGE_BENCH_ROLE`): `peer`, `abusers`, or (unset) the
 /// honest clients, which start the other two.
 const ROLE: &str = "EDGE_BENCH_ROLE";
+/// The abuse kinds an `abusers` process runs (a list [`Kind::parse_list`] reads).
+const KINDS: &str = "EDGE_BENCH_KINDS";
+
+/// The bench's settings, from the environment.
+struct Settings {
+    /// Seconds of each quiet and each abused run (`EDGE_BENCH_SECONDS`).
+    seconds: u64,
+    /// Honest clients (`EDGE_BENCH_HONEST`).
+    clients: usize,
+    /// CPU priority of the abusers' process (`EDGE_BENCH_ABUSER_NICE`, 0-19).
+    abuser_nice: usize,
+}
+
+impl Settings {
+    fn from_env() -> Self {
+        Self {
+            seconds: setting("EDGE_BENCH_SECONDS", 10) as u64,
+            clients: setting("EDGE_BENCH_HONEST", 8),
+            abuser_nice: setting("EDGE_BENCH_ABUSER_NICE", 0).min(19),
+        }
+    }
+}
 
 fn setting(name: &str, default: usize) -> usize {
     std::env::var(name)
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
-}
-
-/// A connection from the loopback address `127.0.a.b`.
-pub async fn connect_from(addr: SocketAddr, a: u8, b: u8) -> Option<TcpStream> {
-    let socket = TcpSocket::new_v4().ok()?;
-    socket
-        .bind(SocketAddr::from((Ipv4Addr::new(127, 0, a, b), 0)))
-        .ok()?;
-    let stream = socket.connect(addr).await.ok()?;
-    stream.set_nodelay(true).ok()?;
-    Some(stream)
-}
-
-/// A client connection's request sender.
-pub type Sender = hyper::client::conn::http1::SendRequest<Full<Bytes>>;
-
-/// An HTTP/1.1 client over `stream`.
-pub async fn handshake(stream: TcpStream) -> Option<Sender> {
-    let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .ok()?;
-    tokio::spawn(connection);
-    Some(sender)
-}
-
-/// `GET path`.
-pub fn get(path: &str) -> hyper::Request<Full<Bytes>> {
-    hyper::Request::get(path)
-        .header("host", "peer")
-        .body(Full::new(Bytes::new()))
-        .unwrap()
-}
-
-/// The honest clients for `duration`: latencies in µs and non-2xx answers.
-async fn honest(
-    addr: SocketAddr,
-    clients: usize,
-    duration: Duration,
-    cid: &str,
-) -> (Vec<u32>, usize) {
-    let deadline = Instant::now() + duration;
-    let mut workers = vec![];
-    for i in 0..clients {
-        let object = format!("/v1/objects/{cid}");
-        workers.push(tokio::spawn(async move {
-            let stream = connect_from(addr, 1, 1 + i as u8).await.unwrap();
-            let mut sender = handshake(stream).await.unwrap();
-            let (mut latencies, mut failures) = (vec![], 0);
-            let mut tick = tokio::time::interval(Duration::from_millis(20));
-            for n in 0usize.. {
-                tick.tick().await;
-                if Instant::now() >= deadline {
-                    break;
-                }
-                let path = if n % 2 == 0 {
-                    "/v1/journal/head"
-                } else {
-                    &object
-                };
-                let t0 = Instant::now();
-                let ok = async {
-                    sender.ready().await.ok()?;
-                    let response = sender.send_request(get(path)).await.ok()?;
-                    let status = response.status();
-                    response.into_body().collect().await.ok()?;
-                    Some(status.is_success())
-                }
-                .await;
-                latencies.push(t0.elapsed().as_micros() as u32);
-                if ok != Some(true) {
-                    failures += 1;
-                }
-            }
-            (latencies, failures)
-        }));
-    }
-    let mut all = (vec![], 0);
-    for worker in workers {
-        let (latencies, failures) = worker.await.unwrap();
-        all.0.extend(latencies);
-        all.1 += failures;
-    }
-    all.0.sort_unstable();
-    all
-}
-
-fn percentile(sorted: &[u32], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return 0.0;
-    }
-    f64::from(sorted[((sorted.len() as f64 * p) as usize).min(sorted.len() - 1)])
 }
 
 fn runtime(workers: usize) -> tokio::runtime::Runtime {
@@ -178,15 +113,22 @@ struct Role {
 }
 
 impl Role {
-    fn start(role: &str, addr: Option<SocketAddr>) -> Self {
-        let mut command = Command::new(std::env::current_exe().unwrap());
+    /// Starts this executable as `role` with `env`, at CPU priority `nice` (POSIX `nice`, 0 to
+    /// 19: the higher, the less CPU it gets while others want it).
+    fn start(role: &str, env: &[(&str, String)], nice: usize) -> Self {
+        let exe = std::env::current_exe().unwrap();
+        let mut command = if nice == 0 {
+            Command::new(exe)
+        } else {
+            let mut nice_command = Command::new("nice");
+            nice_command.arg("-n").arg(nice.to_string()).arg(exe);
+            nice_command
+        };
         command
             .env(ROLE, role)
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::piped())
             .stdout(Stdio::piped());
-        if let Some(addr) = addr {
-            command.env("EDGE_BENCH_ADDR", addr.to_string());
-        }
         let mut child = command.spawn().unwrap();
         let stdin = child.stdin.take();
         let stdout = BufReader::new(child.stdout.take().unwrap());
@@ -225,6 +167,11 @@ fn cpu(peer: u32, abusers: Option<u32>) -> [f64; 3] {
     ]
 }
 
+/// The CPU each process used since `before`, in cores over `seconds`.
+fn cores_since(before: [f64; 3], after: [f64; 3], seconds: u64) -> [f64; 3] {
+    [0, 1, 2].map(|i| (after[i] - before[i]) / seconds as f64)
+}
+
 fn load_average() -> f64 {
     std::fs::read_to_string("/proc/loadavg")
         .ok()
@@ -232,55 +179,52 @@ fn load_average() -> f64 {
         .unwrap_or(0.0)
 }
 
-/// A gauge of the peer's `/metrics`, read over HTTP.
-async fn gauge(addr: SocketAddr, name: &str) -> f64 {
-    let stream = connect_from(addr, 2, 1).await.unwrap();
-    let mut sender = handshake(stream).await.unwrap();
-    let response = sender.send_request(get("/metrics")).await.unwrap();
-    let text = response.into_body().collect().await.unwrap().to_bytes();
-    String::from_utf8_lossy(&text)
-        .lines()
-        .find_map(|l| l.strip_prefix(&format!("{name} ")))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0.0)
+/// The scenarios `EDGE_BENCH_ABUSE` asks for.
+fn scenarios() -> Vec<Vec<Kind>> {
+    match std::env::var("EDGE_BENCH_ABUSE").as_deref() {
+        Err(_) | Ok("each") => {
+            let mut all: Vec<Vec<Kind>> = Kind::ALL.iter().map(|k| vec![*k]).collect();
+            all.push(Kind::ALL.to_vec());
+            all
+        }
+        Ok(list) => vec![Kind::parse_list(list).unwrap()],
+    }
 }
 
-fn main() {
-    match std::env::var(ROLE).as_deref() {
-        Ok("peer") => return peer_process(),
-        Ok("abusers") => {
-            let addr = std::env::var("EDGE_BENCH_ADDR").unwrap().parse().unwrap();
-            return abusers::process(addr, wait_for_parent);
-        }
-        _ => {}
-    }
-    let seconds = setting("EDGE_BENCH_SECONDS", 10) as u64;
-    let clients = setting("EDGE_BENCH_HONEST", 8);
+/// The figures of one scenario: its report rows and its summary line.
+struct Outcome {
+    rows: Vec<(String, f64, &'static str)>,
+    summary: String,
+}
+
+/// A fresh peer, a quiet run, then an abused run with the abusers of `kinds`.
+fn scenario(kinds: &[Kind], setting: &Settings) -> Outcome {
+    let (seconds, clients) = (setting.seconds, setting.clients);
+    let name = Kind::list_name(kinds);
     let duration = Duration::from_secs(seconds);
     let runtime = runtime(1);
-    let mut peer = Role::start("peer", None);
+    let mut peer = Role::start("peer", &[], 0);
     let started = peer.line();
     let (addr, cid) = started.split_once(' ').unwrap();
     let addr: SocketAddr = addr.parse().unwrap();
     let load_before = load_average();
 
-    eprintln!("quiet run ({seconds} s, {clients} honest clients)...");
+    eprintln!("{name}: quiet run ({seconds} s, {clients} honest clients)...");
     let before = cpu(peer.pid(), None);
     let (quiet, quiet_failures) = runtime.block_on(honest(addr, clients, duration, cid));
-    let quiet_cpu: Vec<f64> = cpu(peer.pid(), None)
-        .iter()
-        .zip(before)
-        .map(|(a, b)| a - b)
-        .collect();
+    let quiet_cpu = cores_since(before, cpu(peer.pid(), None), seconds);
 
-    eprintln!("abused run ({seconds} s)...");
-    let abuse = Role::start("abusers", Some(addr));
+    eprintln!("{name}: abused run ({seconds} s)...");
+    let env = [
+        ("EDGE_BENCH_ADDR", addr.to_string()),
+        (KINDS, Kind::list_name(kinds)),
+    ];
+    let abuse = Role::start("abusers", &env, setting.abuser_nice);
     // Let the abusers take what they can before measuring.
     std::thread::sleep(Duration::from_secs(2));
     let before = cpu(peer.pid(), Some(abuse.pid()));
     let (abused, abused_failures) = runtime.block_on(honest(addr, clients, duration, cid));
-    let after = cpu(peer.pid(), Some(abuse.pid()));
-    let abused_cpu: Vec<f64> = after.iter().zip(before).map(|(a, b)| a - b).collect();
+    let abused_cpu = cores_since(before, cpu(peer.pid(), Some(abuse.pid())), seconds);
     let connections = runtime.block_on(gauge(addr, "mediachain_http_connections_open"));
     let streams = runtime.block_on(gauge(addr, "mediachain_event_streams_open"));
     let fds = std::fs::read_dir(format!("/proc/{}/fd", peer.pid())).map_or(0, |d| d.count());
@@ -292,14 +236,14 @@ fn main() {
 
     let (q50, q99) = (percentile(&quiet, 0.5), percentile(&quiet, 0.99));
     let (a50, a99) = (percentile(&abused, 0.5), percentile(&abused, 0.99));
+    let ratio = a99 / q99.max(1.0);
     let n = |v: usize| v as f64;
-    let per_second = |v: f64| v / seconds as f64;
-    let mut rows = vec![
+    let mut rows: Vec<(String, f64, &str)> = vec![
         ("honest p50 quiet".into(), q50, "µs"),
         ("honest p99 quiet".into(), q99, "µs"),
         ("honest p50 abused".into(), a50, "µs"),
         ("honest p99 abused".into(), a99, "µs"),
-        ("honest p99 abused / quiet".into(), a99 / q99.max(1.0), "x"),
+        ("honest p99 abused / quiet".into(), ratio, "x"),
         ("honest requests quiet".into(), n(quiet.len()), "requests"),
         ("honest requests abused".into(), n(abused.len()), "requests"),
         (
@@ -307,23 +251,11 @@ fn main() {
             n(quiet_failures + abused_failures),
             "requests",
         ),
-        ("peer CPU quiet".into(), per_second(quiet_cpu[0]), "cores"),
-        (
-            "honest clients CPU quiet".into(),
-            per_second(quiet_cpu[2]),
-            "cores",
-        ),
-        ("peer CPU abused".into(), per_second(abused_cpu[0]), "cores"),
-        (
-            "abusers CPU abused".into(),
-            per_second(abused_cpu[1]),
-            "cores",
-        ),
-        (
-            "honest clients CPU abused".into(),
-            per_second(abused_cpu[2]),
-            "cores",
-        ),
+        ("peer CPU quiet".into(), quiet_cpu[0], "cores"),
+        ("honest clients CPU quiet".into(), quiet_cpu[2], "cores"),
+        ("peer CPU abused".into(), abused_cpu[0], "cores"),
+        ("abusers CPU abused".into(), abused_cpu[1], "cores"),
+        ("honest clients CPU abused".into(), abused_cpu[2], "cores"),
         ("load average before".into(), load_before, "1-min"),
         ("load average after".into(), load_after, "1-min"),
         ("peer connections open".into(), connections, "connections"),
@@ -332,13 +264,52 @@ fn main() {
         ("peer peak RSS".into(), rss, "MiB"),
     ];
     if let Some(counts) = counts.as_object() {
-        for (name, value) in counts {
-            rows.push((
-                format!("abusers: {name}"),
-                value.as_f64().unwrap_or(0.0),
-                "total",
-            ));
+        for (counter, value) in counts {
+            let value = value.as_f64().unwrap_or(0.0);
+            if value > 0.0 {
+                rows.push((format!("abusers: {counter}"), value, "total"));
+            }
         }
     }
+    let rows = rows
+        .into_iter()
+        .map(|(row, value, unit)| (format!("{name}: {row}"), value, unit))
+        .collect();
+    let summary = format!(
+        "{name:<14} {q50:>7.0} {q99:>7.0} {a50:>7.0} {a99:>8.0} {ratio:>6.1} {:>5.2} {:>5.2} \
+         {fds:>5} {rss:>6.0} {load_before:>5.1}",
+        abused_cpu[0], abused_cpu[1]
+    );
+    Outcome { rows, summary }
+}
+
+fn main() {
+    match std::env::var(ROLE).as_deref() {
+        Ok("peer") => return peer_process(),
+        Ok("abusers") => {
+            let addr = std::env::var("EDGE_BENCH_ADDR").unwrap().parse().unwrap();
+            let kinds = Kind::parse_list(&std::env::var(KINDS).unwrap()).unwrap();
+            return abusers::process(addr, &kinds, wait_for_parent);
+        }
+        _ => {}
+    }
+    let settings = Settings::from_env();
+    let outcomes: Vec<Outcome> = scenarios()
+        .iter()
+        .map(|kinds| scenario(kinds, &settings))
+        .collect();
+    println!(
+        "{:<14} {:>7} {:>7} {:>7} {:>8} {:>6} {:>5} {:>5} {:>5} {:>6} {:>5}",
+        "abuse", "q p50", "q p99", "a p50", "a p99", "p99 x", "peer", "abus", "fds", "RSS", "load"
+    );
+    for outcome in &outcomes {
+        println!("{}", outcome.summary);
+    }
+    println!(
+        "(µs; CPU in cores during the abused run, the abusers at nice {}; peak RSS in MiB; \
+         1-min load before)\n",
+        settings.abuser_nice
+    );
+    let rows: Vec<_> = outcomes.into_iter().flat_map(|o| o.rows).collect();
     report::print(&rows);
 }

@@ -1,6 +1,6 @@
 //! The abusive clients of the edge_abuse bench, run in a process of their own until its input
-//! closes, then printing what they got as one JSON line. Each kind comes back when the peer
-//! closes it, as a real attacker would:
+//! closes, then printing what they got as one JSON line. The kinds to run are chosen by name
+//! ([`Kind`]); each comes back when the peer closes it, as a real attacker would:
 //! - slow uploads: 40 addresses x 40 connections sending the headers of a 100 kB upload and 3
 //!   bytes of it, then nothing; a dropped one reconnects a second later (slowloris' loop);
 //! - stream floods: 100 addresses x 10 event streams from height 0, never read; a refused one
@@ -17,7 +17,63 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use super::{connect_from, get, handshake};
+use super::edge_client::{connect_from, get, handshake};
+
+/// A kind of abuse, as named in `EDGE_BENCH_ABUSE`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// Upload heads and 3 bytes of their bodies, then nothing.
+    SlowUploads,
+    /// Event streams from height 0, never read.
+    Streams,
+    /// GETs of paths that do not exist.
+    RandomPaths,
+    /// Distinct 64 KiB blobs.
+    Uploads,
+}
+
+impl Kind {
+    /// Every kind, in the order the bench runs them alone.
+    pub const ALL: [Kind; 4] = [
+        Kind::SlowUploads,
+        Kind::Streams,
+        Kind::RandomPaths,
+        Kind::Uploads,
+    ];
+
+    /// Its name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::SlowUploads => "slow-uploads",
+            Kind::Streams => "streams",
+            Kind::RandomPaths => "random-paths",
+            Kind::Uploads => "uploads",
+        }
+    }
+
+    /// The kinds of a comma-separated list of names (`all`: every kind).
+    pub fn parse_list(text: &str) -> Result<Vec<Kind>, String> {
+        if text == "all" {
+            return Ok(Self::ALL.to_vec());
+        }
+        text.split(',')
+            .map(|name| {
+                Self::ALL
+                    .into_iter()
+                    .find(|k| k.name() == name.trim())
+                    .ok_or_else(|| format!("unknown abuse kind `{name}`"))
+            })
+            .collect()
+    }
+
+    /// The names of `kinds`, comma-separated (`all` for every kind).
+    pub fn list_name(kinds: &[Kind]) -> String {
+        if kinds.len() == Self::ALL.len() {
+            return "all".into();
+        }
+        kinds.iter().map(|k| k.name()).collect::<Vec<_>>().join(",")
+    }
+}
 
 /// What the abusers got.
 #[derive(Default)]
@@ -54,8 +110,8 @@ fn bump(counter: &AtomicU64) {
     counter.fetch_add(1, Ordering::Relaxed);
 }
 
-/// Runs every abuser against `addr` until `until` returns, then prints the counts.
-pub fn process(addr: SocketAddr, until: impl FnOnce()) {
+/// Runs the abusers of `kinds` against `addr` until `until` returns, then prints the counts.
+pub fn process(addr: SocketAddr, kinds: &[Kind], until: impl FnOnce()) {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -64,7 +120,9 @@ pub fn process(addr: SocketAddr, until: impl FnOnce()) {
     let stop = Arc::new(AtomicBool::new(false));
     let counts = Arc::new(Counts::default());
     runtime.block_on(async {
-        start(addr, &stop, &counts);
+        for kind in kinds {
+            start(*kind, addr, &stop, &counts);
+        }
     });
     until();
     stop.store(true, Ordering::Relaxed);
@@ -72,20 +130,32 @@ pub fn process(addr: SocketAddr, until: impl FnOnce()) {
     runtime.shutdown_timeout(Duration::from_secs(1));
 }
 
-fn start(addr: SocketAddr, stop: &Arc<AtomicBool>, counts: &Arc<Counts>) {
-    for a in 0..40u8 {
-        for _ in 0..40 {
-            tokio::spawn(slow_upload(addr, a, stop.clone(), counts.clone()));
+fn start(kind: Kind, addr: SocketAddr, stop: &Arc<AtomicBool>, counts: &Arc<Counts>) {
+    match kind {
+        Kind::SlowUploads => {
+            for a in 0..40u8 {
+                for _ in 0..40 {
+                    tokio::spawn(slow_upload(addr, a, stop.clone(), counts.clone()));
+                }
+            }
         }
-    }
-    for a in 0..100u8 {
-        for _ in 0..10 {
-            tokio::spawn(stream_flood(addr, a, stop.clone(), counts.clone()));
+        Kind::Streams => {
+            for a in 0..100u8 {
+                for _ in 0..10 {
+                    tokio::spawn(stream_flood(addr, a, stop.clone(), counts.clone()));
+                }
+            }
         }
-    }
-    for a in 0..4u8 {
-        tokio::spawn(flood(addr, 30, a, stop.clone(), counts.clone()));
-        tokio::spawn(flood(addr, 40, a, stop.clone(), counts.clone()));
+        Kind::RandomPaths => {
+            for a in 0..4u8 {
+                tokio::spawn(flood(addr, 30, a, stop.clone(), counts.clone()));
+            }
+        }
+        Kind::Uploads => {
+            for a in 0..4u8 {
+                tokio::spawn(flood(addr, 40, a, stop.clone(), counts.clone()));
+            }
+        }
     }
 }
 
