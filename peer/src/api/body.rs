@@ -63,15 +63,35 @@ pub(crate) fn body(
     api: &Api,
     limit: usize,
 ) -> impl Filter<Extract = (Result<Vec<u8>, ApiError>,), Error = warp::Rejection> + Clone {
+    body_after(api, limit, warp::any().map(|| Ok(())).boxed())
+}
+
+/// [`body`], read only if `check` (which sees the request's head) lets it through: a refusal
+/// from the head is answered without a byte of the body being read, so the client never sends
+/// it (an `Expect: 100-continue` client is not told to continue; hyper closes the connection
+/// after the answer rather than read the unread body).
+pub(crate) fn body_after<C>(
+    api: &Api,
+    limit: usize,
+    check: C,
+) -> impl Filter<Extract = (Result<Vec<u8>, ApiError>,), Error = warp::Rejection> + Clone
+where
+    C: Filter<Extract = (Result<(), ApiError>,), Error = warp::Rejection> + Clone,
+{
     let time = BodyTime::of(&api.config);
     let metrics = api.metrics.clone();
-    warp::header::optional::<u64>("content-length")
+    check
+        .and(warp::header::optional::<u64>("content-length"))
         .and(warp::ext::optional::<BodyReading>())
         .and(warp::body::stream())
         .then(
-            move |length: Option<u64>, reading: Option<BodyReading>, stream| {
+            move |checked: Result<(), ApiError>,
+                  length: Option<u64>,
+                  reading: Option<BodyReading>,
+                  stream| {
                 let metrics = metrics.clone();
                 async move {
+                    checked?;
                     if let Some(reading) = &reading {
                         reading.start();
                     }

@@ -20,9 +20,10 @@ use warp::http::{header, HeaderValue, StatusCode};
 use warp::reply::Response;
 use warp::Filter;
 
+use super::body::body_after;
 use super::config::MAX_BATCH_OBJECTS;
 use super::problem::{answer, ApiError};
-use super::{blocking, body, content_type, json, origin, storage, with, Api};
+use super::{blocking, content_type, json, origin, storage, with, Api};
 use crate::client::wire::{Stored, StoredBatch, CBOR, OBJECTS_BATCH};
 use crate::model::{codec, Cid, Ipld, Object, DAG_CBOR};
 use crate::store::StoreError;
@@ -54,15 +55,19 @@ pub fn routes(api: Api) -> BoxedFilter<(Response,)> {
         ))
         .and(with(api.clone()))
         .and(origin::client(trusted.clone()))
-        .and(body(&api, api.config.max_batch_bytes))
+        .and(body_after(
+            &api,
+            api.config.max_batch_bytes,
+            within_quota(&api, trusted.clone()),
+        ))
         .and_then(|api, client, body| async move { answer(put_batch(api, client, body).await) });
     let put = warp::path!("v1" / "objects")
         .and(warp::post())
         .and(with(api.clone()))
-        .and(origin::client(trusted))
+        .and(origin::client(trusted.clone()))
         .and(warp::query::<PutQuery>())
         .and(content_type())
-        .and(body(&api, limit))
+        .and(body_after(&api, limit, within_quota(&api, trusted)))
         .and_then(|api, client, query, kind, body| async move {
             answer(put(api, client, query, kind, body).await)
         });
@@ -75,6 +80,29 @@ pub fn routes(api: Api) -> BoxedFilter<(Response,)> {
             answer(get(api, &cid, query, accept))
         });
     batch.or(put).unify().or(get).unify().boxed()
+}
+
+/// An upload's refusal from its head alone ([`storage::check_claim`]): the client, the
+/// `Content-Length`, the `Content-Type` and a `?cid=`, before any byte of the body is read.
+fn within_quota(
+    api: &Api,
+    trusted: Arc<origin::TrustedProxies>,
+) -> impl Filter<Extract = (Result<(), ApiError>,), Error = warp::Rejection> + Clone {
+    with(api.clone())
+        .and(origin::client(trusted))
+        .and(content_type())
+        .and(warp::header::optional::<u64>("content-length"))
+        .and(
+            warp::query::<PutQuery>()
+                .or(warp::any().map(|| PutQuery { cid: None }))
+                .unify(),
+        )
+        .map(
+            |api: Api, client, kind: String, length: Option<u64>, query: PutQuery| {
+                let least = storage::least_charge(&kind, length);
+                storage::check_claim(&api, client, least, query.cid.as_deref())
+            },
+        )
 }
 
 /// Parses a CID from a path or query.

@@ -15,6 +15,7 @@ use warp::http::StatusCode;
 
 use super::problem::ApiError;
 use super::Api;
+use crate::client::wire::CBOR;
 use crate::model::Cid;
 use crate::node::metrics::Metrics;
 use crate::node::Node;
@@ -43,6 +44,44 @@ pub fn check_free_space(api: &Api) -> Result<(), ApiError> {
         ));
     }
     Ok(())
+}
+
+/// The fewest bytes a new upload of `kind` whose body is `length` bytes is charged: the body
+/// itself for raw blobs and DAG-CBOR objects (stored as sent), at least one byte for the others
+/// (DAG-JSON is re-encoded; a batch may name objects already stored).
+pub fn least_charge(kind: &str, length: Option<u64>) -> u64 {
+    match (kind, length) {
+        (CBOR | "application/dag-cbor" | "application/octet-stream", Some(length)) => length,
+        (_, length) => u64::from(length != Some(0)),
+    }
+}
+
+/// Refuses, from its headers alone and before its body is read, an upload of `client` that
+/// would be charged at least `least` bytes past its quota or the peer's total (`507`, as
+/// [`put_uploads`] would refuse it once read), as nginx's `client_max_body_size` refuses a
+/// `Content-Length` over its limit. Not refused: an upload whose `?cid=` (`named`) is already
+/// stored (it costs nothing), and any upload while another is being recorded (this check never
+/// waits: [`put_uploads`] still decides).
+pub fn check_claim(
+    api: &Api,
+    client: Option<IpAddr>,
+    least: u64,
+    named: Option<&str>,
+) -> Result<(), ApiError> {
+    let store = api.node.store();
+    let client = client.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+    match store.upload_room(client, least, api.config.upload_limits) {
+        Some(Err(error)) => {
+            let stored = named
+                .and_then(|cid| cid.parse::<Cid>().ok())
+                .is_some_and(|cid| store.has(&cid).unwrap_or(false));
+            if stored {
+                return Ok(());
+            }
+            Err(upload_error(api, error))
+        }
+        Some(Ok(())) | None => Ok(()),
+    }
 }
 
 /// Stores a client's upload within its quota (call off the runtime); whether it was new.
@@ -74,11 +113,15 @@ pub fn put_uploads(
         .edge
         .upload_bytes
         .set(i64::try_from(total).unwrap_or(i64::MAX));
-    outcome.map_err(|error| match error {
+    outcome.map_err(|error| upload_error(api, error))
+}
+
+fn upload_error(api: &Api, error: UploadError) -> ApiError {
+    match error {
         UploadError::Quota { .. } => refused(api, "quota-exceeded", &error),
         UploadError::Full { .. } => refused(api, "uploads-full", &error),
         UploadError::Store(e) => super::objects::store_error(e),
-    })
+    }
 }
 
 fn refused(api: &Api, reason: &'static str, error: &UploadError) -> ApiError {

@@ -132,6 +132,27 @@ impl Usage {
         self.records += 1;
     }
 
+    /// Refuses `size` more bytes of `client` past `limits`.
+    fn admits(&self, client: IpAddr, size: u64, limits: UploadLimits) -> Result<(), UploadError> {
+        let used = self.per_client.get(&client).copied().unwrap_or(0);
+        if used.saturating_add(size) > limits.per_client {
+            return Err(UploadError::Quota {
+                client,
+                used,
+                size,
+                quota: limits.per_client,
+            });
+        }
+        if self.total.saturating_add(size) > limits.total {
+            return Err(UploadError::Full {
+                used: self.total,
+                size,
+                limit: limits.total,
+            });
+        }
+        Ok(())
+    }
+
     fn remove(&mut self, record: &Record) {
         if let Some(used) = self.per_client.get_mut(&record.client) {
             *used = used.saturating_sub(record.size);
@@ -222,22 +243,7 @@ impl Store {
                 return Ok(created);
             }
             let size: u64 = new.iter().map(|(_, bytes)| bytes.len() as u64).sum();
-            let used = usage.per_client.get(&client).copied().unwrap_or(0);
-            if used.saturating_add(size) > limits.per_client {
-                return Err(UploadError::Quota {
-                    client,
-                    used,
-                    size,
-                    quota: limits.per_client,
-                });
-            }
-            if usage.total.saturating_add(size) > limits.total {
-                return Err(UploadError::Full {
-                    used: usage.total,
-                    size,
-                    limit: limits.total,
-                });
-            }
+            usage.admits(client, size, limits)?;
             let records: Vec<Record> = new
                 .iter()
                 .map(|(_, bytes)| Record {
@@ -261,6 +267,19 @@ impl Store {
         }
         self.db.flush().map_err(StoreError::from)?;
         Ok(created)
+    }
+
+    /// Whether `size` more bytes of new uploads of `client` fit `limits` now (what
+    /// [`Store::put_uploads`] would refuse them with), without writing anything and without
+    /// waiting: `None` while an upload is being recorded.
+    pub fn upload_room(
+        &self,
+        client: IpAddr,
+        size: u64,
+        limits: UploadLimits,
+    ) -> Option<Result<(), UploadError>> {
+        let usage = self.uploads.usage.try_lock().ok()?;
+        Some(usage.admits(client, size, limits))
     }
 
     /// Bytes of uploads no committed transaction references: of `client`, and in total.

@@ -40,6 +40,17 @@ fn quotas_count_unreferenced_bytes_per_client_and_in_total() {
         store.put_upload(&three, &bytes, b, 1, LIMITS),
         Err(UploadError::Full { used: 11, .. })
     ));
+    // The check from a claimed size alone refuses as the write would, and writes nothing.
+    assert!(matches!(
+        store.upload_room(a, 3, LIMITS),
+        Some(Err(UploadError::Quota { used: 8, .. }))
+    ));
+    assert!(matches!(store.upload_room(a, 2, LIMITS), Some(Ok(()))));
+    assert!(matches!(
+        store.upload_room(ip("198.51.100.1"), 5, LIMITS),
+        Some(Err(UploadError::Full { used: 11, .. }))
+    ));
+    assert_eq!(store.upload_usage(a), (8, 11));
     // A block referencing the first frees its bytes, and that survives a reopening.
     assert_eq!(store.release_uploads(&[one, three], 7).unwrap(), 1);
     drop(store);

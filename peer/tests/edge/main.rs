@@ -14,6 +14,7 @@ mod slow_uploads;
 mod storage;
 mod streams;
 mod tarpit;
+mod upfront;
 #[path = "../support/work.rs"]
 mod work;
 
