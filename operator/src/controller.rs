@@ -268,6 +268,11 @@ pub async fn reconcile(mp: Arc<MediachainPeer>, ctx: Arc<Context>) -> Result<Act
                 ctx.publish(&mp, EventType::Warning, "EvidenceRecorded", note)
                     .await;
             }
+            if let Some((reason, note)) = &outcome.rotation_event {
+                info!(reason, %note, "principal rotation");
+                ctx.publish(&mp, EventType::Normal, reason, note.clone())
+                    .await;
+            }
             if outcome.revocations_changed {
                 let note = format!(
                     "the revocation lists changed ({} revocations known): the peers restart one at a time to load them",
@@ -407,7 +412,8 @@ pub async fn run(
             let owner = labels.get("app.kubernetes.io/instance").filter(|_| backup);
             owner.map(|name| ObjectRef::new(name).within(&job.namespace().unwrap_or_default()))
         })
-        // Identity Secrets (owned) and principal Secrets (referenced by name), metadata only:
+        // Identity Secrets (owned) and principal Secrets (referenced by name, the retiring one
+        // too until its rotation is complete), metadata only:
         // a change is a trigger, the data is read by the pass that needs it. All Secrets in
         // scope, since principal Secrets carry no label of ours (WATCH_NAMESPACE narrows it).
         .watches_stream(
@@ -428,7 +434,7 @@ pub async fn run(
                     .into_iter()
                     .filter(|mp| mp.namespace() == ns)
                     .filter(|mp| {
-                        mp.spec.trust.principal_secret_name == name
+                        reconcile::rotation::secret_names(mp).contains(&name)
                             || owners.contains(&mp.name_any())
                     })
                     .map(|mp| ObjectRef::from_obj(&*mp))

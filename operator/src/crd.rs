@@ -15,7 +15,9 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 mod backup;
+mod rotation;
 pub use backup::{BackupSpec, BackupStatus, BootstrapFile, BootstrapSpec};
+pub use rotation::{PrincipalRotationStatus, RotationPhase};
 
 /// API group of the operator's kinds.
 pub const GROUP: &str = "mediachain.io";
@@ -305,6 +307,14 @@ pub struct TrustSpec {
     #[serde(default)]
     #[schemars(extend("x-kubernetes-validations" = [{"rule": "self == oldSelf", "message": "trust.keyCustody is immutable (changing it gives every peer a new key)"}]))]
     pub key_custody: KeyCustody,
+    /// The principal being replaced in a two-phase rotation: the Secret of the old principal
+    /// (only its `principal.chain` and optional `revocations.pem` are read) while
+    /// `principalSecretName` names the new one, under the same root. Phase 1 trusts both and
+    /// moves every peer to a certificate of the new one, one peer at a time; phase 2 retires the
+    /// old one once every peer runs the new one (`status.principalRotation`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253))]
+    pub retiring_principal_secret_name: Option<String>,
 }
 
 /// Where peer keys are made and kept (`spec.trust.keyCustody`).
@@ -519,6 +529,10 @@ pub struct MediachainPeerStatus {
     /// failed, else the `Ready` reason.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub state: Option<String>,
+    /// The rotation of the principal (`spec.trust.retiringPrincipalSecretName`), kept once
+    /// `Retired` while the new principal stays the resource's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub principal_rotation: Option<PrincipalRotationStatus>,
     /// The newest successful backup (`spec.backup`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_backup: Option<BackupStatus>,

@@ -31,6 +31,10 @@ pub const REVOKED_AT_ANNOTATION: &str = "mediachain.io/revoked-replaced-at";
 /// Pod template annotation: SHA-256 of the revocation lists the peers load at start. A new list
 /// changes the template, so the StatefulSet restarts the peers one at a time to load it.
 pub const REVOCATIONS_DIGEST_ANNOTATION: &str = "mediachain.io/revocations-digest";
+/// Pod template annotation: PeerId of the principal that certifies the peers. A new principal
+/// changes the template, so the peers restart one at a time with their re-issued certificates
+/// (the peer-aware rollout).
+pub const PRINCIPAL_ANNOTATION: &str = "mediachain.io/principal";
 /// Label of the one Service per resource whose endpoints are every peer, ready or not (the
 /// headless Service): what the chart's ServiceMonitor selects, so each peer is scraped once.
 pub const METRICS_LABEL: &str = "mediachain.io/metrics";

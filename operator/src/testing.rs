@@ -115,6 +115,24 @@ impl TrustFixture {
         }
     }
 
+    /// Another principal certified by the same root (from `seed`), valid over `[not_before,
+    /// not_after)`: the new principal of a rotation.
+    pub fn successor(&self, seed: u8, not_before: u64, not_after: u64) -> Self {
+        let principal = SecretKey::from_seed(&[seed; 32]);
+        let cert = Certificate::issue(
+            &self.root,
+            principal.public(),
+            Level::Principal,
+            not_before,
+            not_after,
+        );
+        Self {
+            root: self.root.clone(),
+            principal,
+            chain: Chain(vec![cert]),
+        }
+    }
+
     /// A revocation list signed by the principal revoking `subjects` (PeerId, reason) at `now`,
     /// as PEM: the content of the principal Secret's `revocations.pem`.
     pub fn revocations_pem(&self, subjects: &[(&str, &str)], now: u64) -> String {

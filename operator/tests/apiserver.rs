@@ -34,6 +34,8 @@ use serde_json::json;
 
 const NS: &str = "media";
 
+mod support;
+
 async fn start() -> Option<ApiServer> {
     match ApiServer::start_or_skip().await {
         Ok(server) => server,
@@ -128,52 +130,6 @@ async fn identity_keys(client: &Client, name: &str) -> BTreeMap<String, Vec<u8>>
             (s.name_any(), key)
         })
         .collect()
-}
-
-/// resourceVersion of every object a resource owns, and of the resource itself.
-async fn versions(client: &Client, name: &str) -> BTreeMap<String, String> {
-    let mut out = BTreeMap::new();
-    let sel = ListParams::default().labels(&format!("app.kubernetes.io/instance={name}"));
-    macro_rules! collect {
-        ($kind:ty) => {
-            for o in Api::<$kind>::namespaced(client.clone(), NS)
-                .list(&sel)
-                .await
-                .unwrap()
-                .items
-            {
-                out.insert(
-                    format!("{}/{}", stringify!($kind), o.name_any()),
-                    o.resource_version().unwrap(),
-                );
-            }
-        };
-    }
-    collect!(Secret);
-    collect!(Service);
-    collect!(StatefulSet);
-    collect!(PodDisruptionBudget);
-    collect!(Ingress);
-    for cm in Api::<ConfigMap>::namespaced(client.clone(), NS)
-        .list(&ListParams::default().labels("app.kubernetes.io/managed-by=mediachain-operator"))
-        .await
-        .unwrap()
-        .items
-    {
-        out.insert(
-            format!("ConfigMap/{}", cm.name_any()),
-            cm.resource_version().unwrap(),
-        );
-    }
-    let mp = Api::<MediachainPeer>::namespaced(client.clone(), NS)
-        .get(name)
-        .await
-        .unwrap();
-    out.insert(
-        format!("MediachainPeer/{name}"),
-        mp.resource_version().unwrap(),
-    );
-    out
 }
 
 async fn event_reasons(client: &Client, name: &str) -> Vec<String> {
@@ -355,7 +311,7 @@ async fn create_reconcile_scale_and_update_a_network() {
             .parse()
             .unwrap()
     };
-    let written = versions(&client, "alpha").await;
+    let written = support::versions(&client, NS, "alpha").await;
     let sts_written = revision(&written, "StatefulSet/alpha");
     for earlier in [
         "Secret/alpha-0-identity",
@@ -371,9 +327,9 @@ async fn create_reconcile_scale_and_update_a_network() {
     }
 
     // Idempotence: a second pass changes nothing at all.
-    let before = versions(&client, "alpha").await;
+    let before = support::versions(&client, NS, "alpha").await;
     reconcile(&ctx, "alpha").await.unwrap();
-    assert_eq!(versions(&client, "alpha").await, before);
+    assert_eq!(support::versions(&client, NS, "alpha").await, before);
 
     // Scale up through the /scale subresource (`kubectl scale mcp alpha --replicas 5`): new
     // peers get identities, existing keys are untouched.

@@ -16,7 +16,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use k8s_openapi::api::apps::v1::StatefulSet;
-use k8s_openapi::api::events::v1::Event;
 use kube::api::{Patch, PatchParams};
 use kube::Api;
 use mediachain_operator::crd::EvidenceStatus;
@@ -52,18 +51,6 @@ async fn peer_endpoints(report: Arc<PeerReport>) -> String {
     let addr = listener.local_addr().unwrap();
     tokio::spawn(warp::serve(metrics.or(evidence)).incoming(listener).run());
     format!("http://{addr}/metrics")
-}
-
-/// The `EvidenceRecorded` Events of the namespace.
-async fn evidence_events(client: &kube::Client) -> Vec<Event> {
-    Api::<Event>::namespaced(client.clone(), NS)
-        .list(&Default::default())
-        .await
-        .unwrap()
-        .items
-        .into_iter()
-        .filter(|e| e.reason.as_deref() == Some("EvidenceRecorded"))
-        .collect()
 }
 
 #[tokio::test]
@@ -200,7 +187,7 @@ async fn status_follows_the_peers_within_30_s_and_reads_as_words() {
     );
     assert_eq!(status.state.as_deref(), Some("EvidenceRecorded"));
     let events = wait_until(10, "the EvidenceRecorded Event", || async {
-        let events = evidence_events(&admin).await;
+        let events = support::events(&admin, NS, "EvidenceRecorded").await;
         (!events.is_empty()).then_some(events)
     })
     .await;
@@ -213,7 +200,7 @@ async fn status_follows_the_peers_within_30_s_and_reads_as_words() {
         (status.journal_height == Some(11)).then_some(())
     })
     .await;
-    let again: i32 = evidence_events(&admin)
+    let again: i32 = support::events(&admin, NS, "EvidenceRecorded")
         .await
         .into_iter()
         .map(|e| e.series.map_or(1, |s| s.count))

@@ -51,6 +51,7 @@ pub async fn apply(client: &Client, mp: &MediachainPeer, desired: Desired) -> Re
         chains,
         refused_requests: _,
         rollout_stuck: _,
+        rotation: _,
         network_policy,
         exposure,
         obsolete_services,

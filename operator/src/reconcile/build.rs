@@ -70,6 +70,8 @@ pub struct Desired {
     pub restarts: Vec<String>,
     /// The backup CronJob (`None`: delete it if present).
     pub backup: Option<CronJob>,
+    /// The principal rotation's status after this pass (`None`: no rotation on record).
+    pub rotation: Option<crate::crd::PrincipalRotationStatus>,
 }
 
 impl Desired {
@@ -174,10 +176,30 @@ pub fn build(
         }
         restarts(mp, found, &since, replicas)
     };
+    let new_principal = valid.principal.key.public();
+    let rotation = match &valid.retiring {
+        Some(retiring) => {
+            let planned: Vec<&Identity> = identities
+                .iter()
+                .map(|(id, _)| id)
+                .chain(&pod_plan.identities)
+                .collect();
+            Some(super::rotation::phase(
+                mp,
+                found,
+                retiring,
+                &new_principal,
+                &planned,
+                replicas,
+            ))
+        }
+        None => super::rotation::kept(mp, &new_principal),
+    };
     let obsolete_services = super::exposure::obsolete_services(found, exposure.as_ref());
     let chains = pod_custody
         .then(|| super::pod_identity::config_map(valid, &owner, found, &pod_plan, replicas));
     Ok(Desired {
+        rotation,
         rollout_stuck: step.stuck,
         restarts,
         exposure,
@@ -245,15 +267,42 @@ pub fn revocations_digest(sts: &StatefulSet) -> Option<&str> {
         .map(String::as_str)
 }
 
-/// Whether the StatefulSet replaces its pods now or is about to: its template's revocation
-/// digest changes in this pass, or its controller has not finished the last rollout. A rollout
-/// restarts every peer one at a time anyway (each with the current certificate), so the
-/// operator deletes none itself: two restarts at once could exceed the disruption budget.
+/// Whether the StatefulSet replaces its pods now or is about to: its template changes in this
+/// pass (revocation lists, principal, image, ...), or its controller has not finished the last
+/// rollout. A rollout restarts every peer one at a time anyway (each with the current
+/// certificate), so the operator deletes none itself: two restarts at once could exceed the
+/// disruption budget.
 fn rolling_out(found: &Found, desired: &StatefulSet) -> bool {
     let Some(sts) = &found.statefulset else {
         return false;
     };
-    revocations_digest(sts) != revocations_digest(desired)
+    let hash = |sts: &StatefulSet| {
+        sts.metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(super::rollout::TEMPLATE_HASH_ANNOTATION))
+            .cloned()
+    };
+    let partition = |sts: &StatefulSet| {
+        sts.spec
+            .as_ref()
+            .and_then(|s| {
+                s.update_strategy
+                    .as_ref()?
+                    .rolling_update
+                    .as_ref()?
+                    .partition
+            })
+            .unwrap_or(0)
+    };
+    // Until its controller observed the latest template, its revisions say nothing yet.
+    let unobserved = sts.status.as_ref().is_some_and(|s| {
+        s.observed_generation.is_some() && s.observed_generation < sts.metadata.generation
+    });
+    hash(sts) != hash(desired)
+        || partition(sts) > 0
+        || partition(desired) > 0
+        || unobserved
         || sts
             .status
             .as_ref()

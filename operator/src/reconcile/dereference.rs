@@ -61,6 +61,9 @@ impl PodState {
 pub struct Found {
     /// The principal Secret, or `None` when it does not exist.
     pub principal: Option<Secret>,
+    /// The retiring principal's Secret (`spec.trust.retiringPrincipalSecretName`), unless it
+    /// does not exist or its rotation is complete (then it is not read).
+    pub retiring_principal: Option<Secret>,
     /// This resource's existing identity Secrets, by name.
     pub identities: BTreeMap<String, Secret>,
     /// Every MediachainPeer of the same network in the namespace (this one included).
@@ -87,7 +90,7 @@ pub struct Found {
     pub backup_runs: Vec<super::backup::Run>,
 }
 
-/// Reads the principal Secret, the identity Secrets, the network's members and the pods.
+/// Reads the principal Secrets, the identity Secrets, the network's members and the pods.
 pub async fn dereference(client: &Client, mp: &MediachainPeer) -> Result<Found> {
     let ns = mp
         .namespace()
@@ -101,6 +104,13 @@ pub async fn dereference(client: &Client, mp: &MediachainPeer) -> Result<Found> 
             .get_opt(principal_name)
             .await
             .map_err(Error::kube(format!("reading Secret {ns}/{principal_name}")))?
+    };
+    let retiring_principal = match &mp.spec.trust.retiring_principal_secret_name {
+        Some(name) if !super::rotation::retired_from(mp, name) => secrets
+            .get_opt(name)
+            .await
+            .map_err(Error::kube(format!("reading Secret {ns}/{name}")))?,
+        _ => None,
     };
 
     let selector = naming::selector_string(mp);
@@ -221,6 +231,7 @@ pub async fn dereference(client: &Client, mp: &MediachainPeer) -> Result<Found> 
         network_params,
         statefulset,
         principal,
+        retiring_principal,
         identities,
         network_members,
         namespace_members,

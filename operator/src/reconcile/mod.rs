@@ -21,6 +21,7 @@ pub mod pod_identity;
 pub mod proxies;
 pub mod public_trust;
 pub mod rollout;
+pub mod rotation;
 pub mod services;
 pub mod status;
 pub mod validate;
@@ -30,6 +31,8 @@ pub mod workload;
 mod backup_tests;
 #[cfg(test)]
 mod exposure_tests;
+#[cfg(test)]
+mod rotation_tests;
 #[cfg(test)]
 mod tests;
 
@@ -109,6 +112,8 @@ pub struct Outcome {
     pub rollout_stuck: Option<String>,
     /// Evidence against members that this pass put in the status for the first time.
     pub new_evidence: Vec<crate::crd::EvidenceStatus>,
+    /// The Event of a principal rotation that began or completed in this pass (reason, note).
+    pub rotation_event: Option<(&'static str, String)>,
 }
 
 /// The `/metrics` URLs of the resource's peers (stable pod DNS names).
@@ -171,6 +176,7 @@ pub async fn run(
             refused_requests: Vec::new(),
             rollout_stuck: None,
             new_evidence: Vec::new(),
+            rotation_event: None,
         }));
     }
     let desired = build::build(
@@ -181,6 +187,7 @@ pub async fn run(
         &mut mediachain::trust::SecretKey::generate,
     )?;
     let identity_changes = desired.identity_changes();
+    let rotation = desired.rotation.clone();
     let rollout_stuck = desired.rollout_stuck.clone();
     let refused_requests = desired.refused_requests.clone();
     let revocations_changed = found.statefulset.as_ref().is_some_and(|sts| {
@@ -211,10 +218,17 @@ pub async fn run(
         network_digest: valid.network_params.as_ref().map(|p| p.digest.clone()),
         rollout_stuck: rollout_stuck.clone(),
         evidence: seen.evidence,
+        rotation,
     };
     let status = status::write(client, mp, &applied, observed, now).await?;
     let known = mp.status.as_ref().map_or(&[][..], |s| &s.evidence[..]);
     let new_evidence = evidence::new_items(known, &status.evidence);
+    let rotation_event = rotation::event(
+        mp.status
+            .as_ref()
+            .and_then(|s| s.principal_rotation.as_ref()),
+        status.principal_rotation.as_ref(),
+    );
     Ok(Some(Outcome {
         status,
         identity_changes,
@@ -226,5 +240,6 @@ pub async fn run(
         refused_requests,
         rollout_stuck,
         new_evidence,
+        rotation_event,
     }))
 }

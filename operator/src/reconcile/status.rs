@@ -44,6 +44,8 @@ pub struct Observed {
     pub rollout_stuck: Option<String>,
     /// The evidence every peer holds (`None`: not scraped, or some peer did not answer).
     pub evidence: Option<super::evidence::Culprits>,
+    /// The principal rotation after this pass (`None`: none on record).
+    pub rotation: Option<crate::crd::PrincipalRotationStatus>,
 }
 
 /// Whether the principal's certificate expires within [`PRINCIPAL_WARNING_SECS`] of `now`.
@@ -150,6 +152,20 @@ pub fn compute(
         generation,
         now,
     );
+    match &observed.rotation {
+        Some(rotation) => set(
+            &mut conditions,
+            super::rotation::PRINCIPAL_ROTATED,
+            super::rotation::condition(rotation),
+            generation,
+            now,
+        ),
+        None => conditions.retain(|c| c.type_ != super::rotation::PRINCIPAL_ROTATED),
+    }
+    let rotating = observed
+        .rotation
+        .as_ref()
+        .is_some_and(|r| r.phase == crate::crd::RotationPhase::Rotating);
     let backup_failing = conditions
         .iter()
         .any(|c| c.type_ == super::backup::BACKUP_FAILING && c.status == "True");
@@ -157,6 +173,8 @@ pub fn compute(
         "RolloutStuck"
     } else if !evidence.is_empty() {
         "EvidenceRecorded"
+    } else if rotating {
+        "RotatingPrincipal"
     } else if expiring && ready >= want {
         "PrincipalExpiring"
     } else if backup_failing && ready >= want {
@@ -180,6 +198,7 @@ pub fn compute(
         evidence,
         certificates_expire: soonest_expiry(&applied.peers, now),
         last_backup,
+        principal_rotation: observed.rotation,
         state: Some(state.into()),
         selector: Some(crate::naming::selector_string(mp)),
     }

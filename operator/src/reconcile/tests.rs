@@ -54,7 +54,7 @@ pub(super) fn keygen() -> impl FnMut() -> mediachain::trust::SecretKey {
 }
 
 /// Pods `<name>-0..count`, created at `created` and ready.
-fn running_pods(name: &str, count: i32, created: u64) -> BTreeMap<String, PodState> {
+pub(super) fn running_pods(name: &str, count: i32, created: u64) -> BTreeMap<String, PodState> {
     (0..count)
         .map(|i| {
             (
@@ -70,7 +70,7 @@ fn running_pods(name: &str, count: i32, created: u64) -> BTreeMap<String, PodSta
         .collect()
 }
 
-fn valid_and_built(mp: &MediachainPeer, found: &Found, now: u64) -> (Valid, Desired) {
+pub(super) fn valid_and_built(mp: &MediachainPeer, found: &Found, now: u64) -> (Valid, Desired) {
     let valid = validate(mp, found, now).expect("valid");
     let desired = build(&valid, found, &Settings::default(), now, &mut keygen()).expect("built");
     (valid, desired)
@@ -81,7 +81,7 @@ fn secret_text(secret: &Secret, key: &str) -> String {
 }
 
 /// The identity Secrets of `desired`, as the API server would return them next time.
-fn as_found(found: &Found, desired: &Desired) -> Found {
+pub(super) fn as_found(found: &Found, desired: &Desired) -> Found {
     let mut next = found.clone();
     next.identities = desired
         .identities
@@ -889,6 +889,7 @@ fn observed(height: Option<u64>) -> status::Observed {
         network_digest: None,
         rollout_stuck: None,
         evidence: None,
+        rotation: None,
     }
 }
 

@@ -60,6 +60,8 @@ pub struct Valid {
     pub principal: Principal,
     /// The network's parameters, checked (`None`: the spec names none).
     pub network_params: Option<super::network_params::Checked>,
+    /// The principal being retired (`spec.trust.retiringPrincipalSecretName`), checked.
+    pub retiring: Option<super::rotation::Retiring>,
 }
 
 /// Validates the resource and its principal Secret at time `now` (Unix seconds).
@@ -79,11 +81,13 @@ pub fn validate(mp: &MediachainPeer, found: &Found, now: u64) -> Result<Valid> {
         })?;
     let principal = principal(name, secret, now)?;
     let network_params = super::network_params::check(mp, found, principal.root)?;
+    let retiring = super::rotation::check(mp, found, &principal, &namespace)?;
     Ok(Valid {
         resource: mp.clone(),
         namespace,
         principal,
         network_params,
+        retiring,
     })
 }
 

@@ -357,11 +357,14 @@ fn pod_template(
     let mut template = template;
     if let (Some(meta), Some(pod)) = (template.metadata.as_mut(), template.spec.as_mut()) {
         super::placement::apply(mp, meta, pod)?;
+        let annotations = meta.annotations.get_or_insert_with(BTreeMap::new);
         if let Some(digest) = super::public_trust::revocations_digest(valid) {
-            meta.annotations
-                .get_or_insert_with(BTreeMap::new)
-                .insert(naming::REVOCATIONS_DIGEST_ANNOTATION.into(), digest);
+            annotations.insert(naming::REVOCATIONS_DIGEST_ANNOTATION.into(), digest);
         }
+        annotations.insert(
+            naming::PRINCIPAL_ANNOTATION.into(),
+            valid.principal.key.public().to_string(),
+        );
     }
     if let Some(patch) = &mp.spec.pod_overrides {
         let build_err = |detail: String| Error::Build {

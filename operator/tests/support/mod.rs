@@ -3,14 +3,19 @@
 //! kubelet would).
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::{Pod, Secret};
+use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret, Service};
+use k8s_openapi::api::events::v1::Event;
+use k8s_openapi::api::networking::v1::Ingress;
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::chrono::{SecondsFormat, Utc};
 use kube::api::{ListParams, Patch, PatchParams, PostParams};
-use kube::{Api, Client};
+use kube::{Api, Client, ResourceExt};
 use kube_harness::ApiServer;
 use mediachain_operator::controller::{self, Context};
 use mediachain_operator::crd::MediachainPeer;
@@ -201,4 +206,64 @@ pub async fn ready_peers(client: &Client, ns: &str, name: &str, replicas: usize)
         kubelet_reports(client, ns, pod, true).await;
     }
     pods
+}
+
+/// resourceVersion of every object resource `name` in `ns` owns (by its instance label; every
+/// ConfigMap the operator manages), and of the resource itself: equal before and after a pass
+/// when the pass wrote nothing.
+pub async fn versions(client: &Client, ns: &str, name: &str) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    let sel = ListParams::default().labels(&format!("app.kubernetes.io/instance={name}"));
+    macro_rules! collect {
+        ($kind:ty) => {
+            for o in Api::<$kind>::namespaced(client.clone(), ns)
+                .list(&sel)
+                .await
+                .unwrap()
+                .items
+            {
+                out.insert(
+                    format!("{}/{}", stringify!($kind), o.name_any()),
+                    o.resource_version().unwrap(),
+                );
+            }
+        };
+    }
+    collect!(Secret);
+    collect!(Service);
+    collect!(StatefulSet);
+    collect!(PodDisruptionBudget);
+    collect!(Ingress);
+    for cm in Api::<ConfigMap>::namespaced(client.clone(), ns)
+        .list(&ListParams::default().labels("app.kubernetes.io/managed-by=mediachain-operator"))
+        .await
+        .unwrap()
+        .items
+    {
+        out.insert(
+            format!("ConfigMap/{}", cm.name_any()),
+            cm.resource_version().unwrap(),
+        );
+    }
+    let mp = Api::<MediachainPeer>::namespaced(client.clone(), ns)
+        .get(name)
+        .await
+        .unwrap();
+    out.insert(
+        format!("MediachainPeer/{name}"),
+        mp.resource_version().unwrap(),
+    );
+    out
+}
+
+/// The Events of `ns` with `reason`.
+pub async fn events(client: &Client, ns: &str, reason: &str) -> Vec<Event> {
+    Api::<Event>::namespaced(client.clone(), ns)
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter(|e| e.reason.as_deref() == Some(reason))
+        .collect()
 }
