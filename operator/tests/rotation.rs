@@ -157,17 +157,31 @@ async fn a_principal_rotates_in_two_phases_one_peer_at_a_time() {
                 "alpha-{i} restarted out of turn"
             );
         }
-        // Deliberately give the operator time to (wrongly) go on or retire A early.
+        // The pass that replaced it counted the peers above it (its status write may lag the
+        // replacement on a busy machine)...
+        let expected = (RotationPhase::Rotating, PEERS - 1 - ordinal);
+        let counted = |r: &PrincipalRotationStatus| (r.phase, r.rotated_peers) == expected;
+        wait_until(
+            30,
+            &format!("{expected:?} before alpha-{ordinal} is ready"),
+            || async { rotation(&client).await.filter(counted) },
+        )
+        .await;
+        // ... and, deliberately given time to go on or retire A early, does neither.
         tokio::time::sleep(Duration::from_secs(3)).await;
         assert_eq!(
             uids(&client).await[..ordinal as usize],
             before[..ordinal as usize]
         );
         let phase = rotation(&client).await.unwrap();
-        assert_eq!(
-            (phase.phase, phase.rotated_peers),
-            (RotationPhase::Rotating, PEERS - 1 - ordinal),
-            "phase before alpha-{ordinal} is ready"
+        assert!(
+            counted(&phase),
+            "phase before alpha-{ordinal} is ready: {phase:?}; identities seen {:?}",
+            seen.lock()
+                .unwrap()
+                .iter()
+                .map(|(n, v)| (n.clone(), v.len()))
+                .collect::<Vec<_>>()
         );
         kubelet_reports(&client, NS, &format!("alpha-{ordinal}"), true).await;
     }
