@@ -1,17 +1,21 @@
 //! The overlay's connection limits on a real `mediachain-peer` process: a refused dialer denied
 //! for a growing back-off, the per-peer and total limits, the limit on pending incoming
-//! handshakes, and the handshake timeout that frees a pending slot a silent socket holds.
+//! handshakes in total and per address, and the handshake timeout that frees a pending slot a
+//! silent socket holds.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
 
 mod support;
 
+use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
+use mediachain::node::overlay::pending::MAX_PENDING_PER_ADDRESS;
 use mediachain::node::overlay::swarm::MAX_PENDING_INCOMING;
 use support::fleet::{metric_sum, Fleet};
 use support::rogue::Rogue;
 use tokio::io::AsyncReadExt;
+use tokio::net::{TcpSocket, TcpStream};
 
 /// Sum of `mediachain_rejected_total{kind=.., reason=..}` at peer `i`.
 async fn rejected(fleet: &Fleet, i: usize, kind: &str, reason: &str) -> f64 {
@@ -80,6 +84,34 @@ async fn connections_past_the_per_peer_limit_are_denied() {
     assert!(limited >= 4.0, "{limited} connections denied by the limit");
 }
 
+/// `n` TCP connections to peer 0 of `fleet` from address `from` (any loopback address: all of
+/// 127.0.0.0/8 reaches the peer) that never start the handshake.
+async fn silent_sockets(fleet: &Fleet, from: &str, n: usize) -> Vec<TcpStream> {
+    let peer = &fleet.peers[0];
+    let target: SocketAddr = format!("{}:{}", peer.p2p_host, peer.p2p_port)
+        .parse()
+        .unwrap();
+    let from: IpAddr = from.parse().unwrap();
+    let mut sockets = vec![];
+    for _ in 0..n {
+        let socket = TcpSocket::new_v4().unwrap();
+        socket.bind(SocketAddr::new(from, 0)).unwrap();
+        sockets.push(socket.connect(target).await.unwrap());
+    }
+    sockets
+}
+
+/// Waits (bounded) until peer 0 denied `expected` connections for `reason`; the count then.
+async fn denials(fleet: &Fleet, reason: &str, expected: usize) -> f64 {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let mut denied = rejected(fleet, 0, "connection", reason).await;
+    while denied < expected as f64 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        denied = rejected(fleet, 0, "connection", reason).await;
+    }
+    denied
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn silent_handshakes_past_the_pending_incoming_limit_are_denied() {
     let mut fleet = Fleet::new(1);
@@ -89,30 +121,59 @@ async fn silent_handshakes_past_the_pending_incoming_limit_are_denied() {
     fleet.extra_args = args(&[("--overlay-handshake-timeout", "120s")]);
     fleet.start(0);
     fleet.wait_ready(&[0]).await;
-    // TCP connections that never start the handshake stay pending: the first
-    // MAX_PENDING_INCOMING are held, each one past them is denied at once.
-    let target = format!("{}:{}", fleet.peers[0].p2p_host, fleet.peers[0].p2p_port);
+    // TCP connections that never start the handshake stay pending, from addresses that each
+    // stay within their own limit: the first MAX_PENDING_INCOMING are held, each one past them
+    // is denied at once.
     let extra = 8;
+    let per_address = MAX_PENDING_PER_ADDRESS as usize;
+    let addresses = (MAX_PENDING_INCOMING as usize + extra).div_ceil(per_address);
     let mut silent = vec![];
-    for _ in 0..MAX_PENDING_INCOMING as usize + extra {
-        silent.push(tokio::net::TcpStream::connect(&target).await.unwrap());
+    for a in 0..addresses {
+        silent.extend(silent_sockets(&fleet, &format!("127.0.1.{}", a + 1), per_address).await);
     }
-    let deadline = std::time::Instant::now() + Duration::from_secs(15);
-    let mut limited = rejected(&fleet, 0, "connection", "limit").await;
-    while limited < extra as f64 && std::time::Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        limited = rejected(&fleet, 0, "connection", "limit").await;
-    }
+    let limited = denials(&fleet, "limit", extra).await;
     assert_eq!(
         limited, extra as f64,
         "connections denied by the pending-incoming limit"
     );
-    // Once they go, an honest peer is let in.
+    assert_eq!(rejected(&fleet, 0, "connection", "address").await, 0.0);
+    // Once they go (the peer saw every held one fail its handshake), an honest peer is let in.
     drop(silent);
+    let failed = denials(&fleet, "handshake", MAX_PENDING_INCOMING as usize).await;
+    assert!(
+        failed >= MAX_PENDING_INCOMING as f64,
+        "{failed} handshakes failed"
+    );
     let mut rogue = Rogue::certified(&fleet);
     rogue
         .join(&fleet.peers[0].addr(), Duration::from_secs(20))
         .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_address_holding_silent_handshakes_leaves_the_other_pending_slots_to_others() {
+    let mut fleet = Fleet::new(1);
+    fleet.extra_args = args(&[("--overlay-handshake-timeout", "120s")]);
+    fleet.start(0);
+    fleet.wait_ready(&[0]).await;
+    // A stranger at 127.0.0.2 opens more silent sockets than there are pending slots: it holds
+    // MAX_PENDING_PER_ADDRESS of them, the rest are denied at once.
+    let many = MAX_PENDING_INCOMING as usize + 8;
+    let stranger = silent_sockets(&fleet, "127.0.0.2", many).await;
+    let past = many - MAX_PENDING_PER_ADDRESS as usize;
+    let denied = denials(&fleet, "address", past).await;
+    assert_eq!(
+        denied, past as f64,
+        "connections denied by the per-address limit"
+    );
+    assert_eq!(rejected(&fleet, 0, "connection", "limit").await, 0.0);
+    // While the stranger still holds its sockets, a peer at another address (127.0.0.1) gets
+    // in: without the per-address limit the stranger held every pending slot.
+    let mut honest = Rogue::certified(&fleet);
+    honest
+        .join(&fleet.peers[0].addr(), Duration::from_secs(20))
+        .await;
+    drop(stranger);
 }
 
 /// `--flag value` pairs as a fleet's extra arguments.

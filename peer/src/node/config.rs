@@ -83,6 +83,10 @@ pub struct RunArgs {
     /// Incoming overlay connections still in their handshake, at most [default: 64].
     #[arg(long, env = "MEDIACHAIN_OVERLAY_MAX_PENDING_INCOMING")]
     pub overlay_max_pending_incoming: Option<u32>,
+    /// Incoming overlay connections from one IP address still in their handshake, at most
+    /// [default: 8].
+    #[arg(long, env = "MEDIACHAIN_OVERLAY_MAX_PENDING_PER_ADDRESS")]
+    pub overlay_max_pending_per_address: Option<u32>,
     /// Overlay connections to one peer, at most [default: 2].
     #[arg(long, env = "MEDIACHAIN_OVERLAY_MAX_CONNECTIONS_PER_PEER")]
     pub overlay_max_connections_per_peer: Option<u32>,
@@ -217,6 +221,7 @@ impl RunArgs {
             max_object_size,
             overlay_handshake_timeout,
             overlay_max_pending_incoming,
+            overlay_max_pending_per_address,
             overlay_max_connections_per_peer,
             overlay_max_connections
         );

@@ -38,6 +38,7 @@ fn unset_settings_take_the_documented_defaults() {
         Limits {
             handshake_timeout: Duration::from_secs(5),
             max_pending_incoming: 64,
+            max_pending_per_address: 8,
             max_per_peer: 2,
             max_established: 256,
         }
@@ -67,7 +68,8 @@ fn the_file_fills_what_flags_leave_unset_and_never_overrides_them() {
             "network: filenet\nblock-interval: 2s\ncommit-timeout: 9s\ntarget-connectivity: 5\n\
              seeds: [/ip4/10.0.0.1/tcp/4001]\nseeds-file: {}\nmax-object-size: 4096\n\
              api-listen: 127.0.0.1:9000\noverlay-handshake-timeout: 2s\n\
-             overlay-max-pending-incoming: 8\noverlay-max-connections-per-peer: 1\n\
+             overlay-max-pending-incoming: 8\noverlay-max-pending-per-address: 3\n\
+             overlay-max-connections-per-peer: 1\n\
              overlay-max-connections: 7\n",
             seeds.display()
         ),
@@ -92,6 +94,7 @@ fn the_file_fills_what_flags_leave_unset_and_never_overrides_them() {
         Limits {
             handshake_timeout: Duration::from_secs(2),
             max_pending_incoming: 8,
+            max_pending_per_address: 3,
             max_per_peer: 1,
             max_established: 7,
         }
@@ -309,6 +312,10 @@ fn every_refusal_names_its_setting() {
         (
             "overlay-max-pending-incoming",
             Box::new(|a| a.overlay_max_pending_incoming = Some(0)),
+        ),
+        (
+            "overlay-max-pending-per-address",
+            Box::new(|a| a.overlay_max_pending_per_address = Some(0)),
         ),
         (
             "overlay-max-connections-per-peer",

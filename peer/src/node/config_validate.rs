@@ -246,6 +246,9 @@ fn overlay_limits(args: &RunArgs, target_connectivity: usize) -> Result<Limits, 
         max_pending_incoming: args
             .overlay_max_pending_incoming
             .unwrap_or(default.max_pending_incoming),
+        max_pending_per_address: args
+            .overlay_max_pending_per_address
+            .unwrap_or(default.max_pending_per_address),
         max_per_peer: args
             .overlay_max_connections_per_peer
             .unwrap_or(default.max_per_peer),
@@ -258,6 +261,10 @@ fn overlay_limits(args: &RunArgs, target_connectivity: usize) -> Result<Limits, 
     }
     for (setting, value) in [
         ("overlay-max-pending-incoming", limits.max_pending_incoming),
+        (
+            "overlay-max-pending-per-address",
+            limits.max_pending_per_address,
+        ),
         ("overlay-max-connections-per-peer", limits.max_per_peer),
     ] {
         if value == 0 {

@@ -36,6 +36,7 @@
 mod driver;
 pub mod engine;
 pub mod handle;
+pub mod pending;
 pub mod policy;
 pub mod protocol;
 pub mod swarm;

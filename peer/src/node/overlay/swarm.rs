@@ -11,6 +11,7 @@ use libp2p::{
 };
 
 use super::engine::Topic;
+use super::pending::{self, AddressExceeded, MAX_PENDING_PER_ADDRESS};
 use super::protocol::{Request, Response, SYNC_PROTOCOL};
 use super::{OverlayConfig, OverlayError};
 use crate::trust::SecretKey;
@@ -34,6 +35,8 @@ pub struct Limits {
     pub handshake_timeout: Duration,
     /// Pending incoming connections (handshakes in progress) at most.
     pub max_pending_incoming: u32,
+    /// Pending incoming connections from one IP address at most.
+    pub max_pending_per_address: u32,
     /// Established connections per peer at most.
     pub max_per_peer: u32,
     /// Established connections at most.
@@ -45,6 +48,7 @@ impl Default for Limits {
         Self {
             handshake_timeout: HANDSHAKE_TIMEOUT,
             max_pending_incoming: MAX_PENDING_INCOMING,
+            max_pending_per_address: MAX_PENDING_PER_ADDRESS,
             max_per_peer: MAX_PER_PEER,
             max_established: MAX_ESTABLISHED,
         }
@@ -52,8 +56,9 @@ impl Default for Limits {
 }
 
 /// Why an incoming connection was denied, as a metric label: `blocked` (a refused dialer in
-/// its back-off, or a banned peer), `limit` (a connection limit) or `denied`. (One whose
-/// handshake failed or timed out is `handshake`, in the driver.)
+/// its back-off, or a banned peer), `limit` (a connection limit), `address` (its address holds
+/// its limit of pending connections) or `denied`. (One whose handshake failed or timed out is
+/// `handshake`, in the driver.)
 pub fn denial(cause: &ConnectionDenied) -> &'static str {
     if cause.downcast_ref::<allow_block_list::Blocked>().is_some() {
         "blocked"
@@ -62,6 +67,8 @@ pub fn denial(cause: &ConnectionDenied) -> &'static str {
         .is_some()
     {
         "limit"
+    } else if cause.downcast_ref::<AddressExceeded>().is_some() {
+        "address"
     } else {
         "denied"
     }
@@ -75,6 +82,9 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(20);
 pub struct Behaviour {
     /// Connection limits (pending incoming, per peer, total).
     pub limits: connection_limits::Behaviour,
+    /// Pending incoming connections per remote address (after the total: a connection past
+    /// both counts as `limit`).
+    pub pending: pending::Behaviour,
     /// Peers refused or banned, whose connections are denied.
     pub blocked: allow_block_list::Behaviour<allow_block_list::BlockedPeers>,
     /// Addresses peers listen on.
@@ -185,6 +195,7 @@ pub fn build(
                         .with_max_established_per_peer(Some(limits.max_per_peer))
                         .with_max_established(Some(limits.max_established)),
                 ),
+                pending: pending::Behaviour::new(limits.max_pending_per_address),
                 blocked: allow_block_list::Behaviour::default(),
                 identify: identify::Behaviour::new(identify::Config::new(
                     "/mediachain/1".into(),
