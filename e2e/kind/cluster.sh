@@ -8,6 +8,10 @@
 #   bash e2e/kind/cluster.sh up-smoke  create the cluster, run the smoke test, leave it running
 #                                    (as `up`; e2e/suite/kind.sh then runs the suite on it)
 #
+# MEDIACHAIN_KIND_CLUSTER names the cluster (default mediachain-e2e). MEDIACHAIN_KIND_VOLUME_DIR,
+# when set, is a host directory mounted at the node's /var/local-path-provisioner, where the
+# PersistentVolumes live, so their data outlives the cluster (e2e/suite/two_clusters.sh).
+#
 # The smoke test: a pod from a locally built image (`kind load`) is scheduled and runs, gets a
 # PersistentVolume from the local-path provisioner, serves HTTP behind a Service, and a second
 # pod resolves the Service's name through CoreDNS and fetches the page through the ClusterIP.
@@ -55,6 +59,13 @@ networking:
 nodes:
   - role: control-plane
 EOF
+  # The local-path provisioner's volumes in a host directory, so that they outlive the node: a
+  # cluster deleted and created again with the same directory finds its volumes' data.
+  if [ -n "${MEDIACHAIN_KIND_VOLUME_DIR:-}" ]; then
+    mkdir -p "$MEDIACHAIN_KIND_VOLUME_DIR"
+    printf '    extraMounts:\n      - {hostPath: %s, containerPath: /var/local-path-provisioner}\n' \
+      "$MEDIACHAIN_KIND_VOLUME_DIR" >>"$WORK/kind-config.yaml"
+  fi
   local t0
   t0=$(date +%s)
   CREATED=1

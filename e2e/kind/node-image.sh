@@ -118,7 +118,10 @@ EOF
 EOF
   } >"$ctx/files/etc/containerd/config.toml"
   # Pod network for a single node: Debian's ptp + host-local + portmap CNI plugins with a static
-  # config (kind's kindnetd is not published as a Go module; see README).
+  # config (kind's kindnetd is not published as a Go module; see README). ipMasq: traffic from a
+  # pod to an address outside the pod network leaves with the node's address, as kindnetd does;
+  # without it a pod cannot reach another cluster's node (e2e/suite/two_clusters.sh): the reply
+  # would be addressed to a pod address of the other cluster, which uses the same pod network.
   mkdir -p "$ctx/cni"
   cat >"$ctx/cni/10-mediachain-ptp.conflist" <<'EOF'
 {
@@ -127,7 +130,7 @@ EOF
   "plugins": [
     {
       "type": "ptp",
-      "ipMasq": false,
+      "ipMasq": true,
       "ipam": {
         "type": "host-local",
         "ranges": [[{ "subnet": "10.244.0.0/24" }]],
