@@ -13,129 +13,17 @@
 
 mod support;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use mediachain::client::Client;
 use mediachain::journal::vote::{Checkpoint, Vote};
-use mediachain::journal::{Block, Schedule, TxId};
+use mediachain::journal::Block;
 use mediachain::model::codec::dag_cbor_cid;
-use mediachain::model::Cid;
-use mediachain::network::NetworkParams;
 use mediachain::node::overlay::protocol::{encode, Announce, Votes};
-use mediachain::trust::SecretKey;
+use support::adversary::{
+    block, clients, final_everywhere, finalise, network, now_ms, offer, rejected_total,
+    resting_tip, rogue_slot, serve_until, HONEST,
+};
 use support::fleet::{metric_sum, Fleet};
-use support::params::use_network_params;
-use support::rogue::Rogue;
-use support::work::submit_insert;
-
-const HONEST: [usize; 3] = [0, 1, 2];
-
-/// Three honest peers and the rogue, all four seated; the rogue admitted by every honest peer.
-async fn network() -> (Fleet, Rogue, NetworkParams) {
-    let mut fleet = Fleet::new(3);
-    let key = SecretKey::generate();
-    let chain = fleet.certify(&key);
-    // The rogue's seat: a member of the parameters whose process never runs.
-    fleet.add_peer_with(key.clone(), chain.clone());
-    let params = use_network_params(&mut fleet, 4);
-    for i in HONEST {
-        fleet.start(i);
-    }
-    fleet.wait_ready(&HONEST).await;
-    let mut rogue = Rogue::member(key, chain, &params);
-    rogue
-        .join(&fleet.peers[0].addr(), Duration::from_secs(60))
-        .await;
-    for i in 1..3 {
-        rogue.dial(&fleet.peers[i].addr());
-    }
-    rogue.run_for(Duration::from_secs(2)).await;
-    (fleet, rogue, params)
-}
-
-/// Runs the rogue until `check` holds, failing with `what` and the logs after `timeout`.
-async fn serve_until<F, Fut>(
-    fleet: &Fleet,
-    rogue: &mut Rogue,
-    what: &str,
-    timeout: Duration,
-    check: F,
-) where
-    F: Fn() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = Instant::now() + timeout;
-    while Instant::now() < deadline {
-        if check().await {
-            return;
-        }
-        rogue.run_for(Duration::from_millis(300)).await;
-    }
-    panic!(
-        "timed out after {timeout:?} waiting for {what}\n{}",
-        fleet.logs()
-    );
-}
-
-fn clients(fleet: &Fleet) -> Vec<Client> {
-    HONEST.iter().map(|i| fleet.peers[*i].client()).collect()
-}
-
-/// Whether every one of `ids` is final at every honest peer.
-async fn final_everywhere(fleet: &Fleet, ids: &[TxId]) -> bool {
-    for client in clients(fleet) {
-        for id in ids {
-            if !client.status(id).await.is_ok_and(|s| s.is_final()) {
-                return false;
-            }
-        }
-    }
-    true
-}
-
-/// Submits an insert at peer `at` and waits (running the rogue) until it is final everywhere
-/// along with every one of `before`, which must stay final.
-async fn finalise(
-    fleet: &Fleet,
-    rogue: &mut Rogue,
-    at: usize,
-    name: &str,
-    before: &[TxId],
-) -> TxId {
-    let id = submit_insert(&fleet.peers[at].client(), name).await;
-    let mut all = before.to_vec();
-    all.push(id);
-    let what = format!("{name} and every earlier transaction final at every honest peer");
-    serve_until(fleet, rogue, &what, Duration::from_secs(90), || {
-        final_everywhere(fleet, &all)
-    })
-    .await;
-    id
-}
-
-/// Peer 0's tip: CID, height and the block's timestamp (ms), once the chain has rested for a
-/// second (nothing left to finalise, so honest committers make no block).
-async fn resting_tip(fleet: &Fleet, rogue: &mut Rogue) -> (Cid, u64, u64) {
-    let client = fleet.peers[0].client();
-    let mut last = client.head().await.unwrap();
-    loop {
-        rogue.run_for(Duration::from_secs(1)).await;
-        let head = client.head().await.unwrap();
-        if head.cid == last.cid {
-            let cid: Cid = head.cid.parse().unwrap();
-            let block = Block::from_bytes(&client.get_object(&cid).await.unwrap()).unwrap();
-            return (cid, head.height, block.timestamp_ms);
-        }
-        last = head;
-    }
-}
-
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as u64
-}
 
 /// The evidence peer `i` lists at `GET /v1/evidence` against `culprit`, by kind.
 async fn evidence_kinds(fleet: &Fleet, i: usize, culprit: &str) -> Vec<String> {
@@ -163,29 +51,6 @@ async fn accused_everywhere(fleet: &Fleet, culprit: &str, kind: &str) -> bool {
     true
 }
 
-/// The rogue's block on `parent` (CID and height), empty, timestamped `at` (ms).
-fn block(rogue: &Rogue, parent: (Cid, u64), at: u64) -> Block {
-    Block::commit(
-        parent,
-        "fleet",
-        at,
-        (&rogue.key, &rogue.chain),
-        vec![],
-        vec![],
-    )
-}
-
-/// Serves `blocks` and announces the last one.
-fn offer(rogue: &mut Rogue, blocks: Vec<Block>) {
-    let last = blocks.last().unwrap();
-    let announce = Announce {
-        cid: last.cid(),
-        height: last.height,
-    };
-    rogue.served.extend(blocks);
-    rogue.publish("blocks", encode(&announce));
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_member_equivocating_as_committer_and_as_voter_is_accused_by_every_honest_peer_which_keep_finalising(
 ) {
@@ -195,19 +60,7 @@ async fn a_member_equivocating_as_committer_and_as_voter_is_accused_by_every_hon
 
     // Two blocks on one parent, both valid: the rogue's seat, timestamped as its slot allows.
     let (tip, height, parent_ms) = resting_tip(&fleet, &mut rogue).await;
-    let rank = Schedule::new(params.seated_members())
-        .rank(height + 1, &rogue.key.public())
-        .unwrap();
-    let c = &params.consensus;
-    let gap = if rank == 0 {
-        1
-    } else {
-        (c.commit_timeout + c.commit_backoff * rank as u32).as_millis() as u64
-    };
-    let at = (parent_ms + gap).max(now_ms());
-    rogue
-        .run_for(Duration::from_millis(at.saturating_sub(now_ms())))
-        .await;
+    let at = rogue_slot(&mut rogue, &params, height, parent_ms).await;
     for stamp in [at, at + 1] {
         let twin = block(&rogue, (tip, height), stamp);
         offer(&mut rogue, vec![twin]);
@@ -228,7 +81,7 @@ async fn a_member_equivocating_as_committer_and_as_voter_is_accused_by_every_hon
         height: finalized.height,
         cid: finalized.cid.parse().unwrap(),
     };
-    let epoch = c.epoch_length;
+    let epoch = params.consensus.epoch_length;
     let target = |height: u64, name: &str| Checkpoint {
         height,
         cid: dag_cbor_cid(name.as_bytes()),
@@ -287,15 +140,7 @@ async fn a_member_minting_a_cheap_long_chain_from_the_future_and_lying_about_hei
 
     let rejected = |reason: &'static str| {
         let fleet = &fleet;
-        async move {
-            let mut total = 0.0;
-            for i in HONEST {
-                let prefix =
-                    format!("mediachain_rejected_total{{kind=\"block\",reason=\"{reason}\"}}");
-                total += metric_sum(&fleet.metrics(i).await, &prefix);
-            }
-            total >= 1.0
-        }
+        async move { rejected_total(fleet, "block", reason).await >= 1.0 }
     };
     serve_until(
         &fleet,

@@ -144,6 +144,16 @@ impl<I: Index, O: Objects> Journal<I, O> {
         }
     }
 
+    /// The rules with the revocations recorded on the chain up to the tip: what a peer's
+    /// certificate is checked under when it connects or gossips its identity record, so a peer
+    /// revoked on the chain is refused there too (docs/consensus.md, "Revocation").
+    pub fn rules_at_tip(&self) -> Rules {
+        match self.tip() {
+            Ok((tip, _)) => self.rules_after(&tip).into_owned(),
+            Err(_) => self.rules.clone(),
+        }
+    }
+
     /// Those of `records` that hold, in order, for the block at `height` on `parent`
     /// timestamped `at` (the others are left out).
     pub(super) fn records_for(

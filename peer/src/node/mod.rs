@@ -461,6 +461,12 @@ impl Node {
     pub fn rules(&self) -> Rules {
         self.state().journal.rules().clone()
     }
+
+    /// The rules peers' certificates are checked under on the overlay (admission, identity
+    /// records): those in force with the revocations recorded on the chain at the tip.
+    pub fn peer_rules(&self) -> Rules {
+        self.state().journal.rules_at_tip()
+    }
 }
 
 #[cfg(test)]

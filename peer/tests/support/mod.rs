@@ -1,5 +1,6 @@
 //! Shared helpers of the integration tests.
 
+pub mod adversary;
 pub mod fleet;
 pub mod listening;
 pub mod netns;

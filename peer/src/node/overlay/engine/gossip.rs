@@ -159,7 +159,7 @@ impl Engine {
     /// verified for each author is kept parsed (bounded by [`MAX_KNOWN_CHAINS`]), so a repeat
     /// costs its validity window and revocation check, not a parse and two signatures.
     fn record_key(&mut self, author: &PeerId, pem: &str) -> Result<PublicKey, String> {
-        let rules = self.node.rules();
+        let rules = self.node.peer_rules();
         let now = self.node.clock().unix();
         if let Some(known) = self.chains.get(author) {
             if known.pem == pem && known.root == rules.root {

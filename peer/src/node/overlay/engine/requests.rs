@@ -28,7 +28,7 @@ pub struct Refusal {
 impl Engine {
     /// Checks a hello: the policy's input admitting the peer with its claim, or why not.
     fn check_hello(&self, peer: PeerId, hello: &Hello) -> Result<Input, String> {
-        let rules = self.node.rules();
+        let rules = self.node.peer_rules();
         let params = self.params_digests();
         let ours = Ours {
             genesis: &self.node.genesis(),
