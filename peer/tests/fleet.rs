@@ -5,7 +5,6 @@
 
 mod support;
 
-use std::collections::HashSet;
 use std::time::Duration;
 
 use mediachain::client::Client;
@@ -15,6 +14,7 @@ use mediachain::model::{
 };
 use mediachain::trust::{Certificate, Chain, Level, Revocation, RevocationList, SecretKey};
 use support::fleet::Fleet;
+use support::partition::{self, same_head};
 
 const TX_BITS: u8 = 4;
 
@@ -96,17 +96,6 @@ async fn committed_everywhere(fleet: &Fleet, peers: &[usize], ids: &[TxId]) -> b
         }
     }
     true
-}
-
-async fn same_head(fleet: &Fleet, peers: &[usize]) -> bool {
-    let mut heads = HashSet::new();
-    for &i in peers {
-        match fleet.peers[i].client().head().await {
-            Ok(h) => heads.insert((h.cid, h.height)),
-            Err(_) => return false,
-        };
-    }
-    heads.len() == 1
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -375,34 +364,13 @@ async fn write_update(
     (tx.id(), cell_cid)
 }
 
-async fn connected_peers(fleet: &Fleet, i: usize) -> Option<u64> {
-    let text = fleet.metrics(i).await;
-    text.lines()
-        .find(|l| l.starts_with("mediachain_peers_connected "))?
-        .rsplit(' ')
-        .next()?
-        .parse()
-        .ok()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_two_two_partition_commits_on_both_sides_and_heals_with_merges() {
-    let net = match support::netns::Partitionable::create() {
-        Ok(net) => net,
-        Err(e) => {
-            support::skip::skip_or_fail(
-                "MEDIACHAIN_SKIP_NETNS",
-                &format!("this test needs root and iproute2 to make network namespaces ({e})"),
-            );
-            return;
-        }
+    let Some(net) = partition::namespaces() else {
+        return;
     };
     let mut fleet = Fleet::new(4);
-    for i in 0..4 {
-        fleet.peers[i].host = net.api_hosts[i / 2].clone();
-        fleet.peers[i].p2p_host = net.p2p_hosts[i / 2].clone();
-        fleet.peers[i].netns = Some(net.names[i / 2].clone());
-    }
+    partition::place(&mut fleet, &net, &[0, 0, 1, 1]);
     fleet.start_all();
     let all = [0, 1, 2, 3];
     fleet.wait_ready(&all).await;
@@ -419,20 +387,8 @@ async fn a_two_two_partition_commits_on_both_sides_and_heals_with_merges() {
     let base: Cid = a.index(&art).await.unwrap().head.parse().unwrap();
 
     net.partition().unwrap();
-    fleet
-        .wait_for(
-            "each side to lose the other (one admitted peer each)",
-            Duration::from_secs(60),
-            || async {
-                for i in 0..4 {
-                    if connected_peers(&fleet, i).await != Some(1) {
-                        return false;
-                    }
-                }
-                true
-            },
-        )
-        .await;
+    // Each side loses the other (one admitted peer each).
+    partition::wait_connected(&fleet, &[1, 1, 1, 1]).await;
     // Both sides update the same canonical from the same head: a conflict.
     let (tx_a, cell_a) = write_update(&a, &wa, art, base, "island A's metadata").await;
     let (tx_b, cell_b) = write_update(&b, &wb, art, base, "island B's metadata").await;

@@ -5,6 +5,7 @@ pub mod fleet;
 pub mod listening;
 pub mod netns;
 pub mod params;
+pub mod partition;
 pub mod rogue;
 pub mod skip;
 pub mod wait;

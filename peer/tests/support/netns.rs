@@ -40,7 +40,10 @@ pub struct Partitionable {
 impl Partitionable {
     /// Creates the namespaces; fails with the reason (not root, no iproute2).
     pub fn create() -> Result<Self, String> {
-        let tag = std::process::id() % 200 + 20;
+        // Distinct for each pair a test process makes (its tests run in parallel).
+        static MADE: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let made = MADE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let tag = (std::process::id() + made * 67) % 200 + 20;
         let s = |side: usize| if side == 0 { "a" } else { "b" };
         let me = Self {
             names: [format!("mc{tag}a"), format!("mc{tag}b")],
