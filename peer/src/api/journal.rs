@@ -73,9 +73,11 @@ pub fn routes(api: Api) -> BoxedFilter<(Response,)> {
 /// The head of the canonical chain.
 pub fn head(api: &Api) -> Result<Head, ApiError> {
     let (cid, height) = api.node.tip().map_err(ApiError::internal)?;
+    let weight = api.node.with_journal(|journal| journal.chain_weight(&cid));
     Ok(Head {
         cid: cid.to_string(),
         height,
+        weight,
         genesis: api.node.genesis().to_string(),
         pending: api.node.pending(),
         finalized: api.node.finalized().map(|c| FinalizedBlock {
@@ -94,10 +96,10 @@ pub fn summaries(api: &Api, from: u64, max: u64) -> Result<Vec<BlockSummary>, Ap
     api.node.with_journal(|journal| {
         cids.iter()
             .map(|cid| {
-                journal
-                    .load_block(cid)
-                    .map(|block| BlockSummary::of(cid, &block))
-                    .map_err(ApiError::internal)
+                let block = journal.load_block(cid).map_err(ApiError::internal)?;
+                let mut summary = BlockSummary::of(cid, &block);
+                summary.weight = journal.block_weight(cid);
+                Ok(summary)
             })
             .collect()
     })
@@ -119,9 +121,13 @@ fn block(api: &Api, cid: &str) -> Result<Response, ApiError> {
     let cid = parse_cid(cid)?;
     let block = api
         .node
-        .with_journal(|journal| journal.load_block(&cid).ok());
+        .with_journal(|journal| Some((journal.load_block(&cid).ok()?, journal.block_weight(&cid))));
     match block {
-        Some(block) => Ok(json(StatusCode::OK, &BlockSummary::of(&cid, &block))),
+        Some((block, weight)) => {
+            let mut summary = BlockSummary::of(&cid, &block);
+            summary.weight = weight;
+            Ok(json(StatusCode::OK, &summary))
+        }
         None => Err(ApiError::not_found(format!(
             "{cid} is not a block known here"
         ))),

@@ -157,6 +157,10 @@ pub struct Head {
     /// without finality (no network parameters).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub finalized: Option<FinalizedBlock>,
+    /// The tip chain's fork-choice weight: the sum of its blocks' weights (see
+    /// [`BlockSummary::weight`]), what a peer compares between branches.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weight: Option<u64>,
 }
 
 /// `GET /v1/evidence`: the signed proof this peer holds that members broke the protocol.
@@ -314,6 +318,10 @@ pub struct BlockSummary {
     /// Membership records it carries (peers joining, revocations), under network parameters.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub records: Vec<RecordSummary>,
+    /// The block's fork-choice weight under the seats at its height: 2 in turn, 1 out of
+    /// turn, 0 for genesis (absent in the event stream).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weight: Option<u64>,
 }
 
 /// A membership record of a block.
@@ -376,6 +384,7 @@ impl BlockSummary {
                 .collect(),
             entries: block.entries.iter().map(Entry::from).collect(),
             records: block.records.iter().map(RecordSummary::of).collect(),
+            weight: None,
         }
     }
 }

@@ -155,6 +155,20 @@ impl<I: Index, O: Objects> Journal<I, O> {
         }
     }
 
+    /// The fork-choice weight of the chain ending at the known block `cid` (the sum of its
+    /// blocks' weights).
+    pub fn chain_weight(&self, cid: &Cid) -> Option<u64> {
+        self.headers.get(cid).map(|h| h.weight)
+    }
+
+    /// The fork-choice weight the known block `cid` adds to its chain under the seats at its
+    /// height: 2 in turn, 1 out of turn, 0 for genesis.
+    pub fn block_weight(&self, cid: &Cid) -> Option<u64> {
+        let header = self.headers.get(cid)?;
+        let parent = self.headers.get(&header.parent).map_or(0, |p| p.weight);
+        Some(header.weight.saturating_sub(parent))
+    }
+
     /// Fork choice: whether the chain ending at `candidate` is better than the one ending at
     /// `current`. With finality: a chain that leaves the final checkpoint never is; then the
     /// higher justified checkpoint wins; then the weights.
