@@ -51,8 +51,9 @@ struct Settings {
     seconds: u64,
     /// Honest clients (`EDGE_BENCH_HONEST`).
     clients: usize,
-    /// CPU priority of the abusers' process (`EDGE_BENCH_ABUSER_NICE`, 0-19).
-    abuser_nice: usize,
+    /// Niceness of the abusers' process (`EDGE_BENCH_ABUSER_NICE`, up to 19; unset: this
+    /// process's own, as the peer's).
+    abuser_nice: Option<i32>,
 }
 
 impl Settings {
@@ -60,7 +61,9 @@ impl Settings {
         Self {
             seconds: setting("EDGE_BENCH_SECONDS", 10) as u64,
             clients: setting("EDGE_BENCH_HONEST", 8),
-            abuser_nice: setting("EDGE_BENCH_ABUSER_NICE", 0).min(19),
+            abuser_nice: std::env::var("EDGE_BENCH_ABUSER_NICE")
+                .ok()
+                .map(|v| v.parse::<i32>().unwrap().clamp(-20, 19)),
         }
     }
 }
@@ -113,15 +116,17 @@ struct Role {
 }
 
 impl Role {
-    /// Starts this executable as `role` with `env`, at CPU priority `nice` (POSIX `nice`, 0 to
-    /// 19: the higher, the less CPU it gets while others want it).
-    fn start(role: &str, env: &[(&str, String)], nice: usize) -> Self {
+    /// Starts this executable as `role` with `env`, at the CPU priority (niceness, -20 to 19:
+    /// the higher, the less CPU it gets while others want it) `nice`, or this process's own.
+    fn start(role: &str, env: &[(&str, String)], nice: Option<i32>) -> Self {
         let exe = std::env::current_exe().unwrap();
-        let mut command = if nice == 0 {
+        let increment = nice.map_or(0, |nice| nice - own_niceness());
+        let mut command = if increment == 0 {
             Command::new(exe)
         } else {
+            // POSIX `nice` adds its increment to the niceness it runs at.
             let mut nice_command = Command::new("nice");
-            nice_command.arg("-n").arg(nice.to_string()).arg(exe);
+            nice_command.arg("-n").arg(increment.to_string()).arg(exe);
             nice_command
         };
         command
@@ -156,6 +161,17 @@ impl Role {
         self.child.wait().unwrap();
         last
     }
+}
+
+/// This process's niceness (field 19 of `/proc/self/stat`; 0 when unreadable).
+fn own_niceness() -> i32 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the command name's closing parenthesis start at field 3.
+    let rest = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    rest.split_whitespace()
+        .nth(16)
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
 }
 
 /// CPU seconds of the peer, the abusers (if running) and this process, now.
@@ -203,7 +219,7 @@ fn scenario(kinds: &[Kind], setting: &Settings) -> Outcome {
     let name = Kind::list_name(kinds);
     let duration = Duration::from_secs(seconds);
     let runtime = runtime(1);
-    let mut peer = Role::start("peer", &[], 0);
+    let mut peer = Role::start("peer", &[], None);
     let started = peer.line();
     let (addr, cid) = started.split_once(' ').unwrap();
     let addr: SocketAddr = addr.parse().unwrap();
@@ -306,9 +322,10 @@ fn main() {
         println!("{}", outcome.summary);
     }
     println!(
-        "(µs; CPU in cores during the abused run, the abusers at nice {}; peak RSS in MiB; \
-         1-min load before)\n",
-        settings.abuser_nice
+        "(µs; CPU in cores during the abused run; peer at nice {}, abusers at nice {}; peak \
+         RSS in MiB; 1-min load before)\n",
+        own_niceness(),
+        settings.abuser_nice.unwrap_or_else(own_niceness)
     );
     let rows: Vec<_> = outcomes.into_iter().flat_map(|o| o.rows).collect();
     report::print(&rows);
