@@ -2,11 +2,12 @@
 //! artefacts (default 1,000,000), then searching it while new blocks are indexed.
 //!
 //! The chain is synthetic but goes through the same code as a peer's: the follower
-//! (`search::sync`, batches of 256 blocks, one atomic commit each) reads blocks of 1,000
-//! inserts and the artefacts they name through the `ChainSource` trait, derives each record and
-//! writes it with the engine. The artefacts are generated on demand from their number (a name of
-//! three words and a description of twelve, drawn from 20,000 words), so the process's memory is
-//! the indexer's: peak RSS is `VmHWM` of this process. Reported: build docs/s, peak RSS, index size
+//! (`search::sync`, steps of at most `STEP_BYTES` held, one atomic commit each, as a peer's
+//! `SearchService::catch_up`) reads blocks of 1,000 inserts and the artefacts they name through
+//! the `ChainSource` trait, derives each record and writes it with the engine. The artefacts are
+//! generated on demand from their number (a name of three words and a description of twelve,
+//! drawn from 20,000 words), so the process's memory is the indexer's: peak RSS is `VmHWM` of
+//! this process. Reported: build docs/s, peak RSS, index size
 //! on disk; then `SEARCH_BENCH_QPS` (default 200) queries a second (one or two words; open loop,
 //! latency from each query's scheduled time, so a stall counts against every query it delays)
 //! from 4 threads for `SEARCH_BENCH_SECONDS` (default 10) while a committer adds and indexes a
@@ -27,6 +28,7 @@ use std::time::{Duration, Instant};
 use mediachain::journal::Block;
 use mediachain::model::codec::cid_of;
 use mediachain::model::{Artefact, Cid, JournalEntry, Meta, Object, RAW};
+use mediachain::search::service::STEP_BYTES;
 use mediachain::search::{search, sync, ChainSource, Engine, SearchError, SearchQuery};
 
 /// Inserts per block of the initial chain.
@@ -213,7 +215,7 @@ fn main() {
     eprintln!("building the index...");
     let cpu0 = procstat::cpu_seconds(None);
     let t0 = Instant::now();
-    while sync(&engine, chain.as_ref(), 256).unwrap().behind {}
+    while sync(&engine, chain.as_ref(), STEP_BYTES).unwrap().behind {}
     let build = t0.elapsed().as_secs_f64();
     let build_cpu = procstat::cpu_seconds(None) - cpu0;
     let rss = procstat::peak_rss_mib(std::process::id());
@@ -232,7 +234,7 @@ fn main() {
         std::thread::spawn(move || {
             while !stop.load(Ordering::Relaxed) {
                 chain.grow();
-                while sync(&engine, chain.as_ref(), 256).unwrap().behind {}
+                while sync(&engine, chain.as_ref(), STEP_BYTES).unwrap().behind {}
                 committed.fetch_add(1, Ordering::Relaxed);
                 std::thread::sleep(Duration::from_millis(100));
             }

@@ -7,6 +7,7 @@
 //! This module knows nothing of the chain: [`super::follow`] decides what to write.
 
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
 use serde::{Deserialize, Serialize};
@@ -77,6 +78,7 @@ pub struct Engine {
     index: Index,
     reader: IndexReader,
     writer: Mutex<IndexWriter>,
+    commits: AtomicU64,
     pub(crate) fields: Fields,
 }
 
@@ -111,6 +113,7 @@ impl Engine {
                 index,
                 reader,
                 writer: Mutex::new(writer),
+                commits: AtomicU64::new(0),
                 fields,
             },
             !exists,
@@ -281,7 +284,13 @@ impl Engine {
     pub fn commit(&self) -> Result<(), SearchError> {
         self.writer().commit()?;
         self.reader.reload()?;
+        self.commits.fetch_add(1, Ordering::Relaxed);
         Ok(())
+    }
+
+    /// Commits made since the index was opened.
+    pub fn commits(&self) -> u64 {
+        self.commits.load(Ordering::Relaxed)
     }
 
     /// Drops every change since the last commit.

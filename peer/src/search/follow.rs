@@ -5,9 +5,11 @@
 //! followed block keeps an undo record (where its canonicals stood before), so the index is a
 //! function of the chain it followed — never of when it looked.
 //!
-//! One [`sync`] step applies at most a batch of blocks and commits once; a chain that changes
-//! under a step (a reorganisation while it read) makes the step start again, never commit a
-//! mix of two chains.
+//! One [`sync`] step applies the blocks that fit a memory budget (what it holds until it
+//! commits: each entry's undo record and standing, [`HELD_PER_ENTRY`] bytes; one block even when
+//! it alone is over) and commits once; a chain that changes under a step (a reorganisation while
+//! it read) makes the step start again, never commit a mix of two chains. Records are derived
+//! and written one at a time, so the tantivy writer's own budget bounds them.
 
 use std::collections::HashMap;
 
@@ -46,6 +48,13 @@ impl<I: Index, O: Objects> ChainSource for Journal<I, O> {
         self.objects().object(cid)
     }
 }
+
+/// Memory one entry of a followed block holds until its step commits: its undo record and the
+/// standing of its canonical in the step's map (counted twice for the map's overhead).
+pub const HELD_PER_ENTRY: usize =
+    std::mem::size_of::<Undo>() + 2 * std::mem::size_of::<(Cid, Option<Standing>)>();
+// docs/peer-contract.md says it: under 1 KiB an entry.
+const _: () = assert!(HELD_PER_ENTRY < 1024);
 
 /// What one [`sync`] step did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -112,14 +121,16 @@ impl Step<'_> {
     }
 }
 
-/// Brings the index at most `max_blocks` blocks closer to `source`'s canonical chain and commits.
+/// Brings the index closer to `source`'s canonical chain by the blocks whose entries fit in
+/// `max_bytes` together ([`HELD_PER_ENTRY`] each; one block even when it alone is over) and
+/// commits.
 pub fn sync(
     engine: &Engine,
     source: &impl ChainSource,
-    max_blocks: u64,
+    max_bytes: usize,
 ) -> Result<Synced, SearchError> {
     for _ in 0..8 {
-        match step(engine, source, max_blocks.max(1))? {
+        match step(engine, source, max_bytes)? {
             Some(synced) => return Ok(synced),
             // The chain moved under the step: nothing was written; read it again.
             None => engine.rollback()?,
@@ -131,7 +142,7 @@ pub fn sync(
 fn step(
     engine: &Engine,
     source: &impl ChainSource,
-    max_blocks: u64,
+    max_bytes: usize,
 ) -> Result<Option<Synced>, SearchError> {
     let chain_tip = source.tip_height()?;
     let ancestor = common_ancestor(engine, source, chain_tip)?;
@@ -155,15 +166,15 @@ fn step(
             undone.push(height);
         }
     }
-    // Apply the chain's blocks above the ancestor.
+    // Apply the chain's blocks above the ancestor, while they fit the budget.
     let first = ancestor.map_or(0, |a| a + 1);
-    let last = chain_tip.min(first.saturating_add(max_blocks - 1));
     let mut parent = match ancestor {
         Some(a) => source.block_at(a)?,
         None => None,
     };
     let mut applied = vec![];
-    for height in first..=last {
+    let mut held = 0usize;
+    for height in first..=chain_tip {
         let Some(cid) = source.block_at(height)? else {
             return Ok(None);
         };
@@ -171,6 +182,11 @@ fn step(
         if height > 0 && Some(block.chain) != parent {
             return Ok(None);
         }
+        let cost = block.entries.len().saturating_mul(HELD_PER_ENTRY);
+        if !applied.is_empty() && held.saturating_add(cost) > max_bytes {
+            break;
+        }
+        held = held.saturating_add(cost);
         let mut undo = Vec::with_capacity(block.entries.len());
         for entry in &block.entries {
             let canonical = entry.reference();
@@ -187,6 +203,7 @@ fn step(
         applied.push((height, cid, undo));
         parent = Some(cid);
     }
+    let last = applied.last().map_or(chain_tip, |(h, _, _)| *h);
     // The chain must still hold what was read before anything is written.
     if let Some((height, cid, _)) = applied.last() {
         if source.block_at(*height)? != Some(*cid) {
@@ -201,20 +218,15 @@ fn step(
             behind: false,
         }));
     }
-    let standings = std::mem::take(&mut step.standings);
-    let mut records = Vec::with_capacity(standings.len());
-    for (canonical, standing) in standings {
-        let record = standing.and_then(|s| derive(canonical, s, |c| source.object(c)));
-        records.push((canonical, record));
-    }
     if fresh && mine.is_some() {
         engine.clear()?;
     }
     for height in &undone {
         engine.delete_block(*height)?;
     }
-    for (canonical, record) in &records {
-        engine.put(canonical, record.as_ref())?;
+    for (canonical, standing) in std::mem::take(&mut step.standings) {
+        let record = standing.and_then(|s| derive(canonical, s, |c| source.object(c)));
+        engine.put(&canonical, record.as_ref())?;
     }
     for (height, cid, undo) in &applied {
         engine.add_block(*height, cid, undo)?;

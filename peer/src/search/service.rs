@@ -1,13 +1,16 @@
 //! A peer's query index kept up with its node: opened (or rebuilt from the journal when missing
-//! or unreadable) at start, then caught up after every block the node adds and on a slow tick
-//! (a reorganisation is seen as the chain's blocks changing at heights the index followed).
-//! Searches read the last commit and never wait for the follower or the node.
+//! or unreadable) at start, then caught up when the node adds a block, at most once every
+//! [`COMMIT_INTERVAL`] (blocks coalesce into one commit), on a slow tick, and once more at
+//! shutdown (a reorganisation is seen as the chain's blocks changing at heights the index
+//! followed). Searches read the last commit and never wait for the follower or the node, so
+//! they may lag the chain by about [`COMMIT_INTERVAL`] plus one step.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::{broadcast, watch};
+use tokio::time::Instant;
 use tracing::{info, warn};
 
 use super::engine::Engine;
@@ -16,10 +19,15 @@ use super::query::{search, Page, SearchQuery};
 use super::SearchError;
 use crate::journal::{Block, IndexRead};
 use crate::model::{Cid, Object};
-use crate::node::Node;
+use crate::node::{Node, NodeEvent};
 
-/// Blocks one follower step applies before it commits.
-pub const BATCH_BLOCKS: u64 = 256;
+/// Memory one follower step may hold before it commits (see [`super::follow::HELD_PER_ENTRY`]):
+/// over 16,000 entries (each under 1 KiB); a catch-up of a longer chain commits once per step.
+pub const STEP_BYTES: usize = 16 * 1024 * 1024;
+/// Least time between two catch-ups of the follower (each commits at most once unless it is
+/// more than [`STEP_BYTES`] behind): a tantivy commit writes a segment and syncs the disk, far
+/// too much to pay for every block.
+pub const COMMIT_INTERVAL: Duration = Duration::from_secs(1);
 /// How often the follower looks at the chain when no block event arrives.
 pub const TICK: Duration = Duration::from_secs(1);
 
@@ -29,6 +37,19 @@ pub struct SearchService {
     dir: PathBuf,
     /// One follower at a time.
     following: Mutex<()>,
+}
+
+/// A chain the follower keeps up with: read through [`ChainSource`], announcing each change.
+pub trait Followed: ChainSource + Send + Sync + 'static {
+    /// Events sent when the chain changes (their content is not read: the follower reads the
+    /// chain itself).
+    fn changes(&self) -> broadcast::Receiver<NodeEvent>;
+}
+
+impl Followed for Node {
+    fn changes(&self) -> broadcast::Receiver<NodeEvent> {
+        self.subscribe()
+    }
 }
 
 impl ChainSource for Node {
@@ -94,7 +115,13 @@ impl SearchService {
         self.engine.tip()
     }
 
-    /// Follows `source` up to its tip (in steps of [`BATCH_BLOCKS`]); what the last step did.
+    /// Commits of the index since it was opened.
+    pub fn commits(&self) -> u64 {
+        self.engine.commits()
+    }
+
+    /// Follows `source` up to its tip (in steps of [`STEP_BYTES`], one commit each); what the
+    /// steps did together.
     pub fn catch_up(&self, source: &impl ChainSource) -> Result<Synced, SearchError> {
         let _one = self.following.lock().unwrap_or_else(|p| p.into_inner());
         let mut total = Synced {
@@ -104,7 +131,7 @@ impl SearchService {
             behind: true,
         };
         while total.behind {
-            let step = sync(&self.engine, source, BATCH_BLOCKS)?;
+            let step = sync(&self.engine, source, STEP_BYTES)?;
             total = Synced {
                 undone: total.undone + step.undone,
                 applied: total.applied + step.applied,
@@ -124,31 +151,49 @@ impl SearchService {
         self.catch_up(source)
     }
 
-    /// Keeps the index up with `node` until `stop` says so.
-    pub async fn follow(self: Arc<Self>, node: Arc<Node>, mut stop: watch::Receiver<bool>) {
-        let mut events = node.subscribe();
-        let mut tick = tokio::time::interval(TICK);
+    /// Keeps the index up with `node` until `stop` says so, then catches up once more.
+    pub async fn follow<F: Followed>(
+        self: Arc<Self>,
+        node: Arc<F>,
+        mut stop: watch::Receiver<bool>,
+    ) {
+        let mut events = node.changes();
         loop {
-            let this = self.clone();
-            let source = node.clone();
-            match tokio::task::spawn_blocking(move || this.catch_up(source.as_ref())).await {
-                Ok(Ok(done)) if done.applied + done.undone > 0 => {
-                    tracing::debug!(
-                        height = done.height,
-                        applied = done.applied,
-                        undone = done.undone,
-                        "search index followed the chain"
-                    );
-                }
-                Ok(Ok(_)) => {}
-                Ok(Err(error)) => warn!(%error, "search index could not follow the chain"),
-                Err(error) => warn!(%error, "search index task failed"),
+            let began = Instant::now();
+            self.clone().step(node.clone()).await;
+            // A block event or the tick, but no sooner than the interval after this catch-up
+            // began: the blocks that arrive meanwhile wait for the next commit.
+            let stopping = tokio::select! {
+                changed = stop.changed() => changed.is_err() || *stop.borrow(),
+                event = events.recv() => matches!(event, Err(broadcast::error::RecvError::Closed)),
+                _ = tokio::time::sleep(TICK) => false,
+            };
+            let stopping = stopping
+                || tokio::select! {
+                    changed = stop.changed() => changed.is_err() || *stop.borrow(),
+                    _ = tokio::time::sleep_until(began + COMMIT_INTERVAL) => false,
+                };
+            if stopping {
+                self.step(node).await;
+                return;
             }
-            tokio::select! {
-                changed = stop.changed() => if changed.is_err() || *stop.borrow() { return },
-                event = events.recv() => if let Err(broadcast::error::RecvError::Closed) = event { return },
-                _ = tick.tick() => {}
+        }
+    }
+
+    /// One catch-up on a blocking thread; failures are logged (the next one tries again).
+    async fn step<F: Followed>(self: Arc<Self>, node: Arc<F>) {
+        match tokio::task::spawn_blocking(move || self.catch_up(node.as_ref())).await {
+            Ok(Ok(done)) if done.applied + done.undone > 0 => {
+                tracing::debug!(
+                    height = done.height,
+                    applied = done.applied,
+                    undone = done.undone,
+                    "search index followed the chain"
+                );
             }
+            Ok(Ok(_)) => {}
+            Ok(Err(error)) => warn!(%error, "search index could not follow the chain"),
+            Err(error) => warn!(%error, "search index task failed"),
         }
     }
 }
