@@ -67,12 +67,14 @@ impl Engine {
                         let announced = Input::Announced {
                             origin: author,
                             via: source,
+                            message,
                             tip: announce.cid,
                             height: announce.height,
                             tip_known,
                         };
+                        // The verdict comes from the policy, once this peer holds the block.
                         self.input(announced, t);
-                        Acceptance::Accept
+                        return addrs;
                     }
                     Err(_) => {
                         self.garbage(source, t);

@@ -2,6 +2,7 @@
 //! waiting for their parent. Pure: the driver and the simulator both act on a [`Verdict`].
 
 use std::collections::{BTreeMap, VecDeque};
+use std::time::Instant;
 
 use libp2p::PeerId;
 
@@ -115,10 +116,13 @@ impl Verdict {
     }
 }
 
+/// A block waiting for its parent: who sent it, when it was parked, the block.
+type Child = (PeerId, Instant, BlockBundle);
+
 /// Blocks waiting for their parent, by parent, at most `capacity` parents (the oldest go).
 #[derive(Debug)]
 pub struct Parked {
-    by_parent: BTreeMap<Cid, Vec<(PeerId, BlockBundle)>>,
+    by_parent: BTreeMap<Cid, Vec<Child>>,
     order: VecDeque<Cid>,
     capacity: usize,
 }
@@ -133,16 +137,16 @@ impl Parked {
         }
     }
 
-    /// Parks `bundle` from `peer` until `parent` is taken; returns how many parents' children
-    /// were evicted to stay bounded.
-    pub fn park(&mut self, parent: Cid, peer: PeerId, bundle: BlockBundle) -> usize {
+    /// Parks `bundle` from `peer` at `now` until `parent` is taken; returns how many parents'
+    /// children were evicted to stay bounded.
+    pub fn park(&mut self, parent: Cid, peer: PeerId, bundle: BlockBundle, now: Instant) -> usize {
         if !self.by_parent.contains_key(&parent) {
             self.order.push_back(parent);
         }
         self.by_parent
             .entry(parent)
             .or_default()
-            .push((peer, bundle));
+            .push((peer, now, bundle));
         let mut evicted = 0;
         while self.order.len() > self.capacity {
             if let Some(oldest) = self.order.pop_front() {
@@ -153,19 +157,35 @@ impl Parked {
         evicted
     }
 
-    /// Whether `peer` sent a block waiting for `parent`.
-    pub fn sent_child_of(&self, parent: &Cid, peer: &PeerId) -> bool {
-        self.by_parent
-            .get(parent)
-            .is_some_and(|children| children.iter().any(|(from, _)| from == peer))
+    /// Whether `peer` sent a block waiting for `parent` at or before `asked`, when a request
+    /// for `parent` was sent: then that request reached `peer` after it sent the child, so it
+    /// held the parent (`None`: not known when the parent was asked for, so never).
+    pub fn sent_child_of(&self, parent: &Cid, peer: &PeerId, asked: Option<Instant>) -> bool {
+        self.by_parent.get(parent).is_some_and(|children| {
+            children
+                .iter()
+                .any(|(from, at, _)| from == peer && asked.is_some_and(|asked| *at <= asked))
+        })
     }
 
-    /// The children waiting for `cid` (taken now).
+    /// The peers that sent a block waiting for `parent` (each holds it), first sender first.
+    pub fn senders_of_children(&self, parent: &Cid) -> impl Iterator<Item = PeerId> + '_ {
+        self.by_parent
+            .get(parent)
+            .into_iter()
+            .flatten()
+            .map(|(from, _, _)| *from)
+    }
+
+    /// The children waiting for `cid` (taken now), with their senders.
     pub fn children(&mut self, cid: &Cid) -> Vec<(PeerId, BlockBundle)> {
         match self.by_parent.remove(cid) {
             Some(children) => {
                 self.order.retain(|c| c != cid);
                 children
+                    .into_iter()
+                    .map(|(from, _, bundle)| (from, bundle))
+                    .collect()
             }
             None => vec![],
         }
@@ -187,13 +207,13 @@ mod tests {
     #[test]
     fn parked_blocks_are_bounded_and_released_by_their_parent() {
         let mut parked = Parked::new(2);
-        let peer = PeerId::random();
+        let (peer, now) = (PeerId::random(), Instant::now());
         let (a, b, c) = (dag_cbor_cid(&[1]), dag_cbor_cid(&[2]), dag_cbor_cid(&[3]));
-        assert_eq!(parked.park(a, peer, bundle(1)), 0);
-        assert_eq!(parked.park(a, peer, bundle(2)), 0);
-        assert_eq!(parked.park(b, peer, bundle(3)), 0);
+        assert_eq!(parked.park(a, peer, bundle(1), now), 0);
+        assert_eq!(parked.park(a, peer, bundle(2), now), 0);
+        assert_eq!(parked.park(b, peer, bundle(3), now), 0);
         assert_eq!(
-            parked.park(c, peer, bundle(4)),
+            parked.park(c, peer, bundle(4), now),
             1,
             "the oldest parent's children go"
         );

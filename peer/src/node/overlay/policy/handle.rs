@@ -4,10 +4,11 @@ use std::time::Instant;
 
 use libp2p::PeerId;
 
+use super::announcements::Held;
 use super::connectivity::neighbours;
 use super::heights::Need;
 use super::peers::Strike;
-use super::{Effect, Input, Policy, RELAX_GRACE, SEED_INTERVAL};
+use super::{Acceptance, Effect, Input, Policy, RELAX_GRACE, SEED_INTERVAL};
 use crate::model::Cid;
 
 impl Policy {
@@ -95,10 +96,23 @@ impl Policy {
             Input::Announced {
                 origin,
                 via,
+                message,
                 tip,
                 height,
                 tip_known,
             } => {
+                // Relayed only once this peer holds the block, so whoever it reaches can fetch
+                // the block from it (`announcements.rs`).
+                if tip_known {
+                    out.push(Effect::Validate {
+                        source: via,
+                        message,
+                        accept: Acceptance::Accept,
+                    });
+                } else {
+                    let dropped = self.announcements.hold(tip, via, message, now);
+                    self.unrelayed(dropped, Acceptance::Ignore, out);
+                }
                 // Claims are kept for members only (bounded by the membership).
                 let member = self.book.is_admitted(&origin)
                     || self.book.known().any(|(peer, _)| *peer == origin);
@@ -179,6 +193,18 @@ impl Policy {
             });
         }
         self.evaluate(out);
+    }
+
+    /// The verdict `accept` on held announcements (their block was judged, or they waited
+    /// too long).
+    pub(super) fn unrelayed(&mut self, held: Vec<Held>, accept: Acceptance, out: &mut Vec<Effect>) {
+        for (source, message) in held {
+            out.push(Effect::Validate {
+                source,
+                message,
+                accept,
+            });
+        }
     }
 
     /// Refuses `peer`: blocked (connections closed and denied) for its back-off.
@@ -271,6 +297,8 @@ impl Policy {
             self.strike(liar, "unverifiable_claim", now, out);
         }
         self.book.forget_stale(now);
+        let expired = self.announcements.expire(now);
+        self.unrelayed(expired, Acceptance::Ignore, out);
         // Records age out of the rotation with time alone.
         self.rotation(now, out);
         self.connect(now, out);

@@ -11,10 +11,12 @@
 //! of them), [`readiness`] (the probe and the commit gate), [`connectivity`] (the N-cut
 //! neighbour selection), [`seeds`] (what a seeds file means), [`batching`] (gossip of admitted
 //! transactions), and [`transfer`] with its books: block [`requests`] de-duplicated, the
-//! [`verifier`]'s queue and backlog, blocks waiting for a parent ([`blocks`]) and [`objects`]
-//! fetched for submissions and blocks.
+//! [`verifier`]'s queue and backlog, blocks waiting for a parent ([`blocks`]), [`objects`]
+//! fetched for submissions and blocks, and block [`announcements`] relayed once the block is
+//! held.
 
 pub mod admission;
+pub mod announcements;
 pub mod batching;
 pub mod blame;
 pub mod blocks;
@@ -37,11 +39,13 @@ mod transfer_tests;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use libp2p::gossipsub::MessageId;
 use libp2p::{Multiaddr, PeerId};
 
 use crate::model::Cid;
 use crate::node::TxBundle;
 use crate::trust::PublicKey;
+use announcements::Announcements;
 use batching::Batcher;
 use blocks::Parked;
 use heights::Heights;
@@ -123,12 +127,15 @@ pub enum Input {
         /// Whether this peer holds the tip already.
         tip_known: bool,
     },
-    /// `origin` announced a block `tip` at `height`, received from `via`.
+    /// `origin` announced a block `tip` at `height`, received from `via` as gossip message
+    /// `message` (relayed once this peer holds the block: `announcements`).
     Announced {
         /// The announcement's author (signed by gossipsub).
         origin: PeerId,
         /// The peer that forwarded it.
         via: PeerId,
+        /// Its gossip id.
+        message: MessageId,
         /// The block.
         tip: Cid,
         /// Its claimed height.
@@ -295,6 +302,7 @@ pub struct Policy {
     verifier: Verifier,
     parked: Parked,
     objects: ObjectFetches,
+    announcements: Announcements,
     /// The committer rotation last given to the node.
     rotation: Vec<PublicKey>,
     /// The peer sync repair asked last when no admitted peer claimed more (the next is asked
@@ -322,6 +330,7 @@ impl Policy {
             verifier: Verifier::default(),
             parked: Parked::new(MAX_WAITING_BLOCKS),
             objects: ObjectFetches::default(),
+            announcements: Announcements::default(),
             rotation: vec![],
             repair_cursor: None,
         }

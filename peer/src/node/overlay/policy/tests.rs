@@ -19,6 +19,11 @@ fn cid(n: u8) -> Cid {
     dag_cbor_cid(&[n])
 }
 
+/// A gossip id for an announcement of `tip`.
+fn gossip_id(tip: &Cid) -> libp2p::gossipsub::MessageId {
+    libp2p::gossipsub::MessageId::new(&tip.to_bytes())
+}
+
 fn last_health(effects: &[Effect]) -> Option<Health> {
     effects.iter().rev().find_map(|e| match e {
         Effect::Health(h) => Some(*h),
@@ -46,6 +51,7 @@ fn announce(policy: &mut Policy, peer: PeerId, tip: Cid, height: u64, now: Insta
         Input::Announced {
             origin: peer,
             via: peer,
+            message: gossip_id(&tip),
             tip,
             height,
             tip_known: false,
@@ -171,6 +177,7 @@ fn an_unverifiable_claim_strikes_its_originator_not_the_forwarder() {
             Input::Announced {
                 origin: liar,
                 via: forwarder,
+                message: gossip_id(&cid(100 + n as u8)),
                 tip: cid(100 + n as u8),
                 height: 1_000,
                 tip_known: false,
@@ -414,6 +421,7 @@ fn a_claim_made_after_the_request_is_not_contradicted_by_its_answer() {
     let forwarded = Input::Announced {
         origin: key().peer_id(),
         via: peer,
+        message: gossip_id(&tip),
         tip,
         height: 6,
         tip_known: false,

@@ -114,6 +114,8 @@ impl Policy {
                 // claim the same block (its committer among them) are not to blame. A claim
                 // made after the request (a record or hello that overtook the answer: the peer
                 // got the block meanwhile) is not contradicted by it: the block is asked again.
+                // Nor is a child sent after the request (the answers crossed): its sender got
+                // the parent meanwhile, and is asked again.
                 let claim = self.heights.get(&peer).filter(|c| c.tip == cid);
                 let since = claim.map(|c| c.since);
                 if since.is_some_and(|since| asked.is_some_and(|at| since > at)) {
@@ -126,8 +128,10 @@ impl Policy {
                     };
                     self.dispatch(lied, now, out);
                     self.evaluate(out);
-                } else if self.parked.sent_child_of(&cid, &peer) {
+                } else if self.parked.sent_child_of(&cid, &peer, asked) {
                     self.missing_parent(peer, now, out);
+                } else {
+                    self.ask_holder(cid, None, now, out);
                 }
             }
             Transfer::RequestEnded {
@@ -135,22 +139,23 @@ impl Policy {
                 cid,
                 timed_out,
             } => {
-                self.requests.done(&cid);
-                if timed_out {
-                    // Silence about the parent of a block it sent is as good as lacking it.
-                    if self.parked.sent_child_of(&cid, &peer) {
-                        self.missing_parent(peer, now, out);
-                    }
-                    // A silent peer must not starve sync: the next admitted peer is asked.
-                    let next = self
-                        .book
-                        .admitted()
-                        .find(|p| **p > peer)
-                        .or_else(|| self.book.admitted().next())
-                        .copied();
-                    if let Some(next) = next.filter(|next| *next != peer) {
-                        self.want_block(next, cid, now, out);
-                    }
+                let asked = self.requests.done(&cid);
+                // Silence about the parent of a block it sent is as good as lacking it.
+                if timed_out && self.parked.sent_child_of(&cid, &peer, asked) {
+                    self.missing_parent(peer, now, out);
+                }
+                if self.ask_holder(cid, Some(peer), now, out) || !timed_out {
+                    return;
+                }
+                // A silent peer must not starve sync: the next admitted peer is asked.
+                let next = self
+                    .book
+                    .admitted()
+                    .find(|p| **p > peer)
+                    .or_else(|| self.book.admitted().next())
+                    .copied();
+                if let Some(next) = next.filter(|next| *next != peer) {
+                    self.want_block(next, cid, now, out);
                 }
             }
             Transfer::BlockReceived {
@@ -252,6 +257,25 @@ impl Policy {
         self.dispatch(orphan, now, out);
     }
 
+    /// Asks for block `cid` a peer that sent one of the blocks waiting for it (it holds the
+    /// parent of what it sent), other than `not`; whether there was one.
+    fn ask_holder(
+        &mut self,
+        cid: Cid,
+        not: Option<PeerId>,
+        now: Instant,
+        out: &mut Vec<Effect>,
+    ) -> bool {
+        let holder = self
+            .parked
+            .senders_of_children(&cid)
+            .find(|sender| Some(*sender) != not);
+        if let Some(holder) = holder {
+            self.want_block(holder, cid, now, out);
+        }
+        holder.is_some()
+    }
+
     /// Asks `peer` for block `cid` unless it is being asked for already.
     pub(super) fn want_block(
         &mut self,
@@ -293,13 +317,15 @@ impl Policy {
             Verdict::Taken { cid, .. } => {
                 self.requests.done(cid);
                 self.objects.block_done(cid);
+                let relay = self.announcements.release(cid);
+                self.unrelayed(relay, Acceptance::Accept, out);
                 for (from, child) in self.parked.children(cid) {
                     self.verify_block(from, child, out);
                 }
             }
             Verdict::Orphan { cid, parent, .. } => {
                 self.requests.done(cid);
-                for _ in 0..self.parked.park(*parent, peer, bundle) {
+                for _ in 0..self.parked.park(*parent, peer, bundle, now) {
                     out.push(Effect::Evicted("waiting_for_parent"));
                 }
                 self.want_block(peer, *parent, now, out);
@@ -320,6 +346,13 @@ impl Policy {
             Verdict::Invalid { cid, blame, label } => {
                 self.requests.done(cid);
                 self.objects.block_done(cid);
+                let verdict = if *blame {
+                    Acceptance::Reject
+                } else {
+                    Acceptance::Ignore
+                };
+                let dropped = self.announcements.release(cid);
+                self.unrelayed(dropped, verdict, out);
                 if !*blame {
                     out.push(Effect::Count {
                         kind: "block",
@@ -401,6 +434,8 @@ impl Policy {
     fn give_up_block(&mut self, cid: Cid, now: Instant, out: &mut Vec<Effect>) {
         self.objects.block_done(&cid);
         self.requests.done(&cid);
+        let dropped = self.announcements.release(&cid);
+        self.unrelayed(dropped, Acceptance::Ignore, out);
         self.dispatch(Input::Unverifiable { cid, blame: false }, now, out);
     }
 }

@@ -1,12 +1,14 @@
-//! What the policy does with blocks peers send: the block asked for or a strike, and the
-//! parent of an orphan its sender must hold.
+//! What the policy does with blocks peers send: the block asked for or a strike, the parent
+//! of an orphan its sender must hold, and announcements relayed once their block is held.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
+use libp2p::gossipsub::MessageId;
 use libp2p::PeerId;
 
-use super::{Effect, Input, Policy, Transfer};
-use crate::journal::BlockRejection;
+use super::announcements::HOLD_FOR;
+use super::{Acceptance, Effect, Input, Policy, Transfer};
+use crate::journal::{Added, BlockRejection};
 use crate::model::codec::dag_cbor_cid;
 use crate::node::{BlockBundle, ReceivedBlock};
 use crate::trust::SecretKey;
@@ -70,9 +72,16 @@ fn a_sender_lacking_or_silent_about_the_parent_of_a_block_it_sent_is_struck() {
         "the parent is asked of the sender"
     );
     let missing = |peer| Input::Transfer(Transfer::BlockMissing { peer, cid: parent });
+    let effects = policy.handle(missing(other), now);
     assert!(
-        !struck(&policy.handle(missing(other), now), other),
+        !struck(&effects, other),
         "a peer that sent no child may lack the parent"
+    );
+    assert!(
+        effects.iter().any(
+            |e| matches!(e, Effect::FetchBlock { peer, cid } if *peer == sender && *cid == parent)
+        ),
+        "then the parent is asked of the child's sender: {effects:?}"
     );
     assert!(struck(&policy.handle(missing(sender), now), sender));
     let ended = |timed_out| {
@@ -82,10 +91,18 @@ fn a_sender_lacking_or_silent_about_the_parent_of_a_block_it_sent_is_struck() {
             timed_out,
         })
     };
+    let ask_again = || {
+        Input::Transfer(Transfer::WantBlock {
+            peer: sender,
+            cid: parent,
+        })
+    };
+    let _ = policy.handle(ask_again(), now);
     assert!(
         !struck(&policy.handle(ended(false), now), sender),
         "a lost connection is no fault"
     );
+    let _ = policy.handle(ask_again(), now);
     assert!(
         struck(&policy.handle(ended(true), now), sender),
         "silence about the parent is"
@@ -135,4 +152,116 @@ fn a_block_request_that_times_out_is_asked_of_the_next_admitted_peer() {
         "the next admitted peer, wrapping around"
     );
     assert_eq!(asked_of(policy.handle(ended(peers[0], false), now)), None);
+}
+
+#[test]
+fn a_not_found_sent_before_the_sender_passed_on_a_child_is_no_strike_and_is_asked_again() {
+    let t0 = Instant::now();
+    let mut policy = Policy::new(SecretKey::generate().public(), 0, 2, t0);
+    let sender = PeerId::random();
+    let (child, parent) = (dag_cbor_cid(&[1]), dag_cbor_cid(&[0]));
+    let asks_parent = |effects: &[Effect]| {
+        effects.iter().any(
+            |e| matches!(e, Effect::FetchBlock { peer, cid } if *peer == sender && *cid == parent),
+        )
+    };
+    // The parent is asked of the sender (an announcement it relayed) before it holds it...
+    let want = Transfer::WantBlock {
+        peer: sender,
+        cid: parent,
+    };
+    assert!(asks_parent(&policy.handle(Input::Transfer(want), t0)));
+    // ...it gets parent and child, sends the child (the answers cross: the child arrives
+    // first), and its "not found", sent before, arrives after.
+    let t1 = t0 + Duration::from_millis(40);
+    let verified = Transfer::BlockVerified {
+        peer: sender,
+        bundle: bundle(1),
+        received: ReceivedBlock {
+            header: Some((child, 2)),
+            header_valid: true,
+            outcome: Err(BlockRejection::UnknownParent(parent)),
+        },
+    };
+    let _ = policy.handle(Input::Transfer(verified), t1);
+    let missing = || {
+        Input::Transfer(Transfer::BlockMissing {
+            peer: sender,
+            cid: parent,
+        })
+    };
+    let effects = policy.handle(missing(), t1);
+    assert!(!struck(&effects, sender), "{effects:?}");
+    assert!(asks_parent(&effects), "asked again: {effects:?}");
+    // Asked after the child arrived, "not found" is a lie.
+    assert!(struck(&policy.handle(missing(), t1), sender));
+}
+
+#[test]
+fn a_block_announcement_is_relayed_only_once_its_block_is_held() {
+    let t0 = Instant::now();
+    let mut policy = Policy::new(SecretKey::generate().public(), 0, 2, t0);
+    let (forwarder, author) = (PeerId::random(), PeerId::random());
+    let verdicts = |effects: &[Effect]| -> Vec<(MessageId, Acceptance)> {
+        effects
+            .iter()
+            .filter_map(|e| match e {
+                Effect::Validate {
+                    source,
+                    message,
+                    accept,
+                } if *source == forwarder => Some((message.clone(), *accept)),
+                _ => None,
+            })
+            .collect()
+    };
+    let announce = |n: u8, tip_known| Input::Announced {
+        origin: author,
+        via: forwarder,
+        message: MessageId::new(&[n]),
+        tip: dag_cbor_cid(&[n]),
+        height: 1,
+        tip_known,
+    };
+    let judged = |n: u8, outcome| {
+        Input::Transfer(Transfer::BlockVerified {
+            peer: forwarder,
+            bundle: bundle(n),
+            received: ReceivedBlock {
+                header: Some((dag_cbor_cid(&[n]), 1)),
+                header_valid: true,
+                outcome,
+            },
+        })
+    };
+    // Held until the block is taken, then relayed.
+    let effects = policy.handle(announce(1, false), t0);
+    assert!(verdicts(&effects).is_empty(), "{effects:?}");
+    let effects = policy.handle(judged(1, Ok(Added::Extended)), t0);
+    assert_eq!(
+        verdicts(&effects),
+        vec![(MessageId::new(&[1]), Acceptance::Accept)]
+    );
+    // A block this peer holds: relayed at once.
+    let effects = policy.handle(announce(2, true), t0);
+    assert_eq!(
+        verdicts(&effects),
+        vec![(MessageId::new(&[2]), Acceptance::Accept)]
+    );
+    // An invalid block's announcement is rejected, one never fetched is dropped in time.
+    let _ = policy.handle(announce(3, false), t0);
+    let _ = policy.handle(announce(4, false), t0);
+    let invalid = Err(BlockRejection::BadSignature);
+    let effects = policy.handle(judged(3, invalid), t0);
+    assert_eq!(
+        verdicts(&effects),
+        vec![(MessageId::new(&[3]), Acceptance::Reject)]
+    );
+    let tick = Input::Tick { seeds: 0 };
+    assert!(verdicts(&policy.handle(tick, t0 + Duration::from_secs(1))).is_empty());
+    let tick = Input::Tick { seeds: 0 };
+    assert_eq!(
+        verdicts(&policy.handle(tick, t0 + HOLD_FOR)),
+        vec![(MessageId::new(&[4]), Acceptance::Ignore)]
+    );
 }
