@@ -12,9 +12,13 @@
 //! finality from that one link: the finality certificate a peer stores and shares.
 //!
 //! Bounded against a hostile network: only seated members' votes are kept, at most
-//! [`MAX_VOTES_PER_VOTER`] each (the lowest targets go first), only above the final checkpoint;
-//! a vote breaking a rule with another of the same voter counts like any other and the pair is
-//! kept once per culprit as evidence.
+//! [`MAX_VOTES_PER_VOTER`] each (the lowest targets go first) once counted, only above the final
+//! checkpoint; a vote breaking a rule with another of the same voter counts like any other and
+//! the pair is kept once per culprit as evidence. Every vote taken is counted before the bound
+//! can evict it (votes taken together, e.g. one message, are counted together, at most
+//! [`MAX_UNCOUNTED_VOTES`] per voter): evicting first made views that received a link's votes
+//! after newer ones never count it, so they justified less than others and their members voted
+//! from other sources.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -22,8 +26,10 @@ use super::vote::{Checkpoint, Vote};
 use crate::model::Cid;
 use crate::trust::PublicKey;
 
-/// Votes kept per voter (its highest targets).
+/// Votes kept per voter once counted (its highest targets).
 pub const MAX_VOTES_PER_VOTER: usize = 16;
+/// Votes held per voter between two counts, at most (beyond, the lowest targets go uncounted).
+pub const MAX_UNCOUNTED_VOTES: usize = 1024;
 /// Culprits whose conflicting votes are kept as evidence.
 pub const MAX_VOTE_EVIDENCE: usize = 1024;
 
@@ -222,15 +228,30 @@ impl Finality {
             return Ok(Counted::Known);
         }
         held.insert(key, vote);
-        while held.len() > MAX_VOTES_PER_VOTER {
+        while held.len() > MAX_VOTES_PER_VOTER + MAX_UNCOUNTED_VOTES {
             held.pop_first();
         }
         Ok(Counted::New)
     }
 
+    /// Keeps each voter's [`MAX_VOTES_PER_VOTER`] highest targets (after a count).
+    fn trim(&mut self) {
+        for held in self.votes.values_mut() {
+            while held.len() > MAX_VOTES_PER_VOTER {
+                held.pop_first();
+            }
+        }
+    }
+
     /// Counts the votes held against `chain`: the checkpoints that became justified and final,
-    /// in order.
+    /// in order. Then each voter keeps its [`MAX_VOTES_PER_VOTER`] highest targets.
     pub fn count(&mut self, chain: &impl Ancestry) -> Vec<FinalityEvent> {
+        let events = self.justify(chain);
+        self.trim();
+        events
+    }
+
+    fn justify(&mut self, chain: &impl Ancestry) -> Vec<FinalityEvent> {
         let mut events = vec![];
         loop {
             let mut links: BTreeMap<(Checkpoint, Checkpoint), Vec<&Vote>> = BTreeMap::new();

@@ -223,9 +223,36 @@ fn a_voter_cannot_grow_the_structures_past_its_bound() {
         f.add(Vote::sign(&keys[0], NET, tree.point(g), target))
             .unwrap();
     }
-    assert_eq!(f.shared().len(), MAX_VOTES_PER_VOTER);
     assert!(f.count(&tree).is_empty());
+    assert_eq!(f.shared().len(), MAX_VOTES_PER_VOTER, "once counted");
     let _ = chain;
+}
+
+#[test]
+fn a_links_votes_arriving_together_after_newer_ones_still_count() {
+    let (mut tree, g) = Tree::new();
+    let chain = tree.chain(g, 2, "a");
+    let keys = seats(4);
+    let mut f = Finality::new(NET, 1, &publics(&keys), g);
+    // Three voters' newer votes fill their bound first (targets this view does not hold)...
+    for key in &keys[..3] {
+        for height in 2..2 + MAX_VOTES_PER_VOTER as u64 {
+            let target = Checkpoint {
+                height,
+                cid: dag_cbor_cid(&height.to_be_bytes()),
+            };
+            f.add(Vote::sign(key, NET, tree.point(g), target)).unwrap();
+        }
+    }
+    assert!(f.count(&tree).is_empty());
+    // ...then their votes for the link g -> a0 arrive together (one message): counted before
+    // the bound evicts them, they justify a0.
+    vote_all(&mut f, &keys[..3], tree.point(g), tree.point(chain[0]));
+    assert_eq!(
+        f.count(&tree),
+        vec![FinalityEvent::Justified(tree.point(chain[0]))]
+    );
+    assert_eq!(f.shared().len(), 3 * MAX_VOTES_PER_VOTER, "then evicted");
 }
 
 #[test]

@@ -64,6 +64,17 @@ pub struct VoteAdded {
     pub moved: Option<Added>,
 }
 
+/// What taking votes together did.
+#[derive(Debug)]
+pub struct VotesAdded {
+    /// Whether each vote was taken, in order.
+    pub counted: Vec<Result<Counted, VoteRejection>>,
+    /// Checkpoints they made justified or final.
+    pub events: Vec<FinalityEvent>,
+    /// How the chain moved, if it did.
+    pub moved: Option<Added>,
+}
+
 impl<I: Index, O: Objects> Journal<I, O> {
     /// Turns finality on: checkpoints every `epoch` blocks, `seats` voting.
     pub fn enable_finality(&mut self, epoch: u64, seats: &[PublicKey]) {
@@ -101,6 +112,32 @@ impl<I: Index, O: Objects> Journal<I, O> {
             _ => (vec![], None),
         };
         Ok(VoteAdded {
+            counted,
+            events,
+            moved,
+        })
+    }
+
+    /// Takes `votes` together: each is checked as [`Journal::add_vote`] does, then all are
+    /// counted at once (so a link whose votes arrive together counts even where each alone
+    /// would fall to the per-voter bound), and the chain moves if a new justified or final
+    /// checkpoint is on another branch.
+    pub fn add_votes(&mut self, votes: Vec<Vote>) -> Result<VotesAdded, JournalError> {
+        let Some(finality) = self.finality.as_mut() else {
+            let counted = votes.iter().map(|_| Ok(Counted::Known)).collect();
+            return Ok(VotesAdded {
+                counted,
+                events: vec![],
+                moved: None,
+            });
+        };
+        let counted: Vec<_> = votes.into_iter().map(|vote| finality.add(vote)).collect();
+        let (events, moved) = if counted.contains(&Ok(Counted::New)) {
+            self.recount()?
+        } else {
+            (vec![], None)
+        };
+        Ok(VotesAdded {
             counted,
             events,
             moved,

@@ -52,11 +52,11 @@ impl Node {
     pub fn receive_votes(&self, votes: Vec<Vote>) -> Result<VotesVerdict, NodeError> {
         let mut state = self.state();
         let mut verdict = VotesVerdict::Ignored;
-        let mut events = vec![];
-        let mut moved = None;
-        for vote in votes.into_iter().take(MAX_VOTES_PER_MESSAGE) {
-            let added = state.journal.add_vote(vote)?;
-            match added.counted {
+        // Counted together: a link whose votes come in one message counts.
+        let votes: Vec<Vote> = votes.into_iter().take(MAX_VOTES_PER_MESSAGE).collect();
+        let added = state.journal.add_votes(votes)?;
+        for counted in added.counted {
+            match counted {
                 Ok(Counted::New) if verdict == VotesVerdict::Ignored => {
                     verdict = VotesVerdict::Accepted;
                 }
@@ -66,11 +66,9 @@ impl Node {
                 Err(reason) => debug!(%reason, "vote not counted"),
                 Ok(_) => {}
             }
-            events.extend(added.events);
-            moved = added.moved.or(moved);
         }
         self.keep_evidence(&mut state)?;
-        self.settle(state, events, moved)?;
+        self.settle(state, added.events, added.moved)?;
         Ok(verdict)
     }
 
