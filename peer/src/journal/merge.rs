@@ -85,18 +85,55 @@ impl Staged {
     }
 }
 
-fn principal_subject(objects: &impl Objects, cid: &Cid) -> Result<Subject, TxRejection> {
-    match objects.object(cid) {
-        Some(Object::Entity(_)) => Ok(Subject::Entity),
-        Some(Object::Artefact(_)) => Ok(Subject::Artefact),
-        Some(_) => Err(TxRejection::NotAPrincipal(*cid)),
-        None if objects.contains(cid) => Err(TxRejection::NotAPrincipal(*cid)),
-        None => Err(TxRejection::UnknownObject(*cid)),
+/// The objects as a derivation reads them, remembering what it learnt: objects are named by
+/// their hash, so a canonical's kind and an object's presence never change (a row's `insert`
+/// and `update` of one artefact, and every cell linking one creator, read it once).
+struct Lookups<'a, O> {
+    objects: &'a O,
+    subjects: HashMap<Cid, Subject>,
+    present: HashSet<Cid>,
+}
+
+impl<'a, O: Objects> Lookups<'a, O> {
+    fn new(objects: &'a O) -> Self {
+        Self {
+            objects,
+            subjects: HashMap::new(),
+            present: HashSet::new(),
+        }
+    }
+
+    /// Whether `cid` is an entity or an artefact (a principal), and which.
+    fn principal_subject(&mut self, cid: &Cid) -> Result<Subject, TxRejection> {
+        if let Some(subject) = self.subjects.get(cid) {
+            return Ok(*subject);
+        }
+        let subject = match self.objects.object(cid) {
+            Some(Object::Entity(_)) => Subject::Entity,
+            Some(Object::Artefact(_)) => Subject::Artefact,
+            Some(_) => return Err(TxRejection::NotAPrincipal(*cid)),
+            None if self.objects.contains(cid) => return Err(TxRejection::NotAPrincipal(*cid)),
+            None => return Err(TxRejection::UnknownObject(*cid)),
+        };
+        self.subjects.insert(*cid, subject);
+        Ok(subject)
+    }
+
+    /// Whether the store holds `cid`.
+    fn contains(&mut self, cid: &Cid) -> bool {
+        if self.present.contains(cid) || self.subjects.contains_key(cid) {
+            return true;
+        }
+        let present = self.objects.contains(cid);
+        if present {
+            self.present.insert(*cid);
+        }
+        present
     }
 }
 
 fn update_cell(
-    objects: &impl Objects,
+    objects: &mut Lookups<'_, impl Objects>,
     reference: Cid,
     cell_cid: Cid,
     previous: Cid,
@@ -110,7 +147,7 @@ fn update_cell(
             detail,
         }))
     };
-    let cell = match objects.object(&cell_cid) {
+    let cell = match objects.objects.object(&cell_cid) {
         Some(Object::Cell(cell)) => cell,
         Some(_) => return Err(bad("not a chain cell".into())),
         None => return Err(TxRejection::UnknownObject(cell_cid)),
@@ -155,6 +192,7 @@ pub fn derive(
         txs: HashSet::new(),
     };
     let mut out = Derivation::default();
+    let mut objects = Lookups::new(objects);
     for tx in txs {
         let id = tx.id();
         if overlay.txs.contains(&id) || index.tx_height(&id)?.is_some() {
@@ -169,7 +207,7 @@ pub fn derive(
             match apply_entry(
                 &mut staged,
                 &overlay,
-                objects,
+                &mut objects,
                 *entry,
                 mode,
                 &mut entries,
@@ -219,7 +257,7 @@ impl From<TxRejection> for ApplyError {
 fn apply_entry<I: IndexRead>(
     staged: &mut Staged,
     committed: &Overlay<'_, I>,
-    objects: &impl Objects,
+    objects: &mut Lookups<'_, impl Objects>,
     entry: JournalEntry,
     mode: Mode,
     entries: &mut Vec<JournalEntry>,
@@ -227,7 +265,7 @@ fn apply_entry<I: IndexRead>(
 ) -> Result<(), ApplyError> {
     match entry {
         JournalEntry::Insert { reference, .. } => {
-            principal_subject(objects, &reference)?;
+            objects.principal_subject(&reference)?;
             if staged.head(committed, &reference)?.is_some() {
                 if mode == Mode::Admission {
                     return Err(TxRejection::AlreadyInserted(reference).into());
@@ -243,7 +281,7 @@ fn apply_entry<I: IndexRead>(
             chain_previous,
             timestamp,
         } => {
-            let subject = principal_subject(objects, &reference)?;
+            let subject = objects.principal_subject(&reference)?;
             let head = staged
                 .head(committed, &reference)?
                 .ok_or(TxRejection::NotInserted(reference))?;
