@@ -1,6 +1,7 @@
 //! The overlay's defences and connectivity, on real `mediachain-peer` processes: a network of
 //! one listing itself as its seed, a certified peer lying about its height, N-cut connectivity
-//! with O(N) neighbours that survives N failures, a block whose objects exceed one message.
+//! with O(N) neighbours that survives N failures, a block whose objects exceed one message,
+//! seeds given at start kept beside a seeds file.
 //! (Connection limits: `fleet_limits.rs`.)
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
@@ -37,6 +38,19 @@ async fn a_network_of_one_listing_itself_as_seed_is_ready_and_commits() {
             committed_at(&clients, &id)
         })
         .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_given_seeds_are_kept_beside_a_seeds_file_that_does_not_list_them() {
+    let mut fleet = Fleet::new(2);
+    // A seeds file naming no one (as an operator's shared file before other clusters are added):
+    // the `--seed` peers the fleet passes must still be dialled after the file is read.
+    let file = fleet.path().join("seeds.txt");
+    std::fs::write(&file, "# no seeds here yet\n").unwrap();
+    fleet.extra_args = vec!["--seeds-file".into(), file.display().to_string()];
+    fleet.start_all();
+    fleet.wait_ready(&[0, 1]).await;
+    assert!(connected_peers(&fleet, 0).await >= 1.0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -33,6 +33,8 @@ pub struct Overlay {
     engine: Engine,
     metrics: Arc<Metrics>,
     config: OverlayConfig,
+    /// The seeds in use: the configured ones (`--seed`) and the seeds file's, as last read.
+    seeds: Vec<Multiaddr>,
     topics: Topics,
     jobs: mpsc::UnboundedSender<Job>,
     /// The engine's name of each request in flight.
@@ -150,6 +152,7 @@ impl Overlay {
             swarm,
             engine,
             metrics,
+            seeds: config.seeds.clone(),
             config,
             topics,
             jobs,
@@ -168,16 +171,17 @@ impl Overlay {
             topics: &self.topics,
             jobs: &self.jobs,
             requests: &mut self.requests,
-            seeds: &self.config.seeds,
+            seeds: &self.seeds,
         };
         (&mut self.engine, transport)
     }
 
-    /// The configured seeds other than this peer (the seeds file re-read).
+    /// The seeds other than this peer: the configured ones and the seeds file's (re-read; an
+    /// unreadable file keeps the seeds it last gave).
     fn other_seeds(&mut self) -> Vec<Multiaddr> {
         if let Some(path) = &self.config.seeds_file {
             match std::fs::read_to_string(path).map(|text| seeds::parse(&text)) {
-                Ok(Ok(seeds)) => self.config.seeds = seeds,
+                Ok(Ok(listed)) => self.seeds = seeds::merged(&self.config.seeds, &listed),
                 Ok(Err(e)) => debug!(path = %path.display(), error = %e, "seeds file unreadable"),
                 Err(e) => debug!(path = %path.display(), error = %e, "seeds file unreadable"),
             }
@@ -190,7 +194,7 @@ impl Overlay {
             .cloned()
             .chain(self.config.external_address.clone())
             .collect();
-        seeds::others(&self.config.seeds, &me, &own)
+        seeds::others(&self.seeds, &me, &own)
     }
 
     fn tick(&mut self) {

@@ -19,6 +19,18 @@ pub fn parse(text: &str) -> Result<Vec<Multiaddr>, String> {
         .collect()
 }
 
+/// The seeds a peer dials: those it was given at start (`--seed`) and then those its seeds file
+/// lists, each once (a re-read file never drops the given ones).
+pub fn merged(given: &[Multiaddr], listed: &[Multiaddr]) -> Vec<Multiaddr> {
+    let mut seen = BTreeSet::new();
+    given
+        .iter()
+        .chain(listed)
+        .filter(|seed| seen.insert(*seed))
+        .cloned()
+        .collect()
+}
+
 /// The `seeds` other than this peer (`me`, reachable at `own`).
 pub fn others(seeds: &[Multiaddr], me: &PeerId, own: &BTreeSet<Multiaddr>) -> Vec<Multiaddr> {
     seeds
@@ -52,6 +64,18 @@ mod tests {
         assert!(parse("/ip4/10.0.0.1/tcp/4001\nnot an address\n")
             .unwrap_err()
             .contains("not an address"));
+    }
+
+    #[test]
+    fn the_seeds_file_adds_to_the_given_seeds_and_never_drops_them() {
+        let addr = |s: &str| -> Multiaddr { s.parse().unwrap() };
+        let given = [addr("/dns4/a/tcp/4001"), addr("/dns4/b/tcp/4001")];
+        let listed = [addr("/dns4/b/tcp/4001"), addr("/dns4/c/tcp/4001")];
+        assert_eq!(
+            merged(&given, &listed),
+            [given[0].clone(), given[1].clone(), listed[1].clone()]
+        );
+        assert_eq!(merged(&given, &[]), given);
     }
 
     #[test]
