@@ -14,7 +14,8 @@ use mediachain::model::{
 };
 use mediachain::trust::{Certificate, Chain, Level, Revocation, RevocationList, SecretKey};
 use support::fleet::Fleet;
-use support::partition::{self, same_head};
+use support::partition;
+use support::states::{committed_at, same_head};
 
 const TX_BITS: u8 = 4;
 
@@ -85,19 +86,6 @@ async fn artefact_tx(client: &Client, w: &Writer, name: &str) -> (Transaction, C
     (tx, art)
 }
 
-async fn committed_everywhere(fleet: &Fleet, peers: &[usize], ids: &[TxId]) -> bool {
-    for &i in peers {
-        let c = fleet.peers[i].client();
-        for id in ids {
-            match c.status(id).await {
-                Ok(s) if s.is_committed() => {}
-                _ => return false,
-            }
-        }
-    }
-    true
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn four_peers_converge_and_commit_transactions_from_any_peer() {
     let mut fleet = Fleet::new(4);
@@ -115,7 +103,7 @@ async fn four_peers_converge_and_commit_transactions_from_any_peer() {
         .wait_for(
             "every transaction committed on every peer",
             Duration::from_secs(60),
-            || committed_everywhere(&fleet, &all, &ids),
+            || committed_at(&fleet, &all, &ids),
         )
         .await;
     fleet
@@ -144,7 +132,7 @@ async fn a_committer_killed_mid_stream_is_replaced_and_nothing_confirmed_is_lost
         .wait_for(
             "the first transactions to commit",
             Duration::from_secs(60),
-            || committed_everywhere(&fleet, &[1], &confirmed),
+            || committed_at(&fleet, &[1], &confirmed),
         )
         .await;
     // Kill peers in turn while transactions are pending: every peer commits in some turn, so
@@ -162,7 +150,7 @@ async fn a_committer_killed_mid_stream_is_replaced_and_nothing_confirmed_is_lost
         .wait_for(
             "commits to resume without the killed peers",
             Duration::from_secs(90),
-            || committed_everywhere(&fleet, &survivors, &later),
+            || committed_at(&fleet, &survivors, &later),
         )
         .await;
     // Restart the killed peers from their data directories: they sync and lose nothing.
@@ -174,7 +162,7 @@ async fn a_committer_killed_mid_stream_is_replaced_and_nothing_confirmed_is_lost
         .wait_for(
             "the restarted peers to hold every transaction",
             Duration::from_secs(60),
-            || committed_everywhere(&fleet, &all, &everything),
+            || committed_at(&fleet, &all, &everything),
         )
         .await;
 }
@@ -195,7 +183,7 @@ async fn a_late_peer_syncs_the_whole_journal_then_serves() {
             .wait_for(
                 &format!("early {n} committed at peer 0"),
                 Duration::from_secs(60),
-                || committed_everywhere(&fleet, &[0], std::slice::from_ref(&id)),
+                || committed_at(&fleet, &[0], std::slice::from_ref(&id)),
             )
             .await;
         ids.push(id);
@@ -205,7 +193,7 @@ async fn a_late_peer_syncs_the_whole_journal_then_serves() {
         .wait_for(
             "early transactions committed",
             Duration::from_secs(60),
-            || committed_everywhere(&fleet, &[0, 1, 2], &ids),
+            || committed_at(&fleet, &[0, 1, 2], &ids),
         )
         .await;
     let late = fleet.add_peer();
@@ -238,7 +226,7 @@ async fn a_late_peer_syncs_the_whole_journal_then_serves() {
         .wait_for(
             "a transaction submitted at the late peer to commit everywhere",
             Duration::from_secs(60),
-            || committed_everywhere(&fleet, &everyone, std::slice::from_ref(&id)),
+            || committed_at(&fleet, &everyone, std::slice::from_ref(&id)),
         )
         .await;
 }
@@ -381,7 +369,7 @@ async fn a_two_two_partition_commits_on_both_sides_and_heals_with_merges() {
         .wait_for(
             "the shared artefact committed everywhere",
             Duration::from_secs(60),
-            || committed_everywhere(&fleet, &all, std::slice::from_ref(&first)),
+            || committed_at(&fleet, &all, std::slice::from_ref(&first)),
         )
         .await;
     let base: Cid = a.index(&art).await.unwrap().head.parse().unwrap();
@@ -396,14 +384,14 @@ async fn a_two_two_partition_commits_on_both_sides_and_heals_with_merges() {
         .wait_for(
             "island A to commit its update",
             Duration::from_secs(60),
-            || committed_everywhere(&fleet, &[0, 1], std::slice::from_ref(&tx_a)),
+            || committed_at(&fleet, &[0, 1], std::slice::from_ref(&tx_a)),
         )
         .await;
     fleet
         .wait_for(
             "island B to commit its update",
             Duration::from_secs(60),
-            || committed_everywhere(&fleet, &[2, 3], std::slice::from_ref(&tx_b)),
+            || committed_at(&fleet, &[2, 3], std::slice::from_ref(&tx_b)),
         )
         .await;
 
@@ -413,7 +401,7 @@ async fn a_two_two_partition_commits_on_both_sides_and_heals_with_merges() {
         .wait_for(
             "both updates committed on every peer after healing",
             Duration::from_secs(90),
-            || committed_everywhere(&fleet, &all, &both),
+            || committed_at(&fleet, &all, &both),
         )
         .await;
     fleet
@@ -473,7 +461,7 @@ async fn a_client_can_spread_its_requests_over_the_peers() {
         .wait_for(
             "the transaction to commit everywhere",
             Duration::from_secs(60),
-            || committed_everywhere(&fleet, &[0, 1, 2], &ids),
+            || committed_at(&fleet, &[0, 1, 2], &ids),
         )
         .await;
 

@@ -17,7 +17,8 @@ use mediachain::journal::TxId;
 use support::fleet::Fleet;
 use support::netns::Partitionable;
 use support::params::use_network_params;
-use support::partition::{self, same_head};
+use support::partition;
+use support::states::{committed_at, final_at, same_head};
 use support::work::submit_insert;
 
 const ALL: [usize; 4] = [0, 1, 2, 3];
@@ -30,32 +31,6 @@ async fn fleet_on(net: &Partitionable, sides: &[usize]) -> Fleet {
     fleet.start_all();
     fleet.wait_ready(&ALL).await;
     fleet
-}
-
-/// Whether each of `ids` is final at each of `peers`.
-async fn final_at(fleet: &Fleet, peers: &[usize], ids: &[TxId]) -> bool {
-    for &i in peers {
-        let client = fleet.peers[i].client();
-        for id in ids {
-            if !client.status(id).await.is_ok_and(|s| s.is_final()) {
-                return false;
-            }
-        }
-    }
-    true
-}
-
-/// Whether each of `ids` is committed at each of `peers`.
-async fn committed_at(fleet: &Fleet, peers: &[usize], ids: &[TxId]) -> bool {
-    for &i in peers {
-        let client = fleet.peers[i].client();
-        for id in ids {
-            if !client.status(id).await.is_ok_and(|s| s.is_committed()) {
-                return false;
-            }
-        }
-    }
-    true
 }
 
 /// A transaction submitted at peer 0 before the split, final everywhere, and the height of

@@ -1,7 +1,7 @@
 //! A peer restarted mid-run (issue 14, item 7; docs/consensus.md, "Fork choice"): four seated
-//! `mediachain-peer` processes under network parameters, one killed (SIGKILL) while
-//! transactions flow and started again from its sled files while the others go on finalising
-//! without it. Read over HTTP, it then weighs every block of the chain as the others do
+//! `mediachain-peer` processes under network parameters (one started late, so the chain holds
+//! in-turn and out-of-turn blocks), one killed (SIGKILL) while transactions flow and started
+//! again from its sled files while the others go on finalising without it. Read over HTTP, it then weighs every block of the chain as the others do
 //! (`weight` of each block and of the head) and holds the same final block.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
@@ -14,23 +14,10 @@ use mediachain::client::wire::BlockSummary;
 use mediachain::journal::TxId;
 use support::fleet::Fleet;
 use support::params::use_network_params;
-use support::partition::same_head;
+use support::states::{final_at, same_head};
 use support::work::submit_insert;
 
 const ALL: [usize; 4] = [0, 1, 2, 3];
-
-/// Whether each of `ids` is final at each of `peers`.
-async fn final_at(fleet: &Fleet, peers: &[usize], ids: &[TxId]) -> bool {
-    for &i in peers {
-        let client = fleet.peers[i].client();
-        for id in ids {
-            if !client.status(id).await.is_ok_and(|s| s.is_final()) {
-                return false;
-            }
-        }
-    }
-    true
-}
 
 /// Submits `n` inserts at `at`, named after `what`; their ids.
 async fn submit_some(fleet: &Fleet, at: usize, what: &str, n: usize) -> Vec<TxId> {
@@ -60,24 +47,36 @@ async fn chain_of(fleet: &Fleet, i: usize, height: u64) -> Vec<BlockSummary> {
 async fn a_peer_killed_mid_run_weighs_every_block_and_finalises_as_the_others_once_restarted() {
     let mut fleet = Fleet::new(4);
     use_network_params(&mut fleet, 2);
-    fleet.start_all();
-    fleet.wait_ready(&ALL).await;
-
-    // Transactions flow through every peer; peer 3 dies while some are still pending.
+    // Peer 2 starts late: its turns meanwhile are taken out of turn, so the chain peer 3 keeps
+    // in its store holds blocks of both weights.
+    for i in [0, 1, 3] {
+        fleet.start(i);
+    }
+    fleet.wait_ready(&[0, 1, 3]).await;
     let mut ids = vec![];
-    for at in ALL {
+    for at in [0, 1, 3] {
         ids.extend(submit_some(&fleet, at, &format!("through peer {at}"), 2).await);
     }
     fleet
         .wait_for(
-            "peer 3 to hold a final block",
-            Duration::from_secs(60),
-            || async {
-                let head = fleet.peers[3].client().head().await;
-                head.is_ok_and(|h| h.finalized.is_some_and(|f| f.height > 0))
-            },
+            "the first transactions final without peer 2",
+            Duration::from_secs(90),
+            || final_at(&fleet, &[0, 1, 3], &ids),
         )
         .await;
+    fleet.start(2);
+    fleet.wait_ready(&ALL).await;
+    ids.extend(submit_some(&fleet, 2, "through peer 2", 2).await);
+    fleet
+        .wait_for(
+            "every transaction final at peer 3",
+            Duration::from_secs(90),
+            || final_at(&fleet, &[3], &ids),
+        )
+        .await;
+
+    // Transactions flow; peer 3 dies while some are still pending.
+    let stored = fleet.peers[3].client().head().await.unwrap().height;
     ids.extend(submit_some(&fleet, 0, "while peer 3 dies", 2).await);
     fleet.kill(3);
 
@@ -117,9 +116,10 @@ async fn a_peer_killed_mid_run_weighs_every_block_and_finalises_as_the_others_on
     let height = heads[0].height;
     let reference = chain_of(&fleet, 0, height).await;
     let weights: Vec<u64> = reference.iter().map(|b| b.weight.unwrap()).collect();
-    // Peer 3's turns were taken out of turn while it was down: both weights occur.
+    // Peer 3 weighed both kinds of block again from its store.
+    let kept = &weights[..=stored as usize];
     assert!(
-        weights.contains(&1) && weights.contains(&2),
+        kept.contains(&1) && kept.contains(&2),
         "weights {weights:?}"
     );
     assert_eq!(heads[0].weight, Some(weights.iter().sum::<u64>()));

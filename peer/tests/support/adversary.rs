@@ -17,6 +17,7 @@ use mediachain::trust::SecretKey;
 use super::fleet::{metric_sum, Fleet};
 use super::params::use_network_params;
 use super::rogue::Rogue;
+use super::states::final_at;
 use super::work::submit_insert;
 
 /// The honest peers' indices.
@@ -77,14 +78,7 @@ pub fn clients(fleet: &Fleet) -> Vec<Client> {
 
 /// Whether every one of `ids` is final at every honest peer.
 pub async fn final_everywhere(fleet: &Fleet, ids: &[TxId]) -> bool {
-    for client in clients(fleet) {
-        for id in ids {
-            if !client.status(id).await.is_ok_and(|s| s.is_final()) {
-                return false;
-            }
-        }
-    }
-    true
+    final_at(fleet, &HONEST, ids).await
 }
 
 /// Submits an insert at peer `at` and waits (running the rogue) until it is final everywhere

@@ -8,5 +8,6 @@ pub mod params;
 pub mod partition;
 pub mod rogue;
 pub mod skip;
+pub mod states;
 pub mod wait;
 pub mod work;

@@ -1,10 +1,9 @@
 //! A fleet split over the two network namespaces of `super::netns` for partition tests: the
 //! namespaces (or the skip, where they cannot be made), each peer placed on its side, and the
-//! waits those tests share: each side losing the other, one head everywhere.
+//! wait for each side to lose the other.
 
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
-use std::collections::HashSet;
 use std::time::Duration;
 
 use super::fleet::{metric_sum, Fleet};
@@ -57,16 +56,4 @@ pub async fn wait_connected(fleet: &Fleet, expected: &[u64]) {
             },
         )
         .await;
-}
-
-/// Whether the given peers report one head (CID and height).
-pub async fn same_head(fleet: &Fleet, peers: &[usize]) -> bool {
-    let mut heads = HashSet::new();
-    for &i in peers {
-        match fleet.peers[i].client().head().await {
-            Ok(h) => heads.insert((h.cid, h.height)),
-            Err(_) => return false,
-        };
-    }
-    heads.len() == 1
 }
