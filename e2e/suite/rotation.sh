@@ -23,7 +23,7 @@ principal_b() {
   local dir=$WORK/net id
   id=$(mc key generate --out "$dir/principal-b.key") || return 1
   mc cert issue --issuer-key "$dir/root/root.key" --passphrase-file "$dir/root.passphrase" \
-    --subject "$id" --level 0 --valid-for 60d --out "$dir/principal-b.chain" || return 1
+    --subject "$id" --level 0 --valid-for 60d --out "$dir/principal-b.chain" >/dev/null || return 1
   k create secret generic mediachain-principal-b --from-file=principal.key="$dir/principal-b.key" \
     --from-file=principal.chain="$dir/principal-b.chain" \
     --from-file=root.pub="$dir/trust/root.pub" >/dev/null || return 1
