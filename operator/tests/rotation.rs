@@ -130,7 +130,7 @@ async fn a_principal_rotates_in_two_phases_one_peer_at_a_time() {
         )
         .await
         .unwrap();
-    let started = wait_until(30, "phase Rotating", || async {
+    let started = wait_until(90, "phase Rotating", || async {
         rotation(&client)
             .await
             .filter(|r| r.phase == RotationPhase::Rotating)
@@ -185,7 +185,7 @@ async fn a_principal_rotates_in_two_phases_one_peer_at_a_time() {
         );
         kubelet_reports(&client, NS, &format!("alpha-{ordinal}"), true).await;
     }
-    let retired = wait_until(30, "phase Retired", || async {
+    let retired = wait_until(90, "phase Retired", || async {
         rotation(&client)
             .await
             .filter(|r| r.phase == RotationPhase::Retired)
