@@ -173,9 +173,11 @@ fn check_revocations(
     }
 }
 
-/// Whether the peer of `id` runs that certificate (its pod, or under `keyCustody: Pod` its peer
-/// container, started after it was issued) and is ready.
-fn runs(mp: &MediachainPeer, found: &Found, id: &Identity) -> bool {
+/// Whether the peer of `id` runs that certificate (certified by `to`) and is ready: its pod
+/// (under `keyCustody: Pod` its peer container) started after the certificate was issued, or
+/// runs the StatefulSet's update revision of a template naming `to` (written after the
+/// certificates). Times are whole seconds: a start in the second of issuance proves nothing.
+fn runs(mp: &MediachainPeer, found: &Found, id: &Identity, to: &PublicKey) -> bool {
     let Some(pod) = found.pods.get(&naming::pod(mp, id.ordinal)) else {
         return false;
     };
@@ -183,7 +185,18 @@ fn runs(mp: &MediachainPeer, found: &Found, id: &Identity) -> bool {
         KeyCustody::Operator => Some(pod.created),
         KeyCustody::Pod => pod.peer_started,
     };
-    id.change.is_none() && pod.ready && started.is_some_and(|t| t >= id.issued_at)
+    let new_template = found.statefulset.as_ref().is_some_and(|sts| {
+        let names_to = sts
+            .spec
+            .as_ref()
+            .and_then(|s| s.template.metadata.as_ref()?.annotations.as_ref())
+            .and_then(|a| a.get(naming::PRINCIPAL_ANNOTATION))
+            .is_some_and(|p| *p == to.to_string());
+        let update = sts.status.as_ref().and_then(|s| s.update_revision.as_ref());
+        names_to && update.is_some() && pod.revision.as_ref() == update
+    });
+    let after = started.is_some_and(|t| t > id.issued_at);
+    id.change.is_none() && pod.ready && (after || new_template)
 }
 
 /// The rotation's status after this pass: `identities` are the peers' as planned now (issued by
@@ -206,7 +219,7 @@ pub fn phase(
     }
     let rotated = identities
         .iter()
-        .filter(|id| id.ordinal < replicas && runs(mp, found, id))
+        .filter(|id| id.ordinal < replicas && runs(mp, found, id, to))
         .count();
     let rotated = i32::try_from(rotated).unwrap_or(i32::MAX);
     let all = rotated >= replicas && replicas == mp.spec.replicas;

@@ -347,6 +347,9 @@ fn under_pod_custody_a_peer_runs_its_chain_once_its_container_started_after_issu
     assert_eq!(rotated(&found), 0);
     found.pods.insert("alpha-0".into(), pod(NOW + 1, None));
     assert_eq!(rotated(&found), 0);
+    // Started in the second of issuance: maybe before it (times are whole seconds).
+    found.pods.insert("alpha-0".into(), pod(NOW + 1, Some(NOW)));
+    assert_eq!(rotated(&found), 0);
     let chain = Chain::from_pem(&kept.chain_pem).unwrap();
     let root = old.root.public();
     assert_eq!(
