@@ -49,8 +49,9 @@ write_once() {
 # confirmed one is appended to WORK/writer.confirmed as "<unix seconds> <tx>", each failed
 # attempt to WORK/writer.failed.
 writer_loop() {
-  local url=$1 dir=$WORK/writer i=0 tx
-  mkdir -p "$dir"
+  local url=$1 dir i=0 tx
+  # A new client each time: the rollout and rotation parts each start one.
+  dir=$(mktemp -d "$WORK/writer.XXXXXX") || return 1
   mc key generate --out "$dir/client.key" >/dev/null || return 1
   until mc --peer "$url" register --key "$dir/client.key" --out "$dir/client.chain" >/dev/null 2>>"$WORK/writer.err"; do
     [ ! -f "$WORK/writer.stop" ] || return 1
@@ -104,7 +105,7 @@ image_rollout() {
   touch "$WORK/writer.stop"
   wait "$writer" || true
   gap=$(longest_gap "$started" "$ended")
-  log "client: $(confirmed_count) transactions confirmed, $(wc -l <"$WORK/writer.failed" 2>/dev/null || echo 0) attempts failed; longest time without a confirmation during the rollout: ${gap}s"
+  log "client: $(confirmed_count) transactions confirmed, $(wc -l 2>/dev/null <"$WORK/writer.failed" || echo 0) attempts failed; longest time without a confirmation during the rollout: ${gap}s"
   [ "$gap" -le "$ROLLOUT_MAX_GAP" ] || { log "the network stopped confirming for ${gap}s (limit ${ROLLOUT_MAX_GAP}s)"; return 1; }
   wait_for "mcp/sample Ready with 4 ready peers" 240 mcp_ready 4 || return 1
   while read -r _ tx; do

@@ -112,7 +112,7 @@ rotate_principal() {
   log "admission samples: $(wc -l <"$WORK/rotation.admission") over $(awk '{print $2}' "$WORK/rotation.admission" | sort -u | wc -l) pods"
   [ -z "$lost" ] || { log "refused admissions or peer records during the rotation (pod uid first last): $lost"; return 1; }
   gap=$(longest_gap "$started" "$ended")
-  log "client: $(confirmed_count) transactions confirmed, $(wc -l <"$WORK/writer.failed" 2>/dev/null || echo 0) attempts failed; longest time without a confirmation during the rotation: ${gap}s"
+  log "client: $(confirmed_count) transactions confirmed, $(wc -l 2>/dev/null <"$WORK/writer.failed" || echo 0) attempts failed; longest time without a confirmation during the rotation: ${gap}s"
   [ "$gap" -le "$ROTATION_MAX_GAP" ] || { log "the network stopped confirming for ${gap}s (limit ${ROTATION_MAX_GAP}s)"; return 1; }
   wait_for "mcp/sample Ready with 4 ready peers" 240 mcp_ready 4 || return 1
   while read -r _ tx; do
