@@ -40,6 +40,20 @@ struct Header {
     empty: bool,
 }
 
+impl Header {
+    /// The header of `block`, whose chain up to it weighs `weight`.
+    fn of(block: &Block, weight: u64) -> Self {
+        Self {
+            parent: block.chain,
+            height: block.height,
+            timestamp_ms: block.timestamp_ms,
+            weight,
+            committer: block.committer_key(),
+            empty: block.transactions.is_empty(),
+        }
+    }
+}
+
 /// What adding a block did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Added {
@@ -198,17 +212,7 @@ impl<I: Index, O: Objects> Journal<I, O> {
             if let Some(committer) = block.committer_key() {
                 self.by_slot.insert((block.chain, committer), cid);
             }
-            self.headers.insert(
-                cid,
-                Header {
-                    parent: block.chain,
-                    height: block.height,
-                    timestamp_ms: block.timestamp_ms,
-                    weight,
-                    committer: block.committer_key(),
-                    empty: block.transactions.is_empty(),
-                },
-            );
+            self.headers.insert(cid, Header::of(&block, weight));
         }
         Ok(())
     }

@@ -114,17 +114,7 @@ impl<I: Index, O: Objects> Journal<I, O> {
             }
         }
         let weight = parent.weight + self.weigh(&cid, block.height, block.committer_key());
-        self.headers.insert(
-            cid,
-            Header {
-                parent: block.chain,
-                height: block.height,
-                timestamp_ms: block.timestamp_ms,
-                weight,
-                committer: block.committer_key(),
-                empty: block.transactions.is_empty(),
-            },
-        );
+        self.headers.insert(cid, Header::of(block, weight));
     }
 
     /// Verifies `block` (whose parent is the tip) against the index and applies it.
