@@ -283,25 +283,13 @@ fn rolling_out(found: &Found, desired: &StatefulSet) -> bool {
             .and_then(|a| a.get(super::rollout::TEMPLATE_HASH_ANNOTATION))
             .cloned()
     };
-    let partition = |sts: &StatefulSet| {
-        sts.spec
-            .as_ref()
-            .and_then(|s| {
-                s.update_strategy
-                    .as_ref()?
-                    .rolling_update
-                    .as_ref()?
-                    .partition
-            })
-            .unwrap_or(0)
-    };
     // Until its controller observed the latest template, its revisions say nothing yet.
     let unobserved = sts.status.as_ref().is_some_and(|s| {
         s.observed_generation.is_some() && s.observed_generation < sts.metadata.generation
     });
     hash(sts) != hash(desired)
-        || partition(sts) > 0
-        || partition(desired) > 0
+        || super::rollout::partition(sts) > 0
+        || super::rollout::partition(desired) > 0
         || unobserved
         || sts
             .status

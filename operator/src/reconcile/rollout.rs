@@ -42,6 +42,20 @@ pub fn template_hash(template: &PodTemplateSpec) -> String {
     hex::encode(Sha256::digest(json))
 }
 
+/// The StatefulSet's rolling-update partition (0 when none is set).
+pub(crate) fn partition(sts: &StatefulSet) -> i32 {
+    sts.spec
+        .as_ref()
+        .and_then(|s| {
+            s.update_strategy
+                .as_ref()?
+                .rolling_update
+                .as_ref()?
+                .partition
+        })
+        .unwrap_or(0)
+}
+
 fn annotation<'a>(sts: &'a StatefulSet, key: &str) -> Option<&'a String> {
     sts.metadata.annotations.as_ref()?.get(key)
 }
@@ -64,17 +78,7 @@ pub fn plan(
         };
     };
     let found_hash = annotation(sts, TEMPLATE_HASH_ANNOTATION);
-    let found_partition = sts
-        .spec
-        .as_ref()
-        .and_then(|s| {
-            s.update_strategy
-                .as_ref()?
-                .rolling_update
-                .as_ref()?
-                .partition
-        })
-        .unwrap_or(0);
+    let found_partition = partition(sts);
     let step_at = annotation(sts, STEP_AT_ANNOTATION)
         .and_then(|v| v.parse().ok())
         .unwrap_or(0);
