@@ -3,7 +3,9 @@
 //! revocation on the running network's chain through one peer, and from the block after it
 //! every peer refuses the revoked client's next transaction and no block of a revoked peer
 //! joins the chain, while the others keep committing and finalising; a peer not in the
-//! parameters joins by itself and commits once its seat is in force.
+//! parameters joins by itself and commits once its seat is in force. Seats change only once a
+//! block records the change's block final (its finality certificate, `recordsFinal` in the
+//! block summaries), then from the first block of the epoch after the next checkpoint.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
 
@@ -85,6 +87,22 @@ async fn wait_revocation(fleet: &Fleet, client: &Client, subject: &PublicKey) ->
     );
 }
 
+/// Epochs of the fleets' parameters (`use_network_params(.., 2)`).
+const EPOCH: u64 = 2;
+
+/// The height of the first block of `client`'s chain above `at` whose finality certificate
+/// records a checkpoint at or above `at` final (so a change recorded at `at` is scheduled), and
+/// the height its changes take effect from (docs/consensus.md, "Finality recorded on the
+/// chain"), if any.
+async fn finality_recorded(client: &Client, at: u64) -> Option<(u64, u64)> {
+    let blocks = client.blocks(at + 1, 100).await.ok()?.blocks;
+    let recording = blocks
+        .iter()
+        .find(|b| b.records_final.is_some_and(|f| f >= at))?
+        .height;
+    Some((recording, recording.div_ceil(EPOCH) * EPOCH + EPOCH + 1))
+}
+
 /// Waits (bounded) until each of `peers` holds a chain of at least `height` blocks.
 async fn everyone_at(fleet: &Fleet, peers: &[usize], height: u64) {
     let clients: Vec<Client> = peers.iter().map(|i| fleet.peers[*i].client()).collect();
@@ -155,21 +173,27 @@ async fn revocations_published_with_the_cli_bind_every_peer_from_the_next_block(
     let list = fleet.path().join("root.crl");
     revoke_with_cli(&root_key, &list, &victim, &fleet.peers[0].api());
     let at = wait_revocation(&fleet, &clients[1], &victim).await;
-    // Blocks come while transactions wait: a client writes until the chain is well past the
-    // seat's end (epochs of 2: at most 2 + 2 x 2 + 1 blocks on) and every peer's turns.
-    let until = at + 12;
+    // Blocks come while the revocation's seat change waits for its block's finality (and while
+    // transactions wait): a client writes until a block records the revocation's block final,
+    // and the chain is past the seat's end and every peer's turns after it.
     let writer = SecretKey::generate();
     let (writer_chain, _) = clients[1].register(&writer).await.unwrap();
-    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    let deadline = std::time::Instant::now() + Duration::from_secs(150);
     let mut last = None;
+    let mut until = None;
     for n in 0.. {
         let head = clients[1].head().await.unwrap();
-        if head.height >= until {
+        if until.is_none() {
+            until = finality_recorded(&clients[1], at)
+                .await
+                .map(|(_, from)| from + 4);
+        }
+        if until.is_some_and(|u| head.height >= u) {
             break;
         }
         assert!(
             std::time::Instant::now() < deadline,
-            "the chain stopped at {} after the revocation at {at}\n{}",
+            "the chain stopped at {} after the revocation at {at} (seat change from {until:?})\n{}",
             head.height,
             fleet.logs()
         );
@@ -178,6 +202,7 @@ async fn revocations_published_with_the_cli_bind_every_peer_from_the_next_block(
         last = Some(tx.id());
         tokio::time::sleep(Duration::from_millis(400)).await;
     }
+    let until = until.unwrap();
     // The last one becomes final without the revoked peer's seat.
     let state = clients[1]
         .await_final(&last.unwrap(), Duration::from_secs(90))
@@ -277,9 +302,13 @@ async fn a_certified_peer_outside_the_parameters_joins_by_itself_and_commits() {
         .find(|b| b.committer.as_deref() == Some(key.as_str()))
         .unwrap()
         .height;
-    // Epochs of 2: the join at `at` seats it from ceil(at/2)*2 + 5.
+    // Its seat counts only from the epoch after a block recorded the join's block final.
+    let (recording, from) = finality_recorded(&client, at)
+        .await
+        .expect("a block records the join's block final before the newcomer commits");
     assert!(
-        first_own >= at.div_ceil(2) * 2 + 5,
-        "committed at {first_own}, before its seat (joined at {at})"
+        first_own >= from && recording < first_own,
+        "committed at {first_own}, before its seat (joined at {at}, recorded final at \
+         {recording}, seated from {from})"
     );
 }

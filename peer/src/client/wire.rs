@@ -322,6 +322,10 @@ pub struct BlockSummary {
     /// turn, 0 for genesis (absent in the event stream).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub weight: Option<u64>,
+    /// The height of the checkpoint this block's finality certificate records final on the
+    /// chain (docs/consensus.md, "Finality recorded on the chain"); absent when it carries none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub records_final: Option<u64>,
 }
 
 /// A membership record of a block.
@@ -385,6 +389,7 @@ impl BlockSummary {
             entries: block.entries.iter().map(Entry::from).collect(),
             records: block.records.iter().map(RecordSummary::of).collect(),
             weight: None,
+            records_final: block.finality.first().map(|v| v.source.height),
         }
     }
 }

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::membership::Record;
 use super::transaction::{canonical, Transaction};
+use super::vote::Vote;
 use crate::model::{codec, nil_cid, Cid, JournalEntry};
 use crate::time::{UnixMillis, UnixSeconds};
 use crate::trust::{Certificate, Chain, PublicKey, SecretKey};
@@ -50,6 +51,11 @@ pub struct Block {
     /// parameters only; absent when there are none.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub records: Vec<Record>,
+    /// A finality certificate (`super::certificate`): the votes of a supermajority link between
+    /// adjacent checkpoints of this block's chain, recording its source final on the chain;
+    /// absent when empty (docs/consensus.md, "Finality recorded on the chain").
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub finality: Vec<Vote>,
 }
 
 impl Block {
@@ -67,6 +73,7 @@ impl Block {
             signature: vec![],
             parameters: None,
             records: vec![],
+            finality: vec![],
         }
     }
 
@@ -84,19 +91,20 @@ impl Block {
             network,
             timestamp_ms,
             committer,
-            vec![],
+            (vec![], vec![]),
             transactions,
             entries,
         )
     }
 
-    /// [`Block::commit`] of a block carrying membership `records`.
+    /// [`Block::commit`] of a block carrying membership `records` and a finality certificate
+    /// (`extras`: records, then the certificate's votes).
     pub fn commit_with_records(
         parent: (Cid, u64),
         network: &str,
         timestamp_ms: UnixMillis,
         committer: (&SecretKey, &Chain),
-        records: Vec<Record>,
+        (records, finality): (Vec<Record>, Vec<Vote>),
         transactions: Vec<Transaction>,
         entries: Vec<JournalEntry>,
     ) -> Self {
@@ -112,6 +120,7 @@ impl Block {
             signature: vec![],
             parameters: None,
             records,
+            finality,
         };
         block.signature = committer
             .0

@@ -163,7 +163,7 @@ impl Finality {
     }
 
     /// Whether `votes` hold more than two thirds of `seats`.
-    fn supermajority(votes: &[&Vote], seats: &BTreeSet<PublicKey>) -> bool {
+    pub(crate) fn supermajority(votes: &[&Vote], seats: &BTreeSet<PublicKey>) -> bool {
         let count = votes.iter().filter(|v| seats.contains(&v.voter)).count();
         3 * count > 2 * seats.len()
     }
@@ -365,7 +365,7 @@ impl Finality {
 
 #[cfg(test)]
 #[path = "finality_seats_tests.rs"]
-mod seats_tests;
+pub(crate) mod seats_tests;
 #[cfg(test)]
 #[path = "finality_tests.rs"]
 mod tests;

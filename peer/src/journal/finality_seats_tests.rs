@@ -9,10 +9,11 @@ use crate::trust::SecretKey;
 
 const NET: &str = "net";
 
-/// One chain of blocks, each with the seats that produced it.
-struct Line {
-    blocks: Vec<Cid>,
-    seats: HashMap<Cid, BTreeSet<PublicKey>>,
+/// One chain of blocks, each with the seats that produced it (the fixture of a chain for
+/// finality's and certificates' tests).
+pub(crate) struct Line {
+    pub(crate) blocks: Vec<Cid>,
+    pub(crate) seats: HashMap<Cid, BTreeSet<PublicKey>>,
 }
 
 impl Ancestry for Line {
@@ -26,7 +27,7 @@ impl Ancestry for Line {
     }
 }
 
-fn point(line: &Line, height: u64) -> Checkpoint {
+pub(crate) fn point(line: &Line, height: u64) -> Checkpoint {
     Checkpoint {
         height,
         cid: line.blocks[height as usize],

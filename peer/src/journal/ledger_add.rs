@@ -78,6 +78,7 @@ impl<I: Index, O: Objects> Journal<I, O> {
         if let Some(membership) = membership {
             self.remember_membership(cid, membership);
         }
+        self.take_certificate_votes(block);
         if block.chain == tip {
             if let Err(reason) = self.apply_verified(cid, block)? {
                 // A block refused for an object this store lacks may be taken once it arrives.

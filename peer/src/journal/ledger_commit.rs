@@ -74,7 +74,8 @@ impl<I: Index, O: Objects> Journal<I, O> {
     }
 
     /// [`Journal::commit`] of a block that also carries those of the membership `records`
-    /// that hold on the tip (the others are left out).
+    /// that hold on the tip (the others are left out), and this node's finality certificate
+    /// when the tip's chain does not record its final checkpoint yet.
     pub fn commit_with_records(
         &mut self,
         committer: (&SecretKey, &Chain),
@@ -87,6 +88,7 @@ impl<I: Index, O: Objects> Journal<I, O> {
         let timestamp_ms = timestamp_ms.max(parent_ms + 1);
         let timestamp: UnixSeconds = timestamp_ms / 1000;
         let records = self.records_for(&tip, height + 1, timestamp, records);
+        let finality = self.certificate_for(&tip);
         let rules = self.rules_after(&tip);
         let mut rejected = vec![];
         let mut valid = Vec::with_capacity(candidates.len());
@@ -112,7 +114,7 @@ impl<I: Index, O: Objects> Journal<I, O> {
                 &self.rules.network,
                 timestamp_ms,
                 committer,
-                records.clone(),
+                (records.clone(), finality.clone()),
                 derivation.accepted.clone(),
                 derivation.entries.clone(),
             );

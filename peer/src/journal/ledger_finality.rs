@@ -10,6 +10,8 @@ use std::sync::Arc;
 use tracing::info;
 
 use super::{Added, Header, Journal, JournalError};
+use crate::journal::block::Block;
+use crate::journal::certificate;
 use crate::journal::finality::{Ancestry, Counted, Finality, FinalityEvent, VoteRejection};
 use crate::journal::index::{Index, IndexRead};
 use crate::journal::membership::Membership;
@@ -23,7 +25,7 @@ const MAX_UNFINAL_WALK: usize = 100_000;
 
 /// The block tree as finality reads it: headers for side branches, the index for the
 /// canonical chain.
-struct ChainView<'a, I> {
+pub(super) struct ChainView<'a, I> {
     headers: &'a HashMap<Cid, Header>,
     index: &'a I,
     book: Option<&'a HashMap<Cid, Arc<Membership>>>,
@@ -76,6 +78,44 @@ pub struct VotesAdded {
 }
 
 impl<I: Index, O: Objects> Journal<I, O> {
+    /// The block tree as finality reads it.
+    pub(super) fn chain_view(&self) -> ChainView<'_, I> {
+        ChainView {
+            headers: &self.headers,
+            index: &self.index,
+            book: self.book.as_ref(),
+        }
+    }
+
+    /// The finality certificate a block on `parent` carries: this node's, when its final
+    /// checkpoint is above the one `parent`'s chain records and on that chain (empty otherwise).
+    pub(super) fn certificate_for(&self, parent: &Cid) -> Vec<Vote> {
+        let (Some(finality), Some(m)) = (&self.finality, self.membership_after(parent)) else {
+            return vec![];
+        };
+        if finality.finalized().height <= m.recorded_final() {
+            return vec![];
+        }
+        certificate::attach(
+            finality.certificate(),
+            &self.rules.network,
+            m.epoch(),
+            m.recorded_final(),
+            &self.chain_view(),
+            parent,
+        )
+    }
+
+    /// Takes the votes of `block`'s certificate (checked with the block) into the accounting,
+    /// so a peer syncing blocks learns their finality from them; counted at the next count.
+    pub(super) fn take_certificate_votes(&mut self, block: &Block) {
+        if let Some(finality) = self.finality.as_mut() {
+            for vote in &block.finality {
+                let _ = finality.add(vote.clone());
+            }
+        }
+    }
+
     /// Turns finality on: checkpoints every `epoch` blocks, `seats` voting.
     pub fn enable_finality(&mut self, epoch: u64, seats: &[PublicKey]) {
         let network = self.rules.network.clone();
@@ -147,6 +187,7 @@ impl<I: Index, O: Objects> Journal<I, O> {
     /// Counts the votes held (a block they name may have arrived) and moves the chain to the
     /// best branch if that changed.
     pub fn recount(&mut self) -> Result<(Vec<FinalityEvent>, Option<Added>), JournalError> {
+        // Field by field: the accounting is counted against the block tree beside it.
         let view = ChainView {
             headers: &self.headers,
             index: &self.index,
@@ -217,11 +258,7 @@ impl<I: Index, O: Objects> Journal<I, O> {
         let Some(finality) = &self.finality else {
             return by_weight == Ordering::Greater;
         };
-        let view = ChainView {
-            headers: &self.headers,
-            index: &self.index,
-            book: self.book.as_ref(),
-        };
+        let view = self.chain_view();
         match (
             finality.justified_on(&view, &candidate),
             finality.justified_on(&view, &current),
@@ -241,20 +278,21 @@ impl<I: Index, O: Objects> Journal<I, O> {
             return Ok(None);
         };
         let (cid, height) = self.tip()?;
-        let view = ChainView {
-            headers: &self.headers,
-            index: &self.index,
-            book: self.book.as_ref(),
-        };
+        let view = self.chain_view();
         Ok(finality.choose(&view, Checkpoint { height, cid }, last))
     }
 
-    /// Whether a canonical block above the final checkpoint holds transactions (blocks are
-    /// then due, empty if need be, so the epochs that make them final come).
+    /// Whether a canonical block above the final checkpoint holds transactions, or the tip's
+    /// membership holds a change whose block the chain has not recorded final (blocks are then
+    /// due, empty if need be, so the epochs that make them final, and the block recording it,
+    /// come).
     pub fn awaits_finality(&self) -> Result<bool, JournalError> {
         let Some(finalized) = self.finalized() else {
             return Ok(false);
         };
+        if self.membership().is_some_and(|m| m.awaits_finality()) {
+            return Ok(true);
+        }
         let (mut cursor, _) = self.tip()?;
         for _ in 0..MAX_UNFINAL_WALK {
             let Some(header) = self.headers.get(&cursor) else {

@@ -1,6 +1,7 @@
 //! The journal's side of membership on the chain (docs/consensus.md, "Members and seats"): the
 //! [`Membership`] after every known block, computed from its parent's and its records; the
-//! seats that check and weigh each block; the rules (with the chain's revocations) its
+//! seats that check and weigh each block (a change waits for a block's finality certificate to
+//! record its block final); the rules (with the chain's revocations) its
 //! certificates are checked under. Without network parameters the rotation is each node's view
 //! of its peers and blocks may carry no records.
 
@@ -11,6 +12,7 @@ use tracing::debug;
 
 use super::{Journal, JournalError};
 use crate::journal::block::Block;
+use crate::journal::certificate::{self, CertificateRejection};
 use crate::journal::fork::Schedule;
 use crate::journal::index::Index;
 use crate::journal::membership::{Membership, Record, RecordRejection};
@@ -75,6 +77,10 @@ impl<I: Index, O: Objects> Journal<I, O> {
         block: &Block,
     ) -> Option<Result<Membership, BlockRejection>> {
         let Some(book) = &self.book else {
+            if !block.finality.is_empty() {
+                let reason = CertificateRejection::NoMembership;
+                return Some(Err(BlockRejection::Finality(reason)));
+            }
             return (!block.records.is_empty()).then_some(Err(BlockRejection::Record {
                 index: 0,
                 reason: RecordRejection::NoMembership,
@@ -94,6 +100,19 @@ impl<I: Index, O: Objects> Journal<I, O> {
         ) {
             return Some(Err(BlockRejection::Record { index, reason }));
         }
+        let recorded = certificate::check(
+            &block.finality,
+            &self.rules.network,
+            next.epoch(),
+            next.recorded_final(),
+            &self.chain_view(),
+            &block.chain,
+        );
+        match recorded {
+            Ok(Some(checkpoint)) => next.record_finality(checkpoint.height, block.height),
+            Ok(None) => {}
+            Err(reason) => return Some(Err(BlockRejection::Finality(reason))),
+        }
         Some(Ok(next))
     }
 
@@ -110,6 +129,9 @@ impl<I: Index, O: Objects> Journal<I, O> {
         };
         for record in &block.records {
             next.record(record, block.height, block.time());
+        }
+        if let Some(vote) = block.finality.first() {
+            next.record_finality(vote.source.height, block.height);
         }
         self.remember_membership(cid, next);
     }

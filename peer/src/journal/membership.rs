@@ -5,10 +5,11 @@
 //! Blocks carry [`Record`]s: a Level-1 peer's signed request to join ([`JoinRecord`]), or a
 //! signed revocation list (of the root, a member's principal, or a member for its clients). A
 //! revocation binds every block after the one recording it (its committer's and clients'
-//! certificates are checked against it); seat changes, joins and revocations alike, take effect
-//! at the first block of the epoch two checkpoints after the recording block's own
-//! ([`Membership::activation`]), a distance by which the recording block is final in a network
-//! that delivers votes within an epoch (FFG's dynasties, EIP-1011, made a function of height).
+//! certificates are checked against it); seat changes, joins and revocations alike, wait until a
+//! later block of the chain records a final checkpoint at or above the recording block (its
+//! finality certificate, `super::certificate`), then take effect at the first block of the epoch
+//! after the next checkpoint ([`Membership::activation`]): Gasper's activation gated by the
+//! state's finalized checkpoint, GRANDPA's standard changes enacted once their block is final.
 //! Seats: each member peer holds one, but the peers of one principal at most
 //! `max-weight-per-principal` together, in joining order.
 
@@ -42,7 +43,7 @@ impl Member {
     }
 }
 
-/// A change of the seats waiting for its activation height.
+/// A change of the seats waiting for its block's finality, then its activation height.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Change {
     Join(Member),
@@ -68,7 +69,12 @@ pub struct Membership {
     revocations: RevocationSet,
     /// Revocations whose seat change is in force, as (issuer, subject).
     seat_revoked: BTreeSet<(PublicKey, PublicKey)>,
-    /// Changes by activation height.
+    /// Changes by the height of the block recording them, waiting for the chain to record that
+    /// block final.
+    unfinal: BTreeMap<u64, Vec<Change>>,
+    /// The highest checkpoint a block's finality certificate recorded final on this chain.
+    recorded_final: u64,
+    /// Changes whose block the chain records final, by activation height.
     pending: BTreeMap<u64, Vec<Change>>,
     seats: Schedule,
 }
@@ -96,6 +102,8 @@ impl Membership {
             members,
             revocations: RevocationSet::new(params.root),
             seat_revoked: BTreeSet::new(),
+            unfinal: BTreeMap::new(),
+            recorded_final: 0,
             pending: BTreeMap::new(),
             seats: Schedule::default(),
         };
@@ -106,6 +114,11 @@ impl Membership {
     /// The seats (the rotation, the finality voters) of blocks under this membership.
     pub fn seats(&self) -> &Schedule {
         &self.seats
+    }
+
+    /// Blocks per epoch.
+    pub fn epoch(&self) -> u64 {
+        self.epoch
     }
 
     /// The revocations recorded on the chain.
@@ -123,11 +136,35 @@ impl Membership {
         self.members.iter().map(|m| m.key).collect()
     }
 
-    /// The height from which a change recorded at `height` holds: the first block of the epoch
-    /// two checkpoints above the recording block's own checkpoint.
+    /// The height from which the changes made final by the block at `height` hold: the first
+    /// block of the epoch after the checkpoint at or above it.
     pub fn activation(&self, height: u64) -> u64 {
         let checkpoint = height.div_ceil(self.epoch) * self.epoch;
-        checkpoint + 2 * self.epoch + 1
+        checkpoint + self.epoch + 1
+    }
+
+    /// The height of the highest checkpoint a block of this chain recorded final (0: genesis).
+    pub fn recorded_final(&self) -> u64 {
+        self.recorded_final
+    }
+
+    /// Whether a change waits for the chain to record its block final.
+    pub fn awaits_finality(&self) -> bool {
+        !self.unfinal.is_empty()
+    }
+
+    /// Records that the block at `height` carries a certificate proving the checkpoint at
+    /// `final_height` final (checked: above [`Membership::recorded_final`]): the changes recorded
+    /// at or below it are scheduled for [`Membership::activation`] of `height`.
+    pub fn record_finality(&mut self, final_height: u64, height: u64) {
+        self.recorded_final = self.recorded_final.max(final_height);
+        let later = self.unfinal.split_off(&(final_height + 1));
+        let made_final = std::mem::replace(&mut self.unfinal, later);
+        let changes: Vec<Change> = made_final.into_values().flatten().collect();
+        if !changes.is_empty() {
+            let activation = self.activation(height);
+            self.pending.entry(activation).or_default().extend(changes);
+        }
     }
 
     /// Whether a change recorded in an earlier block takes effect at `height`.
@@ -227,11 +264,10 @@ impl Membership {
     }
 
     /// Records `record` (checked) of the block at `height`, timestamped `at` (seconds): a
-    /// revocation binds certificates from the next block on; seat changes wait for their
-    /// activation height.
+    /// revocation binds certificates from the next block on; seat changes wait for the chain to
+    /// record the block final.
     pub fn record(&mut self, record: &Record, height: u64, at: UnixSeconds) {
-        let activation = self.activation(height);
-        match record {
+        let change = match record {
             Record::Join(join) => {
                 let Some(member) = Member::of(&join.body.chain) else {
                     return;
@@ -239,10 +275,7 @@ impl Membership {
                 self.joined.insert(member.key);
                 self.issuers.insert(member.key);
                 self.issuers.extend(member.principal);
-                self.pending
-                    .entry(activation)
-                    .or_default()
-                    .push(Change::Join(member));
+                Change::Join(member)
             }
             Record::Revoke(list) => {
                 self.revocations.add_effective(list, at);
@@ -252,12 +285,10 @@ impl Membership {
                     .iter()
                     .map(|r| (list.body.issuer, r.subject))
                     .collect();
-                self.pending
-                    .entry(activation)
-                    .or_default()
-                    .push(Change::Revoke(pairs));
+                Change::Revoke(pairs)
             }
-        }
+        };
+        self.unfinal.entry(height).or_default().push(change);
     }
 
     /// Checks and records the records of the block at `height` (timestamped `at`) in order;

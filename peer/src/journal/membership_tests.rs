@@ -1,5 +1,5 @@
 //! Specification tests of membership on the chain: joins and revocations, their activation
-//! height, the per-principal cap in joining order, and determinism (a property run).
+//! once a block records their block final, the per-principal cap in joining order, and determinism (a property run).
 
 use proptest::prelude::*;
 
@@ -66,12 +66,26 @@ fn no_local(orgs: &Orgs) -> RevocationSet {
 
 /// `m` walked to the block at `height` (changes due in force), then `records` taken in it.
 fn block(m: &Membership, height: u64, records: &[Record], local: &RevocationSet) -> Membership {
+    certified(m, height, records, None, local)
+}
+
+/// [`block`] of a block that also records the checkpoint at `finality` final.
+fn certified(
+    m: &Membership,
+    height: u64,
+    records: &[Record],
+    finality: Option<u64>,
+    local: &RevocationSet,
+) -> Membership {
     let mut next = if m.changes_at(height) {
         m.advanced(height)
     } else {
         m.clone()
     };
     next.take_block(records, height, NOW, local).unwrap();
+    if let Some(checkpoint) = finality {
+        next.record_finality(checkpoint, height);
+    }
     next
 }
 
@@ -94,7 +108,39 @@ fn initial_seats_are_the_parameters_seated_members() {
 }
 
 #[test]
-fn a_join_takes_its_seat_two_checkpoints_after_its_block() {
+fn a_change_whose_block_is_never_recorded_final_never_takes_effect() {
+    let orgs = Orgs::new();
+    let members: Vec<_> = (0..3).map(|_| orgs.peer(0)).collect();
+    let m0 = Membership::initial(&orgs.params(&members, 3, 4));
+    let local = no_local(&orgs);
+    let (key, chain) = orgs.peer(1);
+    let join = Record::join(&key, &chain, NET);
+    let victim = members[0].0.public();
+    let revoke = orgs.revoke(&orgs.root, &[victim], NOW);
+    let m5 = block(&m0, 5, &[join, revoke], &local);
+    assert!(
+        m5.has_joined(&key.public()),
+        "a replayed join is refused at once"
+    );
+    assert!(m5.revoked_in(&members[0].1 .0).is_some(), "bound at once");
+    // A partition, a stalled vote: blocks go on, no block records finality above 4.
+    let mut m = m5;
+    for height in 6..200 {
+        let finality = (height == 40).then_some(4);
+        m = certified(&m, height, &[], finality, &local);
+        assert!(m.awaits_finality(), "still waiting at {height}");
+        assert!(!m.changes_at(height + 1));
+        assert!(
+            !m.seats().peers().contains(&key.public()),
+            "seated at {height}"
+        );
+        assert!(m.seats().peers().contains(&victim), "unseated at {height}");
+    }
+    assert_eq!(m.recorded_final(), 4, "finality below the change's block");
+}
+
+#[test]
+fn a_join_takes_its_seat_an_epoch_after_a_block_records_its_block_final() {
     let orgs = Orgs::new();
     let members: Vec<_> = (0..3).map(|_| orgs.peer(0)).collect();
     let m0 = Membership::initial(&orgs.params(&members, 3, 4));
@@ -102,10 +148,10 @@ fn a_join_takes_its_seat_two_checkpoints_after_its_block() {
     let (key, chain) = orgs.peer(1);
     let join = Record::join(&key, &chain, NET);
     assert_eq!(m0.check(&join, NOW, &local), Ok(()));
-    // Recorded at height 5: its checkpoint is 8, the seat counts from 8 + 2 x 4 + 1 = 17.
-    assert_eq!(m0.activation(5), 17);
-    assert_eq!(m0.activation(8), 17);
-    assert_eq!(m0.activation(9), 21);
+    // Finality recorded at 13 (or 16): its checkpoint is 16, the seat counts from 16 + 4 + 1.
+    assert_eq!(m0.activation(13), 21);
+    assert_eq!(m0.activation(16), 21);
+    assert_eq!(m0.activation(17), 25);
     let m5 = block(&m0, 5, std::slice::from_ref(&join), &local);
     assert!(m5.has_joined(&key.public()));
     assert_eq!(
@@ -113,16 +159,19 @@ fn a_join_takes_its_seat_two_checkpoints_after_its_block() {
         Err(RecordRejection::AlreadyMember(key.public())),
         "a replayed join"
     );
+    // Block 13 records checkpoint 8 final: the join's block 5 is below it.
     let mut m = m5;
-    for height in 6..17 {
+    for height in 6..21 {
         assert!(!m.changes_at(height), "nothing due at {height}");
-        m = block(&m, height, &[], &local);
+        m = certified(&m, height, &[], (height == 13).then_some(8), &local);
         assert!(!m.seats().peers().contains(&key.public()));
+        assert_eq!(m.awaits_finality(), height < 13, "at {height}");
     }
-    assert!(m.changes_at(17));
-    let m17 = block(&m, 17, &[], &local);
-    assert!(m17.seats().peers().contains(&key.public()));
-    assert_eq!(m17.seats().peers().len(), 4);
+    assert_eq!(m.recorded_final(), 8);
+    assert!(m.changes_at(21));
+    let m21 = block(&m, 21, &[], &local);
+    assert!(m21.seats().peers().contains(&key.public()));
+    assert_eq!(m21.seats().peers().len(), 4);
 }
 
 #[test]
@@ -168,7 +217,7 @@ fn joins_that_do_not_hold_are_refused() {
 }
 
 #[test]
-fn a_revocation_binds_the_next_block_and_frees_the_seat_at_its_activation() {
+fn a_revocation_binds_the_next_block_and_frees_the_seat_once_its_block_is_recorded_final() {
     let orgs = Orgs::new();
     let members: Vec<_> = (0..4).map(|_| orgs.peer(0)).collect();
     let m0 = Membership::initial(&orgs.params(&members, 3, 2));
@@ -205,17 +254,22 @@ fn a_revocation_binds_the_next_block_and_frees_the_seat_at_its_activation() {
         Err(RecordRejection::NothingNew(principal.public())),
         "a replayed list"
     );
-    // Checkpoint 4, activation 4 + 2 x 2 + 1 = 9: the seat is held until then.
-    assert_eq!(m3.activation(3), 9);
-    let m8 = (4..9).fold(m3, |m, h| block(&m, h, &[], &local));
-    assert_eq!(m8.seats().peers(), seated.as_slice());
-    let m9 = block(&m8, 9, &[], &local);
-    assert!(!m9.seats().peers().contains(&victim.0.public()));
+    // Block 7 records checkpoint 4 final (the revocation's block 3 below it): activation
+    // 8 + 2 + 1 = 11. A certificate of checkpoint 2, below the block, changes nothing.
+    assert_eq!(m3.activation(7), 11);
+    let m5 = certified(&m3, 4, &[], Some(2), &local);
+    let m5 = block(&m5, 5, &[], &local);
+    assert!(m5.awaits_finality());
+    let m7 = certified(&block(&m5, 6, &[], &local), 7, &[], Some(4), &local);
+    let m10 = (8..11).fold(m7, |m, h| block(&m, h, &[], &local));
+    assert_eq!(m10.seats().peers(), seated.as_slice());
+    let m11 = block(&m10, 11, &[], &local);
+    assert!(!m11.seats().peers().contains(&victim.0.public()));
     assert!(
-        m9.seats().peers().contains(&waiting.0.public()),
+        m11.seats().peers().contains(&waiting.0.public()),
         "the principal's waiting member takes the freed seat"
     );
-    assert_eq!(m9.seats().peers().len(), 3);
+    assert_eq!(m11.seats().peers().len(), 3);
 }
 
 #[test]
@@ -282,11 +336,13 @@ fn records_round_trip_as_canonical_bytes() {
     assert!(Record::from_bytes(b"\xa0").is_err());
 }
 
-/// One step of a random history: at this height, these records (by index into a pool).
+/// One step of a random history: at this height, these records (by index into a pool), or a
+/// certificate recording the highest checkpoint at least an epoch below final.
 #[derive(Debug, Clone)]
 enum Step {
     Join(usize),
     Revoke(usize),
+    Final,
     Nothing,
 }
 
@@ -295,13 +351,15 @@ proptest! {
 
     /// Two nodes replaying the same blocks agree on every height's seats, whether one advances
     /// at every height and the other only where something is due; seats never exceed the cap
-    /// per principal and never include a revoked member once its revocation is in force.
+    /// per principal, never include a revoked member once its revocation is in force, and
+    /// never change before a block records the change's block final.
     #[test]
     fn membership_is_a_function_of_the_chain(
         steps in proptest::collection::vec(
             prop_oneof![
                 (0usize..6).prop_map(Step::Join),
                 (0usize..9).prop_map(Step::Revoke),
+                Just(Step::Final),
                 Just(Step::Nothing),
             ],
             1..40,
@@ -318,6 +376,9 @@ proptest! {
         let mut every = Membership::initial(&params);
         let mut lazy = every.clone();
         let mut revoked_since: Vec<(PublicKey, u64)> = vec![];
+        // Revocations recorded, by the height of their block, waiting for finality.
+        let mut unfinal: Vec<(PublicKey, u64)> = vec![];
+        let mut seats_changed_without_finality = false;
         for (i, step) in steps.iter().enumerate() {
             let height = i as u64 + 1;
             let record = match step {
@@ -326,7 +387,12 @@ proptest! {
                     let victim = everyone[*j].0.public();
                     Some(orgs.revoke(&orgs.root, &[victim], NOW))
                 }
-                Step::Nothing => None,
+                Step::Final | Step::Nothing => None,
+            };
+            let finality = match step {
+                Step::Final => Some((height.saturating_sub(epoch) / epoch) * epoch)
+                    .filter(|c| *c > every.recorded_final()),
+                _ => None,
             };
             let records: Vec<Record> = record
                 .into_iter()
@@ -334,13 +400,27 @@ proptest! {
                 .collect();
             if let Step::Revoke(j) = step {
                 if !records.is_empty() {
-                    revoked_since.push((everyone[*j].0.public(), every.activation(height)));
+                    unfinal.push((everyone[*j].0.public(), height));
                 }
             }
+            let before = every.seats().clone();
+            let due = every.changes_at(height);
             every = every.advanced(height);
             every.take_block(&records, height, NOW, &local).unwrap();
-            if lazy.changes_at(height) || !records.is_empty() {
-                lazy = block(&lazy, height, &records, &local);
+            if let Some(checkpoint) = finality {
+                every.record_finality(checkpoint, height);
+                let from = every.activation(height);
+                unfinal.retain(|(victim, at)| {
+                    let made_final = *at <= checkpoint;
+                    if made_final {
+                        revoked_since.push((*victim, from));
+                    }
+                    !made_final
+                });
+            }
+            seats_changed_without_finality |= !due && every.seats() != &before;
+            if lazy.changes_at(height) || !records.is_empty() || finality.is_some() {
+                lazy = certified(&lazy, height, &records, finality, &local);
             }
             prop_assert_eq!(every.seats(), lazy.seats(), "height {}", height);
             let seats = every.seats().peers();
@@ -357,6 +437,7 @@ proptest! {
                     prop_assert!(!seats.contains(victim), "revoked seat kept at {}", height);
                 }
             }
+            prop_assert!(!seats_changed_without_finality, "seats changed at {} with nothing due", height);
         }
     }
 }

@@ -6,6 +6,7 @@
 //! - [`evidence`]: proof of misbehaviour found in blocks (a committer's two blocks on one parent);
 //! - [`vote`] and [`finality`]: members' signed Casper FFG votes and the accounting that makes
 //!   checkpoints justified and final;
+//! - [`certificate`]: the finality certificate a block carries, recording finality on the chain;
 //! - [`merge`]: from transactions to entries — duplicates collapse, conflicts merge;
 //! - [`index`]: canonical -> head, with per-block deltas for rollback;
 //! - [`fork`]: the committer rotation and fork choice;
@@ -18,6 +19,7 @@
 //! [`objects::Objects`] traits.
 
 pub mod block;
+pub mod certificate;
 pub mod evidence;
 pub mod finality;
 pub mod fork;

@@ -465,11 +465,12 @@ fn next_block(net: &Net, world: &World, r: &mut Replica) -> Block {
 }
 
 fn resign(block: &mut Block, key: &SecretKey, chain: &Chain) {
-    *block = Block::commit(
+    *block = Block::commit_with_records(
         (block.chain, block.height - 1),
         &block.network.clone(),
         block.timestamp_ms,
         (key, chain),
+        (block.records.clone(), block.finality.clone()),
         block.transactions.clone(),
         block.entries.clone(),
     );

@@ -300,6 +300,9 @@ pub enum BlockRejection {
         /// Why.
         reason: super::membership::RecordRejection,
     },
+    /// The finality certificate is refused.
+    #[error("finality certificate: {0}")]
+    Finality(super::certificate::CertificateRejection),
     /// The index could not be read.
     #[error("{0}")]
     Index(String),
@@ -338,6 +341,7 @@ impl BlockRejection {
             BlockRejection::Transaction { .. } => "invalid_transaction",
             BlockRejection::WrongEntries { .. } => "wrong_entries",
             BlockRejection::Record { .. } => "invalid_record",
+            BlockRejection::Finality(_) => "invalid_finality",
             BlockRejection::Index(_) => "storage",
         }
     }
