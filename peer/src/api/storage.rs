@@ -105,15 +105,17 @@ pub fn put_uploads(
     check_free_space(api)?;
     // Requests without a connection address (warp's test harness) share one bucket.
     let client = client.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
-    let store = api.node.store();
     let now = crate::time::now();
-    let outcome = store.put_uploads(objects, client, now, api.config.upload_limits);
-    let (_, total) = store.upload_usage(client);
+    let uploaded = api
+        .node
+        .store()
+        .put_uploads(objects, client, now, api.config.upload_limits)
+        .map_err(|error| upload_error(api, error))?;
     api.metrics
         .edge
         .upload_bytes
-        .set(i64::try_from(total).unwrap_or(i64::MAX));
-    outcome.map_err(|error| upload_error(api, error))
+        .set(i64::try_from(uploaded.total).unwrap_or(i64::MAX));
+    Ok(uploaded.created)
 }
 
 fn upload_error(api: &Api, error: UploadError) -> ApiError {

@@ -16,13 +16,14 @@ use crate::model::{codec, Cid, CodecError, Encoded, ModelError, Object, DAG_CBOR
 
 mod evidence;
 mod finality;
+mod group;
 mod index;
 mod objects;
 mod orphans;
 mod uploads;
 pub use evidence::{EvidenceSummary, KeptEvidence};
 pub use index::SledIndex;
-pub use uploads::{UploadError, UploadLimits};
+pub use uploads::{UploadError, UploadLimits, Uploaded};
 
 /// Default largest object accepted, in bytes (1 MiB).
 pub const DEFAULT_MAX_OBJECT_SIZE: usize = 1024 * 1024;
@@ -113,6 +114,8 @@ pub struct Store {
     db: sled::Db,
     objects: sled::Tree,
     uploads: Arc<uploads::Uploads>,
+    /// The flushes of the writes that are durable when they return, shared.
+    commits: Arc<group::GroupCommit>,
     path: PathBuf,
     max_object_size: usize,
 }
@@ -139,6 +142,7 @@ impl Store {
             db,
             objects,
             uploads,
+            commits: Arc::default(),
             path: path.into(),
             max_object_size,
         })
@@ -214,8 +218,21 @@ impl Store {
     pub fn put(&self, cid: &Cid, bytes: &[u8]) -> Result<bool, StoreError> {
         self.verify(cid, bytes)?;
         let previous = self.objects.insert(cid.to_bytes(), bytes)?;
-        self.db.flush()?;
+        self.sync()?;
         Ok(previous.is_none())
+    }
+
+    /// Makes every write this thread finished durable, sharing the flush with the writers that
+    /// finished theirs at about the same time ([`group`]).
+    fn sync(&self) -> Result<(), StoreError> {
+        self.commits.sync(|| self.db.flush().map(drop))?;
+        Ok(())
+    }
+
+    /// Flushes run for writes that are durable when they return (each shared by the writers
+    /// that finished at about the same time).
+    pub fn group_flushes(&self) -> u64 {
+        self.commits.flushes()
     }
 
     /// [`Store::put`] without waiting for the disk: durable at the next flush (any flushing
@@ -232,7 +249,7 @@ impl Store {
     pub fn put_encoded(&self, cid: &Cid, bytes: &[u8]) -> Result<bool, StoreError> {
         self.verify_hash(cid, bytes)?;
         let previous = self.objects.insert(cid.to_bytes(), bytes)?;
-        self.db.flush()?;
+        self.sync()?;
         Ok(previous.is_none())
     }
 

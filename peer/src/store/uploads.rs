@@ -68,6 +68,17 @@ pub enum UploadError {
     Store(#[from] StoreError),
 }
 
+/// What [`Store::put_uploads`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Uploaded {
+    /// Per object, in order, whether it was new (an object named twice is new once).
+    pub created: Vec<bool>,
+    /// The client's bytes of unreferenced uploads after the write.
+    pub used: u64,
+    /// All clients' bytes of unreferenced uploads after the write.
+    pub total: u64,
+}
+
 /// What the store remembers of one upload.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Record {
@@ -153,6 +164,12 @@ impl Usage {
         Ok(())
     }
 
+    /// Unreferenced bytes of `client`, and in total.
+    fn of(&self, client: IpAddr) -> (u64, u64) {
+        let used = self.per_client.get(&client).copied().unwrap_or(0);
+        (used, self.total)
+    }
+
     fn remove(&mut self, record: &Record) {
         if let Some(used) = self.per_client.get_mut(&record.client) {
             *used = used.saturating_sub(record.size);
@@ -209,26 +226,27 @@ impl Store {
         now: u64,
         limits: UploadLimits,
     ) -> Result<bool, UploadError> {
-        let created = self.put_uploads(&[(*cid, bytes)], client, now, limits)?;
-        Ok(created.first().copied().unwrap_or(false))
+        let uploaded = self.put_uploads(&[(*cid, bytes)], client, now, limits)?;
+        Ok(uploaded.created.first().copied().unwrap_or(false))
     }
 
     /// Stores many uploads of `client` as [`Store::put_upload`] does one, all or none: every
     /// object is verified first, the new ones together must fit `limits`, and they are written in
-    /// one atomic sled transaction with one flush. Per object, in order, whether it was new (an
-    /// object named twice is new once).
+    /// one atomic sled transaction, durable when it returns (a flush shared with the writers
+    /// that finished at about the same time: [`group`](super::group)). The usage it reports is
+    /// read under the same lock as the write.
     pub fn put_uploads(
         &self,
         objects: &[(Cid, &[u8])],
         client: IpAddr,
         now: u64,
         limits: UploadLimits,
-    ) -> Result<Vec<bool>, UploadError> {
+    ) -> Result<Uploaded, UploadError> {
         for (cid, bytes) in objects {
             self.verify(cid, bytes)?;
         }
         let mut created = Vec::with_capacity(objects.len());
-        {
+        let (used, total) = {
             let mut usage = self.uploads.usage();
             let mut new: Vec<(&Cid, &[u8])> = vec![];
             let mut named = std::collections::HashSet::new();
@@ -240,7 +258,12 @@ impl Store {
                 }
             }
             if new.is_empty() {
-                return Ok(created);
+                let (used, total) = usage.of(client);
+                return Ok(Uploaded {
+                    created,
+                    used,
+                    total,
+                });
             }
             let size: u64 = new.iter().map(|(_, bytes)| bytes.len() as u64).sum();
             usage.admits(client, size, limits)?;
@@ -264,9 +287,14 @@ impl Store {
             for record in &records {
                 usage.add(record);
             }
-        }
-        self.db.flush().map_err(StoreError::from)?;
-        Ok(created)
+            usage.of(client)
+        };
+        self.sync()?;
+        Ok(Uploaded {
+            created,
+            used,
+            total,
+        })
     }
 
     /// Whether `size` more bytes of new uploads of `client` fit `limits` now (what
@@ -284,9 +312,7 @@ impl Store {
 
     /// Bytes of uploads no committed transaction references: of `client`, and in total.
     pub fn upload_usage(&self, client: IpAddr) -> (u64, u64) {
-        let usage = self.uploads.usage();
-        let used = usage.per_client.get(&client).copied().unwrap_or(0);
-        (used, usage.total)
+        self.uploads.usage().of(client)
     }
 
     /// Whether any upload is unreferenced (most peers: none, and the checks are skipped).

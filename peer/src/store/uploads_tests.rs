@@ -116,10 +116,18 @@ fn a_batch_of_uploads_is_stored_all_or_none_within_the_quota() {
     assert!(matches!(refused, Err(UploadError::Quota { size: 11, .. })));
     assert!(!store.has(&one).unwrap() && !store.has(&three).unwrap());
     // An object named twice is stored and charged once.
-    let created = store
+    let uploaded = store
         .put_uploads(&[(one, &a), (two, &b), (one, &a)], client, 1, LIMITS)
         .unwrap();
-    assert_eq!(created, vec![true, true, false]);
+    // The usage it reports is the client's after the write.
+    assert_eq!(
+        uploaded,
+        Uploaded {
+            created: vec![true, true, false],
+            used: 8,
+            total: 8
+        }
+    );
     assert_eq!(store.upload_usage(client), (8, 8));
     // A bad object refuses the whole batch before anything is written.
     let bad = store.put_uploads(&[(three, &c), (one, b"other")], client, 1, LIMITS);
