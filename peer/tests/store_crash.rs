@@ -73,6 +73,9 @@ fn objects_reported_durable_survive_a_sigkill() {
     );
 }
 
+/// Every blob a peer acknowledged as newly stored, with its bytes.
+type Acknowledged = Mutex<Vec<(Cid, Vec<u8>)>>;
+
 /// Uploaders sending distinct blobs at once, so that their writes share flushes. The blobs are
 /// small (1 KiB): sled keeps small writes in its in-memory log buffer until a flush, so an
 /// upload answered before its flush would be lost by the kill (seen: 1-10 of ~300 lost when the
@@ -86,8 +89,7 @@ async fn uploads_answered_201_survive_a_sigkill_of_the_peer() {
     fleet.start(0);
     fleet.wait_ready(&[0]).await;
     let client = fleet.peers[0].client();
-    // Every blob the peer acknowledged as newly stored, with its bytes.
-    let acknowledged: Arc<Mutex<Vec<(Cid, Vec<u8>)>>> = Arc::default();
+    let acknowledged: Arc<Acknowledged> = Arc::default();
     let uploaders: Vec<_> = (0..UPLOADERS)
         .map(|u| {
             let (client, acknowledged) = (client.clone(), acknowledged.clone());
@@ -112,14 +114,10 @@ async fn uploads_answered_201_survive_a_sigkill_of_the_peer() {
         })
         .collect();
     fleet
-        .wait_for(
-            "300 acknowledged uploads",
-            Duration::from_secs(60),
-            || {
-                let count = acknowledged.lock().unwrap().len();
-                async move { count >= 300 }
-            },
-        )
+        .wait_for("300 acknowledged uploads", Duration::from_secs(60), || {
+            let count = acknowledged.lock().unwrap().len();
+            async move { count >= 300 }
+        })
         .await;
     // SIGKILL while the uploaders are still sending.
     fleet.kill(0);

@@ -64,19 +64,22 @@ pub(crate) fn body(
     limit: usize,
 ) -> impl Filter<Extract = (Result<Vec<u8>, ApiError>,), Error = warp::Rejection> + Clone {
     body_after(api, limit, warp::any().map(|| Ok(())).boxed())
+        .map(|read: Result<((), Vec<u8>), ApiError>| read.map(|((), body)| body))
 }
 
-/// [`body`], read only if `check` (which sees the request's head) lets it through: a refusal
-/// from the head is answered without a byte of the body being read, so the client never sends
-/// it (an `Expect: 100-continue` client is not told to continue; hyper closes the connection
-/// after the answer rather than read the unread body).
-pub(crate) fn body_after<C>(
+/// [`body`], read only if `check` (which sees the request's head) lets it through, with what
+/// the check passed on (a slot held while the body is read and used): a refusal from the head
+/// is answered without a byte of the body being read, so the client never sends it (an
+/// `Expect: 100-continue` client is not told to continue; hyper closes the connection after
+/// the answer rather than read the unread body).
+pub(crate) fn body_after<C, T>(
     api: &Api,
     limit: usize,
     check: C,
-) -> impl Filter<Extract = (Result<Vec<u8>, ApiError>,), Error = warp::Rejection> + Clone
+) -> impl Filter<Extract = (Result<(T, Vec<u8>), ApiError>,), Error = warp::Rejection> + Clone
 where
-    C: Filter<Extract = (Result<(), ApiError>,), Error = warp::Rejection> + Clone,
+    C: Filter<Extract = (Result<T, ApiError>,), Error = warp::Rejection> + Clone,
+    T: Send,
 {
     let time = BodyTime::of(&api.config);
     let metrics = api.metrics.clone();
@@ -85,13 +88,13 @@ where
         .and(warp::ext::optional::<BodyReading>())
         .and(warp::body::stream())
         .then(
-            move |checked: Result<(), ApiError>,
+            move |checked: Result<T, ApiError>,
                   length: Option<u64>,
                   reading: Option<BodyReading>,
                   stream| {
                 let metrics = metrics.clone();
                 async move {
-                    checked?;
+                    let passed = checked?;
                     if let Some(reading) = &reading {
                         reading.start();
                     }
@@ -104,7 +107,7 @@ where
                             metrics.edge.drop_connection(error.slug);
                         }
                     }
-                    result
+                    result.map(|body| (passed, body))
                 }
             },
         )

@@ -61,6 +61,17 @@ pub struct ApiConfig {
     pub upload_grace: Duration,
     /// Client writes are refused (`507`) while the data volume has less free space than this.
     pub min_free_bytes: u64,
+    /// Most uploads (`POST /v1/objects`) being received or stored at once; past it `503`
+    /// before the body is read.
+    pub max_uploads: usize,
+    /// Most uploads of one client being received or stored at once; past it `429` before the
+    /// body is read (nginx's `limit_conn` on the upload location).
+    pub max_uploads_per_client: usize,
+    /// Jobs each lane of the blocking pool (reads; writes and their hashing) runs at once
+    /// (`super::offload`).
+    pub blocking_threads: usize,
+    /// Jobs that may wait for a thread in each lane; past it `503`.
+    pub blocking_queue: usize,
 }
 
 /// Environment variable overriding the per-client rate limit: `RATE[:BURST]` requests per
@@ -108,6 +119,16 @@ pub const UPLOAD_GRACE_ENV: &str = "MEDIACHAIN_API_UPLOAD_GRACE";
 /// Environment variable: [`ApiConfig::min_free_bytes`].
 pub const MIN_FREE_SPACE_ENV: &str = "MEDIACHAIN_API_MIN_FREE_SPACE";
 
+/// Environment variable: [`ApiConfig::max_uploads`].
+pub const MAX_UPLOADS_ENV: &str = "MEDIACHAIN_API_MAX_UPLOADS";
+/// Environment variable: [`ApiConfig::max_uploads_per_client`].
+pub const MAX_UPLOADS_PER_CLIENT_ENV: &str = "MEDIACHAIN_API_MAX_UPLOADS_PER_CLIENT";
+/// Environment variable: [`ApiConfig::blocking_threads`].
+pub const BLOCKING_THREADS_ENV: &str = "MEDIACHAIN_API_BLOCKING_THREADS";
+/// Environment variable: [`ApiConfig::blocking_queue`] (`0`: refuse whatever finds every
+/// thread busy).
+pub const BLOCKING_QUEUE_ENV: &str = "MEDIACHAIN_API_BLOCKING_QUEUE";
+
 /// A setting of the environment that does not parse.
 #[derive(Debug, thiserror::Error)]
 #[error("invalid configuration: {variable}=`{value}`: {detail}")]
@@ -153,6 +174,15 @@ impl Default for ApiConfig {
             },
             upload_grace: Duration::from_secs(24 * 3600),
             min_free_bytes: 256 * MIB,
+            // Each upload holds its body (up to the object size limit, a batch up to its byte
+            // limit) while it is read and stored: 64 bound that memory, 8 a client (at least
+            // eight clients share the peer's uploads; `mediachain ingest` sends 8 at once).
+            max_uploads: 64,
+            max_uploads_per_client: 8,
+            // Most jobs wait on the disk, not the CPU; a write lane of 8 shares each flush
+            // among up to 8 writers (the store's group commit).
+            blocking_threads: 8,
+            blocking_queue: 64,
         }
     }
 }
@@ -288,6 +318,20 @@ impl ApiConfig {
         if let Some(n) = read(MIN_FREE_SPACE_ENV, bytes)? {
             c.min_free_bytes = n;
         }
+        if let Some(n) = read(MAX_UPLOADS_ENV, count)? {
+            c.max_uploads = n;
+        }
+        if let Some(n) = read(MAX_UPLOADS_PER_CLIENT_ENV, count)? {
+            c.max_uploads_per_client = n;
+        }
+        if let Some(n) = read(BLOCKING_THREADS_ENV, count)? {
+            c.blocking_threads = n;
+        }
+        if let Some(n) = read(BLOCKING_QUEUE_ENV, |t| {
+            t.parse::<usize>().map_err(|e| e.to_string())
+        })? {
+            c.blocking_queue = n;
+        }
         Ok(c)
     }
 
@@ -299,6 +343,7 @@ impl ApiConfig {
             registration_rate: 0.0,
             max_connections_per_client: usize::MAX,
             max_streams_per_client: usize::MAX,
+            max_uploads_per_client: usize::MAX,
             upload_limits: UploadLimits {
                 per_client: u64::MAX,
                 total: u64::MAX,

@@ -23,9 +23,10 @@ use warp::sse::Event;
 use warp::{Filter, Reply};
 
 use super::objects::parse_cid;
+use super::offload::Lane;
 use super::problem::{answer, ApiError};
 use super::slots::{Slot, Slots};
-use super::{blocking, origin, with, Api};
+use super::{origin, with, Api};
 use crate::client::wire::{BlockSummary, FinalizedBlock};
 use crate::journal::{Block, TxId};
 use crate::model::Cid;
@@ -248,27 +249,33 @@ impl Subscriber {
 /// Replay pages, read from storage off the runtime threads.
 const PAGE: u64 = 100;
 
+/// How long a replay refused by a full replay lane waits before asking again.
+const REPLAY_RETRY: Duration = Duration::from_millis(200);
+
 /// Summaries of the canonical blocks from `from` (at most [`PAGE`]): the node's lock is taken
 /// only to read their CIDs; the blocks come from the store.
 async fn page(api: &Api, from: u64) -> Result<Vec<BlockSummary>, ApiError> {
     let node = api.node.clone();
-    blocking(move || {
-        let cids = node
-            .canonical_range(from, PAGE)
-            .map_err(ApiError::internal)?;
-        let mut out = Vec::with_capacity(cids.len());
-        for cid in cids {
-            let bytes = node
-                .store()
-                .get(&cid)
-                .map_err(ApiError::internal)?
-                .ok_or_else(|| ApiError::internal(format!("canonical block {cid} not stored")))?;
-            let block = Block::from_bytes(&bytes).map_err(ApiError::internal)?;
-            out.push(BlockSummary::of(&cid, &block));
-        }
-        Ok(out)
-    })
-    .await
+    api.offload
+        .run(Lane::Replay, move || {
+            let cids = node
+                .canonical_range(from, PAGE)
+                .map_err(ApiError::internal)?;
+            let mut out = Vec::with_capacity(cids.len());
+            for cid in cids {
+                let bytes = node
+                    .store()
+                    .get(&cid)
+                    .map_err(ApiError::internal)?
+                    .ok_or_else(|| {
+                        ApiError::internal(format!("canonical block {cid} not stored"))
+                    })?;
+                let block = Block::from_bytes(&bytes).map_err(ApiError::internal)?;
+                out.push(BlockSummary::of(&cid, &block));
+            }
+            Ok(out)
+        })
+        .await
 }
 
 /// Sends the canonical blocks from the cursor up to the tip. Returns false when the subscriber
@@ -282,6 +289,13 @@ async fn catch_up(
     loop {
         let batch = match page(api, cursor.next).await {
             Ok(batch) => batch,
+            // The replay lane is full: ask again shortly (the stream keeps its slot).
+            Err(error) if error.status == StatusCode::SERVICE_UNAVAILABLE => {
+                tokio::select! {
+                    () = tokio::time::sleep(REPLAY_RETRY) => continue,
+                    () = subscriber.sender.closed() => return false,
+                }
+            }
             Err(_) => return true,
         };
         if batch.is_empty() {

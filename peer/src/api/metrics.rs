@@ -30,12 +30,15 @@ pub struct EdgeMetrics {
     /// Event streams refused or ended by the edge: `over-capacity`, `client-over-capacity`,
     /// `slow-subscriber`.
     pub streams_dropped: Family<DropLabel, Counter>,
-    /// Client writes refused for storage: `quota-exceeded`, `uploads-full`, `low-disk-space`.
+    /// Client writes refused for storage: `quota-exceeded`, `uploads-full`, `low-disk-space`;
+    /// uploads refused an upload slot: `too-many-uploads`, `uploads-busy`.
     pub writes_refused: Family<DropLabel, Counter>,
     /// Bytes of uploads no committed transaction references.
     pub upload_bytes: Gauge,
     /// Uploads collected because no transaction referenced them within the grace period.
     pub uploads_collected: Counter,
+    /// Uploads holding an upload slot (being received or stored).
+    pub uploads_in_progress: Gauge,
 }
 
 impl EdgeMetrics {
@@ -70,6 +73,11 @@ impl EdgeMetrics {
             "uploads_collected",
             "Uploads deleted because no transaction referenced them within the grace period",
             self.uploads_collected.clone(),
+        );
+        registry.register(
+            "uploads_in_progress",
+            "Uploads being received or stored (each holding an upload slot)",
+            self.uploads_in_progress.clone(),
         );
         registry.register(
             "event_streams_behind",

@@ -3,7 +3,7 @@
 //!
 //! One module per concern: [`registration`], [`objects`], [`transactions`], [`journal`],
 //! [`export`] (backups as CAR files), [`explorer`] (the web page at `/`), [`events`] (the view-update stream), [`search`] (the query index), [`problem`] (error documents), [`openapi`],
-//! [`ratelimit`] (token buckets, enforced before routing by the server's [`gate`]) and [`storage`] (upload quotas, their collection, the free-space reserve). Handlers only translate HTTP to calls on [`Node`] and back; they never decide
+//! [`ratelimit`] (token buckets, enforced before routing by the server's [`gate`]), [`storage`] (upload quotas, their collection, the free-space reserve) and [`offload`] (the bounded blocking pool the handlers' datastore work runs on). Handlers only translate HTTP to calls on [`Node`] and back; they never decide
 //! protocol questions themselves, and a refused request never changes anything.
 
 pub mod activity;
@@ -18,6 +18,7 @@ pub mod gate;
 pub mod journal;
 pub mod metrics;
 pub mod objects;
+pub mod offload;
 pub mod openapi;
 pub mod origin;
 pub mod problem;
@@ -41,7 +42,6 @@ use crate::node::overlay::OverlayHandle;
 use crate::node::{Health, Node};
 pub(crate) use body::body;
 pub use config::{ApiConfig, ApiConfigError, RATE_LIMIT_ENV};
-use problem::ApiError;
 pub use server::serve_listener;
 
 /// What every handler gets.
@@ -59,6 +59,33 @@ pub struct Api {
     pub config: Arc<ApiConfig>,
     /// The query index (`None`: this peer runs without one).
     pub search: Option<Arc<crate::search::SearchService>>,
+    /// The blocking pool's lanes (datastore reads and writes, hashing, verification).
+    pub offload: Arc<offload::Offload>,
+    /// Uploads being received or stored, in total and per client.
+    pub uploads: Arc<slots::Slots>,
+}
+
+impl Api {
+    /// The state of an API with `config`, its blocking pool and upload caps made from it.
+    pub fn new(
+        node: Arc<Node>,
+        overlay: OverlayHandle,
+        metrics: Arc<Metrics>,
+        health: Arc<Health>,
+        config: ApiConfig,
+        search: Option<Arc<crate::search::SearchService>>,
+    ) -> Self {
+        Self {
+            offload: Arc::new(offload::Offload::new(&config)),
+            uploads: slots::Slots::new(config.max_uploads, config.max_uploads_per_client),
+            config: Arc::new(config),
+            node,
+            overlay,
+            metrics,
+            health,
+            search,
+        }
+    }
 }
 
 /// The boxed filter of the whole API.
@@ -194,15 +221,6 @@ pub(crate) fn content_type() -> impl Filter<Extract = (String,), Error = warp::R
             .trim()
             .to_ascii_lowercase()
     })
-}
-
-/// Runs `f` on the blocking pool (datastore writes flush to disk; verification is CPU work).
-pub(crate) async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
-) -> Result<T, ApiError> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(ApiError::internal)?
 }
 
 /// A JSON reply with a status.

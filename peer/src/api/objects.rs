@@ -10,10 +10,17 @@
 //! A batch (`application/vnd.mediachain.objects+cbor`: a DAG-CBOR array of byte strings, each
 //! an object in canonical DAG-CBOR) stores many objects in one request, all or none, with one
 //! flush: at most [`MAX_BATCH_OBJECTS`] objects and `max_batch_bytes`, within the quota.
+//!
+//! Before its body is read an upload takes one of the peer's upload slots (at most
+//! `max_uploads` at once, `max_uploads_per_client` of one client: nginx's `limit_conn` on an
+//! upload location), held until it is stored; a client over its share is answered `429`, a peer
+//! with every slot taken `503`, both with `Retry-After`. Decoding, hashing and storing run in
+//! the write lane of the blocking pool, reads in its read lane ([`super::offload`]).
 
 use std::net::IpAddr;
 use std::sync::Arc;
 
+use prometheus_client::metrics::gauge::Gauge;
 use serde::Deserialize;
 use warp::filters::BoxedFilter;
 use warp::http::{header, HeaderValue, StatusCode};
@@ -22,8 +29,10 @@ use warp::Filter;
 
 use super::body::body_after;
 use super::config::MAX_BATCH_OBJECTS;
+use super::offload::Lane;
 use super::problem::{answer, ApiError};
-use super::{blocking, content_type, json, origin, storage, with, Api};
+use super::slots::Slot;
+use super::{content_type, json, origin, storage, with, Api};
 use crate::client::wire::{Stored, StoredBatch, CBOR, OBJECTS_BATCH};
 use crate::model::{codec, Cid, Ipld, Object, DAG_CBOR};
 use crate::store::StoreError;
@@ -58,7 +67,7 @@ pub fn routes(api: Api) -> BoxedFilter<(Response,)> {
         .and(body_after(
             &api,
             api.config.max_batch_bytes,
-            within_quota(&api, trusted.clone()),
+            admission(&api, trusted.clone()),
         ))
         .and_then(|api, client, body| async move { answer(put_batch(api, client, body).await) });
     let put = warp::path!("v1" / "objects")
@@ -67,7 +76,7 @@ pub fn routes(api: Api) -> BoxedFilter<(Response,)> {
         .and(origin::client(trusted.clone()))
         .and(warp::query::<PutQuery>())
         .and(content_type())
-        .and(body_after(&api, limit, within_quota(&api, trusted)))
+        .and(body_after(&api, limit, admission(&api, trusted)))
         .and_then(|api, client, query, kind, body| async move {
             answer(put(api, client, query, kind, body).await)
         });
@@ -77,17 +86,33 @@ pub fn routes(api: Api) -> BoxedFilter<(Response,)> {
         .and(warp::query::<GetQuery>())
         .and(warp::header::optional::<String>("accept"))
         .and_then(|cid: String, api, query, accept| async move {
-            answer(get(api, &cid, query, accept))
+            answer(get(api, cid, query, accept).await)
         });
     batch.or(put).unify().or(get).unify().boxed()
 }
 
-/// An upload's refusal from its head alone ([`storage::check_claim`]): the client, the
-/// `Content-Length`, the `Content-Type` and a `?cid=`, before any byte of the body is read.
-fn within_quota(
+/// An upload's slot, counted in `mediachain_uploads_in_progress` while held.
+struct UploadSlot {
+    _slot: Slot,
+    gauge: Gauge,
+}
+
+impl Drop for UploadSlot {
+    fn drop(&mut self) {
+        self.gauge.dec();
+    }
+}
+
+/// Seconds a client refused an upload slot is told to wait.
+const UPLOAD_RETRY_AFTER: u64 = 1;
+
+/// An upload's admission from its head alone, before any byte of the body is read: its quota
+/// ([`storage::check_claim`]: the client, the `Content-Length`, the `Content-Type` and a
+/// `?cid=`), then an upload slot, held until the upload is stored.
+fn admission(
     api: &Api,
     trusted: Arc<origin::TrustedProxies>,
-) -> impl Filter<Extract = (Result<(), ApiError>,), Error = warp::Rejection> + Clone {
+) -> impl Filter<Extract = (Result<UploadSlot, ApiError>,), Error = warp::Rejection> + Clone {
     with(api.clone())
         .and(origin::client(trusted))
         .and(content_type())
@@ -100,7 +125,31 @@ fn within_quota(
         .map(
             |api: Api, client, kind: String, length: Option<u64>, query: PutQuery| {
                 let least = storage::least_charge(&kind, length);
-                storage::check_claim(&api, client, least, query.cid.as_deref())
+                storage::check_claim(&api, client, least, query.cid.as_deref())?;
+                let slot = api.uploads.enter(client).map_err(|reason| {
+                    let (status, slug, detail) = match reason {
+                        "client-over-capacity" => (
+                            StatusCode::TOO_MANY_REQUESTS,
+                            "too-many-uploads",
+                            "this client has the most uploads in progress a client may have",
+                        ),
+                        _ => (
+                            StatusCode::SERVICE_UNAVAILABLE,
+                            "uploads-busy",
+                            "this peer has the most uploads in progress it takes",
+                        ),
+                    };
+                    api.metrics.edge.refuse_write(slug);
+                    ApiError::new(
+                        status,
+                        slug,
+                        format!("{detail}; retry after the seconds of Retry-After"),
+                    )
+                    .retry_after(UPLOAD_RETRY_AFTER)
+                })?;
+                let gauge = api.metrics.edge.uploads_in_progress.clone();
+                gauge.inc();
+                Ok(UploadSlot { _slot: slot, gauge })
             },
         )
 }
@@ -172,25 +221,29 @@ async fn put(
     client: Option<IpAddr>,
     query: PutQuery,
     kind: String,
-    body: Result<Vec<u8>, ApiError>,
+    body: Result<(UploadSlot, Vec<u8>), ApiError>,
 ) -> Result<Response, ApiError> {
-    let (codec_id, bytes) = encode_body(&kind, body?)?;
-    let cid = match &query.cid {
-        Some(claimed) => {
-            let claimed = parse_cid(claimed)?;
+    let (slot, body) = body?;
+    let writer = api.clone();
+    let (cid, size, created) = api
+        .offload
+        .run(Lane::Write, move || {
+            let _slot = slot;
+            let (codec_id, bytes) = encode_body(&kind, body)?;
             let actual = codec::cid_of(codec_id, &bytes);
-            if claimed != actual {
-                return Err(ApiError::unprocessable(
-                    "cid-mismatch",
-                    format!("the object's CID is {actual}, not the {claimed} supplied"),
-                ));
+            if let Some(claimed) = &query.cid {
+                let claimed = parse_cid(claimed)?;
+                if claimed != actual {
+                    return Err(ApiError::unprocessable(
+                        "cid-mismatch",
+                        format!("the object's CID is {actual}, not the {claimed} supplied"),
+                    ));
+                }
             }
-            claimed
-        }
-        None => codec::cid_of(codec_id, &bytes),
-    };
-    let size = bytes.len();
-    let created = blocking(move || storage::put_upload(&api, client, &cid, &bytes)).await?;
+            let created = storage::put_upload(&writer, client, &actual, &bytes)?;
+            Ok((actual, bytes.len(), created))
+        })
+        .await?;
     let status = if created {
         StatusCode::CREATED
     } else {
@@ -214,9 +267,34 @@ async fn put(
 async fn put_batch(
     api: Api,
     client: Option<IpAddr>,
-    body: Result<Vec<u8>, ApiError>,
+    body: Result<(UploadSlot, Vec<u8>), ApiError>,
 ) -> Result<Response, ApiError> {
-    let list: Vec<serde_bytes::ByteBuf> = serde_ipld_dagcbor::from_slice(&body?).map_err(|e| {
+    let (slot, body) = body?;
+    let writer = api.clone();
+    let stored = api
+        .offload
+        .run(Lane::Write, move || {
+            let _slot = slot;
+            let objects = decode_batch(&body)?;
+            let refs: Vec<(Cid, &[u8])> = objects.iter().map(|(c, b)| (*c, b.as_slice())).collect();
+            let created = storage::put_uploads(&writer, client, &refs)?;
+            Ok(objects
+                .iter()
+                .zip(created)
+                .map(|((cid, bytes), created)| Stored {
+                    cid: cid.to_string(),
+                    size: bytes.len(),
+                    created,
+                })
+                .collect())
+        })
+        .await?;
+    Ok(json(StatusCode::OK, &StoredBatch { stored }))
+}
+
+/// The objects of a batch body, each checked and with its CID.
+fn decode_batch(body: &[u8]) -> Result<Vec<(Cid, Vec<u8>)>, ApiError> {
+    let list: Vec<serde_bytes::ByteBuf> = serde_ipld_dagcbor::from_slice(body).map_err(|e| {
         ApiError::bad_request(
             "malformed-body",
             format!("a batch is a DAG-CBOR array of byte strings: {e}"),
@@ -242,44 +320,36 @@ async fn put_batch(
         })?;
         objects.push((codec::cid_of(DAG_CBOR, &bytes), bytes.into_vec()));
     }
-    let stored: Vec<Stored> = blocking(move || {
-        let refs: Vec<(Cid, &[u8])> = objects.iter().map(|(c, b)| (*c, b.as_slice())).collect();
-        let created = storage::put_uploads(&api, client, &refs)?;
-        Ok(objects
-            .iter()
-            .zip(created)
-            .map(|((cid, bytes), created)| Stored {
-                cid: cid.to_string(),
-                size: bytes.len(),
-                created,
-            })
-            .collect())
-    })
-    .await?;
-    Ok(json(StatusCode::OK, &StoredBatch { stored }))
+    Ok(objects)
 }
 
-fn get(api: Api, cid: &str, query: GetQuery, accept: Option<String>) -> Result<Response, ApiError> {
-    let cid = parse_cid(cid)?;
-    let bytes = api
-        .node
-        .store()
-        .get(&cid)
-        .map_err(store_error)?
-        .ok_or_else(|| ApiError::not_found(format!("object {cid} is not in this peer's store")))?;
+async fn get(
+    api: Api,
+    cid: String,
+    query: GetQuery,
+    accept: Option<String>,
+) -> Result<Response, ApiError> {
+    let cid = parse_cid(&cid)?;
     let wants_json = query.format.as_deref() == Some("json")
         || accept.is_some_and(|a| a.contains("application/json") && !a.contains(CBOR));
-    let (content_type, body) = if cid.codec() == DAG_CBOR {
-        if wants_json {
+    let store = api.node.store().clone();
+    let (content_type, body) = api
+        .offload
+        .run(Lane::Read, move || {
+            let bytes = store.get(&cid).map_err(store_error)?.ok_or_else(|| {
+                ApiError::not_found(format!("object {cid} is not in this peer's store"))
+            })?;
+            if cid.codec() != DAG_CBOR {
+                return Ok(("application/octet-stream", bytes));
+            }
+            if !wants_json {
+                return Ok((CBOR, bytes));
+            }
             let ipld = codec::decode(&bytes).map_err(ApiError::internal)?;
             let text = serde_ipld_dagjson::to_vec(&ipld).map_err(ApiError::internal)?;
-            ("application/json", text)
-        } else {
-            (CBOR, bytes)
-        }
-    } else {
-        ("application/octet-stream", bytes)
-    };
+            Ok(("application/json", text))
+        })
+        .await?;
     let mut response = Response::new(body.into());
     response
         .headers_mut()

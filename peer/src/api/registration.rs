@@ -9,6 +9,7 @@ use warp::filters::BoxedFilter;
 use warp::http::StatusCode;
 use warp::Filter;
 
+use super::offload::Lane;
 use super::origin;
 use super::problem::{answer, ApiError};
 use super::ratelimit::{self, RateLimiter};
@@ -88,16 +89,18 @@ async fn register(
         nonce: request.pow.nonce,
     };
     let now = time::now();
-    let outcome = super::blocking({
-        let api = api.clone();
-        move || {
-            Ok(api
-                .node
-                .registrar()
-                .register(client, &challenge, &stamp, now, |k| api.node.is_peer(k)))
-        }
-    })
-    .await?;
+    let outcome = api
+        .offload
+        .run(Lane::Write, {
+            let api = api.clone();
+            move || {
+                Ok(api
+                    .node
+                    .registrar()
+                    .register(client, &challenge, &stamp, now, |k| api.node.is_peer(k)))
+            }
+        })
+        .await?;
     match outcome {
         Ok(chain) => {
             let not_after = chain.leaf().map_or(0, |c| c.body.not_after);

@@ -9,8 +9,9 @@ use warp::http::StatusCode;
 use warp::reply::Response;
 use warp::Filter;
 
+use super::offload::Lane;
 use super::problem::{answer, ApiError};
-use super::{blocking, body, json, with, Api};
+use super::{body, json, with, Api};
 use crate::client::wire::RevocationsQueued;
 use crate::journal::membership::{Record, RecordRejection};
 use crate::trust::RevocationList;
@@ -41,40 +42,41 @@ async fn publish(api: Api, body: Result<Vec<u8>, ApiError>) -> Result<Revocation
     let lists = RevocationList::many_from_pem(&text)
         .map_err(|e| ApiError::bad_request("malformed-revocations", e.to_string()))?;
     let node = api.node.clone();
-    blocking(move || {
-        let mut out = RevocationsQueued {
-            queued: 0,
-            known: 0,
-        };
-        for list in lists {
-            match node.offer_record(Record::Revoke(list)) {
-                Ok(true) => out.queued += 1,
-                Ok(false) => {
-                    return Err(ApiError::new(
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        "busy",
-                        "too many membership records wait for a block; retry later",
-                    )
-                    .retry_after(5))
-                }
-                Err(RecordRejection::NothingNew(_)) => out.known += 1,
-                Err(RecordRejection::NoMembership) => {
-                    return Err(ApiError::unprocessable(
-                        "no-membership",
-                        "this network runs without network parameters: revocations are given \
+    api.offload
+        .run(Lane::Write, move || {
+            let mut out = RevocationsQueued {
+                queued: 0,
+                known: 0,
+            };
+            for list in lists {
+                match node.offer_record(Record::Revoke(list)) {
+                    Ok(true) => out.queued += 1,
+                    Ok(false) => {
+                        return Err(ApiError::new(
+                            StatusCode::SERVICE_UNAVAILABLE,
+                            "busy",
+                            "too many membership records wait for a block; retry later",
+                        )
+                        .retry_after(5))
+                    }
+                    Err(RecordRejection::NothingNew(_)) => out.known += 1,
+                    Err(RecordRejection::NoMembership) => {
+                        return Err(ApiError::unprocessable(
+                            "no-membership",
+                            "this network runs without network parameters: revocations are given \
                          to each peer at start (--revocations)",
-                    ))
-                }
-                Err(reason) => {
-                    return Err(ApiError::new(
-                        StatusCode::FORBIDDEN,
-                        "invalid-revocations",
-                        reason.to_string(),
-                    ))
+                        ))
+                    }
+                    Err(reason) => {
+                        return Err(ApiError::new(
+                            StatusCode::FORBIDDEN,
+                            "invalid-revocations",
+                            reason.to_string(),
+                        ))
+                    }
                 }
             }
-        }
-        Ok(out)
-    })
-    .await
+            Ok(out)
+        })
+        .await
 }

@@ -12,8 +12,9 @@ use warp::reply::Response;
 use warp::Filter;
 
 use super::objects::parse_cid;
+use super::offload::Lane;
 use super::problem::{answer, ApiError};
-use super::{blocking, json, with, Api};
+use super::{json, with, Api};
 use crate::client::wire::{SearchHit, SearchPage};
 use crate::search::{Page, SearchError, SearchQuery};
 
@@ -112,14 +113,16 @@ async fn search(api: Api, params: Params) -> Result<Response, ApiError> {
             "this peer runs without a query index",
         ));
     };
-    let page = blocking(move || {
-        let height = index.height().map_err(ApiError::internal)?.unwrap_or(0);
-        match index.search(&query) {
-            Ok(page) => Ok(page_of(page, height)),
-            Err(SearchError::BadQuery(detail)) => Err(invalid(detail)),
-            Err(error) => Err(ApiError::internal(error)),
-        }
-    })
-    .await?;
+    let page = api
+        .offload
+        .run(Lane::Read, move || {
+            let height = index.height().map_err(ApiError::internal)?.unwrap_or(0);
+            match index.search(&query) {
+                Ok(page) => Ok(page_of(page, height)),
+                Err(SearchError::BadQuery(detail)) => Err(invalid(detail)),
+                Err(error) => Err(ApiError::internal(error)),
+            }
+        })
+        .await?;
     Ok(json(StatusCode::OK, &page))
 }

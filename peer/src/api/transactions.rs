@@ -8,8 +8,9 @@ use warp::http::{header, HeaderValue, StatusCode};
 use warp::reply::Response;
 use warp::Filter;
 
+use super::offload::Lane;
 use super::problem::{answer, ApiError};
-use super::{blocking, body, content_type, json, storage, with, Api};
+use super::{body, content_type, json, storage, with, Api};
 use crate::client::wire::{TxState, CBOR};
 use crate::journal::{Transaction, TxId, TxRejection};
 use crate::model::JournalEntry;
@@ -73,7 +74,12 @@ async fn submit_fetching(
     loop {
         let node = api.node.clone();
         let attempt = tx.clone();
-        let outcome = blocking(move || node.submit(attempt).map_err(ApiError::internal)).await?;
+        let outcome = api
+            .offload
+            .run(Lane::Write, move || {
+                node.submit(attempt).map_err(ApiError::internal)
+            })
+            .await?;
         match outcome {
             Err(TxRejection::UnknownObject(cid)) if fetched < MAX_FETCHED_OBJECTS => {
                 if !api.overlay.fetch_object(cid).await {
@@ -106,7 +112,9 @@ async fn submit(
     }
     let body = body?;
     let checked = api.clone();
-    blocking(move || storage::check_free_space(&checked)).await?;
+    api.offload
+        .run(Lane::Write, move || storage::check_free_space(&checked))
+        .await?;
     let tx = Transaction::from_bytes(&body).map_err(|e| {
         api.metrics.reject("transaction", "malformed");
         ApiError::bad_request("malformed-transaction", e)

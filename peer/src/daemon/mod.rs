@@ -206,14 +206,14 @@ impl Daemon {
             }
             None => None,
         };
-        let routes = api::routes(Api {
+        let routes = api::routes(Api::new(
+            node.clone(),
+            handle.clone(),
+            metrics.clone(),
+            health.clone(),
+            spec.api,
             search,
-            node: node.clone(),
-            overlay: handle.clone(),
-            metrics: metrics.clone(),
-            health: health.clone(),
-            config: Arc::new(spec.api),
-        });
+        ));
         tasks.push(tokio::spawn(api::serve_listener(
             listener,
             routes,

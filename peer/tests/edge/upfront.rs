@@ -2,7 +2,8 @@
 //! `Content-Length` would pass its client's quota is answered `507` before a byte of its body is
 //! read (an `Expect: 100-continue` client is never told to send it) and the connection is
 //! closed; a client whose quota is used up is refused any upload from its head, except one whose
-//! `?cid=` names an object already stored, which costs nothing.
+//! `?cid=` names an object already stored, which costs nothing. So is an upload past the upload
+//! slots (`max_uploads_per_client`: `429`; `max_uploads`: `503`), both with `Retry-After`.
 
 use std::time::Duration;
 
@@ -30,7 +31,7 @@ async fn quota_4k(dir: &tempfile::TempDir) -> mediachain::daemon::local::LocalPe
 }
 
 /// The head of an upload of `length` bytes of `kind`, asking to be told to continue.
-fn upload_head(path: &str, kind: &str, length: usize) -> String {
+pub(super) fn upload_head(path: &str, kind: &str, length: usize) -> String {
     format!(
         "POST {path} HTTP/1.1\r\nhost: peer\r\ncontent-type: {kind}\r\n\
          content-length: {length}\r\nexpect: 100-continue\r\n\r\n"
@@ -38,7 +39,7 @@ fn upload_head(path: &str, kind: &str, length: usize) -> String {
 }
 
 /// A whole upload of `bytes` as a blob, on a keep-alive connection.
-fn upload_request(path: &str, bytes: &[u8]) -> String {
+pub(super) fn upload_request(path: &str, bytes: &[u8]) -> String {
     let mut request = upload_head(path, "application/octet-stream", bytes.len())
         .replace("expect: 100-continue\r\n", "");
     request.push_str(std::str::from_utf8(bytes).unwrap());
@@ -46,7 +47,7 @@ fn upload_request(path: &str, bytes: &[u8]) -> String {
 }
 
 /// A blob of `size` bytes unique to `tag`, and its CID.
-fn blob(tag: &str, size: usize) -> (String, Vec<u8>) {
+pub(super) fn blob(tag: &str, size: usize) -> (String, Vec<u8>) {
     let mut bytes = tag.as_bytes().to_vec();
     bytes.resize(size, b'.');
     (codec::cid_of(RAW, &bytes).to_string(), bytes)
@@ -54,7 +55,7 @@ fn blob(tag: &str, size: usize) -> (String, Vec<u8>) {
 
 /// Sends `head` from `127.0.0.{host}` and sends nothing more: the answer, which must come
 /// without the body, and the connection closed after it.
-async fn refused_from_head(addr: std::net::SocketAddr, host: u8, head: &str) -> String {
+pub(super) async fn refused_from_head(addr: std::net::SocketAddr, host: u8, head: &str) -> String {
     let mut stream = send_from(addr, host, head).await;
     let answer = read_until_closed(&mut stream).await;
     assert!(
@@ -125,4 +126,99 @@ async fn a_used_up_quota_refuses_any_upload_from_its_head_but_a_stored_object_na
     assert!(again.starts_with("HTTP/1.1 200"), "{again}");
     assert!(again.contains("\"created\":false"), "{again}");
     assert_eq!(metric(&peer, QUOTA_REFUSALS), 2.0);
+}
+
+const IN_PROGRESS: &str = "mediachain_uploads_in_progress";
+
+/// Starts an upload of a 4,096-byte blob from `127.0.0.{host}` and sends half its body: it holds
+/// an upload slot while the rest is awaited. The connection and the rest of the body.
+async fn half_upload(
+    addr: std::net::SocketAddr,
+    host: u8,
+    tag: &str,
+) -> (tokio::net::TcpStream, String) {
+    let (_, bytes) = blob(tag, 4096);
+    let request = upload_request("/v1/objects", &bytes);
+    let (first, rest) = request.split_at(request.len() - 2048);
+    (send_from(addr, host, first).await, rest.to_string())
+}
+
+/// Sends the rest of a [`half_upload`] and reads the answer.
+async fn finish(stream: &mut tokio::net::TcpStream, rest: &str) -> String {
+    exchange(stream, rest).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_past_its_uploads_in_progress_is_refused_429_from_the_head_and_others_are_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = ApiConfig {
+        max_uploads_per_client: 2,
+        body_grace: Duration::from_secs(120),
+        body_timeout: Duration::from_secs(120),
+        ..ApiConfig::default()
+    };
+    let peer = peer_with(&dir, config).await;
+    let (mut one, rest_one) = half_upload(peer.addr, 51, "one").await;
+    let (_two, _) = half_upload(peer.addr, 51, "two").await;
+    metric_reaches(&peer, IN_PROGRESS, 2.0).await;
+    let refused = refused_from_head(
+        peer.addr,
+        51,
+        &upload_head("/v1/objects", "application/octet-stream", 4096),
+    )
+    .await;
+    assert!(refused.starts_with("HTTP/1.1 429"), "{refused}");
+    assert!(
+        refused.contains("\"reason\":\"too-many-uploads\""),
+        "{refused}"
+    );
+    assert!(
+        refused.to_ascii_lowercase().contains("retry-after: 1"),
+        "{refused}"
+    );
+    assert!(
+        metric(
+            &peer,
+            "mediachain_storage_writes_refused_total{reason=\"too-many-uploads\"}"
+        ) >= 1.0
+    );
+
+    // Another client is not held back; a finished upload frees its slot.
+    let mut other = send_from(peer.addr, 52, "").await;
+    let (_, theirs) = blob("theirs", 1000);
+    let theirs = exchange(&mut other, &upload_request("/v1/objects", &theirs)).await;
+    assert!(theirs.starts_with("HTTP/1.1 201"), "{theirs}");
+    let done = finish(&mut one, &rest_one).await;
+    assert!(done.starts_with("HTTP/1.1 201"), "{done}");
+    assert_eq!(metric(&peer, IN_PROGRESS), 1.0);
+    let (_, next) = blob("next", 1000);
+    let next = exchange(&mut one, &upload_request("/v1/objects", &next)).await;
+    assert!(next.starts_with("HTTP/1.1 201"), "{next}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_every_upload_slot_taken_a_newcomer_is_refused_503_from_the_head() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = ApiConfig {
+        max_uploads: 2,
+        body_grace: Duration::from_secs(120),
+        body_timeout: Duration::from_secs(120),
+        ..ApiConfig::default()
+    };
+    let peer = peer_with(&dir, config).await;
+    let (_a, _) = half_upload(peer.addr, 61, "a").await;
+    let (_b, _) = half_upload(peer.addr, 62, "b").await;
+    metric_reaches(&peer, IN_PROGRESS, 2.0).await;
+    let answer = refused_from_head(
+        peer.addr,
+        63,
+        &upload_head("/v1/objects", "application/octet-stream", 4096),
+    )
+    .await;
+    assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
+    assert!(answer.contains("\"reason\":\"uploads-busy\""), "{answer}");
+    assert!(
+        answer.to_ascii_lowercase().contains("retry-after: 1"),
+        "{answer}"
+    );
 }

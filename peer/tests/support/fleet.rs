@@ -389,15 +389,17 @@ impl Fleet {
         self.dir.path()
     }
 
-    /// Lifts the per-client rate limit and connection cap of the peers started after this: for
-    /// a load generator that sends everything from one address.
+    /// Lifts the per-client rate limit, connection cap and upload cap of the peers started
+    /// after this: for a load generator that sends everything from one address.
     pub fn lift_client_limits(&mut self) {
         self.env
             .push((mediachain::api::RATE_LIMIT_ENV.into(), "0".into()));
-        self.env.push((
-            mediachain::api::config::MAX_CONNECTIONS_PER_CLIENT_ENV.into(),
-            "100000".into(),
-        ));
+        for cap in [
+            mediachain::api::config::MAX_CONNECTIONS_PER_CLIENT_ENV,
+            mediachain::api::config::MAX_UPLOADS_PER_CLIENT_ENV,
+        ] {
+            self.env.push((cap.into(), "100000".into()));
+        }
     }
 
     /// Each peer's process id, in order (`None` for a stopped peer).

@@ -83,7 +83,8 @@ pub struct IngestArgs {
     /// Transactions awaiting their block, per peer.
     #[arg(long, default_value_t = 32)]
     in_flight: usize,
-    /// Concurrent batch uploads (of up to 1,024 objects each) of one transaction.
+    /// Concurrent batch uploads (of up to 1,024 objects each) to one peer (a peer refuses a
+    /// client more than 8 uploads in progress by default: `429`, retried with a back-off).
     #[arg(long, default_value_t = 8)]
     uploads: usize,
     /// Requests open at once to one peer (a peer refuses a client more than 64 connections by

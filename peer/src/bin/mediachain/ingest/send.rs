@@ -117,6 +117,9 @@ pub struct Sender {
     pub uploads: usize,
     /// Per peer, the requests this run may have open at once (under its per-client caps).
     requests: Vec<Semaphore>,
+    /// Per peer, the uploads this run may have in progress at once (under the peer's cap of a
+    /// client's uploads in progress).
+    uploading: Vec<Semaphore>,
     /// The journal.
     pub journal: Mutex<Journal>,
     /// Progress (rows done of the input).
@@ -144,6 +147,10 @@ impl Sender {
             requests: clients
                 .iter()
                 .map(|_| Semaphore::new(requests.max(1)))
+                .collect(),
+            uploading: clients
+                .iter()
+                .map(|_| Semaphore::new(uploads.max(1)))
                 .collect(),
             clients,
             key,
@@ -180,6 +187,7 @@ impl Sender {
     ) -> Result<(), String> {
         let client = &self.clients[peer];
         let slots = &self.requests[peer];
+        let uploading = &self.uploading[peer];
         let creators: Vec<(Cid, Vec<u8>)> = {
             let at = lock(&self.creators_at);
             let new = batch
@@ -195,6 +203,7 @@ impl Sender {
         let mut uploads = futures::stream::iter(upload_chunks(objects))
             .map(|chunk| async move {
                 let refs: Vec<&[u8]> = chunk.iter().map(Vec::as_slice).collect();
+                let _uploading = uploading.acquire().await;
                 retrying(slots, || client.put_objects(&refs)).await
             })
             .buffer_unordered(self.uploads);
