@@ -61,9 +61,6 @@ pub struct ApiConfig {
     pub upload_grace: Duration,
     /// Client writes are refused (`507`) while the data volume has less free space than this.
     pub min_free_bytes: u64,
-    /// Most uploads (`POST /v1/objects`) being received or stored at once; past it `503`
-    /// before the body is read.
-    pub max_uploads: usize,
     /// Most uploads of one client being received or stored at once; past it `429` before the
     /// body is read (nginx's `limit_conn` on the upload location).
     pub max_uploads_per_client: usize,
@@ -119,8 +116,6 @@ pub const UPLOAD_GRACE_ENV: &str = "MEDIACHAIN_API_UPLOAD_GRACE";
 /// Environment variable: [`ApiConfig::min_free_bytes`].
 pub const MIN_FREE_SPACE_ENV: &str = "MEDIACHAIN_API_MIN_FREE_SPACE";
 
-/// Environment variable: [`ApiConfig::max_uploads`].
-pub const MAX_UPLOADS_ENV: &str = "MEDIACHAIN_API_MAX_UPLOADS";
 /// Environment variable: [`ApiConfig::max_uploads_per_client`].
 pub const MAX_UPLOADS_PER_CLIENT_ENV: &str = "MEDIACHAIN_API_MAX_UPLOADS_PER_CLIENT";
 /// Environment variable: [`ApiConfig::blocking_threads`].
@@ -174,10 +169,9 @@ impl Default for ApiConfig {
             },
             upload_grace: Duration::from_secs(24 * 3600),
             min_free_bytes: 256 * MIB,
-            // Each upload holds its body (up to the object size limit, a batch up to its byte
-            // limit) while it is read and stored: 64 bound that memory, 8 a client (at least
-            // eight clients share the peer's uploads; `mediachain ingest` sends 8 at once).
-            max_uploads: 64,
+            // `mediachain ingest` sends 8 at once. No total: uploads whose bodies are still
+            // arriving cost only a connection (capped, and evicted when slow), and those being
+            // stored are bounded by the write lane of the blocking pool.
             max_uploads_per_client: 8,
             // Most jobs wait on the disk, not the CPU; a write lane of 8 shares each flush
             // among up to 8 writers (the store's group commit).
@@ -317,9 +311,6 @@ impl ApiConfig {
         }
         if let Some(n) = read(MIN_FREE_SPACE_ENV, bytes)? {
             c.min_free_bytes = n;
-        }
-        if let Some(n) = read(MAX_UPLOADS_ENV, count)? {
-            c.max_uploads = n;
         }
         if let Some(n) = read(MAX_UPLOADS_PER_CLIENT_ENV, count)? {
             c.max_uploads_per_client = n;

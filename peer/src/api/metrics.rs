@@ -31,7 +31,7 @@ pub struct EdgeMetrics {
     /// `slow-subscriber`.
     pub streams_dropped: Family<DropLabel, Counter>,
     /// Client writes refused for storage: `quota-exceeded`, `uploads-full`, `low-disk-space`;
-    /// uploads refused an upload slot: `too-many-uploads`, `uploads-busy`.
+    /// uploads refused an upload slot: `too-many-uploads`.
     pub writes_refused: Family<DropLabel, Counter>,
     /// Bytes of uploads no committed transaction references.
     pub upload_bytes: Gauge,

@@ -61,7 +61,7 @@ pub struct Api {
     pub search: Option<Arc<crate::search::SearchService>>,
     /// The blocking pool's lanes (datastore reads and writes, hashing, verification).
     pub offload: Arc<offload::Offload>,
-    /// Uploads being received or stored, in total and per client.
+    /// Uploads being received or stored, per client.
     pub uploads: Arc<slots::Slots>,
 }
 
@@ -77,7 +77,7 @@ impl Api {
     ) -> Self {
         Self {
             offload: Arc::new(offload::Offload::new(&config)),
-            uploads: slots::Slots::new(config.max_uploads, config.max_uploads_per_client),
+            uploads: slots::Slots::new(usize::MAX, config.max_uploads_per_client),
             config: Arc::new(config),
             node,
             overlay,

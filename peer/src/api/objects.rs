@@ -11,11 +11,12 @@
 //! an object in canonical DAG-CBOR) stores many objects in one request, all or none, with one
 //! flush: at most [`MAX_BATCH_OBJECTS`] objects and `max_batch_bytes`, within the quota.
 //!
-//! Before its body is read an upload takes one of the peer's upload slots (at most
-//! `max_uploads` at once, `max_uploads_per_client` of one client: nginx's `limit_conn` on an
-//! upload location), held until it is stored; a client over its share is answered `429`, a peer
-//! with every slot taken `503`, both with `Retry-After`. Decoding, hashing and storing run in
-//! the write lane of the blocking pool, reads in its read lane ([`super::offload`]).
+//! Before its body is read an upload takes one of its client's upload slots (at most
+//! `max_uploads_per_client` at once: nginx's `limit_conn` keyed by client address on an upload
+//! location), held until it is stored; a client over its share is answered `429` with
+//! `Retry-After`. There is no total of slots, which slow uploads from many addresses could
+//! hold: what is being stored is bounded by the write lane of the blocking pool, where decoding,
+//! hashing and storing run; reads run in its read lane ([`super::offload`]).
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -126,24 +127,14 @@ fn admission(
             |api: Api, client, kind: String, length: Option<u64>, query: PutQuery| {
                 let least = storage::least_charge(&kind, length);
                 storage::check_claim(&api, client, least, query.cid.as_deref())?;
-                let slot = api.uploads.enter(client).map_err(|reason| {
-                    let (status, slug, detail) = match reason {
-                        "client-over-capacity" => (
-                            StatusCode::TOO_MANY_REQUESTS,
-                            "too-many-uploads",
-                            "this client has the most uploads in progress a client may have",
-                        ),
-                        _ => (
-                            StatusCode::SERVICE_UNAVAILABLE,
-                            "uploads-busy",
-                            "this peer has the most uploads in progress it takes",
-                        ),
-                    };
-                    api.metrics.edge.refuse_write(slug);
+                // The slots have no total: the only refusal is the client's own cap.
+                let slot = api.uploads.enter(client).map_err(|_| {
+                    api.metrics.edge.refuse_write("too-many-uploads");
                     ApiError::new(
-                        status,
-                        slug,
-                        format!("{detail}; retry after the seconds of Retry-After"),
+                        StatusCode::TOO_MANY_REQUESTS,
+                        "too-many-uploads",
+                        "this client has the most uploads in progress a client may have; retry \
+                         after the seconds of Retry-After",
                     )
                     .retry_after(UPLOAD_RETRY_AFTER)
                 })?;

@@ -7,6 +7,7 @@
 mod batch_uploads;
 mod connections;
 mod labels;
+mod lanes;
 mod origin;
 mod registration;
 mod replay;

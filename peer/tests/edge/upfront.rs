@@ -2,8 +2,8 @@
 //! `Content-Length` would pass its client's quota is answered `507` before a byte of its body is
 //! read (an `Expect: 100-continue` client is never told to send it) and the connection is
 //! closed; a client whose quota is used up is refused any upload from its head, except one whose
-//! `?cid=` names an object already stored, which costs nothing. So is an upload past the upload
-//! slots (`max_uploads_per_client`: `429`; `max_uploads`: `503`), both with `Retry-After`.
+//! `?cid=` names an object already stored, which costs nothing. So is an upload of a client
+//! with `max_uploads_per_client` uploads in progress (`429` with `Retry-After`).
 
 use std::time::Duration;
 
@@ -194,31 +194,4 @@ async fn a_client_past_its_uploads_in_progress_is_refused_429_from_the_head_and_
     let (_, next) = blob("next", 1000);
     let next = exchange(&mut one, &upload_request("/v1/objects", &next)).await;
     assert!(next.starts_with("HTTP/1.1 201"), "{next}");
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn with_every_upload_slot_taken_a_newcomer_is_refused_503_from_the_head() {
-    let dir = tempfile::tempdir().unwrap();
-    let config = ApiConfig {
-        max_uploads: 2,
-        body_grace: Duration::from_secs(120),
-        body_timeout: Duration::from_secs(120),
-        ..ApiConfig::default()
-    };
-    let peer = peer_with(&dir, config).await;
-    let (_a, _) = half_upload(peer.addr, 61, "a").await;
-    let (_b, _) = half_upload(peer.addr, 62, "b").await;
-    metric_reaches(&peer, IN_PROGRESS, 2.0).await;
-    let answer = refused_from_head(
-        peer.addr,
-        63,
-        &upload_head("/v1/objects", "application/octet-stream", 4096),
-    )
-    .await;
-    assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
-    assert!(answer.contains("\"reason\":\"uploads-busy\""), "{answer}");
-    assert!(
-        answer.to_ascii_lowercase().contains("retry-after: 1"),
-        "{answer}"
-    );
 }
