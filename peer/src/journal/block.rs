@@ -7,8 +7,9 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::encode;
 use super::membership::Record;
-use super::transaction::{canonical, Transaction};
+use super::transaction::Transaction;
 use super::vote::Vote;
 use crate::model::{codec, nil_cid, Cid, JournalEntry};
 use crate::time::{UnixMillis, UnixSeconds};
@@ -130,18 +131,46 @@ impl Block {
     }
 
     fn signing_bytes(&self) -> Vec<u8> {
-        if self.signature.is_empty() {
-            return canonical(self);
-        }
-        canonical(&Self {
-            signature: vec![],
-            ..self.clone()
-        })
+        encode::block_bytes(self, false)
     }
 
     /// Canonical DAG-CBOR of the block.
     pub fn to_bytes(&self) -> Vec<u8> {
-        canonical(self)
+        encode::block_bytes(self, true)
+    }
+
+    /// The block without its transactions and entries, and without its signature unless
+    /// `signed` (what `encode` has serde encode; every field is named here, so a field added to
+    /// the block cannot be left out of its encoding).
+    pub(super) fn without_contents(&self, signed: bool) -> Self {
+        let Self {
+            kind,
+            chain,
+            height,
+            timestamp_ms,
+            network,
+            committer,
+            transactions: _,
+            entries: _,
+            signature,
+            parameters,
+            records,
+            finality,
+        } = self;
+        Self {
+            kind: kind.clone(),
+            chain: *chain,
+            height: *height,
+            timestamp_ms: *timestamp_ms,
+            network: network.clone(),
+            committer: committer.clone(),
+            transactions: vec![],
+            entries: vec![],
+            signature: if signed { signature.clone() } else { vec![] },
+            parameters: parameters.clone(),
+            records: records.clone(),
+            finality: finality.clone(),
+        }
     }
 
     /// The block's CID.

@@ -2,6 +2,8 @@
 //!
 //! - [`transaction`]: a client's signed entries with a proof of work;
 //! - [`block`]: signed blocks and the deterministic genesis;
+//! - `encode`: their canonical DAG-CBOR and that of transactions, written straight into one
+//!   buffer (the bytes of their serde form);
 //! - [`verify`]: stateless rules and typed rejections;
 //! - [`evidence`]: proof of misbehaviour found in blocks (a committer's two blocks on one parent);
 //! - [`vote`] and [`finality`]: members' signed Casper FFG votes and the accounting that makes
@@ -20,6 +22,7 @@
 
 pub mod block;
 pub mod certificate;
+mod encode;
 pub mod evidence;
 pub mod finality;
 pub mod fork;

@@ -8,6 +8,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use super::encode;
 use crate::model::JournalEntry;
 use crate::time::UnixSeconds;
 use crate::trust::{pow, Certificate, Chain, PowStamp, PublicKey, Purpose, SecretKey};
@@ -85,12 +86,12 @@ pub(crate) fn canonical<T: Serialize>(value: &T) -> Vec<u8> {
 impl TransactionBody {
     /// The transaction id.
     pub fn id(&self) -> TxId {
-        TxId::of_body_bytes(&canonical(self))
+        TxId::of_body_bytes(&self.to_bytes())
     }
 
     /// The canonical bytes that are signed and hashed into the id.
     pub fn to_bytes(&self) -> Vec<u8> {
-        canonical(self)
+        encode::body_bytes(self)
     }
 }
 
@@ -108,9 +109,10 @@ impl Transaction {
             entries,
             timestamp,
         };
-        let id = body.id();
+        let body_bytes = body.to_bytes();
+        let id = TxId::of_body_bytes(&body_bytes);
         let pow = pow::solve(Purpose::Transaction, &id.0, pow_bits)?;
-        let signature = client.sign(TX_CONTEXT, &canonical(&body)).to_vec();
+        let signature = client.sign(TX_CONTEXT, &body_bytes).to_vec();
         Ok(Self {
             body,
             certificate: chain.0.clone(),
@@ -131,7 +133,7 @@ impl Transaction {
 
     /// Canonical DAG-CBOR of the whole transaction.
     pub fn to_bytes(&self) -> Vec<u8> {
-        canonical(self)
+        encode::transaction_bytes(self)
     }
 
     /// Decodes a transaction from untrusted bytes (canonical DAG-CBOR only).
@@ -146,7 +148,7 @@ impl Transaction {
 
     /// Whether the client's signature over the body verifies.
     pub fn signature_valid(&self) -> bool {
-        self.signature_valid_over(&canonical(&self.body))
+        self.signature_valid_over(&self.body.to_bytes())
     }
 
     /// [`Transaction::signature_valid`] given the body's canonical bytes (computed once by
