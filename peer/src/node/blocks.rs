@@ -98,9 +98,9 @@ impl Node {
         if now.saturating_duration_since(since) < delay && !(in_turn && full) {
             return Ok(None);
         }
-        let mut candidates = state
-            .mempool
-            .candidates(state.journal.rules().max_txs_per_block);
+        let rules = state.journal.rules();
+        let (max, budget) = (rules.max_txs_per_block, rules.tx_budget());
+        let mut candidates = state.mempool.candidates(max, budget);
         // Transactions another peer's block already committed leave the pool; if nothing else is
         // pending there is no block to make (no empty blocks).
         let mut done = vec![];
