@@ -15,7 +15,8 @@
 //!
 //! Reports, per scenario, honest p50/p99 of both runs and their ratio (goal: within 2x), the CPU
 //! each process used (two cores are shared by all three and whatever else the machine runs: the
-//! load average is reported too), what the abusers got, and the peer's open connections, file
+//! load average is reported too, and how long the peer's and the honest clients' threads waited
+//! on a run queue per second they ran), what the abusers got, and the peer's open connections, file
 //! descriptors and peak RSS; then a summary with one line per scenario.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a benchmark fails loudly
@@ -183,6 +184,24 @@ fn cpu(peer: u32, abusers: Option<u32>) -> [f64; 3] {
     ]
 }
 
+/// Run-queue wait per second run of the threads of the peer and of this process since
+/// `before` ([`procstat::sched_seconds`] of each, then now).
+fn waits_since(before: [(f64, f64); 2], peer: u32) -> [f64; 2] {
+    let after = [
+        procstat::sched_seconds(Some(peer)),
+        procstat::sched_seconds(None),
+    ];
+    [0, 1].map(|i| (after[i].1 - before[i].1) / (after[i].0 - before[i].0).max(1e-6))
+}
+
+/// [`procstat::sched_seconds`] of the peer and of this process, now.
+fn sched(peer: u32) -> [(f64, f64); 2] {
+    [
+        procstat::sched_seconds(Some(peer)),
+        procstat::sched_seconds(None),
+    ]
+}
+
 /// The CPU each process used since `before`, in cores over `seconds`.
 fn cores_since(before: [f64; 3], after: [f64; 3], seconds: u64) -> [f64; 3] {
     [0, 1, 2].map(|i| (after[i] - before[i]) / seconds as f64)
@@ -227,8 +246,10 @@ fn scenario(kinds: &[Kind], setting: &Settings) -> Outcome {
 
     eprintln!("{name}: quiet run ({seconds} s, {clients} honest clients)...");
     let before = cpu(peer.pid(), None);
+    let waited = sched(peer.pid());
     let (quiet, quiet_failures) = runtime.block_on(honest(addr, clients, duration, cid));
     let quiet_cpu = cores_since(before, cpu(peer.pid(), None), seconds);
+    let quiet_waits = waits_since(waited, peer.pid());
 
     eprintln!("{name}: abused run ({seconds} s)...");
     let env = [
@@ -239,8 +260,10 @@ fn scenario(kinds: &[Kind], setting: &Settings) -> Outcome {
     // Let the abusers take what they can before measuring.
     std::thread::sleep(Duration::from_secs(2));
     let before = cpu(peer.pid(), Some(abuse.pid()));
+    let waited = sched(peer.pid());
     let (abused, abused_failures) = runtime.block_on(honest(addr, clients, duration, cid));
     let abused_cpu = cores_since(before, cpu(peer.pid(), Some(abuse.pid())), seconds);
+    let abused_waits = waits_since(waited, peer.pid());
     let connections = runtime.block_on(gauge(addr, "mediachain_http_connections_open"));
     let streams = runtime.block_on(gauge(addr, "mediachain_event_streams_open"));
     let fds = std::fs::read_dir(format!("/proc/{}/fd", peer.pid())).map_or(0, |d| d.count());
@@ -272,6 +295,26 @@ fn scenario(kinds: &[Kind], setting: &Settings) -> Outcome {
         ("peer CPU abused".into(), abused_cpu[0], "cores"),
         ("abusers CPU abused".into(), abused_cpu[1], "cores"),
         ("honest clients CPU abused".into(), abused_cpu[2], "cores"),
+        (
+            "peer run-queue wait per s run quiet".into(),
+            quiet_waits[0],
+            "s/s",
+        ),
+        (
+            "peer run-queue wait per s run abused".into(),
+            abused_waits[0],
+            "s/s",
+        ),
+        (
+            "honest clients run-queue wait per s run quiet".into(),
+            quiet_waits[1],
+            "s/s",
+        ),
+        (
+            "honest clients run-queue wait per s run abused".into(),
+            abused_waits[1],
+            "s/s",
+        ),
         ("load average before".into(), load_before, "1-min"),
         ("load average after".into(), load_after, "1-min"),
         ("peer connections open".into(), connections, "connections"),
