@@ -217,6 +217,19 @@ impl Block {
         key.verify(BLOCK_CONTEXT, &self.signing_bytes(), &signature)
     }
 
+    /// [`Block::signature_valid`] for a block whose canonical encoding is `bytes` (what a
+    /// receiver stores): the signing bytes are read off them instead of encoding the block again.
+    pub fn signature_valid_encoded(&self, bytes: &[u8]) -> bool {
+        let (Some(key), Ok(signature), Some(unsigned)) = (
+            self.committer_key(),
+            <[u8; 64]>::try_from(self.signature.as_slice()),
+            super::block_bytes::unsigned(bytes),
+        ) else {
+            return false;
+        };
+        key.verify(BLOCK_CONTEXT, &unsigned, &signature)
+    }
+
     /// Whether this is a genesis block (height 0 on Nil).
     pub fn is_genesis(&self) -> bool {
         self.height == 0 && self.chain == nil_cid()

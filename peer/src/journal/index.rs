@@ -81,6 +81,24 @@ pub fn delta_of(
     entries: &[JournalEntry],
     txs: Vec<TxId>,
 ) -> Result<Delta, IndexError> {
+    delta_with(
+        |canonical| index.head(canonical),
+        block,
+        height,
+        entries,
+        txs,
+    )
+}
+
+/// [`delta_of`] with the heads before the block given by `head_before` (e.g. what a
+/// derivation already read of the index, so the index is not read twice).
+pub fn delta_with(
+    mut head_before: impl FnMut(&Cid) -> Result<Option<Cid>, IndexError>,
+    block: Cid,
+    height: u64,
+    entries: &[JournalEntry],
+    txs: Vec<TxId>,
+) -> Result<Delta, IndexError> {
     let mut heads: Vec<HeadChange> = Vec::with_capacity(entries.len());
     let mut pending: HashMap<Cid, Cid> = HashMap::new();
     let mut cells = Vec::new();
@@ -88,7 +106,7 @@ pub fn delta_of(
         let canonical = entry.reference();
         let before = match pending.get(&canonical) {
             Some(head) => Some(*head),
-            None => index.head(&canonical)?,
+            None => head_before(&canonical)?,
         };
         let after = match *entry {
             JournalEntry::Insert { .. } => nil_cid(),

@@ -9,7 +9,7 @@ use tracing::{debug, info_span, warn};
 use super::{AddResult, Added, Header, Journal, JournalError};
 use crate::journal::block::Block;
 use crate::journal::evidence::Equivocation;
-use crate::journal::index::{delta_of, Index};
+use crate::journal::index::{delta_with, Index};
 use crate::journal::merge::{derive, Derivation, Mode};
 use crate::journal::objects::Objects;
 use crate::journal::timing::check_not_ahead;
@@ -64,7 +64,7 @@ impl<I: Index, O: Objects> Journal<I, O> {
             .map_or_else(|| self.schedule.clone(), |m| m.seats().clone());
         if let Err(reason) = check_block(
             block,
-            bytes.len(),
+            bytes,
             (parent.height, parent.timestamp_ms),
             &self.rules_after(&block.chain),
             &self.cache,
@@ -127,7 +127,7 @@ impl<I: Index, O: Objects> Journal<I, O> {
         let derivation = derive(
             &self.index,
             &self.objects,
-            block.transactions.clone(),
+            &block.transactions,
             Mode::Commit,
         )?;
         if let Some((id, reason)) = derivation.rejected.first() {
@@ -160,15 +160,22 @@ impl<I: Index, O: Objects> Journal<I, O> {
         &mut self,
         cid: Cid,
         block: &Block,
-        derivation: Derivation,
+        mut derivation: Derivation,
     ) -> Result<(), JournalError> {
         for link in &derivation.link_cells {
             self.objects
                 .put_encoded(&link.cid, &link.bytes)
                 .map_err(JournalError::Objects)?;
         }
-        let txs = derivation.accepted_ids;
-        let delta = delta_of(&self.index, cid, block.height, &block.entries, txs)?;
+        let txs = std::mem::take(&mut derivation.accepted_ids);
+        let index = &self.index;
+        let delta = delta_with(
+            |canonical| derivation.head_before(index, canonical),
+            cid,
+            block.height,
+            &block.entries,
+            txs,
+        )?;
         self.index.apply(&delta)?;
         if !self.headers.contains_key(&cid) {
             if let Some(parent) = self.headers.get(&block.chain).copied() {

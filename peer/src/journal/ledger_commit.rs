@@ -35,7 +35,7 @@ impl<I: Index, O: Objects> Journal<I, O> {
         let derivation = derive(
             &self.index,
             &self.objects,
-            vec![tx.clone()],
+            std::slice::from_ref(tx),
             Mode::Admission,
         )?;
         Ok(match derivation.rejected.into_iter().next() {
@@ -108,14 +108,18 @@ impl<I: Index, O: Objects> Journal<I, O> {
             }
         }
         let (block, derivation) = loop {
-            let derivation = derive(&self.index, &self.objects, valid.clone(), Mode::Commit)?;
+            let derivation = derive(&self.index, &self.objects, &valid, Mode::Commit)?;
             let block = Block::commit_with_records(
                 (tip, height),
                 &self.rules.network,
                 timestamp_ms,
                 committer,
                 (records.clone(), finality.clone()),
-                derivation.accepted.clone(),
+                derivation
+                    .accepted
+                    .iter()
+                    .filter_map(|&at| valid.get(at).cloned())
+                    .collect(),
                 derivation.entries.clone(),
             );
             if block.to_bytes().len() <= self.rules.max_block_bytes || valid.len() <= 1 {

@@ -11,6 +11,7 @@
 //! Transactions are all-or-nothing: an invalid entry rejects the whole transaction. The result
 //! depends only on the index and the transactions, so every replica derives the same entries.
 
+use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
 
 use super::index::{IndexError, IndexRead};
@@ -36,17 +37,37 @@ pub struct Derivation {
     pub entries: Vec<JournalEntry>,
     /// `*ChainLink` cells written by merges (to be stored).
     pub link_cells: Vec<Encoded>,
-    /// The transactions that apply, in order.
-    pub accepted: Vec<Transaction>,
+    /// The positions (in the list derived) of the transactions that apply, in order.
+    pub accepted: Vec<usize>,
     /// Their ids, in the same order.
     pub accepted_ids: Vec<TxId>,
     /// The transactions that do not, with the reason.
     pub rejected: Vec<(TxId, TxRejection)>,
+    /// The heads read from the index (before any of these transactions), by canonical: every
+    /// canonical an entry names was read, so the block's delta needs no second read.
+    pub heads_before: HashMap<Cid, Option<Cid>>,
+}
+
+impl Derivation {
+    /// The head of `canonical` in the index the derivation read (`None`: not inserted), from
+    /// what it read, else from `index`.
+    pub fn head_before(
+        &self,
+        index: &impl IndexRead,
+        canonical: &Cid,
+    ) -> Result<Option<Cid>, IndexError> {
+        match self.heads_before.get(canonical) {
+            Some(head) => Ok(*head),
+            None => index.head(canonical),
+        }
+    }
 }
 
 /// The index as seen through the entries derived so far.
 struct Overlay<'a, I> {
     index: &'a I,
+    /// Heads read from the index, remembered.
+    read: RefCell<HashMap<Cid, Option<Cid>>>,
     heads: HashMap<Cid, Cid>,
     cells: HashSet<Cid>,
     txs: HashSet<TxId>,
@@ -54,10 +75,15 @@ struct Overlay<'a, I> {
 
 impl<I: IndexRead> Overlay<'_, I> {
     fn head(&self, canonical: &Cid) -> Result<Option<Cid>, IndexError> {
-        match self.heads.get(canonical) {
-            Some(head) => Ok(Some(*head)),
-            None => self.index.head(canonical),
+        if let Some(head) = self.heads.get(canonical) {
+            return Ok(Some(*head));
         }
+        if let Some(head) = self.read.borrow().get(canonical) {
+            return Ok(*head);
+        }
+        let head = self.index.head(canonical)?;
+        self.read.borrow_mut().insert(*canonical, head);
+        Ok(head)
     }
 
     fn cell_journaled(&self, cell: &Cid) -> Result<bool, IndexError> {
@@ -182,18 +208,19 @@ fn update_cell(
 pub fn derive(
     index: &impl IndexRead,
     objects: &impl Objects,
-    txs: Vec<Transaction>,
+    txs: &[Transaction],
     mode: Mode,
 ) -> Result<Derivation, IndexError> {
     let mut overlay = Overlay {
         index,
+        read: RefCell::new(HashMap::new()),
         heads: HashMap::new(),
         cells: HashSet::new(),
         txs: HashSet::new(),
     };
     let mut out = Derivation::default();
     let mut objects = Lookups::new(objects);
-    for tx in txs {
+    for (at, tx) in txs.iter().enumerate() {
         let id = tx.id();
         if overlay.txs.contains(&id) || index.tx_height(&id)?.is_some() {
             out.rejected.push((id, TxRejection::Duplicate(id)));
@@ -229,11 +256,12 @@ pub fn derive(
                 overlay.txs.insert(id);
                 out.entries.extend(entries);
                 out.link_cells.extend(links);
-                out.accepted.push(tx);
+                out.accepted.push(at);
                 out.accepted_ids.push(id);
             }
         }
     }
+    out.heads_before = overlay.read.into_inner();
     Ok(out)
 }
 

@@ -21,6 +21,7 @@
 //! [`objects::Objects`] traits.
 
 pub mod block;
+mod block_bytes;
 pub mod certificate;
 mod encode;
 pub mod evidence;

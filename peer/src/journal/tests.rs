@@ -99,7 +99,12 @@ impl Net {
         (k, c)
     }
 
-    fn tx(&self, client: usize, entries: Vec<JournalEntry>, timestamp: u64) -> Transaction {
+    pub(crate) fn tx(
+        &self,
+        client: usize,
+        entries: Vec<JournalEntry>,
+        timestamp: u64,
+    ) -> Transaction {
         let (key, chain) = &self.clients[client];
         Transaction::create(key, chain, entries, timestamp, BITS).unwrap()
     }

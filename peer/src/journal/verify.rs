@@ -489,9 +489,10 @@ pub fn check_transaction(
 
 /// Checks of a non-genesis block against its parent's height and timestamp (ms) and the seats
 /// at its height (`schedule`, enforced when the rules carry the network's commit timing).
+/// `bytes` is the block's canonical encoding (its size is bounded, its signature checked over it).
 pub fn check_block(
     block: &Block,
-    size: usize,
+    bytes: &[u8],
     parent: (u64, UnixMillis),
     rules: &Rules,
     cache: &ChainCache,
@@ -520,7 +521,7 @@ pub fn check_block(
     cache
         .verify(rules, &block.committer, Level::Peer, block.time())
         .map_err(BlockRejection::Committer)?;
-    if !block.signature_valid() {
+    if !block.signature_valid_encoded(bytes) {
         return Err(BlockRejection::BadSignature);
     }
     if let Some(timing) = &rules.timing {
@@ -532,9 +533,9 @@ pub fn check_block(
             limit: rules.max_txs_per_block,
         });
     }
-    if size > rules.max_block_bytes {
+    if bytes.len() > rules.max_block_bytes {
         return Err(BlockRejection::TooLarge {
-            size,
+            size: bytes.len(),
             limit: rules.max_block_bytes,
         });
     }

@@ -45,6 +45,12 @@ pub fn decode(bytes: &[u8]) -> Result<Ipld, CodecError> {
     Ok(value)
 }
 
+/// Decodes DAG-CBOR bytes already validated by [`decode`] (what a store accepted), without
+/// checking again that they are canonical.
+pub fn decode_validated(bytes: &[u8]) -> Result<Ipld, CodecError> {
+    serde_ipld_dagcbor::from_slice(bytes).map_err(|e| CodecError::Malformed(e.to_string()))
+}
+
 /// The CIDv1 (given codec, sha2-256) of some bytes.
 pub fn cid_of(codec: u64, bytes: &[u8]) -> Cid {
     Cid::new_v1(codec, Code::Sha2_256.digest(bytes))

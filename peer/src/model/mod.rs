@@ -134,6 +134,12 @@ impl Object {
         Self::from_ipld(codec::decode(bytes)?)
     }
 
+    /// Decodes an object from bytes a store validated as canonical DAG-CBOR when it took them:
+    /// every field is checked as in [`Object::decode`], the encoding is not re-checked.
+    pub fn decode_validated(bytes: &[u8]) -> Result<Self, ModelError> {
+        Self::from_ipld(codec::decode_validated(bytes)?)
+    }
+
     /// Encodes the object and computes its CID.
     pub fn encode(&self) -> Result<Encoded, ModelError> {
         let bytes = codec::encode(&self.to_ipld())?;
@@ -149,11 +155,14 @@ impl Object {
     }
 }
 
-/// The CID of the global [`Object::Nil`].
+/// The CID of the global [`Object::Nil`] (encoded and hashed once per process).
 pub fn nil_cid() -> Cid {
-    #[allow(clippy::expect_used)] // invariant: `{"type":"nil"}` always encodes
-    let bytes = codec::encode(&Object::Nil.to_ipld()).expect("nil encodes");
-    codec::dag_cbor_cid(&bytes)
+    static NIL: std::sync::LazyLock<Cid> = std::sync::LazyLock::new(|| {
+        #[allow(clippy::expect_used)] // invariant: `{"type":"nil"}` always encodes
+        let bytes = codec::encode(&Object::Nil.to_ipld()).expect("nil encodes");
+        codec::dag_cbor_cid(&bytes)
+    });
+    *NIL
 }
 
 #[cfg(test)]
