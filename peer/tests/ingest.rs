@@ -158,6 +158,22 @@ async fn a_catalogue_with_bad_rows_is_ingested_once_with_the_bad_rows_reported()
     assert_eq!(again["rows_skipped"], 2, "{again}");
     assert_eq!(again["rows_failed"], 0, "{again}");
     assert_eq!(again["transactions_committed"], 0, "{again}");
+
+    // Another catalogue naming the same artists and one more: those the index holds are
+    // looked up and only linked (one new entity), whatever window of rows first meets them.
+    let mut more = String::from("title,artist,year\n");
+    for n in 0..16 {
+        more.push_str(&format!("More {n},Artist {},{}\n", n % 8, 1900 + n));
+    }
+    std::fs::write(fleet.path().join("more.csv"), more).unwrap();
+    let summary = run(ingest(&fleet, "more.csv", &["--rows-per-tx", "5"]));
+    assert_eq!(summary["artefacts_committed"], 16, "{summary}");
+    assert_eq!(summary["entities_committed"], 1, "{summary}");
+    let held = both_hold(&fleet, 48 + 16 + 1).await;
+    assert!(
+        held.values().all(|n| *n == 1),
+        "each inserted once: {held:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -2,7 +2,8 @@
 //!
 //! Each row becomes an artefact (`insert`) with an `artefactCreatedBy` cell (`update`) linking
 //! its creator, an entity inserted the first time the run meets its name (de-duplicated by name;
-//! one already in the index is only linked). Rows are grouped into transactions of many entries
+//! one already in the index is only linked: the creators a window of rows meets first are looked
+//! up together, concurrently). Rows are grouped into transactions of many entries
 //! ([`batch`]), spread round-robin over the peers given, their objects uploaded concurrently and
 //! the transactions kept in flight up to a bound ([`send`]). A local journal ([`journal`]) records
 //! what was sent and confirmed, so that a run interrupted (Ctrl-C, a crash) resumes without
@@ -21,6 +22,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::Args;
+use futures::{StreamExt, TryStreamExt};
 use indicatif::{ProgressBar, ProgressStyle};
 use mediachain::client::{Client, ClientError};
 use mediachain::model::{Cid, Object};
@@ -197,46 +199,50 @@ async fn run_async(args: IngestArgs, peer: &PeerArgs) -> Result<(), CliError> {
     let mut next_peer = 0;
     let mut tasks = tokio::task::JoinSet::new();
     let mut rows = source::rows(&args.input, format).map_err(CliError::Input)?;
-    loop {
-        if *interrupts.borrow() > 0 {
-            break;
-        }
-        let Some((line, row)) = rows.next() else {
-            break;
-        };
-        if resumed.done.contains(&line) {
-            continue;
-        }
-        lock_stats(&sender).rows += 1;
-        let record = match row.and_then(|r| mapping.record(&r)) {
-            Ok(record) => record,
-            Err(e) => {
-                skip(&sender, line, e.to_string());
-                continue;
-            }
-        };
-        if let Some(creator) = &record.creator {
-            let name = creator.meta.name().unwrap_or_default();
-            if batcher.is_new(name) {
-                if let Some(cid) = indexed(&clients[0], &Object::Entity(creator.clone())).await? {
-                    batcher.committed(name, cid);
-                }
-            }
-        }
-        let full = match batcher.push(line, &record, mediachain::time::now()) {
-            Ok(full) => full,
-            Err(e) => {
-                skip(&sender, line, e);
-                continue;
-            }
-        };
-        if let Some(batch) = full {
-            let slot = tokio::select! {
-                slot = slots.clone().acquire_owned() => slot.map_err(|e| CliError::Network(e.to_string()))?,
-                _ = interrupts.changed() => break,
+    'rows: while *interrupts.borrow() == 0 {
+        // A window of rows is read ahead so that the creators it meets for the first time are
+        // looked up together, not one round trip per creator between rows.
+        let mut window = Vec::with_capacity(WINDOW);
+        let mut end = false;
+        while window.len() < WINDOW {
+            let Some((line, row)) = rows.next() else {
+                end = true;
+                break;
             };
-            tasks.spawn(sender.clone().send(batch, next_peer, slot));
-            next_peer = (next_peer + 1) % clients.len();
+            if resumed.done.contains(&line) {
+                continue;
+            }
+            lock_stats(&sender).rows += 1;
+            match row.and_then(|r| mapping.record(&r)) {
+                Ok(record) => window.push((line, record)),
+                Err(e) => skip(&sender, line, e.to_string()),
+            }
+        }
+        for (name, cid) in committed_creators(&clients[0], &batcher, &window).await? {
+            batcher.committed(&name, cid);
+        }
+        for (line, record) in window {
+            if *interrupts.borrow() > 0 {
+                break 'rows;
+            }
+            let full = match batcher.push(line, &record, mediachain::time::now()) {
+                Ok(full) => full,
+                Err(e) => {
+                    skip(&sender, line, e);
+                    continue;
+                }
+            };
+            if let Some(batch) = full {
+                let slot = tokio::select! {
+                    slot = slots.clone().acquire_owned() => slot.map_err(|e| CliError::Network(e.to_string()))?,
+                    _ = interrupts.changed() => break 'rows,
+                };
+                tasks.spawn(sender.clone().send(batch, next_peer, slot));
+                next_peer = (next_peer + 1) % clients.len();
+            }
+        }
+        if end {
+            break;
         }
     }
     if *interrupts.borrow() == 0 {
@@ -305,6 +311,38 @@ fn lock_journal_sync(sender: &Sender) -> std::io::Result<()> {
 fn skip(sender: &Sender, line: u64, reason: String) {
     lock_stats(sender).skipped.push((line, reason));
     sender.progress.inc(1);
+}
+
+/// Rows read ahead at a time (their new creators are looked up together).
+const WINDOW: usize = 2_048;
+/// Index lookups of creators in flight at a time.
+const LOOKUPS: usize = 32;
+
+/// The creators first met in `window` (each name once) that the peer's index already holds,
+/// with their CIDs: looked up concurrently, at most [`LOOKUPS`] at a time.
+async fn committed_creators(
+    client: &Client,
+    batcher: &Batcher,
+    window: &[(u64, mapping::Record)],
+) -> Result<Vec<(String, Cid)>, CliError> {
+    let mut names = std::collections::HashSet::new();
+    let fresh: Vec<(String, Object)> = window
+        .iter()
+        .filter_map(|(_, record)| record.creator.as_ref())
+        .filter_map(|creator| {
+            let name = creator.meta.name().unwrap_or_default();
+            (batcher.is_new(name) && names.insert(name.to_string()))
+                .then(|| (name.to_string(), Object::Entity(creator.clone())))
+        })
+        .collect();
+    let found: Vec<Option<(String, Cid)>> = futures::stream::iter(fresh)
+        .map(|(name, entity)| async move {
+            Ok::<_, CliError>(indexed(client, &entity).await?.map(|cid| (name, cid)))
+        })
+        .buffered(LOOKUPS)
+        .try_collect()
+        .await?;
+    Ok(found.into_iter().flatten().collect())
 }
 
 /// The CID of `object` when the peer's index holds it as a canonical.
