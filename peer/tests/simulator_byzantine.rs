@@ -5,6 +5,10 @@
 //! both, a random partition of the honest members in every run (4 s or more, transactions
 //! submitted on both sides; the Byzantine members reach both sides) under epochs of 1, 2 or 4
 //! blocks, a crash and restart from the store, loss, duplication and reordering, then a heal.
+//! During the split the root revokes the last Byzantine member through one side's honest peers
+//! (`sim/seats.rs`), so the revocation is pending while finality may be stopped: no honest peer
+//! drops its seat before its chain records the revocation's block final, and after the heal
+//! every honest peer holds the same seats, without it.
 //! For every seed: no two honest
 //! peers finalise conflicting blocks, finality resumes within the quiet time after the last heal
 //! (every block with a transaction final everywhere), no committed transaction is lost or
@@ -40,6 +44,7 @@ fn run(peers: usize, f: usize, seeds: Vec<u64>) -> Vec<String> {
     let started = Instant::now();
     let count = seeds.len();
     let mut failures = vec![];
+    let mut stopped = 0;
     for seed in seeds {
         let kinds = Byzantine::pick(seed, f);
         // Short epochs too: islands of a partition reach finality's thresholds within it.
@@ -53,12 +58,15 @@ fn run(peers: usize, f: usize, seeds: Vec<u64>) -> Vec<String> {
         sim.run();
         let mut violations = sim.check_finality();
         violations.extend(sim.check());
+        violations.extend(sim.check_seats());
+        stopped += usize::from(sim.finality_stopped());
         eprintln!(
-            "seed {seed} (N = {peers}, epoch {}, {kinds:?}): {}; {}; {}",
+            "seed {seed} (N = {peers}, epoch {}, {kinds:?}): {}; {}; {}; {}",
             plan.epoch_length,
             sim.summary(),
             sim.finality_summary(),
-            sim.byzantine_summary()
+            sim.byzantine_summary(),
+            sim.seats_summary()
         );
         if sim.committed.is_empty() {
             violations.push("nothing was committed".into());
@@ -71,7 +79,8 @@ fn run(peers: usize, f: usize, seeds: Vec<u64>) -> Vec<String> {
         }
     }
     eprintln!(
-        "N = {peers}, f = {f}: {count} seeds in {:.1} s",
+        "N = {peers}, f = {f}: {count} seeds in {:.1} s; finality stopped while the revocation \
+         was pending in {stopped}",
         started.elapsed().as_secs_f64()
     );
     failures

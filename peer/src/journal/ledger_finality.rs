@@ -283,9 +283,8 @@ impl<I: Index, O: Objects> Journal<I, O> {
     }
 
     /// Whether a canonical block above the final checkpoint holds transactions, or the tip's
-    /// membership holds a change whose block the chain has not recorded final (blocks are then
-    /// due, empty if need be, so the epochs that make them final, and the block recording it,
-    /// come).
+    /// membership holds a change not in force yet (blocks are then due, empty if need be, so the
+    /// epochs that make them final, the block recording it and its activation height come).
     pub fn awaits_finality(&self) -> Result<bool, JournalError> {
         let Some(finalized) = self.finalized() else {
             return Ok(false);

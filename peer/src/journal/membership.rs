@@ -148,9 +148,10 @@ impl Membership {
         self.recorded_final
     }
 
-    /// Whether a change waits for the chain to record its block final.
+    /// Whether a change waits: for the chain to record its block final, or for its activation
+    /// height (blocks are due until it is in force).
     pub fn awaits_finality(&self) -> bool {
-        !self.unfinal.is_empty()
+        !self.unfinal.is_empty() || !self.pending.is_empty()
     }
 
     /// Records that the block at `height` carries a certificate proving the checkpoint at

@@ -244,8 +244,15 @@ impl Node {
                 let ids: Vec<TxId> = block.transactions.iter().map(Transaction::id).collect();
                 state.mempool.remove(ids.iter());
                 self.settle_orphans(&mut state, ids.iter())?;
-                if let Ok(Added::Reorganized { orphans, .. }) = &outcome {
+                if let Ok(Added::Reorganized {
+                    orphans,
+                    old_tip,
+                    ancestor,
+                }) = &outcome
+                {
                     self.keep_orphans(&mut state, orphans.clone(), now)?;
+                    let unix = self.clock.unix();
+                    super::membership::requeue_abandoned(&mut state, *old_tip, *ancestor, unix);
                 }
                 // Above the old tip, or above the common ancestor of a reorganisation.
                 let since = match &outcome {

@@ -169,7 +169,9 @@ impl Node {
         }
         let mut joined = vec![];
         if let Some(Added::Reorganized {
-            orphans, ancestor, ..
+            orphans,
+            ancestor,
+            old_tip,
         }) = moved
         {
             info!(
@@ -179,6 +181,8 @@ impl Node {
             let now = self.clock.instant();
             state.last_block_at = now;
             self.keep_orphans(&mut state, orphans, now)?;
+            let unix = self.clock.unix();
+            super::membership::requeue_abandoned(&mut state, old_tip, ancestor, unix);
             joined = blocks::joined(&state, ancestor + 1, None)?;
         }
         drop(state);

@@ -8,6 +8,7 @@ use tracing::{info, warn};
 
 use super::{Node, State};
 use crate::journal::membership::{Record, RecordRejection};
+use crate::model::Cid;
 use crate::time::UnixSeconds;
 
 /// Most membership records waiting for a block at one node.
@@ -38,6 +39,27 @@ fn record_issuer(record: &Record) -> String {
             .map(|c| c.body.subject.to_string())
             .unwrap_or_default(),
         Record::Revoke(list) => list.body.issuer.to_string(),
+    }
+}
+
+/// Puts back in the queue the membership records of the blocks a reorganisation abandoned
+/// (from `old_tip` down to the first above `ancestor`) that still hold on the new tip: like
+/// orphaned transactions, a revocation or join committed only on a losing branch (an island of
+/// a partition) is committed again. Records the new chain holds already no longer hold.
+pub(super) fn requeue_abandoned(state: &mut State, old_tip: Cid, ancestor: u64, now: UnixSeconds) {
+    let mut cursor = old_tip;
+    let mut records = vec![];
+    while let Ok(block) = state.journal.load_block(&cursor) {
+        if block.height <= ancestor {
+            break;
+        }
+        records.extend(block.records.iter().rev().cloned());
+        cursor = block.chain;
+    }
+    for record in records.into_iter().rev() {
+        if state.journal.check_record(&record, now).is_ok() && queue(state, record) {
+            info!("membership record of an abandoned block queued again");
+        }
     }
 }
 

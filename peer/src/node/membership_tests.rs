@@ -1,6 +1,6 @@
 //! Membership records at a node: a newcomer's join request is taken by a member and put in
-//! its next block (after which the newcomer asks no more), and a revocation list given at start
-//! goes on the chain.
+//! its next block (after which the newcomer asks no more), a revocation list given at start
+//! goes on the chain, and a record whose block a reorganisation abandons waits for a block again.
 
 use std::time::Duration;
 
@@ -119,4 +119,59 @@ fn a_revocation_list_given_at_start_goes_on_the_chain() {
     let on_chain = member.with_journal(|j| j.membership().unwrap());
     assert!(on_chain.revocations().revokes(&org.root.public(), &victim));
     assert!(member.pending_records().is_empty());
+}
+
+#[test]
+fn a_record_on_a_branch_a_reorganisation_abandons_is_queued_again() {
+    let org = org();
+    let dir = tempfile::tempdir().unwrap();
+    let first = first_committer(&org);
+    let member = open(&org, first, org.network.rules(), dir.path());
+    let now = crate::time::now();
+    let victim = SecretKey::generate().public();
+    let list = RevocationList::empty(&org.root, now).with(
+        &org.root,
+        Revocation {
+            subject: victim,
+            revoked_at: now,
+            reason: "test".into(),
+        },
+        now,
+    );
+    let record = Record::Revoke(list);
+    assert_eq!(member.offer_record(record.clone()), Ok(true));
+    let own = commit(&member);
+    assert_eq!(own.records, vec![record.clone()]);
+    assert!(member.pending_records().is_empty(), "taken by its block");
+    // Another island's branch without it: an out-of-turn block at 1, then two in turn, heavier.
+    let seats = Schedule::new(org.network.seated_members());
+    let peer = |key: PublicKey| org.members.iter().find(|(k, _)| k.public() == key).unwrap();
+    let other = org
+        .members
+        .iter()
+        .find(|(k, _)| k.public() != first.0.public())
+        .unwrap();
+    let mut parent = (member.genesis(), 0);
+    let start = own.timestamp_ms.saturating_sub(3_000);
+    for height in 1..=3u64 {
+        let (key, chain) = if height == 1 {
+            other
+        } else {
+            peer(seats.in_turn(height).unwrap())
+        };
+        let at = start + height * 100;
+        let block = Block::commit(parent, "joins", at, (key, chain), vec![], vec![]);
+        parent = (block.cid(), height);
+        let bundle = BlockBundle {
+            block: block.to_bytes(),
+            objects: vec![],
+        };
+        assert!(member.receive_block(&bundle).unwrap().outcome.is_ok());
+    }
+    assert_eq!(member.tip().unwrap(), parent, "the heavier branch won");
+    assert_eq!(
+        member.pending_records(),
+        vec![record],
+        "the abandoned block's revocation waits for a block again"
+    );
 }

@@ -124,8 +124,9 @@ impl Sim {
 
     /// A partition in every run, with honest members on both sides and transactions submitted
     /// on both during it, so that each island commits and, with the Byzantine members' votes,
-    /// tries to finalise: from a random time in the first half of the chaos for 4 s or more.
-    /// The running honest peers are `0..honest`.
+    /// tries to finalise: from a random time in the first half of the chaos for 4 s or more;
+    /// 1.5 s into it, the root revokes the last Byzantine member on one side. The running
+    /// honest peers are `0..honest`.
     fn schedule_split(&mut self, honest: usize) {
         let chaos = self.plan.chaos.as_micros() as u64;
         let mut groups: Vec<u8> = (0..self.peers.len())
@@ -143,8 +144,13 @@ impl Sim {
                 self.at(from + 500_000 + k * 1_000_000, Event::Submit(peer));
             }
         }
-        self.at(from, Event::Partition(groups));
+        self.at(from, Event::Partition(groups.clone()));
         self.at(until, Event::Heal);
+        // The root revokes the last Byzantine member during the split, through the honest
+        // peers of one side: its seat change waits for finality (`super::seats`).
+        let side: Vec<usize> = (0..honest).filter(|i| groups[*i] == 0).collect();
+        let victim = self.peers.len() - 1;
+        self.at(from + 1_500_000, Event::Revoke { at: side, victim });
     }
 
     /// For an adversary that equivocated: the violation if no running honest peer keeps

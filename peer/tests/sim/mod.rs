@@ -26,6 +26,7 @@ mod links;
 mod net;
 mod peer;
 mod plan;
+mod seats;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::AtomicU64;
@@ -53,6 +54,10 @@ pub const NETWORK: &str = "sim";
 pub struct Sim {
     /// The seed.
     pub seed: u64,
+    /// The network's root (it signs revocations: [`seats`]).
+    root: SecretKey,
+    /// A revocation the run publishes, and how it went ([`seats`]).
+    pub revocation: Option<seats::Revocation>,
     rng: StdRng,
     clock: Arc<SimClock>,
     now: u64,
@@ -179,6 +184,8 @@ impl Sim {
         let group = vec![0; peers.len()];
         let mut sim = Self {
             seed,
+            root,
+            revocation: None,
             rng: StdRng::seed_from_u64(seed ^ 0x5eed),
             clock,
             now: 0,
@@ -377,9 +384,11 @@ impl Sim {
                 self.relink()
             }
             Event::Heal => {
+                self.check_seats_during_run();
                 self.group = vec![0; self.peers.len()];
                 self.relink()
             }
+            Event::Revoke { at, victim } => self.revoke(&at, victim),
             Event::Crash(i) => {
                 self.peers[i].crash();
                 self.relink()

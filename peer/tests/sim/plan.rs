@@ -58,6 +58,11 @@ pub(super) enum Event {
     Heal,
     Crash(usize),
     Restart(usize),
+    /// The root revokes peer `victim`, the list offered to the peers `at`.
+    Revoke {
+        at: Vec<usize>,
+        victim: usize,
+    },
 }
 
 /// How a run is shaped.
