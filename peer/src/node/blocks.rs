@@ -252,7 +252,12 @@ impl Node {
                 {
                     self.keep_orphans(&mut state, orphans.clone(), now)?;
                     let unix = self.clock.unix();
-                    super::membership::requeue_abandoned(&mut state, *old_tip, *ancestor, unix);
+                    super::membership::requeue_abandoned(
+                        &mut state,
+                        &self.store,
+                        (*old_tip, *ancestor),
+                        unix,
+                    );
                 }
                 // Above the old tip, or above the common ancestor of a reorganisation.
                 let since = match &outcome {

@@ -182,7 +182,12 @@ impl Node {
             state.last_block_at = now;
             self.keep_orphans(&mut state, orphans, now)?;
             let unix = self.clock.unix();
-            super::membership::requeue_abandoned(&mut state, old_tip, ancestor, unix);
+            super::membership::requeue_abandoned(
+                &mut state,
+                &self.store,
+                (old_tip, ancestor),
+                unix,
+            );
             joined = blocks::joined(&state, ancestor + 1, None)?;
         }
         drop(state);

@@ -2,13 +2,15 @@
 //! clients of the API (revocations), by peers (their identity records carry the records they
 //! hold) and by this peer itself (its own join request, the revocation lists it was started
 //! with) wait here, bounded, until a block carries them; each is checked against the tip first.
-//! Never touches the network.
+//! They are kept in the store too (`store/records.rs`), so a crash before a block or this peer's
+//! identity record carried one does not lose it. Never touches the network.
 
 use tracing::{info, warn};
 
 use super::{Node, State};
 use crate::journal::membership::{Record, RecordRejection};
 use crate::model::Cid;
+use crate::store::Store;
 use crate::time::UnixSeconds;
 
 /// Most membership records waiting for a block at one node.
@@ -46,7 +48,12 @@ fn record_issuer(record: &Record) -> String {
 /// (from `old_tip` down to the first above `ancestor`) that still hold on the new tip: like
 /// orphaned transactions, a revocation or join committed only on a losing branch (an island of
 /// a partition) is committed again. Records the new chain holds already no longer hold.
-pub(super) fn requeue_abandoned(state: &mut State, old_tip: Cid, ancestor: u64, now: UnixSeconds) {
+pub(super) fn requeue_abandoned(
+    state: &mut State,
+    store: &Store,
+    (old_tip, ancestor): (Cid, u64),
+    now: UnixSeconds,
+) {
     let mut cursor = old_tip;
     let mut records = vec![];
     while let Ok(block) = state.journal.load_block(&cursor) {
@@ -57,9 +64,36 @@ pub(super) fn requeue_abandoned(state: &mut State, old_tip: Cid, ancestor: u64, 
         cursor = block.chain;
     }
     for record in records.into_iter().rev() {
-        if state.journal.check_record(&record, now).is_ok() && queue(state, record) {
+        if state.journal.check_record(&record, now).is_ok() && queue(state, record.clone()) {
             info!("membership record of an abandoned block queued again");
+            keep(store, &record);
         }
+    }
+}
+
+/// Queues again the records the store kept (those that still hold on the tip; the others are
+/// forgotten).
+pub(super) fn restore(state: &mut State, store: &Store, now: UnixSeconds) {
+    let kept = match store.records() {
+        Ok(kept) => kept,
+        Err(error) => {
+            warn!(%error, "reading the kept membership records failed");
+            return;
+        }
+    };
+    for record in kept {
+        if state.journal.check_record(&record, now).is_ok() && queue(state, record.clone()) {
+            info!("kept membership record queued again");
+        } else if let Err(error) = store.remove_record(&record) {
+            warn!(%error, "forgetting a membership record failed");
+        }
+    }
+}
+
+/// Keeps `record` in the store (a failure is logged: it still waits in memory).
+fn keep(store: &Store, record: &Record) {
+    if let Err(error) = store.put_record(record) {
+        warn!(%error, "keeping a membership record failed");
     }
 }
 
@@ -81,9 +115,10 @@ impl Node {
         if state.records.contains(&record) {
             return Ok(true);
         }
-        let queued = queue(&mut state, record);
+        let queued = queue(&mut state, record.clone());
         if queued {
             info!(pending = state.records.len(), "membership record queued");
+            keep(&self.store, &record);
         }
         Ok(queued)
     }
@@ -113,9 +148,15 @@ impl Node {
     pub(super) fn records_due(&self, state: &mut State) -> Vec<Record> {
         let now = self.clock.unix();
         let journal = &state.journal;
-        state
-            .records
-            .retain(|r| journal.check_record(r, now).is_ok());
+        let (waiting, done): (Vec<Record>, Vec<Record>) = std::mem::take(&mut state.records)
+            .into_iter()
+            .partition(|r| journal.check_record(r, now).is_ok());
+        for record in &done {
+            if let Err(error) = self.store.remove_record(record) {
+                warn!(%error, "forgetting a membership record failed");
+            }
+        }
+        state.records = waiting;
         state.records.clone()
     }
 }

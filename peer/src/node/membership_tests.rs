@@ -1,6 +1,7 @@
 //! Membership records at a node: a newcomer's join request is taken by a member and put in
 //! its next block (after which the newcomer asks no more), a revocation list given at start
-//! goes on the chain, and a record whose block a reorganisation abandons waits for a block again.
+//! goes on the chain, a record whose block a reorganisation abandons waits for a block again,
+//! and a waiting record survives a restart.
 
 use std::time::Duration;
 
@@ -174,4 +175,38 @@ fn a_record_on_a_branch_a_reorganisation_abandons_is_queued_again() {
         vec![record],
         "the abandoned block's revocation waits for a block again"
     );
+}
+
+#[test]
+fn a_waiting_record_survives_a_restart_until_a_block_carries_it() {
+    let org = org();
+    let dir = tempfile::tempdir().unwrap();
+    let first = first_committer(&org);
+    let now = crate::time::now();
+    let list = RevocationList::empty(&org.root, now).with(
+        &org.root,
+        Revocation {
+            subject: SecretKey::generate().public(),
+            revoked_at: now,
+            reason: "test".into(),
+        },
+        now,
+    );
+    let record = Record::Revoke(list);
+    {
+        let member = open(&org, first, org.network.rules(), dir.path());
+        assert_eq!(member.offer_record(record.clone()), Ok(true));
+    }
+    // Crashed before a block or its identity record carried it.
+    let member = open(&org, first, org.network.rules(), dir.path());
+    assert_eq!(member.pending_records(), vec![record.clone()]);
+    assert_eq!(commit(&member).records, vec![record]);
+    assert!(member.pending_records().is_empty());
+    drop(member);
+    let member = open(&org, first, org.network.rules(), dir.path());
+    assert!(
+        member.pending_records().is_empty(),
+        "forgotten once carried"
+    );
+    assert!(member.store().records().unwrap().is_empty());
 }

@@ -281,6 +281,7 @@ impl Node {
         if let Some(network) = &params.network_params {
             finality::restore(&mut state, &store, network.consensus.epoch_length)?;
             membership::queue_start_lists(&mut state, clock.unix());
+            membership::restore(&mut state, &store, clock.unix());
         }
         orphans::restore(&mut state, &store, clock.instant())?;
         let admission = std::sync::RwLock::new(state.journal.rules().clone());

@@ -20,6 +20,7 @@ mod group;
 mod index;
 mod objects;
 mod orphans;
+mod records;
 mod uploads;
 pub use evidence::{EvidenceSummary, KeptEvidence};
 pub use index::SledIndex;

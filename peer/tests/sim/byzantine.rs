@@ -289,7 +289,12 @@ impl Strategy for EquivocatingCommitter {
         let next = height + 1;
         let in_turn = ctx.node.with_journal(|j| j.schedule().rank(next, &me)) == Some(0);
         let due = ctx.node.with_journal(|j| j.earliest_commit(&me)).unwrap();
-        if in_turn && due.is_some_and(|at| at <= ctx.unix_ms) && self.forked.insert(next) {
+        // Once its chain revokes it, its blocks are refused unseen (no evidence): it stops.
+        let revoked = ctx
+            .node
+            .with_journal(|j| j.revoked_after(&tip, &ctx.chain.0));
+        let slot = in_turn && !revoked && due.is_some_and(|at| at <= ctx.unix_ms);
+        if slot && self.forked.insert(next) {
             let half = |parity: usize| -> Vec<usize> {
                 let peers = ctx.peers.iter().enumerate();
                 peers

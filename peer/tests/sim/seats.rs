@@ -49,8 +49,8 @@ impl Sim {
             .unwrap_or(0)
     }
 
-    /// The root's revocation of peer `victim`, offered to the running peers of `at` (to every
-    /// running honest peer when none of them runs).
+    /// The root's revocation of peer `victim`, offered to the running peers of `at` (to the
+    /// other honest peers when none of them runs).
     pub(super) fn revoke(&mut self, at: &[usize], victim: usize) -> Vec<(usize, usize, Msg)> {
         let subject = self.peers[victim].key.public();
         let now = self.clock.unix();
@@ -60,17 +60,13 @@ impl Sim {
             reason: "simulated".into(),
         };
         let list = RevocationList::empty(&self.root, now).with(&self.root, revocation, now);
-        // Through the running peers of `at`; when all are down (a crash), through the others.
-        let up: Vec<usize> = at
-            .iter()
-            .copied()
-            .filter(|i| self.peers[*i].is_up())
-            .collect();
-        let through = if up.is_empty() {
-            self.honest_nodes().map(|(i, _)| i).collect()
-        } else {
-            up
-        };
+        // Through the running peers of `at` (a peer that crashes later keeps it in its store
+        // and spreads it once restarted); when none runs, through the other honest peers.
+        let up = |i: &usize| self.peers[*i].is_up();
+        let mut through: Vec<usize> = at.iter().copied().filter(up).collect();
+        if through.is_empty() {
+            through = self.honest_nodes().map(|(i, _)| i).collect();
+        }
         for i in through {
             let node = self.peers[i].node().unwrap();
             node.offer_record(Record::Revoke(list.clone())).unwrap();
