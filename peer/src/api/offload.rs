@@ -22,7 +22,7 @@ use super::ApiConfig;
 /// Which lane a job runs in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Lane {
-    /// Reads (objects, block pages, queries): what honest readers wait for.
+    /// Reads (objects, queries): what honest readers wait for.
     Read,
     /// Writes and the CPU work before them (hashing, decoding, verification).
     Write,
@@ -40,9 +40,12 @@ struct Bound {
 
 impl Bound {
     fn new(threads: usize, queue: usize) -> Self {
+        // A semaphore holds at most `MAX_PERMITS` (a setting past it means "unbounded").
+        let threads = threads.clamp(1, Semaphore::MAX_PERMITS);
+        let admitted = threads.saturating_add(queue).min(Semaphore::MAX_PERMITS);
         Self {
-            running: Arc::new(Semaphore::new(threads.max(1))),
-            admitted: Arc::new(Semaphore::new(threads.max(1).saturating_add(queue))),
+            running: Arc::new(Semaphore::new(threads)),
+            admitted: Arc::new(Semaphore::new(admitted)),
         }
     }
 }
@@ -155,5 +158,12 @@ mod tests {
         // Every permit came back.
         assert_eq!(offload.run(Lane::Write, || Ok(5)).await.unwrap(), 5);
         assert_eq!(offload.write.admitted.available_permits(), 2);
+        // A setting past what a semaphore holds is taken as its most, not a panic.
+        let unbounded = Offload::new(&ApiConfig {
+            blocking_threads: usize::MAX,
+            blocking_queue: usize::MAX,
+            ..ApiConfig::default()
+        });
+        assert_eq!(unbounded.run(Lane::Read, || Ok(6)).await.unwrap(), 6);
     }
 }
