@@ -118,7 +118,7 @@ fn main() {
     };
     let peers_before = cpu(&fleet);
     let started = Instant::now();
-    let child = mediachain::lifeline::tie(&mut cmd)
+    let mut child = mediachain::lifeline::tie(&mut cmd)
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
@@ -136,12 +136,22 @@ fn main() {
         }
         last
     });
-    let output = child.wait_with_output().unwrap();
+    // The child's standard input is its lifeline: `wait` and `wait_with_output` close it (the
+    // CLI would take that for this process's exit and stop at once), so it is held until exit.
+    let lifeline = child.stdin.take();
+    let mut stdout = child.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut stdout, &mut text).unwrap();
+        text
+    });
+    let status = child.wait().unwrap();
+    drop(lifeline);
+    let stdout = reader.join().unwrap();
     let wall = started.elapsed().as_secs_f64();
     let peers_cpu = cpu(&fleet) - peers_before;
     let ingest_cpu = sampler.join().unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(output.status.success(), "ingest failed: {stdout}");
+    assert!(status.success(), "ingest failed: {stdout}");
     let summary: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
     let n = |key: &str| summary[key].as_f64().unwrap_or(0.0);
     let entries = n("artefacts_committed") + n("cells_committed") + n("entities_committed");
