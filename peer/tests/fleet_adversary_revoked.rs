@@ -2,8 +2,9 @@
 //! `support/adversary.rs` (three honest processes and a rogue seated member under network
 //! parameters). A revoked client's transaction signed before its revocation and sent after the
 //! revocation is final, over HTTP, on gossip and in the rogue's block at its slot; and the
-//! identity record the rogue gossiped while a member, sent again after its own revocation is
-//! final. Each asserts that the attack is refused and counted by every honest peer, that the
+//! identity record the rogue gossiped while a member, sent again through a relay after its own
+//! revocation is final; and the connections the member held when the revocation landed, which
+//! every honest peer closes (issue 14, item 1), and its new ones, denied. Each asserts that the attack is refused and counted by every honest peer, that the
 //! honest peers keep finalising, and that no final transaction is lost.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
@@ -26,6 +27,24 @@ use support::adversary::{
 use support::fleet::Fleet;
 use support::rogue::Rogue;
 use support::work::TX_BITS;
+
+/// A key's PeerId as logs print it.
+fn key_id(key: &SecretKey) -> String {
+    key.public().peer_id().to_string()
+}
+
+/// Runs two rogues side by side for `duration`.
+async fn run_both(a: &mut Rogue, b: &mut Rogue, duration: Duration) {
+    tokio::join!(a.run_for(duration), b.run_for(duration));
+}
+
+/// What each honest peer refused of identity records: records whose chain no longer
+/// verifies, and gossip authored by a peer it cut off.
+async fn refused_records(fleet: &Fleet) -> Vec<f64> {
+    let records = rejected_each(fleet, "peer", "record").await;
+    let cut_off = rejected_each(fleet, "message", "cut_off").await;
+    records.iter().zip(&cut_off).map(|(r, c)| r + c).collect()
+}
 
 /// `issuer`'s signed list revoking `subject` from now, sent to the network through peer 1.
 async fn revoke(fleet: &Fleet, issuer: &SecretKey, subject: PublicKey) {
@@ -214,24 +233,76 @@ async fn a_revoked_members_replayed_identity_record_is_refused_and_it_is_not_adm
     revoke(&fleet, &fleet.root, member).await;
     let second = revocation_final(&fleet, &mut rogue, &member, &[first]).await;
 
-    // The same record again (what a relay of the captured message delivers: the rogue's
-    // signature and bytes): every honest peer refuses it.
-    rogue.publish("peers", recorded);
-    serve_until(
-        &fleet,
-        &mut rogue,
-        "every honest peer to refuse the revoked member's replayed record",
-        Duration::from_secs(30),
-        || async {
-            let counts = rejected_each(&fleet, "peer", "record").await;
-            counts.iter().all(|n| *n >= 1.0)
-        },
-    )
-    .await;
+    // Every honest peer closed the connections the member held when it was admitted, and
+    // says why.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while rogue.swarm.connected_peers().count() > 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the revoked member is still connected to {:?}\n{}",
+            rogue.swarm.connected_peers().collect::<Vec<_>>(),
+            fleet.logs()
+        );
+        rogue.run_for(Duration::from_millis(300)).await;
+    }
+    let id = key_id(&rogue.key);
+    for i in HONEST {
+        let log = std::fs::read_to_string(fleet.peers[i].log()).unwrap();
+        let closed = log.lines().any(|l| {
+            l.contains("closing the connection")
+                && l.contains(&id)
+                && l.contains("certificate revoked")
+        });
+        assert!(
+            closed,
+            "peer {i} did not close the revoked member's connection\n{log}"
+        );
+    }
 
-    // A new connection of the revoked member is refused admission.
+    // The same record again, through a relay (a certified peer that forwards what it hears:
+    // the member has no connection of its own left): every honest peer refuses it, and
+    // relays nothing the member authors.
+    let relay_key = SecretKey::generate();
+    let mut relay = Rogue::member(relay_key.clone(), fleet.certify(&relay_key), &params);
+    relay
+        .join(&fleet.peers[0].addr(), Duration::from_secs(60))
+        .await;
+    for i in 1..3 {
+        relay.dial(&fleet.peers[i].addr());
+    }
+    relay.run_for(Duration::from_secs(2)).await;
+    let honest: Vec<_> = relay.swarm.connected_peers().copied().collect();
+    for peer in &honest {
+        relay
+            .swarm
+            .behaviour_mut()
+            .gossipsub
+            .add_explicit_peer(peer);
+    }
+    let at = relay.listen().await;
+    rogue.dial(&at);
+    run_both(&mut rogue, &mut relay, Duration::from_secs(2)).await;
+    let before = refused_records(&fleet).await;
+    rogue.publish("peers", recorded);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let now = refused_records(&fleet).await;
+        if now.iter().zip(&before).all(|(n, b)| n > b) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the relayed record was not refused by every honest peer ({now:?})\n{}",
+            fleet.logs()
+        );
+        run_both(&mut rogue, &mut relay, Duration::from_millis(300)).await;
+    }
+
+    // A new connection of the revoked member is denied (it is banned), never admitted.
     let (key, chain) = (rogue.key.clone(), rogue.chain.clone());
     drop(rogue);
+    drop(relay);
+    let denied = rejected_each(&fleet, "connection", "blocked").await;
     let mut again = Rogue::member(key.clone(), chain, &params);
     again.dial(&fleet.peers[2].addr());
     again.run_for(Duration::from_secs(5)).await;
@@ -240,15 +311,10 @@ async fn a_revoked_members_replayed_identity_record_is_refused_and_it_is_not_adm
         "peer 2 admitted the revoked member again\n{}",
         fleet.logs()
     );
-    let log = std::fs::read_to_string(fleet.peers[2].log()).unwrap();
-    let refused = log.lines().any(|l| {
-        l.contains("peer refused admission")
-            && l.contains(&key.public().to_string())
-            && l.contains("revoked")
-    });
+    let now = rejected_each(&fleet, "connection", "blocked").await;
     assert!(
-        refused,
-        "peer 2 did not refuse the revoked member\n{}",
+        now[2] > denied[2],
+        "peer 2 did not deny the revoked member's connection ({denied:?} -> {now:?})\n{}",
         fleet.logs()
     );
 

@@ -158,6 +158,21 @@ impl Rogue {
         }
     }
 
+    /// Listens on a loopback port; its address, once bound.
+    pub async fn listen(&mut self) -> String {
+        self.swarm
+            .listen_on("/ip4/127.0.0.1/tcp/0".parse().unwrap())
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(addr) = self.swarm.listeners().next() {
+                return addr.to_string();
+            }
+            assert!(Instant::now() < deadline, "the rogue could not listen");
+            self.run_for(Duration::from_millis(50)).await;
+        }
+    }
+
     /// Dials `addr`.
     pub fn dial(&mut self, addr: &str) {
         self.swarm

@@ -46,8 +46,13 @@ impl Engine {
         t: &mut impl Transport,
     ) -> Vec<Multiaddr> {
         let mut addrs = vec![];
+        let now = self.now();
         let accept = if !self.policy.is_admitted(&source) {
             self.metrics.reject("message", "unadmitted");
+            Acceptance::Ignore
+        } else if self.policy.is_cut_off(&author, now) {
+            // Its certificate stopped verifying here: nothing it authors is relayed.
+            self.metrics.reject("message", "cut_off");
             Acceptance::Ignore
         } else {
             match topic {
@@ -172,8 +177,7 @@ impl Engine {
                 return Ok(known.key);
             }
         }
-        let key = verify_chain(author, pem, &rules, self.node.chain_cache(), now)?;
-        let chain = Chain::from_pem(pem).map_err(|e| e.to_string())?;
+        let (key, chain) = verify_chain(author, pem, &rules, self.node.chain_cache(), now)?;
         if self.chains.len() >= MAX_KNOWN_CHAINS {
             self.chains.clear();
         }

@@ -148,11 +148,19 @@ impl Engine {
         }
     }
 
-    /// Maintenance, every second: this peer's height, then the policy's tick; `seeds` is how
+    /// Maintenance, every second: this peer's height, admitted peers' certificates, then the
+    /// policy's tick; `seeds` is how
     /// many seeds other than this peer are configured.
     pub fn tick(&mut self, seeds: usize, t: &mut impl Transport) {
         let height = self.height();
         self.input(Input::Tip(height), t);
+        // Admitted peers' certificates against the revocations at the tip, at the clock: a
+        // peer revoked on the chain, or whose certificate expired, is cut off.
+        let certificates = Input::Certificates {
+            revocations: self.node.peer_rules().revocations,
+            unix: self.node.clock().unix(),
+        };
+        self.input(certificates, t);
         self.input(Input::Tick { seeds }, t);
         self.vote(t);
         self.share_votes(t);

@@ -40,6 +40,7 @@ impl Engine {
         Ok(Input::Admitted {
             peer,
             key: admission.key,
+            chain: admission.chain,
             tip: admission.tip,
             height: admission.height,
             tip_known: self.knows(&admission.tip),

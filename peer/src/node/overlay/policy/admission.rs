@@ -18,13 +18,15 @@ use crate::trust::{Chain, Level, PublicKey};
 pub struct Admission {
     /// Its certified key.
     pub key: PublicKey,
+    /// Its Level-1 chain.
+    pub chain: Chain,
     /// Its claimed tip.
     pub tip: Cid,
     /// Its claimed height.
     pub height: u64,
 }
 
-/// Verifies `peer`'s Level-1 chain (PEM) under `rules` at `now`; returns its key. Signature
+/// Verifies `peer`'s Level-1 chain (PEM) under `rules` at `now`; returns its key and the chain. Signature
 /// checks already made are taken from `cache` (every peer's record repeats its chain every few
 /// seconds, to every member); the validity window and revocations are checked every time.
 pub fn verify_chain(
@@ -33,7 +35,7 @@ pub fn verify_chain(
     rules: &Rules,
     cache: &ChainCache,
     now: UnixSeconds,
-) -> Result<PublicKey, String> {
+) -> Result<(PublicKey, Chain), String> {
     let chain = Chain::from_pem(chain_pem).map_err(|e| format!("unreadable certificate: {e}"))?;
     let key = cache
         .verify(rules, &chain.0, Level::Peer, now)
@@ -43,7 +45,7 @@ pub fn verify_chain(
             "certificate is for {key}, not for the connecting peer {peer}"
         ));
     }
-    Ok(key)
+    Ok((key, chain))
 }
 
 /// This peer's side of admission: its genesis block, the digests of its network parameters
@@ -83,10 +85,11 @@ pub fn check_hello(
             hello.params.as_deref(),
         ));
     }
-    let key = verify_chain(peer, &hello.chain, rules, cache, now)?;
+    let (key, chain) = verify_chain(peer, &hello.chain, rules, cache, now)?;
     let tip = Cid::try_from(hello.tip.as_ref()).map_err(|_| "unreadable tip".to_string())?;
     Ok(Admission {
         key,
+        chain,
         tip,
         height: hello.height,
     })
@@ -152,6 +155,7 @@ mod tests {
             admitted,
             Ok(Admission {
                 key: key.public(),
+                chain: chain.clone(),
                 tip: genesis,
                 height: 7
             })

@@ -37,6 +37,7 @@ impl Policy {
                 }
             }
             Input::Disconnected(peer) => {
+                self.certificates.forget(&peer);
                 if self.book.disconnected(&peer) {
                     out.push(Effect::DirectGossip { peer, on: false });
                 }
@@ -46,6 +47,7 @@ impl Policy {
             Input::Admitted {
                 peer,
                 key,
+                chain,
                 tip,
                 height,
                 tip_known,
@@ -57,6 +59,7 @@ impl Policy {
                     });
                     return;
                 }
+                self.certificates.admitted(peer, chain);
                 if self.book.admit(peer, key, now) {
                     out.push(Effect::DirectGossip { peer, on: true });
                 }
@@ -64,6 +67,15 @@ impl Policy {
                     self.rotation(now, out);
                 }
                 self.claim(peer, peer, tip, height, tip_known, now, out);
+            }
+            Input::Certificates { revocations, unix } => {
+                for (peer, reason) in self.certificates.invalid(&revocations, unix) {
+                    out.push(Effect::Count {
+                        kind: "peer",
+                        reason,
+                    });
+                    self.cut_off(peer, reason, now, out);
+                }
             }
             Input::Refused { peer, reason: _ } => {
                 out.push(Effect::Count {
@@ -250,13 +262,42 @@ impl Policy {
                     kind: "peer",
                     reason: "banned",
                 });
-                out.push(Effect::DirectGossip { peer, on: false });
-                out.push(Effect::Block { peer, on: true });
-                self.heights.forget(&peer);
-                self.rotation(now, out);
-                self.evaluate(out);
+                self.banned(peer, now, out);
             }
         }
+    }
+
+    /// Cuts off an admitted `peer` whose certificate stopped verifying (`reason`: revoked,
+    /// expired): banned without a strike (it may have done nothing wrong), so its connections
+    /// close and are denied for the ban, and nothing it authors is relayed meanwhile.
+    fn cut_off(&mut self, peer: PeerId, reason: &'static str, now: Instant, out: &mut Vec<Effect>) {
+        let (until, lifted) = self.book.ban(peer, now);
+        self.certificates.cut_off(peer, until);
+        if let Some(lifted) = lifted {
+            out.push(Effect::Evicted("banned_peers"));
+            out.push(Effect::Block {
+                peer: lifted,
+                on: false,
+            });
+        }
+        let reason = match reason {
+            "revoked" => "certificate revoked",
+            "expired" => "certificate expired",
+            _ => "certificate no longer valid",
+        };
+        out.push(Effect::Disconnect { peer, reason });
+        self.banned(peer, now, out);
+    }
+
+    /// What a ban of `peer` (in the book already) takes: its gossip, connections, claims and
+    /// seat in the rotation.
+    fn banned(&mut self, peer: PeerId, now: Instant, out: &mut Vec<Effect>) {
+        self.certificates.forget(&peer);
+        out.push(Effect::DirectGossip { peer, on: false });
+        out.push(Effect::Block { peer, on: true });
+        self.heights.forget(&peer);
+        self.rotation(now, out);
+        self.evaluate(out);
     }
 
     /// Tells the node the committer rotation when it changed (every record and hello would

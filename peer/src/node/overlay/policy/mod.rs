@@ -7,7 +7,8 @@
 //! (ordered maps only), so a simulation driven by a seed replays exactly.
 //!
 //! Its parts, one concern each: [`admission`] (what a hello must prove), the [`peers`] book
-//! (admission state, records, strikes, bans), [`heights`] (claimed heights and what is verified
+//! (admission state, records, strikes, bans), [`certificates`] (admitted peers' chains checked
+//! again as revocations and time move on), [`heights`] (claimed heights and what is verified
 //! of them), [`readiness`] (the probe and the commit gate), [`connectivity`] (the N-cut
 //! neighbour selection), [`seeds`] (what a seeds file means), [`batching`] (gossip of admitted
 //! transactions), and [`transfer`] with its books: block [`requests`] de-duplicated, the
@@ -20,6 +21,7 @@ pub mod announcements;
 pub mod batching;
 pub mod blame;
 pub mod blocks;
+pub mod certificates;
 pub mod connectivity;
 pub mod heights;
 pub mod objects;
@@ -44,10 +46,12 @@ use libp2p::{Multiaddr, PeerId};
 
 use crate::model::Cid;
 use crate::node::TxBundle;
-use crate::trust::PublicKey;
+use crate::time::UnixSeconds;
+use crate::trust::{Chain, PublicKey, RevocationSet};
 use announcements::Announcements;
 use batching::Batcher;
 use blocks::Parked;
+use certificates::Certificates;
 use heights::Heights;
 use objects::{FetchId, ObjectFetches};
 use peers::PeerBook;
@@ -89,12 +93,22 @@ pub enum Input {
         peer: PeerId,
         /// Its certified key.
         key: PublicKey,
+        /// Its Level-1 chain (checked again by [`Input::Certificates`]).
+        chain: Chain,
         /// Its claimed tip.
         tip: Cid,
         /// Its claimed height.
         height: u64,
         /// Whether this peer holds the tip already.
         tip_known: bool,
+    },
+    /// The revocations in force at this peer's tip (the chain's and those given at start) at
+    /// `unix`: an admitted peer whose chain no longer verifies is cut off (`certificates`).
+    Certificates {
+        /// The revocations.
+        revocations: RevocationSet,
+        /// The time, in Unix seconds.
+        unix: UnixSeconds,
     },
     /// `peer`'s hello was refused.
     Refused {
@@ -303,6 +317,7 @@ pub struct Policy {
     parked: Parked,
     objects: ObjectFetches,
     announcements: Announcements,
+    certificates: Certificates,
     /// The committer rotation last given to the node.
     rotation: Vec<PublicKey>,
     /// The peer sync repair asked last when no admitted peer claimed more (the next is asked
@@ -331,6 +346,7 @@ impl Policy {
             parked: Parked::new(MAX_WAITING_BLOCKS),
             objects: ObjectFetches::default(),
             announcements: Announcements::default(),
+            certificates: Certificates::default(),
             rotation: vec![],
             repair_cursor: None,
         }
@@ -364,6 +380,12 @@ impl Policy {
     /// The object fetch `fetch` asks for, while it is in flight.
     pub fn fetching(&self, fetch: FetchId) -> Option<Cid> {
         self.objects.object(fetch)
+    }
+
+    /// Whether `peer` was cut off for a certificate that stopped verifying (revoked,
+    /// expired) and its ban still runs at `now`: what it authors is not relayed.
+    pub fn is_cut_off(&mut self, peer: &PeerId, now: Instant) -> bool {
+        self.certificates.is_cut_off(peer, now)
     }
 
     /// Whether `peer` is banned at `now`.

@@ -277,13 +277,20 @@ impl PeerBook {
         if count < MAX_STRIKES {
             return (Strike::Counted(count), forgotten);
         }
+        let (until, lifted) = self.ban(peer, now);
+        forgotten.ban = lifted;
+        (Strike::Banned(until), forgotten)
+    }
+
+    /// Bans `peer` for [`BAN_TIME`] from `now` and forgets it (the caller disconnects it):
+    /// until when, and the peer whose ban was lifted early to stay within [`MAX_BANNED`].
+    pub fn ban(&mut self, peer: PeerId, now: Instant) -> (Instant, Option<PeerId>) {
         let until = now + BAN_TIME;
         self.banned.insert(peer, until);
         self.admitted.remove(&peer);
         self.unadmitted.remove(&peer);
         self.known.remove(&peer);
-        forgotten.ban = self.bound_bans(&peer);
-        (Strike::Banned(until), forgotten)
+        (until, self.bound_bans(&peer))
     }
 
     /// Forgets the strikes of one peer other than `keep` (the fewest; the first in order among

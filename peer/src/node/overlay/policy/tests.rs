@@ -77,6 +77,7 @@ fn with_peer(height: u64, now: Instant) -> (Policy, PeerId) {
         Input::Admitted {
             peer,
             key: other,
+            chain: crate::trust::Chain::default(),
             tip: cid(0),
             height,
             tip_known: true,
@@ -379,6 +380,7 @@ fn a_claimer_lacking_its_claimed_tip_is_struck_alone_not_the_others_claiming_it(
         Input::Admitted {
             peer: liar,
             key: liar_key,
+            chain: crate::trust::Chain::default(),
             tip: cid(0),
             height: 5,
             tip_known: true,

@@ -120,6 +120,7 @@ fn a_block_request_that_times_out_is_asked_of_the_next_admitted_peer() {
         let admitted = Input::Admitted {
             peer: *peer,
             key,
+            chain: crate::trust::Chain::default(),
             tip: dag_cbor_cid(&[0]),
             height: 0,
             tip_known: true,
