@@ -3,7 +3,7 @@
 //! revocation on the running network's chain through one peer, and from the block after it
 //! every peer refuses the revoked client's next transaction and no block of a revoked peer
 //! joins the chain, while the others keep committing and finalising and cut the revoked peer
-//! off (its connections closed and banned); a peer not in the parameters joins by itself and
+//! off once its seat ended (its connections closed and banned); a peer not in the parameters joins by itself and
 //! commits once its seat is in force. Seats change only once a block records the change's
 //! block final (its finality certificate, `recordsFinal` in the block summaries), then from
 //! the first block of the epoch after the next checkpoint.
@@ -233,20 +233,14 @@ async fn revocations_published_with_the_cli_bind_every_peer_from_the_next_block(
         let theirs = client.blocks(until, 1).await.unwrap().blocks;
         assert_eq!(theirs.first().map(|b| &b.cid), Some(reference), "peer {i}");
     }
-    // The revoked peer was cut off by every other (its connections closed and banned once
-    // they took the block recording its revocation): it holds a prefix of their chain and
-    // heard nothing since.
+    // The revoked peer was cut off by every other once its seat ended (its connections closed
+    // and banned): it holds a prefix of their chain.
     let prefix = "mediachain_rejected_total{kind=\"peer\",reason=\"revoked\"}";
     for i in 0..3 {
         let cut = support::fleet::metric_sum(&fleet.metrics(i).await, prefix);
         assert!(cut >= 1.0, "peer {i} did not cut off the revoked peer");
     }
     let stopped = clients[3].head().await.unwrap();
-    assert!(
-        stopped.height < until,
-        "the revoked peer still syncs: at {} of {until}",
-        stopped.height
-    );
     let ours = clients[0].blocks(stopped.height, 1).await.unwrap().blocks;
     assert_eq!(
         ours.first().map(|b| b.cid.as_str()),

@@ -155,9 +155,16 @@ impl Engine {
         let height = self.height();
         self.input(Input::Tip(height), t);
         // Admitted peers' certificates against the revocations at the tip, at the clock: a
-        // peer revoked on the chain, or whose certificate expired, is cut off.
+        // peer revoked on the chain, or whose certificate expired, is cut off, once its seat
+        // (under network parameters) ended: until then its votes may be needed to finalise
+        // the very block that ends it (docs/consensus.md, "Seat changes wait for finality").
+        let seated = match self.node.params().network_params {
+            Some(_) => self.node.with_journal(|j| j.schedule().peers().to_vec()),
+            None => vec![],
+        };
         let certificates = Input::Certificates {
             revocations: self.node.peer_rules().revocations,
+            seated,
             unix: self.node.clock().unix(),
         };
         self.input(certificates, t);

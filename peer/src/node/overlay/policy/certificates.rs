@@ -15,7 +15,7 @@ use std::time::Instant;
 use libp2p::PeerId;
 
 use crate::time::UnixSeconds;
-use crate::trust::{CertError, Chain, RevocationSet};
+use crate::trust::{CertError, Chain, PublicKey, RevocationSet};
 
 /// Peers cut off remembered, at most (past it, the cut that ends soonest is forgotten).
 pub const MAX_CUT_OFF: usize = 4096;
@@ -66,10 +66,12 @@ impl Certificates {
     }
 
     /// The admitted peers whose chain does not verify under `revocations` at `now`, each with
-    /// the reason's label (`revoked`, `expired`, `certificate`); they are forgotten.
+    /// the reason's label (`revoked`, `expired`, `certificate`); they are forgotten. A revoked
+    /// peer among `seated` (its seat still runs) is not named yet.
     pub fn invalid(
         &mut self,
         revocations: &RevocationSet,
+        seated: &[PublicKey],
         now: UnixSeconds,
     ) -> Vec<(PeerId, &'static str)> {
         let invalid: Vec<(PeerId, &'static str)> = self
@@ -77,7 +79,11 @@ impl Certificates {
             .iter()
             .filter_map(|(peer, chain)| {
                 let error = chain.verify_validity(revocations, now).err()?;
-                Some((*peer, label(&error)))
+                let seat = chain
+                    .leaf()
+                    .is_some_and(|c| seated.contains(&c.body.subject));
+                let label = label(&error);
+                (label != "revoked" || !seat).then_some((*peer, label))
             })
             .collect();
         for (peer, _) in &invalid {
@@ -139,7 +145,7 @@ mod tests {
         certificates.admitted(expiring, expiring_chain);
         certificates.admitted(valid, valid_chain);
         let mut revocations = RevocationSet::new(root.public());
-        assert!(certificates.invalid(&revocations, 100).is_empty());
+        assert!(certificates.invalid(&revocations, &[], 100).is_empty());
 
         let subject = revoked_chain.0[0].body.subject;
         let revocation = Revocation {
@@ -150,15 +156,21 @@ mod tests {
         let list = RevocationList::empty(&principal, 200).with(&principal, revocation, 200);
         revocations.add(&list).unwrap();
         assert!(
-            certificates.invalid(&revocations, 199).is_empty(),
+            certificates.invalid(&revocations, &[], 199).is_empty(),
             "not revoked before its time"
         );
+        assert!(
+            certificates
+                .invalid(&revocations, &[subject], 200)
+                .is_empty(),
+            "its seat still runs"
+        );
         assert_eq!(
-            certificates.invalid(&revocations, 200),
+            certificates.invalid(&revocations, &[], 200),
             vec![(revoked, "revoked")]
         );
         assert_eq!(
-            certificates.invalid(&revocations, 500),
+            certificates.invalid(&revocations, &[], 500),
             vec![(expiring, "expired")],
             "the revoked peer is named once; the expired one at its not-after"
         );
@@ -187,6 +199,7 @@ mod tests {
         let mut revocations = RevocationSet::new(root.public());
         let check = |revocations: &RevocationSet, unix| Input::Certificates {
             revocations: revocations.clone(),
+            seated: vec![],
             unix,
         };
         let effects = policy.handle(check(&revocations, 100), now);

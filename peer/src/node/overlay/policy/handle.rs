@@ -68,8 +68,12 @@ impl Policy {
                 }
                 self.claim(peer, peer, tip, height, tip_known, now, out);
             }
-            Input::Certificates { revocations, unix } => {
-                for (peer, reason) in self.certificates.invalid(&revocations, unix) {
+            Input::Certificates {
+                revocations,
+                seated,
+                unix,
+            } => {
+                for (peer, reason) in self.certificates.invalid(&revocations, &seated, unix) {
                     out.push(Effect::Count {
                         kind: "peer",
                         reason,

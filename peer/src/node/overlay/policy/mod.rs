@@ -107,6 +107,9 @@ pub enum Input {
     Certificates {
         /// The revocations.
         revocations: RevocationSet,
+        /// The members whose seat still runs at the tip (under network parameters): a
+        /// revocation cuts one off only once its seat ended.
+        seated: Vec<PublicKey>,
         /// The time, in Unix seconds.
         unix: UnixSeconds,
     },
