@@ -66,6 +66,13 @@ impl Sim {
                     p.synced(),
                     p.net.links
                 );
+                for other in &p.net.links {
+                    let id = self.peers[*other].id;
+                    let claim = p.claim_of(&id);
+                    eprintln!("peer {}: claim of {other}: {claim:?}", p.index);
+                    let record = p.net.records.get(&id);
+                    eprintln!("peer {}: record of {other}: {record:?}", p.index);
+                }
             }
         }
         let mut out = std::mem::take(&mut self.violations);

@@ -99,6 +99,9 @@ pub struct SimNet {
     pub now: u64,
     /// Gossip waiting for the engine's verdict to be relayed: (topic, author, data, sender).
     pub relay: BTreeMap<MessageId, (Topic, PeerId, Vec<u8>, PeerId)>,
+    /// The last identity record handed to the engine from each author: when (µs), its tip and
+    /// height (for `SIM_TRACE`).
+    pub records: BTreeMap<PeerId, (u64, mediachain::model::Cid, u64)>,
 }
 
 impl SimNet {
@@ -136,6 +139,15 @@ impl SimNet {
             return false;
         }
         self.seen.insert(id.clone(), self.now);
+        if topic == Topic::Peers {
+            if let Ok(record) = mediachain::node::overlay::protocol::decode::<
+                mediachain::node::overlay::protocol::PeerRecord,
+            >(data)
+            {
+                self.records
+                    .insert(author, (self.now, record.tip, record.height));
+            }
+        }
         self.relay
             .insert(id.clone(), (topic, author, data.to_vec(), from));
         true

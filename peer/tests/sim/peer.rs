@@ -124,6 +124,16 @@ impl SimPeer {
             .is_some_and(|e| e.policy().book().is_connected(peer))
     }
 
+    /// Its policy's claim of `peer`'s tip, while it runs.
+    pub fn claim_of(
+        &self,
+        peer: &PeerId,
+    ) -> Option<mediachain::node::overlay::policy::heights::Claim> {
+        self.engine
+            .as_ref()
+            .and_then(|e| e.policy().heights().get(peer).cloned())
+    }
+
     /// Stops the peer without a flush: what its store holds is what survives.
     pub fn crash(&mut self) {
         self.engine = None;
