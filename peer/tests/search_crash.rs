@@ -45,7 +45,8 @@ async fn write_works(client: &Client) -> u64 {
                 .parse::<Cid>()
                 .unwrap()
         })
-        .buffered(16)
+        // At most the uploads in progress the peer allows one client (8 by default).
+        .buffered(8)
         .collect()
         .await;
     let bits = client.info().await.unwrap().transaction_pow_bits;
