@@ -128,14 +128,10 @@ pub const CACHE_BYTES: u64 = 64 * 1024 * 1024;
 impl Store {
     /// Opens (or creates) the store in directory `path`.
     pub fn open(path: &Path, max_object_size: usize) -> Result<Self, StoreError> {
-        let db = sled::Config::new()
-            .path(path)
-            .cache_capacity(CACHE_BYTES)
-            .open()
-            .map_err(|source| StoreError::Open {
-                path: path.into(),
-                source,
-            })?;
+        let db = open_db(path).map_err(|source| StoreError::Open {
+            path: path.into(),
+            source,
+        })?;
         let objects = db.open_tree("objects")?;
         let uploads = Arc::new(uploads::Uploads::open(&db)?);
         debug!(path = %path.display(), objects = objects.len(), "datastore opened");
@@ -371,6 +367,31 @@ impl Store {
     pub fn flush(&self) -> Result<(), StoreError> {
         self.db.flush()?;
         Ok(())
+    }
+}
+
+/// How long [`open_db`] waits for the database's file lock.
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Opens the sled database at `path`, waiting up to [`LOCK_WAIT`] for its file lock: sled's
+/// background threads may still hold a just-dropped handle's lock for a moment (a store closed
+/// and reopened in one process); a lock held longer (another process) is the error.
+fn open_db(path: &Path) -> sled::Result<sled::Db> {
+    let deadline = std::time::Instant::now() + LOCK_WAIT;
+    loop {
+        match sled::Config::new()
+            .path(path)
+            .cache_capacity(CACHE_BYTES)
+            .open()
+        {
+            Err(sled::Error::Io(e))
+                if e.to_string().contains("could not acquire lock")
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            other => return other,
+        }
     }
 }
 
