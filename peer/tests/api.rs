@@ -6,6 +6,8 @@
 mod explorer;
 #[path = "api/reorg.rs"]
 mod reorg;
+#[path = "api/retry.rs"]
+mod retry;
 #[path = "api/search.rs"]
 mod search;
 mod support;

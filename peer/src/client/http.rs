@@ -1,17 +1,22 @@
-//! [`Client`]: typed calls to one peer's `/v1` API.
+//! [`Client`]: typed calls to one peer's `/v1` API, retrying what the peer refused for now
+//! ([`RetryPolicy`]).
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use eventsource_stream::Eventsource;
-use futures::{Stream, StreamExt};
-use reqwest::header::CONTENT_TYPE;
+use bytes::Bytes;
+use futures::StreamExt;
+use rand_core::RngCore;
+use reqwest::header::{CONTENT_TYPE, RETRY_AFTER};
 use reqwest::{RequestBuilder, Response, StatusCode};
 use serde::de::DeserializeOwned;
+use tracing::debug;
 
+use super::retry::RetryPolicy;
 use super::wire::{
-    BlockSummary, Blocks, Challenge, EvidenceSummary, FinalizedBlock, Head, History, IndexEntry,
-    Info, Pow, Problem, Registration, RegistrationRequest, RevocationsQueued, SearchPage, Stored,
-    StoredBatch, TxState, CBOR, OBJECTS_BATCH,
+    Blocks, Challenge, EvidenceSummary, Head, History, IndexEntry, Info, Pow, Problem,
+    Registration, RegistrationRequest, RevocationsQueued, SearchPage, Stored, StoredBatch, TxState,
+    CBOR, OBJECTS_BATCH,
 };
 use crate::journal::{Transaction, TxId};
 use crate::model::{Cid, Object};
@@ -49,32 +54,25 @@ impl ClientError {
     }
 }
 
-/// How a transaction ended up in the journal.
-#[derive(Debug, Clone)]
-pub struct Confirmation {
-    /// Its final state (committed, merged or rejected).
-    pub state: TxState,
-    /// The block that committed it, as the view-update stream delivered it.
-    pub block: Option<BlockSummary>,
-}
-
-/// One message of the view-update stream.
-#[derive(Debug, Clone)]
-pub enum ViewUpdate {
-    /// `event: block`: a block joined the canonical chain.
-    Block(BlockSummary),
-    /// `event: final`: this block and every block below it never revert.
-    Final(FinalizedBlock),
-}
-
 /// A client of one peer.
+///
+/// Requests the peer refuses for now are retried as its [`RetryPolicy`] says (by default
+/// [`RetryPolicy::default`]): `429 Too Many Requests`, and `503 Service Unavailable` with
+/// `Retry-After`. Only requests that may be repeated are: every `GET` (reads and the
+/// view-update stream), object uploads ([`Client::put_object`], [`Client::put_bytes`],
+/// [`Client::put_with_progress`], [`Client::put_objects`]: content-addressed, a second copy is
+/// the same object), transaction submissions ([`Client::submit`]: a transaction is named by
+/// its hash and a peer never admits one twice) and revocation lists
+/// ([`Client::publish_revocations`]: signed lists, one already queued is counted as known).
+/// A registration ([`Client::register_with`]) is never retried: it spends its challenge.
 #[derive(Debug, Clone)]
 pub struct Client {
-    base: String,
-    http: reqwest::Client,
+    pub(super) base: String,
+    pub(super) http: reqwest::Client,
+    retry: RetryPolicy,
 }
 
-type Result<T> = std::result::Result<T, ClientError>;
+pub(super) type Result<T> = std::result::Result<T, ClientError>;
 
 impl Client {
     /// A client of the peer at `base` (e.g. `http://127.0.0.1:8080`).
@@ -89,7 +87,15 @@ impl Client {
         Ok(Self {
             base: base.trim_end_matches('/').to_string(),
             http,
+            retry: RetryPolicy::default(),
         })
+    }
+
+    /// This client retrying as `retry` says ([`RetryPolicy::NEVER`]: every refusal is
+    /// returned at once).
+    pub fn with_retry(mut self, retry: RetryPolicy) -> Self {
+        self.retry = retry;
+        self
     }
 
     /// The peer's base URL.
@@ -97,38 +103,57 @@ impl Client {
         &self.base
     }
 
-    fn url(&self, path: &str) -> String {
+    pub(super) fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }
 
-    async fn send(&self, request: RequestBuilder, url: &str) -> Result<Response> {
-        let response = request
+    /// Sends the request `build` makes, again (built anew) while the peer refuses it for now
+    /// and the retry policy allows: for requests that may be repeated only (see [`Client`]).
+    pub(super) async fn send(
+        &self,
+        build: impl Fn() -> RequestBuilder,
+        url: &str,
+    ) -> Result<Response> {
+        let mut attempt = 1;
+        loop {
+            let response = self.send_once(build(), url).await?;
+            if response.status().is_success() {
+                return Ok(response);
+            }
+            let status = response.status().as_u16();
+            let after = response.headers().get(RETRY_AFTER);
+            let after = after.and_then(|v| v.to_str().ok()).map(str::to_string);
+            let Some(wait) = self.retry.wait(attempt, status, after.as_deref(), jitter()) else {
+                return Err(refusal(response).await);
+            };
+            debug!(
+                url,
+                status,
+                attempt,
+                ?wait,
+                "the peer refused for now; retrying"
+            );
+            // Read the refusal so the connection can carry the next attempt.
+            let _ = response.bytes().await;
+            tokio::time::sleep(wait).await;
+            attempt += 1;
+        }
+    }
+
+    /// Sends `request` once: its response if successful, else the refusal.
+    async fn send_once(&self, request: RequestBuilder, url: &str) -> Result<Response> {
+        request
             .send()
             .await
             .map_err(|source| ClientError::Unreachable {
                 url: url.to_string(),
                 source,
-            })?;
-        if response.status().is_success() {
-            return Ok(response);
-        }
-        let status = response.status();
-        let text = response.text().await.unwrap_or_default();
-        Err(match serde_json::from_str::<Problem>(&text) {
-            Ok(problem) => ClientError::Problem(problem),
-            Err(_) => ClientError::Problem(Problem {
-                kind: "about:blank".into(),
-                title: status.canonical_reason().unwrap_or("Error").into(),
-                status: status.as_u16(),
-                detail: text.trim().to_string(),
-                reason: None,
-            }),
-        })
+            })
     }
 
-    async fn get_json<T: DeserializeOwned>(&self, path: &str) -> Result<T> {
+    pub(super) async fn get_json<T: DeserializeOwned>(&self, path: &str) -> Result<T> {
         let url = self.url(path);
-        let response = self.send(self.http.get(&url), &url).await?;
+        let response = self.send(|| self.http.get(&url), &url).await?;
         decode(response).await
     }
 
@@ -173,8 +198,9 @@ impl Client {
             },
         };
         let url = self.url("/v1/registration");
-        let response = self.send(self.http.post(&url).json(&request), &url).await?;
-        let registration: Registration = decode(response).await?;
+        // Never retried: the request spends its challenge.
+        let response = self.send_once(self.http.post(&url).json(&request), &url);
+        let registration: Registration = decode(accepted(response.await?).await?).await?;
         let chain = Chain::from_pem(&registration.certificate)
             .map_err(|e| ClientError::Protocol(format!("certificate: {e}")))?;
         Ok((chain, registration))
@@ -200,7 +226,8 @@ impl Client {
             .await
     }
 
-    /// [`Client::put_bytes`], calling `progress(sent, total)` as the body goes out.
+    /// [`Client::put_bytes`], calling `progress(sent, total)` as the body goes out (from 0
+    /// again when the upload is retried).
     pub async fn put_with_progress(
         &self,
         content_type: &str,
@@ -212,22 +239,29 @@ impl Client {
         if let Some(cid) = cid {
             url.push_str(&format!("?cid={cid}"));
         }
-        let total = bytes.len() as u64;
         const CHUNK: usize = 64 * 1024;
-        let chunks: Vec<Vec<u8>> = bytes.chunks(CHUNK).map(<[u8]>::to_vec).collect();
-        let mut sent = 0u64;
-        let body = futures::stream::iter(chunks).map(move |chunk| {
-            sent += chunk.len() as u64;
-            progress(sent, total);
-            Ok::<_, std::io::Error>(chunk)
-        });
-        let request = self
-            .http
-            .post(&url)
-            .header(CONTENT_TYPE, content_type)
-            .header(reqwest::header::CONTENT_LENGTH, total)
-            .body(reqwest::Body::wrap_stream(body));
-        decode(self.send(request, &url).await?).await
+        let bytes = Bytes::from(bytes);
+        let total = bytes.len() as u64;
+        let progress = Arc::new(progress);
+        // Each attempt streams the same bytes anew (slices share them).
+        let upload = || {
+            let chunks: Vec<Bytes> = (0..bytes.len())
+                .step_by(CHUNK)
+                .map(|at| bytes.slice(at..bytes.len().min(at + CHUNK)))
+                .collect();
+            let (progress, mut sent) = (progress.clone(), 0u64);
+            let body = futures::stream::iter(chunks).map(move |chunk| {
+                sent += chunk.len() as u64;
+                progress(sent, total);
+                Ok::<_, std::io::Error>(chunk)
+            });
+            self.http
+                .post(&url)
+                .header(CONTENT_TYPE, content_type)
+                .header(reqwest::header::CONTENT_LENGTH, total)
+                .body(reqwest::Body::wrap_stream(body))
+        };
+        decode(self.send(upload, &url).await?).await
     }
 
     /// Stores many objects (each in canonical DAG-CBOR) in one request, all or none (the peer's
@@ -238,11 +272,11 @@ impl Client {
             objects.iter().map(|b| serde_bytes::Bytes::new(b)).collect();
         let body = serde_ipld_dagcbor::to_vec(&list)
             .map_err(|e| ClientError::Protocol(format!("batch does not encode: {e}")))?;
-        let request = self
-            .http
-            .post(&url)
-            .header(CONTENT_TYPE, OBJECTS_BATCH)
-            .body(body);
+        let body = Bytes::from(body);
+        let request = || {
+            let request = self.http.post(&url).header(CONTENT_TYPE, OBJECTS_BATCH);
+            request.body(body.clone())
+        };
         let batch: StoredBatch = decode(self.send(request, &url).await?).await?;
         Ok(batch.stored)
     }
@@ -250,7 +284,7 @@ impl Client {
     /// The stored bytes of `cid`.
     pub async fn get_object(&self, cid: &Cid) -> Result<Vec<u8>> {
         let url = self.url(&format!("/v1/objects/{cid}"));
-        let response = self.send(self.http.get(&url), &url).await?;
+        let response = self.send(|| self.http.get(&url), &url).await?;
         let bytes = response
             .bytes()
             .await
@@ -267,22 +301,22 @@ impl Client {
     /// Submits a signed transaction; answers its pending state.
     pub async fn submit(&self, tx: &Transaction) -> Result<TxState> {
         let url = self.url("/v1/transactions");
-        let request = self
-            .http
-            .post(&url)
-            .header(CONTENT_TYPE, CBOR)
-            .body(tx.to_bytes());
+        let body = Bytes::from(tx.to_bytes());
+        let request = || {
+            let request = self.http.post(&url).header(CONTENT_TYPE, CBOR);
+            request.body(body.clone())
+        };
         decode(self.send(request, &url).await?).await
     }
 
     /// Sends signed revocation lists (PEM) for the chain (`POST /v1/revocations`).
     pub async fn publish_revocations(&self, pem: &str) -> Result<RevocationsQueued> {
         let url = self.url("/v1/revocations");
-        let request = self
-            .http
-            .post(&url)
-            .header(CONTENT_TYPE, "application/x-pem-file")
-            .body(pem.to_string());
+        let request = || {
+            let request = self.http.post(&url);
+            let request = request.header(CONTENT_TYPE, "application/x-pem-file");
+            request.body(pem.to_string())
+        };
         decode(self.send(request, &url).await?).await
     }
 
@@ -323,148 +357,10 @@ impl Client {
     /// `to`, `limit`, `cursor`).
     pub async fn search(&self, params: &[(&str, String)]) -> Result<SearchPage> {
         let url = self.url("/v1/search");
-        let response = self.send(self.http.get(&url).query(params), &url).await?;
-        decode(response).await
-    }
-
-    /// The view-update stream: canonical blocks from height `from` (live only if `None`),
-    /// filtered by canonicals and transaction ids (either matching; none: every block).
-    pub async fn events(
-        &self,
-        from: Option<u64>,
-        canonicals: &[Cid],
-        txs: &[TxId],
-    ) -> Result<impl Stream<Item = Result<BlockSummary>> + Unpin> {
-        let updates = self.view_updates(from, canonicals, txs).await?;
-        Ok(Box::pin(updates.filter_map(|update| async move {
-            match update {
-                Ok(ViewUpdate::Block(block)) => Some(Ok(block)),
-                Ok(ViewUpdate::Final(_)) => None,
-                Err(e) => Some(Err(e)),
-            }
-        })))
-    }
-
-    /// The view-update stream as [`Client::events`], with its `event: final` messages too.
-    pub async fn view_updates(
-        &self,
-        from: Option<u64>,
-        canonicals: &[Cid],
-        txs: &[TxId],
-    ) -> Result<impl Stream<Item = Result<ViewUpdate>> + Unpin> {
-        let mut query = vec![];
-        if let Some(from) = from {
-            query.push(format!("from={from}"));
-        }
-        if !canonicals.is_empty() {
-            let list: Vec<String> = canonicals.iter().map(ToString::to_string).collect();
-            query.push(format!("canonical={}", list.join(",")));
-        }
-        if !txs.is_empty() {
-            let list: Vec<String> = txs.iter().map(ToString::to_string).collect();
-            query.push(format!("tx={}", list.join(",")));
-        }
-        let url = self.url(&format!("/v1/events?{}", query.join("&")));
         let response = self
-            .send(
-                self.http.get(&url).header("accept", "text/event-stream"),
-                &url,
-            )
+            .send(|| self.http.get(&url).query(params), &url)
             .await?;
-        let stream = response
-            .bytes_stream()
-            .eventsource()
-            .filter_map(|event| async move {
-                match event {
-                    Ok(event) if event.event == "block" => Some(
-                        serde_json::from_str::<BlockSummary>(&event.data)
-                            .map(ViewUpdate::Block)
-                            .map_err(|e| ClientError::Protocol(format!("block event: {e}"))),
-                    ),
-                    Ok(event) if event.event == "final" => Some(
-                        serde_json::from_str::<FinalizedBlock>(&event.data)
-                            .map(ViewUpdate::Final)
-                            .map_err(|e| ClientError::Protocol(format!("final event: {e}"))),
-                    ),
-                    Ok(_) => None,
-                    Err(e) => Some(Err(ClientError::Protocol(format!("event stream: {e}")))),
-                }
-            });
-        Ok(Box::pin(stream))
-    }
-
-    /// Waits until transaction `id` is committed (or rejected), following the view-update
-    /// stream from height `from` (the head height seen before submitting).
-    pub async fn await_confirmation(&self, id: &TxId, from: u64) -> Result<Confirmation> {
-        let mut stream = self.events(Some(from), &[], &[*id]).await?;
-        // It may have been decided before the stream opened.
-        let state = self.status(id).await?;
-        if state.state == "rejected" {
-            return Ok(Confirmation { state, block: None });
-        }
-        let id_text = id.to_string();
-        let mut poll = tokio::time::interval(Duration::from_secs(2));
-        loop {
-            tokio::select! {
-                next = stream.next() => match next {
-                    Some(Ok(block)) if block.transactions.contains(&id_text) => {
-                        let state = self.status_in(id, &block).await?;
-                        return Ok(Confirmation { state, block: Some(block) });
-                    }
-                    Some(Ok(_)) => {}
-                    Some(Err(e)) => return Err(e),
-                    None => return Err(ClientError::Protocol("the event stream ended".into())),
-                },
-                _ = poll.tick() => {
-                    // A transaction refused at commit time never appears in a block.
-                    let state = self.status(id).await?;
-                    if state.state == "rejected" || state.state == "unknown" && state.reason.is_some() {
-                        return Ok(Confirmation { state, block: None });
-                    }
-                }
-            }
-        }
-    }
-
-    /// Waits until committed transaction `id` is final (polling its status), at most `limit`;
-    /// its state then. A rejected or unknown state ends the wait (with that state).
-    pub async fn await_final(&self, id: &TxId, limit: Duration) -> Result<TxState> {
-        let deadline = tokio::time::Instant::now() + limit;
-        loop {
-            let state = self.status(id).await?;
-            if state.is_final() || !state.is_committed() && state.state != "pending" {
-                return Ok(state);
-            }
-            if tokio::time::Instant::now() >= deadline {
-                return Err(ClientError::Protocol(format!(
-                    "transaction {id} was not final within {} s (state {})",
-                    limit.as_secs(),
-                    state.state
-                )));
-            }
-            tokio::time::sleep(Duration::from_millis(500)).await;
-        }
-    }
-
-    /// The status of `id`, which `block` committed. Behind a load balancer the status request
-    /// may reach a peer that has not applied the block yet: asked again for a few seconds, then
-    /// the block itself is the answer (committed; whether it was `merged` is then unknown).
-    async fn status_in(&self, id: &TxId, block: &BlockSummary) -> Result<TxState> {
-        for _ in 0..10 {
-            let state = self.status(id).await?;
-            if state.is_committed() {
-                return Ok(state);
-            }
-            tokio::time::sleep(Duration::from_millis(300)).await;
-        }
-        Ok(TxState {
-            id: id.to_string(),
-            state: "committed".into(),
-            height: Some(block.height),
-            block: Some(block.cid.clone()),
-            reason: None,
-            merged: false,
-        })
+        decode(response).await
     }
 
     /// Whether `/readyz` answers 200.
@@ -482,6 +378,35 @@ pub fn registration_resource(client: &crate::trust::PublicKey, challenge: &[u8])
     let mut resource = client.as_bytes().to_vec();
     resource.extend_from_slice(challenge);
     resource
+}
+
+/// A draw in [0, 1) spreading retries of many clients refused at once.
+fn jitter() -> f64 {
+    f64::from(rand_core::OsRng.next_u32()) / (f64::from(u32::MAX) + 1.0)
+}
+
+/// `response` if it is a success, else its refusal.
+async fn accepted(response: Response) -> Result<Response> {
+    if response.status().is_success() {
+        Ok(response)
+    } else {
+        Err(refusal(response).await)
+    }
+}
+
+/// The error of a refused request: its problem document (or one made of its status and body).
+async fn refusal(response: Response) -> ClientError {
+    let status = response.status();
+    let text = response.text().await.unwrap_or_default();
+    ClientError::Problem(
+        serde_json::from_str::<Problem>(&text).unwrap_or_else(|_| Problem {
+            kind: "about:blank".into(),
+            title: status.canonical_reason().unwrap_or("Error").into(),
+            status: status.as_u16(),
+            detail: text.trim().to_string(),
+            reason: None,
+        }),
+    )
 }
 
 async fn decode<T: DeserializeOwned>(response: Response) -> Result<T> {
