@@ -191,24 +191,9 @@ fn a_joining_peer_commits_from_its_activation_height_and_a_reopened_journal_agre
     let mut a = member_replica(&net, &world, 2);
     // A peer of a second principal (the first holds its three seats).
     let principal = SecretKey::generate();
-    let l0 = Chain(vec![Certificate::issue(
-        &net.root,
-        principal.public(),
-        Level::Principal,
-        NOW - 100,
-        NOW + 1_000_000,
-    )]);
+    let l0 = certify(&net.root, None, &principal, Level::Principal);
     let joiner = SecretKey::generate();
-    let chain = Chain::extend(
-        Certificate::issue(
-            &principal,
-            joiner.public(),
-            Level::Peer,
-            NOW - 100,
-            NOW + 1_000_000,
-        ),
-        &l0,
-    );
+    let chain = certify(&principal, Some(&l0), &joiner, Level::Peer);
     let join = Record::join(&joiner, &chain, NETWORK);
     let b1 = next_block(&net, &mut a, vec![join.clone()], NOW + 1);
     assert_eq!(b1.records, vec![join.clone()]);
