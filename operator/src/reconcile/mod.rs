@@ -28,12 +28,6 @@ pub mod validate;
 pub mod workload;
 
 #[cfg(test)]
-mod backup_tests;
-#[cfg(test)]
-mod exposure_tests;
-#[cfg(test)]
-mod rotation_tests;
-#[cfg(test)]
 mod tests;
 
 use std::time::Duration;

@@ -6,13 +6,13 @@
 use k8s_openapi::api::apps::v1::StatefulSetStatus;
 use mediachain::trust::{Chain, Level, Revocation, RevocationList, RevocationSet};
 
-use super::dereference::{Found, PodState};
-use super::identity::{ChangeKind, PEER_CHAIN};
-use super::rotation::{self, Retiring};
-use super::tests::{as_found, fixture, found_with, running_pods, trust, valid_and_built, NOW};
-use super::validate::{validate, REVOCATIONS};
+use super::{as_found, fixture, found_with, running_pods, trust, valid_and_built, NOW};
 use crate::crd::{KeyCustody, MediachainPeer, PrincipalRotationStatus, RotationPhase};
 use crate::naming;
+use crate::reconcile::dereference::{Found, PodState};
+use crate::reconcile::identity::{ChangeKind, PEER_CHAIN};
+use crate::reconcile::rotation::{self, Retiring};
+use crate::reconcile::validate::{validate, REVOCATIONS};
 use crate::testing::TrustFixture;
 
 const DAY: u64 = 86_400;
@@ -48,7 +48,7 @@ fn issuer(secret: &k8s_openapi::api::core::v1::Secret) -> String {
         .to_string()
 }
 
-fn template_principal(desired: &super::build::Desired) -> String {
+fn template_principal(desired: &crate::reconcile::build::Desired) -> String {
     let template = &desired.statefulset.spec.as_ref().unwrap().template;
     template
         .metadata
@@ -62,7 +62,11 @@ fn template_principal(desired: &super::build::Desired) -> String {
 
 /// The StatefulSet of `desired` as found in the next pass, its controller rolling (`rolling`)
 /// or done.
-fn with_statefulset(found: &Found, desired: &super::build::Desired, rolling: bool) -> Found {
+fn with_statefulset(
+    found: &Found,
+    desired: &crate::reconcile::build::Desired,
+    rolling: bool,
+) -> Found {
     let mut sts = desired.statefulset.clone();
     sts.status = Some(StatefulSetStatus {
         current_revision: Some("alpha-a".into()),
@@ -314,7 +318,7 @@ fn under_pod_custody_a_peer_runs_its_chain_once_its_container_started_after_issu
     .unwrap();
     let retiring = valid.retiring.clone().unwrap();
     let subject = mediachain::trust::SecretKey::from_seed(&[77; 32]).public();
-    let id = super::identity::issue(
+    let id = crate::reconcile::identity::issue(
         &valid,
         0,
         "alpha-0".into(),
@@ -323,7 +327,7 @@ fn under_pod_custody_a_peer_runs_its_chain_once_its_container_started_after_issu
         NOW,
         ChangeKind::Issued,
     );
-    let kept = super::identity::Identity { change: None, ..id };
+    let kept = crate::reconcile::identity::Identity { change: None, ..id };
     let mut found = Found::default();
     let pod = |created, peer_started| PodState {
         created,

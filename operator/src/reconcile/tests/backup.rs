@@ -6,13 +6,13 @@
 use k8s_openapi::api::core::v1::{Container, PodSpec};
 use kube::ResourceExt;
 
-use super::backup::{self, Run, BACKUP_FAILING};
-use super::build::{build, Desired};
-use super::status;
-use super::tests::{fixture, found_with, keygen, trust, NOW};
-use super::validate::validate;
-use super::Settings;
+use super::{fixture, found_with, keygen, trust, NOW};
 use crate::crd::{BackupSpec, BackupStatus, BootstrapFile, BootstrapSpec, MediachainPeer};
+use crate::reconcile::backup::{self, Run, BACKUP_FAILING};
+use crate::reconcile::build::{build, Desired};
+use crate::reconcile::status;
+use crate::reconcile::validate::validate;
+use crate::reconcile::Settings;
 use crate::Error;
 
 fn built(mp: &MediachainPeer) -> Desired {

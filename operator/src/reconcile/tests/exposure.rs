@@ -6,13 +6,13 @@
 use k8s_openapi::api::core::v1::{LoadBalancerIngress, LoadBalancerStatus, ServiceStatus};
 use kube::ResourceExt;
 
-use super::build::{build, Desired};
-use super::dereference::{Found, PodState};
-use super::exposure::{check, EXPOSURE_DIR};
-use super::tests::{fixture, found_with, keygen, trust, NOW};
-use super::validate::validate;
-use super::Settings;
+use super::{as_found, env_of, fixture, found_with, keygen, trust, NOW};
 use crate::crd::{ExposureSpec, MediachainPeer};
+use crate::reconcile::build::{build, Desired};
+use crate::reconcile::dereference::{Found, PodState};
+use crate::reconcile::exposure::{check, EXPOSURE_DIR};
+use crate::reconcile::validate::validate;
+use crate::reconcile::Settings;
 
 fn exposed(type_: &str, base: Option<i32>, host: Option<&str>) -> MediachainPeer {
     let mut mp = fixture("basic");
@@ -41,18 +41,13 @@ fn addresses(desired: &Desired) -> Vec<String> {
 
 /// `found` as the next pass reads it after `desired` was applied.
 fn after(found: &Found, desired: &Desired) -> Found {
-    let mut next = found.clone();
+    let mut next = as_found(found, desired);
     let plan = desired.exposure.as_ref().unwrap();
     next.exposure = Some(plan.config_map.clone());
     next.peer_services = plan
         .services
         .iter()
         .map(|s| (s.name_any(), s.clone()))
-        .collect();
-    next.identities = desired
-        .identities
-        .iter()
-        .map(|(_, s)| (s.name_any(), s.clone()))
         .collect();
     next
 }
@@ -105,18 +100,12 @@ fn node_ports_per_ordinal_give_each_peer_its_address_before_it_starts() {
         .clone()
         .unwrap();
     let peer = &pod.containers[0];
-    let env: Vec<(String, String)> = peer
-        .env
-        .as_ref()
-        .unwrap()
-        .iter()
-        .map(|e| (e.name.clone(), e.value.clone().unwrap_or_default()))
-        .collect();
-    assert!(env.contains(&(
-        "MEDIACHAIN_CONFIG".into(),
+    let env = env_of(peer);
+    assert_eq!(
+        env["MEDIACHAIN_CONFIG"],
         format!("{EXPOSURE_DIR}/$(POD_NAME).yaml")
-    )));
-    assert!(!env.iter().any(|(n, _)| n == "MEDIACHAIN_EXTERNAL_ADDRESS"));
+    );
+    assert!(!env.contains_key("MEDIACHAIN_EXTERNAL_ADDRESS"));
     assert!(peer
         .volume_mounts
         .as_ref()
