@@ -4,8 +4,10 @@
 //! revocation is final, over HTTP, on gossip and in the rogue's block at its slot; and the
 //! identity record the rogue gossiped while a member, sent again through a relay after its own
 //! revocation is final; and the connections the member held when the revocation landed, which
-//! every honest peer closes (issue 14, item 1), and its new ones, denied. Each asserts that the attack is refused and counted by every honest peer, that the
-//! honest peers keep finalising, and that no final transaction is lost.
+//! every honest peer closes (issue 14, item 1), and its new ones, denied; and a revoked peer that
+//! never connected, refused at its hello (the admission check under the revocations at the tip),
+//! before any gossip. Each asserts that the attack is refused and counted by every honest peer,
+//! that the honest peers keep finalising, and that no final transaction is lost.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
 
@@ -46,15 +48,18 @@ async fn refused_records(fleet: &Fleet) -> Vec<f64> {
     records.iter().zip(&cut_off).map(|(r, c)| r + c).collect()
 }
 
-/// `issuer`'s signed list revoking `subject` from now, sent to the network through peer 1.
-async fn revoke(fleet: &Fleet, issuer: &SecretKey, subject: PublicKey) {
+/// `issuer`'s signed list revoking `subjects` from now, sent to the network through peer 1.
+async fn revoke(fleet: &Fleet, issuer: &SecretKey, subjects: &[PublicKey]) {
     let now = mediachain::time::now();
-    let revocation = Revocation {
-        subject,
-        revoked_at: now,
-        reason: "adversarial test".into(),
-    };
-    let list = RevocationList::empty(issuer, now).with(issuer, revocation, now);
+    let mut list = RevocationList::empty(issuer, now);
+    for subject in subjects {
+        let revocation = Revocation {
+            subject: *subject,
+            revoked_at: now,
+            reason: "adversarial test".into(),
+        };
+        list = list.with(issuer, revocation, now);
+    }
     let queued = fleet.peers[1]
         .client()
         .publish_revocations(&list.to_pem())
@@ -136,7 +141,7 @@ async fn a_revoked_clients_backdated_transaction_is_refused_over_http_on_gossip_
     // Peer 0, which registered the client, revokes it a second later; the revocation becomes
     // final on every honest peer.
     rogue.run_for(Duration::from_millis(1100)).await;
-    revoke(&fleet, &fleet.peers[0].key, key.public()).await;
+    revoke(&fleet, &fleet.peers[0].key, &[key.public()]).await;
     let second = revocation_final(&fleet, &mut rogue, &key.public(), &[first]).await;
 
     // On gossip, from the rogue: every honest peer refuses it for its certificate.
@@ -228,9 +233,12 @@ async fn a_revoked_members_replayed_identity_record_is_refused_and_it_is_not_adm
         fleet.logs()
     );
 
-    // The root revokes the rogue; the revocation becomes final on every honest peer.
+    // The root revokes the rogue, and a certified peer that never connected to any; the
+    // revocation becomes final on every honest peer.
     let member = rogue.key.public();
-    revoke(&fleet, &fleet.root, member).await;
+    let outsider_key = SecretKey::generate();
+    let outsider_chain = fleet.certify(&outsider_key);
+    revoke(&fleet, &fleet.root, &[member, outsider_key.public()]).await;
     let second = revocation_final(&fleet, &mut rogue, &member, &[first]).await;
 
     // Every honest peer closed the connections the member held when it was admitted, and
@@ -317,6 +325,30 @@ async fn a_revoked_members_replayed_identity_record_is_refused_and_it_is_not_adm
         "peer 2 did not deny the revoked member's connection ({denied:?} -> {now:?})\n{}",
         fleet.logs()
     );
+
+    // The revoked peer that never connected (nothing banned it) is refused at its hello, for
+    // its certificate, before any gossip.
+    let outsider_id = key_id(&outsider_key);
+    let mut outsider = Rogue::member(outsider_key, outsider_chain, &params);
+    outsider.dial(&fleet.peers[2].addr());
+    outsider.run_for(Duration::from_secs(5)).await;
+    assert!(
+        !outsider.admitted && outsider.heard.is_empty(),
+        "peer 2 admitted a revoked peer at its hello (heard {} messages)\n{}",
+        outsider.heard.len(),
+        fleet.logs()
+    );
+    let log = std::fs::read_to_string(fleet.peers[2].log()).unwrap();
+    let refused = log.lines().any(|l| {
+        l.contains("peer refused admission")
+            && l.contains(&outsider_id)
+            && l.contains("was revoked")
+    });
+    assert!(
+        refused,
+        "peer 2 did not refuse the revoked peer's hello for its certificate\n{log}"
+    );
+    drop(outsider);
 
     let third = finalise(&fleet, &mut again, 0, "after the replay", &[first, second]).await;
     assert!(final_everywhere(&fleet, &[first, second, third]).await);
