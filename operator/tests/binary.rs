@@ -1,6 +1,6 @@
 //! The `mediachain-operator` binary itself against the harness's apiserver: it takes the leader
 //! Lease, serves `/healthz` and `/metrics`, reconciles, and on SIGTERM exits 0 and releases the
-//! Lease. Needs the harness binaries (see tests/apiserver.rs); `MEDIACHAIN_SKIP_KUBE=1` skips.
+//! Lease. Needs the harness binaries (see tests/apiserver/main.rs); `MEDIACHAIN_SKIP_KUBE=1` skips.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::io::{BufRead, BufReader, Read, Write};

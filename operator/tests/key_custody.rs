@@ -13,28 +13,12 @@ use k8s_openapi::api::core::v1::{ConfigMap, Node, Pod, Secret};
 use k8s_openapi::api::events::v1::Event;
 use kube::api::{ListParams, ObjectMeta, Patch, PatchParams, PostParams};
 use kube::{Api, Client, ResourceExt};
-use kube_harness::ApiServer;
 use mediachain::trust::{Chain, Level, RevocationSet, SecretKey};
 use mediachain_operator::peer_key::{KeyRequest, AWAIT_CONTAINER, KEY_CONTAINER};
 use mediachain_operator::reconcile::Settings;
 use mediachain_operator::testing::install_crd;
 use serde_json::json;
-use support::{create_peer_in, create_principal, trust, wait_until, NS};
-
-/// A client acting as the kubelet of `node` (user `system:node:<node>`, group `system:nodes`).
-async fn kubelet(server: &ApiServer, node: &str) -> Client {
-    let kubeconfig = kube::config::Kubeconfig::read_from(server.kubeconfig_path()).unwrap();
-    let mut config = kube::Config::from_custom_kubeconfig(
-        kubeconfig,
-        &kube::config::KubeConfigOptions::default(),
-    )
-    .await
-    .unwrap();
-    config.auth_info.impersonate = Some(format!("system:node:{node}"));
-    config.auth_info.impersonate_groups =
-        Some(vec!["system:nodes".into(), "system:authenticated".into()]);
-    Client::try_from(config).unwrap()
-}
+use support::{create_peer_in, create_principal, kubelet, trust, wait_until, NS};
 
 /// Pod `ordinal` of StatefulSet `sts` as its controller makes it, bound to `node` (there is no
 /// controller manager nor scheduler here).
@@ -107,14 +91,8 @@ async fn chain_of(admin: &Client, resource: &str, pod: &str) -> Option<Chain> {
 
 #[tokio::test]
 async fn keys_made_in_pods_are_certified_and_no_node_reads_another_key() {
-    let server = match ApiServer::start_with_options_or_skip(kube_harness::Options {
-        node_authorization: true,
-    })
-    .await
-    {
-        Ok(Some(server)) => server,
-        Ok(None) => return,
-        Err(e) => panic!("cannot start the kube-apiserver harness: {e}"),
+    let Some(server) = support::node_authorized_cluster().await else {
+        return;
     };
     let admin = server.client();
     install_crd(&admin, NS).await.unwrap();

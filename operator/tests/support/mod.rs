@@ -53,6 +53,41 @@ pub async fn cluster_with_principal(seed: u8) -> Option<(ApiServer, Client)> {
     Some((server, admin))
 }
 
+/// Starts the kube-apiserver harness with the Node authorizer (`None`: skipped on request).
+pub async fn node_authorized_cluster() -> Option<ApiServer> {
+    let options = kube_harness::Options {
+        node_authorization: true,
+    };
+    match ApiServer::start_with_options_or_skip(options).await {
+        Ok(server) => server,
+        Err(e) => panic!("cannot start the kube-apiserver harness: {e}"),
+    }
+}
+
+/// A client acting as `user` in `groups`, impersonated by the admin.
+pub async fn impersonating(
+    server: &ApiServer,
+    user: String,
+    groups: Option<Vec<String>>,
+) -> Client {
+    let kubeconfig = kube::config::Kubeconfig::read_from(server.kubeconfig_path()).unwrap();
+    let mut config = kube::Config::from_custom_kubeconfig(
+        kubeconfig,
+        &kube::config::KubeConfigOptions::default(),
+    )
+    .await
+    .unwrap();
+    config.auth_info.impersonate = Some(user);
+    config.auth_info.impersonate_groups = groups;
+    Client::try_from(config).unwrap()
+}
+
+/// A client acting as the kubelet of `node` (user `system:node:<node>`, group `system:nodes`).
+pub async fn kubelet(server: &ApiServer, node: &str) -> Client {
+    let groups = vec!["system:nodes".into(), "system:authenticated".into()];
+    impersonating(server, format!("system:node:{node}"), Some(groups)).await
+}
+
 /// Creates the principal Secret `principal` in `ns`.
 pub async fn create_principal(client: &Client, ns: &str, trust: &TrustFixture) {
     Api::<Secret>::namespaced(client.clone(), ns)
