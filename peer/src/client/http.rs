@@ -10,7 +10,7 @@ use rand_core::RngCore;
 use reqwest::header::{CONTENT_TYPE, RETRY_AFTER};
 use reqwest::{RequestBuilder, Response, StatusCode};
 use serde::de::DeserializeOwned;
-use tracing::debug;
+use tracing::{debug, debug_span, Instrument};
 
 use super::retry::RetryPolicy;
 use super::wire::{
@@ -114,33 +114,34 @@ impl Client {
         build: impl Fn() -> RequestBuilder,
         url: &str,
     ) -> Result<Response> {
-        let mut attempt = 1;
-        loop {
-            let response = self.send_once(build(), url).await?;
-            if response.status().is_success() {
-                return Ok(response);
+        let span = debug_span!("peer_request", url);
+        async {
+            let mut attempt = 1;
+            loop {
+                let response = self.send_once(build(), url).await?;
+                if response.status().is_success() {
+                    return Ok(response);
+                }
+                let status = response.status().as_u16();
+                let after = response.headers().get(RETRY_AFTER);
+                let after = after.and_then(|v| v.to_str().ok()).map(str::to_string);
+                let Some(wait) = self.retry.wait(attempt, status, after.as_deref(), jitter())
+                else {
+                    return Err(refusal(response).await);
+                };
+                debug!(status, attempt, ?wait, "the peer refused for now; retrying");
+                // Read the refusal so the connection can carry the next attempt.
+                let _ = response.bytes().await;
+                tokio::time::sleep(wait).await;
+                attempt += 1;
             }
-            let status = response.status().as_u16();
-            let after = response.headers().get(RETRY_AFTER);
-            let after = after.and_then(|v| v.to_str().ok()).map(str::to_string);
-            let Some(wait) = self.retry.wait(attempt, status, after.as_deref(), jitter()) else {
-                return Err(refusal(response).await);
-            };
-            debug!(
-                url,
-                status,
-                attempt,
-                ?wait,
-                "the peer refused for now; retrying"
-            );
-            // Read the refusal so the connection can carry the next attempt.
-            let _ = response.bytes().await;
-            tokio::time::sleep(wait).await;
-            attempt += 1;
         }
+        .instrument(span)
+        .await
     }
 
-    /// Sends `request` once: its response if successful, else the refusal.
+    /// Sends `request` once: its response, whatever its status (a connection that fails is
+    /// [`ClientError::Unreachable`]).
     async fn send_once(&self, request: RequestBuilder, url: &str) -> Result<Response> {
         request
             .send()

@@ -2,8 +2,8 @@
 //!
 //! CIDs are strings (CIDv1, base32), transaction ids 64 hex digits, keys libp2p PeerIds and
 //! certificate chains PEM text. This module only describes shapes: it never does I/O. The
-//! documents of the journal ([`journal`]: head, blocks, index, history), of evidence
-//! ([`evidence`]) and of search ([`search`]) are in their own files, re-exported here.
+//! documents of the journal (head, blocks, index, history), of evidence and of search are in
+//! its files `journal.rs`, `evidence.rs` and `search.rs`, re-exported here.
 
 use serde::{Deserialize, Serialize};
 
