@@ -14,13 +14,12 @@ use tracing::{debug, debug_span, Instrument};
 
 use super::retry::RetryPolicy;
 use super::wire::{
-    Blocks, Challenge, EvidenceSummary, Head, History, IndexEntry, Info, Pow, Problem,
-    Registration, RegistrationRequest, RevocationsQueued, SearchPage, Stored, StoredBatch, TxState,
-    CBOR, OBJECTS_BATCH,
+    Blocks, EvidenceSummary, Head, History, IndexEntry, Info, Problem, RevocationsQueued,
+    SearchPage, Stored, StoredBatch, TxState, CBOR, OBJECTS_BATCH,
 };
 use crate::journal::{Transaction, TxId};
 use crate::model::{Cid, Object};
-use crate::trust::{pow, Chain, PowError, SecretKey};
+use crate::trust::PowError;
 
 /// Why a call failed.
 #[derive(Debug, thiserror::Error)]
@@ -142,7 +141,7 @@ impl Client {
 
     /// Sends `request` once: its response, whatever its status (a connection that fails is
     /// [`ClientError::Unreachable`]).
-    async fn send_once(&self, request: RequestBuilder, url: &str) -> Result<Response> {
+    pub(super) async fn send_once(&self, request: RequestBuilder, url: &str) -> Result<Response> {
         request
             .send()
             .await
@@ -161,50 +160,6 @@ impl Client {
     /// `GET /v1/info`.
     pub async fn info(&self) -> Result<Info> {
         self.get_json("/v1/info").await
-    }
-
-    /// `GET /v1/registration/challenge`.
-    pub async fn challenge(&self) -> Result<Challenge> {
-        self.get_json("/v1/registration/challenge").await
-    }
-
-    /// Registers `key`: fetches a challenge, solves its proof of work and returns the Level-2
-    /// chain the peer signed.
-    pub async fn register(&self, key: &SecretKey) -> Result<(Chain, Registration)> {
-        let challenge = self.challenge().await?;
-        self.register_with(key, challenge).await
-    }
-
-    /// Registers `key` answering `challenge`, which any peer of the network may have issued.
-    pub async fn register_with(
-        &self,
-        key: &SecretKey,
-        challenge: Challenge,
-    ) -> Result<(Chain, Registration)> {
-        let bytes = hex::decode(&challenge.challenge)
-            .map_err(|e| ClientError::Protocol(format!("challenge is not hex: {e}")))?;
-        let resource = registration_resource(&key.public(), &bytes);
-        let bits = challenge.bits;
-        let stamp = tokio::task::spawn_blocking(move || {
-            pow::solve(pow::Purpose::Registration, &resource, bits)
-        })
-        .await
-        .map_err(|e| ClientError::Protocol(e.to_string()))??;
-        let request = RegistrationRequest {
-            client: key.public().to_string(),
-            challenge: challenge.challenge,
-            pow: Pow {
-                bits: stamp.bits,
-                nonce: stamp.nonce,
-            },
-        };
-        let url = self.url("/v1/registration");
-        // Never retried: the request spends its challenge.
-        let response = self.send_once(self.http.post(&url).json(&request), &url);
-        let registration: Registration = decode(accepted(response.await?).await?).await?;
-        let chain = Chain::from_pem(&registration.certificate)
-            .map_err(|e| ClientError::Protocol(format!("certificate: {e}")))?;
-        Ok((chain, registration))
     }
 
     /// Stores a Mediachain object (as DAG-CBOR, with its CID for the peer to check).
@@ -373,21 +328,13 @@ impl Client {
     }
 }
 
-/// What a registration proof of work covers: the client key's 32 bytes, then the challenge
-/// (the peer's `Registrar::resource`).
-pub fn registration_resource(client: &crate::trust::PublicKey, challenge: &[u8]) -> Vec<u8> {
-    let mut resource = client.as_bytes().to_vec();
-    resource.extend_from_slice(challenge);
-    resource
-}
-
 /// A draw in [0, 1) spreading retries of many clients refused at once.
 fn jitter() -> f64 {
     f64::from(rand_core::OsRng.next_u32()) / (f64::from(u32::MAX) + 1.0)
 }
 
 /// `response` if it is a success, else its refusal.
-async fn accepted(response: Response) -> Result<Response> {
+pub(super) async fn accepted(response: Response) -> Result<Response> {
     if response.status().is_success() {
         Ok(response)
     } else {
@@ -410,7 +357,7 @@ async fn refusal(response: Response) -> ClientError {
     )
 }
 
-async fn decode<T: DeserializeOwned>(response: Response) -> Result<T> {
+pub(super) async fn decode<T: DeserializeOwned>(response: Response) -> Result<T> {
     let url = response.url().to_string();
     let bytes = response
         .bytes()

@@ -13,11 +13,15 @@ mod events;
 #[cfg(feature = "client")]
 mod http;
 #[cfg(feature = "client")]
+mod registration;
+#[cfg(feature = "client")]
 mod retry;
 
 #[cfg(feature = "client")]
 pub use events::{Confirmation, ViewUpdate};
 #[cfg(feature = "client")]
-pub use http::{registration_resource, Client, ClientError};
+pub use http::{Client, ClientError};
+#[cfg(feature = "client")]
+pub use registration::registration_resource;
 #[cfg(feature = "client")]
 pub use retry::RetryPolicy;
