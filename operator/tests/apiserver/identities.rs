@@ -5,10 +5,9 @@ use super::*;
 
 #[tokio::test]
 async fn identity_secrets_survive_reconciles_and_outlive_their_pods() {
-    let Some(server) = start().await else { return };
-    let client = server.client();
-    install(&client).await;
-    create_principal(&client, &trust()).await;
+    let Some((_server, client)) = cluster().await else {
+        return;
+    };
     create_peer(
         &client,
         "delta",
@@ -72,10 +71,9 @@ async fn identity_secrets_survive_reconciles_and_outlive_their_pods() {
 #[tokio::test]
 async fn a_pass_never_writes_back_an_identity_changed_during_it() {
     use mediachain_operator::reconcile::{apply, build, dereference, validate};
-    let Some(server) = start().await else { return };
-    let client = server.client();
-    install(&client).await;
-    create_principal(&client, &trust()).await;
+    let Some((_server, client)) = cluster().await else {
+        return;
+    };
     create_peer(
         &client,
         "iota",

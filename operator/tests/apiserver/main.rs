@@ -55,6 +55,11 @@ async fn start() -> Option<ApiServer> {
     }
 }
 
+/// The harness with the CRD and the principal Secret of [`trust`] (`None`: skipped on request).
+async fn cluster() -> Option<(ApiServer, Client)> {
+    support::cluster_with_principal(11).await
+}
+
 /// Installs the CRD and the test namespace.
 async fn install(client: &Client) {
     install_crd(client, NS).await.unwrap();

@@ -4,10 +4,9 @@ use super::*;
 
 #[tokio::test]
 async fn foreign_objects_are_never_taken_over_and_colliding_names_are_refused() {
-    let Some(server) = start().await else { return };
-    let client = server.client();
-    install(&client).await;
-    create_principal(&client, &trust()).await;
+    let Some((_server, client)) = cluster().await else {
+        return;
+    };
     // Someone else's Service named like the resource's client Service.
     let foreign: Service = serde_json::from_value(json!({
         "apiVersion": "v1",

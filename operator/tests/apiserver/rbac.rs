@@ -196,10 +196,9 @@ async fn the_controller_reconciles_under_a_leader_lease_with_only_its_rbac() {
 #[tokio::test]
 async fn with_watch_namespace_the_controller_needs_and_touches_only_that_namespace() {
     use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
-    let Some(server) = start().await else { return };
-    let admin = server.client();
-    install(&admin).await;
-    create_principal(&admin, &trust()).await;
+    let Some((server, admin)) = cluster().await else {
+        return;
+    };
     let other = Namespace {
         metadata: ObjectMeta {
             name: Some("other".into()),
