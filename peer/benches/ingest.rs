@@ -7,10 +7,12 @@
 //! `update`, each artist an entity `insert`: about 2.05 committed journal entries per row.
 //! Reports the rows and entries committed, committed entries/s (the ingest's wall time, from
 //! its start to its last confirmation), and the CPU seconds per committed entry of the peers
-//! and of the ingest process. Prints a table, then one JSON line.
+//! and of the ingest process, each peer's peak RSS and the disk its data directory uses at the
+//! end, and the machine's load average before and after. Prints a table, then one JSON line.
 //!
 //! Run: `cargo bench -p mediachain-peer --bench ingest`. Settings (environment):
-//! `INGEST_BENCH_ROWS`, `INGEST_BENCH_ROWS_PER_TX` (default: the CLI's), `INGEST_BENCH_IN_FLIGHT`
+//! `INGEST_BENCH_ROWS`, `INGEST_BENCH_ROWS_PER_TX` (default: the CLI's, as many rows as the
+//! peers' limit of entries per transaction takes), `INGEST_BENCH_IN_FLIGHT`
 //! (transactions in flight per peer, default: the CLI's), `INGEST_BENCH_INTERVAL` (block
 //! interval, default 300ms).
 
@@ -116,6 +118,7 @@ fn main() {
             .map(|pid| procstat::cpu_seconds(Some(pid)))
             .sum()
     };
+    let load_before = load_average();
     let peers_before = cpu(&fleet);
     let started = Instant::now();
     let mut child = mediachain::lifeline::tie(&mut cmd)
@@ -151,6 +154,7 @@ fn main() {
     let wall = started.elapsed().as_secs_f64();
     let peers_cpu = cpu(&fleet) - peers_before;
     let ingest_cpu = sampler.join().unwrap();
+    let load_after = load_average();
     assert!(status.success(), "ingest failed: {stdout}");
     let summary: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
     let n = |key: &str| summary[key].as_f64().unwrap_or(0.0);
@@ -205,5 +209,35 @@ fn main() {
     for (i, mib) in rss.iter().enumerate() {
         rows_out.push((format!("peak RSS peer {i}"), *mib, "MiB"));
     }
+    for (i, peer) in fleet.peers.iter().enumerate() {
+        let mib = bytes_under(&peer.dir.join("data")) as f64 / (1024.0 * 1024.0);
+        rows_out.push((format!("disk used peer {i}"), mib, "MiB"));
+    }
+    rows_out.push(("load average before (1 min)".into(), load_before, "load"));
+    rows_out.push(("load average after (1 min)".into(), load_after, "load"));
     report::print(&rows_out);
+}
+
+/// The machine's 1-minute load average (`/proc/loadavg`; 0 when unreadable): the bench shares
+/// the cores with whatever else runs.
+fn load_average() -> f64 {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|l| l.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0.0)
+}
+
+/// Bytes of the files under `dir` (a peer's data directory: its datastore, index and search).
+fn bytes_under(dir: &std::path::Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .map(|e| match e.file_type() {
+            Ok(t) if t.is_dir() => bytes_under(&e.path()),
+            Ok(_) => e.metadata().map_or(0, |m| m.len()),
+            Err(_) => 0,
+        })
+        .sum()
 }

@@ -79,9 +79,10 @@ pub struct IngestArgs {
     #[arg(long)]
     journal: Option<PathBuf>,
     /// Most rows in one transaction (each row is one or two entries, plus its creator's insert
-    /// the first time).
-    #[arg(long, default_value_t = 21)]
-    rows_per_tx: usize,
+    /// the first time; default: as many as the peers' limit of entries per transaction takes,
+    /// the cheapest for the peers: much of their work is per transaction).
+    #[arg(long)]
+    rows_per_tx: Option<usize>,
     /// Transactions awaiting their block, per peer.
     #[arg(long, default_value_t = 32)]
     in_flight: usize,
@@ -195,7 +196,7 @@ async fn run_async(args: IngestArgs, peer: &PeerArgs) -> Result<(), CliError> {
         .iter()
         .filter_map(|(name, cid)| Some((name.clone(), Known::Committed(cid.parse::<Cid>().ok()?))))
         .collect();
-    let mut batcher = Batcher::new(known, max_entries, args.rows_per_tx);
+    let mut batcher = Batcher::new(known, max_entries, args.rows_per_tx.unwrap_or(usize::MAX));
     let mut next_peer = 0;
     let mut tasks = tokio::task::JoinSet::new();
     let mut rows = source::rows(&args.input, format).map_err(CliError::Input)?;
