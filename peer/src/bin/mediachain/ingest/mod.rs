@@ -4,7 +4,8 @@
 //! its creator, an entity inserted the first time the run meets its name (de-duplicated by name;
 //! one already in the index is only linked: the creators a window of rows meets first are looked
 //! up together, concurrently). Rows are grouped into transactions of many entries
-//! ([`batch`]), spread round-robin over the peers given, their objects uploaded concurrently and
+//! ([`batch`]), spread round-robin over the peers given (passing over a peer whose transactions go
+//! unconfirmed past the timeout: [`peers`]), their objects uploaded concurrently and
 //! the transactions kept in flight up to a bound ([`send`]). A local journal ([`journal`]) records
 //! what was sent and confirmed, so that a run interrupted (Ctrl-C, a crash) resumes without
 //! doing anything twice. A row that cannot be mapped is reported with its line number and
@@ -13,6 +14,7 @@
 mod batch;
 mod journal;
 mod mapping;
+mod peers;
 mod send;
 mod source;
 
@@ -94,7 +96,8 @@ pub struct IngestArgs {
     /// default; busy answers are retried with a back-off).
     #[arg(long, default_value_t = 24)]
     connections: usize,
-    /// How long a transaction may go unseen before its peer is asked where it stands.
+    /// How long a transaction may go unseen before its peer is asked where it stands (a peer
+    /// still holding it pending gets no new transactions for that long).
     #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
     confirm_timeout: Duration,
     /// Print the summary as one JSON object.
@@ -161,7 +164,7 @@ async fn run_async(args: IngestArgs, peer: &PeerArgs) -> Result<(), CliError> {
         clients.clone(),
         (key, chain, info.transaction_pow_bits),
         (args.uploads, args.connections),
-        journal,
+        (journal, args.confirm_timeout),
         progress.clone(),
     ));
     for sent in sender
@@ -197,7 +200,6 @@ async fn run_async(args: IngestArgs, peer: &PeerArgs) -> Result<(), CliError> {
         .filter_map(|(name, cid)| Some((name.clone(), Known::Committed(cid.parse::<Cid>().ok()?))))
         .collect();
     let mut batcher = Batcher::new(known, max_entries, args.rows_per_tx.unwrap_or(usize::MAX));
-    let mut next_peer = 0;
     let mut tasks = tokio::task::JoinSet::new();
     let mut rows = source::rows(&args.input, format).map_err(CliError::Input)?;
     'rows: while *interrupts.borrow() == 0 {
@@ -238,8 +240,7 @@ async fn run_async(args: IngestArgs, peer: &PeerArgs) -> Result<(), CliError> {
                     slot = slots.clone().acquire_owned() => slot.map_err(|e| CliError::Network(e.to_string()))?,
                     _ = interrupts.changed() => break 'rows,
                 };
-                tasks.spawn(sender.clone().send(batch, next_peer, slot));
-                next_peer = (next_peer + 1) % clients.len();
+                tasks.spawn(sender.clone().send(batch, sender.next_peer(), slot));
             }
         }
         if end {
@@ -253,7 +254,7 @@ async fn run_async(args: IngestArgs, peer: &PeerArgs) -> Result<(), CliError> {
                 .acquire_owned()
                 .await
                 .map_err(|e| CliError::Network(e.to_string()))?;
-            tasks.spawn(sender.clone().send(batch, next_peer, slot));
+            tasks.spawn(sender.clone().send(batch, sender.next_peer(), slot));
         }
     }
     // Every transaction sent is resolved (seen in a block, or looked up after the timeout),

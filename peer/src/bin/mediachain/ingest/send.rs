@@ -19,6 +19,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::batch::Batch;
 use super::journal::{Journal, Sent};
+use super::peers::Rotation;
 
 /// How long a resumed run waits for a transaction an earlier run left pending.
 const RESOLVE_WAIT: Duration = Duration::from_secs(60);
@@ -128,6 +129,7 @@ pub struct Sender {
     pub stats: Mutex<Stats>,
     pending: Mutex<HashMap<TxId, Pending>>,
     creators_at: Mutex<HashSet<(usize, Cid)>>,
+    rotation: Mutex<Rotation>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -135,15 +137,17 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Sender {
-    /// A sender over `clients`.
+    /// A sender over `clients`, passing over for `timeout` a peer whose transactions go
+    /// unconfirmed that long.
     pub fn new(
         clients: Vec<Client>,
         (key, chain, bits): (SecretKey, Chain, u8),
         (uploads, requests): (usize, usize),
-        journal: Journal,
+        (journal, timeout): (Journal, Duration),
         progress: ProgressBar,
     ) -> Self {
         Self {
+            rotation: Mutex::new(Rotation::new(clients.len(), timeout)),
             requests: clients
                 .iter()
                 .map(|_| Semaphore::new(requests.max(1)))
@@ -163,6 +167,11 @@ impl Sender {
             pending: Mutex::default(),
             creators_at: Mutex::default(),
         }
+    }
+
+    /// The peer the next transaction goes to (round-robin, passing over lagging peers).
+    pub fn next_peer(&self) -> usize {
+        lock(&self.rotation).next(Instant::now())
     }
 
     /// Transactions sent and not yet resolved.
@@ -246,6 +255,7 @@ impl Sender {
         let Some(pending) = lock(&self.pending).remove(id) else {
             return;
         };
+        lock(&self.rotation).confirmed(pending.sent.peer);
         if let Err(e) = lock(&self.journal).confirmed(&pending.sent.sent) {
             tracing::warn!(error = %e, "writing the journal");
         }
@@ -295,7 +305,7 @@ impl Sender {
 
     /// Looks up, at the peer each was sent to, every transaction unconfirmed for `timeout`:
     /// committed ones are confirmed, refused or dropped ones fail, pending ones wait (three
-    /// timeouts at most).
+    /// timeouts at most) and their peer is passed over meanwhile.
     pub async fn sweep(&self, timeout: Duration) {
         let late: Vec<(TxId, usize, Duration)> = lock(&self.pending)
             .iter()
@@ -305,8 +315,13 @@ impl Sender {
         for (id, peer, waited) in late {
             match self.clients[peer].status(&id).await {
                 Ok(s) if s.is_committed() => self.confirm(&id),
-                Ok(s) if s.state == "pending" && waited < timeout * 3 => {}
+                Ok(s) if s.state == "pending" && waited < timeout * 3 => {
+                    lock(&self.rotation).lagging(peer, Instant::now());
+                }
                 Ok(s) => {
+                    if s.state == "pending" {
+                        lock(&self.rotation).lagging(peer, Instant::now());
+                    }
                     let why = s.reason.map(|r| format!(": {r}")).unwrap_or_default();
                     self.fail(&id, &format!("{} after {waited:.0?}{why}", s.state));
                 }
