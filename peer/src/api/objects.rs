@@ -221,7 +221,13 @@ async fn put(
         .run(Lane::Write, move || {
             let _slot = slot;
             let (codec_id, bytes) = encode_body(&kind, body)?;
-            let actual = codec::cid_of(codec_id, &bytes);
+            // The body's one hashing: the store names it and stores it under that name.
+            let object = writer
+                .node
+                .store()
+                .check(codec_id, &bytes)
+                .map_err(store_error)?;
+            let actual = object.cid();
             if let Some(claimed) = &query.cid {
                 let claimed = parse_cid(claimed)?;
                 if claimed != actual {
@@ -231,7 +237,7 @@ async fn put(
                     ));
                 }
             }
-            let created = storage::put_upload(&writer, client, &actual, &bytes)?;
+            let created = storage::put_upload(&writer, client, object)?;
             Ok((actual, bytes.len(), created))
         })
         .await?;
@@ -266,15 +272,20 @@ async fn put_batch(
         .offload
         .run(Lane::Write, move || {
             let _slot = slot;
-            let objects = decode_batch(&body)?;
-            let refs: Vec<(Cid, &[u8])> = objects.iter().map(|(c, b)| (*c, b.as_slice())).collect();
-            let created = storage::put_uploads(&writer, client, &refs)?;
+            let list = decode_batch(&body)?;
+            let store = writer.node.store();
+            let objects = list
+                .iter()
+                .map(|bytes| store.check(DAG_CBOR, bytes))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(store_error)?;
+            let created = storage::put_uploads(&writer, client, &objects)?;
             Ok(objects
                 .iter()
                 .zip(created)
-                .map(|((cid, bytes), created)| Stored {
-                    cid: cid.to_string(),
-                    size: bytes.len(),
+                .map(|(object, created)| Stored {
+                    cid: object.cid().to_string(),
+                    size: object.bytes().len(),
                     created,
                 })
                 .collect())
@@ -283,8 +294,8 @@ async fn put_batch(
     Ok(json(StatusCode::OK, &StoredBatch { stored }))
 }
 
-/// The objects of a batch body, each checked and with its CID.
-fn decode_batch(body: &[u8]) -> Result<Vec<(Cid, Vec<u8>)>, ApiError> {
+/// The objects of a batch body, each checked to be a Mediachain object (named by the store).
+fn decode_batch(body: &[u8]) -> Result<Vec<serde_bytes::ByteBuf>, ApiError> {
     let list: Vec<serde_bytes::ByteBuf> = serde_ipld_dagcbor::from_slice(body).map_err(|e| {
         ApiError::bad_request(
             "malformed-body",
@@ -301,17 +312,15 @@ fn decode_batch(body: &[u8]) -> Result<Vec<(Cid, Vec<u8>)>, ApiError> {
             ),
         ));
     }
-    let mut objects = Vec::with_capacity(list.len());
-    for (i, bytes) in list.into_iter().enumerate() {
-        Object::decode(&bytes).map_err(|e| {
+    for (i, bytes) in list.iter().enumerate() {
+        Object::decode(bytes).map_err(|e| {
             ApiError::bad_request(
                 "malformed-object",
                 format!("object {i} of the batch is not a Mediachain object: {e}"),
             )
         })?;
-        objects.push((codec::cid_of(DAG_CBOR, &bytes), bytes.into_vec()));
     }
-    Ok(objects)
+    Ok(list)
 }
 
 async fn get(

@@ -19,7 +19,7 @@ use crate::client::wire::CBOR;
 use crate::model::Cid;
 use crate::node::metrics::Metrics;
 use crate::node::Node;
-use crate::store::UploadError;
+use crate::store::{Checked, UploadError};
 
 /// Uploads looked at, at most, by one collection pass.
 pub const COLLECT_PER_PASS: usize = 1000;
@@ -88,19 +88,21 @@ pub fn check_claim(
 pub fn put_upload(
     api: &Api,
     client: Option<IpAddr>,
-    cid: &Cid,
-    bytes: &[u8],
+    object: Checked<'_>,
 ) -> Result<bool, ApiError> {
-    let created = put_uploads(api, client, &[(*cid, bytes)])?;
+    let created = put_uploads(api, client, &[object])?;
     Ok(created.first().copied().unwrap_or(false))
 }
 
 /// Stores a client's uploads, all or none, within its quota (call off the runtime); per object
-/// whether it was new.
+/// whether it was new. The objects were named and checked by the store ([`Store::check`]), so
+/// none is hashed again.
+///
+/// [`Store::check`]: crate::store::Store::check
 pub fn put_uploads(
     api: &Api,
     client: Option<IpAddr>,
-    objects: &[(Cid, &[u8])],
+    objects: &[Checked<'_>],
 ) -> Result<Vec<bool>, ApiError> {
     check_free_space(api)?;
     // Requests without a connection address (warp's test harness) share one bucket.
@@ -109,7 +111,7 @@ pub fn put_uploads(
     let uploaded = api
         .node
         .store()
-        .put_uploads(objects, client, now, api.config.upload_limits)
+        .put_checked_uploads(objects, client, now, api.config.upload_limits)
         .map_err(|error| upload_error(api, error))?;
     api.metrics
         .edge

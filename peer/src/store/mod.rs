@@ -14,6 +14,7 @@ use tracing::{debug, info};
 
 use crate::model::{codec, Cid, CodecError, Encoded, ModelError, Object, DAG_CBOR, RAW};
 
+mod checked;
 mod evidence;
 mod finality;
 mod group;
@@ -22,6 +23,7 @@ mod objects;
 mod orphans;
 mod records;
 mod uploads;
+pub use checked::Checked;
 pub use evidence::{EvidenceSummary, KeptEvidence};
 pub use index::SledIndex;
 pub use uploads::{UploadError, UploadLimits, Uploaded};
@@ -163,6 +165,11 @@ impl Store {
     /// Checks that `bytes` may be stored under `cid`.
     pub fn verify(&self, cid: &Cid, bytes: &[u8]) -> Result<(), StoreError> {
         self.verify_hash(cid, bytes)?;
+        self.verify_encoding(cid, bytes)
+    }
+
+    /// The DAG-CBOR validation of [`Store::verify`] (nothing to check for raw bytes).
+    fn verify_encoding(&self, cid: &Cid, bytes: &[u8]) -> Result<(), StoreError> {
         if cid.codec() == DAG_CBOR {
             codec::decode(bytes).map_err(|source| StoreError::InvalidDagCbor {
                 cid: cid.to_string(),
@@ -174,10 +181,23 @@ impl Store {
 
     /// The checks of [`Store::verify`] except DAG-CBOR validation: size, CID kind, hash.
     fn verify_hash(&self, cid: &Cid, bytes: &[u8]) -> Result<(), StoreError> {
-        if bytes.len() > self.max_object_size {
+        self.verify_kind(cid, bytes.len())?;
+        let digest: [u8; 32] = Sha256::digest(bytes).into();
+        if cid.hash().digest() != digest {
+            return Err(StoreError::CidMismatch {
+                claimed: cid.to_string(),
+                actual: codec::cid_of(cid.codec(), bytes).to_string(),
+            });
+        }
+        Ok(())
+    }
+
+    /// The checks of [`Store::verify`] that need no hashing: the size and the CID's kind.
+    fn verify_kind(&self, cid: &Cid, size: usize) -> Result<(), StoreError> {
+        if size > self.max_object_size {
             return Err(StoreError::TooLarge {
                 cid: cid.to_string(),
-                size: bytes.len(),
+                size,
                 limit: self.max_object_size,
             });
         }
@@ -198,13 +218,6 @@ impl Store {
             return Err(StoreError::UnsupportedCid {
                 cid: cid.to_string(),
                 reason: "only dag-cbor and raw codecs are accepted",
-            });
-        }
-        let digest: [u8; 32] = Sha256::digest(bytes).into();
-        if cid.hash().digest() != digest {
-            return Err(StoreError::CidMismatch {
-                claimed: cid.to_string(),
-                actual: codec::cid_of(codec, bytes).to_string(),
             });
         }
         Ok(())

@@ -17,7 +17,7 @@ use std::sync::{Mutex, MutexGuard};
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 use sled::{Transactional, Tree};
 
-use super::{Store, StoreError};
+use super::{Checked, Store, StoreError};
 use crate::model::Cid;
 
 const RECORD: u8 = b'u';
@@ -242,19 +242,33 @@ impl Store {
         now: u64,
         limits: UploadLimits,
     ) -> Result<Uploaded, UploadError> {
-        for (cid, bytes) in objects {
-            self.verify(cid, bytes)?;
-        }
+        let checked = objects
+            .iter()
+            .map(|(cid, bytes)| self.checked(cid, bytes))
+            .collect::<Result<Vec<_>, _>>()?;
+        self.put_checked_uploads(&checked, client, now, limits)
+    }
+
+    /// [`Store::put_uploads`] of objects the store has already named and checked
+    /// ([`Store::check`]): nothing is hashed again.
+    pub fn put_checked_uploads(
+        &self,
+        objects: &[Checked<'_>],
+        client: IpAddr,
+        now: u64,
+        limits: UploadLimits,
+    ) -> Result<Uploaded, UploadError> {
         let mut created = Vec::with_capacity(objects.len());
         let (used, total) = {
             let mut usage = self.uploads.usage();
-            let mut new: Vec<(&Cid, &[u8])> = vec![];
+            let mut new: Vec<(Cid, &[u8])> = vec![];
             let mut named = std::collections::HashSet::new();
-            for (cid, bytes) in objects {
-                let fresh = named.insert(*cid) && !self.has(cid)?;
+            for object in objects {
+                let cid = object.cid();
+                let fresh = named.insert(cid) && !self.has(&cid)?;
                 created.push(fresh);
                 if fresh {
-                    new.push((cid, bytes));
+                    new.push((cid, object.bytes()));
                 }
             }
             if new.is_empty() {

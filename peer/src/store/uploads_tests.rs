@@ -134,3 +134,35 @@ fn a_batch_of_uploads_is_stored_all_or_none_within_the_quota() {
     assert!(matches!(bad, Err(UploadError::Store(_))));
     assert!(!store.has(&three).unwrap());
 }
+
+#[test]
+fn checked_objects_are_named_by_their_hash_and_stored_under_that_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), 16).unwrap();
+    let client = ip("203.0.113.1");
+    let checked = store.check(RAW, b"12345678").unwrap();
+    assert_eq!(checked.cid(), codec::cid_of(RAW, b"12345678"));
+    let uploaded = store
+        .put_checked_uploads(&[checked], client, 1, LIMITS)
+        .unwrap();
+    assert_eq!(uploaded.created, vec![true]);
+    assert_eq!(uploaded.used, 8);
+    assert_eq!(
+        store.get(&checked.cid()).unwrap().as_deref(),
+        Some(&b"12345678"[..])
+    );
+    // The checks of `verify` apply: the size, the codec and the DAG-CBOR.
+    assert!(matches!(
+        store.check(RAW, &[0; 17]),
+        Err(StoreError::TooLarge { .. })
+    ));
+    assert!(matches!(
+        // dag-json: not a codec the store holds.
+        store.check(0x0129, b"1"),
+        Err(StoreError::UnsupportedCid { .. })
+    ));
+    assert!(matches!(
+        store.check(crate::model::DAG_CBOR, &[0xff]),
+        Err(StoreError::InvalidDagCbor { .. })
+    ));
+}

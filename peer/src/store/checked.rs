@@ -1,0 +1,49 @@
+//! Bytes named and checked by the store in one pass, so that an upload is hashed once: the API
+//! names a body with [`Store::check`] (its SHA-256 is its CID) and stores what it got back with
+//! [`Store::put_checked_uploads`], which trusts the name because only the store makes one.
+//! It must never hand out a [`Checked`] whose CID was not computed from, or verified against,
+//! its bytes.
+
+use super::{Store, StoreError};
+use crate::model::{codec, Cid};
+
+/// Bytes with the CID they hash to, checked as [`Store::verify`] checks them; made only by the
+/// store ([`Store::check`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Checked<'a> {
+    cid: Cid,
+    bytes: &'a [u8],
+}
+
+impl<'a> Checked<'a> {
+    /// The CID the bytes hash to.
+    pub fn cid(&self) -> Cid {
+        self.cid
+    }
+
+    /// The bytes.
+    pub fn bytes(&self) -> &'a [u8] {
+        self.bytes
+    }
+}
+
+impl Store {
+    /// `bytes` named under `codec_id` by their SHA-256 (their one hashing) and checked as
+    /// [`Store::verify`] checks them: the size, the codec (dag-cbor or raw) and the DAG-CBOR.
+    pub fn check<'a>(&self, codec_id: u64, bytes: &'a [u8]) -> Result<Checked<'a>, StoreError> {
+        let cid = codec::cid_of(codec_id, bytes);
+        self.verify_kind(&cid, bytes.len())?;
+        self.verify_encoding(&cid, bytes)?;
+        Ok(Checked { cid, bytes })
+    }
+
+    /// `bytes` under a CID the caller supplied, verified (hash included).
+    pub(super) fn checked<'a>(
+        &self,
+        cid: &Cid,
+        bytes: &'a [u8],
+    ) -> Result<Checked<'a>, StoreError> {
+        self.verify(cid, bytes)?;
+        Ok(Checked { cid: *cid, bytes })
+    }
+}
