@@ -1,7 +1,8 @@
 //! Transactions at a node: a client's submission, a peer's gossiped batch, admission into the
 //! mempool and the status a client may ask for. Never touches the network.
 
-use std::collections::HashSet;
+use std::borrow::Cow;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use serde_bytes::ByteBuf;
@@ -10,22 +11,21 @@ use tracing::{info_span, warn};
 use super::{remember_rejection, Node, NodeError, TxBundle, TxStatus};
 use crate::journal::verify::check_transaction;
 use crate::journal::{IndexRead, Transaction, TxId, TxRejection};
-use crate::model::{codec, Cid, JournalEntry, Object, DAG_CBOR};
+use crate::model::{Cid, JournalEntry, Object};
+use crate::store::Store;
 
-/// The objects of `bundle` its transaction references: those its entries name, and those the
-/// bundled ones link to.
-fn bundled_references(bundle: &TxBundle) -> HashSet<Cid> {
-    let mut wanted: HashSet<Cid> = super::uploads::named(&bundle.tx.body.entries).collect();
-    for (cid, bytes) in &bundle.objects {
-        if wanted.contains(cid) && cid.codec() == DAG_CBOR {
-            if let Ok(ipld) = codec::decode(bytes) {
-                let mut linked = vec![];
-                super::uploads::links(&ipld, &mut linked);
-                wanted.extend(linked);
-            }
-        }
-    }
-    wanted
+/// The objects `bundle`'s transaction references (those its entries name and those they link
+/// to), each named object read from the bundle, else from the store, and decoded once.
+fn bundled_references(store: &Store, bundle: &TxBundle) -> Vec<Cid> {
+    let carried: HashMap<&Cid, &[u8]> = bundle
+        .objects
+        .iter()
+        .map(|(cid, bytes)| (cid, bytes.as_ref()))
+        .collect();
+    super::uploads::references_in(&bundle.tx.body.entries, |cid| match carried.get(cid) {
+        Some(bytes) => Some(Cow::Borrowed(*bytes)),
+        None => store.get(cid).ok().flatten().map(Cow::Owned),
+    })
 }
 
 impl Node {
@@ -85,8 +85,12 @@ impl Node {
     ) -> Vec<Result<Result<TxId, TxRejection>, NodeError>> {
         let mut checked = Vec::with_capacity(bundles.len());
         for bundle in bundles {
+            // What the transaction references, worked out once: the objects to store and the
+            // uploads to keep fresh.
+            let mut references = vec![];
             let verdict = self.stateless(&bundle.tx).and_then(|()| {
-                let wanted = bundled_references(&bundle);
+                references = bundled_references(&self.store, &bundle);
+                let wanted: HashSet<&Cid> = references.iter().collect();
                 let invalid = bundle
                     .objects
                     .iter()
@@ -103,19 +107,19 @@ impl Node {
                     None => Ok(()),
                 }
             });
-            checked.push((bundle.tx, verdict));
+            checked.push((bundle.tx, verdict, references));
         }
         if let Err(e) = self.store.flush() {
             return vec![Err(NodeError::from(e))];
         }
         checked
             .into_iter()
-            .map(|(tx, verdict)| match verdict {
+            .map(|(tx, verdict, references)| match verdict {
                 // A bad object: the transaction is not judged (another peer may send it right).
                 Err(reason @ TxRejection::UnknownObject(_)) => Ok(Err(reason)),
                 Err(reason) => self.admit_checked(tx, Err(reason)),
                 Ok(()) => {
-                    self.touch_uploads(&tx.body.entries)?;
+                    self.touch_references(&references)?;
                     self.admit_checked(tx, Ok(()))
                 }
             })

@@ -4,6 +4,7 @@
 //! the records (`store::uploads`); this module decides what counts as referenced. It never
 //! deletes an object a committed or pending transaction references.
 
+use std::borrow::Cow;
 use std::collections::HashSet;
 
 use tracing::{debug, info, warn};
@@ -41,17 +42,22 @@ pub(super) fn links(ipld: &Ipld, out: &mut Vec<Cid>) {
 /// The objects `entries` name and every object those link to (a cell's entity, an artefact's
 /// data blob or metadata source), as far as the store holds them.
 pub fn references(store: &Store, entries: &[JournalEntry]) -> Vec<Cid> {
+    references_in(entries, |cid| store.get(cid).ok().flatten().map(Cow::Owned))
+}
+
+/// [`references`] reading each named object with `bytes` (e.g. a gossiped bundle's copy before
+/// the store's), so that a caller that holds the bytes decodes each object once.
+pub(super) fn references_in<'a>(
+    entries: &[JournalEntry],
+    mut bytes: impl FnMut(&Cid) -> Option<Cow<'a, [u8]>>,
+) -> Vec<Cid> {
     let mut out: Vec<Cid> = named(entries).collect();
-    for cid in out.clone() {
+    for i in 0..out.len() {
+        let cid = out[i];
         if cid.codec() != crate::model::DAG_CBOR {
             continue;
         }
-        if let Some(ipld) = store
-            .get(&cid)
-            .ok()
-            .flatten()
-            .and_then(|bytes| codec::decode(&bytes).ok())
-        {
+        if let Some(ipld) = bytes(&cid).and_then(|b| codec::decode(&b).ok()) {
             links(&ipld, &mut out);
         }
     }
@@ -103,8 +109,15 @@ impl Node {
     /// finds them missing).
     pub(super) fn touch_uploads(&self, entries: &[JournalEntry]) -> Result<(), NodeError> {
         if self.store.has_uploads() {
-            let cids = references(&self.store, entries);
-            self.store.touch_uploads(&cids, self.clock.unix())?;
+            self.touch_references(&references(&self.store, entries))?;
+        }
+        Ok(())
+    }
+
+    /// [`Node::touch_uploads`] given the references already worked out.
+    pub(super) fn touch_references(&self, cids: &[Cid]) -> Result<(), NodeError> {
+        if self.store.has_uploads() {
+            self.store.touch_uploads(cids, self.clock.unix())?;
         }
         Ok(())
     }
