@@ -44,9 +44,21 @@ pub(crate) use body::body;
 pub use config::{ApiConfig, ApiConfigError, RATE_LIMIT_ENV};
 pub use server::serve_listener;
 
-/// What every handler gets.
+/// What every handler gets: one shared [`ApiState`], so the clone each request's filters take
+/// is one reference count, not one per part.
 #[derive(Clone)]
-pub struct Api {
+pub struct Api(Arc<ApiState>);
+
+impl std::ops::Deref for Api {
+    type Target = ApiState;
+
+    fn deref(&self) -> &ApiState {
+        &self.0
+    }
+}
+
+/// The parts of the API's state.
+pub struct ApiState {
     /// The node.
     pub node: Arc<Node>,
     /// The overlay (gossip of admitted transactions, object fetches).
@@ -75,7 +87,7 @@ impl Api {
         config: ApiConfig,
         search: Option<Arc<crate::search::SearchService>>,
     ) -> Self {
-        Self {
+        Self(Arc::new(ApiState {
             offload: Arc::new(offload::Offload::new(&config)),
             uploads: slots::Slots::new(usize::MAX, config.max_uploads_per_client),
             config: Arc::new(config),
@@ -84,7 +96,7 @@ impl Api {
             metrics,
             health,
             search,
-        }
+        }))
     }
 }
 
