@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Build (once per version, cached) the Kubernetes tools the tests need, from Go modules only.
 #
-#   bash e2e/tools.sh [harness|kind|all]     (default: all)
+#   bash e2e/tools.sh [harness|kind|all|promtool|images|traefik]     (default: all)
 #
 # stdout: `export NAME=path` lines (use: eval "$(bash e2e/tools.sh)"); logs go to stderr.
 # Also writes the same lines to $MEDIACHAIN_E2E_CACHE/<kube-version>/tools.env.
@@ -11,18 +11,28 @@
 #            promtool (checks and unit-tests the chart's alerts: e2e/monitoring/check.sh; a cold
 #            build took 54 min on a busy 2-core machine, then cached)
 #   promtool: promtool alone
+#   images:  the Go programs of the kind node's images (pause, smoke, CoreDNS,
+#            local-path-provisioner), for e2e/kind/node-image.sh
+#   traefik: the suite's ingress controller (Traefik, ~13 min on a cold cache), for
+#            e2e/suite/traefik.sh
+#   (images and traefik need no Docker: .ci/run builds them in the background beside the
+#   workspace tests, and the scripts that need them call this again and find them built. Both
+#   print nothing on stdout and leave tools.env alone.)
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
-# One build at a time per cache: .ci/run starts this script in the background while cargo builds,
-# and the test script calls it again; the second call waits here, then finds the tools cached.
-exec 9>"$E2E_CACHE/.tools.lock"
+MODE=${1:-all}
+# One build at a time per cache and lock: .ci/run starts this script in the background while
+# cargo builds, and the test script calls it again; the second call waits here, then finds the
+# tools cached. `images` and `traefik` have their own lock: nothing waiting for the tools waits
+# for them.
+lock=$E2E_CACHE/.tools.lock
+case "$MODE" in images | traefik) lock=$E2E_CACHE/.images.lock ;; esac
+exec 9>"$lock"
 if ! flock -n 9; then
-  log "another e2e/tools.sh is building into $E2E_CACHE: waiting for it"
+  log "another e2e/tools.sh $MODE is building into $E2E_CACHE: waiting for it"
   flock 9
 fi
-
-MODE=${1:-all}
 LDFLAGS=$(kube_ldflags)
 
 # k8s.io/kubernetes as a dependency: its go.mod replaces every k8s.io/* staging module with
@@ -112,12 +122,48 @@ kind_tools() {
   step "build promtool (prometheus module $PROMETHEUS_VERSION)" build_promtool
 }
 
+# Our own small Go programs (cheap to rebuild; the Go build cache makes it a no-op).
+build_own_images() {
+  local p
+  for p in pause smoke; do
+    (cd "$E2E_DIR/kind/images/$p" && go build -trimpath -ldflags "-s -w" -o "$E2E_BIN/$p" .)
+  done
+}
+
+# As a dependency, Traefik's own `replace` directives (forks of go-http-auth, mux, minheap) do
+# not apply: they are copied into the wrapper module's go.mod.
+build_traefik() {
+  local modver="github.com/traefik/traefik/v3@$TRAEFIK_VERSION" dir=$E2E_CACHE/src/traefik
+  if [ -x "$E2E_BIN/traefik" ] && [ "$(cat "$E2E_BIN/.traefik.version" 2>/dev/null)" = "$modver" ]; then
+    return 0
+  fi
+  mkdir -p "$dir"
+  (cd "$dir" && printf 'module mediachain.local/e2e/traefik\n\ngo 1.23.0\n' >go.mod &&
+    go mod download -json "$modver" >/dev/null &&
+    sed -n '/^replace (/,/^)/p' "$(go env GOMODCACHE)/github.com/traefik/traefik/v3@$TRAEFIK_VERSION/go.mod" >>go.mod &&
+    go get "$modver" &&
+    go build -trimpath -ldflags "-s -w -X github.com/traefik/traefik/v3/pkg/version.Version=$TRAEFIK_VERSION" \
+      -o "$E2E_BIN/traefik" github.com/traefik/traefik/v3/cmd/traefik)
+  echo "$modver" >"$E2E_BIN/.traefik.version"
+}
+
+images() {
+  step "build pause, smoke (e2e/kind/images)" build_own_images
+  step "build coredns $COREDNS_VERSION" go_tool coredns \
+    "github.com/coredns/coredns@$COREDNS_VERSION" github.com/coredns/coredns
+  step "build local-path-provisioner $LOCAL_PATH_PROVISIONER_VERSION" go_tool local-path-provisioner \
+    "github.com/rancher/local-path-provisioner@$LOCAL_PATH_PROVISIONER_VERSION" \
+    github.com/rancher/local-path-provisioner
+}
+
 case "$MODE" in
   harness) harness ;;
   kind) harness; kind_tools ;;
   all) harness; kind_tools ;;
   promtool) step "build promtool (prometheus module $PROMETHEUS_VERSION)" build_promtool ;;
-  *) die "usage: $0 [harness|kind|all|promtool]" ;;
+  images) images; exit 0 ;;
+  traefik) step "build traefik $TRAEFIK_VERSION (Go module)" build_traefik; exit 0 ;;
+  *) die "usage: $0 [harness|kind|all|promtool|images|traefik]" ;;
 esac
 
 env_file=$E2E_CACHE/tools.env

@@ -220,16 +220,8 @@ busybox_image() {
 
 build_images() {
   local b=$E2E_BIN k=$KUBE_VERSION
-  # Our own small Go programs (cheap to rebuild; the Go build cache makes it a no-op).
-  local p
-  for p in pause smoke; do
-    (cd "$E2E_DIR/kind/images/$p" && go build -trimpath -ldflags "-s -w" -o "$b/$p" .)
-  done
-  step "build coredns $COREDNS_VERSION" go_tool coredns \
-    "github.com/coredns/coredns@$COREDNS_VERSION" github.com/coredns/coredns
-  step "build local-path-provisioner $LOCAL_PATH_PROVISIONER_VERSION" go_tool local-path-provisioner \
-    "github.com/rancher/local-path-provisioner@$LOCAL_PATH_PROVISIONER_VERSION" \
-    github.com/rancher/local-path-provisioner
+  # The Go programs: e2e/tools.sh images (cached; .ci/run builds them in the background).
+  bash "$E2E_DIR/tools.sh" images >&2
 
   IMAGES=(
     "registry.k8s.io/kube-apiserver:$k" "registry.k8s.io/kube-controller-manager:$k"

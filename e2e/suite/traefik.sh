@@ -8,23 +8,8 @@ set -euo pipefail
 . "$(dirname "$0")/../lib.sh"
 IMAGE=mediachain.local/traefik:$TRAEFIK_VERSION
 if docker image inspect "$IMAGE" >/dev/null 2>&1; then echo "$IMAGE"; exit 0; fi
-# As a dependency, Traefik's own `replace` directives (forks of go-http-auth, mux, minheap) do
-# not apply: they are copied into the wrapper module's go.mod.
-build_traefik() {
-  local modver="github.com/traefik/traefik/v3@$TRAEFIK_VERSION" dir=$E2E_CACHE/src/traefik
-  if [ -x "$E2E_BIN/traefik" ] && [ "$(cat "$E2E_BIN/.traefik.version" 2>/dev/null)" = "$modver" ]; then
-    return 0
-  fi
-  mkdir -p "$dir"
-  (cd "$dir" && printf 'module mediachain.local/e2e/traefik\n\ngo 1.23.0\n' >go.mod &&
-    go mod download -json "$modver" >/dev/null &&
-    sed -n '/^replace (/,/^)/p' "$(go env GOMODCACHE)/github.com/traefik/traefik/v3@$TRAEFIK_VERSION/go.mod" >>go.mod &&
-    go get "$modver" &&
-    go build -trimpath -ldflags "-s -w -X github.com/traefik/traefik/v3/pkg/version.Version=$TRAEFIK_VERSION" \
-      -o "$E2E_BIN/traefik" github.com/traefik/traefik/v3/cmd/traefik)
-  echo "$modver" >"$E2E_BIN/.traefik.version"
-}
-step "build traefik $TRAEFIK_VERSION (Go module)" build_traefik >&2
+# The binary: e2e/tools.sh images (cached; .ci/run builds it in the background beforehand).
+bash "$E2E_DIR/tools.sh" traefik >&2
 ctx=$(mktemp -d)
 trap 'rm -rf "$ctx"' EXIT
 mkdir -p "$ctx/rootfs/usr/local/bin" "$ctx/rootfs/etc" "$ctx/rootfs/tmp"
