@@ -14,6 +14,7 @@ pub mod events;
 pub mod evidence;
 pub mod explorer;
 pub mod export;
+pub mod fair;
 pub mod gate;
 pub mod journal;
 pub mod metrics;

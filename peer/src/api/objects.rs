@@ -36,7 +36,7 @@ use super::slots::Slot;
 use super::{content_type, json, origin, storage, with, Api};
 use crate::client::wire::{Stored, StoredBatch, CBOR, OBJECTS_BATCH};
 use crate::model::{codec, Cid, Ipld, Object, DAG_CBOR};
-use crate::store::StoreError;
+use crate::store::{Checked, StoreError};
 
 /// Query of `POST /v1/objects`.
 #[derive(Debug, Deserialize)]
@@ -174,28 +174,29 @@ pub(crate) fn store_error(error: StoreError) -> ApiError {
     }
 }
 
-/// The canonical bytes and codec of a request body.
-fn encode_body(kind: &str, body: Vec<u8>) -> Result<(u64, Vec<u8>), ApiError> {
+/// The request body as the store checked it: a DAG-CBOR object as sent (decoded once, by the
+/// store's check), a DAG-JSON object re-encoded, or a raw blob.
+fn check_body<'a>(
+    store: &crate::store::Store,
+    kind: &str,
+    body: &'a mut Vec<u8>,
+) -> Result<Checked<'a>, ApiError> {
     match kind {
-        CBOR | "application/dag-cbor" => {
-            Object::decode(&body).map_err(|e| {
-                ApiError::bad_request("malformed-object", format!("not a Mediachain object: {e}"))
-            })?;
-            Ok((DAG_CBOR, body))
-        }
+        CBOR | "application/dag-cbor" => store.check_object(body).map_err(store_error),
         "application/json" | "application/dag-json" => {
-            let ipld: Ipld = serde_ipld_dagjson::from_slice(&body).map_err(|e| {
+            let ipld: Ipld = serde_ipld_dagjson::from_slice(body).map_err(|e| {
                 ApiError::bad_request("malformed-body", format!("not DAG-JSON: {e}"))
             })?;
             let object = Object::from_ipld(ipld).map_err(|e| {
                 ApiError::bad_request("malformed-object", format!("not a Mediachain object: {e}"))
             })?;
-            let encoded = object
+            *body = object
                 .encode()
-                .map_err(|e| ApiError::bad_request("malformed-object", e.to_string()))?;
-            Ok((DAG_CBOR, encoded.bytes))
+                .map_err(|e| ApiError::bad_request("malformed-object", e.to_string()))?
+                .bytes;
+            store.check(DAG_CBOR, body).map_err(store_error)
         }
-        "application/octet-stream" => Ok((crate::model::RAW, body)),
+        "application/octet-stream" => store.check(crate::model::RAW, body).map_err(store_error),
         other => Err(ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "unsupported-media-type",
@@ -214,19 +215,16 @@ async fn put(
     kind: String,
     body: Result<(UploadSlot, Vec<u8>), ApiError>,
 ) -> Result<Response, ApiError> {
-    let (slot, body) = body?;
+    let (slot, mut body) = body?;
     let writer = api.clone();
     let (cid, size, created) = api
         .offload
-        .run(Lane::Write, move || {
+        .run_for(Lane::Write, storage::writer(&api, client), move || {
             let _slot = slot;
-            let (codec_id, bytes) = encode_body(&kind, body)?;
-            // The body's one hashing: the store names it and stores it under that name.
-            let object = writer
-                .node
-                .store()
-                .check(codec_id, &bytes)
-                .map_err(store_error)?;
+            // The body's one hashing and decoding: the store names it and stores it under
+            // that name.
+            let object = check_body(writer.node.store(), &kind, &mut body)?;
+            let size = object.bytes().len();
             let actual = object.cid();
             if let Some(claimed) = &query.cid {
                 let claimed = parse_cid(claimed)?;
@@ -238,7 +236,7 @@ async fn put(
                 }
             }
             let created = storage::put_upload(&writer, client, object)?;
-            Ok((actual, bytes.len(), created))
+            Ok((actual, size, created))
         })
         .await?;
     let status = if created {
@@ -270,15 +268,24 @@ async fn put_batch(
     let writer = api.clone();
     let stored = api
         .offload
-        .run(Lane::Write, move || {
+        .run_for(Lane::Write, storage::writer(&api, client), move || {
             let _slot = slot;
             let list = decode_batch(&body)?;
             let store = writer.node.store();
+            // Each object named and decoded once, by the store's check.
             let objects = list
                 .iter()
-                .map(|bytes| store.check(DAG_CBOR, bytes))
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(store_error)?;
+                .enumerate()
+                .map(|(i, bytes)| {
+                    store.check_object(bytes).map_err(|e| {
+                        let error = store_error(e);
+                        ApiError {
+                            detail: format!("object {i} of the batch: {}", error.detail),
+                            ..error
+                        }
+                    })
+                })
+                .collect::<Result<Vec<_>, _>>()?;
             let created = storage::put_uploads(&writer, client, &objects)?;
             Ok(objects
                 .iter()
@@ -294,7 +301,7 @@ async fn put_batch(
     Ok(json(StatusCode::OK, &StoredBatch { stored }))
 }
 
-/// The objects of a batch body, each checked to be a Mediachain object (named by the store).
+/// The objects of a batch body (each then named and checked by the store).
 fn decode_batch(body: &[u8]) -> Result<Vec<serde_bytes::ByteBuf>, ApiError> {
     let list: Vec<serde_bytes::ByteBuf> = serde_ipld_dagcbor::from_slice(body).map_err(|e| {
         ApiError::bad_request(
@@ -311,14 +318,6 @@ fn decode_batch(body: &[u8]) -> Result<Vec<serde_bytes::ByteBuf>, ApiError> {
                 list.len()
             ),
         ));
-    }
-    for (i, bytes) in list.iter().enumerate() {
-        Object::decode(bytes).map_err(|e| {
-            ApiError::bad_request(
-                "malformed-object",
-                format!("object {i} of the batch is not a Mediachain object: {e}"),
-            )
-        })?;
     }
     Ok(list)
 }

@@ -6,16 +6,20 @@
 //! cheap ones.
 //!
 //! Each lane runs at most [`ApiConfig::blocking_threads`] jobs at once and lets at most
-//! [`ApiConfig::blocking_queue`] more wait; a job past that is refused at once with `503` and
+//! [`ApiConfig::blocking_queue`] more wait; a job past that is refused with `503` and
 //! `Retry-After` (reason `busy`), never queued without bound, as a bounded thread pool's
-//! rejection policy (nginx's `thread_pool ... max_queue`) does. Refusals are counted in
-//! `mediachain_http_requests_total{reason="503"}` as any answer.
+//! rejection policy (nginx's `thread_pool ... max_queue`) does. The waiting jobs are queued
+//! fairly per client and by standing ([`super::fair`]): a full queue gives a newcomer the place
+//! of the newest job of the client waiting with the most (that job is then refused `503`), so
+//! a flood from a few addresses cannot lock the others out of the write lane. Refusals are
+//! counted in `mediachain_http_requests_total{reason="503"}` as any answer.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
-use tokio::sync::Semaphore;
+use tokio::sync::oneshot;
 use warp::http::StatusCode;
 
+use super::fair::{Entered, FairQueue, Writer};
 use super::problem::ApiError;
 use super::ApiConfig;
 
@@ -30,77 +34,125 @@ pub enum Lane {
     Replay,
 }
 
-/// The bound of one lane.
-struct Bound {
-    /// Jobs running (one permit each).
-    running: Arc<Semaphore>,
-    /// Jobs running or waiting (one permit each): past it, refused.
-    admitted: Arc<Semaphore>,
+/// One lane: its running jobs and its waiters, each waiting for a [`Turn`].
+struct Queue {
+    state: Mutex<FairQueue<oneshot::Sender<Turn>>>,
 }
 
-impl Bound {
-    fn new(threads: usize, queue: usize) -> Self {
-        // A semaphore holds at most `MAX_PERMITS` (a setting past it means "unbounded").
-        let threads = threads.clamp(1, Semaphore::MAX_PERMITS);
-        let admitted = threads.saturating_add(queue).min(Semaphore::MAX_PERMITS);
-        Self {
-            running: Arc::new(Semaphore::new(threads)),
-            admitted: Arc::new(Semaphore::new(admitted)),
+/// A lane's thread, held while a job runs; passed on to the next waiter when dropped (also
+/// when it was sent to a waiter that gave up before taking it).
+struct Turn {
+    queue: Arc<Queue>,
+    armed: bool,
+}
+
+impl Queue {
+    fn new(threads: usize, capacity: usize) -> Arc<Self> {
+        Arc::new(Self {
+            state: Mutex::new(FairQueue::new(threads, capacity)),
+        })
+    }
+
+    /// The thread of a finished job goes to the next waiter still waiting, or is freed.
+    fn pass_on(self: &Arc<Self>) {
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        while let Some(waiter) = state.leave() {
+            let turn = Turn {
+                queue: self.clone(),
+                armed: true,
+            };
+            match waiter.send(turn) {
+                Ok(()) => return,
+                // The waiter gave up (its request ended): the next one.
+                Err(mut turn) => turn.armed = false,
+            }
+        }
+    }
+}
+
+impl Drop for Turn {
+    fn drop(&mut self) {
+        if self.armed {
+            self.queue.pass_on();
         }
     }
 }
 
 /// The lanes of the blocking pool.
 pub struct Offload {
-    read: Bound,
-    write: Bound,
-    replay: Bound,
+    read: Arc<Queue>,
+    write: Arc<Queue>,
+    replay: Arc<Queue>,
 }
 
 /// Seconds a refused client is told to wait.
 const RETRY_AFTER: u64 = 1;
 
+fn busy() -> ApiError {
+    ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "busy",
+        "this peer's queue for this kind of work is full; retry after the seconds of Retry-After",
+    )
+    .retry_after(RETRY_AFTER)
+}
+
 impl Offload {
     /// The lanes of `config`'s [`ApiConfig::blocking_threads`] and
     /// [`ApiConfig::blocking_queue`].
     pub fn new(config: &ApiConfig) -> Self {
+        let lane = || Queue::new(config.blocking_threads, config.blocking_queue);
         Self {
-            read: Bound::new(config.blocking_threads, config.blocking_queue),
-            write: Bound::new(config.blocking_threads, config.blocking_queue),
-            replay: Bound::new(config.blocking_threads, config.blocking_queue),
+            read: lane(),
+            write: lane(),
+            replay: lane(),
         }
     }
 
-    /// Runs `f` in `lane` once a thread of it is free; `503` at once if the lane's queue is
-    /// full.
+    /// Runs `f` in `lane` once a thread of it is free (as [`Offload::run_for`] with the default
+    /// [`Writer`]: one shared bucket of good standing).
     pub async fn run<T: Send + 'static>(
         &self,
         lane: Lane,
         f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
     ) -> Result<T, ApiError> {
-        let bound = match lane {
+        self.run_for(lane, Writer::default(), f).await
+    }
+
+    /// Runs `f`, a job of `writer`, in `lane` when its turn comes ([`super::fair`]); `503` at
+    /// once if the lane's queue is full and no waiter gives way, or later if a newcomer with a
+    /// better claim takes its place.
+    pub async fn run_for<T: Send + 'static>(
+        &self,
+        lane: Lane,
+        writer: Writer,
+        f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
+    ) -> Result<T, ApiError> {
+        let queue = match lane {
             Lane::Read => &self.read,
             Lane::Write => &self.write,
             Lane::Replay => &self.replay,
         };
-        let Ok(admitted) = bound.admitted.clone().try_acquire_owned() else {
-            return Err(ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "busy",
-                "this peer's queue for this kind of work is full; retry after the seconds of \
-                 Retry-After",
-            )
-            .retry_after(RETRY_AFTER));
+        let (waiter, turn) = oneshot::channel();
+        let entered = queue
+            .state
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .enter(writer, waiter);
+        let turn = match entered {
+            Entered::Run => Turn {
+                queue: queue.clone(),
+                armed: true,
+            },
+            // An evicted waiter's request sees its sender dropped: `busy`.
+            Entered::Queued { evicted } => {
+                drop(evicted);
+                turn.await.map_err(|_| busy())?
+            }
+            Entered::Refused => return Err(busy()),
         };
-        // The semaphores are never closed.
-        let running = bound
-            .running
-            .clone()
-            .acquire_owned()
-            .await
-            .map_err(ApiError::internal)?;
         tokio::task::spawn_blocking(move || {
-            let _held = (admitted, running);
+            let _turn = turn;
             f()
         })
         .await
@@ -112,6 +164,10 @@ impl Offload {
 mod tests {
     use super::*;
     use std::time::Duration;
+
+    fn waiting(queue: &Queue) -> usize {
+        queue.state.lock().unwrap().waiting()
+    }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_lane_runs_its_threads_queues_its_queue_refuses_the_rest_and_leaves_the_other_lane_free(
@@ -144,7 +200,7 @@ mod tests {
             let offload = offload.clone();
             async move { offload.run(Lane::Write, || Ok(2)).await }
         });
-        while offload.write.admitted.available_permits() > 0 {
+        while waiting(&offload.write) < 1 {
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
         let refused = offload.run(Lane::Write, || Ok(3)).await.unwrap_err();
@@ -157,7 +213,7 @@ mod tests {
         assert_eq!(second.await.unwrap().unwrap(), 2);
         // Every permit came back.
         assert_eq!(offload.run(Lane::Write, || Ok(5)).await.unwrap(), 5);
-        assert_eq!(offload.write.admitted.available_permits(), 2);
+        assert_eq!(waiting(&offload.write), 0);
         // A setting past what a semaphore holds is taken as its most, not a panic.
         let unbounded = Offload::new(&ApiConfig {
             blocking_threads: usize::MAX,

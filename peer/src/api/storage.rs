@@ -13,13 +13,14 @@ use tokio::sync::watch;
 use tracing::warn;
 use warp::http::StatusCode;
 
+use super::fair::{Standing, Writer};
 use super::problem::ApiError;
 use super::Api;
 use crate::client::wire::CBOR;
 use crate::model::Cid;
 use crate::node::metrics::Metrics;
 use crate::node::Node;
-use crate::store::{Checked, UploadError};
+use crate::store::{Checked, UploadError, UploadLimits};
 
 /// Uploads looked at, at most, by one collection pass.
 pub const COLLECT_PER_PASS: usize = 1000;
@@ -82,6 +83,23 @@ pub fn check_claim(
         }
         Some(Ok(())) | None => Ok(()),
     }
+}
+
+/// Whose an upload of `client` is, for the write lane's fair queue ([`super::fair`]): of good
+/// standing while the client's unreferenced uploads are within half its quota (an honest writer
+/// commits what it uploads, which releases it from the quota), heavy past that. Never waits:
+/// while another upload is being recorded the client is taken as good.
+pub fn writer(api: &Api, client: Option<IpAddr>) -> Writer {
+    let half = UploadLimits {
+        per_client: api.config.upload_limits.per_client / 2,
+        total: u64::MAX,
+    };
+    let key = client.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+    let standing = match api.node.store().upload_room(key, 0, half) {
+        Some(Err(_)) => Standing::Heavy,
+        Some(Ok(())) | None => Standing::Good,
+    };
+    Writer { client, standing }
 }
 
 /// Stores a client's upload within its quota (call off the runtime); whether it was new.

@@ -3,12 +3,17 @@
 //! `GET /v1/transactions/{id}` says where it stands (pending, committed in block X, merged,
 //! rejected with the reason). A refused transaction is never queued or relayed.
 
+use std::net::IpAddr;
+use std::sync::Arc;
+
 use warp::filters::BoxedFilter;
 use warp::http::{header, HeaderValue, StatusCode};
 use warp::reply::Response;
 use warp::Filter;
 
+use super::fair::{Standing, Writer};
 use super::offload::Lane;
+use super::origin;
 use super::problem::{answer, ApiError};
 use super::{body, content_type, json, storage, with, Api};
 use crate::client::wire::{TxState, CBOR};
@@ -18,12 +23,16 @@ use crate::node::TxStatus;
 
 /// The transaction routes.
 pub fn routes(api: Api) -> BoxedFilter<(Response,)> {
+    let trusted = Arc::new(api.config.trusted_proxies.clone());
     let submit = warp::path!("v1" / "transactions")
         .and(warp::post())
         .and(with(api.clone()))
+        .and(origin::client(trusted))
         .and(content_type())
         .and(body(&api, api.config.max_body_bytes))
-        .and_then(|api, kind, body| async move { answer(submit(api, kind, body).await) });
+        .and_then(|api, client, kind, body| async move {
+            answer(submit(api, client, kind, body).await)
+        });
     let status = warp::path!("v1" / "transactions" / String)
         .and(warp::get())
         .and(with(api))
@@ -68,6 +77,7 @@ const MAX_FETCHED_OBJECTS: usize = 16;
 /// tries again. An admitted transaction goes to the overlay to be gossiped.
 async fn submit_fetching(
     api: &Api,
+    writer: Writer,
     tx: Transaction,
 ) -> Result<Result<crate::journal::TxId, TxRejection>, ApiError> {
     let mut fetched = 0;
@@ -76,7 +86,7 @@ async fn submit_fetching(
         let attempt = tx.clone();
         let outcome = api
             .offload
-            .run(Lane::Write, move || {
+            .run_for(Lane::Write, writer, move || {
                 node.submit(attempt).map_err(ApiError::internal)
             })
             .await?;
@@ -100,6 +110,7 @@ async fn submit_fetching(
 
 async fn submit(
     api: Api,
+    client: Option<IpAddr>,
     kind: String,
     body: Result<Vec<u8>, ApiError>,
 ) -> Result<Response, ApiError> {
@@ -119,7 +130,12 @@ async fn submit(
         api.metrics.reject("transaction", "malformed");
         ApiError::bad_request("malformed-transaction", e)
     })?;
-    let outcome = submit_fetching(&api, tx).await?;
+    // A transaction is a registered client's signed work: good standing in the write lane.
+    let writer = Writer {
+        client,
+        standing: Standing::Good,
+    };
+    let outcome = submit_fetching(&api, writer, tx).await?;
     match outcome {
         Ok(id) => {
             // `transactions_admitted` is counted by the overlay when it takes the transaction.

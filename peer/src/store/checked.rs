@@ -5,7 +5,7 @@
 //! its bytes.
 
 use super::{Store, StoreError};
-use crate::model::{codec, Cid};
+use crate::model::{codec, Cid, Object, DAG_CBOR};
 
 /// Bytes with the CID they hash to, checked as [`Store::verify`] checks them; made only by the
 /// store ([`Store::check`]).
@@ -34,6 +34,23 @@ impl Store {
         let cid = codec::cid_of(codec_id, bytes);
         self.verify_kind(&cid, bytes.len())?;
         self.verify_encoding(&cid, bytes)?;
+        Ok(Checked { cid, bytes })
+    }
+
+    /// `bytes`, a Mediachain object in canonical DAG-CBOR, named and checked as
+    /// [`Store::check`] does with one decoding: the one that validates the encoding also yields
+    /// the value checked to be an object (an upload is hashed once and decoded once).
+    pub fn check_object<'a>(&self, bytes: &'a [u8]) -> Result<Checked<'a>, StoreError> {
+        let cid = codec::cid_of(DAG_CBOR, bytes);
+        self.verify_kind(&cid, bytes.len())?;
+        let ipld = codec::decode(bytes).map_err(|source| StoreError::InvalidDagCbor {
+            cid: cid.to_string(),
+            source,
+        })?;
+        Object::from_ipld(ipld).map_err(|source| StoreError::NotAnObject {
+            cid: cid.to_string(),
+            source,
+        })?;
         Ok(Checked { cid, bytes })
     }
 

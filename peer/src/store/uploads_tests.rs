@@ -166,3 +166,26 @@ fn checked_objects_are_named_by_their_hash_and_stored_under_that_name() {
         Err(StoreError::InvalidDagCbor { .. })
     ));
 }
+
+#[test]
+fn an_object_is_named_and_checked_with_one_decoding_and_anything_else_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), 1024).unwrap();
+    let encoded = crate::model::Object::Nil.encode().unwrap();
+    let checked = store.check_object(&encoded.bytes).unwrap();
+    assert_eq!(checked.cid(), encoded.cid);
+    // Valid DAG-CBOR that is no Mediachain object; bytes that are no DAG-CBOR; too large.
+    let text = codec::encode(&crate::model::Ipld::String("a string".into())).unwrap();
+    assert!(matches!(
+        store.check_object(&text),
+        Err(StoreError::NotAnObject { .. })
+    ));
+    assert!(matches!(
+        store.check_object(&[0xff]),
+        Err(StoreError::InvalidDagCbor { .. })
+    ));
+    assert!(matches!(
+        store.check_object(&[0; 1025]),
+        Err(StoreError::TooLarge { .. })
+    ));
+}

@@ -6,6 +6,7 @@
 
 mod batch_uploads;
 mod connections;
+mod fair_writes;
 mod labels;
 mod lanes;
 mod origin;
