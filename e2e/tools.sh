@@ -30,7 +30,7 @@ lock=$E2E_CACHE/.tools.lock
 case "$MODE" in images | traefik) lock=$E2E_CACHE/.images.lock ;; esac
 exec 9>"$lock"
 if ! flock -n 9; then
-  log "another e2e/tools.sh $MODE is building into $E2E_CACHE: waiting for it"
+  log "another e2e/tools.sh holds $lock (building into $E2E_CACHE): waiting for it"
   flock 9
 fi
 LDFLAGS=$(kube_ldflags)
