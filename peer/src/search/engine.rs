@@ -6,13 +6,14 @@
 //!
 //! This module knows nothing of the chain: [`super::follow`] decides what to write.
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
 use serde::{Deserialize, Serialize};
-use tantivy::collector::TopDocs;
-use tantivy::query::{Query, TermQuery};
+use tantivy::collector::{DocSetCollector, TopDocs};
+use tantivy::query::{Query, TermQuery, TermSetQuery};
 use tantivy::schema::{
     Field, IndexRecordOption, Schema, Value, FAST, INDEXED, STORED, STRING, TEXT,
 };
@@ -238,11 +239,44 @@ impl Engine {
         Ok(())
     }
 
-    /// Replaces the record of `canonical` (`None`: removes it).
-    pub fn put(&self, canonical: &Cid, record: Option<&Record>) -> Result<(), SearchError> {
+    /// Where each of `canonicals` stands in the last commit, in one look-up (a canonical with
+    /// no record there is not in the map).
+    pub fn standings(&self, canonicals: &[Cid]) -> Result<HashMap<Cid, Standing>, SearchError> {
+        if canonicals.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let searcher = self.searcher();
+        let query = TermSetQuery::new(
+            canonicals
+                .iter()
+                .map(|c| self.term(self.fields.canonical, &c.to_string())),
+        );
+        let found = searcher.search(&query, &DocSetCollector)?;
+        let mut standings = HashMap::with_capacity(found.len());
+        for address in found {
+            let doc: TantivyDocument = searcher.doc(address)?;
+            let canonical = cid_of(
+                doc.get_first(self.fields.canonical)
+                    .and_then(|v| v.as_str()),
+            )?;
+            standings.insert(canonical, self.standing_of(&doc)?);
+        }
+        Ok(standings)
+    }
+
+    /// Writes the record of `canonical` (`None`: none), replacing the one the last commit holds
+    /// when `recorded` (`false` only when it holds none: the delete is then skipped).
+    pub fn put(
+        &self,
+        canonical: &Cid,
+        record: Option<&Record>,
+        recorded: bool,
+    ) -> Result<(), SearchError> {
         let f = self.fields;
-        self.writer()
-            .delete_term(self.term(f.canonical, &canonical.to_string()));
+        if recorded {
+            self.writer()
+                .delete_term(self.term(f.canonical, &canonical.to_string()));
+        }
         let Some(record) = record else {
             return Ok(());
         };

@@ -8,10 +8,13 @@
 //! One [`sync`] step applies the blocks that fit a memory budget (what it holds until it
 //! commits: each entry's undo record and standing, [`HELD_PER_ENTRY`] bytes; one block even when
 //! it alone is over) and commits once; a chain that changes under a step (a reorganisation while
-//! it read) makes the step start again, never commit a mix of two chains. Records are derived
-//! and written one at a time, so the tantivy writer's own budget bounds them.
+//! it read) makes the step start again, never commit a mix of two chains. Where the step's
+//! canonicals stood in the last commit is read in one look-up for the whole step (not one
+//! search per entry), and a canonical with no record there is written without a delete first.
+//! Records are derived and written one at a time, so the tantivy writer's own budget bounds
+//! them.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use super::engine::{Engine, Undo};
 use super::record::{derive, Standing};
@@ -100,25 +103,47 @@ fn common_ancestor(
 }
 
 /// Changes of one step, before they are written.
-struct Step<'e> {
-    engine: &'e Engine,
+struct Step {
     /// The index is rebuilt from nothing: what it holds does not count.
     fresh: bool,
     standings: HashMap<Cid, Option<Standing>>,
+    /// Canonicals the last commit holds no record of (looked up, none found): writing theirs
+    /// deletes nothing first.
+    unrecorded: HashSet<Cid>,
 }
 
-impl Step<'_> {
-    fn standing(&mut self, canonical: &Cid) -> Result<Option<Standing>, SearchError> {
-        if let Some(known) = self.standings.get(canonical) {
-            return Ok(*known);
-        }
-        let committed = match self.fresh {
-            true => None,
-            false => self.engine.standing(canonical)?,
+impl Step {
+    /// Reads from the last commit, in one look-up, where the canonicals of `blocks` stood that
+    /// the step does not know yet.
+    fn look_up(&mut self, engine: &Engine, blocks: &[Read]) -> Result<(), SearchError> {
+        let unknown: Vec<Cid> = blocks
+            .iter()
+            .flat_map(|read| read.changes.iter().map(|(canonical, _)| *canonical))
+            .filter(|canonical| !self.standings.contains_key(canonical))
+            .collect::<HashSet<_>>()
+            .into_iter()
+            .collect();
+        let mut committed = match self.fresh {
+            true => HashMap::new(),
+            false => engine.standings(&unknown)?,
         };
-        self.standings.insert(*canonical, committed);
-        Ok(committed)
+        for canonical in unknown {
+            let standing = committed.remove(&canonical);
+            if standing.is_none() {
+                self.unrecorded.insert(canonical);
+            }
+            self.standings.insert(canonical, standing);
+        }
+        Ok(())
     }
+}
+
+/// A block of the chain as a step reads it: where each entry leaves its canonical.
+struct Read {
+    height: u64,
+    cid: Cid,
+    time_ms: u64,
+    changes: Vec<(Cid, Cid)>,
 }
 
 /// Brings the index closer to `source`'s canonical chain by the blocks whose entries fit in
@@ -150,15 +175,15 @@ fn step(
     // Nothing in common with the chain (another genesis): start again from nothing.
     let fresh = ancestor.is_none();
     let mut step = Step {
-        engine,
         fresh,
         standings: HashMap::new(),
+        unrecorded: HashSet::new(),
     };
     // Undo the followed blocks above the ancestor, newest first.
     let mut undone = vec![];
     if let (Some(top), Some(ancestor)) = (mine, ancestor) {
         for height in (ancestor + 1..=top).rev() {
-            if let Some((_, undo)) = step.engine.block_at(height)? {
+            if let Some((_, undo)) = engine.block_at(height)? {
                 for change in undo.iter().rev() {
                     step.standings.insert(change.canonical, change.before);
                 }
@@ -166,13 +191,13 @@ fn step(
             undone.push(height);
         }
     }
-    // Apply the chain's blocks above the ancestor, while they fit the budget.
+    // Read the chain's blocks above the ancestor, while they fit the budget.
     let first = ancestor.map_or(0, |a| a + 1);
     let mut parent = match ancestor {
         Some(a) => source.block_at(a)?,
         None => None,
     };
-    let mut applied = vec![];
+    let mut read = vec![];
     let mut held = 0usize;
     for height in first..=chain_tip {
         let Some(cid) = source.block_at(height)? else {
@@ -183,25 +208,40 @@ fn step(
             return Ok(None);
         }
         let cost = block.entries.len().saturating_mul(HELD_PER_ENTRY);
-        if !applied.is_empty() && held.saturating_add(cost) > max_bytes {
+        if !read.is_empty() && held.saturating_add(cost) > max_bytes {
             break;
         }
         held = held.saturating_add(cost);
-        let mut undo = Vec::with_capacity(block.entries.len());
-        for entry in &block.entries {
-            let canonical = entry.reference();
-            let before = step.standing(&canonical)?;
+        let changes = block
+            .entries
+            .iter()
+            .map(|entry| (entry.reference(), head_after(entry)))
+            .collect();
+        read.push(Read {
+            height,
+            cid,
+            time_ms: block.timestamp_ms,
+            changes,
+        });
+        parent = Some(cid);
+    }
+    // Apply them: where each canonical stood before (its undo record) and after.
+    step.look_up(engine, &read)?;
+    let mut applied = Vec::with_capacity(read.len());
+    for block in read {
+        let mut undo = Vec::with_capacity(block.changes.len());
+        for (canonical, head) in block.changes {
+            let before = step.standings.get(&canonical).copied().flatten();
             undo.push(Undo { canonical, before });
             let after = Standing {
-                head: head_after(entry),
-                height,
-                block: cid,
-                time_ms: block.timestamp_ms,
+                head,
+                height: block.height,
+                block: block.cid,
+                time_ms: block.time_ms,
             };
             step.standings.insert(canonical, Some(after));
         }
-        applied.push((height, cid, undo));
-        parent = Some(cid);
+        applied.push((block.height, block.cid, undo));
     }
     let last = applied.last().map_or(chain_tip, |(h, _, _)| *h);
     // The chain must still hold what was read before anything is written.
@@ -218,7 +258,9 @@ fn step(
             behind: false,
         }));
     }
-    if fresh && mine.is_some() {
+    // Nothing in common with what the index followed: forget it all.
+    let cleared = fresh && mine.is_some();
+    if cleared {
         engine.clear()?;
     }
     for height in &undone {
@@ -226,7 +268,10 @@ fn step(
     }
     for (canonical, standing) in std::mem::take(&mut step.standings) {
         let record = standing.and_then(|s| derive(canonical, s, |c| source.object(c)));
-        engine.put(&canonical, record.as_ref())?;
+        // A rebuild's clear and a canonical the last commit has no record of leave nothing
+        // to replace (a delete costs a term look-up in every segment at the commit).
+        let recorded = !cleared && !step.unrecorded.contains(&canonical);
+        engine.put(&canonical, record.as_ref(), recorded)?;
     }
     for (height, cid, undo) in &applied {
         engine.add_block(*height, cid, undo)?;

@@ -83,6 +83,21 @@ fn agrees(engine: &Engine, r: &Replica, labels: &[String]) -> Result<(), TestCas
     for (canonical, standing) in &expected {
         prop_assert_eq!(engine.standing(canonical).unwrap(), Some(*standing));
     }
+    // The follower's look-up of many at once says the same, and nothing of a canonical that
+    // has no record.
+    let mut asked: Vec<Cid> = expected.iter().map(|(canonical, _)| *canonical).collect();
+    asked.push(
+        Object::Artefact(crate::model::Artefact::named("never inserted"))
+            .cid()
+            .unwrap(),
+    );
+    prop_assert_eq!(
+        engine.standings(&asked).unwrap(),
+        expected
+            .iter()
+            .copied()
+            .collect::<std::collections::HashMap<_, _>>()
+    );
     let all = SearchQuery {
         limit: 100,
         ..SearchQuery::default()
