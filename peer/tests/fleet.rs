@@ -437,6 +437,9 @@ async fn a_client_can_spread_its_requests_over_the_peers() {
     let mut fleet = Fleet::new(3);
     fleet.start_all();
     fleet.wait_ready(&[0, 1, 2]).await;
+    // Ready needs one admitted neighbour; peer 0 accepts peer 1's challenge only once it has
+    // admitted peer 1 (a challenge names its issuer, not its certificate).
+    partition::wait_connected(&fleet, &[2, 2, 2]).await;
     let (at_0, at_1) = (fleet.peers[0].client(), fleet.peers[1].client());
     // As behind a load balancer: the challenge comes from peer 1, the registration and the
     // objects go to peer 0, the transaction to peer 1.
