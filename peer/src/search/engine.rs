@@ -12,14 +12,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
 use serde::{Deserialize, Serialize};
-use tantivy::collector::{DocSetCollector, TopDocs};
-use tantivy::query::{Query, TermQuery, TermSetQuery};
+use tantivy::collector::TopDocs;
+use tantivy::query::{Query, TermQuery};
 use tantivy::schema::{
     Field, IndexRecordOption, Schema, Value, FAST, INDEXED, STORED, STRING, TEXT,
 };
 use tantivy::{
-    DocAddress, Index, IndexReader, IndexWriter, Order, ReloadPolicy, Searcher, TantivyDocument,
-    Term,
+    DocAddress, DocSet, Index, IndexReader, IndexWriter, Order, ReloadPolicy, Searcher,
+    SegmentOrdinal, TantivyDocument, Term, TERMINATED,
 };
 
 use super::record::{Record, Standing};
@@ -86,6 +86,11 @@ pub struct Engine {
 fn cid_of(text: Option<&str>) -> Result<Cid, SearchError> {
     text.and_then(|t| t.parse().ok())
         .ok_or_else(|| SearchError::Corrupt("a stored CID does not parse".into()))
+}
+
+fn segment_ord(ord: usize) -> Result<SegmentOrdinal, SearchError> {
+    SegmentOrdinal::try_from(ord)
+        .map_err(|_| SearchError::Corrupt(format!("segment ordinal {ord} out of range")))
 }
 
 impl Engine {
@@ -193,6 +198,14 @@ impl Engine {
         ])
     }
 
+    /// The CID of the followed block at `height`, its undo record left undecoded (what a
+    /// step's search for the common ancestor compares).
+    pub fn followed_at(&self, height: u64) -> Result<Option<Cid>, SearchError> {
+        self.first(&self.block_query(height))?
+            .map(|doc| cid_of(doc.get_first(self.fields.block).and_then(|v| v.as_str())))
+            .transpose()
+    }
+
     /// The followed block at `height` and its undo record.
     pub fn block_at(&self, height: u64) -> Result<Option<(Cid, Vec<Undo>)>, SearchError> {
         let Some(doc) = self.first(&self.block_query(height))? else {
@@ -239,27 +252,47 @@ impl Engine {
         Ok(())
     }
 
-    /// Where each of `canonicals` stands in the last commit, in one look-up (a canonical with
-    /// no record there is not in the map).
+    /// Where each of `canonicals` stands in the last commit (a canonical with no record there
+    /// is not in the map). Each is looked up straight in every segment's term dictionary, its
+    /// postings read unscored: no query, weight or scorer to build (a `TermSetQuery` over a
+    /// step's canonicals built an FST of them, dearer than the look-ups it saved).
     pub fn standings(&self, canonicals: &[Cid]) -> Result<HashMap<Cid, Standing>, SearchError> {
-        if canonicals.is_empty() {
-            return Ok(HashMap::new());
-        }
         let searcher = self.searcher();
-        let query = TermSetQuery::new(
-            canonicals
-                .iter()
-                .map(|c| self.term(self.fields.canonical, &c.to_string())),
-        );
-        let found = searcher.search(&query, &DocSetCollector)?;
-        let mut standings = HashMap::with_capacity(found.len());
-        for address in found {
-            let doc: TantivyDocument = searcher.doc(address)?;
-            let canonical = cid_of(
-                doc.get_first(self.fields.canonical)
-                    .and_then(|v| v.as_str()),
-            )?;
-            standings.insert(canonical, self.standing_of(&doc)?);
+        let mut unfound: Vec<(Cid, Term)> = canonicals
+            .iter()
+            .map(|c| (*c, self.term(self.fields.canonical, &c.to_string())))
+            .collect();
+        let mut standings = HashMap::with_capacity(canonicals.len());
+        for (ord, segment) in searcher.segment_readers().iter().enumerate() {
+            if unfound.is_empty() {
+                break;
+            }
+            let terms = segment.inverted_index(self.fields.canonical)?;
+            let alive = segment.alive_bitset();
+            let mut found = Vec::new();
+            for (i, (canonical, term)) in unfound.iter().enumerate() {
+                let postings = terms
+                    .read_postings(term, IndexRecordOption::Basic)
+                    .map_err(tantivy::TantivyError::from)?;
+                let Some(mut postings) = postings else {
+                    continue;
+                };
+                // A canonical has one live document; deleted ones stay until a merge.
+                let mut doc = postings.doc();
+                while doc != TERMINATED && alive.is_some_and(|a| a.is_deleted(doc)) {
+                    doc = postings.advance();
+                }
+                if doc == TERMINATED {
+                    continue;
+                }
+                let address = DocAddress::new(segment_ord(ord)?, doc);
+                let stored: TantivyDocument = searcher.doc(address)?;
+                standings.insert(*canonical, self.standing_of(&stored)?);
+                found.push(i);
+            }
+            for i in found.into_iter().rev() {
+                unfound.swap_remove(i);
+            }
         }
         Ok(standings)
     }

@@ -9,8 +9,9 @@
 //! commits: each entry's undo record and standing, [`HELD_PER_ENTRY`] bytes; one block even when
 //! it alone is over) and commits once; a chain that changes under a step (a reorganisation while
 //! it read) makes the step start again, never commit a mix of two chains. Where the step's
-//! canonicals stood in the last commit is read in one look-up for the whole step (not one
-//! search per entry), and a canonical with no record there is written without a delete first.
+//! canonicals stood in the last commit is read once for the whole step, straight from each
+//! segment's term dictionary (no query, no scoring), and a canonical with no record there is
+//! written without a delete first.
 //! Records are derived and written one at a time, so the tantivy writer's own budget bounds
 //! them.
 
@@ -91,7 +92,7 @@ fn common_ancestor(
     };
     let mut height = mine.min(chain_tip);
     loop {
-        let followed = engine.block_at(height)?.map(|(cid, _)| cid);
+        let followed = engine.followed_at(height)?;
         if followed.is_some() && followed == source.block_at(height)? {
             return Ok(Some(height));
         }
@@ -113,7 +114,7 @@ struct Step {
 }
 
 impl Step {
-    /// Reads from the last commit, in one look-up, where the canonicals of `blocks` stood that
+    /// Reads from the last commit, all at once, where the canonicals of `blocks` stood that
     /// the step does not know yet.
     fn look_up(&mut self, engine: &Engine, blocks: &[Read]) -> Result<(), SearchError> {
         let unknown: Vec<Cid> = blocks

@@ -104,6 +104,15 @@ fn agrees(engine: &Engine, r: &Replica, labels: &[String]) -> Result<(), TestCas
     };
     prop_assert_eq!(search(engine, &all).unwrap().total, expected.len());
     prop_assert_eq!(engine.tip().unwrap(), Some(r.tip().unwrap().1));
+    // The common-ancestor search reads each followed block's CID without its undo record.
+    for height in 0..=r.tip().unwrap().1 {
+        let followed = engine.followed_at(height).unwrap();
+        prop_assert_eq!(followed, r.index().block_at(height).unwrap());
+        prop_assert_eq!(
+            followed,
+            engine.block_at(height).unwrap().map(|(cid, _)| cid)
+        );
+    }
     for label in labels {
         prop_assert_eq!(
             found(engine, &format!("\"{label}\"")),

@@ -148,7 +148,7 @@ async fn run_async(args: IngestArgs, peer: &PeerArgs) -> Result<(), CliError> {
     };
     let clients = urls
         .iter()
-        .map(|u| Client::new(u))
+        .map(|u| Client::new(u).map(|c| c.with_retry(send::RETRY)))
         .collect::<Result<Vec<_>, _>>()
         .map_err(client_error)?;
     let key = input::secret_key(&args.key, &input::PassphraseArgs::default())?;

@@ -1,6 +1,6 @@
 //! Sending batches and learning their fate: a batch's objects are uploaded to its peer
 //! (concurrently), its transaction signed and recorded in the journal, then submitted (retried
-//! while the peer is busy). The view-update stream of the first peer confirms transactions as
+//! while the peer is busy, as [`RETRY`] says). The view-update stream of the first peer confirms transactions as
 //! their blocks join its chain; a transaction not seen within the timeout is looked up at the
 //! peer it was sent to (committed: the stream missed it; refused or dropped: its rows fail and
 //! a resumed run does them again).
@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use indicatif::ProgressBar;
-use mediachain::client::{Client, ClientError};
+use mediachain::client::{Client, ClientError, RetryPolicy};
 use mediachain::journal::{Transaction, TxId};
 use mediachain::model::Cid;
 use mediachain::trust::{Chain, SecretKey};
@@ -24,35 +24,20 @@ use super::peers::Rotation;
 /// How long a resumed run waits for a transaction an earlier run left pending.
 const RESOLVE_WAIT: Duration = Duration::from_secs(60);
 
-/// Tries of one request while its peer answers busy (`429`, `503`) or cannot be reached.
-const TRIES: u32 = 20;
+/// How the ingest's clients retry what a peer refuses for now (`429`, `503` with
+/// `Retry-After`): 20 tries, back-off from 50 ms, waits of at most 2 s (the peer asks for 1 s).
+/// The one retry policy of the ingest: a connection that fails is not retried (the rows fail,
+/// and a resumed run does them again).
+pub const RETRY: RetryPolicy = RetryPolicy {
+    attempts: 20,
+    max_wait: Duration::from_secs(2),
+    backoff: Duration::from_millis(50),
+};
 
-/// `request` until it is neither refused as busy nor unreachable ([`TRIES`] at most, backing
-/// off from 50 ms to 2 s), holding one of the peer's request slots each time.
-async fn retrying<T, F, Fut>(slots: &Semaphore, request: F) -> Result<T, ClientError>
-where
-    F: Fn() -> Fut,
-    Fut: std::future::Future<Output = Result<T, ClientError>>,
-{
-    let mut delay = Duration::from_millis(50);
-    let mut tries = 0;
-    loop {
-        let outcome = {
-            let _slot = slots.acquire().await;
-            request().await
-        };
-        tries += 1;
-        let transient = match &outcome {
-            Err(ClientError::Problem(p)) => p.status == 429 || p.status == 503,
-            Err(ClientError::Unreachable { .. }) => true,
-            _ => false,
-        };
-        if !transient || tries >= TRIES {
-            return outcome;
-        }
-        tokio::time::sleep(delay).await;
-        delay = (delay * 2).min(Duration::from_secs(2));
-    }
+/// `request`, holding one of the peer's request slots while it runs (its retries included).
+async fn slotted<T>(slots: &Semaphore, request: impl std::future::Future<Output = T>) -> T {
+    let _slot = slots.acquire().await;
+    request.await
 }
 
 /// Bytes of objects in one batch upload (under the peer's default batch limit of 16 MiB).
@@ -213,7 +198,7 @@ impl Sender {
             .map(|chunk| async move {
                 let refs: Vec<&[u8]> = chunk.iter().map(Vec::as_slice).collect();
                 let _uploading = uploading.acquire().await;
-                retrying(slots, || client.put_objects(&refs)).await
+                slotted(slots, client.put_objects(&refs)).await
             })
             .buffer_unordered(self.uploads);
         while let Some(stored) = uploads.next().await {
@@ -244,7 +229,7 @@ impl Sender {
                 _slot: slot,
             },
         );
-        if let Err(e) = retrying(slots, || client.submit(&tx)).await {
+        if let Err(e) = slotted(slots, client.submit(&tx)).await {
             self.fail(&id, &format!("refused by {}: {e}", client.base()));
         }
         Ok(())
