@@ -3,8 +3,9 @@
 //! on its client (idle keep-alive, or a head or body still arriving) of the client holding the
 //! most connections — as nginx reuses idle keep-alive connections when its connections run out,
 //! here extended to slow uploads. A client is only evicted for one that holds at least two
-//! fewer connections, so the cap is shared max-min fairly: a few addresses holding slow uploads
-//! cannot starve a client that holds one connection. Trusted proxies carry many clients: they
+//! fewer connections, so the cap is shared max-min fairly ([`super::share`], the rule the write
+//! lane's queue applies too): a few addresses holding slow uploads cannot starve a client that
+//! holds one connection. Trusted proxies carry many clients: they
 //! count in the total only and their connections are never evicted.
 //!
 //! The choice is the pure function [`victim`]; the table only applies it, to the connections of
@@ -22,6 +23,7 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use super::activity::Activity;
+use super::share;
 
 /// A connection the table could evict, as [`victim`] sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,7 +48,7 @@ pub fn victim(
 ) -> Option<u64> {
     candidates
         .into_iter()
-        .filter(|c| c.held >= newcomer_holds.saturating_add(2))
+        .filter(|c| c.held >= share::must_hold(newcomer_holds))
         .max_by(|a, b| {
             a.held
                 .cmp(&b.held)
@@ -129,13 +131,8 @@ impl Table {
     /// the most, until one has a candidate (the same choice as over every connection, since
     /// [`victim`] prefers the most held first).
     fn victim_for(&self, holds: usize) -> Option<u64> {
-        let mut clients: Vec<(usize, IpAddr)> = self
-            .clients
-            .iter()
-            .map(|(ip, ids)| (ids.len(), *ip))
-            .filter(|(held, _)| *held >= holds.saturating_add(2))
-            .collect();
-        clients.sort_unstable_by_key(|(held, _)| std::cmp::Reverse(*held));
+        let holders = self.clients.iter().map(|(ip, ids)| (*ip, ids.len()));
+        let clients = share::most_first(holders, share::must_hold(holds));
         clients.chunk_by(|a, b| a.0 == b.0).find_map(|group| {
             let candidates = group.iter().flat_map(|(held, ip)| {
                 let ids = self.clients.get(ip).map_or(&[][..], Vec::as_slice);

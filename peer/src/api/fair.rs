@@ -10,10 +10,13 @@
 //! for at most one job of each other waiting client, not for a flood's whole backlog. When the
 //! queue is full a newcomer takes the place of the newest job of the client of its class
 //! waiting with the most, if that client has at least two more waiting than the newcomer's
-//! (the max-min share of the connection table, `super::connections`); otherwise it is refused.
+//! (the max-min share of the connection table, `super::connections`: one rule,
+//! [`super::share`]); otherwise it is refused.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
+
+use super::share;
 
 /// The precedence of a job.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -100,14 +103,10 @@ impl<W> Class<W> {
     }
 
     /// The newest waiter of the client waiting with the most, if it has at least `at_least`
-    /// (ties: the highest address, so the choice is deterministic).
+    /// (ties: the highest address, so the choice is deterministic: [`share::most_first`]).
     fn evict(&mut self, at_least: usize) -> Option<W> {
-        let (client, _) = self
-            .jobs
-            .iter()
-            .map(|(client, jobs)| (*client, jobs.len()))
-            .filter(|(_, waiting)| *waiting >= at_least.max(1))
-            .max_by_key(|(client, waiting)| (*waiting, *client))?;
+        let waiting = self.jobs.iter().map(|(client, jobs)| (*client, jobs.len()));
+        let (_, client) = share::most_first(waiting, at_least).into_iter().next()?;
         let jobs = self.jobs.get_mut(&client)?;
         let waiter = jobs.pop_back();
         if jobs.is_empty() {
@@ -155,7 +154,7 @@ impl<W> FairQueue<W> {
             };
             let class = self.class(writer.standing);
             let holds = class.waiting(writer.client);
-            evicted = own.or_else(|| class.evict(holds.saturating_add(2)));
+            evicted = own.or_else(|| class.evict(share::must_hold(holds)));
             if evicted.is_none() {
                 return Entered::Refused;
             }

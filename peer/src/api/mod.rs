@@ -28,6 +28,7 @@ pub mod registration;
 pub mod revocations;
 pub mod search;
 pub mod server;
+pub mod share;
 pub mod slots;
 pub mod storage;
 pub mod transactions;
