@@ -175,7 +175,7 @@ pub(crate) fn store_error(error: StoreError) -> ApiError {
 }
 
 /// The request body as the store checked it: a DAG-CBOR object as sent (decoded once, by the
-/// store's check), a DAG-JSON object re-encoded, or a raw blob.
+/// store's check), a DAG-JSON object (decoded once, here) re-encoded by the store, or a raw blob.
 fn check_body<'a>(
     store: &crate::store::Store,
     kind: &str,
@@ -190,11 +190,8 @@ fn check_body<'a>(
             let object = Object::from_ipld(ipld).map_err(|e| {
                 ApiError::bad_request("malformed-object", format!("not a Mediachain object: {e}"))
             })?;
-            *body = object
-                .encode()
-                .map_err(|e| ApiError::bad_request("malformed-object", e.to_string()))?
-                .bytes;
-            store.check(DAG_CBOR, body).map_err(store_error)
+            // Encoded and named once; not decoded again.
+            store.check_encoding(&object, body).map_err(store_error)
         }
         "application/octet-stream" => store.check(crate::model::RAW, body).map_err(store_error),
         other => Err(ApiError::new(

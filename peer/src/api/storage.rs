@@ -61,8 +61,8 @@ pub fn least_charge(kind: &str, length: Option<u64>) -> u64 {
 /// would be charged at least `least` bytes past its quota or the peer's total (`507`, as
 /// [`put_uploads`] would refuse it once read), as nginx's `client_max_body_size` refuses a
 /// `Content-Length` over its limit. Not refused: an upload whose `?cid=` (`named`) is already
-/// stored (it costs nothing), and any upload while another is being recorded (this check never
-/// waits: [`put_uploads`] still decides).
+/// stored (it costs nothing). This check never waits for an upload being recorded (it reads
+/// the usage as of the last whole write: [`put_uploads`] still decides).
 pub fn check_claim(
     api: &Api,
     client: Option<IpAddr>,
@@ -72,7 +72,7 @@ pub fn check_claim(
     let store = api.node.store();
     let client = client.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
     match store.upload_room(client, least, api.config.upload_limits) {
-        Some(Err(error)) => {
+        Err(error) => {
             let stored = named
                 .and_then(|cid| cid.parse::<Cid>().ok())
                 .is_some_and(|cid| store.has(&cid).unwrap_or(false));
@@ -81,14 +81,14 @@ pub fn check_claim(
             }
             Err(upload_error(api, error))
         }
-        Some(Ok(())) | None => Ok(()),
+        Ok(()) => Ok(()),
     }
 }
 
 /// Whose an upload of `client` is, for the write lane's fair queue ([`super::fair`]): of good
 /// standing while the client's unreferenced uploads are within half its quota (an honest writer
-/// commits what it uploads, which releases it from the quota), heavy past that. Never waits:
-/// while another upload is being recorded the client is taken as good.
+/// commits what it uploads, which releases it from the quota), heavy past that. Never waits for
+/// an upload being recorded: the usage as of the last whole write.
 pub fn writer(api: &Api, client: Option<IpAddr>) -> Writer {
     let half = UploadLimits {
         per_client: api.config.upload_limits.per_client / 2,
@@ -96,8 +96,8 @@ pub fn writer(api: &Api, client: Option<IpAddr>) -> Writer {
     };
     let key = client.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
     let standing = match api.node.store().upload_room(key, 0, half) {
-        Some(Err(_)) => Standing::Heavy,
-        Some(Ok(())) | None => Standing::Good,
+        Err(_) => Standing::Heavy,
+        Ok(()) => Standing::Good,
     };
     Writer { client, standing }
 }

@@ -54,6 +54,26 @@ impl Store {
         Ok(Checked { cid, bytes })
     }
 
+    /// `object` encoded by the store into `out` (its canonical DAG-CBOR, as the store's own
+    /// encoder writes it) and named: one encoding and one hashing, no decoding. For an upload
+    /// sent in another form (DAG-JSON), decoded once by its route into `object`.
+    pub fn check_encoding<'a>(
+        &self,
+        object: &Object,
+        out: &'a mut Vec<u8>,
+    ) -> Result<Checked<'a>, StoreError> {
+        let encoded = object.encode().map_err(|source| StoreError::NotAnObject {
+            cid: "(unencodable)".to_string(),
+            source,
+        })?;
+        *out = encoded.bytes;
+        self.verify_kind(&encoded.cid, out.len())?;
+        Ok(Checked {
+            cid: encoded.cid,
+            bytes: out,
+        })
+    }
+
     /// `bytes` under a CID the caller supplied, verified (hash included).
     pub(super) fn checked<'a>(
         &self,

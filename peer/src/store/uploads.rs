@@ -10,13 +10,13 @@
 //! transaction ([`Store::collect_upload`]). Objects that came from peers are never recorded: this
 //! module only ever deletes what a client uploaded and nothing committed since.
 
-use std::collections::HashMap;
 use std::net::{IpAddr, Ipv6Addr};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 use sled::{Transactional, Tree};
 
+use self::usage::{lock, Shares, Usage};
 use super::{Checked, Store, StoreError};
 use crate::model::Cid;
 
@@ -126,66 +126,12 @@ fn record_key(cid: &Cid) -> Vec<u8> {
     key
 }
 
-/// Unreferenced bytes per client and in total (rebuilt from the records on open).
-#[derive(Debug, Default)]
-struct Usage {
-    per_client: HashMap<IpAddr, u64>,
-    total: u64,
-    records: u64,
-    /// Where the next collection pass resumes its scan.
-    cursor: Vec<u8>,
-}
-
-impl Usage {
-    fn add(&mut self, record: &Record) {
-        *self.per_client.entry(record.client).or_insert(0) += record.size;
-        self.total += record.size;
-        self.records += 1;
-    }
-
-    /// Refuses `size` more bytes of `client` past `limits`.
-    fn admits(&self, client: IpAddr, size: u64, limits: UploadLimits) -> Result<(), UploadError> {
-        let used = self.per_client.get(&client).copied().unwrap_or(0);
-        if used.saturating_add(size) > limits.per_client {
-            return Err(UploadError::Quota {
-                client,
-                used,
-                size,
-                quota: limits.per_client,
-            });
-        }
-        if self.total.saturating_add(size) > limits.total {
-            return Err(UploadError::Full {
-                used: self.total,
-                size,
-                limit: limits.total,
-            });
-        }
-        Ok(())
-    }
-
-    /// Unreferenced bytes of `client`, and in total.
-    fn of(&self, client: IpAddr) -> (u64, u64) {
-        let used = self.per_client.get(&client).copied().unwrap_or(0);
-        (used, self.total)
-    }
-
-    fn remove(&mut self, record: &Record) {
-        if let Some(used) = self.per_client.get_mut(&record.client) {
-            *used = used.saturating_sub(record.size);
-            if *used == 0 {
-                self.per_client.remove(&record.client);
-            }
-        }
-        self.total = self.total.saturating_sub(record.size);
-        self.records = self.records.saturating_sub(1);
-    }
-}
-
 /// The upload records of a store and the usage they add up to.
 pub(super) struct Uploads {
     tree: Tree,
     usage: Mutex<Usage>,
+    /// The usage's shares, read without its lock.
+    shares: Arc<Mutex<Shares>>,
 }
 
 impl Uploads {
@@ -198,6 +144,7 @@ impl Uploads {
         }
         Ok(Self {
             tree,
+            shares: usage.shares.clone(),
             usage: Mutex::new(usage),
         })
     }
@@ -313,15 +260,14 @@ impl Store {
 
     /// Whether `size` more bytes of new uploads of `client` fit `limits` now (what
     /// [`Store::put_uploads`] would refuse them with), without writing anything and without
-    /// waiting: `None` while an upload is being recorded.
+    /// waiting for an upload being recorded: the usage as of the last whole write.
     pub fn upload_room(
         &self,
         client: IpAddr,
         size: u64,
         limits: UploadLimits,
-    ) -> Option<Result<(), UploadError>> {
-        let usage = self.uploads.usage.try_lock().ok()?;
-        Some(usage.admits(client, size, limits))
+    ) -> Result<(), UploadError> {
+        lock(&self.uploads.shares).admits(client, size, limits)
     }
 
     /// Bytes of uploads no committed transaction references: of `client`, and in total.
@@ -442,3 +388,5 @@ impl Store {
 #[cfg(test)]
 #[path = "uploads_tests.rs"]
 mod tests;
+#[path = "upload_usage.rs"]
+mod usage;
