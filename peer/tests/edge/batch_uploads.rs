@@ -30,7 +30,6 @@ async fn served(client: &Client, cid: &str) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_batch_is_stored_all_or_none_within_its_limits() {
-    let dir = tempfile::tempdir().unwrap();
     let config = ApiConfig {
         upload_limits: UploadLimits {
             per_client: 4096,
@@ -39,7 +38,7 @@ async fn a_batch_is_stored_all_or_none_within_its_limits() {
         max_batch_bytes: 256 * 1024,
         ..ApiConfig::unlimited()
     };
-    let peer = peer_with(&dir, config).await;
+    let peer = peer_with(config).await;
     let client = Client::new(&peer.url).unwrap();
 
     let works: Vec<Vec<u8>> = (0..3).map(|i| work(&format!("batch work {i}"))).collect();

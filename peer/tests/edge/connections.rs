@@ -34,8 +34,7 @@ async fn connections_drop_to(peer: &LocalPeer, open: f64) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_that_never_finishes_its_headers_is_dropped_and_counted() {
-    let dir = tempfile::tempdir().unwrap();
-    let peer = peer_with(&dir, short(ApiConfig::unlimited())).await;
+    let peer = peer_with(short(ApiConfig::unlimited())).await;
     let mut slow = send(peer.addr, "POST /v1/objects HTTP/1.1\r\nhost: peer\r\n").await;
     let answer = read_until_closed(&mut slow).await;
     assert!(!answer.starts_with("HTTP/1.1 2"), "{answer}");
@@ -54,13 +53,12 @@ async fn a_client_that_never_finishes_its_headers_is_dropped_and_counted() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_upload_whose_body_stalls_gets_408_and_the_connection_is_closed() {
-    let dir = tempfile::tempdir().unwrap();
     let config = ApiConfig {
         // Longer than the body timeout, so the 408 is written before the idle rule applies.
         idle_timeout: Duration::from_secs(5),
         ..short(ApiConfig::unlimited())
     };
-    let peer = peer_with(&dir, config).await;
+    let peer = peer_with(config).await;
     let objects = peer.node.store().len();
     let mut slow = send(
         peer.addr,
@@ -82,8 +80,7 @@ async fn an_upload_whose_body_stalls_gets_408_and_the_connection_is_closed() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_idle_keepalive_connection_is_closed_after_the_idle_timeout() {
-    let dir = tempfile::tempdir().unwrap();
-    let peer = peer_with(&dir, short(ApiConfig::unlimited())).await;
+    let peer = peer_with(short(ApiConfig::unlimited())).await;
     let mut client = send(peer.addr, "").await;
     assert!(exchange(&mut client, GET_HEALTHZ)
         .await
@@ -100,8 +97,7 @@ async fn an_idle_keepalive_connection_is_closed_after_the_idle_timeout() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_that_stops_reading_its_responses_is_dropped() {
-    let dir = tempfile::tempdir().unwrap();
-    let peer = peer_with(&dir, short(ApiConfig::unlimited())).await;
+    let peer = peer_with(short(ApiConfig::unlimited())).await;
     let blob = vec![7u8; 60 * 1024];
     let cid = peer.node.store().put_blob(&blob).unwrap();
     // Far more response bytes than the socket buffers hold, never read.
@@ -123,12 +119,11 @@ async fn a_client_that_stops_reading_its_responses_is_dropped() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connections_past_the_cap_get_503_until_one_closes() {
-    let dir = tempfile::tempdir().unwrap();
     let config = ApiConfig {
         max_connections: 3,
         ..ApiConfig::unlimited()
     };
-    let peer = peer_with(&dir, config).await;
+    let peer = peer_with(config).await;
     let mut held = vec![];
     for _ in 0..3 {
         let mut stream = send(peer.addr, "").await;
@@ -158,12 +153,11 @@ async fn connections_past_the_cap_get_503_until_one_closes() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_client_address_cannot_take_every_connection_but_a_trusted_proxy_can() {
-    let dir = tempfile::tempdir().unwrap();
     let config = ApiConfig {
         max_connections_per_client: 2,
         ..ApiConfig::unlimited()
     };
-    let peer = peer_with(&dir, config).await;
+    let peer = peer_with(config).await;
     let mut held = vec![];
     for _ in 0..2 {
         let mut stream = send(peer.addr, "").await;
@@ -182,13 +176,12 @@ async fn one_client_address_cannot_take_every_connection_but_a_trusted_proxy_can
         1.0
     );
 
-    let dir = tempfile::tempdir().unwrap();
     let config = ApiConfig {
         max_connections_per_client: 2,
         trusted_proxies: "127.0.0.0/8".parse().unwrap(),
         ..ApiConfig::unlimited()
     };
-    let proxied = peer_with(&dir, config).await;
+    let proxied = peer_with(config).await;
     let mut held = vec![];
     for _ in 0..4 {
         let mut stream = send(proxied.addr, "").await;

@@ -16,13 +16,12 @@ const FLOOD_IN_FLIGHT: usize = 24;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_address_flooding_the_write_lane_cannot_starve_an_honest_writer() {
-    let dir = tempfile::tempdir().unwrap();
     let config = ApiConfig {
         blocking_threads: 1,
         blocking_queue: 4,
         ..ApiConfig::unlimited()
     };
-    let peer = peer_with(&dir, config).await;
+    let peer = peer_with(config).await;
     let stop = Arc::new(AtomicBool::new(false));
     let (stored, busy) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
     let flood: Vec<_> = (0..FLOOD_IN_FLIGHT)

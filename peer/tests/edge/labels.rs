@@ -8,8 +8,7 @@ use super::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn random_paths_share_the_other_label() {
-    let dir = tempfile::tempdir().unwrap();
-    let peer = peer_with(&dir, ApiConfig::unlimited()).await;
+    let peer = peer_with(ApiConfig::unlimited()).await;
     let http = reqwest::Client::new();
     for i in 0..30 {
         let path = format!("{}/v1/random-{i}/x{i}", peer.url);
@@ -40,8 +39,7 @@ async fn random_paths_share_the_other_label() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn probes_and_metrics_answer_while_the_node_is_locked() {
-    let dir = tempfile::tempdir().unwrap();
-    let peer = peer_with(&dir, ApiConfig::unlimited()).await;
+    let peer = peer_with(ApiConfig::unlimited()).await;
     let (locked_tx, locked_rx) = std::sync::mpsc::channel::<()>();
     let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
     let node = peer.node.clone();

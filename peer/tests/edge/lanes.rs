@@ -13,7 +13,6 @@ use super::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn uploads_past_a_full_write_lane_are_refused_503_busy_and_not_stored() {
-    let dir = tempfile::tempdir().unwrap();
     let config = ApiConfig {
         blocking_threads: 1,
         blocking_queue: 0,
@@ -24,7 +23,7 @@ async fn uploads_past_a_full_write_lane_are_refused_503_busy_and_not_stored() {
         max_object_size: 1 << 20,
         ..LocalOptions::default()
     };
-    let peer = peer_with_options(&dir, options).await;
+    let peer = peer_with_options(options).await;
     // Rounds of 16 uploads of 1 MiB at once, from 16 addresses, until the lane refused one
     // (each job hashes and stores a MiB: the first round all but certainly overlaps).
     let mut refused = 0;
@@ -83,13 +82,12 @@ async fn uploads_past_a_full_write_lane_are_refused_503_busy_and_not_stored() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_uploads_from_many_addresses_never_lock_an_honest_uploader_out() {
-    let dir = tempfile::tempdir().unwrap();
     let config = ApiConfig {
         body_grace: Duration::from_secs(120),
         body_timeout: Duration::from_secs(120),
         ..ApiConfig::default()
     };
-    let peer = peer_with(&dir, config).await;
+    let peer = peer_with(config).await;
     // 80 addresses each hold an upload whose body never comes: more than the total of 64 slots
     // the first version had.
     let mut held = vec![];

@@ -31,18 +31,39 @@ use tokio::net::TcpStream;
 /// Longest any single wait of these tests may take before the test fails.
 const PATIENCE: Duration = Duration::from_secs(20);
 
-/// A peer with `api` settings, its store in `dir`.
-async fn peer_with(dir: &tempfile::TempDir, api: ApiConfig) -> LocalPeer {
+/// A peer of these tests with the store it owns: a [`LocalPeer`] (what it dereferences to) and
+/// its temporary directory, removed after the peer stops when the fixture is dropped.
+struct Edge {
+    peer: LocalPeer,
+    _dir: tempfile::TempDir,
+}
+
+impl std::ops::Deref for Edge {
+    type Target = LocalPeer;
+
+    fn deref(&self) -> &LocalPeer {
+        &self.peer
+    }
+}
+
+/// A peer with `api` settings, its store in a fresh temporary directory.
+async fn peer_with(api: ApiConfig) -> Edge {
     let options = LocalOptions {
         api,
         ..LocalOptions::default()
     };
-    peer_with_options(dir, options).await
+    peer_with_options(options).await
+}
+
+/// A peer with `options`, its store in a fresh temporary directory.
+async fn peer_with_options(options: LocalOptions) -> Edge {
+    peer_in(tempfile::tempdir().unwrap(), options).await
 }
 
 /// A peer with `options`, its store in `dir`.
-async fn peer_with_options(dir: &tempfile::TempDir, options: LocalOptions) -> LocalPeer {
-    LocalPeer::start(dir.path(), options).await.unwrap()
+async fn peer_in(dir: tempfile::TempDir, options: LocalOptions) -> Edge {
+    let peer = LocalPeer::start(dir.path(), options).await.unwrap();
+    Edge { peer, _dir: dir }
 }
 
 /// The value of the sample `name{labels}` in the peer's metrics (0 when absent).

@@ -5,14 +5,14 @@ use mediachain::api::ApiConfig;
 use super::*;
 
 /// A peer allowing each client 2 requests (no refill during the test).
-async fn strict(dir: &tempfile::TempDir, trusted: &str) -> mediachain::daemon::local::LocalPeer {
+async fn strict(trusted: &str) -> Edge {
     let config = ApiConfig {
         rate_per_second: 0.001,
         burst: 2.0,
         trusted_proxies: trusted.parse().unwrap(),
         ..ApiConfig::default()
     };
-    peer_with(dir, config).await
+    peer_with(config).await
 }
 
 /// The status of `GET /v1/journal/head` sent with `X-Forwarded-For: forwarded`.
@@ -28,8 +28,7 @@ async fn status(http: &reqwest::Client, url: &str, forwarded: &str) -> u16 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn behind_a_trusted_proxy_the_client_is_the_hop_the_proxy_appended() {
-    let dir = tempfile::tempdir().unwrap();
-    let peer = strict(&dir, "127.0.0.0/8").await;
+    let peer = strict("127.0.0.0/8").await;
     let http = reqwest::Client::new();
     // The client writes whatever it likes on the left; the proxy appends its real address.
     assert_eq!(status(&http, &peer.url, "1.1.1.1, 203.0.113.7").await, 200);
@@ -46,8 +45,7 @@ async fn behind_a_trusted_proxy_the_client_is_the_hop_the_proxy_appended() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_untrusted_connection_cannot_pick_its_client_address() {
-    let dir = tempfile::tempdir().unwrap();
-    let peer = strict(&dir, "").await;
+    let peer = strict("").await;
     let http = reqwest::Client::new();
     assert_eq!(status(&http, &peer.url, "203.0.113.1").await, 200);
     assert_eq!(status(&http, &peer.url, "203.0.113.2").await, 200);

@@ -60,8 +60,7 @@ async fn register(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replayed_registration_is_refused_as_spent() {
-    let dir = tempfile::tempdir().unwrap();
-    let peer = peer_with(&dir, ApiConfig::unlimited()).await;
+    let peer = peer_with(ApiConfig::unlimited()).await;
     let http = reqwest::Client::new();
     let request = request(&http, &peer.url).await;
     assert_eq!(register(&http, &peer.url, &request, "").await.0, 201);
@@ -80,14 +79,13 @@ async fn a_replayed_registration_is_refused_as_spent() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn registrations_are_rate_limited_per_client_address() {
-    let dir = tempfile::tempdir().unwrap();
     let config = ApiConfig {
         registration_rate: 0.001,
         registration_burst: 2.0,
         trusted_proxies: "127.0.0.0/8".parse().unwrap(),
         ..ApiConfig::unlimited()
     };
-    let peer = peer_with(&dir, config).await;
+    let peer = peer_with(config).await;
     let http = reqwest::Client::new();
     for _ in 0..2 {
         let request = request(&http, &peer.url).await;

@@ -29,7 +29,7 @@ const BLOCKS: u64 = 1000;
 
 /// A peer for long replays: the test commits (no commit loop), blocks hold 64 entries, the
 /// store lives in memory-backed files so that building the chain is quick.
-async fn replay_peer(dir: &tempfile::TempDir, api: ApiConfig) -> LocalPeer {
+async fn replay_peer(api: ApiConfig) -> Edge {
     let options = LocalOptions {
         api,
         max_object_size: 1024 * 1024,
@@ -40,7 +40,7 @@ async fn replay_peer(dir: &tempfile::TempDir, api: ApiConfig) -> LocalPeer {
         search: false,
         ..LocalOptions::default()
     };
-    peer_with_options(dir, options).await
+    peer_in(memory_dir(), options).await
 }
 
 /// A directory on tmpfs.
@@ -159,12 +159,11 @@ fn heights(events: &[Seen]) -> Vec<u64> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_subscriber_that_reads_nothing_is_dropped_and_resumes_without_a_gap() {
-    let dir = memory_dir();
     let config = ApiConfig {
         stream_send_timeout: Duration::from_millis(500),
         ..ApiConfig::unlimited()
     };
-    let peer = replay_peer(&dir, config).await;
+    let peer = replay_peer(config).await;
     let tip = grow(&peer).await;
 
     let unread = open_unread(peer.addr, "from=0", None).await;
@@ -200,13 +199,12 @@ async fn a_subscriber_that_reads_nothing_is_dropped_and_resumes_without_a_gap() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn writes_and_commits_proceed_while_a_long_replay_streams() {
-    let dir = memory_dir();
     let config = ApiConfig {
         // The stalled subscriber is kept for the whole test.
         stream_send_timeout: Duration::from_secs(300),
         ..ApiConfig::unlimited()
     };
-    let peer = replay_peer(&dir, config).await;
+    let peer = replay_peer(config).await;
     let tip = grow(&peer).await;
 
     // The replay stalls on a subscriber that reads nothing, somewhere in the chain.

@@ -34,7 +34,6 @@ async fn closed(stream: &mut TcpStream) -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_upload_under_the_minimum_rate_is_dropped_after_the_grace_period_and_a_steady_one_completes(
 ) {
-    let dir = tempfile::tempdir().unwrap();
     let config = ApiConfig {
         body_grace: Duration::from_millis(500),
         body_min_rate: 1000,
@@ -42,7 +41,7 @@ async fn an_upload_under_the_minimum_rate_is_dropped_after_the_grace_period_and_
         body_timeout: Duration::from_secs(60),
         ..ApiConfig::unlimited()
     };
-    let peer = peer_with(&dir, config).await;
+    let peer = peer_with(config).await;
 
     // 20 bytes every 100 ms: 200 bytes per second, under the minimum of 1,000.
     let slow = send(peer.addr, &upload_head(100_000)).await;
@@ -83,13 +82,12 @@ async fn an_upload_under_the_minimum_rate_is_dropped_after_the_grace_period_and_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn at_the_cap_the_slowest_upload_of_the_client_holding_most_makes_room_for_a_newcomer() {
-    let dir = tempfile::tempdir().unwrap();
     let config = ApiConfig {
         max_connections: 4,
         body_grace: Duration::from_secs(60),
         ..ApiConfig::unlimited()
     };
-    let peer = peer_with(&dir, config).await;
+    let peer = peer_with(config).await;
     let evicted = "mediachain_http_connections_dropped_total{reason=\"evicted\"}";
 
     // One address takes the whole cap with uploads that send 3 bytes, oldest first.

@@ -88,7 +88,6 @@ const CBOR: &str = "application/cbor";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_address_holds_at_most_its_quota_of_uploads_nobody_committed() {
-    let dir = tempfile::tempdir().unwrap();
     let config = ApiConfig {
         upload_limits: UploadLimits {
             per_client: 4096,
@@ -97,7 +96,7 @@ async fn an_address_holds_at_most_its_quota_of_uploads_nobody_committed() {
         trusted_proxies: "127.0.0.0/8".parse().unwrap(),
         ..ApiConfig::unlimited()
     };
-    let peer = peer_with(&dir, config).await;
+    let peer = peer_with(config).await;
     let (a, b) = ("203.0.113.1", "203.0.113.2");
     let (data, bytes) = blob("data", 3000);
     assert_eq!(upload(&peer.url, a, BLOB, bytes.clone()).await.0, 201);
@@ -146,7 +145,6 @@ async fn an_address_holds_at_most_its_quota_of_uploads_nobody_committed() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn uploads_nobody_references_are_collected_after_the_grace_period() {
-    let dir = tempfile::tempdir().unwrap();
     let options = LocalOptions {
         api: ApiConfig {
             upload_grace: Duration::from_secs(1),
@@ -157,7 +155,7 @@ async fn uploads_nobody_references_are_collected_after_the_grace_period() {
         block_interval: Duration::from_millis(1),
         ..LocalOptions::default()
     };
-    let peer = peer_with_options(&dir, options).await;
+    let peer = peer_with_options(options).await;
     let client = Client::new(&peer.url).unwrap();
     let local = "127.0.0.1";
 
@@ -216,12 +214,11 @@ async fn uploads_nobody_references_are_collected_after_the_grace_period() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn writes_are_refused_with_507_while_the_volume_is_nearly_full() {
-    let dir = tempfile::tempdir().unwrap();
     let config = ApiConfig {
         min_free_bytes: u64::MAX,
         ..ApiConfig::unlimited()
     };
-    let peer = peer_with(&dir, config).await;
+    let peer = peer_with(config).await;
     let objects = peer.node.store().len();
     let (cid, bytes) = blob("refused", 10);
     assert_eq!(
@@ -258,8 +255,7 @@ fn bundle(tx: Transaction, objects: &[&(Cid, Vec<u8>)]) -> Vec<TxBundle> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gossiped_objects_are_stored_only_once_their_transaction_verifies() {
-    let dir = tempfile::tempdir().unwrap();
-    let peer = peer_with(&dir, ApiConfig::unlimited()).await;
+    let peer = peer_with(ApiConfig::unlimited()).await;
     let client = Client::new(&peer.url).unwrap();
     let data = blob("gossiped data", 50);
     let work = artefact("gossiped", data.0);

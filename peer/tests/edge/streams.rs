@@ -15,14 +15,13 @@ async fn open(http: &reqwest::Client, url: &str, client: &str) -> reqwest::Respo
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn streams_are_capped_per_client_and_in_total_and_freed_on_close() {
-    let dir = tempfile::tempdir().unwrap();
     let config = ApiConfig {
         max_streams: 3,
         max_streams_per_client: 2,
         trusted_proxies: "127.0.0.0/8".parse().unwrap(),
         ..ApiConfig::unlimited()
     };
-    let peer = peer_with(&dir, config).await;
+    let peer = peer_with(config).await;
     let http = reqwest::Client::new();
     let (a, b) = ("203.0.113.1", "203.0.113.2");
     let mut held = vec![];

@@ -12,21 +12,20 @@ use super::*;
 const GET_HEAD: &str = "GET /v1/journal/head HTTP/1.1\r\nhost: peer\r\n\r\n";
 
 /// A peer allowing each client 2 requests (no refill during the test), refusals held `delay`.
-async fn strict(dir: &tempfile::TempDir, delay: Duration) -> mediachain::daemon::local::LocalPeer {
+async fn strict(delay: Duration) -> Edge {
     let config = ApiConfig {
         rate_per_second: 0.001,
         burst: 2.0,
         refusal_delay: delay,
         ..ApiConfig::default()
     };
-    peer_with(dir, config).await
+    peer_with(config).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_over_its_rate_waits_for_its_429_while_others_are_answered_at_once() {
-    let dir = tempfile::tempdir().unwrap();
     let delay = Duration::from_millis(1500);
-    let peer = strict(&dir, delay).await;
+    let peer = strict(delay).await;
     let mut abuser = send_from(peer.addr, 21, "").await;
     for _ in 0..2 {
         assert!(exchange(&mut abuser, GET_HEAD)
@@ -71,8 +70,7 @@ async fn a_client_over_its_rate_waits_for_its_429_while_others_are_answered_at_o
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refused_upload_is_answered_without_its_body_being_read_and_closed() {
-    let dir = tempfile::tempdir().unwrap();
-    let peer = strict(&dir, Duration::from_millis(200)).await;
+    let peer = strict(Duration::from_millis(200)).await;
     let mut client = send_from(peer.addr, 23, "").await;
     for _ in 0..2 {
         assert!(exchange(&mut client, GET_HEAD)

@@ -17,7 +17,7 @@ use super::*;
 /// A peer allowing each client 4,096 bytes of unreferenced uploads. A body gets two minutes
 /// before any rate applies, so a peer that waited for a body would answer long after
 /// [`PATIENCE`].
-async fn quota_4k(dir: &tempfile::TempDir) -> mediachain::daemon::local::LocalPeer {
+async fn quota_4k() -> Edge {
     let config = ApiConfig {
         upload_limits: UploadLimits {
             per_client: 4096,
@@ -27,7 +27,7 @@ async fn quota_4k(dir: &tempfile::TempDir) -> mediachain::daemon::local::LocalPe
         body_timeout: Duration::from_secs(120),
         ..ApiConfig::default()
     };
-    peer_with(dir, config).await
+    peer_with(config).await
 }
 
 /// The head of an upload of `length` bytes of `kind`, asking to be told to continue.
@@ -69,8 +69,7 @@ const QUOTA_REFUSALS: &str = "mediachain_storage_writes_refused_total{reason=\"q
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_upload_past_its_quota_is_refused_from_its_content_length_before_its_body() {
-    let dir = tempfile::tempdir().unwrap();
-    let peer = quota_4k(&dir).await;
+    let peer = quota_4k().await;
     let mut client = send_from(peer.addr, 41, "").await;
     let (_, first) = blob("first", 3000);
     let stored = exchange(&mut client, &upload_request("/v1/objects", &first)).await;
@@ -102,8 +101,7 @@ async fn an_upload_past_its_quota_is_refused_from_its_content_length_before_its_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_used_up_quota_refuses_any_upload_from_its_head_but_a_stored_object_named_by_cid() {
-    let dir = tempfile::tempdir().unwrap();
-    let peer = quota_4k(&dir).await;
+    let peer = quota_4k().await;
     let mut client = send_from(peer.addr, 43, "").await;
     let (cid, whole) = blob("whole quota", 4096);
     let stored = exchange(&mut client, &upload_request("/v1/objects", &whole)).await;
@@ -150,14 +148,13 @@ async fn finish(stream: &mut tokio::net::TcpStream, rest: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_past_its_uploads_in_progress_is_refused_429_from_the_head_and_others_are_not() {
-    let dir = tempfile::tempdir().unwrap();
     let config = ApiConfig {
         max_uploads_per_client: 2,
         body_grace: Duration::from_secs(120),
         body_timeout: Duration::from_secs(120),
         ..ApiConfig::default()
     };
-    let peer = peer_with(&dir, config).await;
+    let peer = peer_with(config).await;
     let (mut one, rest_one) = half_upload(peer.addr, 51, "one").await;
     let (_two, _) = half_upload(peer.addr, 51, "two").await;
     metric_reaches(&peer, IN_PROGRESS, 2.0).await;
