@@ -5,15 +5,18 @@
 //! for the honest clients; all on loopback, every simulated client from its own 127.0.0.0/8
 //! address so per-client limits apply as they would on a network.
 //!
-//! Honest: `EDGE_BENCH_HONEST` (default 8) keep-alive clients, each sending `GET
-//! /v1/journal/head` and `GET /v1/objects/{cid}` in turn, one every 20 ms. Abusive
+//! Honest: `EDGE_BENCH_HONEST` (default 8) keep-alive readers, each sending `GET
+//! /v1/journal/head` and `GET /v1/objects/{cid}` in turn, one every 20 ms, and
+//! `EDGE_BENCH_WRITERS` (default 2) keep-alive writers, each uploading a distinct 1 KiB object
+//! every 100 ms (their latencies reported apart from the readers'). Abusive
 //! (`support/abusers.rs`): slow uploads, stream floods, random paths, upload floods, each
 //! reconnecting when the peer closes it. `EDGE_BENCH_ABUSE` chooses the scenarios: `each` (the
 //! default: every kind alone, then all together), or a comma-separated list of kinds (`all`: every
 //! kind at once) for one scenario. Each scenario gets a fresh peer, a quiet run and an abused run
 //! of `EDGE_BENCH_SECONDS` (default 10) back to back.
 //!
-//! Reports, per scenario, honest p50/p99 of both runs and their ratio (goal: within 2x), the CPU
+//! Reports, per scenario, the honest readers' and writers' p50/p99 of both runs and their ratios
+//! (goal: within 2x), the CPU
 //! each process used (two cores are shared by all three and whatever else the machine runs: the
 //! load average is reported too, and how long the peer's and the honest clients' threads waited
 //! on a run queue per second they ran), what the abusers got, and the peer's open connections, file
@@ -29,20 +32,18 @@ mod edge_client;
 mod procstat;
 #[path = "support/report.rs"]
 mod report;
+#[path = "support/roles.rs"]
+mod roles;
 
-use std::io::{BufRead, BufReader, Read};
 use std::net::SocketAddr;
-use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::time::Duration;
 
 use abusers::Kind;
-use edge_client::{gauge, honest, percentile};
+use edge_client::{gauge, honest, percentile, writers, Timings};
 use mediachain::api::ApiConfig;
 use mediachain::daemon::local::{LocalOptions, LocalPeer};
+use roles::{own_niceness, wait_for_parent, Role, ROLE};
 
-/// The role of a process of the bench (`EDGE_BENCH_ROLE`): `peer`, `abusers`, or (unset) the
-/// honest clients, which start the other two.
-const ROLE: &str = "EDGE_BENCH_ROLE";
 /// The abuse kinds an `abusers` process runs (a list [`Kind::parse_list`] reads).
 const KINDS: &str = "EDGE_BENCH_KINDS";
 
@@ -50,8 +51,10 @@ const KINDS: &str = "EDGE_BENCH_KINDS";
 struct Settings {
     /// Seconds of each quiet and each abused run (`EDGE_BENCH_SECONDS`).
     seconds: u64,
-    /// Honest clients (`EDGE_BENCH_HONEST`).
+    /// Honest readers (`EDGE_BENCH_HONEST`).
     clients: usize,
+    /// Honest writers (`EDGE_BENCH_WRITERS`).
+    writers: usize,
     /// Niceness of the abusers' process (`EDGE_BENCH_ABUSER_NICE`, up to 19; unset: this
     /// process's own, as the peer's).
     abuser_nice: Option<i32>,
@@ -62,6 +65,7 @@ impl Settings {
         Self {
             seconds: setting("EDGE_BENCH_SECONDS", 10) as u64,
             clients: setting("EDGE_BENCH_HONEST", 8),
+            writers: setting("EDGE_BENCH_WRITERS", 2),
             abuser_nice: std::env::var("EDGE_BENCH_ABUSER_NICE")
                 .ok()
                 .map(|v| v.parse::<i32>().unwrap().clamp(-20, 19)),
@@ -84,12 +88,6 @@ fn runtime(workers: usize) -> tokio::runtime::Runtime {
         .unwrap()
 }
 
-/// Blocks until this process's standard input closes (the parent ended the run).
-fn wait_for_parent() {
-    let mut sink = vec![];
-    let _ = std::io::stdin().read_to_end(&mut sink);
-}
-
 /// The peer's process: prints `ADDR CID` (a stored blob), serves until its input closes.
 fn peer_process() {
     let runtime = runtime(2);
@@ -107,72 +105,6 @@ fn peer_process() {
     println!("{} {cid}", peer.addr);
     wait_for_parent();
     runtime.block_on(peer.stop());
-}
-
-/// A process of the bench, its input held open until it is told to stop.
-struct Role {
-    child: Child,
-    stdin: Option<ChildStdin>,
-    stdout: BufReader<ChildStdout>,
-}
-
-impl Role {
-    /// Starts this executable as `role` with `env`, at the CPU priority (niceness, -20 to 19:
-    /// the higher, the less CPU it gets while others want it) `nice`, or this process's own.
-    fn start(role: &str, env: &[(&str, String)], nice: Option<i32>) -> Self {
-        let exe = std::env::current_exe().unwrap();
-        let increment = nice.map_or(0, |nice| nice - own_niceness());
-        let mut command = if increment == 0 {
-            Command::new(exe)
-        } else {
-            // POSIX `nice` adds its increment to the niceness it runs at.
-            let mut nice_command = Command::new("nice");
-            nice_command.arg("-n").arg(increment.to_string()).arg(exe);
-            nice_command
-        };
-        command
-            .env(ROLE, role)
-            .envs(env.iter().map(|(k, v)| (k, v)))
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped());
-        let mut child = command.spawn().unwrap();
-        let stdin = child.stdin.take();
-        let stdout = BufReader::new(child.stdout.take().unwrap());
-        Self {
-            child,
-            stdin,
-            stdout,
-        }
-    }
-
-    fn line(&mut self) -> String {
-        let mut line = String::new();
-        self.stdout.read_line(&mut line).unwrap();
-        line.trim().to_string()
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    /// Closes its input and waits; what it printed last.
-    fn stop(mut self) -> String {
-        drop(self.stdin.take());
-        let last = self.line();
-        self.child.wait().unwrap();
-        last
-    }
-}
-
-/// This process's niceness (field 19 of `/proc/self/stat`; 0 when unreadable).
-fn own_niceness() -> i32 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    // Fields after the command name's closing parenthesis start at field 3.
-    let rest = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
-    rest.split_whitespace()
-        .nth(16)
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(0)
 }
 
 /// CPU seconds of the peer, the abusers (if running) and this process, now.
@@ -214,6 +146,21 @@ fn load_average() -> f64 {
         .unwrap_or(0.0)
 }
 
+/// The honest readers and writers at once for `seconds`; `run` tells the runs apart.
+async fn honest_run(addr: SocketAddr, setting: &Settings, cid: &str, run: u8) -> [Timings; 2] {
+    let duration = Duration::from_secs(setting.seconds);
+    let (read, written) = tokio::join!(
+        honest(addr, setting.clients, duration, cid),
+        writers(addr, setting.writers, duration, run)
+    );
+    [read, written]
+}
+
+/// p50 and p99 of `timings`.
+fn p50_p99(timings: &Timings) -> (f64, f64) {
+    (percentile(&timings.0, 0.5), percentile(&timings.0, 0.99))
+}
+
 /// The scenarios `EDGE_BENCH_ABUSE` asks for.
 fn scenarios() -> Vec<Vec<Kind>> {
     match std::env::var("EDGE_BENCH_ABUSE").as_deref() {
@@ -236,7 +183,6 @@ struct Outcome {
 fn scenario(kinds: &[Kind], setting: &Settings) -> Outcome {
     let (seconds, clients) = (setting.seconds, setting.clients);
     let name = Kind::list_name(kinds);
-    let duration = Duration::from_secs(seconds);
     let runtime = runtime(1);
     let mut peer = Role::start("peer", &[], None);
     let started = peer.line();
@@ -244,10 +190,13 @@ fn scenario(kinds: &[Kind], setting: &Settings) -> Outcome {
     let addr: SocketAddr = addr.parse().unwrap();
     let load_before = load_average();
 
-    eprintln!("{name}: quiet run ({seconds} s, {clients} honest clients)...");
+    eprintln!(
+        "{name}: quiet run ({seconds} s, {clients} honest readers, {} writers)...",
+        setting.writers
+    );
     let before = cpu(peer.pid(), None);
     let waited = sched(peer.pid());
-    let (quiet, quiet_failures) = runtime.block_on(honest(addr, clients, duration, cid));
+    let [quiet, quiet_written] = runtime.block_on(honest_run(addr, setting, cid, 0));
     let quiet_cpu = cores_since(before, cpu(peer.pid(), None), seconds);
     let quiet_waits = waits_since(waited, peer.pid());
 
@@ -261,7 +210,7 @@ fn scenario(kinds: &[Kind], setting: &Settings) -> Outcome {
     std::thread::sleep(Duration::from_secs(2));
     let before = cpu(peer.pid(), Some(abuse.pid()));
     let waited = sched(peer.pid());
-    let (abused, abused_failures) = runtime.block_on(honest(addr, clients, duration, cid));
+    let [abused, abused_written] = runtime.block_on(honest_run(addr, setting, cid, 1));
     let abused_cpu = cores_since(before, cpu(peer.pid(), Some(abuse.pid())), seconds);
     let abused_waits = waits_since(waited, peer.pid());
     let connections = runtime.block_on(gauge(addr, "mediachain_http_connections_open"));
@@ -273,23 +222,40 @@ fn scenario(kinds: &[Kind], setting: &Settings) -> Outcome {
     drop(peer.stdin.take());
     peer.child.wait().unwrap();
 
-    let (q50, q99) = (percentile(&quiet, 0.5), percentile(&quiet, 0.99));
-    let (a50, a99) = (percentile(&abused, 0.5), percentile(&abused, 0.99));
-    let ratio = a99 / q99.max(1.0);
+    let ((q50, q99), (a50, a99)) = (p50_p99(&quiet), p50_p99(&abused));
+    let ((wq50, wq99), (wa50, wa99)) = (p50_p99(&quiet_written), p50_p99(&abused_written));
+    let (ratio, wratio) = (a99 / q99.max(1.0), wa99 / wq99.max(1.0));
     let n = |v: usize| v as f64;
-    let mut rows: Vec<(String, f64, &str)> = vec![
-        ("honest p50 quiet".into(), q50, "µs"),
-        ("honest p99 quiet".into(), q99, "µs"),
-        ("honest p50 abused".into(), a50, "µs"),
-        ("honest p99 abused".into(), a99, "µs"),
-        ("honest p99 abused / quiet".into(), ratio, "x"),
-        ("honest requests quiet".into(), n(quiet.len()), "requests"),
-        ("honest requests abused".into(), n(abused.len()), "requests"),
-        (
-            "honest failures (quiet + abused)".into(),
-            n(quiet_failures + abused_failures),
-            "requests",
-        ),
+    let mut rows: Vec<(String, f64, &str)> = vec![];
+    for (who, quiet, abused) in [
+        ("honest readers", &quiet, &abused),
+        ("honest writers", &quiet_written, &abused_written),
+    ] {
+        let ((q50, q99), (a50, a99)) = (p50_p99(quiet), p50_p99(abused));
+        rows.extend([
+            (format!("{who} p50 quiet"), q50, "µs"),
+            (format!("{who} p99 quiet"), q99, "µs"),
+            (format!("{who} p50 abused"), a50, "µs"),
+            (format!("{who} p99 abused"), a99, "µs"),
+            (format!("{who} p99 abused / quiet"), a99 / q99.max(1.0), "x"),
+            (
+                format!("{who} requests quiet"),
+                n(quiet.0.len()),
+                "requests",
+            ),
+            (
+                format!("{who} requests abused"),
+                n(abused.0.len()),
+                "requests",
+            ),
+            (
+                format!("{who} failures (quiet + abused)"),
+                n(quiet.1 + abused.1),
+                "requests",
+            ),
+        ]);
+    }
+    rows.extend([
         ("peer CPU quiet".into(), quiet_cpu[0], "cores"),
         ("honest clients CPU quiet".into(), quiet_cpu[2], "cores"),
         ("peer CPU abused".into(), abused_cpu[0], "cores"),
@@ -321,7 +287,7 @@ fn scenario(kinds: &[Kind], setting: &Settings) -> Outcome {
         ("peer event streams open".into(), streams, "streams"),
         ("peer open fds".into(), n(fds), "fds"),
         ("peer peak RSS".into(), rss, "MiB"),
-    ];
+    ]);
     if let Some(counts) = counts.as_object() {
         for (counter, value) in counts {
             let value = value.as_f64().unwrap_or(0.0);
@@ -335,8 +301,9 @@ fn scenario(kinds: &[Kind], setting: &Settings) -> Outcome {
         .map(|(row, value, unit)| (format!("{name}: {row}"), value, unit))
         .collect();
     let summary = format!(
-        "{name:<14} {q50:>7.0} {q99:>7.0} {a50:>7.0} {a99:>8.0} {ratio:>6.1} {:>5.2} {:>5.2} \
-         {fds:>5} {rss:>6.0} {load_before:>5.1}",
+        "{name:<14} {q50:>7.0} {q99:>7.0} {a50:>7.0} {a99:>8.0} {ratio:>6.1} {wq50:>7.0} \
+         {wq99:>7.0} {wa50:>7.0} {wa99:>8.0} {wratio:>6.1} {:>5.2} {:>5.2} {fds:>5} {rss:>6.0} \
+         {load_before:>5.1}",
         abused_cpu[0], abused_cpu[1]
     );
     Outcome { rows, summary }
@@ -358,15 +325,31 @@ fn main() {
         .map(|kinds| scenario(kinds, &settings))
         .collect();
     println!(
-        "{:<14} {:>7} {:>7} {:>7} {:>8} {:>6} {:>5} {:>5} {:>5} {:>6} {:>5}",
-        "abuse", "q p50", "q p99", "a p50", "a p99", "p99 x", "peer", "abus", "fds", "RSS", "load"
+        "{:<14} {:>7} {:>7} {:>7} {:>8} {:>6} {:>7} {:>7} {:>7} {:>8} {:>6} {:>5} {:>5} {:>5} \
+         {:>6} {:>5}",
+        "abuse",
+        "q p50",
+        "q p99",
+        "a p50",
+        "a p99",
+        "p99 x",
+        "wq p50",
+        "wq p99",
+        "wa p50",
+        "wa p99",
+        "w x",
+        "peer",
+        "abus",
+        "fds",
+        "RSS",
+        "load"
     );
     for outcome in &outcomes {
         println!("{}", outcome.summary);
     }
     println!(
-        "(µs; CPU in cores during the abused run; peer at nice {}, abusers at nice {}; peak \
-         RSS in MiB; 1-min load before)\n",
+        "(µs; q/a: readers quiet/abused, wq/wa: writers; CPU in cores during the abused run; \
+         peer at nice {}, abusers at nice {}; peak RSS in MiB; 1-min load before)\n",
         own_niceness(),
         settings.abuser_nice.unwrap_or_else(own_niceness)
     );

@@ -13,11 +13,10 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use http_body_util::{BodyExt, Full};
-use hyper::body::Bytes;
+use http_body_util::BodyExt;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use super::edge_client::{connect_from, get, handshake};
+use super::edge_client::{connect_from, get, handshake, upload};
 
 /// A kind of abuse, as named in `EDGE_BENCH_ABUSE`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -238,11 +237,7 @@ async fn flood(addr: SocketAddr, kind: u8, a: u8, stop: Arc<AtomicBool>, counts:
                 let mut blob = vec![0u8; 64 * 1024];
                 blob[..8].copy_from_slice(&n.to_le_bytes());
                 blob[8] = a;
-                hyper::Request::post("/v1/objects")
-                    .header("host", "peer")
-                    .header("content-type", "application/octet-stream")
-                    .body(Full::new(Bytes::from(blob)))
-                    .unwrap()
+                upload(blob)
             };
             if sender.ready().await.is_err() {
                 break;

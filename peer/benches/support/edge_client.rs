@@ -1,6 +1,6 @@
 //! The HTTP clients of the edge_abuse bench: connections from chosen loopback addresses (so that
-//! per-client limits apply as on a network), the honest clients' timed requests, and a gauge of
-//! the peer's `/metrics`.
+//! per-client limits apply as on a network), the honest readers' and writers' timed requests, and
+//! a gauge of the peer's `/metrics`.
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
@@ -41,38 +41,83 @@ pub fn get(path: &str) -> hyper::Request<Full<Bytes>> {
         .unwrap()
 }
 
-/// The honest clients for `duration`, each on its own keep-alive connection from `127.0.1.x`
-/// sending `GET /v1/journal/head` and `GET /v1/objects/{cid}` in turn, one every 20 ms: the
-/// latencies of every attempt in µs (sorted) and the attempts not answered with a 2xx.
-pub async fn honest(
+/// `POST /v1/objects` of the raw blob `blob`.
+pub fn upload(blob: Vec<u8>) -> hyper::Request<Full<Bytes>> {
+    hyper::Request::post("/v1/objects")
+        .header("host", "peer")
+        .header("content-type", "application/octet-stream")
+        .body(Full::new(Bytes::from(blob)))
+        .unwrap()
+}
+
+/// The latencies (µs, sorted) of every attempt of some honest clients, and the attempts not
+/// answered with a 2xx.
+pub type Timings = (Vec<u32>, usize);
+
+/// The honest readers for `duration`, each on its own keep-alive connection from `127.0.1.x`
+/// sending `GET /v1/journal/head` and `GET /v1/objects/{cid}` in turn, one every 20 ms.
+pub async fn honest(addr: SocketAddr, clients: usize, duration: Duration, cid: &str) -> Timings {
+    let object = format!("/v1/objects/{cid}");
+    let clients = (0..clients).map(|i| {
+        let object = object.clone();
+        let request = move |n: usize| {
+            if n % 2 == 0 {
+                get("/v1/journal/head")
+            } else {
+                get(&object)
+            }
+        };
+        (1 + i as u8, request)
+    });
+    timed(addr, 1, clients, Duration::from_millis(20), duration).await
+}
+
+/// The honest writers for `duration`, each on its own keep-alive connection from `127.0.4.x`
+/// uploading one distinct 1 KiB object (`POST /v1/objects`) every 100 ms: `run` tells the runs
+/// of the bench apart, so no upload repeats one already stored.
+pub async fn writers(addr: SocketAddr, clients: usize, duration: Duration, run: u8) -> Timings {
+    let clients = (0..clients).map(|i| {
+        let request = move |n: usize| {
+            let mut blob = vec![0u8; 1024];
+            blob[..8].copy_from_slice(&(n as u64).to_le_bytes());
+            blob[8] = i as u8;
+            blob[9] = run;
+            upload(blob)
+        };
+        (1 + i as u8, request)
+    });
+    timed(addr, 4, clients, Duration::from_millis(100), duration).await
+}
+
+/// Clients from `127.0.a.b`, one per `(b, request)`, each sending `request(n)` for n = 0, 1...
+/// one every `period` on its own keep-alive connection until `duration` has passed.
+async fn timed<F>(
     addr: SocketAddr,
-    clients: usize,
+    a: u8,
+    clients: impl Iterator<Item = (u8, F)>,
+    period: Duration,
     duration: Duration,
-    cid: &str,
-) -> (Vec<u32>, usize) {
+) -> Timings
+where
+    F: Fn(usize) -> hyper::Request<Full<Bytes>> + Send + Sync + 'static,
+{
     let deadline = Instant::now() + duration;
     let mut workers = vec![];
-    for i in 0..clients {
-        let object = format!("/v1/objects/{cid}");
+    for (b, request) in clients {
         workers.push(tokio::spawn(async move {
-            let stream = connect_from(addr, 1, 1 + i as u8).await.unwrap();
+            let stream = connect_from(addr, a, b).await.unwrap();
             let mut sender = handshake(stream).await.unwrap();
             let (mut latencies, mut failures) = (vec![], 0);
-            let mut tick = tokio::time::interval(Duration::from_millis(20));
+            let mut tick = tokio::time::interval(period);
             for n in 0usize.. {
                 tick.tick().await;
                 if Instant::now() >= deadline {
                     break;
                 }
-                let path = if n % 2 == 0 {
-                    "/v1/journal/head"
-                } else {
-                    &object
-                };
                 let t0 = Instant::now();
                 let ok = async {
                     sender.ready().await.ok()?;
-                    let response = sender.send_request(get(path)).await.ok()?;
+                    let response = sender.send_request(request(n)).await.ok()?;
                     let status = response.status();
                     response.into_body().collect().await.ok()?;
                     Some(status.is_success())
