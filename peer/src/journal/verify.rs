@@ -17,6 +17,8 @@ use crate::model::{Cid, JournalEntry};
 use crate::time::{UnixMillis, UnixSeconds};
 use crate::trust::{pow, CertError, Certificate, Chain, Level, PowError, PublicKey, RevocationSet};
 
+mod batch;
+
 /// The network's verification parameters.
 #[derive(Debug, Clone)]
 pub struct Rules {
@@ -375,23 +377,30 @@ impl ChainCache {
     /// remembering valid ones (the key covers the body's hash, which names the signer, and the
     /// signature).
     fn transaction_signature_valid(&self, tx: &Transaction, id: &TxId, body: &[u8]) -> bool {
-        let mut hasher = Sha256::new();
-        hasher.update(id.0);
-        hasher.update(&tx.signature);
-        let key: [u8; 32] = hasher.finalize().into();
-        if self.signatures.read().is_ok_and(|s| s.contains(&key)) {
+        let key = signature_key(id, &tx.signature);
+        if self.signature_known(&key) {
             return true;
         }
         if !tx.signature_valid_over(body) {
             return false;
         }
+        self.remember_signature(key);
+        true
+    }
+
+    /// Whether the transaction signature under `key` ([`signature_key`]) was found valid.
+    fn signature_known(&self, key: &[u8; 32]) -> bool {
+        self.signatures.read().is_ok_and(|s| s.contains(key))
+    }
+
+    /// Remembers a transaction signature found valid.
+    fn remember_signature(&self, key: [u8; 32]) {
         if let Ok(mut signatures) = self.signatures.write() {
             if signatures.len() >= CACHE_CAPACITY {
                 signatures.clear();
             }
             signatures.insert(key);
         }
-        true
     }
 
     /// Verifies `chain` as a `level` chain at time `at`, reusing earlier signature checks.
@@ -431,6 +440,15 @@ impl ChainCache {
         }
         Ok(subject)
     }
+}
+
+/// The signature cache's key of a transaction: its id (the body's hash, which names the signer)
+/// and its signature.
+fn signature_key(id: &TxId, signature: &[u8]) -> [u8; 32] {
+    let mut hasher = Sha256::new();
+    hasher.update(id.0);
+    hasher.update(signature);
+    hasher.finalize().into()
 }
 
 /// Stateless checks of a transaction: shape, a timestamp within the window around `now` (a

@@ -216,6 +216,7 @@ impl Node {
     /// cache so the journal's own checks under the lock are cheap (their verdict is the
     /// journal's: this only warms the cache).
     fn preverify(&self, block: &Block) {
+        self.preverify_signatures(&block.transactions);
         let Ok(rules) = self.admission.read() else {
             return;
         };

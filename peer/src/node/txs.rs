@@ -84,6 +84,7 @@ impl Node {
         bundles: Vec<TxBundle>,
     ) -> Vec<Result<Result<TxId, TxRejection>, NodeError>> {
         let mut checked = Vec::with_capacity(bundles.len());
+        self.preverify_signatures(bundles.iter().map(|b| &b.tx));
         for bundle in bundles {
             // What the transaction references, worked out once: the objects to store and the
             // uploads to keep fresh.
@@ -124,6 +125,16 @@ impl Node {
                 }
             })
             .collect()
+    }
+
+    /// Checks the client signatures of `txs` as one batch, filling the verification cache so
+    /// that each transaction's own checks find its signature (only warms the cache: the verdict
+    /// stays `check_transaction`'s, and a bad signature is found there, alone).
+    pub(super) fn preverify_signatures<'a>(&self, txs: impl IntoIterator<Item = &'a Transaction>) {
+        if let Ok(rules) = self.admission.read() {
+            self.admission_cache
+                .preverify_signatures(txs, rules.tx_pow_bits);
+        }
     }
 
     /// The checks of a transaction that need no state: signature, certificate, proof of work.

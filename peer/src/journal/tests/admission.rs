@@ -211,3 +211,38 @@ fn linearizable_updates_chain_and_replays_are_idempotent() {
     // A block delivered twice is known.
     assert_eq!(a.add_block(&block, CLOCK).unwrap(), Ok(Added::Known));
 }
+
+#[test]
+fn a_batch_with_one_bad_signature_rejects_exactly_that_one() {
+    let (net, world) = (net(), world());
+    let rules = net.rules();
+    let txs: Vec<Transaction> = (0..12u64)
+        .map(|i| {
+            let insert = JournalEntry::Insert {
+                reference: world.artefacts[0],
+                timestamp: NOW - i,
+            };
+            net.tx(usize::try_from(i % 2).unwrap(), vec![insert], NOW)
+        })
+        .collect();
+    let mut forged = txs.clone();
+    forged[7].signature[3] ^= 1;
+    let cache = verify::ChainCache::default();
+    assert_eq!(cache.preverify_signatures(&forged, BITS), 12);
+    for (i, tx) in forged.iter().enumerate() {
+        let verdict = verify::check_transaction(tx, &rules, &cache, NOW);
+        if i == 7 {
+            assert_eq!(verdict, Err(TxRejection::BadSignature));
+        } else {
+            assert_eq!(verdict, Ok(()), "transaction {i}");
+        }
+    }
+    // The valid ones were remembered: only the forged one is checked again.
+    assert_eq!(cache.preverify_signatures(&forged, BITS), 1);
+    // A transaction whose proof of work fails is not checked at all.
+    let mut lazy = txs[0].clone();
+    lazy.body.timestamp += 1;
+    let cache = verify::ChainCache::default();
+    let checked = cache.preverify_signatures([&lazy], 16);
+    assert_eq!(checked, 0);
+}
