@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use mediachain::api::ApiConfig;
 use mediachain::backup::{import_car, root_at, write_car};
-use mediachain::daemon::{Daemon, DaemonSpec, MEMPOOL_CAPACITY};
+use mediachain::daemon::{Daemon, DaemonSpec, MEMPOOL_BYTES, MEMPOOL_CAPACITY};
 use mediachain::journal::{Block, Journal, Rules, Schedule, Transaction};
 use mediachain::model::{
     nil_cid, Artefact, CellKind, ChainCell, Entity, JournalEntry, Meta, Object,
@@ -230,6 +230,7 @@ async fn daemon(
             transaction_pow_bits: POW_BITS,
             client_cert_validity: 86_400,
             mempool_capacity: MEMPOOL_CAPACITY,
+            mempool_bytes: MEMPOOL_BYTES,
             network_params: None,
         },
         key,

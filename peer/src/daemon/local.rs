@@ -121,6 +121,7 @@ impl LocalPeer {
             transaction_pow_bits: options.transaction_pow_bits,
             client_cert_validity: 30 * 24 * 3600,
             mempool_capacity: options.mempool_capacity,
+            mempool_bytes: usize::MAX,
             network_params: None,
         };
         let mut rules = Rules::new(

@@ -35,6 +35,11 @@ pub const STOP_TIMEOUT: Duration = Duration::from_secs(10);
 /// refused as busy (503): under overload a peer pushes back instead of growing past its
 /// memory budget.
 pub const MEMPOOL_CAPACITY: usize = 50_000;
+/// Encoded bytes of pending transactions a peer holds (a fleet bench transaction: ~860 bytes
+/// encoded, ~1.5 KiB decoded; 16 MiB is ~10 s of full blocks at today's rates): bounds the
+/// backlog of large transactions, or of many under overload, to the peer's memory budget.
+/// Beyond, submissions are refused as busy (503 with `Retry-After`).
+pub const MEMPOOL_BYTES: usize = 16 * 1024 * 1024;
 
 /// Everything a daemon is started from.
 #[derive(Clone)]
@@ -75,6 +80,7 @@ impl DaemonSpec {
                 transaction_pow_bits: config.transaction_pow_bits,
                 client_cert_validity: 90 * 24 * 3600,
                 mempool_capacity: MEMPOOL_CAPACITY,
+                mempool_bytes: MEMPOOL_BYTES,
                 network_params: config.params.clone(),
             },
             key: config.key.clone(),

@@ -47,6 +47,7 @@ fn open(org: &Org, peer: &(SecretKey, Chain), rules: Rules, dir: &std::path::Pat
         transaction_pow_bits: 0,
         client_cert_validity: 3600,
         mempool_capacity: 100,
+        mempool_bytes: usize::MAX,
         network_params: Some(org.network.clone()),
     };
     let store = Store::open(dir, 1 << 20).unwrap();

@@ -1,4 +1,4 @@
-//! Transactions waiting for a block, in arrival order, bounded.
+//! Transactions waiting for a block, in arrival order, bounded by count and by encoded bytes.
 
 use std::collections::{HashMap, VecDeque};
 use std::time::Instant;
@@ -14,38 +14,47 @@ pub struct Mempool {
     bytes: usize,
     oldest: Option<Instant>,
     capacity: usize,
+    max_bytes: usize,
 }
 
 impl Mempool {
-    /// An empty pool holding at most `capacity` transactions.
-    pub fn new(capacity: usize) -> Self {
+    /// An empty pool holding at most `capacity` transactions of at most `max_bytes` encoded
+    /// bytes together.
+    pub fn new(capacity: usize, max_bytes: usize) -> Self {
         Self {
             order: VecDeque::new(),
             txs: HashMap::new(),
             bytes: 0,
             oldest: None,
             capacity,
+            max_bytes,
         }
     }
 
-    /// Adds a transaction at `now`; false if it is already pending or the pool is full.
+    /// Adds a transaction at `now`; false if it is already pending or the pool is full (by
+    /// count, or by bytes with it).
     pub fn insert(&mut self, id: TxId, tx: Transaction, now: Instant) -> bool {
-        if self.txs.len() >= self.capacity {
+        let size = tx.to_bytes().len();
+        if self.txs.len() >= self.capacity || self.bytes + size > self.max_bytes {
             return false;
         }
-        self.insert_orphan(id, tx, now)
+        self.insert_sized(id, tx, size, now)
     }
 
     /// Adds a transaction a reorganisation orphaned at `now`, full or not (orphans are bounded
     /// by what blocks held, and a full pool never drops one); false if it is already pending.
     pub fn insert_orphan(&mut self, id: TxId, tx: Transaction, now: Instant) -> bool {
+        let size = tx.to_bytes().len();
+        self.insert_sized(id, tx, size, now)
+    }
+
+    fn insert_sized(&mut self, id: TxId, tx: Transaction, size: usize, now: Instant) -> bool {
         if self.txs.contains_key(&id) {
             return false;
         }
         if self.txs.is_empty() {
             self.oldest = Some(now);
         }
-        let size = tx.to_bytes().len();
         self.bytes += size;
         self.order.push_back(id);
         self.txs.insert(id, (tx, size));
@@ -57,9 +66,9 @@ impl Mempool {
         self.txs.contains_key(id)
     }
 
-    /// Whether the pool is full.
+    /// Whether the pool is full (by count or by bytes).
     pub fn is_full(&self) -> bool {
-        self.txs.len() >= self.capacity
+        self.txs.len() >= self.capacity || self.bytes >= self.max_bytes
     }
 
     /// Number of pending transactions.
@@ -143,7 +152,7 @@ mod tests {
     #[test]
     fn a_full_pool_refuses_until_a_slot_is_freed_and_never_takes_a_duplicate() {
         let t0 = Instant::now();
-        let mut pool = Mempool::new(2);
+        let mut pool = Mempool::new(2, usize::MAX);
         let (a, b, c) = (tx(1), tx(2), tx(3));
         assert!(pool.insert(a.0, a.1.clone(), t0));
         assert!(!pool.insert(a.0, a.1.clone(), t0), "duplicate taken");
@@ -169,7 +178,7 @@ mod tests {
     #[test]
     fn candidates_come_oldest_first_and_sizes_and_age_follow_the_contents() {
         let t0 = Instant::now();
-        let mut pool = Mempool::new(10);
+        let mut pool = Mempool::new(10, usize::MAX);
         let txs: Vec<_> = (1..=3).map(tx).collect();
         for (i, (id, tx)) in txs.iter().enumerate() {
             assert!(pool.insert(*id, tx.clone(), t0 + Duration::from_secs(i as u64)));
@@ -199,5 +208,27 @@ mod tests {
         pool.remove([&txs[0].0, &txs[2].0]);
         assert!(pool.is_empty());
         assert_eq!((pool.bytes(), pool.oldest()), (0, None));
+    }
+
+    #[test]
+    fn a_pool_full_by_bytes_refuses_what_would_cross_the_bound() {
+        let t0 = Instant::now();
+        let txs: Vec<_> = (1..=3).map(tx).collect();
+        let size = txs[0].1.to_bytes().len();
+        let mut pool = Mempool::new(100, 2 * size + size / 2);
+        assert!(pool.insert(txs[0].0, txs[0].1.clone(), t0));
+        assert!(pool.insert(txs[1].0, txs[1].1.clone(), t0));
+        assert!(!pool.is_full());
+        assert!(
+            !pool.insert(txs[2].0, txs[2].1.clone(), t0),
+            "over the byte bound"
+        );
+        assert!(!pool.contains(&txs[2].0));
+        // An orphan is taken over the bound, and then the pool is full.
+        assert!(pool.insert_orphan(txs[2].0, txs[2].1.clone(), t0));
+        assert!(pool.is_full());
+        pool.remove([&txs[0].0, &txs[2].0]);
+        assert!(!pool.is_full());
+        assert_eq!(pool.bytes(), txs[1].1.to_bytes().len());
     }
 }

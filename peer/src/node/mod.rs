@@ -69,6 +69,8 @@ pub struct NodeParams {
     pub client_cert_validity: UnixSeconds,
     /// Most pending transactions.
     pub mempool_capacity: usize,
+    /// Most encoded bytes of pending transactions together.
+    pub mempool_bytes: usize,
     /// The network's parameters, when a file defines them (the genesis is derived from them);
     /// `None`: the genesis is derived from the network name alone.
     pub network_params: Option<crate::network::NetworkParams>,
@@ -268,7 +270,7 @@ impl Node {
         );
         let state = State {
             journal,
-            mempool: Mempool::new(params.mempool_capacity),
+            mempool: Mempool::new(params.mempool_capacity, params.mempool_bytes),
             rejected: HashMap::new(),
             peers: HashSet::from([me]),
             last_block_at: clock.instant(),

@@ -16,6 +16,7 @@ fn node_params(network: &NetworkParams) -> NodeParams {
         transaction_pow_bits: 0,
         client_cert_validity: 3600,
         mempool_capacity: 100,
+        mempool_bytes: usize::MAX,
         network_params: Some(network.clone()),
     }
 }

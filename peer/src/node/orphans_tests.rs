@@ -41,6 +41,7 @@ fn open(net: &Net, dir: &std::path::Path) -> Arc<Node> {
         transaction_pow_bits: 0,
         client_cert_validity: 3600,
         mempool_capacity: 1,
+        mempool_bytes: usize::MAX,
         network_params: None,
     };
     let store = Store::open(dir, 1 << 20).unwrap();

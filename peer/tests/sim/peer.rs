@@ -167,6 +167,7 @@ impl SimPeer {
             transaction_pow_bits: 0,
             client_cert_validity: 3600,
             mempool_capacity: 10_000,
+            mempool_bytes: usize::MAX,
             network_params: self.network.clone(),
         };
         let node = Node::open_with_clock(
