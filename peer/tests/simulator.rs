@@ -197,3 +197,24 @@ fn at_50_to_200_peers_the_overlay_survives_any_n_failures_with_o_n_connections()
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+/// Heavy load: many transactions, a fifth of the requests queued at a busy receiver (answered
+/// after 0.5 s up to twice the request timeout, so many time out at their sender), and the
+/// forks that slow sync and partitions make. Slowness is no proof: no honest peer may strike
+/// another (for a parent it could not serve in time, above all), and all still converge.
+#[test]
+fn under_heavy_load_with_slow_answers_and_forks_no_honest_peer_is_struck() {
+    let slow = std::env::var("SIM_SLOW")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0.2);
+    let plan = Plan {
+        peers: 5,
+        txs: 120,
+        slow,
+        quiet: Duration::from_secs(60),
+        ..plan()
+    };
+    let failures = run(seeds(40), &plan);
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}

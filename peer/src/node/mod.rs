@@ -95,6 +95,13 @@ pub struct TxBundle {
     pub objects: Vec<(Cid, ByteBuf)>,
 }
 
+impl BlockBundle {
+    /// Bytes it holds (the block and its objects), what it weighs in memory while it waits.
+    pub fn size(&self) -> usize {
+        self.block.len() + self.objects.iter().map(|(_, o)| o.len()).sum::<usize>()
+    }
+}
+
 /// A block with the objects its transactions reference, as fetched during sync.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct BlockBundle {

@@ -272,6 +272,34 @@ impl Sim {
             1
         };
         let lives = (self.peers[from].incarnation, self.peers[to].incarnation);
+        let timeout = REQUEST_TIMEOUT.as_micros() as u64;
+        if let Msg::Request { id, request } = &msg {
+            let sync = !matches!(request, Request::Hello(_));
+            if sync && self.plan.slow > 0.0 && self.rng.gen_bool(self.plan.slow) {
+                // Queued at a busy receiver: answered late, or after its sender gave up.
+                let delay = self.rng.gen_range(500_000..2 * timeout);
+                if delay >= timeout {
+                    let failed = Event::Failed {
+                        peer: from,
+                        life: lives.0,
+                        id: *id,
+                        timed_out: true,
+                    };
+                    self.at(self.now + timeout, failed);
+                }
+                let msg = msg.clone();
+                self.at(
+                    self.now + delay,
+                    Event::Deliver {
+                        from,
+                        to,
+                        lives,
+                        msg,
+                    },
+                );
+                return;
+            }
+        }
         for _ in 0..copies {
             let delay = self.rng.gen_range(1_000..80_000);
             let msg = msg.clone();

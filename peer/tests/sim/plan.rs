@@ -95,6 +95,11 @@ pub struct Plan {
     pub seeds: Option<usize>,
     /// Blocks per finality epoch, under parameters.
     pub epoch_length: u64,
+    /// Probability a sync request (block, range, object; not a hello) waits at a busy
+    /// receiver (heavy load, big bundles queued before it): it is delivered after
+    /// 0.5 s up to twice the request timeout, and past the timeout it fails at its sender
+    /// (`timed_out`) while the receiver still answers, too late.
+    pub slow: f64,
 }
 
 impl Default for Plan {
@@ -113,6 +118,7 @@ impl Default for Plan {
             silent: 0,
             seeds: None,
             epoch_length: 4,
+            slow: 0.0,
         }
     }
 }

@@ -75,7 +75,8 @@ pub trait Transport {
 enum Asked {
     Hello,
     Range,
-    Block(Cid),
+    /// A block, and when it was asked for (what its answer proves depends on it).
+    Block(Cid, Instant),
     Object(FetchId),
 }
 
@@ -238,7 +239,8 @@ impl Engine {
                 let block = Request::Block {
                     cid: ByteBuf::from(cid.to_bytes()),
                 };
-                self.request(peer, Asked::Block(cid), block, t);
+                let asked = Asked::Block(cid, self.now());
+                self.request(peer, asked, block, t);
             }
             Effect::AskObject {
                 fetch,

@@ -105,11 +105,12 @@ impl Engine {
     /// connection, else the connection closed, the stream was refused, or the request was.
     pub fn on_failure(&mut self, id: RequestId, timed_out: bool, t: &mut impl Transport) {
         match self.asked.remove(&id) {
-            Some((peer, Asked::Block(cid))) => {
+            Some((peer, Asked::Block(cid, asked))) => {
                 let ended = Transfer::RequestEnded {
                     peer,
                     cid,
                     timed_out,
+                    asked,
                 };
                 self.input(Input::Transfer(ended), t)
             }
@@ -166,7 +167,7 @@ impl Engine {
                     }
                 }
             }
-            (Response::Block(Some(bytes)), Asked::Block(asked)) => {
+            (Response::Block(Some(bytes)), Asked::Block(asked, _)) => {
                 self.asked.remove(&id);
                 match protocol::decode::<BlockBundle>(&bytes) {
                     Ok(bundle) => {
@@ -180,10 +181,11 @@ impl Engine {
                     Err(_) => self.garbage(peer, t),
                 }
             }
-            (Response::Block(None), Asked::Block(cid)) => {
+            (Response::Block(None), Asked::Block(cid, asked)) => {
                 self.asked.remove(&id);
                 debug!(%peer, block = %cid, "peer lacks the block we asked for");
-                self.input(Input::Transfer(Transfer::BlockMissing { peer, cid }), t);
+                let missing = Transfer::BlockMissing { peer, cid, asked };
+                self.input(Input::Transfer(missing), t);
             }
             (Response::Object(bytes), Asked::Object(fetch)) => {
                 self.asked.remove(&id);

@@ -119,21 +119,26 @@ impl Verdict {
 /// A block waiting for its parent: who sent it, when it was parked, the block.
 type Child = (PeerId, Instant, BlockBundle);
 
-/// Blocks waiting for their parent, by parent, at most `capacity` parents (the oldest go).
+/// Blocks waiting for their parent, by parent: the children of at most `capacity` parents and
+/// at most `max_bytes` of blocks and objects (beyond either, the oldest parent's children go).
 #[derive(Debug)]
 pub struct Parked {
     by_parent: BTreeMap<Cid, Vec<Child>>,
     order: VecDeque<Cid>,
     capacity: usize,
+    bytes: usize,
+    max_bytes: usize,
 }
 
 impl Parked {
-    /// Room for the children of `capacity` parents.
-    pub fn new(capacity: usize) -> Self {
+    /// Room for the children of `capacity` parents, `max_bytes` in all.
+    pub fn new(capacity: usize, max_bytes: usize) -> Self {
         Self {
             by_parent: BTreeMap::new(),
             order: VecDeque::new(),
             capacity,
+            bytes: 0,
+            max_bytes,
         }
     }
 
@@ -143,28 +148,42 @@ impl Parked {
         if !self.by_parent.contains_key(&parent) {
             self.order.push_back(parent);
         }
+        self.bytes += bundle.size();
         self.by_parent
             .entry(parent)
             .or_default()
             .push((peer, now, bundle));
         let mut evicted = 0;
-        while self.order.len() > self.capacity {
-            if let Some(oldest) = self.order.pop_front() {
-                self.by_parent.remove(&oldest);
-                evicted += 1;
-            }
+        while self.order.len() > self.capacity || self.bytes > self.max_bytes {
+            let Some(oldest) = self.order.pop_front() else {
+                break;
+            };
+            self.remove(&oldest);
+            evicted += 1;
         }
         evicted
     }
 
+    /// Bytes of the blocks and objects waiting.
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    fn remove(&mut self, parent: &Cid) -> Vec<Child> {
+        let children = self.by_parent.remove(parent).unwrap_or_default();
+        let size: usize = children.iter().map(|(_, _, b)| b.size()).sum();
+        self.bytes = self.bytes.saturating_sub(size);
+        children
+    }
+
     /// Whether `peer` sent a block waiting for `parent` at or before `asked`, when a request
-    /// for `parent` was sent: then that request reached `peer` after it sent the child, so it
-    /// held the parent (`None`: not known when the parent was asked for, so never).
-    pub fn sent_child_of(&self, parent: &Cid, peer: &PeerId, asked: Option<Instant>) -> bool {
+    /// for `parent` was sent to it: then that request reached `peer` after it sent the child,
+    /// so it held the parent.
+    pub fn sent_child_of(&self, parent: &Cid, peer: &PeerId, asked: Instant) -> bool {
         self.by_parent.get(parent).is_some_and(|children| {
             children
                 .iter()
-                .any(|(from, at, _)| from == peer && asked.is_some_and(|asked| *at <= asked))
+                .any(|(from, at, _)| from == peer && *at <= asked)
         })
     }
 
@@ -179,16 +198,14 @@ impl Parked {
 
     /// The children waiting for `cid` (taken now), with their senders.
     pub fn children(&mut self, cid: &Cid) -> Vec<(PeerId, BlockBundle)> {
-        match self.by_parent.remove(cid) {
-            Some(children) => {
-                self.order.retain(|c| c != cid);
-                children
-                    .into_iter()
-                    .map(|(from, _, bundle)| (from, bundle))
-                    .collect()
-            }
-            None => vec![],
+        if !self.by_parent.contains_key(cid) {
+            return vec![];
         }
+        self.order.retain(|c| c != cid);
+        self.remove(cid)
+            .into_iter()
+            .map(|(from, _, bundle)| (from, bundle))
+            .collect()
     }
 }
 
@@ -206,7 +223,7 @@ mod tests {
 
     #[test]
     fn parked_blocks_are_bounded_and_released_by_their_parent() {
-        let mut parked = Parked::new(2);
+        let mut parked = Parked::new(2, usize::MAX);
         let (peer, now) = (PeerId::random(), Instant::now());
         let (a, b, c) = (dag_cbor_cid(&[1]), dag_cbor_cid(&[2]), dag_cbor_cid(&[3]));
         assert_eq!(parked.park(a, peer, bundle(1), now), 0);
@@ -220,6 +237,25 @@ mod tests {
         assert!(parked.children(&a).is_empty());
         assert_eq!(parked.children(&b).len(), 1);
         assert!(parked.children(&b).is_empty(), "released once");
+        assert_eq!(parked.bytes(), 1, "the child of c");
+    }
+
+    #[test]
+    fn parked_blocks_are_bounded_in_bytes() {
+        let mut parked = Parked::new(512, 10);
+        let (peer, now) = (PeerId::random(), Instant::now());
+        let big = |n: u8| BlockBundle {
+            block: vec![n; 4],
+            objects: vec![],
+        };
+        let (a, b, c) = (dag_cbor_cid(&[1]), dag_cbor_cid(&[2]), dag_cbor_cid(&[3]));
+        assert_eq!(parked.park(a, peer, big(1), now), 0);
+        assert_eq!(parked.park(b, peer, big(2), now), 0);
+        assert_eq!(parked.park(c, peer, big(3), now), 1, "12 bytes over 10");
+        assert_eq!(parked.bytes(), 8);
+        assert!(parked.children(&a).is_empty(), "the oldest went");
+        assert_eq!(parked.children(&c).len(), 1);
+        assert_eq!(parked.bytes(), 4);
     }
 
     #[test]

@@ -341,6 +341,7 @@ impl Policy {
             });
             self.strike(liar, "unverifiable_claim", now, out);
         }
+        self.withheld_parents(now, out);
         self.book.forget_stale(now);
         let expired = self.announcements.expire(now);
         self.unrelayed(expired, Acceptance::Ignore, out);

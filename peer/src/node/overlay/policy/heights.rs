@@ -8,9 +8,11 @@
 //! holds the block: then fork choice has judged it (a claimed tip on a lighter branch must not
 //! stop this peer from committing on the heavier one). A claim whose block turns out
 //! invalid or whose height differs from the claim is dropped and its originator named for a
-//! strike; so is a claim above this peer's height when neither the claim is younger than
-//! [`CLAIM_DEADLINE`] nor this peer's height grew within it (a header can be signed on a parent
-//! that does not exist: its claim lasts only as long as syncing towards it makes progress).
+//! strike; so is a claim above this peer's height whose tip was never obtained from anyone when
+//! neither the claim is younger than [`CLAIM_DEADLINE`] nor this peer's height grew within it.
+//! A verified claim that overstays that deadline is dropped without blame (a header can be
+//! signed on a parent that does not exist, but a busy or lagging path looks the same: the
+//! parent's requests judge that, see `withheld`).
 //! Claims go with their peer when it disconnects or is banned.
 
 use std::collections::BTreeMap;
@@ -147,9 +149,13 @@ impl Heights {
     }
 
     /// Drops the claims above `ours` made, and last progressed towards (`progress`: when our
-    /// height last grew), more than [`CLAIM_DEADLINE`] ago; returns their originators.
+    /// height last grew), more than [`CLAIM_DEADLINE`] ago; returns the originators of those
+    /// whose tip was never obtained from anyone (fetched on every repeat of the claim, so asked
+    /// for). A claim whose header was verified is dropped without blame: the header exists at
+    /// that height, and not reaching it is slowness (a busy or lagging path), not proof; a
+    /// header on a parent that does not exist is judged by the parent's requests (withheld).
     pub fn expire(&mut self, now: Instant, ours: u64, progress: Instant) -> Vec<PeerId> {
-        let late: Vec<PeerId> = self
+        let late: Vec<(PeerId, bool)> = self
             .claims
             .iter()
             .filter(|(_, c)| {
@@ -157,12 +163,16 @@ impl Heights {
                     && !c.held
                     && now.saturating_duration_since(c.since.max(progress)) > CLAIM_DEADLINE
             })
-            .map(|(peer, _)| *peer)
+            .map(|(peer, c)| (*peer, c.verified))
             .collect();
-        for peer in &late {
-            self.claims.remove(peer);
+        let mut liars = vec![];
+        for (peer, verified) in late {
+            self.claims.remove(&peer);
+            if !verified {
+                liars.push(peer);
+            }
         }
-        late
+        liars
     }
 
     /// Forgets `peer`'s claim (it disconnected or was banned).
@@ -318,15 +328,19 @@ mod tests {
     }
 
     #[test]
-    fn a_verified_header_above_us_expires_without_sync_progress() {
+    fn a_verified_header_above_us_expires_without_sync_progress_but_without_blame() {
         let now = Instant::now();
         let mut heights = Heights::default();
-        let liar = PeerId::random();
-        let _ = heights.claim(liar, cid(9), 1_000_000, false, now);
+        let slow = PeerId::random();
+        let _ = heights.claim(slow, cid(9), 1_000_000, false, now);
         assert!(heights.verified(&cid(9), 1_000_000, false).is_empty());
         assert_eq!(heights.best(), 1_000_000);
         let late = now + CLAIM_DEADLINE + Duration::from_millis(1);
-        assert_eq!(heights.expire(late, 4, now), vec![liar]);
-        assert_eq!(heights.best(), 0);
+        assert!(
+            heights.expire(late, 4, now).is_empty(),
+            "the header exists: not reaching it is no proof of a lie"
+        );
+        assert_eq!(heights.best(), 0, "but it stops counting");
+        assert!(heights.get(&slow).is_none());
     }
 }

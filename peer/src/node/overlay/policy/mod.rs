@@ -12,7 +12,8 @@
 //! of them), [`readiness`] (the probe and the commit gate), [`connectivity`] (the N-cut
 //! neighbour selection), [`seeds`] (what a seeds file means), [`batching`] (gossip of admitted
 //! transactions), and [`transfer`] with its books: block [`requests`] de-duplicated, the
-//! [`verifier`]'s queue and backlog, blocks waiting for a parent ([`blocks`]), [`objects`]
+//! [`verifier`]'s queue and backlog, blocks waiting for a parent ([`blocks`]) and the parents
+//! their senders left unanswered ([`withheld`]), [`objects`]
 //! fetched for submissions and blocks, and block [`announcements`] relayed once the block is
 //! held.
 
@@ -31,6 +32,7 @@ pub mod requests;
 pub mod seeds;
 pub mod transfer;
 pub mod verifier;
+pub mod withheld;
 
 mod handle;
 #[cfg(test)]
@@ -59,6 +61,7 @@ use readiness::{Health, Readiness};
 use requests::BlockRequests;
 pub use transfer::Transfer;
 use verifier::{Job, Verifier};
+use withheld::Withheld;
 
 /// How often seeds are dialled while this peer lacks admitted peers.
 pub const SEED_INTERVAL: Duration = Duration::from_secs(5);
@@ -67,6 +70,9 @@ pub const RELAX_GRACE: Duration = Duration::from_secs(30);
 /// Blocks waiting for their parent: the children of this many parents at most (the oldest are
 /// evicted).
 pub const MAX_WAITING_BLOCKS: usize = 512;
+/// Blocks waiting for their parent: this many bytes of blocks and their objects at most (a
+/// bundle weighs up to the codec's 10 MiB, so 512 parents' children could hold gigabytes).
+pub const MAX_WAITING_BYTES: usize = 128 << 20;
 
 /// The verdict on a gossip message, for gossipsub's validation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -318,6 +324,7 @@ pub struct Policy {
     requests: BlockRequests,
     verifier: Verifier,
     parked: Parked,
+    withheld: Withheld,
     objects: ObjectFetches,
     announcements: Announcements,
     certificates: Certificates,
@@ -346,7 +353,8 @@ impl Policy {
             batcher: Batcher::default(),
             requests: BlockRequests::default(),
             verifier: Verifier::default(),
-            parked: Parked::new(MAX_WAITING_BLOCKS),
+            parked: Parked::new(MAX_WAITING_BLOCKS, MAX_WAITING_BYTES),
+            withheld: Withheld::default(),
             objects: ObjectFetches::default(),
             announcements: Announcements::default(),
             certificates: Certificates::default(),

@@ -53,6 +53,20 @@ impl BlockRequests {
         self.since.remove(cid)
     }
 
+    /// The request for `cid` sent at `asked` ended: forgotten unless a later request for
+    /// `cid` stands (asked for again once this one outlived [`BLOCK_REQUEST_TTL`]). Whether
+    /// this was the standing request (or none stood).
+    pub fn ended(&mut self, cid: &Cid, asked: Instant) -> bool {
+        match self.since.get(cid) {
+            Some(since) if *since > asked => false,
+            Some(_) => {
+                self.since.remove(cid);
+                true
+            }
+            None => true,
+        }
+    }
+
     /// Requests outstanding.
     pub fn len(&self) -> usize {
         self.since.len()

@@ -241,12 +241,14 @@ fn a_stalled_claim_ahead_expires_and_commits_resume() {
     let now = Instant::now();
     let (mut policy, peer) = with_peer(5, now);
     let _ = announce(&mut policy, peer, cid(50), 50, now);
-    // A header signed on a parent nobody has: verified, but sync never gets there.
+    // A header signed on a parent nobody has (or one a busy path never delivers): verified,
+    // but sync never gets there. The claim expires without blame (the parent's requests judge
+    // a missing parent, `withheld`): slowness is no proof.
     let _ = verify(&mut policy, cid(50), 50, false, now);
     assert!(!policy.health().synced);
     let later = now + super::heights::CLAIM_DEADLINE + Duration::from_secs(1);
     let effects = policy.handle(Input::Tick { seeds: 1 }, later);
-    assert!(effects
+    assert!(!effects
         .iter()
         .any(|e| matches!(e, Effect::Struck { peer: p, .. } if *p == peer)));
     assert!(last_health(&effects).is_some_and(|h| h.synced && h.ready));
@@ -395,6 +397,7 @@ fn a_claimer_lacking_its_claimed_tip_is_struck_alone_not_the_others_claiming_it(
         let missing = super::Transfer::BlockMissing {
             peer: liar,
             cid: tip,
+            asked: now,
         };
         let effects = policy.handle(Input::Transfer(missing), now);
         assert!(
@@ -435,7 +438,11 @@ fn a_claim_made_after_the_request_is_not_contradicted_by_its_answer() {
     // It gets the block and claims it; its "not found", sent before, arrives after the claim.
     let t1 = t0 + Duration::from_millis(50);
     let _ = announce(&mut policy, peer, tip, 6, t1);
-    let missing = super::Transfer::BlockMissing { peer, cid: tip };
+    let missing = super::Transfer::BlockMissing {
+        peer,
+        cid: tip,
+        asked: t0,
+    };
     let effects = policy.handle(Input::Transfer(missing), t1);
     assert!(
         effects.iter().all(|e| !matches!(e, Effect::Struck { .. })),

@@ -30,12 +30,14 @@ pub enum Transfer {
         /// The block.
         cid: Cid,
     },
-    /// `peer` answered that it lacks block `cid`.
+    /// `peer` answered that it lacks block `cid`, asked for at `asked`.
     BlockMissing {
         /// The peer.
         peer: PeerId,
         /// The block.
         cid: Cid,
+        /// When this request was sent.
+        asked: Instant,
     },
     /// The request to `peer` for block `cid` failed or was refused: it may be asked again.
     /// `timed_out`: the connection stood but `peer` never answered.
@@ -46,6 +48,8 @@ pub enum Transfer {
         cid: Cid,
         /// Whether it went unanswered on a live connection.
         timed_out: bool,
+        /// When this request was sent.
+        asked: Instant,
     },
     /// `peer` answered our request for block `asked` with a block (still unverified).
     BlockReceived {
@@ -107,18 +111,19 @@ impl Policy {
     pub(super) fn transfer(&mut self, input: Transfer, now: Instant, out: &mut Vec<Effect>) {
         match input {
             Transfer::WantBlock { peer, cid } => self.want_block(peer, cid, now, out),
-            Transfer::BlockMissing { peer, cid } => {
-                let asked = self.requests.done(&cid);
+            Transfer::BlockMissing { peer, cid, asked } => {
+                self.requests.ended(&cid, asked);
                 // The originator of a claim must hold the block it claims, and the sender of a
-                // block its parent. Only the claimer that lacks its own tip lied: others that
-                // claim the same block (its committer among them) are not to blame. A claim
-                // made after the request (a record or hello that overtook the answer: the peer
-                // got the block meanwhile) is not contradicted by it: the block is asked again.
-                // Nor is a child sent after the request (the answers crossed): its sender got
-                // the parent meanwhile, and is asked again.
+                // block its parent (a journal keeps only connected blocks, and a store never
+                // drops a block). Only the claimer that lacks its own tip lied: others that
+                // claim the same block (its committer among them) are not to blame. What the
+                // answer proves depends on when this very request was sent (`asked`, not a
+                // later request for the same block): a claim made after it (a record or hello
+                // that overtook the answer: the peer got the block meanwhile) is not
+                // contradicted, nor is a child sent after it (the answers crossed); the block
+                // is asked again.
                 let claim = self.heights.get(&peer).filter(|c| c.tip == cid);
-                let since = claim.map(|c| c.since);
-                if since.is_some_and(|since| asked.is_some_and(|at| since > at)) {
+                if claim.is_some_and(|c| c.since > asked) {
                     self.want_block(peer, cid, now, out);
                 } else if self.heights.withdraw(&peer, &cid) {
                     let lied = Input::Misbehaved {
@@ -138,11 +143,21 @@ impl Policy {
                 peer,
                 cid,
                 timed_out,
+                asked,
             } => {
-                let asked = self.requests.done(&cid);
-                // Silence about the parent of a block it sent is as good as lacking it.
-                if timed_out && self.parked.sent_child_of(&cid, &peer, asked) {
-                    self.missing_parent(peer, now, out);
+                // Silence is no proof (a peer under load answers late, and its answer is then
+                // dropped): it is noted, and forgiven once the parent arrives from anyone
+                // (`withheld`); the parent is asked of another child's sender, or of the next
+                // admitted peer, and of `peer` again after them.
+                if timed_out
+                    && self.parked.sent_child_of(&cid, &peer, asked)
+                    && self.withheld.silent(peer, cid, now)
+                {
+                    out.push(Effect::Evicted("withheld_parents"));
+                }
+                // A later request for the block stands: it answers for it.
+                if !self.requests.ended(&cid, asked) {
+                    return;
                 }
                 if self.ask_holder(cid, Some(peer), now, out) || !timed_out {
                     return;
@@ -246,8 +261,8 @@ impl Policy {
         }
     }
 
-    /// `peer` sent a block whose parent it does not supply: a peer holds the parent of every
-    /// block it sends (a journal keeps only connected blocks).
+    /// `peer` said it lacks the parent of a block it sent before it was asked: a peer holds
+    /// the parent of every block it sends (a journal keeps only connected blocks).
     fn missing_parent(&mut self, peer: PeerId, now: Instant, out: &mut Vec<Effect>) {
         let orphan = Input::Misbehaved {
             peer,
@@ -255,6 +270,19 @@ impl Policy {
             reason: "missing_parent",
         };
         self.dispatch(orphan, now, out);
+    }
+
+    /// Strikes the senders that left parents of their blocks unanswered which no peer
+    /// supplied since (`withheld`).
+    pub(super) fn withheld_parents(&mut self, now: Instant, out: &mut Vec<Effect>) {
+        for peer in self.withheld.due(now) {
+            let orphans = Input::Misbehaved {
+                peer,
+                kind: "block",
+                reason: "withheld_parent",
+            };
+            self.dispatch(orphans, now, out);
+        }
     }
 
     /// Asks for block `cid` a peer that sent one of the blocks waiting for it (it holds the
@@ -294,7 +322,7 @@ impl Policy {
     /// Hands a block to the worker, or to the bounded backlog while it is full.
     fn verify_block(&mut self, peer: PeerId, bundle: BlockBundle, out: &mut Vec<Effect>) {
         let (start, evicted) = self.verifier.block(Job::Block { peer, bundle });
-        if evicted {
+        for _ in 0..evicted {
             out.push(Effect::Evicted("verification_backlog"));
         }
         out.extend(start.map(Effect::Verify));
@@ -316,6 +344,7 @@ impl Policy {
         match &verdict {
             Verdict::Taken { cid, .. } => {
                 self.requests.done(cid);
+                self.withheld.supplied(cid);
                 self.objects.block_done(cid);
                 let relay = self.announcements.release(cid);
                 self.unrelayed(relay, Acceptance::Accept, out);

@@ -7,9 +7,11 @@ use libp2p::gossipsub::MessageId;
 use libp2p::PeerId;
 
 use super::announcements::HOLD_FOR;
+use super::requests::BLOCK_REQUEST_TTL;
 use super::{Acceptance, Effect, Input, Policy, Transfer};
 use crate::journal::{Added, BlockRejection};
 use crate::model::codec::dag_cbor_cid;
+use crate::model::Cid;
 use crate::node::{BlockBundle, ReceivedBlock};
 use crate::trust::SecretKey;
 
@@ -49,64 +51,134 @@ fn a_block_other_than_the_one_asked_for_is_not_verified_and_strikes_its_sender()
     assert!(!struck(&effects, peer) && verifies(&effects));
 }
 
-#[test]
-fn a_sender_lacking_or_silent_about_the_parent_of_a_block_it_sent_is_struck() {
-    let now = Instant::now();
-    let mut policy = Policy::new(SecretKey::generate().public(), 0, 2, now);
-    let (sender, other) = (PeerId::random(), PeerId::random());
-    let (orphan, parent) = (dag_cbor_cid(&[1]), dag_cbor_cid(&[0]));
-    let verified = Transfer::BlockVerified {
+fn orphan_from(sender: PeerId, orphan: u8, parent: Cid) -> Input {
+    Input::Transfer(Transfer::BlockVerified {
         peer: sender,
-        bundle: bundle(1),
+        bundle: bundle(orphan),
         received: ReceivedBlock {
-            header: Some((orphan, 3)),
+            header: Some((dag_cbor_cid(&[orphan]), 3)),
             header_valid: true,
             outcome: Err(BlockRejection::UnknownParent(parent)),
         },
-    };
-    let effects = policy.handle(Input::Transfer(verified), now);
+    })
+}
+
+fn asks(effects: &[Effect], of: PeerId, block: Cid) -> bool {
+    effects
+        .iter()
+        .any(|e| matches!(e, Effect::FetchBlock { peer, cid } if *peer == of && *cid == block))
+}
+
+#[test]
+fn a_sender_lacking_the_parent_of_a_block_it_sent_is_struck() {
+    let now = Instant::now();
+    let mut policy = Policy::new(SecretKey::generate().public(), 0, 2, now);
+    let (sender, other) = (PeerId::random(), PeerId::random());
+    let parent = dag_cbor_cid(&[0]);
+    let effects = policy.handle(orphan_from(sender, 1, parent), now);
     assert!(
-        effects.iter().any(
-            |e| matches!(e, Effect::FetchBlock { peer, cid } if *peer == sender && *cid == parent)
-        ),
+        asks(&effects, sender, parent),
         "the parent is asked of the sender"
     );
-    let missing = |peer| Input::Transfer(Transfer::BlockMissing { peer, cid: parent });
+    let missing = |peer| {
+        Input::Transfer(Transfer::BlockMissing {
+            peer,
+            cid: parent,
+            asked: now,
+        })
+    };
     let effects = policy.handle(missing(other), now);
     assert!(
         !struck(&effects, other),
         "a peer that sent no child may lack the parent"
     );
     assert!(
-        effects.iter().any(
-            |e| matches!(e, Effect::FetchBlock { peer, cid } if *peer == sender && *cid == parent)
-        ),
+        asks(&effects, sender, parent),
         "then the parent is asked of the child's sender: {effects:?}"
     );
     assert!(struck(&policy.handle(missing(sender), now), sender));
-    let ended = |timed_out| {
+}
+
+#[test]
+fn silence_about_the_parent_of_a_block_it_sent_is_no_strike_and_the_parent_is_asked_again() {
+    let t0 = Instant::now();
+    let mut policy = Policy::new(SecretKey::generate().public(), 0, 2, t0);
+    let (slow, other) = (PeerId::random(), PeerId::random());
+    let parent = dag_cbor_cid(&[0]);
+    let _ = policy.handle(orphan_from(slow, 1, parent), t0);
+    let _ = policy.handle(orphan_from(other, 2, parent), t0);
+    // Under load the request outlives its timeout: the answer comes too late to count.
+    let t1 = t0 + Duration::from_secs(20);
+    let ended = |peer, timed_out, asked| {
         Input::Transfer(Transfer::RequestEnded {
-            peer: sender,
+            peer,
             cid: parent,
             timed_out,
+            asked,
         })
     };
-    let ask_again = || {
-        Input::Transfer(Transfer::WantBlock {
-            peer: sender,
-            cid: parent,
-        })
-    };
-    let _ = policy.handle(ask_again(), now);
+    let effects = policy.handle(ended(slow, true, t0), t1);
+    assert!(!struck(&effects, slow), "slowness is no proof: {effects:?}");
     assert!(
-        !struck(&policy.handle(ended(false), now), sender),
+        asks(&effects, other, parent),
+        "asked of the other child's sender: {effects:?}"
+    );
+    let t2 = t1 + Duration::from_secs(20);
+    let effects = policy.handle(ended(other, true, t1), t2);
+    assert!(!struck(&effects, other), "{effects:?}");
+    assert!(
+        asks(&effects, slow, parent),
+        "and of the first again: {effects:?}"
+    );
+    let t3 = t2 + Duration::from_secs(1);
+    assert!(
+        !struck(&policy.handle(ended(slow, false, t2), t3), slow),
         "a lost connection is no fault"
     );
-    let _ = policy.handle(ask_again(), now);
-    assert!(
-        struck(&policy.handle(ended(true), now), sender),
-        "silence about the parent is"
-    );
+}
+
+#[test]
+fn a_late_answer_to_an_earlier_request_is_judged_by_when_that_request_was_sent() {
+    let t0 = Instant::now();
+    let mut policy = Policy::new(SecretKey::generate().public(), 0, 2, t0);
+    let sender = PeerId::random();
+    let parent = dag_cbor_cid(&[0]);
+    // The block is asked of the sender before it holds it; the request waits in its queue.
+    let want = Transfer::WantBlock {
+        peer: sender,
+        cid: parent,
+    };
+    assert!(asks(
+        &policy.handle(Input::Transfer(want), t0),
+        sender,
+        parent
+    ));
+    // Past the request's lifetime here, the sender (which got parent and child meanwhile)
+    // sends a child, and the parent is asked of it again.
+    let t1 = t0 + BLOCK_REQUEST_TTL + Duration::from_secs(2);
+    let effects = policy.handle(orphan_from(sender, 1, parent), t1);
+    assert!(asks(&effects, sender, parent), "{effects:?}");
+    // The first request's "not found" (true when it was read) arrives now.
+    let t2 = t1 + Duration::from_secs(1);
+    let missing = |asked| {
+        Input::Transfer(Transfer::BlockMissing {
+            peer: sender,
+            cid: parent,
+            asked,
+        })
+    };
+    assert!(!struck(&policy.handle(missing(t0), t2), sender));
+    // The second request still stands (no duplicate), and its "not found" would be a lie.
+    let want = Transfer::WantBlock {
+        peer: sender,
+        cid: parent,
+    };
+    assert!(!asks(
+        &policy.handle(Input::Transfer(want), t2),
+        sender,
+        parent
+    ));
+    assert!(struck(&policy.handle(missing(t1), t2), sender));
 }
 
 #[test]
@@ -145,6 +217,7 @@ fn a_block_request_that_times_out_is_asked_of_the_next_admitted_peer() {
             peer,
             cid,
             timed_out,
+            asked: now,
         })
     };
     assert_eq!(
@@ -185,17 +258,18 @@ fn a_not_found_sent_before_the_sender_passed_on_a_child_is_no_strike_and_is_aske
         },
     };
     let _ = policy.handle(Input::Transfer(verified), t1);
-    let missing = || {
+    let missing = |asked| {
         Input::Transfer(Transfer::BlockMissing {
             peer: sender,
             cid: parent,
+            asked,
         })
     };
-    let effects = policy.handle(missing(), t1);
+    let effects = policy.handle(missing(t0), t1);
     assert!(!struck(&effects, sender), "{effects:?}");
     assert!(asks_parent(&effects), "asked again: {effects:?}");
     // Asked after the child arrived, "not found" is a lie.
-    assert!(struck(&policy.handle(missing(), t1), sender));
+    assert!(struck(&policy.handle(missing(t1), t1), sender));
 }
 
 #[test]

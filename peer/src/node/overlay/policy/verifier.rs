@@ -14,6 +14,9 @@ use crate::node::BlockBundle;
 pub const WORKER_QUEUE: usize = 64;
 /// Blocks waiting for room in the worker's queue, at most.
 pub const MAX_BACKLOG: usize = 512;
+/// Bytes of the blocks (and their objects) waiting for room, at most: a bundle weighs up to
+/// the codec's 10 MiB.
+pub const MAX_BACKLOG_BYTES: usize = 128 << 20;
 
 /// Work for the verification worker.
 #[derive(Debug, Clone)]
@@ -41,6 +44,17 @@ pub enum Job {
 pub struct Verifier {
     busy: usize,
     backlog: VecDeque<Job>,
+    backlog_bytes: usize,
+}
+
+impl Job {
+    /// The bytes it holds.
+    pub fn size(&self) -> usize {
+        match self {
+            Job::Txs { data, .. } => data.len(),
+            Job::Block { bundle, .. } => bundle.size(),
+        }
+    }
 }
 
 impl Verifier {
@@ -56,16 +70,22 @@ impl Verifier {
     }
 
     /// A block to verify: started at once if the worker has room and nothing waits, else
-    /// queued. Returns the job to start, and whether the backlog evicted its oldest block.
-    pub fn block(&mut self, job: Job) -> (Option<Job>, bool) {
+    /// queued. Returns the job to start, and how many of the oldest waiting blocks the
+    /// backlog evicted to stay within [`MAX_BACKLOG`] and [`MAX_BACKLOG_BYTES`].
+    pub fn block(&mut self, job: Job) -> (Option<Job>, usize) {
         if self.busy < WORKER_QUEUE && self.backlog.is_empty() {
             self.busy += 1;
-            return (Some(job), false);
+            return (Some(job), 0);
         }
+        self.backlog_bytes += job.size();
         self.backlog.push_back(job);
-        let evicted = self.backlog.len() > MAX_BACKLOG;
-        if evicted {
-            self.backlog.pop_front();
+        let mut evicted = 0;
+        while self.backlog.len() > MAX_BACKLOG || self.backlog_bytes > MAX_BACKLOG_BYTES {
+            let Some(oldest) = self.backlog.pop_front() else {
+                break;
+            };
+            self.backlog_bytes = self.backlog_bytes.saturating_sub(oldest.size());
+            evicted += 1;
         }
         (None, evicted)
     }
@@ -78,6 +98,7 @@ impl Verifier {
             let Some(job) = self.backlog.pop_front() else {
                 break;
             };
+            self.backlog_bytes = self.backlog_bytes.saturating_sub(job.size());
             self.busy += 1;
             start.push(job);
         }
@@ -132,7 +153,7 @@ mod tests {
         for n in 0..=MAX_BACKLOG {
             let (started, evicted) = verifier.block(block((n % 250) as u8 + 1));
             assert!(started.is_none());
-            evictions += usize::from(evicted);
+            evictions += evicted;
         }
         assert_eq!(
             (verifier.busy(), verifier.waiting()),
@@ -146,5 +167,24 @@ mod tests {
             2,
             "in arrival order, after the evicted first"
         );
+    }
+
+    #[test]
+    fn the_backlog_is_bounded_in_bytes() {
+        let mut verifier = Verifier::default();
+        for _ in 0..WORKER_QUEUE {
+            assert!(verifier.block(block(0)).0.is_some());
+        }
+        let big = |n: u8| Job::Block {
+            peer: PeerId::random(),
+            bundle: BlockBundle {
+                block: vec![n; MAX_BACKLOG_BYTES / 3 + 1],
+                objects: vec![],
+            },
+        };
+        let evicted: usize = (1..=3).map(|n| verifier.block(big(n)).1).sum();
+        assert_eq!(evicted, 1, "three thirds and a bit are over the bound");
+        assert_eq!(verifier.waiting(), 2);
+        assert_eq!(byte(&verifier.finished()[0]), 2, "the oldest went");
     }
 }
