@@ -16,7 +16,9 @@
 # The legacy builder (DOCKER_BUILDKIT=0) is used: BuildKit would need its own image.
 #
 # Environment: CARGO_TARGET_DIR (as cargo), MEDIACHAIN_IMAGE_TAG, MEDIACHAIN_SKIP_CARGO=1 (use the
-# binaries already built), DOCKER_HOST (an engine; e2e/kind/docker.sh starts one).
+# binaries already built), MEDIACHAIN_CARGO_PROFILE (`release`, the default, or `dev`: CI packs
+# the binaries its debug test build made, see docs/testing.md), DOCKER_HOST (an engine;
+# e2e/kind/docker.sh starts one).
 # Prints one line per image: `<name>:<tag> <size in bytes>`.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -27,14 +29,20 @@ log() { printf '[images %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 version=$(sed -n 's/^version *= *"\(.*\)"/\1/p' peer/Cargo.toml | head -1)
 tag=${MEDIACHAIN_IMAGE_TAG:-$version}
 target=${CARGO_TARGET_DIR:-$root/target}
+profile=${MEDIACHAIN_CARGO_PROFILE:-release}
+case "$profile" in
+  release) bindir=$target/release ;;
+  dev) bindir=$target/debug ;;
+  *) log "ERROR: MEDIACHAIN_CARGO_PROFILE=$profile: expected release or dev"; exit 2 ;;
+esac
 revision=$(git rev-parse HEAD 2>/dev/null || echo unknown)
 # The commit's time, not the build's: rebuilding the same commit gives the same labels.
 created=$(git log -1 --format=%cI 2>/dev/null || echo 1970-01-01T00:00:00Z)
 
 if [ "${MEDIACHAIN_SKIP_CARGO:-0}" != 1 ]; then
-  log "cargo build --release (mediachain-peer, mediachain, mediachain-operator)"
+  log "cargo build --profile $profile (mediachain-peer, mediachain, mediachain-operator)"
   t0=$(date +%s)
-  cargo build --release --locked -p mediachain-peer --bin mediachain-peer --bin mediachain \
+  cargo build --profile "$profile" --locked -p mediachain-peer --bin mediachain-peer --bin mediachain \
     -p mediachain-operator --bin mediachain-operator >&2
   log "cargo build done in $(($(date +%s) - t0))s"
 fi
@@ -46,11 +54,11 @@ rootfs() {
   rm -rf "$dir"
   mkdir -p "$dir/usr/local/bin" "$dir/etc" "$dir/tmp"
   for bin in "$@"; do
-    [ -x "$target/release/$bin" ] || { log "ERROR: $target/release/$bin is missing"; exit 1; }
+    [ -x "$bindir/$bin" ] || { log "ERROR: $bindir/$bin is missing"; exit 1; }
     # Stripped copy: the release profile keeps line tables for backtraces; images need not.
-    objcopy --strip-debug "$target/release/$bin" "$dir/usr/local/bin/$bin"
+    objcopy --strip-debug "$bindir/$bin" "$dir/usr/local/bin/$bin"
     # Every library the dynamic loader resolves, at the same path (incl. the loader itself).
-    for lib in $(ldd "$target/release/$bin" | awk '/=> \// {print $3} /^[[:space:]]*\/.* \(0x/ {print $1}'); do
+    for lib in $(ldd "$bindir/$bin" | awk '/=> \// {print $3} /^[[:space:]]*\/.* \(0x/ {print $1}'); do
       mkdir -p "$dir$(dirname "$lib")"
       cp -L "$lib" "$dir$lib"
     done

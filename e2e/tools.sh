@@ -5,11 +5,12 @@
 #
 # stdout: `export NAME=path` lines (use: eval "$(bash e2e/tools.sh)"); logs go to stderr.
 # Also writes the same lines to $MEDIACHAIN_E2E_CACHE/<kube-version>/tools.env.
-#   harness: kube-apiserver, etcd, kubectl      (Rust apiserver harness), ipfs (kubo: reads the
-#            peer's CAR exports in peer/tests/backup.rs)
-#   kind:    + kubeadm, kubelet, kube-controller-manager, kube-scheduler, kube-proxy, kind, helm,
-#            promtool (checks and unit-tests the chart's alerts: e2e/monitoring/check.sh; a cold
-#            build took 54 min on a busy 2-core machine, then cached)
+#   harness: what the workspace tests need: kube-apiserver, kube-controller-manager, etcd, kubectl
+#            (Rust apiserver harness), ipfs (kubo: reads the peer's CAR exports in
+#            peer/tests/backup.rs)
+#   kind:    + kubeadm, kubelet, kube-scheduler, kube-proxy, kind, helm, promtool (checks and
+#            unit-tests the chart's alerts: e2e/monitoring/check.sh; built without Prometheus's
+#            service-discovery plugins, which it does not use)
 #   promtool: promtool alone
 #   images:  the Go programs of the kind node's images (pause, smoke, CoreDNS,
 #            local-path-provisioner), for e2e/kind/node-image.sh
@@ -22,17 +23,22 @@ set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
 MODE=${1:-all}
-# One build at a time per cache and lock: .ci/run starts this script in the background while
-# cargo builds, and the test script calls it again; the second call waits here, then finds the
-# tools cached. `images` and `traefik` have their own lock: nothing waiting for the tools waits
-# for them.
-lock=$E2E_CACHE/.tools.lock
-case "$MODE" in images | traefik) lock=$E2E_CACHE/.images.lock ;; esac
-exec 9>"$lock"
-if ! flock -n 9; then
-  log "another e2e/tools.sh holds $lock (building into $E2E_CACHE): waiting for it"
-  flock 9
-fi
+# One build at a time per cache and part: .ci/run starts this script in the background while
+# cargo builds, and the test script calls it again; the second call waits for the part it needs,
+# then finds it cached. Each part has its own lock, so the tests wait for the harness's tools
+# only, not for the kind tools built after them; `images` and `traefik` share one.
+# locked NAME CMD...: run CMD holding the lock of part NAME.
+locked() {
+  local lock=$E2E_CACHE/.tools-$1.lock fd
+  shift
+  exec {fd}>"$lock"
+  if ! flock -n "$fd"; then
+    log "another e2e/tools.sh holds $lock (building into $E2E_CACHE): waiting for it"
+    flock "$fd"
+  fi
+  "$@"
+  exec {fd}>&-
+}
 LDFLAGS=$(kube_ldflags)
 
 # k8s.io/kubernetes as a dependency: its go.mod replaces every k8s.io/* staging module with
@@ -104,19 +110,23 @@ build_ipfs() {
     "google.golang.org/genproto@$KUBO_GENPROTO_VERSION"
 }
 
+# `-tags remove_all_sd` (Prometheus's plugins/): no cloud service-discovery SDKs, which the rule
+# checks and tests never use.
 build_promtool() {
-  go_tool promtool "github.com/prometheus/prometheus@$PROMETHEUS_VERSION" \
+  GOFLAGS="$GOFLAGS -tags=remove_all_sd" go_tool promtool \
+    "github.com/prometheus/prometheus@$PROMETHEUS_VERSION" \
     github.com/prometheus/prometheus/cmd/promtool
 }
 harness() {
-  step "build kube-apiserver kubectl" build_kube kube-apiserver kubectl
+  step "build kube-apiserver kube-controller-manager kubectl" build_kube \
+    kube-apiserver kube-controller-manager kubectl
   step "build etcd $ETCD_VERSION" build_etcd
   step "build ipfs (kubo $KUBO_VERSION)" build_ipfs
 }
 
 kind_tools() {
-  step "build kubeadm kubelet control-plane binaries" build_kube \
-    kube-apiserver kubectl kubeadm kubelet kube-controller-manager kube-scheduler kube-proxy
+  step "build kubeadm kubelet kube-scheduler kube-proxy" build_kube \
+    kubeadm kubelet kube-scheduler kube-proxy
   step "build kind $KIND_VERSION" build_kind
   step "build helm $HELM_VERSION" build_helm
   step "build promtool (prometheus module $PROMETHEUS_VERSION)" build_promtool
@@ -157,12 +167,11 @@ images() {
 }
 
 case "$MODE" in
-  harness) harness ;;
-  kind) harness; kind_tools ;;
-  all) harness; kind_tools ;;
-  promtool) step "build promtool (prometheus module $PROMETHEUS_VERSION)" build_promtool ;;
-  images) images; exit 0 ;;
-  traefik) step "build traefik $TRAEFIK_VERSION (Go module)" build_traefik; exit 0 ;;
+  harness) locked harness harness ;;
+  kind | all) locked harness harness; locked kind kind_tools ;;
+  promtool) locked kind step "build promtool (prometheus module $PROMETHEUS_VERSION)" build_promtool ;;
+  images) locked images images; exit 0 ;;
+  traefik) locked images step "build traefik $TRAEFIK_VERSION (Go module)" build_traefik; exit 0 ;;
   *) die "usage: $0 [harness|kind|all|promtool|images|traefik]" ;;
 esac
 
@@ -176,7 +185,7 @@ env_file=$E2E_CACHE/tools.env
     var=${pair%%:*} bin=$E2E_BIN/${pair#*:}
     [ -x "$bin" ] && echo "export $var=$bin"
   done
-} >"$env_file.tmp"
-mv "$env_file.tmp" "$env_file"
+} >"$env_file.$$"
+mv "$env_file.$$" "$env_file"
 log "tools env written to $env_file"
 cat "$env_file"

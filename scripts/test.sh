@@ -28,10 +28,10 @@ export MEDIACHAIN_PYTHON=$venv/bin/python
 # test binaries: the two take turns at the cores instead of waiting on each other.
 tools_pid=
 if [ "${MEDIACHAIN_SKIP_KUBE:-0}" != 1 ]; then
-  echo "== Kubernetes test binaries (e2e/tools.sh all; built once from Go modules, then cached), in the background"
+  echo "== Kubernetes test binaries (e2e/tools.sh harness; built once from Go modules, then cached), in the background"
   tools_env=$(mktemp)
   tools_log=$(mktemp)
-  bash e2e/tools.sh all >"$tools_env" 2>"$tools_log" &
+  bash e2e/tools.sh harness >"$tools_env" 2>"$tools_log" &
   tools_pid=$!
   trap 'kill "$tools_pid" 2>/dev/null || true; rm -f "$tools_env" "$tools_log"' EXIT
 else
@@ -42,10 +42,10 @@ echo "== cargo test --workspace --no-run (building the test binaries)"
 cargo test --workspace --locked --no-run "$@"
 
 if [ -n "$tools_pid" ]; then
-  echo "== waiting for the Kubernetes test binaries (e2e/tools.sh all)"
+  echo "== waiting for the Kubernetes test binaries (e2e/tools.sh harness)"
   if ! wait "$tools_pid"; then
     tail -40 "$tools_log" >&2
-    echo "e2e/tools.sh all failed (its last lines above)" >&2
+    echo "e2e/tools.sh harness failed (its last lines above)" >&2
     exit 1
   fi
   tools_pid=

@@ -2,8 +2,11 @@
 # Helpers of the end-to-end suite (sourced after e2e/lib.sh): the trust tower made with the
 # `mediachain` CLI, and the client's main job (register, write, submit, await the confirmation).
 
-# The host's `mediachain` CLI (release build; docker/build.sh builds it).
-MC_BIN=${MEDIACHAIN_CLI:-${CARGO_TARGET_DIR:-$REPO_ROOT/target}/release/mediachain}
+# The host's `mediachain` CLI, from the build docker/build.sh packs (MEDIACHAIN_CARGO_PROFILE:
+# release by default, dev in CI).
+case "${MEDIACHAIN_CARGO_PROFILE:-release}" in dev) HOST_MC_BIN=debug ;; *) HOST_MC_BIN=release ;; esac
+HOST_MC_BIN=${MEDIACHAIN_CLI:-${CARGO_TARGET_DIR:-$REPO_ROOT/target}/$HOST_MC_BIN/mediachain}
+MC_BIN=$HOST_MC_BIN
 IMAGE_TAG=${MEDIACHAIN_IMAGE_TAG:-$(sed -n 's/^version *= *"\(.*\)"/\1/p' "$REPO_ROOT/peer/Cargo.toml" | head -1)}
 # shellcheck disable=SC2034  # used by the scripts that source this file
 PEER_IMAGE=mediachain-peer:$IMAGE_TAG

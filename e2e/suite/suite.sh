@@ -245,7 +245,7 @@ SH
   TX4=$(client_job "$url" "$WORK/ingress-client" ingress) || return 1
   log "transaction $TX4 committed through the Ingress"
   # shellcheck disable=SC2034  # read by mc() in common.sh
-  MC_BIN=${MEDIACHAIN_CLI:-${CARGO_TARGET_DIR:-$REPO_ROOT/target}/release/mediachain}
+  MC_BIN=$HOST_MC_BIN
   committed_everywhere "$TX4" 4
 }
 if ! part ingress; then

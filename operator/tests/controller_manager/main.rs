@@ -4,7 +4,7 @@
 //! MediachainPeer owned.
 //!
 //! Needs `KUBE_APISERVER_BIN` and `ETCD_BIN`, and `kube-controller-manager` from
-//! `KUBE_CONTROLLER_MANAGER_BIN` or next to the apiserver binary (`bash e2e/tools.sh kind` builds
+//! `KUBE_CONTROLLER_MANAGER_BIN` or next to the apiserver binary (`bash e2e/tools.sh harness` builds
 //! it). Fails without them unless `MEDIACHAIN_SKIP_KUBE=1`.
 //!
 //! This file holds the fixtures; the tests are in its modules: what a resource owns, from pods
