@@ -25,12 +25,14 @@ pub mod blocks;
 pub mod certificates;
 pub mod connectivity;
 pub mod heights;
+pub mod object_fetches;
 pub mod objects;
 pub mod peers;
 pub mod readiness;
 pub mod requests;
 pub mod seeds;
 pub mod transfer;
+pub mod tx_gossip;
 pub mod verifier;
 pub mod withheld;
 

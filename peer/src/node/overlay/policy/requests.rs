@@ -1,10 +1,13 @@
 //! Block requests in flight: a block is asked of one peer at a time, asked again only once its
-//! request ended or went unanswered for [`BLOCK_REQUEST_TTL`], and at most
+//! request ended or went unanswered for [`BLOCK_REQUEST_TTL`] (then preferably of another peer:
+//! [`BlockRequests::overdue`]), and at most
 //! [`MAX_BLOCK_REQUESTS`] are outstanding (beyond, a request is dropped and counted: sync asks
 //! again for what is still missing). Pure.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
+
+use libp2p::PeerId;
 
 use crate::model::Cid;
 
@@ -24,33 +27,43 @@ pub enum Ask {
     Full,
 }
 
-/// Outstanding block requests, by block.
+/// Outstanding block requests, by block: when, and of whom.
 #[derive(Debug, Default)]
 pub struct BlockRequests {
-    since: BTreeMap<Cid, Instant>,
+    since: BTreeMap<Cid, (Instant, PeerId)>,
 }
 
 impl BlockRequests {
-    /// Whether `cid` may be asked for at `now` (if so, it is recorded as asked).
-    pub fn ask(&mut self, cid: Cid, now: Instant) -> Ask {
+    /// Whether `cid` may be asked of `peer` at `now` (if so, it is recorded as asked).
+    pub fn ask(&mut self, cid: Cid, peer: PeerId, now: Instant) -> Ask {
         let live = |at: &Instant| now.saturating_duration_since(*at) < BLOCK_REQUEST_TTL;
-        if self.since.get(&cid).is_some_and(live) {
+        if self.since.get(&cid).is_some_and(|(at, _)| live(at)) {
             return Ask::Pending;
         }
         if self.since.len() >= MAX_BLOCK_REQUESTS {
-            self.since.retain(|_, at| live(at));
+            self.since.retain(|_, (at, _)| live(at));
             if self.since.len() >= MAX_BLOCK_REQUESTS {
                 return Ask::Full;
             }
         }
-        self.since.insert(cid, now);
+        self.since.insert(cid, (now, peer));
         Ask::Yes
+    }
+
+    /// The peer whose request for `cid` has gone unanswered for [`BLOCK_REQUEST_TTL`] and still
+    /// stands (it may answer yet, up to the request timeout): a new request for `cid` should go
+    /// to someone else, or a slow peer costs a whole request timeout per attempt.
+    pub fn overdue(&self, cid: &Cid, now: Instant) -> Option<PeerId> {
+        self.since
+            .get(cid)
+            .filter(|(at, _)| now.saturating_duration_since(*at) >= BLOCK_REQUEST_TTL)
+            .map(|(_, peer)| *peer)
     }
 
     /// The request for `cid` ended (answered, failed or refused): it may be asked again.
     /// Returns when it was asked.
     pub fn done(&mut self, cid: &Cid) -> Option<Instant> {
-        self.since.remove(cid)
+        self.since.remove(cid).map(|(at, _)| at)
     }
 
     /// The request for `cid` sent at `asked` ended: forgotten unless a later request for
@@ -58,7 +71,7 @@ impl BlockRequests {
     /// this was the standing request (or none stood).
     pub fn ended(&mut self, cid: &Cid, asked: Instant) -> bool {
         match self.since.get(cid) {
-            Some(since) if *since > asked => false,
+            Some((since, _)) if *since > asked => false,
             Some(_) => {
                 self.since.remove(cid);
                 true
@@ -86,29 +99,32 @@ mod tests {
     #[test]
     fn a_block_is_asked_once_until_its_request_ends_or_expires() {
         let mut requests = BlockRequests::default();
-        let (cid, t0) = (dag_cbor_cid(&[1]), Instant::now());
-        assert_eq!(requests.ask(cid, t0), Ask::Yes);
-        assert_eq!(requests.ask(cid, t0 + Duration::from_secs(1)), Ask::Pending);
-        assert_eq!(
-            requests.ask(cid, t0 + BLOCK_REQUEST_TTL),
-            Ask::Yes,
-            "expired"
-        );
+        let (cid, t0, slow, other) = (dag_cbor_cid(&[1]), Instant::now(), PeerId::random(), PeerId::random());
+        assert_eq!(requests.ask(cid, slow, t0), Ask::Yes);
+        let t1 = t0 + Duration::from_secs(1);
+        assert_eq!(requests.ask(cid, slow, t1), Ask::Pending);
+        assert_eq!(requests.overdue(&cid, t1), None, "live");
+        let t2 = t0 + BLOCK_REQUEST_TTL;
+        assert_eq!(requests.overdue(&cid, t2), Some(slow), "overdue: ask another");
+        assert_eq!(requests.ask(cid, other, t2), Ask::Yes, "expired");
+        assert_eq!(requests.overdue(&cid, t2), None, "the new request is live");
         requests.done(&cid);
-        assert_eq!(requests.ask(cid, t0 + BLOCK_REQUEST_TTL), Ask::Yes, "ended");
+        assert_eq!(requests.ask(cid, other, t2), Ask::Yes, "ended");
     }
 
     #[test]
     fn outstanding_requests_are_bounded_and_expired_ones_make_room() {
         let mut requests = BlockRequests::default();
         let t0 = Instant::now();
+        let asked = PeerId::random();
         for n in 0..MAX_BLOCK_REQUESTS as u32 {
-            assert_eq!(requests.ask(dag_cbor_cid(&n.to_be_bytes()), t0), Ask::Yes);
+            let cid = dag_cbor_cid(&n.to_be_bytes());
+            assert_eq!(requests.ask(cid, asked, t0), Ask::Yes);
         }
         let extra = dag_cbor_cid(b"extra");
-        assert_eq!(requests.ask(extra, t0), Ask::Full);
+        assert_eq!(requests.ask(extra, asked, t0), Ask::Full);
         assert_eq!(requests.len(), MAX_BLOCK_REQUESTS);
-        assert_eq!(requests.ask(extra, t0 + BLOCK_REQUEST_TTL), Ask::Yes);
+        assert_eq!(requests.ask(extra, asked, t0 + BLOCK_REQUEST_TTL), Ask::Yes);
         assert_eq!(requests.len(), 1, "the expired requests were forgotten");
     }
 }

@@ -1,17 +1,17 @@
-//! The policy's side of moving blocks, objects and gossiped transactions: which block to ask
-//! for (once), what waits for the verification worker, what a verified block means (its
-//! children released, its parent or a missing object fetched, its claims counted, its sender
-//! struck), and which object fetch goes on. The engine sends what the [`Effect`]s say and
-//! reports answers as [`Transfer`] inputs.
+//! The policy's side of moving blocks, objects and gossiped transactions: the [`Transfer`]
+//! inputs, and for blocks which to ask for (once, hedged when overdue), what waits for the
+//! verification worker, what a verified block means (its children released, its parent or a
+//! missing object fetched, its claims counted, its sender struck). Object fetches are in
+//! `object_fetches`, gossiped batches in `tx_gossip`. The engine sends what the [`Effect`]s say
+//! and reports answers as [`Transfer`] inputs.
 
 use std::time::Instant;
 
 use libp2p::gossipsub::MessageId;
 use libp2p::PeerId;
 
-use super::blame::tx_blame;
 use super::blocks::Verdict;
-use super::objects::{Answer, FetchId, Next, Waiter};
+use super::objects::{Answer, FetchId};
 use super::requests::Ask;
 use super::verifier::Job;
 use super::{Acceptance, Effect, Input, Policy};
@@ -205,59 +205,21 @@ impl Policy {
                 source,
                 message,
                 data,
-            } => {
-                let job = Job::Txs {
-                    source,
-                    message: message.clone(),
-                    data,
-                };
-                match self.verifier.txs(job) {
-                    Some(job) => out.push(Effect::Verify(job)),
-                    None => {
-                        out.push(Effect::Evicted("transaction_gossip"));
-                        out.push(Effect::Validate {
-                            source,
-                            message,
-                            accept: Acceptance::Ignore,
-                        });
-                    }
-                }
-            }
+            } => self.txs_received(source, message, data, out),
             Transfer::TxsVerified {
                 source,
                 message,
                 rejections,
             } => {
                 self.worker_finished(out);
-                let accept = self.txs_verified(source, rejections, now, out);
-                out.push(Effect::Validate {
-                    source,
-                    message,
-                    accept,
-                });
+                self.txs_verified(source, message, rejections, now, out);
             }
-            Transfer::FetchObject { object, token } => {
-                let peers = self.book.admitted().copied().collect();
-                let next = self.objects.submission(object, token, peers);
-                self.next_object(next, now, out);
-            }
+            Transfer::FetchObject { object, token } => self.fetch_object(object, token, now, out),
             Transfer::ObjectAnswer {
                 fetch,
                 peer,
                 answer,
-            } => {
-                if answer == Answer::Wrong {
-                    let wrong = Input::Misbehaved {
-                        peer,
-                        kind: "object",
-                        reason: "invalid",
-                    };
-                    self.dispatch(wrong, now, out);
-                }
-                if let Some(next) = self.objects.answered(fetch, answer) {
-                    self.next_object(next, now, out);
-                }
-            }
+            } => self.object_answer(fetch, peer, answer, now, out),
         }
     }
 
@@ -304,7 +266,10 @@ impl Policy {
         holder.is_some()
     }
 
-    /// Asks `peer` for block `cid` unless it is being asked for already.
+    /// Asks `peer` for block `cid` unless it is being asked for already. When `peer`'s own
+    /// request for it is overdue (a busy peer answers late, if at all, up to the request
+    /// timeout), the block is asked of another peer likely to hold it instead (hedging): a
+    /// sender of one of its children, else a claimer of it, else the next admitted peer.
     pub(super) fn want_block(
         &mut self,
         peer: PeerId,
@@ -312,15 +277,31 @@ impl Policy {
         now: Instant,
         out: &mut Vec<Effect>,
     ) {
-        match self.requests.ask(cid, now) {
+        let peer = match self.requests.overdue(&cid, now) {
+            Some(slow) if slow == peer => self.other_source(&cid, slow).unwrap_or(peer),
+            _ => peer,
+        };
+        match self.requests.ask(cid, peer, now) {
             Ask::Yes => out.push(Effect::FetchBlock { peer, cid }),
             Ask::Pending => {}
             Ask::Full => out.push(Effect::Evicted("block_requests")),
         }
     }
 
+    /// A peer other than `not` that should hold block `cid`: the sender of a child of it, an
+    /// admitted claimer of it, else the next admitted peer (in order, wrapping around).
+    fn other_source(&self, cid: &Cid, not: PeerId) -> Option<PeerId> {
+        let admitted = || self.book.admitted().copied().filter(|p| *p != not);
+        self.parked
+            .senders_of_children(cid)
+            .find(|sender| *sender != not)
+            .or_else(|| admitted().find(|p| self.heights.get(p).is_some_and(|c| c.tip == *cid)))
+            .or_else(|| admitted().find(|p| *p > not))
+            .or_else(|| admitted().next())
+    }
+
     /// Hands a block to the worker, or to the bounded backlog while it is full.
-    fn verify_block(&mut self, peer: PeerId, bundle: BlockBundle, out: &mut Vec<Effect>) {
+    pub(super) fn verify_block(&mut self, peer: PeerId, bundle: BlockBundle, out: &mut Vec<Effect>) {
         let (start, evicted) = self.verifier.block(Job::Block { peer, bundle });
         for _ in 0..evicted {
             out.push(Effect::Evicted("verification_backlog"));
@@ -328,7 +309,7 @@ impl Policy {
         out.extend(start.map(Effect::Verify));
     }
 
-    fn worker_finished(&mut self, out: &mut Vec<Effect>) {
+    pub(super) fn worker_finished(&mut self, out: &mut Vec<Effect>) {
         out.extend(self.verifier.finished().into_iter().map(Effect::Verify));
     }
 
@@ -394,77 +375,5 @@ impl Policy {
         for input in verdict.inputs(peer) {
             self.dispatch(input, now, out);
         }
-    }
-
-    /// A gossiped batch's verdict: a strike for each transaction invalid for every receiver.
-    fn txs_verified(
-        &mut self,
-        source: PeerId,
-        rejections: Option<Vec<TxRejection>>,
-        now: Instant,
-        out: &mut Vec<Effect>,
-    ) -> Acceptance {
-        let Some(rejections) = rejections else {
-            let garbage = Input::Misbehaved {
-                peer: source,
-                kind: "message",
-                reason: "garbage",
-            };
-            self.dispatch(garbage, now, out);
-            return Acceptance::Reject;
-        };
-        let mut accept = Acceptance::Accept;
-        for reason in rejections {
-            if tx_blame(&reason) {
-                accept = Acceptance::Reject;
-                let invalid = Input::Misbehaved {
-                    peer: source,
-                    kind: "transaction",
-                    reason: reason.label(),
-                };
-                self.dispatch(invalid, now, out);
-            } else {
-                out.push(Effect::Count {
-                    kind: "transaction",
-                    reason: reason.label(),
-                });
-            }
-        }
-        accept
-    }
-
-    fn next_object(&mut self, next: Next, now: Instant, out: &mut Vec<Effect>) {
-        match next {
-            Next::Ask {
-                fetch,
-                peer,
-                object,
-            } => out.push(Effect::AskObject {
-                fetch,
-                peer,
-                object,
-            }),
-            Next::Found(Waiter::Submission(token)) => {
-                out.push(Effect::ObjectFetched { token, found: true })
-            }
-            Next::NotFound(Waiter::Submission(token)) => out.push(Effect::ObjectFetched {
-                token,
-                found: false,
-            }),
-            Next::Found(Waiter::Block { from, bundle, .. }) => {
-                self.verify_block(from, *bundle, out)
-            }
-            Next::NotFound(Waiter::Block { cid, .. }) => self.give_up_block(cid, now, out),
-        }
-    }
-
-    /// Nobody supplied an object of block `cid`: not the claimer's fault, its claim stops
-    /// counting without a strike, and sync may ask for the block again.
-    fn give_up_block(&mut self, cid: Cid, now: Instant, out: &mut Vec<Effect>) {
-        self.objects.block_done(&cid);
-        self.requests.done(&cid);
-        let dropped = self.announcements.release(&cid);
-        self.unrelayed(dropped, Acceptance::Ignore, out);
-        self.dispatch(Input::Unverifiable { cid, blame: false }, now, out);
     }
 }

@@ -138,6 +138,42 @@ fn silence_about_the_parent_of_a_block_it_sent_is_no_strike_and_the_parent_is_as
 }
 
 #[test]
+fn a_parent_request_overdue_at_a_busy_sender_is_asked_of_another_sender_meanwhile() {
+    // Simulator seed 48 under heavy load: the parent was asked of the same busy peer again and
+    // again, each request timing out after 20 s, and the peer stayed behind.
+    let t0 = Instant::now();
+    let mut policy = Policy::new(SecretKey::generate().public(), 0, 2, t0);
+    let (slow, other) = (PeerId::random(), PeerId::random());
+    let parent = dag_cbor_cid(&[0]);
+    assert!(asks(
+        &policy.handle(orphan_from(slow, 1, parent), t0),
+        slow,
+        parent
+    ));
+    let effects = policy.handle(orphan_from(other, 2, parent), t0);
+    assert!(!asks(&effects, other, parent), "asked already: {effects:?}");
+    // The request to `slow` still stands (the timeout is longer) but is overdue: the child,
+    // sent again, asks the other sender.
+    let t1 = t0 + BLOCK_REQUEST_TTL;
+    let effects = policy.handle(orphan_from(slow, 1, parent), t1);
+    assert!(asks(&effects, other, parent), "{effects:?}");
+    assert!(!asks(&effects, slow, parent), "{effects:?}");
+    // The first request's timeout then strikes nobody and asks nobody twice.
+    let ended = Input::Transfer(Transfer::RequestEnded {
+        peer: slow,
+        cid: parent,
+        timed_out: true,
+        asked: t0,
+    });
+    let effects = policy.handle(ended, t0 + Duration::from_secs(20));
+    assert!(!struck(&effects, slow), "{effects:?}");
+    assert!(
+        !effects.iter().any(|e| matches!(e, Effect::FetchBlock { .. })),
+        "{effects:?}"
+    );
+}
+
+#[test]
 fn a_late_answer_to_an_earlier_request_is_judged_by_when_that_request_was_sent() {
     let t0 = Instant::now();
     let mut policy = Policy::new(SecretKey::generate().public(), 0, 2, t0);
