@@ -99,13 +99,22 @@ mod tests {
     #[test]
     fn a_block_is_asked_once_until_its_request_ends_or_expires() {
         let mut requests = BlockRequests::default();
-        let (cid, t0, slow, other) = (dag_cbor_cid(&[1]), Instant::now(), PeerId::random(), PeerId::random());
+        let (cid, t0, slow, other) = (
+            dag_cbor_cid(&[1]),
+            Instant::now(),
+            PeerId::random(),
+            PeerId::random(),
+        );
         assert_eq!(requests.ask(cid, slow, t0), Ask::Yes);
         let t1 = t0 + Duration::from_secs(1);
         assert_eq!(requests.ask(cid, slow, t1), Ask::Pending);
         assert_eq!(requests.overdue(&cid, t1), None, "live");
         let t2 = t0 + BLOCK_REQUEST_TTL;
-        assert_eq!(requests.overdue(&cid, t2), Some(slow), "overdue: ask another");
+        assert_eq!(
+            requests.overdue(&cid, t2),
+            Some(slow),
+            "overdue: ask another"
+        );
         assert_eq!(requests.ask(cid, other, t2), Ask::Yes, "expired");
         assert_eq!(requests.overdue(&cid, t2), None, "the new request is live");
         requests.done(&cid);

@@ -301,7 +301,12 @@ impl Policy {
     }
 
     /// Hands a block to the worker, or to the bounded backlog while it is full.
-    pub(super) fn verify_block(&mut self, peer: PeerId, bundle: BlockBundle, out: &mut Vec<Effect>) {
+    pub(super) fn verify_block(
+        &mut self,
+        peer: PeerId,
+        bundle: BlockBundle,
+        out: &mut Vec<Effect>,
+    ) {
         let (start, evicted) = self.verifier.block(Job::Block { peer, bundle });
         for _ in 0..evicted {
             out.push(Effect::Evicted("verification_backlog"));

@@ -168,7 +168,9 @@ fn a_parent_request_overdue_at_a_busy_sender_is_asked_of_another_sender_meanwhil
     let effects = policy.handle(ended, t0 + Duration::from_secs(20));
     assert!(!struck(&effects, slow), "{effects:?}");
     assert!(
-        !effects.iter().any(|e| matches!(e, Effect::FetchBlock { .. })),
+        !effects
+            .iter()
+            .any(|e| matches!(e, Effect::FetchBlock { .. })),
         "{effects:?}"
     );
 }
