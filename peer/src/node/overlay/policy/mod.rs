@@ -39,6 +39,8 @@ pub mod tx_gossip;
 pub mod verifier;
 pub mod withheld;
 
+#[cfg(test)]
+mod discipline_tests;
 mod handle;
 mod io;
 #[cfg(test)]

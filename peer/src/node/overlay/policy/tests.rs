@@ -4,14 +4,14 @@ use std::time::{Duration, Instant};
 
 use libp2p::PeerId;
 
-use super::peers::{BAN_TIME, MAX_BANNED, MAX_STRIKES};
+use super::peers::MAX_STRIKES;
 use super::readiness::Health;
 use super::{Effect, Input, Policy};
 use crate::model::codec::dag_cbor_cid;
 use crate::model::Cid;
 use crate::trust::{PublicKey, SecretKey};
 
-fn key() -> PublicKey {
+pub(super) fn key() -> PublicKey {
     SecretKey::generate().public()
 }
 
@@ -32,19 +32,6 @@ fn last_health(effects: &[Effect]) -> Option<Health> {
 }
 
 /// Whether `effects` close the connections with `peer` (a disconnect or a block).
-fn disconnects(effects: &[Effect], peer: PeerId) -> bool {
-    effects.iter().any(|e| match e {
-        Effect::Disconnect { peer: p, .. } | Effect::Block { peer: p, on: true } => *p == peer,
-        _ => false,
-    })
-}
-
-fn unblocks(effects: &[Effect], peer: PeerId) -> bool {
-    effects
-        .iter()
-        .any(|e| matches!(e, Effect::Block { peer: p, on: false } if *p == peer))
-}
-
 /// `peer` announces its block `tip` at `height` (not held here).
 fn announce(policy: &mut Policy, peer: PeerId, tip: Cid, height: u64, now: Instant) -> Vec<Effect> {
     policy.handle(
@@ -66,7 +53,7 @@ fn verify(policy: &mut Policy, cid: Cid, height: u64, held: bool, now: Instant) 
 }
 
 /// A policy at `height` with one admitted peer whose tip is known (verified) at `height`.
-fn with_peer(height: u64, now: Instant) -> (Policy, PeerId) {
+pub(super) fn with_peer(height: u64, now: Instant) -> (Policy, PeerId) {
     let mut policy = Policy::new(key(), height, 2, now);
     let other = key();
     let peer = other.peer_id();
@@ -207,36 +194,6 @@ fn an_unverifiable_claim_strikes_its_originator_not_the_forwarder() {
 }
 
 #[test]
-fn strikes_ban_at_the_threshold_and_a_banned_peer_is_refused_until_expiry() {
-    let now = Instant::now();
-    let (mut policy, peer) = with_peer(5, now);
-    for n in 1..=MAX_STRIKES {
-        let effects = policy.handle(
-            Input::Misbehaved {
-                peer,
-                kind: "block",
-                reason: "bad_signature",
-            },
-            now,
-        );
-        assert_eq!(disconnects(&effects, peer), n == MAX_STRIKES, "strike {n}");
-    }
-    assert!(!policy.is_admitted(&peer));
-    let later = now + Duration::from_secs(1);
-    let effects = policy.handle(Input::Connected(peer), later);
-    assert!(
-        disconnects(&effects, peer),
-        "a banned peer's reconnect is refused"
-    );
-    assert!(!effects.iter().any(|e| matches!(e, Effect::SendHello(_))));
-    let effects = policy.handle(Input::Connected(peer), now + BAN_TIME);
-    assert!(
-        matches!(effects[..], [Effect::SendHello(p)] if p == peer),
-        "after the ban it may try again"
-    );
-}
-
-#[test]
 fn a_stalled_claim_ahead_expires_and_commits_resume() {
     let now = Instant::now();
     let (mut policy, peer) = with_peer(5, now);
@@ -252,58 +209,6 @@ fn a_stalled_claim_ahead_expires_and_commits_resume() {
         .iter()
         .any(|e| matches!(e, Effect::Struck { peer: p, .. } if *p == peer)));
     assert!(last_health(&effects).is_some_and(|h| h.synced && h.ready));
-}
-
-#[test]
-fn a_refused_dialer_is_blocked_with_a_growing_back_off() {
-    let now = Instant::now();
-    let mut policy = Policy::new(key(), 0, 2, now);
-    let intruder = PeerId::random();
-    let backoff = super::peers::REFUSAL_BACKOFF;
-    let mut at = now;
-    for round in 0..3u32 {
-        let _ = policy.handle(Input::Connected(intruder), at);
-        let effects = policy.handle(
-            Input::Refused {
-                peer: intruder,
-                reason: "no certificate".into(),
-            },
-            at,
-        );
-        assert!(disconnects(&effects, intruder), "round {round}");
-        let wait = backoff * 2u32.pow(round);
-        let early = policy.handle(
-            Input::Tick { seeds: 1 },
-            at + wait - Duration::from_millis(1),
-        );
-        assert!(!unblocks(&early, intruder), "round {round}: still blocked");
-        at += wait;
-        let effects = policy.handle(Input::Tick { seeds: 1 }, at);
-        assert!(
-            unblocks(&effects, intruder),
-            "round {round}: unblocked after {wait:?}"
-        );
-    }
-}
-
-#[test]
-fn a_ban_blocks_the_peer_until_it_expires() {
-    let now = Instant::now();
-    let (mut policy, peer) = with_peer(5, now);
-    for _ in 0..MAX_STRIKES {
-        let _ = policy.handle(
-            Input::Misbehaved {
-                peer,
-                kind: "message",
-                reason: "garbage",
-            },
-            now,
-        );
-    }
-    let effects = policy.handle(Input::Tick { seeds: 1 }, now + BAN_TIME / 2);
-    assert!(!unblocks(&effects, peer));
-    let effects = policy.handle(Input::Tick { seeds: 1 }, now + BAN_TIME);
-    assert!(unblocks(&effects, peer));
 }
 
 #[test]
@@ -330,45 +235,6 @@ fn a_claimed_tip_held_on_a_lighter_branch_does_not_stop_commits() {
     // The journal took the block but kept its own, heavier, chain at height 5.
     let effects = verify(&mut policy, cid(8), 8, true, now);
     assert!(last_health(&effects).is_some_and(|h| h.synced && h.ready));
-}
-
-#[test]
-fn a_flood_of_bans_lifts_the_oldest_and_counts_the_eviction() {
-    let now = Instant::now();
-    let mut policy = Policy::new(key(), 0, 2, now);
-    let misbehave = |policy: &mut Policy, peer: PeerId, at: Instant| {
-        let mut effects = vec![];
-        for _ in 0..MAX_STRIKES {
-            effects = policy.handle(
-                Input::Misbehaved {
-                    peer,
-                    kind: "block",
-                    reason: "invalid",
-                },
-                at,
-            );
-        }
-        effects
-    };
-    let first = PeerId::random();
-    let _ = misbehave(&mut policy, first, now);
-    for i in 1..MAX_BANNED {
-        let effects = misbehave(
-            &mut policy,
-            PeerId::random(),
-            now + Duration::from_millis(i as u64),
-        );
-        assert!(!effects
-            .iter()
-            .any(|e| matches!(e, Effect::Evicted("banned_peers"))));
-    }
-    let last = PeerId::random();
-    let effects = misbehave(&mut policy, last, now + Duration::from_secs(1));
-    assert!(disconnects(&effects, last));
-    assert!(effects
-        .iter()
-        .any(|e| matches!(e, Effect::Evicted("banned_peers"))));
-    assert!(unblocks(&effects, first), "the lifted ban is unblocked");
 }
 
 #[test]
