@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use super::*;
 use crate::journal::membership::Record;
+use crate::journal::Block;
 use crate::network::NetworkParams;
 use crate::trust::tower::Tower;
 use crate::trust::{Revocation, RevocationList};

@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use super::*;
+use crate::journal::{Block, Transaction};
 use crate::model::{Artefact, JournalEntry, Object};
 use crate::trust::tower::Tower;
 
