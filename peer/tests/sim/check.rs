@@ -56,6 +56,13 @@ impl Sim {
                     .map(|t| p.node().is_some_and(|n| n.with_journal(|j| j.knows(t))))
                     .collect();
                 eprintln!("peer {} holds tips {held:?}", p.index);
+                if held.iter().any(|h| !h) {
+                    for line in p.metrics.encode().lines() {
+                        if line.contains("rejected") && !line.starts_with('#') {
+                            eprintln!("peer {} metric {line}", p.index);
+                        }
+                    }
+                }
                 let tip = p.node().map(|n| n.tip().unwrap());
                 let rotation = p
                     .node()

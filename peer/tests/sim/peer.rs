@@ -50,6 +50,8 @@ pub struct SimPeer {
     clock: Arc<SimClock>,
     engine: Option<Engine>,
     health: Arc<Health>,
+    /// The engine's metrics (for `SIM_TRACE`).
+    pub metrics: Arc<Metrics>,
     events: Option<broadcast::Receiver<NodeEvent>>,
     /// The canonical chain as a subscriber of the node's events sees it (height -> block):
     /// seeded from the chain when the node opens, then updated by each `ChainExtended`.
@@ -88,6 +90,7 @@ impl SimPeer {
             clock,
             engine: None,
             health: Arc::new(Health::default()),
+            metrics: Arc::new(Metrics::new()),
             events: None,
             view: BTreeMap::new(),
             ticks: 0,
@@ -184,8 +187,13 @@ impl SimPeer {
         self.health = Arc::new(Health::default());
         self.events = Some(node.subscribe());
         self.view = chain_of(&node);
-        let metrics = Arc::new(Metrics::new());
-        self.engine = Some(Engine::new(node, metrics, self.health.clone(), 2));
+        self.metrics = Arc::new(Metrics::new());
+        self.engine = Some(Engine::new(
+            node,
+            self.metrics.clone(),
+            self.health.clone(),
+            2,
+        ));
     }
 
     /// Runs `f` on the engine and the network, then the verification jobs and local
