@@ -56,6 +56,7 @@ impl Sim {
                     .map(|t| p.node().is_some_and(|n| n.with_journal(|j| j.knows(t))))
                     .collect();
                 eprintln!("peer {} holds tips {held:?}", p.index);
+                eprintln!("peer {} unadmitted gossip {:?}", p.index, p.net.unadmitted);
                 if held.iter().any(|h| !h) {
                     for line in p.metrics.encode().lines() {
                         if line.contains("rejected") && !line.starts_with('#') {

@@ -102,6 +102,9 @@ pub struct SimNet {
     /// The last identity record handed to the engine from each author: when (µs), its tip and
     /// height (for `SIM_TRACE`).
     pub records: BTreeMap<PeerId, (u64, mediachain::model::Cid, u64)>,
+    /// First copies of gossip taken from a sender not admitted here, by topic (for
+    /// `SIM_TRACE`: they are ignored, and their ids stay in the seen cache).
+    pub unadmitted: BTreeMap<String, u64>,
 }
 
 impl SimNet {

@@ -340,6 +340,9 @@ impl SimPeer {
                 data,
             } => {
                 if t.receive(from_id, topic, author, &id, &data) {
+                    if !e.policy().book().is_admitted(&from_id) {
+                        *t.unadmitted.entry(format!("{topic:?}")).or_default() += 1;
+                    }
                     let _ = e.on_gossip(from_id, author, topic, id, data, t);
                 }
             }
