@@ -19,6 +19,13 @@
 //! [`MAX_UNCOUNTED_VOTES`] per voter): evicting first made views that received a link's votes
 //! after newer ones never count it, so they justified less than others and their members voted
 //! from other sources.
+//!
+//! The votes of the link that justified each checkpoint above the final one are kept apart from
+//! that bound and shared ([`MAX_JUSTIFICATIONS`] of them, the highest): members who keep voting
+//! from a justified checkpoint push the very votes that justified it out of their newest 16, and
+//! a member that missed them then never learns the checkpoint is justified, votes from a lower
+//! source, and no link ever gathers two thirds again (simulator, N = 4 with a Byzantine voter,
+//! seed 150: two members voting 6 -> t, one 4 -> t, finality stalled at 2 for good).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -30,6 +37,9 @@ use crate::trust::PublicKey;
 pub const MAX_VOTES_PER_VOTER: usize = 16;
 /// Votes held per voter between two counts, at most (beyond, the lowest targets go uncounted).
 pub const MAX_UNCOUNTED_VOTES: usize = 1024;
+/// Justified checkpoints above the final one whose link's votes are kept and shared (the
+/// highest).
+pub const MAX_JUSTIFICATIONS: usize = 16;
 /// Culprits whose conflicting votes are kept as evidence.
 pub const MAX_VOTE_EVIDENCE: usize = 1024;
 
@@ -105,6 +115,9 @@ pub struct Finality {
     /// Each voter's votes, by target.
     votes: BTreeMap<PublicKey, BTreeMap<(u64, Cid), Vote>>,
     justified: BTreeSet<Checkpoint>,
+    /// The votes of the link that justified each checkpoint above the final one (the highest
+    /// [`MAX_JUSTIFICATIONS`]), shared so others can count it.
+    justifications: BTreeMap<Checkpoint, Vec<Vote>>,
     finalized: Checkpoint,
     certificate: Vec<Vote>,
     evidence: BTreeMap<PublicKey, VoteConflict>,
@@ -125,6 +138,7 @@ impl Finality {
             voters: seats.iter().copied().collect(),
             votes: BTreeMap::new(),
             justified: BTreeSet::from([genesis]),
+            justifications: BTreeMap::new(),
             finalized: genesis,
             certificate: vec![],
             evidence: BTreeMap::new(),
@@ -283,9 +297,11 @@ impl Finality {
             };
             if self.justified.insert(source) {
                 events.push(FinalityEvent::Justified(source));
+                self.keep_justification(source, &votes);
             }
             if self.justified.insert(target) {
                 events.push(FinalityEvent::Justified(target));
+                self.keep_justification(target, &votes);
             }
             if adjacent && source.height > self.finalized.height {
                 self.finalize(source, votes);
@@ -300,10 +316,24 @@ impl Finality {
             && chain.ancestor_at(&target.cid, self.finalized.height) == Some(self.finalized.cid)
     }
 
+    /// Keeps the votes that justified `checkpoint` (above the final one, the highest
+    /// [`MAX_JUSTIFICATIONS`]).
+    fn keep_justification(&mut self, checkpoint: Checkpoint, votes: &[Vote]) {
+        if checkpoint.height <= self.finalized.height {
+            return;
+        }
+        self.justifications.insert(checkpoint, votes.to_vec());
+        while self.justifications.len() > MAX_JUSTIFICATIONS {
+            self.justifications.pop_first();
+        }
+    }
+
     fn finalize(&mut self, checkpoint: Checkpoint, certificate: Vec<Vote>) {
         self.finalized = checkpoint;
         self.certificate = certificate;
         self.justified.retain(|j| j.height >= checkpoint.height);
+        self.justifications
+            .retain(|j, _| j.height > checkpoint.height);
         for held in self.votes.values_mut() {
             held.retain(|(t, _), _| *t > checkpoint.height);
         }
@@ -354,11 +384,22 @@ impl Finality {
         Some((source, target))
     }
 
-    /// What this node shares so others can count: the certificate of the final checkpoint and
-    /// every vote held above it.
+    /// What this node shares so others can count: the certificate of the final checkpoint,
+    /// every vote held above it, and the votes that justified the checkpoints above it.
     pub fn shared(&self) -> Vec<Vote> {
         let mut out = self.certificate.clone();
         out.extend(self.votes.values().flat_map(BTreeMap::values).cloned());
+        let held = |v: &Vote| {
+            self.votes
+                .get(&v.voter)
+                .and_then(|votes| votes.get(&(v.target.height, v.target.cid)))
+                == Some(v)
+        };
+        let mut justifying: Vec<&Vote> = self.justifications.values().flatten().collect();
+        justifying.retain(|v| !held(v));
+        justifying.sort_by_key(|v| (v.voter, v.source, v.target));
+        justifying.dedup_by_key(|v| (v.voter, v.source, v.target));
+        out.extend(justifying.into_iter().cloned());
         out
     }
 }
@@ -366,6 +407,9 @@ impl Finality {
 #[cfg(test)]
 #[path = "finality_seats_tests.rs"]
 pub(crate) mod seats_tests;
+#[cfg(test)]
+#[path = "finality_share_tests.rs"]
+mod share_tests;
 #[cfg(test)]
 #[path = "finality_tests.rs"]
 mod tests;

@@ -9,17 +9,17 @@ use super::*;
 use crate::model::codec::dag_cbor_cid;
 use crate::trust::SecretKey;
 
-const NET: &str = "net";
+pub(super) const NET: &str = "net";
 
 /// A block tree: each block's parent and height.
 #[derive(Default)]
-struct Tree {
+pub(super) struct Tree {
     blocks: HashMap<Cid, (Cid, u64)>,
     order: Vec<Cid>,
 }
 
 impl Tree {
-    fn new() -> (Self, Cid) {
+    pub(super) fn new() -> (Self, Cid) {
         let genesis = dag_cbor_cid(b"genesis");
         let mut tree = Self::default();
         tree.blocks.insert(genesis, (genesis, 0));
@@ -36,7 +36,7 @@ impl Tree {
     }
 
     /// A chain of `n` blocks above `from`, named `name`; all its blocks, lowest first.
-    fn chain(&mut self, from: Cid, n: u64, name: &str) -> Vec<Cid> {
+    pub(super) fn chain(&mut self, from: Cid, n: u64, name: &str) -> Vec<Cid> {
         let mut cursor = from;
         (0..n)
             .map(|i| {
@@ -61,7 +61,7 @@ impl Tree {
             .collect()
     }
 
-    fn point(&self, cid: Cid) -> Checkpoint {
+    pub(super) fn point(&self, cid: Cid) -> Checkpoint {
         Checkpoint {
             height: self.blocks[&cid].1,
             cid,
@@ -85,17 +85,17 @@ impl Ancestry for Tree {
     }
 }
 
-fn seats(n: usize) -> Vec<SecretKey> {
+pub(super) fn seats(n: usize) -> Vec<SecretKey> {
     (0..n)
         .map(|i| SecretKey::from_seed(&[i as u8 + 1; 32]))
         .collect()
 }
 
-fn publics(keys: &[SecretKey]) -> Vec<PublicKey> {
+pub(super) fn publics(keys: &[SecretKey]) -> Vec<PublicKey> {
     keys.iter().map(SecretKey::public).collect()
 }
 
-fn vote_all(f: &mut Finality, keys: &[SecretKey], s: Checkpoint, t: Checkpoint) {
+pub(super) fn vote_all(f: &mut Finality, keys: &[SecretKey], s: Checkpoint, t: Checkpoint) {
     for key in keys {
         f.add(Vote::sign(key, NET, s, t)).unwrap();
     }
@@ -252,7 +252,11 @@ fn a_links_votes_arriving_together_after_newer_ones_still_count() {
         f.count(&tree),
         vec![FinalityEvent::Justified(tree.point(chain[0]))]
     );
-    assert_eq!(f.shared().len(), 3 * MAX_VOTES_PER_VOTER, "then evicted");
+    assert_eq!(
+        f.shared().len(),
+        3 * MAX_VOTES_PER_VOTER + 3,
+        "then evicted from the held votes, shared as a0's justification"
+    );
 }
 
 #[test]

@@ -57,6 +57,23 @@ impl Sim {
                     .collect();
                 eprintln!("peer {} holds tips {held:?}", p.index);
                 eprintln!("peer {} unadmitted gossip {:?}", p.index, p.net.unadmitted);
+                if let Some(node) = p.node() {
+                    let votes: Vec<String> =
+                        node.shared_votes()
+                            .iter()
+                            .map(|v| {
+                                let voter = self.peers.iter().position(|q| {
+                                    q.node().is_some_and(|n| n.public_key() == v.voter)
+                                });
+                                format!("{voter:?}:{}->{}", v.source.height, v.target.height)
+                            })
+                            .collect();
+                    eprintln!(
+                        "peer {} final {:?} votes {votes:?}",
+                        p.index,
+                        node.finalized()
+                    );
+                }
                 if held.iter().any(|h| !h) {
                     for line in p.metrics.encode().lines() {
                         if line.contains("rejected") && !line.starts_with('#') {

@@ -258,12 +258,22 @@ impl Sim {
                 }
             }
         }
+        let traced = match &msg {
+            Msg::Gossip { id, .. } => self.peers[from].net.traced.contains(id),
+            _ => false,
+        };
         if !self.has_link(from, to) {
+            if traced {
+                eprintln!("{:>9}us copy from {from} to {to}: no link", self.now);
+            }
             self.bounce(from, to, &msg);
             return;
         }
         let gossip = msg.is_gossip();
         if gossip && self.rng.gen_bool(self.plan.loss) {
+            if traced {
+                eprintln!("{:>9}us copy from {from} to {to} lost", self.now);
+            }
             return;
         }
         let copies = if gossip && self.rng.gen_bool(self.plan.duplicate) {

@@ -105,6 +105,23 @@ pub struct SimNet {
     /// First copies of gossip taken from a sender not admitted here, by topic (for
     /// `SIM_TRACE`: they are ignored, and their ids stay in the seen cache).
     pub unadmitted: BTreeMap<String, u64>,
+    /// Messages this peer published, over all its lives (the sequence number in their ids).
+    pub published: u64,
+    /// Gossip and requests about the block `SIM_TRACE_BLOCK` names (a CID prefix), traced
+    /// hop by hop: its announcements' ids and its block requests' ids.
+    pub traced: BTreeSet<MessageId>,
+    /// Block requests for the traced block.
+    pub traced_requests: BTreeSet<RequestId>,
+}
+
+/// The CID prefix `SIM_TRACE_BLOCK` names, if any.
+fn traced_block() -> Option<String> {
+    std::env::var("SIM_TRACE_BLOCK").ok()
+}
+
+/// Whether `cid` is the block `SIM_TRACE_BLOCK` names.
+pub fn is_traced(cid: &mediachain::model::Cid) -> bool {
+    traced_block().is_some_and(|prefix| cid.to_string().starts_with(&prefix))
 }
 
 impl SimNet {
@@ -117,6 +134,7 @@ impl SimNet {
             index_of,
             seeds: std::mem::take(&mut self.seeds),
             punished: std::mem::take(&mut self.punished),
+            published: self.published,
             ..Self::default()
         };
     }
@@ -138,7 +156,23 @@ impl SimNet {
         id: &MessageId,
         data: &[u8],
     ) -> bool {
-        if self.seen.get(id).is_some_and(|at| self.now < at + SEEN_FOR) {
+        let fresh = !self.seen.get(id).is_some_and(|at| self.now < at + SEEN_FOR);
+        if topic == Topic::Blocks && traced_block().is_some() {
+            use mediachain::node::overlay::protocol::{decode, Announce};
+            if let Ok(announce) = decode::<Announce>(data) {
+                if is_traced(&announce.cid) {
+                    let direct = self.direct.contains(&from);
+                    let from = self.index_of.get(&from).copied();
+                    let by = self.index_of.get(&author).copied();
+                    eprintln!(
+                        "{:>9}us peer {} announce from {from:?} by {by:?} fresh={fresh} direct={direct}",
+                        self.now, self.index,
+                    );
+                    self.traced.insert(id.clone());
+                }
+            }
+        }
+        if !fresh {
             return false;
         }
         self.seen.insert(id.clone(), self.now);
@@ -180,6 +214,17 @@ impl SimNet {
 
 impl Transport for SimNet {
     fn request(&mut self, peer: PeerId, id: RequestId, request: Request) {
+        if let Request::Block { cid } = &request {
+            if mediachain::model::Cid::try_from(cid.as_ref()).is_ok_and(|c| is_traced(&c)) {
+                eprintln!(
+                    "{:>9}us peer {} asks {:?} for the block",
+                    self.now,
+                    self.index,
+                    self.index_of.get(&peer)
+                );
+                self.traced_requests.insert(id);
+            }
+        }
         match self.index_of.get(&peer) {
             Some(to) => self
                 .outbox
@@ -189,16 +234,32 @@ impl Transport for SimNet {
     }
 
     fn publish(&mut self, topic: Topic, data: Vec<u8>) {
-        // As the driver's gossipsub names a message: by a hash of its content (so a restarted
-        // peer's messages are not taken for ones seen before its crash).
-        let id = MessageId::new(&Sha256::digest(&data));
+        // As the driver's gossipsub names a message: by a hash of its content, author and
+        // sequence number (which goes on over restarts, as gossipsub's starts from the clock),
+        // so the same content published twice, or by two peers, makes two messages.
+        let Some(me) = self.me else { return };
+        self.published += 1;
+        let mut hash = Sha256::new();
+        hash.update(&data);
+        hash.update(me.to_bytes());
+        hash.update(self.published.to_be_bytes());
+        let id = MessageId::new(&hash.finalize());
         self.seen.insert(id.clone(), self.now);
-        if let Some(me) = self.me {
-            self.send_gossip(topic, me, &id, &data, &[]);
-        }
+        self.send_gossip(topic, me, &id, &data, &[]);
     }
 
     fn validate(&mut self, _source: PeerId, message: MessageId, accept: Acceptance) {
+        if self.traced.contains(&message) {
+            let direct: Vec<_> = self
+                .direct
+                .iter()
+                .filter_map(|p| self.index_of.get(p))
+                .collect();
+            eprintln!(
+                "{:>9}us peer {} verdict {accept:?}, direct {direct:?}",
+                self.now, self.index
+            );
+        }
         let Some((topic, author, data, from)) = self.relay.remove(&message) else {
             return;
         };

@@ -299,6 +299,12 @@ impl SimPeer {
     /// A request of this peer's failed without an answer (its link went down, or it timed
     /// out).
     pub fn failed(&mut self, id: u64, timed_out: bool) -> Outbox {
+        if self.net.traced_requests.remove(&id) {
+            eprintln!(
+                "{:>9}us peer {} block request failed timed_out={timed_out}",
+                self.net.now, self.index
+            );
+        }
         self.with_engine(|e, t| e.on_failure(id, timed_out, t))
     }
 
@@ -332,7 +338,19 @@ impl SimPeer {
                     e.refuse(refusal, t);
                 }
             }
-            Msg::Response { id, response } => e.on_response(from_id, id, response, t),
+            Msg::Response { id, response } => {
+                if t.traced_requests.remove(&id) {
+                    let found = matches!(
+                        &response,
+                        mediachain::node::overlay::protocol::Response::Block(Some(_))
+                    );
+                    eprintln!(
+                        "{:>9}us peer {index} block answer from {from} found={found}",
+                        t.now
+                    );
+                }
+                e.on_response(from_id, id, response, t)
+            }
             Msg::Gossip {
                 topic,
                 author,

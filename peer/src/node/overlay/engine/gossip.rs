@@ -200,12 +200,11 @@ impl Engine {
 
     /// Announces a block this peer committed.
     pub fn announce(&mut self, block: &Block, t: &mut impl Transport) {
-        let announce = Announce {
+        let committed = Input::Committed {
             cid: block.cid(),
             height: block.height,
         };
-        self.publish(Topic::Blocks, protocol::encode(&announce), t);
-        self.input(Input::Tip(block.height), t);
+        self.input(committed, t);
         self.vote(t);
     }
 

@@ -271,6 +271,10 @@ impl Engine {
                 self.publish(Topic::Txs, super::protocol::encode(&bundles), t);
             }
             Effect::Verify(job) => t.verify(job),
+            Effect::Announce { cid, height } => {
+                let announce = super::protocol::Announce { cid, height };
+                self.publish(Topic::Blocks, super::protocol::encode(&announce), t);
+            }
             Effect::Validate {
                 source,
                 message,

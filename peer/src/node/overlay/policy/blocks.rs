@@ -8,7 +8,7 @@ use libp2p::PeerId;
 
 use super::blame::block_blame;
 use super::Input;
-use crate::journal::BlockRejection;
+use crate::journal::{Added, BlockRejection};
 use crate::model::Cid;
 use crate::node::{BlockBundle, ReceivedBlock};
 
@@ -22,6 +22,8 @@ pub enum Verdict {
         cid: Cid,
         /// Its height.
         height: u64,
+        /// Whether it became this peer's tip (it extended the chain or won fork choice).
+        tip: bool,
     },
     /// Its header verifies but its parent is unknown: park it, fetch the parent from the sender.
     Orphan {
@@ -59,7 +61,11 @@ impl Verdict {
             return Verdict::Malformed;
         };
         match &received.outcome {
-            Ok(_) => Verdict::Taken { cid, height },
+            Ok(added) => Verdict::Taken {
+                cid,
+                height,
+                tip: matches!(added, Added::Extended | Added::Reorganized { .. }),
+            },
             Err(BlockRejection::UnknownParent(parent)) if received.header_valid => {
                 Verdict::Orphan {
                     cid,
@@ -81,7 +87,7 @@ impl Verdict {
     /// What the policy learns from it, `peer` having sent the block.
     pub fn inputs(&self, peer: PeerId) -> Vec<Input> {
         match self {
-            Verdict::Taken { cid, height } => vec![Input::HeaderVerified {
+            Verdict::Taken { cid, height, .. } => vec![Input::HeaderVerified {
                 cid: *cid,
                 height: *height,
                 held: true,

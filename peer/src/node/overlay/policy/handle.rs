@@ -116,15 +116,20 @@ impl Policy {
                 tip_known,
             } => {
                 // Relayed only once this peer holds the block, so whoever it reaches can fetch
-                // the block from it (`announcements.rs`).
+                // the block from it, and once per block (`announcements.rs`).
                 if tip_known {
+                    let accept = if self.announcements.relay_once(tip, height, now) {
+                        Acceptance::Accept
+                    } else {
+                        Acceptance::Ignore
+                    };
                     out.push(Effect::Validate {
                         source: via,
                         message,
-                        accept: Acceptance::Accept,
+                        accept,
                     });
                 } else {
-                    let dropped = self.announcements.hold(tip, via, message, now);
+                    let dropped = self.announcements.hold(tip, height, (via, message), now);
                     self.unrelayed(dropped, Acceptance::Ignore, out);
                 }
                 // Claims are kept for members only (bounded by the membership).
@@ -163,12 +168,12 @@ impl Policy {
                 }
                 self.evaluate(out);
             }
-            Input::Tip(height) => {
-                if height > self.height {
-                    self.progress = now;
+            Input::Tip(height) => self.tip(height, now, out),
+            Input::Committed { cid, height } => {
+                if self.announcements.relay_once(cid, height, now) {
+                    out.push(Effect::Announce { cid, height });
                 }
-                self.height = height;
-                self.evaluate(out);
+                self.tip(height, now, out);
             }
             Input::TxAdmitted(bundle, size) => self.batcher.push(bundle, size),
             Input::Flush => {
@@ -182,6 +187,15 @@ impl Policy {
             }
             Input::Transfer(transfer) => self.transfer(transfer, now, out),
         }
+    }
+
+    /// This peer's tip is now at `height`.
+    fn tip(&mut self, height: u64, now: Instant, out: &mut Vec<Effect>) {
+        if height > self.height {
+            self.progress = now;
+        }
+        self.height = height;
+        self.evaluate(out);
     }
 
     /// Records a claim by `origin` (to fetch from `from`) and asks for what it needs.

@@ -127,6 +127,13 @@ pub enum Input {
     },
     /// This peer's tip is now at `height`.
     Tip(u64),
+    /// This peer committed block `cid` at `height`: announce it (its tip is now that height).
+    Committed {
+        /// The block.
+        cid: Cid,
+        /// Its height.
+        height: u64,
+    },
     /// This peer admitted a client's transaction: gossip it.
     TxAdmitted(Arc<TxBundle>, usize),
     /// Time to gossip the batched transactions.
@@ -219,6 +226,14 @@ pub enum Effect {
     GossipTxs(Vec<Arc<TxBundle>>),
     /// Give this job to the verification worker.
     Verify(Job),
+    /// Publish an announcement of block `cid` at `height` (this peer committed it, or it
+    /// became this peer's tip without an announcement to relay: `announcements.rs`).
+    Announce {
+        /// The block.
+        cid: Cid,
+        /// Its height.
+        height: u64,
+    },
     /// Tell gossipsub whether `source`'s message `message` is valid.
     Validate {
         /// The forwarder.

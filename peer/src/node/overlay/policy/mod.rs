@@ -40,6 +40,8 @@ pub mod verifier;
 pub mod withheld;
 
 #[cfg(test)]
+mod announcement_tests;
+#[cfg(test)]
 mod discipline_tests;
 mod handle;
 mod io;

@@ -328,12 +328,24 @@ impl Policy {
     ) {
         let verdict = Verdict::of(received);
         match &verdict {
-            Verdict::Taken { cid, .. } => {
+            Verdict::Taken { cid, height, tip } => {
                 self.requests.done(cid);
                 self.withheld.supplied(cid);
                 self.objects.block_done(cid);
-                let relay = self.announcements.release(cid);
-                self.unrelayed(relay, Acceptance::Accept, out);
+                // A tip no announcement brought is announced here, once caught up (not for
+                // every block of a range sync).
+                let caught_up = *height >= self.heights.best();
+                let taken = self
+                    .announcements
+                    .taken(cid, *height, *tip && caught_up, now);
+                self.unrelayed(taken.relay.into_iter().collect(), Acceptance::Accept, out);
+                self.unrelayed(taken.ignore, Acceptance::Ignore, out);
+                if taken.announce {
+                    out.push(Effect::Announce {
+                        cid: *cid,
+                        height: *height,
+                    });
+                }
                 for (from, child) in self.parked.children(cid) {
                     self.verify_block(from, child, out);
                 }

@@ -1,15 +1,13 @@
 //! What the policy does with blocks peers send: the block asked for or a strike, the parent
-//! of an orphan its sender must hold, and announcements relayed once their block is held.
+//! of an orphan its sender must hold.
 
 use std::time::{Duration, Instant};
 
-use libp2p::gossipsub::MessageId;
 use libp2p::PeerId;
 
-use super::announcements::HOLD_FOR;
 use super::requests::BLOCK_REQUEST_TTL;
-use super::{Acceptance, Effect, Input, Policy, Transfer};
-use crate::journal::{Added, BlockRejection};
+use super::{Effect, Input, Policy, Transfer};
+use crate::journal::BlockRejection;
 use crate::model::codec::dag_cbor_cid;
 use crate::model::Cid;
 use crate::node::{BlockBundle, ReceivedBlock};
@@ -308,73 +306,4 @@ fn a_not_found_sent_before_the_sender_passed_on_a_child_is_no_strike_and_is_aske
     assert!(asks_parent(&effects), "asked again: {effects:?}");
     // Asked after the child arrived, "not found" is a lie.
     assert!(struck(&policy.handle(missing(t1), t1), sender));
-}
-
-#[test]
-fn a_block_announcement_is_relayed_only_once_its_block_is_held() {
-    let t0 = Instant::now();
-    let mut policy = Policy::new(SecretKey::generate().public(), 0, 2, t0);
-    let (forwarder, author) = (PeerId::random(), PeerId::random());
-    let verdicts = |effects: &[Effect]| -> Vec<(MessageId, Acceptance)> {
-        effects
-            .iter()
-            .filter_map(|e| match e {
-                Effect::Validate {
-                    source,
-                    message,
-                    accept,
-                } if *source == forwarder => Some((message.clone(), *accept)),
-                _ => None,
-            })
-            .collect()
-    };
-    let announce = |n: u8, tip_known| Input::Announced {
-        origin: author,
-        via: forwarder,
-        message: MessageId::new(&[n]),
-        tip: dag_cbor_cid(&[n]),
-        height: 1,
-        tip_known,
-    };
-    let judged = |n: u8, outcome| {
-        Input::Transfer(Transfer::BlockVerified {
-            peer: forwarder,
-            bundle: bundle(n),
-            received: ReceivedBlock {
-                header: Some((dag_cbor_cid(&[n]), 1)),
-                header_valid: true,
-                outcome,
-            },
-        })
-    };
-    // Held until the block is taken, then relayed.
-    let effects = policy.handle(announce(1, false), t0);
-    assert!(verdicts(&effects).is_empty(), "{effects:?}");
-    let effects = policy.handle(judged(1, Ok(Added::Extended)), t0);
-    assert_eq!(
-        verdicts(&effects),
-        vec![(MessageId::new(&[1]), Acceptance::Accept)]
-    );
-    // A block this peer holds: relayed at once.
-    let effects = policy.handle(announce(2, true), t0);
-    assert_eq!(
-        verdicts(&effects),
-        vec![(MessageId::new(&[2]), Acceptance::Accept)]
-    );
-    // An invalid block's announcement is rejected, one never fetched is dropped in time.
-    let _ = policy.handle(announce(3, false), t0);
-    let _ = policy.handle(announce(4, false), t0);
-    let invalid = Err(BlockRejection::BadSignature);
-    let effects = policy.handle(judged(3, invalid), t0);
-    assert_eq!(
-        verdicts(&effects),
-        vec![(MessageId::new(&[3]), Acceptance::Reject)]
-    );
-    let tick = Input::Tick { seeds: 0 };
-    assert!(verdicts(&policy.handle(tick, t0 + Duration::from_secs(1))).is_empty());
-    let tick = Input::Tick { seeds: 0 };
-    assert_eq!(
-        verdicts(&policy.handle(tick, t0 + HOLD_FOR)),
-        vec![(MessageId::new(&[4]), Acceptance::Ignore)]
-    );
 }
