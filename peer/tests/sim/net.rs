@@ -156,7 +156,7 @@ impl SimNet {
         id: &MessageId,
         data: &[u8],
     ) -> bool {
-        let fresh = !self.seen.get(id).is_some_and(|at| self.now < at + SEEN_FOR);
+        let fresh = self.seen.get(id).is_none_or(|at| self.now >= at + SEEN_FOR);
         if topic == Topic::Blocks && traced_block().is_some() {
             use mediachain::node::overlay::protocol::{decode, Announce};
             if let Ok(announce) = decode::<Announce>(data) {
