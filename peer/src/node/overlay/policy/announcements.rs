@@ -98,24 +98,24 @@ impl Announcements {
 
     /// The announcements of block `cid` (its block is refused now, or given up).
     pub fn release(&mut self, cid: &Cid) -> Vec<Held> {
-        let Some(released) = self.by_block.remove(cid) else {
+        self.take(cid).into_iter().map(|(_, held)| held).collect()
+    }
+
+    /// The held announcements of block `cid`, with the heights they name, no longer held.
+    fn take(&mut self, cid: &Cid) -> Vec<(u64, Held)> {
+        let Some(taken) = self.by_block.remove(cid) else {
             return vec![];
         };
         self.order.retain(|(_, c)| c != cid);
-        self.held -= released.len();
-        released.into_iter().map(|(_, held)| held).collect()
+        self.held -= taken.len();
+        taken
     }
 
     /// The journal took block `cid` at `height` (`tip`: it became this peer's tip).
     pub fn taken(&mut self, cid: &Cid, height: u64, tip: bool, now: Instant) -> Taken {
         let mut taken = Taken::default();
-        let held = self.by_block.remove(cid).unwrap_or_default();
-        if !held.is_empty() {
-            self.order.retain(|(_, c)| c != cid);
-            self.held -= held.len();
-        }
-        let fresh = !self.relayed.contains(&(*cid, height));
-        for (named, announcement) in held {
+        let fresh = !self.was_relayed(*cid, height, now);
+        for (named, announcement) in self.take(cid) {
             if fresh && named == height && taken.relay.is_none() {
                 taken.relay = Some(announcement);
             } else {
@@ -132,16 +132,23 @@ impl Announcements {
     /// An announcement of block `cid` at `height`, which this peer holds: whether to relay it
     /// (none of that block was relayed here within [`RELAYED_FOR`]). Remembers it if so.
     pub fn relay_once(&mut self, cid: Cid, height: u64, now: Instant) -> bool {
-        self.forget(now);
-        if self.relayed.contains(&(cid, height)) {
+        if self.was_relayed(cid, height, now) {
             return false;
         }
         self.remember(cid, height, now);
         true
     }
 
-    fn remember(&mut self, cid: Cid, height: u64, now: Instant) {
+    /// Whether an announcement of block `cid` at `height` left this peer within
+    /// [`RELAYED_FOR`] of `now`.
+    fn was_relayed(&mut self, cid: Cid, height: u64, now: Instant) -> bool {
         self.forget(now);
+        self.relayed.contains(&(cid, height))
+    }
+
+    /// Remembers that an announcement of `cid` at `height` left this peer (asked only after
+    /// [`Self::was_relayed`] said it had not).
+    fn remember(&mut self, cid: Cid, height: u64, now: Instant) {
         if self.relayed.insert((cid, height)) {
             self.relayed_order.push_back((now, (cid, height)));
         }
