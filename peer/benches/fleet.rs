@@ -23,7 +23,8 @@
 //! tests), `FLEET_BENCH_CONCURRENCY` in-flight
 //! submissions (default 64), `FLEET_BENCH_LOGS` a directory to copy the peers' logs to,
 //! `FLEET_BENCH_LOG` the peers' log filter (`MEDIACHAIN_LOG`), `FLEET_BENCH_FINALITY` `on`
-//! (default) or `off`, `FLEET_BENCH_EPOCH` blocks per finality epoch (default 4).
+//! (default) or `off`, `FLEET_BENCH_EPOCH` blocks per finality epoch (default 4),
+//! `FLEET_BENCH_SEARCH` `on` (default) or `off`: the peers' query index (`MEDIACHAIN_SEARCH`).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a benchmark fails loudly
 
@@ -279,6 +280,12 @@ async fn run(settings: Settings) {
     // One load generator sends everything from one address: lift the per-client rate limit and
     // connection cap.
     fleet.lift_client_limits();
+    let search = setting("FLEET_BENCH_SEARCH", "on");
+    assert!(
+        matches!(search.as_str(), "on" | "off"),
+        "FLEET_BENCH_SEARCH: on or off, not {search}"
+    );
+    fleet.env.push(("MEDIACHAIN_SEARCH".into(), search));
     if let Ok(filter) = std::env::var("FLEET_BENCH_LOG") {
         fleet.env.push(("MEDIACHAIN_LOG".into(), filter));
     }

@@ -91,7 +91,7 @@ impl DaemonSpec {
             api_listen: config.api_listen,
             api,
             commit: true,
-            search_dir: Some(config.data_dir.join("search")),
+            search_dir: config.search.then(|| config.data_dir.join("search")),
         }
     }
 }

@@ -93,6 +93,10 @@ pub struct RunArgs {
     /// Established overlay connections, at most [default: 256].
     #[arg(long, env = "MEDIACHAIN_OVERLAY_MAX_CONNECTIONS")]
     pub overlay_max_connections: Option<u32>,
+    /// Keep the query index behind `/v1/search` (in `<data-dir>/search`); `off` runs a peer that
+    /// answers no queries and spends no CPU indexing: `on`/`off` [default: on].
+    #[arg(long, env = "MEDIACHAIN_SEARCH", value_parser = clap::builder::BoolishValueParser::new())]
+    pub search: Option<bool>,
 }
 
 /// A configuration problem (exit code 2).
@@ -223,7 +227,8 @@ impl RunArgs {
             overlay_max_pending_incoming,
             overlay_max_pending_per_address,
             overlay_max_connections_per_peer,
-            overlay_max_connections
+            overlay_max_connections,
+            search
         );
         if self.revocations.is_empty() {
             self.revocations = file.revocations;

@@ -44,6 +44,7 @@ fn unset_settings_take_the_documented_defaults() {
         }
     );
     assert!(config.revocations.is_empty());
+    assert!(config.search, "the query index is kept by default");
     // The mounted seeds file is used when it exists (it does not on a test machine).
     let default_seeds = PathBuf::from("/etc/mediachain/seeds/seeds.txt");
     assert_eq!(
@@ -70,7 +71,7 @@ fn the_file_fills_what_flags_leave_unset_and_never_overrides_them() {
              api-listen: 127.0.0.1:9000\noverlay-handshake-timeout: 2s\n\
              overlay-max-pending-incoming: 8\noverlay-max-pending-per-address: 3\n\
              overlay-max-connections-per-peer: 1\n\
-             overlay-max-connections: 7\n",
+             overlay-max-connections: 7\nsearch: false\n",
             seeds.display()
         ),
     );
@@ -89,6 +90,7 @@ fn the_file_fills_what_flags_leave_unset_and_never_overrides_them() {
     assert_eq!(config.target_connectivity, 5);
     assert_eq!(config.max_object_size, 4096);
     assert_eq!(config.api_listen.to_string(), "127.0.0.1:9000");
+    assert!(!config.search, "the file turns the query index off");
     assert_eq!(
         config.overlay_limits,
         Limits {
@@ -138,6 +140,8 @@ fn flags_win_over_the_environment_which_wins_over_the_file() {
         "flagnet".into(),
         "--config".into(),
         file.display().to_string(),
+        "--search".into(),
+        "off".into(),
     ]);
     for var in [
         "MEDIACHAIN_NETWORK",
@@ -162,6 +166,7 @@ fn flags_win_over_the_environment_which_wins_over_the_file() {
         "file over default"
     );
     assert_eq!(config.transaction_pow_bits, 7);
+    assert!(!config.search, "`--search off`");
     let seeds: Vec<String> = config.seeds.iter().map(ToString::to_string).collect();
     assert_eq!(
         seeds,

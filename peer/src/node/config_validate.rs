@@ -56,6 +56,8 @@ pub struct Config {
     pub max_object_size: usize,
     /// The overlay's connection limits and handshake timeout.
     pub overlay_limits: Limits,
+    /// Whether the peer keeps the query index (`/v1/search` answers 503 without it).
+    pub search: bool,
 }
 
 /// Reads the seeds file: one multiaddr per line, `#` starts a comment.
@@ -229,6 +231,7 @@ impl RunArgs {
             transaction_pow_bits,
             max_object_size,
             overlay_limits,
+            search: args.search.unwrap_or(true),
         })
     }
 }
