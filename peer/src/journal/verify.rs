@@ -557,6 +557,10 @@ pub fn check_block(
             limit: rules.max_block_bytes,
         });
     }
+    // The signatures not yet known valid (a block mostly carries transactions its receiver
+    // admitted already) are checked as one batch; the loop below then finds them cached and
+    // checks alone only those the batch did not vouch for, so it names the culprit.
+    cache.preverify_signatures(&block.transactions, rules.tx_pow_bits);
     for (index, tx) in block.transactions.iter().enumerate() {
         check_transaction(tx, rules, cache, block.time()).map_err(|reason| {
             BlockRejection::Transaction {

@@ -1,5 +1,6 @@
 //! Blocks between replicas: fork choice by weight under the rotation, blocks waiting for an
-//! object, invalid blocks refused with a reason, a heavier fork winning (orphans replayed), the
+//! object, invalid blocks refused with a reason (a forged client signature found by the block's
+//! batch check), a heavier fork winning (orphans replayed), the
 //! index rebuilt from the newest block.
 
 use super::*;
@@ -141,6 +142,33 @@ fn invalid_blocks_are_rejected_with_a_typed_reason() {
         Err(BlockRejection::Committer(_))
     ));
     a.set_rules(net.rules());
+    assert_eq!(a.add_block(&good, CLOCK).unwrap(), Ok(Added::Extended));
+}
+
+#[test]
+fn a_block_checks_its_signatures_as_one_batch_and_names_a_forged_one() {
+    let (net, world) = (net(), world());
+    let (mut a, mut b) = (replica(&net, &world), replica(&net, &world));
+    let txs: Vec<Transaction> = (0..6)
+        .map(|i| {
+            let fresh = Object::Artefact(Artefact::named(&format!("batch {i}")));
+            a.objects().insert(&fresh);
+            net.insert(i % 2, b.objects().insert(&fresh))
+        })
+        .collect();
+    let (good, rejected) = commit(&net, &mut b, txs, NOW);
+    assert!(rejected.is_empty());
+    let (key, chain) = net.peer_in_turn(1);
+    let mut forged = good.clone();
+    forged.transactions[2].signature[3] ^= 1;
+    resign(&mut forged, key, chain);
+    assert!(matches!(
+        a.add_block(&forged, CLOCK).unwrap(),
+        Err(BlockRejection::Transaction { index: 2, reason, .. }) if *reason == TxRejection::BadSignature
+    ));
+    // The block's signatures were checked together: every valid one is remembered, also those
+    // after the forged one, which a check one by one stopping there would not have reached.
+    assert_eq!(a.cache().preverify_signatures(&forged.transactions, BITS), 1);
     assert_eq!(a.add_block(&good, CLOCK).unwrap(), Ok(Added::Extended));
 }
 
