@@ -107,6 +107,13 @@ pub trait Strategy {
     fn detection(&self) -> Detection {
         Detection::Punished
     }
+    /// When its [`Detection::Evidence`] is about blocks: the pairs of blocks on one parent it
+    /// signed and sent. Evidence is owed only once both blocks of a pair reached honest
+    /// journals: an announcement no honest peer took (sent before its sender was admitted, or
+    /// after it was revoked) shows no one two blocks. `None`: owed whatever was delivered.
+    fn conflicting_blocks(&self) -> Option<Vec<[Cid; 2]>> {
+        None
+    }
 }
 
 /// The attacks the simulator runs.

@@ -163,6 +163,10 @@ impl Sim {
         if detection != Some(Detection::Evidence) {
             return None;
         }
+        let pairs = adversary.strategy.as_ref()?.conflicting_blocks();
+        if pairs.is_some_and(|pairs| !pairs.iter().any(|pair| self.delivered(pair))) {
+            return None;
+        }
         let culprit = adversary.key.public();
         let accused = self.peers.iter().filter(|p| !p.is_adversary()).any(|p| {
             p.node().is_some_and(|node| {
@@ -180,6 +184,16 @@ impl Sim {
 }
 
 impl Sim {
+    /// Whether both blocks of `pair` are in honest journals (one peer's or two).
+    fn delivered(&self, pair: &[Cid; 2]) -> bool {
+        pair.iter().all(|cid| {
+            self.peers.iter().filter(|p| !p.is_adversary()).any(|p| {
+                p.node()
+                    .is_some_and(|node| node.with_journal(|j| j.load_block(cid)).is_ok())
+            })
+        })
+    }
+
     /// One line about the Byzantine members: for each, how it must be found out and how many
     /// running honest peers keep evidence against it.
     pub fn byzantine_summary(&self) -> String {
@@ -200,9 +214,17 @@ impl Sim {
             .peers
             .iter()
             .filter_map(|p| {
-                let detection = p.strategy.as_ref()?.detection();
+                let strategy = p.strategy.as_ref()?;
+                let detection = strategy.detection();
+                let delivered = match strategy.conflicting_blocks() {
+                    Some(pairs) => {
+                        let held = pairs.iter().filter(|pair| self.delivered(pair)).count();
+                        format!(" ({held} of {} block pairs delivered)", pairs.len())
+                    }
+                    None => String::new(),
+                };
                 Some(format!(
-                    "{}: {detection:?}, accused by {}",
+                    "{}: {detection:?}{delivered}, accused by {}",
                     p.index,
                     accusers(p.key.public())
                 ))
@@ -241,7 +263,13 @@ pub struct EquivocatingCommitter {
     forked: BTreeSet<u64>,
     /// Whether it sent two blocks on one parent.
     equivocated: bool,
+    /// The pairs of blocks on one parent it sent (the latest [`MAX_PAIRS`]).
+    pairs: VecDeque<[Cid; 2]>,
 }
+
+/// Pairs of conflicting blocks an equivocating committer remembers, at most (a run makes a
+/// few dozen).
+const MAX_PAIRS: usize = 1024;
 
 impl EquivocatingCommitter {
     fn offer(&mut self, ctx: &Ctx, block: Block, to: &[usize]) -> Vec<(usize, Msg)> {
@@ -257,6 +285,15 @@ impl EquivocatingCommitter {
             self.made.pop_front();
         }
         gossip(ctx, to, Topic::Blocks, encode(&announce))
+    }
+
+    /// Two blocks on one parent went out.
+    fn sent_pair(&mut self, pair: [Cid; 2]) {
+        self.equivocated = true;
+        self.pairs.push_back(pair);
+        if self.pairs.len() > MAX_PAIRS {
+            self.pairs.pop_front();
+        }
     }
 
     fn empty(ctx: &Ctx, parent: (Cid, u64), timestamp_ms: u64) -> Block {
@@ -280,9 +317,12 @@ impl Strategy for EquivocatingCommitter {
             self.twinned.push_back(cid);
             let parent = (block.chain, block.height - 1);
             let twin = Self::empty(ctx, parent, block.timestamp_ms + 1);
+            let pair = [cid, twin.cid()];
             let sent = self.offer(ctx, twin, &ctx.peers.clone());
             // Its own block went to every neighbour already.
-            self.equivocated |= !sent.is_empty();
+            if !sent.is_empty() {
+                self.sent_pair(pair);
+            }
             out.extend(sent);
         }
         // Its own slot on the tip: two empty blocks, one to each half of its neighbours.
@@ -303,11 +343,15 @@ impl Strategy for EquivocatingCommitter {
                     .collect()
             };
             let halves = [half(0), half(1)];
+            let mut pair = vec![];
             for (half, stamp) in halves.iter().zip([ctx.unix_ms, ctx.unix_ms + 1]) {
                 let block = Self::empty(ctx, (tip, height), stamp);
+                pair.push(block.cid());
                 out.extend(self.offer(ctx, block, half));
             }
-            self.equivocated |= halves.iter().all(|h| !h.is_empty());
+            if halves.iter().all(|h| !h.is_empty()) {
+                self.sent_pair([pair[0], pair[1]]);
+            }
         }
         while self.twinned.len() > KEPT_BLOCKS {
             self.twinned.pop_front();
@@ -340,6 +384,10 @@ impl Strategy for EquivocatingCommitter {
         } else {
             Detection::Nothing
         }
+    }
+
+    fn conflicting_blocks(&self) -> Option<Vec<[Cid; 2]>> {
+        Some(self.pairs.iter().copied().collect())
     }
 }
 
@@ -470,6 +518,14 @@ impl Strategy for Both {
         match (self.0.detection(), self.1.detection()) {
             (Detection::Nothing, Detection::Nothing) => Detection::Nothing,
             _ => Detection::Evidence,
+        }
+    }
+
+    fn conflicting_blocks(&self) -> Option<Vec<[Cid; 2]>> {
+        // Conflicting votes reach every peer they are sent to: owed whatever blocks did.
+        match self.1.detection() {
+            Detection::Evidence => None,
+            _ => self.0.conflicting_blocks(),
         }
     }
 }

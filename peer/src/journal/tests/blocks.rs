@@ -168,7 +168,10 @@ fn a_block_checks_its_signatures_as_one_batch_and_names_a_forged_one() {
     ));
     // The block's signatures were checked together: every valid one is remembered, also those
     // after the forged one, which a check one by one stopping there would not have reached.
-    assert_eq!(a.cache().preverify_signatures(&forged.transactions, BITS), 1);
+    assert_eq!(
+        a.cache().preverify_signatures(&forged.transactions, BITS),
+        1
+    );
     assert_eq!(a.add_block(&good, CLOCK).unwrap(), Ok(Added::Extended));
 }
 
