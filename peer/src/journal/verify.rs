@@ -18,6 +18,7 @@ use crate::time::{UnixMillis, UnixSeconds};
 use crate::trust::{pow, CertError, Certificate, Chain, Level, PowError, PublicKey, RevocationSet};
 
 mod batch;
+pub use batch::Prepared;
 
 /// The network's verification parameters.
 #[derive(Debug, Clone)]
@@ -460,6 +461,17 @@ pub fn check_transaction(
     cache: &ChainCache,
     now: UnixSeconds,
 ) -> Result<(), TxRejection> {
+    check_prepared(&Prepared::new(tx), rules, cache, now)
+}
+
+/// [`check_transaction`] of a transaction whose body was encoded and id derived already.
+fn check_prepared(
+    prepared: &Prepared<'_>,
+    rules: &Rules,
+    cache: &ChainCache,
+    now: UnixSeconds,
+) -> Result<(), TxRejection> {
+    let Prepared { tx, body, id } = prepared;
     let entries = &tx.body.entries;
     if entries.is_empty() {
         return Err(TxRejection::Empty);
@@ -489,8 +501,6 @@ pub fn check_transaction(
             window: rules.transaction_window,
         });
     }
-    let body = tx.body.to_bytes();
-    let id = TxId::of_body_bytes(&body);
     pow::verify(&tx.pow, pow::Purpose::Transaction, &id.0, rules.tx_pow_bits)?;
     let certified = cache.verify(rules, &tx.certificate, Level::Client, now)?;
     if certified != tx.body.client {
@@ -499,7 +509,7 @@ pub fn check_transaction(
             client: tx.body.client,
         });
     }
-    if !cache.transaction_signature_valid(tx, &id, &body) {
+    if !cache.transaction_signature_valid(tx, id, body) {
         return Err(TxRejection::BadSignature);
     }
     Ok(())
@@ -560,12 +570,14 @@ pub fn check_block(
     // The signatures not yet known valid (a block mostly carries transactions its receiver
     // admitted already) are checked as one batch; the loop below then finds them cached and
     // checks alone only those the batch did not vouch for, so it names the culprit.
-    cache.preverify_signatures(&block.transactions, rules.tx_pow_bits);
-    for (index, tx) in block.transactions.iter().enumerate() {
-        check_transaction(tx, rules, cache, block.time()).map_err(|reason| {
+    // Each body is encoded and its id derived once for both.
+    let prepared: Vec<Prepared<'_>> = block.transactions.iter().map(Prepared::new).collect();
+    cache.preverify_prepared(&prepared, rules.tx_pow_bits);
+    for (index, tx) in prepared.iter().enumerate() {
+        check_prepared(tx, rules, cache, block.time()).map_err(|reason| {
             BlockRejection::Transaction {
                 index,
-                id: tx.id(),
+                id: tx.id,
                 reason: Box::new(reason),
             }
         })?;

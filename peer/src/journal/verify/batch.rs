@@ -7,6 +7,27 @@ use crate::journal::transaction::{Transaction, TxId, TX_CONTEXT};
 use crate::trust::keys::{verify_batch, SignatureCheck};
 use crate::trust::pow;
 
+/// A transaction with its body's canonical encoding and its id, derived once for every check
+/// that needs them.
+#[derive(Debug)]
+pub struct Prepared<'a> {
+    /// The transaction.
+    pub tx: &'a Transaction,
+    /// Its body's canonical encoding (what the client signed).
+    pub body: Vec<u8>,
+    /// Its id (the hash of `body`).
+    pub id: TxId,
+}
+
+impl<'a> Prepared<'a> {
+    /// Encodes `tx`'s body and derives its id.
+    pub fn new(tx: &'a Transaction) -> Self {
+        let body = tx.body.to_bytes();
+        let id = TxId::of_body_bytes(&body);
+        Self { tx, body, id }
+    }
+}
+
 impl ChainCache {
     /// Checks the client signatures of `txs` not yet known to be valid as one batch and
     /// remembers the valid ones, so that `check_transaction` then finds each cached; an invalid
@@ -18,14 +39,18 @@ impl ChainCache {
         txs: impl IntoIterator<Item = &'a Transaction>,
         pow_bits: u8,
     ) -> usize {
+        let prepared: Vec<Prepared<'_>> = txs.into_iter().map(Prepared::new).collect();
+        self.preverify_prepared(&prepared, pow_bits)
+    }
+
+    /// [`Self::preverify_signatures`] of transactions prepared already.
+    pub fn preverify_prepared(&self, txs: &[Prepared<'_>], pow_bits: u8) -> usize {
         let mut pending = vec![];
-        for tx in txs {
+        for Prepared { tx, body, id } in txs {
             let Ok(signature) = <[u8; 64]>::try_from(tx.signature.as_slice()) else {
                 continue;
             };
-            let body = tx.body.to_bytes();
-            let id = TxId::of_body_bytes(&body);
-            let key = signature_key(&id, &tx.signature);
+            let key = signature_key(id, &tx.signature);
             if self.signature_known(&key)
                 || pow::verify(&tx.pow, pow::Purpose::Transaction, &id.0, pow_bits).is_err()
             {
