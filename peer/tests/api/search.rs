@@ -1,5 +1,6 @@
 //! `GET /v1/search` over real HTTP: committed works found by a word of their name, by creator,
-//! by CID prefix and by commit time, page by page; bad questions answered with problems.
+//! by CID prefix and by commit time, page by page; bad questions answered with problems; a peer
+//! run without the index answers 503.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -163,4 +164,21 @@ async fn bad_questions_get_problems_that_name_what_is_wrong() {
         .await
         .unwrap();
     assert_eq!(problem_of(response).await.0, 400);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_run_without_the_index_says_so_and_keeps_none() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = LocalOptions {
+        search: false,
+        ..LocalOptions::default()
+    };
+    let peer = LocalPeer::start(dir.path(), options).await.unwrap();
+    let response = reqwest::get(format!("{}/v1/search?q=starry", peer.url))
+        .await
+        .unwrap();
+    let (status, problem) = problem_of(response).await;
+    assert_eq!(status, 503, "{problem:?}");
+    assert!(problem.kind.ends_with("search-unavailable"), "{problem:?}");
+    assert!(!dir.path().join("search").exists(), "no index on disk");
 }
