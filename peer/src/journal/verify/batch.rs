@@ -2,7 +2,8 @@
 //! batch equation for all of them instead of one verification each, under the same rule as
 //! single verification (ZIP-215, `trust::keys`), so the verdicts never depend on the batching.
 
-use super::{signature_key, ChainCache};
+use super::cache::signature_key;
+use super::ChainCache;
 use crate::journal::transaction::{Transaction, TxId, TX_CONTEXT};
 use crate::trust::keys::{verify_batch, SignatureCheck};
 use crate::trust::pow;
