@@ -261,9 +261,8 @@ pub struct EquivocatingCommitter {
     twinned: VecDeque<Cid>,
     /// Heights of its slots forked already.
     forked: BTreeSet<u64>,
-    /// Whether it sent two blocks on one parent.
-    equivocated: bool,
-    /// The pairs of blocks on one parent it sent (the latest [`MAX_PAIRS`]).
+    /// The pairs of blocks on one parent it sent (the latest [`MAX_PAIRS`]; none: it has not
+    /// equivocated).
     pairs: VecDeque<[Cid; 2]>,
 }
 
@@ -289,7 +288,6 @@ impl EquivocatingCommitter {
 
     /// Two blocks on one parent went out.
     fn sent_pair(&mut self, pair: [Cid; 2]) {
-        self.equivocated = true;
         self.pairs.push_back(pair);
         if self.pairs.len() > MAX_PAIRS {
             self.pairs.pop_front();
@@ -343,14 +341,14 @@ impl Strategy for EquivocatingCommitter {
                     .collect()
             };
             let halves = [half(0), half(1)];
-            let mut pair = vec![];
-            for (half, stamp) in halves.iter().zip([ctx.unix_ms, ctx.unix_ms + 1]) {
-                let block = Self::empty(ctx, (tip, height), stamp);
-                pair.push(block.cid());
+            let blocks =
+                [ctx.unix_ms, ctx.unix_ms + 1].map(|at| Self::empty(ctx, (tip, height), at));
+            let pair = [blocks[0].cid(), blocks[1].cid()];
+            for (half, block) in halves.iter().zip(blocks) {
                 out.extend(self.offer(ctx, block, half));
             }
             if halves.iter().all(|h| !h.is_empty()) {
-                self.sent_pair([pair[0], pair[1]]);
+                self.sent_pair(pair);
             }
         }
         while self.twinned.len() > KEPT_BLOCKS {
@@ -379,7 +377,7 @@ impl Strategy for EquivocatingCommitter {
     }
 
     fn detection(&self) -> Detection {
-        if self.equivocated {
+        if !self.pairs.is_empty() {
             Detection::Evidence
         } else {
             Detection::Nothing
