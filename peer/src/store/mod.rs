@@ -19,6 +19,7 @@ mod evidence;
 mod finality;
 mod group;
 mod index;
+mod object_trees;
 mod objects;
 mod orphans;
 mod records;
@@ -26,6 +27,7 @@ mod uploads;
 pub use checked::Checked;
 pub use evidence::{EvidenceSummary, KeptEvidence};
 pub use index::SledIndex;
+pub use object_trees::LARGE_OBJECT_BYTES;
 pub use uploads::{UploadError, UploadLimits, Uploaded};
 
 /// Default largest object accepted, in bytes (1 MiB).
@@ -115,7 +117,7 @@ pub struct ImportReport {
 #[derive(Clone)]
 pub struct Store {
     db: sled::Db,
-    objects: sled::Tree,
+    objects: object_trees::ObjectTrees,
     uploads: Arc<uploads::Uploads>,
     /// The flushes of the writes that are durable when they return, shared.
     commits: Arc<group::GroupCommit>,
@@ -134,7 +136,7 @@ impl Store {
             path: path.into(),
             source,
         })?;
-        let objects = db.open_tree("objects")?;
+        let objects = object_trees::ObjectTrees::open(&db)?;
         let uploads = Arc::new(uploads::Uploads::open(&db)?);
         debug!(path = %path.display(), objects = objects.len(), "datastore opened");
         Ok(Self {
@@ -227,9 +229,9 @@ impl Store {
     /// Returns whether the object was new.
     pub fn put(&self, cid: &Cid, bytes: &[u8]) -> Result<bool, StoreError> {
         self.verify(cid, bytes)?;
-        let previous = self.objects.insert(cid.to_bytes(), bytes)?;
+        let created = self.objects.insert(&cid.to_bytes(), bytes)?;
         self.sync()?;
-        Ok(previous.is_none())
+        Ok(created)
     }
 
     /// Makes every write this thread finished durable, sharing the flush with the writers that
@@ -250,17 +252,16 @@ impl Store {
     /// hold too (gossip, sync), where a flush per object would cost more than the object.
     pub fn put_unflushed(&self, cid: &Cid, bytes: &[u8]) -> Result<bool, StoreError> {
         self.verify(cid, bytes)?;
-        let previous = self.objects.insert(cid.to_bytes(), bytes)?;
-        Ok(previous.is_none())
+        self.objects.insert(&cid.to_bytes(), bytes)
     }
 
     /// Stores bytes this process encoded itself with the model's canonical encoder: checks
     /// size, CID and hash but skips re-validating the DAG-CBOR. Durable when it returns.
     pub fn put_encoded(&self, cid: &Cid, bytes: &[u8]) -> Result<bool, StoreError> {
         self.verify_hash(cid, bytes)?;
-        let previous = self.objects.insert(cid.to_bytes(), bytes)?;
+        let created = self.objects.insert(&cid.to_bytes(), bytes)?;
         self.sync()?;
-        Ok(previous.is_none())
+        Ok(created)
     }
 
     /// Stores a blob under its raw-codec CID.
@@ -282,7 +283,7 @@ impl Store {
 
     /// The bytes stored under `cid`.
     pub fn get(&self, cid: &Cid) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(self.objects.get(cid.to_bytes())?.map(|v| v.to_vec()))
+        Ok(self.objects.get(&cid.to_bytes())?.map(|v| v.to_vec()))
     }
 
     /// The Mediachain object stored under `cid`.
@@ -299,7 +300,7 @@ impl Store {
 
     /// Whether an object is stored under `cid`.
     pub fn has(&self, cid: &Cid) -> Result<bool, StoreError> {
-        Ok(self.objects.contains_key(cid.to_bytes())?)
+        self.objects.contains(&cid.to_bytes())
     }
 
     /// Number of objects.
@@ -335,15 +336,15 @@ impl Store {
         I: IntoIterator<Item = (Cid, Vec<u8>)>,
     {
         let mut report = ImportReport::default();
-        let mut batch = sled::Batch::default();
-        let mut pending = 0usize;
-        let mut flush =
-            |batch: &mut sled::Batch, report: &ImportReport| -> Result<(), StoreError> {
-                self.objects.apply_batch(std::mem::take(batch))?;
-                self.db.flush()?;
-                progress(report);
-                Ok(())
-            };
+        let mut batch = vec![];
+        let mut flush = |batch: &mut Vec<(Vec<u8>, Vec<u8>)>,
+                         report: &ImportReport|
+         -> Result<(), StoreError> {
+            self.objects.apply(std::mem::take(batch))?;
+            self.db.flush()?;
+            progress(report);
+            Ok(())
+        };
         for (cid, bytes) in objects {
             self.verify(&cid, &bytes)?;
             if self.has(&cid)? {
@@ -352,14 +353,12 @@ impl Store {
             }
             report.added += 1;
             report.bytes += bytes.len() as u64;
-            batch.insert(cid.to_bytes(), bytes);
-            pending += 1;
-            if pending >= batch_size.max(1) {
+            batch.push((cid.to_bytes(), bytes));
+            if batch.len() >= batch_size.max(1) {
                 flush(&mut batch, &report)?;
-                pending = 0;
             }
         }
-        if pending > 0 {
+        if !batch.is_empty() {
             flush(&mut batch, &report)?;
         }
         info!(

@@ -1,8 +1,8 @@
 //! Uploads: objects clients stored through the API that no committed transaction references yet.
 //!
-//! Each upload is recorded (when, how many bytes, which client) in the `uploads` tree, in the
-//! same atomic sled transaction as the object itself, so that a client's unreferenced bytes are
-//! bounded (a quota per client address and a total for the peer) and uploads nobody commits can
+//! Each upload is recorded (when, how many bytes, which client) in the `uploads` tree, written
+//! before the object itself (a crash leaves at most a record without its object, collected as
+//! any stale upload), so that a client's unreferenced bytes are bounded (a quota per client address and a total for the peer) and uploads nobody commits can
 //! be collected after a grace period. An upload leaves the records when a block joining the
 //! canonical chain references it ([`Store::release_uploads`], which also records the height it
 //! released through, so a restart replays what a crash interrupted); a pending transaction keeps
@@ -178,10 +178,10 @@ impl Store {
     }
 
     /// Stores many uploads of `client` as [`Store::put_upload`] does one, all or none: every
-    /// object is verified first, the new ones together must fit `limits`, and they are written in
-    /// one atomic sled transaction, durable when it returns (a flush shared with the writers
-    /// that finished at about the same time: [`group`](super::group)). The usage it reports is
-    /// read under the same lock as the write.
+    /// object is verified first and the new ones together must fit `limits` before any is
+    /// written; durable when it returns (a flush shared with the writers that finished at about
+    /// the same time: [`group`](super::group)). The usage it reports is read under the same lock
+    /// as the write.
     pub fn put_uploads(
         &self,
         objects: &[(Cid, &[u8])],
@@ -236,15 +236,20 @@ impl Store {
                     client,
                 })
                 .collect();
-            (&self.objects, &self.uploads.tree)
-                .transaction(|(objects, trees)| {
-                    for ((cid, bytes), record) in new.iter().zip(&records) {
-                        objects.insert(cid.to_bytes(), *bytes)?;
-                        trees.insert(record_key(cid), &record.encode()[..])?;
-                    }
-                    Ok::<_, ConflictableTransactionError<StoreError>>(())
-                })
-                .map_err(transaction_error)?;
+            // The records first, then the objects, not in a sled transaction: one holds
+            // sled's process-wide write lock, stopping every read and write of the peer for as
+            // long as a large object takes to write. sled recovers a prefix of its log, so a
+            // crash (or a failed write) leaves at most records whose objects are missing, which
+            // count against their client until collected as any stale upload.
+            for ((cid, _), record) in new.iter().zip(&records) {
+                self.uploads
+                    .tree
+                    .insert(record_key(cid), &record.encode()[..])
+                    .map_err(StoreError::from)?;
+            }
+            for (cid, bytes) in &new {
+                self.objects.insert(&cid.to_bytes(), bytes)?;
+            }
             for record in &records {
                 usage.add(record);
             }
@@ -373,9 +378,11 @@ impl Store {
         if record.at > before {
             return Ok(false);
         }
-        (&self.objects, &self.uploads.tree)
-            .transaction(|(objects, records)| {
-                objects.remove(cid.to_bytes())?;
+        let [small, large] = self.objects.trees();
+        (small, large, &self.uploads.tree)
+            .transaction(|(small, large, records)| {
+                small.remove(cid.to_bytes())?;
+                large.remove(cid.to_bytes())?;
                 records.remove(key.clone())?;
                 Ok::<_, ConflictableTransactionError<StoreError>>(())
             })

@@ -114,6 +114,45 @@ fn only_stale_unreleased_uploads_are_collected_in_bounded_passes() {
 }
 
 #[test]
+fn a_large_upload_and_a_record_a_crash_left_without_its_object_are_collected() {
+    let dir = tempfile::tempdir().unwrap();
+    let client = ip("203.0.113.1");
+    let limits = UploadLimits {
+        per_client: 1 << 20,
+        total: 1 << 20,
+    };
+    let large = vec![7u8; super::super::LARGE_OBJECT_BYTES + 1];
+    let large_cid = codec::cid_of(RAW, &large);
+    let (lost, lost_bytes) = blob("its object was never written");
+    {
+        let store = Store::open(dir.path(), 1 << 20).unwrap();
+        assert!(store
+            .put_upload(&large_cid, &large, client, 100, limits)
+            .unwrap());
+        // What a crash between an upload's record and its object leaves.
+        store
+            .put_upload(&lost, &lost_bytes, client, 100, limits)
+            .unwrap();
+        store.objects.trees()[0].remove(lost.to_bytes()).unwrap();
+        store.flush().unwrap();
+    }
+    let store = Store::open(dir.path(), 1 << 20).unwrap();
+    assert!(store.has(&large_cid).unwrap() && !store.has(&lost).unwrap());
+    assert_eq!(
+        store.upload_usage(client).0,
+        (large.len() + lost_bytes.len()) as u64,
+        "the record counts until collected"
+    );
+    let stale = store.stale_uploads(150, 10).unwrap();
+    assert_eq!(stale.len(), 2);
+    for cid in &stale {
+        assert!(store.collect_upload(cid, 150).unwrap());
+    }
+    assert!(!store.has(&large_cid).unwrap());
+    assert_eq!(store.upload_usage(client), (0, 0));
+}
+
+#[test]
 fn a_batch_of_uploads_is_stored_all_or_none_within_the_quota() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path(), 1024).unwrap();
