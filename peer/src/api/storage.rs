@@ -61,8 +61,8 @@ pub fn least_charge(kind: &str, length: Option<u64>) -> u64 {
 /// would be charged at least `least` bytes past its quota or the peer's total (`507`, as
 /// [`put_uploads`] would refuse it once read), as nginx's `client_max_body_size` refuses a
 /// `Content-Length` over its limit. Not refused: an upload whose `?cid=` (`named`) is already
-/// stored (it costs nothing). This check never waits for an upload being recorded (it reads
-/// the usage as of the last whole write: [`put_uploads`] still decides).
+/// stored (it costs nothing). This check never waits for an upload being written (it reads
+/// the usage with the uploads being written charged: [`put_uploads`] still decides).
 pub fn check_claim(
     api: &Api,
     client: Option<IpAddr>,
@@ -88,7 +88,7 @@ pub fn check_claim(
 /// Whose an upload of `client` is, for the write lane's fair queue ([`super::fair`]): of good
 /// standing while the client's unreferenced uploads are within half its quota (an honest writer
 /// commits what it uploads, which releases it from the quota), heavy past that. Never waits for
-/// an upload being recorded: the usage as of the last whole write.
+/// an upload being written: the usage with the uploads being written charged.
 pub fn writer(api: &Api, client: Option<IpAddr>) -> Writer {
     let half = UploadLimits {
         per_client: api.config.upload_limits.per_client / 2,

@@ -1,17 +1,19 @@
 //! What the upload records add up to: unreferenced bytes per client and in total (the quotas'
-//! measure), the count of records and where the collection resumes. Rebuilt from the records
-//! when the store opens; changed only under the [`Usage`]'s lock, with the write it accounts.
+//! measure), the count of records, the uploads being written and where the collection resumes.
+//! Rebuilt from the records when the store opens; changed only under the [`Usage`]'s lock: an
+//! upload is charged (reserved) before it is written, and un-charged if its write fails.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::{Record, UploadError, UploadLimits};
+use crate::model::Cid;
 
-/// Unreferenced bytes per client and in total: changed only under the lock of the [`Usage`]
-/// that holds them (so an admission and its write are one step), read also without it, by
-/// [`Store::upload_room`](crate::store::Store::upload_room), which then never waits for an upload being recorded and sees each
-/// client's bytes as of a whole write.
+/// Unreferenced bytes per client and in total, uploads being written included: changed only
+/// under the lock of the [`Usage`] that holds them (so an admission and its charge are one
+/// step), read also without it, by
+/// [`Store::upload_room`](crate::store::Store::upload_room), which then never waits.
 #[derive(Debug, Default)]
 pub(super) struct Shares {
     per_client: HashMap<IpAddr, u64>,
@@ -63,8 +65,12 @@ pub(super) fn lock(shares: &Mutex<Shares>) -> MutexGuard<'_, Shares> {
 pub(super) struct Usage {
     /// The bytes per client and in total.
     pub(super) shares: Arc<Mutex<Shares>>,
-    /// Upload records.
+    /// Upload records (those being written included).
     pub(super) records: u64,
+    /// Objects being written by an upload, charged already, their writes not yet finished: no
+    /// other upload, release or collection of them proceeds until they are
+    /// ([`Uploads::settled`](super::Uploads::settled)).
+    pub(super) writing: HashSet<Cid>,
     /// Where the next collection pass resumes its scan.
     pub(super) cursor: Vec<u8>,
 }

@@ -2,25 +2,28 @@
 //!
 //! Each upload is recorded (when, how many bytes, which client) in the `uploads` tree, written
 //! before the object itself (a crash leaves at most a record without its object, collected as
-//! any stale upload), so that a client's unreferenced bytes are bounded (a quota per client address and a total for the peer) and uploads nobody commits can
-//! be collected after a grace period. An upload leaves the records when a block joining the
+//! any stale upload), so that a client's unreferenced bytes are bounded (a quota per client
+//! address and a total for the peer) and uploads nobody commits can be collected after a grace
+//! period. An upload is charged before it is written, under the usage's lock, and written
+//! without it (a flood's large writes never hold up other clients' admissions); whoever else
+//! names an object being written (another upload, a release, a collection) waits for that write. An upload leaves the records when a block joining the
 //! canonical chain references it ([`Store::release_uploads`], which also records the height it
 //! released through, so a restart replays what a crash interrupted); a pending transaction keeps
 //! it fresh ([`Store::touch_uploads`]); a stale one is deleted with its record in one atomic
 //! transaction ([`Store::collect_upload`]). Objects that came from peers are never recorded: this
 //! module only ever deletes what a client uploaded and nothing committed since.
 
-use std::net::{IpAddr, Ipv6Addr};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::net::IpAddr;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 use sled::{Transactional, Tree};
 
+use self::record::{record_key, Record, RECORD};
 use self::usage::{lock, Shares, Usage};
 use super::{Checked, Store, StoreError};
 use crate::model::Cid;
 
-const RECORD: u8 = b'u';
 const RELEASED: &[u8] = b"m:released";
 
 /// Limits on the bytes of uploads no committed transaction references.
@@ -79,57 +82,12 @@ pub struct Uploaded {
     pub total: u64,
 }
 
-/// What the store remembers of one upload.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Record {
-    at: u64,
-    size: u64,
-    client: IpAddr,
-}
-
-impl Record {
-    fn encode(&self) -> [u8; 32] {
-        let mut out = [0u8; 32];
-        out[..8].copy_from_slice(&self.at.to_be_bytes());
-        out[8..16].copy_from_slice(&self.size.to_be_bytes());
-        let v6 = match self.client {
-            IpAddr::V4(v4) => v4.to_ipv6_mapped(),
-            IpAddr::V6(v6) => v6,
-        };
-        out[16..].copy_from_slice(&v6.octets());
-        out
-    }
-
-    fn decode(bytes: &[u8]) -> Result<Self, StoreError> {
-        let damaged = || StoreError::Damaged(format!("upload record {}", hex::encode(bytes)));
-        let bytes: &[u8; 32] = bytes.try_into().map_err(|_| damaged())?;
-        let word = |i: usize| {
-            let mut w = [0u8; 8];
-            w.copy_from_slice(&bytes[i..i + 8]);
-            u64::from_be_bytes(w)
-        };
-        let mut v6 = [0u8; 16];
-        v6.copy_from_slice(&bytes[16..]);
-        let v6 = Ipv6Addr::from(v6);
-        let client = v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4);
-        Ok(Self {
-            at: word(0),
-            size: word(8),
-            client,
-        })
-    }
-}
-
-fn record_key(cid: &Cid) -> Vec<u8> {
-    let mut key = vec![RECORD];
-    key.extend_from_slice(&cid.to_bytes());
-    key
-}
-
 /// The upload records of a store and the usage they add up to.
 pub(super) struct Uploads {
     tree: Tree,
     usage: Mutex<Usage>,
+    /// Signalled when uploads finish writing (their objects leave [`Usage::writing`]).
+    written: Condvar,
     /// The usage's shares, read without its lock.
     shares: Arc<Mutex<Shares>>,
 }
@@ -146,11 +104,22 @@ impl Uploads {
             tree,
             shares: usage.shares.clone(),
             usage: Mutex::new(usage),
+            written: Condvar::new(),
         })
     }
 
     fn usage(&self) -> MutexGuard<'_, Usage> {
         self.usage.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The usage once none of `cids` is being written by an upload: waits for those writes
+    /// (only when two uploads, or an upload and a release, name the same object at once).
+    fn settled(&self, cids: &[Cid]) -> MutexGuard<'_, Usage> {
+        let mut usage = self.usage();
+        while !usage.writing.is_empty() && cids.iter().any(|cid| usage.writing.contains(cid)) {
+            usage = self.written.wait(usage).unwrap_or_else(|p| p.into_inner());
+        }
+        usage
     }
 }
 
@@ -180,8 +149,8 @@ impl Store {
     /// Stores many uploads of `client` as [`Store::put_upload`] does one, all or none: every
     /// object is verified first and the new ones together must fit `limits` before any is
     /// written; durable when it returns (a flush shared with the writers that finished at about
-    /// the same time: [`group`](super::group)). The usage it reports is read under the same lock
-    /// as the write.
+    /// the same time: [`group`](super::group)). The usage it reports is the client's once its
+    /// write is done.
     pub fn put_uploads(
         &self,
         objects: &[(Cid, &[u8])],
@@ -205,17 +174,17 @@ impl Store {
         now: u64,
         limits: UploadLimits,
     ) -> Result<Uploaded, UploadError> {
+        let cids: Vec<Cid> = objects.iter().map(Checked::cid).collect();
         let mut created = Vec::with_capacity(objects.len());
-        let (used, total) = {
-            let mut usage = self.uploads.usage();
-            let mut new: Vec<(Cid, &[u8])> = vec![];
+        let mut new: Vec<(Cid, &[u8])> = vec![];
+        let records: Vec<Record> = {
+            let mut usage = self.uploads.settled(&cids);
             let mut named = std::collections::HashSet::new();
-            for object in objects {
-                let cid = object.cid();
-                let fresh = named.insert(cid) && !self.has(&cid)?;
+            for (cid, object) in cids.iter().zip(objects) {
+                let fresh = named.insert(*cid) && !self.has(cid)?;
                 created.push(fresh);
                 if fresh {
-                    new.push((cid, object.bytes()));
+                    new.push((*cid, object.bytes()));
                 }
             }
             if new.is_empty() {
@@ -228,6 +197,8 @@ impl Store {
             }
             let size: u64 = new.iter().map(|(_, bytes)| bytes.len() as u64).sum();
             usage.admits(client, size, limits)?;
+            // Charged now and written without the lock, so that one client's large write
+            // never holds up another's admission; un-charged below if the write fails.
             let records: Vec<Record> = new
                 .iter()
                 .map(|(_, bytes)| Record {
@@ -236,25 +207,27 @@ impl Store {
                     client,
                 })
                 .collect();
-            // The records first, then the objects, not in a sled transaction: one holds
-            // sled's process-wide write lock, stopping every read and write of the peer for as
-            // long as a large object takes to write. sled recovers a prefix of its log, so a
-            // crash (or a failed write) leaves at most records whose objects are missing, which
-            // count against their client until collected as any stale upload.
             for ((cid, _), record) in new.iter().zip(&records) {
-                self.uploads
-                    .tree
-                    .insert(record_key(cid), &record.encode()[..])
-                    .map_err(StoreError::from)?;
-            }
-            for (cid, bytes) in &new {
-                self.objects.insert(&cid.to_bytes(), bytes)?;
-            }
-            for record in &records {
                 usage.add(record);
+                usage.writing.insert(*cid);
+            }
+            records
+        };
+        let written = self.write_uploads(&new, &records);
+        let (used, total) = {
+            let mut usage = self.uploads.usage();
+            for (cid, _) in &new {
+                usage.writing.remove(cid);
+            }
+            if let Err((recorded, _)) = &written {
+                for record in &records[*recorded..] {
+                    usage.remove(record);
+                }
             }
             usage.of(client)
         };
+        self.uploads.written.notify_all();
+        written.map_err(|(_, error)| error)?;
         self.sync()?;
         Ok(Uploaded {
             created,
@@ -263,9 +236,33 @@ impl Store {
         })
     }
 
+    /// Writes the records of uploads, then their objects, not in a sled transaction: one holds
+    /// sled's process-wide write lock, stopping every read and write of the peer for as long as
+    /// a large object takes to write. sled recovers a prefix of its log, so a crash (or a failed
+    /// write) leaves at most records whose objects are missing, which count against their
+    /// client until collected as any stale upload. On failure, how many records were written.
+    fn write_uploads(
+        &self,
+        new: &[(Cid, &[u8])],
+        records: &[Record],
+    ) -> Result<(), (usize, StoreError)> {
+        for (written, ((cid, _), record)) in new.iter().zip(records).enumerate() {
+            self.uploads
+                .tree
+                .insert(record_key(cid), &record.encode()[..])
+                .map_err(|e| (written, e.into()))?;
+        }
+        for (cid, bytes) in new {
+            self.objects
+                .insert(&cid.to_bytes(), bytes)
+                .map_err(|e| (records.len(), e))?;
+        }
+        Ok(())
+    }
+
     /// Whether `size` more bytes of new uploads of `client` fit `limits` now (what
     /// [`Store::put_uploads`] would refuse them with), without writing anything and without
-    /// waiting for an upload being recorded: the usage as of the last whole write.
+    /// waiting: the usage as of now, uploads being written included.
     pub fn upload_room(
         &self,
         client: IpAddr,
@@ -289,7 +286,7 @@ impl Store {
     /// are kept for good and no longer count against anyone) and records that every canonical
     /// block up to `height` is released. Returns how many were released.
     pub fn release_uploads(&self, cids: &[Cid], height: u64) -> Result<usize, StoreError> {
-        let mut usage = self.uploads.usage();
+        let mut usage = self.uploads.settled(cids);
         let mut batch = sled::Batch::default();
         let mut released = vec![];
         for cid in cids {
@@ -369,7 +366,7 @@ impl Store {
     /// Deletes the upload `cid` and its record, in one atomic transaction, if it is still an
     /// upload last used at or before `before`. Whether it was deleted.
     pub fn collect_upload(&self, cid: &Cid, before: u64) -> Result<bool, StoreError> {
-        let mut usage = self.uploads.usage();
+        let mut usage = self.uploads.settled(std::slice::from_ref(cid));
         let key = record_key(cid);
         let Some(value) = self.uploads.tree.get(&key)? else {
             return Ok(false);
@@ -392,6 +389,8 @@ impl Store {
     }
 }
 
+#[path = "upload_record.rs"]
+mod record;
 #[cfg(test)]
 #[path = "uploads_tests.rs"]
 mod tests;
