@@ -19,6 +19,7 @@ mod evidence;
 mod finality;
 mod group;
 mod index;
+mod object_files;
 mod object_trees;
 mod objects;
 mod orphans;
@@ -136,7 +137,7 @@ impl Store {
             path: path.into(),
             source,
         })?;
-        let objects = object_trees::ObjectTrees::open(&db)?;
+        let objects = object_trees::ObjectTrees::open(&db, path)?;
         let uploads = Arc::new(uploads::Uploads::open(&db)?);
         debug!(path = %path.display(), objects = objects.len(), "datastore opened");
         Ok(Self {

@@ -9,15 +9,14 @@
 //! names an object being written (another upload, a release, a collection) waits for that write. An upload leaves the records when a block joining the
 //! canonical chain references it ([`Store::release_uploads`], which also records the height it
 //! released through, so a restart replays what a crash interrupted); a pending transaction keeps
-//! it fresh ([`Store::touch_uploads`]); a stale one is deleted with its record in one atomic
-//! transaction ([`Store::collect_upload`]). Objects that came from peers are never recorded: this
+//! it fresh ([`Store::touch_uploads`]); a stale one is deleted, then its record
+//! ([`Store::collect_upload`]). Objects that came from peers are never recorded: this
 //! module only ever deletes what a client uploaded and nothing committed since.
 
 use std::net::IpAddr;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
-use sled::transaction::{ConflictableTransactionError, TransactionError};
-use sled::{Transactional, Tree};
+use sled::Tree;
 
 use self::record::{record_key, Record, RECORD};
 use self::usage::{lock, Shares, Usage};
@@ -120,13 +119,6 @@ impl Uploads {
             usage = self.written.wait(usage).unwrap_or_else(|p| p.into_inner());
         }
         usage
-    }
-}
-
-fn transaction_error(error: TransactionError<StoreError>) -> StoreError {
-    match error {
-        TransactionError::Abort(e) => e,
-        TransactionError::Storage(e) => StoreError::Io(e),
     }
 }
 
@@ -363,8 +355,9 @@ impl Store {
         Ok(out)
     }
 
-    /// Deletes the upload `cid` and its record, in one atomic transaction, if it is still an
-    /// upload last used at or before `before`. Whether it was deleted.
+    /// Deletes the upload `cid` and then its record, if it is still an upload last used at or
+    /// before `before` (sled recovers a prefix of its log, so a crash between the two leaves a
+    /// record without its object, collected again). Whether it was deleted.
     pub fn collect_upload(&self, cid: &Cid, before: u64) -> Result<bool, StoreError> {
         let mut usage = self.uploads.settled(std::slice::from_ref(cid));
         let key = record_key(cid);
@@ -375,15 +368,8 @@ impl Store {
         if record.at > before {
             return Ok(false);
         }
-        let [small, large] = self.objects.trees();
-        (small, large, &self.uploads.tree)
-            .transaction(|(small, large, records)| {
-                small.remove(cid.to_bytes())?;
-                large.remove(cid.to_bytes())?;
-                records.remove(key.clone())?;
-                Ok::<_, ConflictableTransactionError<StoreError>>(())
-            })
-            .map_err(transaction_error)?;
+        self.objects.remove(&cid.to_bytes())?;
+        self.uploads.tree.remove(key)?;
         usage.remove(&record);
         Ok(true)
     }

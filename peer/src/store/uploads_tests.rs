@@ -133,7 +133,7 @@ fn a_large_upload_and_a_record_a_crash_left_without_its_object_are_collected() {
         store
             .put_upload(&lost, &lost_bytes, client, 100, limits)
             .unwrap();
-        store.objects.trees()[0].remove(lost.to_bytes()).unwrap();
+        store.objects.small().remove(lost.to_bytes()).unwrap();
         store.flush().unwrap();
     }
     let store = Store::open(dir.path(), 1 << 20).unwrap();
