@@ -76,10 +76,12 @@ fn objects_reported_durable_survive_a_sigkill() {
 /// Every blob a peer acknowledged as newly stored, with its bytes.
 type Acknowledged = Mutex<Vec<(Cid, Vec<u8>)>>;
 
-/// Uploaders sending distinct blobs at once, so that their writes share flushes. The blobs are
+/// Uploaders sending distinct blobs at once, so that their writes share flushes. Most blobs are
 /// small (1 KiB): sled keeps small writes in its in-memory log buffer until a flush, so an
 /// upload answered before its flush would be lost by the kill (seen: 1-10 of ~300 lost when the
-/// group commit skipped the flush).
+/// group commit skipped the flush). Every fourth is large (8 KiB, a file of its own, durable at
+/// once), and must never be on disk without its upload record, or no quota would count it and
+/// no collection would ever take it.
 const UPLOADERS: usize = 8;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -96,7 +98,7 @@ async fn uploads_answered_201_survive_a_sigkill_of_the_peer() {
             tokio::spawn(async move {
                 for n in 0u32.. {
                     let mut bytes = format!("upload {u}/{n} ").into_bytes();
-                    bytes.resize(1024, b'.');
+                    bytes.resize(if n % 4 == 3 { 8192 } else { 1024 }, b'.');
                     let cid = codec::cid_of(RAW, &bytes);
                     let sent = client.put_bytes("application/octet-stream", bytes.clone(), None);
                     match tokio::time::timeout(Duration::from_secs(20), sent).await {
@@ -140,5 +142,17 @@ async fn uploads_answered_201_survive_a_sigkill_of_the_peer() {
         "{} of {} acknowledged uploads lost: {lost:?}",
         lost.len(),
         acknowledged.len()
+    );
+    // Large objects here are uploads only: each is counted by its record.
+    let large: u64 = store
+        .iter()
+        .map(|entry| entry.unwrap().1.len() as u64)
+        .filter(|&size| size > mediachain::store::LARGE_OBJECT_BYTES as u64)
+        .sum();
+    let (_, recorded) = store.upload_usage("127.0.0.1".parse().unwrap());
+    assert!(large > 0, "large uploads were stored");
+    assert!(
+        recorded >= large,
+        "{large} bytes of large objects on disk, only {recorded} bytes recorded as uploads"
     );
 }

@@ -1,17 +1,17 @@
 //! Uploads: objects clients stored through the API that no committed transaction references yet.
 //!
 //! Each upload is recorded (when, how many bytes, which client) in the `uploads` tree, written
-//! before the object itself (a crash leaves at most a record without its object, collected as
-//! any stale upload), so that a client's unreferenced bytes are bounded (a quota per client
-//! address and a total for the peer) and uploads nobody commits can be collected after a grace
-//! period. An upload is charged before it is written, under the usage's lock, and written
-//! without it (a flood's large writes never hold up other clients' admissions); whoever else
-//! names an object being written (another upload, a release, a collection) waits for that write. An upload leaves the records when a block joining the
-//! canonical chain references it ([`Store::release_uploads`], which also records the height it
-//! released through, so a restart replays what a crash interrupted); a pending transaction keeps
-//! it fresh ([`Store::touch_uploads`]); a stale one is deleted, then its record
-//! ([`Store::collect_upload`]). Objects that came from peers are never recorded: this
-//! module only ever deletes what a client uploaded and nothing committed since.
+//! before the object itself (a crash leaves at most a record without its object, collected as any
+//! stale upload), so that a client's unreferenced bytes are bounded (a quota per client address and
+//! a total for the peer) and uploads nobody commits can be collected after a grace period. An
+//! upload is charged before it is written, under the usage's lock, and written without it (a
+//! flood's large writes never hold up other clients' admissions); whoever else names an object
+//! being written (another upload, a release, a collection) waits for that write. An upload leaves
+//! the records when a block joining the canonical chain references it ([`Store::release_uploads`],
+//! which also records the height it released through, so a restart replays what a crash
+//! interrupted); a pending transaction keeps it fresh ([`Store::touch_uploads`]); a stale one is
+//! deleted, then its record ([`Store::collect_upload`]). Objects that came from peers are never
+//! recorded: this module only ever deletes what a client uploaded and nothing committed since.
 
 use std::net::IpAddr;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -20,7 +20,7 @@ use sled::Tree;
 
 use self::record::{record_key, Record, RECORD};
 use self::usage::{lock, Shares, Usage};
-use super::{Checked, Store, StoreError};
+use super::{Checked, Store, StoreError, LARGE_OBJECT_BYTES};
 use crate::model::Cid;
 
 const RELEASED: &[u8] = b"m:released";
@@ -230,9 +230,10 @@ impl Store {
 
     /// Writes the records of uploads, then their objects, not in a sled transaction: one holds
     /// sled's process-wide write lock, stopping every read and write of the peer for as long as
-    /// a large object takes to write. sled recovers a prefix of its log, so a crash (or a failed
-    /// write) leaves at most records whose objects are missing, which count against their
-    /// client until collected as any stale upload. On failure, how many records were written.
+    /// a large object takes to write. sled recovers a prefix of its log, and the records are
+    /// flushed before any large object's file is written, so a crash (or a failed write) leaves
+    /// at most records whose objects are missing, which count against their client until
+    /// collected as any stale upload. On failure, how many records were written.
     fn write_uploads(
         &self,
         new: &[(Cid, &[u8])],
@@ -243,6 +244,13 @@ impl Store {
                 .tree
                 .insert(record_key(cid), &record.encode()[..])
                 .map_err(|e| (written, e.into()))?;
+        }
+        // A large object is a file, durable at once: its record must be durable first.
+        if new
+            .iter()
+            .any(|(_, bytes)| bytes.len() > LARGE_OBJECT_BYTES)
+        {
+            self.sync().map_err(|e| (records.len(), e))?;
         }
         for (cid, bytes) in new {
             self.objects
