@@ -35,22 +35,15 @@ impl ObjectFiles {
     pub(super) fn open(dir: &Path) -> io::Result<Self> {
         fs::create_dir_all(dir)?;
         let mut count = 0;
-        for shard in fs::read_dir(dir)? {
-            let shard = shard?;
-            if !shard.file_type()?.is_dir() {
-                continue;
-            }
-            for entry in fs::read_dir(shard.path())? {
-                let entry = entry?;
-                if entry
-                    .file_name()
-                    .to_string_lossy()
-                    .ends_with(TEMPORARY_SUFFIX)
-                {
-                    fs::remove_file(entry.path())?;
-                } else {
-                    count += 1;
-                }
+        for entry in entries(dir)? {
+            if entry
+                .file_name()
+                .to_string_lossy()
+                .ends_with(TEMPORARY_SUFFIX)
+            {
+                fs::remove_file(entry.path())?;
+            } else {
+                count += 1;
             }
         }
         Ok(Self {
@@ -131,22 +124,27 @@ impl ObjectFiles {
     /// Every key, in byte order (read from the directories at once: the keys of all large
     /// objects in memory, 36-odd bytes each; their bytes are read one at a time by the caller).
     pub(super) fn keys(&self) -> io::Result<Vec<Vec<u8>>> {
-        let mut keys = vec![];
-        for shard in fs::read_dir(&self.dir)? {
-            let shard = shard?;
-            if !shard.file_type()?.is_dir() {
-                continue;
-            }
-            for entry in fs::read_dir(shard.path())? {
-                let name = entry?.file_name();
-                if let Ok(key) = hex::decode(name.to_string_lossy().as_bytes()) {
-                    keys.push(key);
-                }
-            }
-        }
+        let mut keys: Vec<Vec<u8>> = entries(&self.dir)?
+            .iter()
+            .filter_map(|entry| hex::decode(entry.file_name().to_string_lossy().as_bytes()).ok())
+            .collect();
         keys.sort_unstable();
         Ok(keys)
     }
+}
+
+/// Every file in the shard directories of `dir`.
+fn entries(dir: &Path) -> io::Result<Vec<fs::DirEntry>> {
+    let mut entries = vec![];
+    for shard in fs::read_dir(dir)? {
+        let shard = shard?;
+        if shard.file_type()?.is_dir() {
+            for entry in fs::read_dir(shard.path())? {
+                entries.push(entry?);
+            }
+        }
+    }
+    Ok(entries)
 }
 
 fn write_synced(path: &Path, bytes: &[u8]) -> io::Result<()> {

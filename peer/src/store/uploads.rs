@@ -220,7 +220,13 @@ impl Store {
         };
         self.uploads.written.notify_all();
         written.map_err(|(_, error)| error)?;
-        self.sync()?;
+        // Large objects are durable already, and their records were flushed before them.
+        if new
+            .iter()
+            .any(|(_, bytes)| bytes.len() <= LARGE_OBJECT_BYTES)
+        {
+            self.sync()?;
+        }
         Ok(Uploaded {
             created,
             used,
