@@ -300,14 +300,26 @@ impl Node {
         })
     }
 
-    /// A block with the objects its transactions reference, for a syncing peer.
+    /// A block with (`with_objects`) the objects its transactions reference, for a syncing
+    /// peer, or alone for a peer in sync (which holds them: reading them back would cost a
+    /// datastore look-up per object, each a cache miss once the store outgrows sled's cache).
     /// The objects travel with the block up to [`BUNDLE_OBJECT_BUDGET`] bytes (de-duplicated);
     /// a receiver fetches the rest one object per request, so no message exceeds the codec's
     /// limit whatever the block references.
-    pub fn block_bundle(&self, cid: &Cid) -> Result<Option<BlockBundle>, NodeError> {
+    pub fn block_bundle(
+        &self,
+        cid: &Cid,
+        with_objects: bool,
+    ) -> Result<Option<BlockBundle>, NodeError> {
         let Some(bytes) = self.store.get(cid)? else {
             return Ok(None);
         };
+        if !with_objects {
+            return Ok(Some(BlockBundle {
+                block: bytes,
+                objects: vec![],
+            }));
+        }
         let Ok(block) = Block::from_bytes(&bytes) else {
             return Ok(None);
         };

@@ -346,6 +346,9 @@ impl Node {
 }
 
 #[cfg(test)]
+#[path = "bundle_tests.rs"]
+mod bundle_tests;
+#[cfg(test)]
 #[path = "membership_tests.rs"]
 mod membership_tests;
 #[cfg(test)]

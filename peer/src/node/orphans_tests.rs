@@ -12,14 +12,14 @@ use crate::trust::tower::Tower;
 const NETWORK: &str = "orphans";
 
 /// A root, a principal, this node's peer, another peer of the principal and a client of ours.
-struct Net {
+pub(super) struct Net {
     root: SecretKey,
     me: (SecretKey, Chain),
     other: (SecretKey, Chain),
     client: (SecretKey, Chain),
 }
 
-fn net() -> Net {
+pub(super) fn net() -> Net {
     // Certified from ten minutes back: the competing branch's blocks are stamped a minute ago.
     let since = crate::time::now() - 600;
     let tower = Tower::at(since);
@@ -33,7 +33,7 @@ fn net() -> Net {
 }
 
 /// This node (no network parameters: the rotation is itself), its mempool holding one.
-fn open(net: &Net, dir: &std::path::Path) -> Arc<Node> {
+pub(super) fn open(net: &Net, dir: &std::path::Path) -> Arc<Node> {
     let params = NodeParams {
         network: NETWORK.into(),
         block_interval: Duration::from_millis(20),
@@ -51,7 +51,7 @@ fn open(net: &Net, dir: &std::path::Path) -> Arc<Node> {
 }
 
 /// A transaction of our client inserting a new artefact (stored at `node`).
-fn insert(net: &Net, node: &Node, name: &str) -> Transaction {
+pub(super) fn insert(net: &Net, node: &Node, name: &str) -> Transaction {
     let cid = node
         .store()
         .put_object(&Object::Artefact(Artefact::named(name)))
@@ -64,7 +64,7 @@ fn insert(net: &Net, node: &Node, name: &str) -> Transaction {
     Transaction::create(&net.client.0, &net.client.1, entries, now, 0).unwrap()
 }
 
-fn commit(node: &Node) -> Arc<Block> {
+pub(super) fn commit(node: &Node) -> Arc<Block> {
     for _ in 0..200 {
         if let Some(block) = node.try_commit().unwrap() {
             return block;

@@ -262,7 +262,7 @@ impl Strategy for Served {
         let block = self.latest.as_ref()?;
         let asked = match request {
             Request::Hello(_) => false,
-            Request::Block { cid } if cid.as_ref() == block.cid().to_bytes().as_slice() => true,
+            Request::Block { cid, .. } if cid.as_ref() == block.cid().to_bytes().as_slice() => true,
             Request::Block { .. } if self.silent => return Some(Reply::Drop),
             _ => self.any,
         };

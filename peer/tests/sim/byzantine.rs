@@ -361,7 +361,7 @@ impl Strategy for EquivocatingCommitter {
     }
 
     fn answer(&mut self, _ctx: &mut Ctx, request: &Request) -> Option<Reply> {
-        let Request::Block { cid } = request else {
+        let Request::Block { cid, .. } = request else {
             return None;
         };
         let block = self

@@ -214,7 +214,7 @@ impl SimNet {
 
 impl Transport for SimNet {
     fn request(&mut self, peer: PeerId, id: RequestId, request: Request) {
-        if let Request::Block { cid } = &request {
+        if let Request::Block { cid, .. } = &request {
             if mediachain::model::Cid::try_from(cid.as_ref()).is_ok_and(|c| is_traced(&c)) {
                 eprintln!(
                     "{:>9}us peer {} asks {:?} for the block",

@@ -232,7 +232,7 @@ impl Rogue {
                             None => Response::Hello(self.hello.clone()),
                         },
                         Request::Block { .. } if !self.answer_blocks => return,
-                        Request::Block { cid } => Response::Block(self.serve(&cid)),
+                        Request::Block { cid, .. } => Response::Block(self.serve(&cid)),
                         Request::Object { .. } => Response::Object(None),
                         Request::Range { .. } => Response::Range(vec![]),
                     };

@@ -50,6 +50,12 @@ pub enum Request {
     Block {
         /// CID bytes.
         cid: ByteBuf,
+        /// The block alone, without the objects: the asker holds them already (it is in sync,
+        /// so it had the block's transactions by gossip with their objects), as a compact block
+        /// of BIP 152 relies on the receiver's mempool. Absent from older peers' requests,
+        /// which get the objects.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        lean: bool,
     },
     /// One object of the datastore.
     Object {

@@ -234,10 +234,11 @@ impl Engine {
                 };
                 self.request(peer, Asked::Range, range, t);
             }
-            Effect::FetchBlock { peer, cid } => {
-                debug!(%peer, block = %cid, "requesting a block");
+            Effect::FetchBlock { peer, cid, lean } => {
+                debug!(%peer, block = %cid, lean, "requesting a block");
                 let block = Request::Block {
                     cid: ByteBuf::from(cid.to_bytes()),
+                    lean,
                 };
                 let asked = Asked::Block(cid, self.now());
                 self.request(peer, asked, block, t);

@@ -91,10 +91,10 @@ impl Engine {
                     .and_then(|cid| self.node.store().get(&cid).ok().flatten())
                     .map(ByteBuf::from),
             ),
-            Request::Block { cid } => Response::Block(
+            Request::Block { cid, lean } => Response::Block(
                 Cid::try_from(cid.as_ref())
                     .ok()
-                    .and_then(|cid| self.node.block_bundle(&cid).ok().flatten())
+                    .and_then(|cid| self.node.block_bundle(&cid, !lean).ok().flatten())
                     .map(|b| ByteBuf::from(protocol::encode(&b))),
             ),
         };

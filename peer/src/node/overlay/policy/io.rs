@@ -198,6 +198,8 @@ pub enum Effect {
         peer: PeerId,
         /// The block.
         cid: Cid,
+        /// Without the objects its transactions reference (this peer should hold them).
+        lean: bool,
     },
     /// The committer rotation is now these keys (and this peer's).
     Rotation(Vec<PublicKey>),

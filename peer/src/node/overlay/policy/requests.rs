@@ -3,8 +3,12 @@
 //! [`BlockRequests::overdue`]), and at most
 //! [`MAX_BLOCK_REQUESTS`] are outstanding (beyond, a request is dropped and counted: sync asks
 //! again for what is still missing). Pure.
+//!
+//! A peer in sync asks for a block alone, without the objects its transactions reference (it
+//! had them by gossip); a block that came alone and lacked one is remembered
+//! ([`BlockRequests::lacked_objects`]) and asked again with its objects, once.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use libp2p::PeerId;
@@ -15,6 +19,8 @@ use crate::model::Cid;
 pub const BLOCK_REQUEST_TTL: Duration = Duration::from_secs(10);
 /// Block requests outstanding, at most.
 pub const MAX_BLOCK_REQUESTS: usize = 2048;
+/// Blocks remembered as to be asked for with their objects, at most (the oldest forgotten).
+pub const MAX_ASKED_WITH_OBJECTS: usize = 1024;
 
 /// Whether a block may be asked for now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,10 +33,12 @@ pub enum Ask {
     Full,
 }
 
-/// Outstanding block requests, by block: when, and of whom.
+/// Outstanding block requests, by block: when, and of whom; and the blocks to ask for with
+/// their objects.
 #[derive(Debug, Default)]
 pub struct BlockRequests {
     since: BTreeMap<Cid, (Instant, PeerId)>,
+    with_objects: VecDeque<Cid>,
 }
 
 impl BlockRequests {
@@ -78,6 +86,25 @@ impl BlockRequests {
             }
             None => true,
         }
+    }
+
+    /// Block `cid` came without objects and lacked one: whether that is news (it is to be
+    /// asked for again, with its objects; the second time, the objects still lacking are
+    /// fetched one by one).
+    pub fn lacked_objects(&mut self, cid: Cid) -> bool {
+        if self.with_objects.contains(&cid) {
+            return false;
+        }
+        if self.with_objects.len() >= MAX_ASKED_WITH_OBJECTS {
+            self.with_objects.pop_front();
+        }
+        self.with_objects.push_back(cid);
+        true
+    }
+
+    /// Whether block `cid` is to be asked for with its objects whatever the asker holds.
+    pub fn wants_objects(&self, cid: &Cid) -> bool {
+        self.with_objects.contains(cid)
     }
 
     /// Requests outstanding.
@@ -135,5 +162,23 @@ mod tests {
         assert_eq!(requests.len(), MAX_BLOCK_REQUESTS);
         assert_eq!(requests.ask(extra, asked, t0 + BLOCK_REQUEST_TTL), Ask::Yes);
         assert_eq!(requests.len(), 1, "the expired requests were forgotten");
+    }
+
+    #[test]
+    fn a_block_that_lacked_objects_is_asked_with_them_once_and_the_memory_is_bounded() {
+        let mut requests = BlockRequests::default();
+        let first = dag_cbor_cid(b"first");
+        assert!(!requests.wants_objects(&first));
+        assert!(
+            requests.lacked_objects(first),
+            "news: ask again with objects"
+        );
+        assert!(requests.wants_objects(&first));
+        assert!(!requests.lacked_objects(first), "again: fetch one by one");
+        for n in 0..MAX_ASKED_WITH_OBJECTS as u32 {
+            assert!(requests.lacked_objects(dag_cbor_cid(&n.to_be_bytes())));
+        }
+        assert!(!requests.wants_objects(&first), "the oldest was forgotten");
+        assert_eq!(requests.with_objects.len(), MAX_ASKED_WITH_OBJECTS);
     }
 }

@@ -108,7 +108,7 @@ fn an_announced_height_counts_only_once_its_header_is_verified() {
     assert!(policy.health().ready && policy.health().synced);
     let effects = announce(&mut policy, peer, cid(9), u64::MAX / 2, now);
     assert!(effects.iter().any(
-        |e| matches!(e, Effect::FetchBlock { peer: p, cid: c } if *p == peer && *c == cid(9))
+        |e| matches!(e, Effect::FetchBlock { peer: p, cid: c, .. } if *p == peer && *c == cid(9))
     ));
     assert_eq!(
         last_health(&effects),
@@ -315,9 +315,9 @@ fn a_claim_made_after_the_request_is_not_contradicted_by_its_answer() {
         "{effects:?}"
     );
     assert!(
-        effects
-            .iter()
-            .any(|e| matches!(e, Effect::FetchBlock { peer: p, cid } if *p == peer && *cid == tip)),
+        effects.iter().any(
+            |e| matches!(e, Effect::FetchBlock { peer: p, cid, .. } if *p == peer && *cid == tip)
+        ),
         "asked again: {effects:?}"
     );
     assert_eq!(policy.heights().get(&peer).map(|c| c.tip), Some(tip));

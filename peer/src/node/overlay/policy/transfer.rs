@@ -269,7 +269,8 @@ impl Policy {
     /// Asks `peer` for block `cid` unless it is being asked for already. When `peer`'s own
     /// request for it is overdue (a busy peer answers late, if at all, up to the request
     /// timeout), the block is asked of another peer likely to hold it instead (hedging): a
-    /// sender of one of its children, else a claimer of it, else the next admitted peer.
+    /// sender of one of its children, else a claimer of it, else the next admitted peer. A
+    /// ready peer asks for the block alone (it holds the objects), unless it lacked them before.
     pub(super) fn want_block(
         &mut self,
         peer: PeerId,
@@ -281,8 +282,9 @@ impl Policy {
             Some(slow) if slow == peer => self.other_source(&cid, slow).unwrap_or(peer),
             _ => peer,
         };
+        let lean = self.readiness.health().ready && !self.requests.wants_objects(&cid);
         match self.requests.ask(cid, peer, now) {
-            Ask::Yes => out.push(Effect::FetchBlock { peer, cid }),
+            Ask::Yes => out.push(Effect::FetchBlock { peer, cid, lean }),
             Ask::Pending => {}
             Ask::Full => out.push(Effect::Evicted("block_requests")),
         }
@@ -356,6 +358,15 @@ impl Policy {
                     out.push(Effect::Evicted("waiting_for_parent"));
                 }
                 self.want_block(peer, *parent, now, out);
+            }
+            // A block that came alone lacked an object this peer should have had (it missed
+            // some gossip): asked again of its sender with its objects, rather than fetched one
+            // object at a time, each fetch followed by another verification of the block.
+            Verdict::MissingObject { cid, .. }
+                if bundle.objects.is_empty() && self.requests.lacked_objects(*cid) =>
+            {
+                self.requests.done(cid);
+                self.want_block(peer, *cid, now, out);
             }
             Verdict::MissingObject { cid, object } => {
                 let others: Vec<PeerId> = self.book.admitted().copied().collect();

@@ -64,7 +64,7 @@ fn orphan_from(sender: PeerId, orphan: u8, parent: Cid) -> Input {
 fn asks(effects: &[Effect], of: PeerId, block: Cid) -> bool {
     effects
         .iter()
-        .any(|e| matches!(e, Effect::FetchBlock { peer, cid } if *peer == of && *cid == block))
+        .any(|e| matches!(e, Effect::FetchBlock { peer, cid, .. } if *peer == of && *cid == block))
 }
 
 #[test]
@@ -239,7 +239,7 @@ fn a_block_request_that_times_out_is_asked_of_the_next_admitted_peer() {
     let cid = dag_cbor_cid(&[5]);
     let asked_of = |effects: Vec<Effect>| {
         effects.iter().find_map(|e| match e {
-            Effect::FetchBlock { peer, cid: c } if *c == cid => Some(*peer),
+            Effect::FetchBlock { peer, cid: c, .. } if *c == cid => Some(*peer),
             _ => None,
         })
     };
@@ -272,7 +272,7 @@ fn a_not_found_sent_before_the_sender_passed_on_a_child_is_no_strike_and_is_aske
     let (child, parent) = (dag_cbor_cid(&[1]), dag_cbor_cid(&[0]));
     let asks_parent = |effects: &[Effect]| {
         effects.iter().any(
-            |e| matches!(e, Effect::FetchBlock { peer, cid } if *peer == sender && *cid == parent),
+            |e| matches!(e, Effect::FetchBlock { peer, cid, .. } if *peer == sender && *cid == parent),
         )
     };
     // The parent is asked of the sender (an announcement it relayed) before it holds it...
@@ -306,4 +306,55 @@ fn a_not_found_sent_before_the_sender_passed_on_a_child_is_no_strike_and_is_aske
     assert!(asks_parent(&effects), "asked again: {effects:?}");
     // Asked after the child arrived, "not found" is a lie.
     assert!(struck(&policy.handle(missing(t1), t1), sender));
+}
+
+/// How `effects` ask for `block`: `Some(lean)` when they fetch it.
+fn fetch_of(effects: &[Effect], block: Cid) -> Option<bool> {
+    effects.iter().find_map(|e| match e {
+        Effect::FetchBlock { cid, lean, .. } if *cid == block => Some(*lean),
+        _ => None,
+    })
+}
+
+#[test]
+fn a_ready_peer_asks_for_blocks_alone_and_again_with_their_objects_when_one_lacked() {
+    let now = Instant::now();
+    let (mut policy, peer) = super::tests::with_peer(5, now);
+    assert!(policy.health().ready);
+    let (block, object) = (dag_cbor_cid(&[6]), dag_cbor_cid(b"object"));
+    let want = |cid| Input::Transfer(Transfer::WantBlock { peer, cid });
+    assert_eq!(
+        fetch_of(&policy.handle(want(block), now), block),
+        Some(true)
+    );
+    let lacking = |bundle| {
+        Input::Transfer(Transfer::BlockVerified {
+            peer,
+            bundle,
+            received: ReceivedBlock {
+                header: Some((block, 6)),
+                header_valid: true,
+                outcome: Err(BlockRejection::Transaction {
+                    index: 0,
+                    id: crate::journal::TxId([0; 32]),
+                    reason: Box::new(crate::journal::TxRejection::UnknownObject(object)),
+                }),
+            },
+        })
+    };
+    // It came alone and lacks an object: asked again, with its objects, of its sender.
+    let effects = policy.handle(lacking(bundle(6)), now);
+    assert_eq!(fetch_of(&effects, block), Some(false), "{effects:?}");
+    assert!(!struck(&effects, peer), "a lacking object is no fault");
+    // It came with what the sender held and still lacks one: that object is fetched alone.
+    let effects = policy.handle(lacking(bundle(6)), now);
+    assert_eq!(fetch_of(&effects, block), None, "{effects:?}");
+    assert!(effects
+        .iter()
+        .any(|e| matches!(e, Effect::AskObject { object: o, .. } if *o == object)));
+    // A peer that is not ready (here: not yet synced with anyone) asks with the objects.
+    let mut behind = Policy::new(SecretKey::generate().public(), 0, 2, now);
+    let other = dag_cbor_cid(&[7]);
+    let effects = behind.handle(want(other), now);
+    assert_eq!(fetch_of(&effects, other), Some(false));
 }
