@@ -124,7 +124,8 @@ impl Fixture {
 }
 
 /// A peer whose journal holds `works` blocks, each journaling an entity, an artefact and its
-/// `artefactCreatedBy` cell, the last one also updated a second time (a chain of two cells).
+/// `artefactCreatedBy` cell, the last one also updated a second time (a chain of two cells);
+/// the first artefact is over 4 KiB (a file in the store).
 async fn fixture(works: usize) -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let peer = LocalPeer::start(&dir.path().join("data/store"), LocalOptions::default())
@@ -143,7 +144,14 @@ async fn fixture(works: usize) -> Fixture {
     let mut txs = vec![];
     for n in 0..works {
         let (entity, e) = put(Object::Entity(Entity::named(&format!("author {n}"))));
-        let (artefact, a) = put(Object::Artefact(Artefact::named(&format!("work {n}"))));
+        let mut work = Artefact::named(&format!("work {n}"));
+        if n == 0 {
+            // Over `LARGE_OBJECT_BYTES`: a file in the store, not in sled, exported all the same.
+            work.meta = work
+                .meta
+                .with("description", &"a long description ".repeat(300));
+        }
+        let (artefact, a) = put(Object::Artefact(work));
         let (cell, c) = put(Object::Cell(
             ChainCell::new(CellKind::ArtefactCreatedBy { entity }, artefact, nil_cid())
                 .with_meta(Meta::named(&format!("work {n}"))),
@@ -182,6 +190,12 @@ async fn fixture(works: usize) -> Fixture {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
+    assert!(
+        objects
+            .iter()
+            .any(|(_, bytes)| bytes.len() > mediachain::store::LARGE_OBJECT_BYTES),
+        "the fixture holds a large object"
+    );
     Fixture {
         dir,
         peer: Some(peer),
