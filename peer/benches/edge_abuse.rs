@@ -12,8 +12,10 @@
 //! (`support/abusers.rs`): slow uploads, stream floods, random paths, upload floods, each
 //! reconnecting when the peer closes it. `EDGE_BENCH_ABUSE` chooses the scenarios: `each` (the
 //! default: every kind alone, then all together), or a comma-separated list of kinds (`all`: every
-//! kind at once) for one scenario. Each scenario gets a fresh peer, a quiet run and an abused run
-//! of `EDGE_BENCH_SECONDS` (default 10) back to back.
+//! kind at once) for one scenario. Each scenario gets a fresh peer, 3 s of honest traffic left
+//! unmeasured (a fresh peer's first seconds are slower), then a quiet run and an abused run of
+//! `EDGE_BENCH_SECONDS` (default 10) back to back. The peer runs with the edge's defaults, or
+//! with the `MEDIACHAIN_API_*` settings of the environment as the daemon reads them.
 //!
 //! Reports, per scenario, the honest readers' and writers' p50/p99 of both runs and their ratios
 //! (goal: within 2x), the CPU
@@ -46,6 +48,9 @@ use roles::{own_niceness, wait_for_parent, Role, ROLE};
 
 /// The abuse kinds an `abusers` process runs (a list [`Kind::parse_list`] reads).
 const KINDS: &str = "EDGE_BENCH_KINDS";
+
+/// The honest clients' unmeasured run on a fresh peer, before its quiet run.
+const WARM_UP: Duration = Duration::from_secs(3);
 
 /// The bench's settings, from the environment.
 struct Settings {
@@ -94,8 +99,9 @@ fn peer_process() {
     let dir = tempfile::tempdir().unwrap();
     let options = LocalOptions {
         max_object_size: 1024 * 1024,
-        // The edge's defaults: caps, timeouts, rates, quotas.
-        api: ApiConfig::default(),
+        // The edge's defaults (caps, timeouts, rates, quotas), or the `MEDIACHAIN_API_*`
+        // settings the daemon reads, to compare one with another.
+        api: ApiConfig::from_env().unwrap(),
         ..LocalOptions::default()
     };
     let peer = runtime
@@ -147,8 +153,13 @@ fn load_average() -> f64 {
 }
 
 /// The honest readers and writers at once for `seconds`; `run` tells the runs apart.
-async fn honest_run(addr: SocketAddr, setting: &Settings, cid: &str, run: u8) -> [Timings; 2] {
-    let duration = Duration::from_secs(setting.seconds);
+async fn honest_run(
+    addr: SocketAddr,
+    setting: &Settings,
+    cid: &str,
+    run: u8,
+    duration: Duration,
+) -> [Timings; 2] {
     let (read, written) = tokio::join!(
         honest(addr, setting.clients, duration, cid),
         writers(addr, setting.writers, duration, run)
@@ -194,9 +205,13 @@ fn scenario(kinds: &[Kind], setting: &Settings) -> Outcome {
         "{name}: quiet run ({seconds} s, {clients} honest readers, {} writers)...",
         setting.writers
     );
+    let duration = Duration::from_secs(seconds);
+    // A fresh peer's first seconds (its first sled segments, the honest clients' first
+    // connections) are not the quiet baseline: warm it up, unmeasured.
+    runtime.block_on(honest_run(addr, setting, cid, 2, WARM_UP));
     let before = cpu(peer.pid(), None);
     let waited = sched(peer.pid());
-    let [quiet, quiet_written] = runtime.block_on(honest_run(addr, setting, cid, 0));
+    let [quiet, quiet_written] = runtime.block_on(honest_run(addr, setting, cid, 0, duration));
     let quiet_cpu = cores_since(before, cpu(peer.pid(), None), seconds);
     let quiet_waits = waits_since(waited, peer.pid());
 
@@ -210,7 +225,7 @@ fn scenario(kinds: &[Kind], setting: &Settings) -> Outcome {
     std::thread::sleep(Duration::from_secs(2));
     let before = cpu(peer.pid(), Some(abuse.pid()));
     let waited = sched(peer.pid());
-    let [abused, abused_written] = runtime.block_on(honest_run(addr, setting, cid, 1));
+    let [abused, abused_written] = runtime.block_on(honest_run(addr, setting, cid, 1, duration));
     let abused_cpu = cores_since(before, cpu(peer.pid(), Some(abuse.pid())), seconds);
     let abused_waits = waits_since(waited, peer.pid());
     let connections = runtime.block_on(gauge(addr, "mediachain_http_connections_open"));
