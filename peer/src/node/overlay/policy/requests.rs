@@ -5,8 +5,9 @@
 //! again for what is still missing). Pure.
 //!
 //! A peer in sync asks for a block alone, without the objects its transactions reference (it
-//! had them by gossip); a block that came alone and lacked one is remembered
-//! ([`BlockRequests::lacked_objects`]) and asked again with its objects, once.
+//! had them by gossip); a block that came alone and lacked one, the parent of a block that
+//! came before it and a block taken onto a side branch are remembered
+//! ([`BlockRequests::ask_with_objects`]) and asked for with their objects.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant};
@@ -88,10 +89,10 @@ impl BlockRequests {
         }
     }
 
-    /// Block `cid` came without objects and lacked one: whether that is news (it is to be
-    /// asked for again, with its objects; the second time, the objects still lacking are
-    /// fetched one by one).
-    pub fn lacked_objects(&mut self, cid: Cid) -> bool {
+    /// Block `cid` is to be asked for with its objects from now on (it came alone and lacked
+    /// one, or this peer missed the gossip that came with it): whether that is news (the
+    /// second time a block lacks objects, those still lacking are fetched one by one).
+    pub fn ask_with_objects(&mut self, cid: Cid) -> bool {
         if self.with_objects.contains(&cid) {
             return false;
         }
@@ -170,13 +171,13 @@ mod tests {
         let first = dag_cbor_cid(b"first");
         assert!(!requests.wants_objects(&first));
         assert!(
-            requests.lacked_objects(first),
+            requests.ask_with_objects(first),
             "news: ask again with objects"
         );
         assert!(requests.wants_objects(&first));
-        assert!(!requests.lacked_objects(first), "again: fetch one by one");
+        assert!(!requests.ask_with_objects(first), "again: fetch one by one");
         for n in 0..MAX_ASKED_WITH_OBJECTS as u32 {
-            assert!(requests.lacked_objects(dag_cbor_cid(&n.to_be_bytes())));
+            assert!(requests.ask_with_objects(dag_cbor_cid(&n.to_be_bytes())));
         }
         assert!(!requests.wants_objects(&first), "the oldest was forgotten");
         assert_eq!(requests.with_objects.len(), MAX_ASKED_WITH_OBJECTS);

@@ -15,7 +15,7 @@ use super::objects::{Answer, FetchId};
 use super::requests::Ask;
 use super::verifier::Job;
 use super::{Acceptance, Effect, Input, Policy};
-use crate::journal::TxRejection;
+use crate::journal::{Added, TxRejection};
 use crate::model::codec::dag_cbor_cid;
 use crate::model::Cid;
 use crate::node::{BlockBundle, ReceivedBlock};
@@ -270,7 +270,8 @@ impl Policy {
     /// request for it is overdue (a busy peer answers late, if at all, up to the request
     /// timeout), the block is asked of another peer likely to hold it instead (hedging): a
     /// sender of one of its children, else a claimer of it, else the next admitted peer. A
-    /// ready peer asks for the block alone (it holds the objects), unless it lacked them before.
+    /// ready peer asks for the block alone (it holds the objects), unless the block is to be
+    /// asked for with them ([`super::requests::BlockRequests::ask_with_objects`]).
     pub(super) fn want_block(
         &mut self,
         peer: PeerId,
@@ -348,6 +349,17 @@ impl Policy {
                         height: *height,
                     });
                 }
+                // A block taken onto a side branch is applied only once its branch wins; one
+                // that came alone may reference objects whose gossip never reached this peer
+                // (it was on the other side of a partition, or behind): asked again with them,
+                // once, so that a reorganisation onto its branch finds them (else the branch
+                // fails on a missing object and its blocks are dropped, to be fetched again).
+                if bundle.objects.is_empty()
+                    && matches!(received.outcome, Ok(Added::SideBranch))
+                    && self.requests.ask_with_objects(*cid)
+                {
+                    self.want_block(peer, *cid, now, out);
+                }
                 for (from, child) in self.parked.children(cid) {
                     self.verify_block(from, child, out);
                 }
@@ -357,13 +369,15 @@ impl Policy {
                 for _ in 0..self.parked.park(*parent, peer, bundle, now) {
                     out.push(Effect::Evicted("waiting_for_parent"));
                 }
+                // A parent this peer missed came with gossip it likely missed too.
+                self.requests.ask_with_objects(*parent);
                 self.want_block(peer, *parent, now, out);
             }
             // A block that came alone lacked an object this peer should have had (it missed
             // some gossip): asked again of its sender with its objects, rather than fetched one
             // object at a time, each fetch followed by another verification of the block.
             Verdict::MissingObject { cid, .. }
-                if bundle.objects.is_empty() && self.requests.lacked_objects(*cid) =>
+                if bundle.objects.is_empty() && self.requests.ask_with_objects(*cid) =>
             {
                 self.requests.done(cid);
                 self.want_block(peer, *cid, now, out);

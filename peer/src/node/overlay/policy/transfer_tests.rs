@@ -7,7 +7,7 @@ use libp2p::PeerId;
 
 use super::requests::BLOCK_REQUEST_TTL;
 use super::{Effect, Input, Policy, Transfer};
-use crate::journal::BlockRejection;
+use crate::journal::{Added, BlockRejection};
 use crate::model::codec::dag_cbor_cid;
 use crate::model::Cid;
 use crate::node::{BlockBundle, ReceivedBlock};
@@ -357,4 +357,47 @@ fn a_ready_peer_asks_for_blocks_alone_and_again_with_their_objects_when_one_lack
     let other = dag_cbor_cid(&[7]);
     let effects = behind.handle(want(other), now);
     assert_eq!(fetch_of(&effects, other), Some(false));
+}
+
+#[test]
+fn a_ready_peer_asks_with_their_objects_for_an_orphans_parent_and_a_side_branch_block_that_came_alone(
+) {
+    let now = Instant::now();
+    let (mut policy, peer) = super::tests::with_peer(5, now);
+    assert!(policy.health().ready);
+    let verified = |cid, bundle, outcome| {
+        Input::Transfer(Transfer::BlockVerified {
+            peer,
+            bundle,
+            received: ReceivedBlock {
+                header: Some((cid, 9)),
+                header_valid: true,
+                outcome,
+            },
+        })
+    };
+    // A block before its parent: the parent is a block this peer missed, with its gossip.
+    let (child, parent) = (dag_cbor_cid(&[9]), dag_cbor_cid(&[8]));
+    let effects = policy.handle(
+        verified(child, bundle(9), Err(BlockRejection::UnknownParent(parent))),
+        now,
+    );
+    assert_eq!(fetch_of(&effects, parent), Some(false), "{effects:?}");
+    // A block taken onto a side branch, alone: asked again with its objects, once.
+    let side = dag_cbor_cid(&[10]);
+    let effects = policy.handle(verified(side, bundle(10), Ok(Added::SideBranch)), now);
+    assert_eq!(fetch_of(&effects, side), Some(false), "{effects:?}");
+    let effects = policy.handle(verified(side, bundle(10), Ok(Added::SideBranch)), now);
+    assert_eq!(fetch_of(&effects, side), None, "once: {effects:?}");
+    // Not a block that came with its objects, nor one applied on the tip.
+    let full = BlockBundle {
+        block: vec![11],
+        objects: vec![(dag_cbor_cid(b"object"), serde_bytes::ByteBuf::from(vec![1]))],
+    };
+    let other = dag_cbor_cid(&[11]);
+    let effects = policy.handle(verified(other, full, Ok(Added::SideBranch)), now);
+    assert_eq!(fetch_of(&effects, other), None, "{effects:?}");
+    let tip = dag_cbor_cid(&[12]);
+    let effects = policy.handle(verified(tip, bundle(12), Ok(Added::Extended)), now);
+    assert_eq!(fetch_of(&effects, tip), None, "{effects:?}");
 }
