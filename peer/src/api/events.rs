@@ -270,7 +270,7 @@ async fn page(api: &Api, from: u64) -> Result<Vec<BlockSummary>, ApiError> {
                     .ok_or_else(|| {
                         ApiError::internal(format!("canonical block {cid} not stored"))
                     })?;
-                let block = Block::from_bytes(&bytes).map_err(ApiError::internal)?;
+                let block = Block::from_stored(&bytes).map_err(ApiError::internal)?;
                 out.push(BlockSummary::of(&cid, &block));
             }
             Ok(out)

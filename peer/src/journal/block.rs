@@ -180,13 +180,23 @@ impl Block {
 
     /// Decodes a block from untrusted bytes (canonical DAG-CBOR only).
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, String> {
+        let block = Self::from_stored(bytes)?;
+        if block.to_bytes() != bytes {
+            return Err("block is not in canonical DAG-CBOR form".into());
+        }
+        Ok(block)
+    }
+
+    /// Decodes a block read back from this peer's datastore, which takes only canonical
+    /// DAG-CBOR (and names it by its hash): the bytes are not encoded again to check their form,
+    /// as [`Block::from_bytes`] does. A block is read back far more often than it is taken (the
+    /// search follower, event streams, the API, the index rebuild), and that check costs about
+    /// as much as the decoding. Never for bytes from the network or a file.
+    pub fn from_stored(bytes: &[u8]) -> Result<Self, String> {
         let block: Self =
             serde_ipld_dagcbor::from_slice(bytes).map_err(|e| format!("not a block: {e}"))?;
         if block.kind != "block" {
             return Err(format!("object of type `{}` is not a block", block.kind));
-        }
-        if block.to_bytes() != bytes {
-            return Err("block is not in canonical DAG-CBOR form".into());
         }
         Ok(block)
     }

@@ -271,7 +271,7 @@ impl<I: Index, O: Objects> Journal<I, O> {
             .objects
             .get_bytes(cid)
             .ok_or(JournalError::MissingBlock(*cid))?;
-        Block::from_bytes(&bytes).map_err(|_| JournalError::MissingBlock(*cid))
+        Block::from_stored(&bytes).map_err(|_| JournalError::MissingBlock(*cid))
     }
 
     fn store_block(&self, block: &Block) -> Result<Cid, JournalError> {

@@ -30,7 +30,7 @@ pub fn rebuild(
         let bytes = objects
             .get_bytes(cid)
             .ok_or(JournalError::MissingBlock(*cid))?;
-        Block::from_bytes(&bytes).map_err(|_| JournalError::MissingBlock(*cid))
+        Block::from_stored(&bytes).map_err(|_| JournalError::MissingBlock(*cid))
     };
     let mut chain = vec![];
     let mut cursor = tip;

@@ -320,7 +320,7 @@ impl Node {
                 objects: vec![],
             }));
         }
-        let Ok(block) = Block::from_bytes(&bytes) else {
+        let Ok(block) = Block::from_stored(&bytes) else {
             return Ok(None);
         };
         let mut objects = vec![];

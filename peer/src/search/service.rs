@@ -68,7 +68,7 @@ impl ChainSource for Node {
             .get(cid)
             .map_err(SearchError::chain)?
             .ok_or_else(|| SearchError::Chain(format!("block {cid} is not in the datastore")))?;
-        Block::from_bytes(&bytes).map_err(SearchError::chain)
+        Block::from_stored(&bytes).map_err(SearchError::chain)
     }
 
     fn object(&self, cid: &Cid) -> Option<Object> {

@@ -1,5 +1,5 @@
 //! Blocks between replicas: fork choice by weight under the rotation, blocks waiting for an
-//! object, invalid blocks refused with a reason (a forged client signature found by the block's
+//! object, a stored block read back, invalid blocks refused with a reason (a forged client signature found by the block's
 //! batch check), a heavier fork winning (orphans replayed), the
 //! index rebuilt from the newest block.
 
@@ -54,6 +54,23 @@ fn a_block_refused_for_a_missing_object_is_taken_once_the_object_arrives() {
         Ok(Added::Extended),
         "not remembered as invalid"
     );
+}
+
+#[test]
+fn a_stored_block_reads_back_as_committed_and_a_stored_object_of_another_kind_does_not() {
+    let (net, world) = (net(), world());
+    let mut a = replica(&net, &world);
+    let block = next_block(&net, &world, &mut a);
+    assert_eq!(a.add_block(&block, CLOCK).unwrap(), Ok(Added::Extended));
+    let cid = a.index().block_at(1).unwrap().unwrap();
+    assert_eq!(cid, block.cid());
+    assert_eq!(a.load_block(&cid).unwrap(), block);
+    assert_eq!(Block::from_stored(&block.to_bytes()).unwrap(), block);
+    let artefact = Object::Artefact(Artefact::named("not a block"));
+    let bytes = artefact.encode().unwrap().bytes;
+    let refused = Block::from_stored(&bytes).unwrap_err();
+    assert!(refused.contains("not a block"), "{refused}");
+    assert!(Block::from_bytes(&bytes).is_err());
 }
 
 #[test]
