@@ -5,9 +5,9 @@
 //! again for what is still missing). Pure.
 //!
 //! A peer in sync asks for a block alone, without the objects its transactions reference (it
-//! had them by gossip); a block that came alone and lacked one, the parent of a block that
-//! came before it and a block taken onto a side branch are remembered
-//! ([`BlockRequests::ask_with_objects`]) and asked for with their objects.
+//! had them by gossip); a block that came alone and lacked one and the parent of a block that
+//! came before it are remembered ([`BlockRequests::ask_with_objects`]) and asked for with their
+//! objects.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant};

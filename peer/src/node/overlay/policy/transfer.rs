@@ -15,7 +15,7 @@ use super::objects::{Answer, FetchId};
 use super::requests::Ask;
 use super::verifier::Job;
 use super::{Acceptance, Effect, Input, Policy};
-use crate::journal::{Added, TxRejection};
+use crate::journal::TxRejection;
 use crate::model::codec::dag_cbor_cid;
 use crate::model::Cid;
 use crate::node::{BlockBundle, ReceivedBlock};
@@ -348,17 +348,6 @@ impl Policy {
                         cid: *cid,
                         height: *height,
                     });
-                }
-                // A block taken onto a side branch is applied only once its branch wins; one
-                // that came alone may reference objects whose gossip never reached this peer
-                // (it was on the other side of a partition, or behind): asked again with them,
-                // once, so that a reorganisation onto its branch finds them (else the branch
-                // fails on a missing object and its blocks are dropped, to be fetched again).
-                if bundle.objects.is_empty()
-                    && matches!(received.outcome, Ok(Added::SideBranch))
-                    && self.requests.ask_with_objects(*cid)
-                {
-                    self.want_block(peer, *cid, now, out);
                 }
                 for (from, child) in self.parked.children(cid) {
                     self.verify_block(from, child, out);

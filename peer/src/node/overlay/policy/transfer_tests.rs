@@ -360,15 +360,14 @@ fn a_ready_peer_asks_for_blocks_alone_and_again_with_their_objects_when_one_lack
 }
 
 #[test]
-fn a_ready_peer_asks_with_their_objects_for_an_orphans_parent_and_a_side_branch_block_that_came_alone(
-) {
+fn a_ready_peer_asks_with_their_objects_for_the_parent_of_a_block_that_came_before_it() {
     let now = Instant::now();
     let (mut policy, peer) = super::tests::with_peer(5, now);
     assert!(policy.health().ready);
-    let verified = |cid, bundle, outcome| {
+    let verified = |cid, outcome| {
         Input::Transfer(Transfer::BlockVerified {
             peer,
-            bundle,
+            bundle: bundle(9),
             received: ReceivedBlock {
                 header: Some((cid, 9)),
                 header_valid: true,
@@ -376,28 +375,17 @@ fn a_ready_peer_asks_with_their_objects_for_an_orphans_parent_and_a_side_branch_
             },
         })
     };
-    // A block before its parent: the parent is a block this peer missed, with its gossip.
+    // The parent is a block this peer missed, likely with the gossip of its transactions.
     let (child, parent) = (dag_cbor_cid(&[9]), dag_cbor_cid(&[8]));
     let effects = policy.handle(
-        verified(child, bundle(9), Err(BlockRejection::UnknownParent(parent))),
+        verified(child, Err(BlockRejection::UnknownParent(parent))),
         now,
     );
     assert_eq!(fetch_of(&effects, parent), Some(false), "{effects:?}");
-    // A block taken onto a side branch, alone: asked again with its objects, once.
-    let side = dag_cbor_cid(&[10]);
-    let effects = policy.handle(verified(side, bundle(10), Ok(Added::SideBranch)), now);
-    assert_eq!(fetch_of(&effects, side), Some(false), "{effects:?}");
-    let effects = policy.handle(verified(side, bundle(10), Ok(Added::SideBranch)), now);
-    assert_eq!(fetch_of(&effects, side), None, "once: {effects:?}");
-    // Not a block that came with its objects, nor one applied on the tip.
-    let full = BlockBundle {
-        block: vec![11],
-        objects: vec![(dag_cbor_cid(b"object"), serde_bytes::ByteBuf::from(vec![1]))],
-    };
-    let other = dag_cbor_cid(&[11]);
-    let effects = policy.handle(verified(other, full, Ok(Added::SideBranch)), now);
-    assert_eq!(fetch_of(&effects, other), None, "{effects:?}");
-    let tip = dag_cbor_cid(&[12]);
-    let effects = policy.handle(verified(tip, bundle(12), Ok(Added::Extended)), now);
-    assert_eq!(fetch_of(&effects, tip), None, "{effects:?}");
+    // A block that came alone and was taken, onto the tip or a side branch, is not asked again.
+    for (n, outcome) in [(10, Added::Extended), (11, Added::SideBranch)] {
+        let cid = dag_cbor_cid(&[n]);
+        let effects = policy.handle(verified(cid, Ok(outcome)), now);
+        assert_eq!(fetch_of(&effects, cid), None, "{effects:?}");
+    }
 }
