@@ -190,8 +190,8 @@ impl Block {
     /// Decodes a block read back from this peer's datastore, which takes only canonical
     /// DAG-CBOR (and names it by its hash): the bytes are not encoded again to check their form,
     /// as [`Block::from_bytes`] does. A block is read back far more often than it is taken (the
-    /// search follower, event streams, the API, the index rebuild), and that check costs about
-    /// as much as the decoding. Never for bytes from the network or a file.
+    /// search follower, event streams, the API, the index rebuild), and that check encodes the
+    /// whole block again. Never for bytes from the network or a file.
     pub fn from_stored(bytes: &[u8]) -> Result<Self, String> {
         let block: Self =
             serde_ipld_dagcbor::from_slice(bytes).map_err(|e| format!("not a block: {e}"))?;
